@@ -1,0 +1,179 @@
+"""``kobe``: the engine from the command line.
+
+Exit codes everywhere: 0 success; 1 refused or failed (order rejected, check failed, gate closed);
+2 bad config or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.config import ConfigError, Mode
+from engine.jsonutil import dumps
+from engine.logsetup import setup_logging
+from engine.modes import GateClosed, Settings, health_checks, resolve_settings
+from engine.secrets import EXCHANGE_KEY_VARS
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit 2)."""
+
+
+class Context:
+    """What a command gets: parsed args, settings, and where to write."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+        out: TextIO,
+        err: TextIO,
+    ) -> None:
+        self.args = args
+        self._env = env
+        self._cwd = cwd
+        self.out = out
+        self.err = err
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve_settings(self._env, self._cwd)
+        return self._settings
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def json(self, obj: Any) -> None:
+        print(dumps(obj, indent=2), file=self.out)
+
+
+Handler = Callable[[Context], int]
+
+
+# ---------------------------------------------------------------------------------------------
+# keys, health
+
+
+def expected_vars(settings: Settings) -> list[str]:
+    names = [*EXCHANGE_KEY_VARS[settings.exchange], settings.testnet_flag]
+    if settings.mode is Mode.LIVE:
+        names.append("ALLOW_LIVE")
+    names += ["RPC_SOLANA_HTTP", "RPC_SOLANA_WS"]
+    return names
+
+
+def cmd_keys(ctx: Context) -> int:
+    s = ctx.settings
+    status = {name: ("set" if s.env.get(name) else "missing") for name in expected_vars(s)}
+    if ctx.args.json:
+        ctx.json({"exchange": s.exchange, "mode": s.mode.value, "variables": status})
+        return EXIT_OK
+    ctx.print(f"exchange: {s.exchange}")
+    ctx.print(f"mode:     {s.mode.value}")
+    width = max(len(n) for n in status)
+    for name, state in status.items():
+        ctx.print(f"  {name:<{width}}  {state}")
+    return EXIT_OK
+
+
+def cmd_health(ctx: Context) -> int:
+    s = ctx.settings
+    checks = health_checks(s)
+    all_ok = all(c.ok for c in checks)
+    if ctx.args.json:
+        ctx.json(
+            {
+                "mode": s.mode.value,
+                "exchange": s.exchange,
+                "ok": all_ok,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+            }
+        )
+    else:
+        ctx.print(f"mode: {s.mode.value}   exchange: {s.exchange}")
+        for c in checks:
+            ctx.print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        ctx.print("healthy" if all_ok else "NOT healthy")
+    return EXIT_OK if all_ok else EXIT_REFUSED
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kobe",
+        description="Kobe trading engine (paper by default). Exit: 0 ok, 1 refused, 2 bad input.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("keys", help="which key variables are set (never their values)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_keys)
+
+    p = sub.add_parser("health", help="checks for the configured mode; exit 0 only if all pass")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_health)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Later modules add their commands here: each is called with the subparsers object.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging(logging.WARNING - 10 * min(args.verbose, 2))
+    ctx = Context(args, env, cwd, out, err)
+    handler: Handler = args.handler
+    try:
+        return handler(ctx)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=err)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"kobe: {exc}", file=err)
+        return EXIT_USAGE
+    except GateClosed as exc:
+        print(f"{exc.mode.value} refused:", file=err)
+        for reason in exc.reasons:
+            print(f"  - {reason}", file=err)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

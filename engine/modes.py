@@ -1,0 +1,258 @@
+"""Resolved settings (config + environment), the live gate, and the health checks.
+
+Nothing here downgrades or upgrades a mode: the mode asked for is the mode checked, and a refusal
+names every unmet condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.config import (
+    EXCHANGES,
+    ConfigError,
+    KobeConfig,
+    Mode,
+    check_api_url,
+    config_path,
+    load_config_file,
+)
+from engine.fsutil import dir_writable
+from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env
+
+BUILTIN_DEFAULTS = "built-in defaults"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine needs to know about where and how it runs."""
+
+    config: KobeConfig
+    config_source: str  # the file read, or BUILTIN_DEFAULTS
+    mode: Mode
+    exchange: str
+    data_dir: Path
+    cwd: Path
+    api_url: str  # "" when none
+    env: Mapping[str, str] = field(repr=False)
+    secrets: Secrets = field(repr=False)
+
+    @property
+    def testnet_flag(self) -> str:
+        return f"{self.exchange.upper()}_TESTNET"
+
+    @property
+    def key_vars(self) -> tuple[str, ...]:
+        return EXCHANGE_KEY_VARS[self.exchange]
+
+    def display_path(self, path: Path) -> str:
+        """``path`` relative to the working directory when it is inside it (stable on screen)."""
+        try:
+            return "./" + str(path.relative_to(self.cwd))
+        except ValueError:
+            return str(path)
+
+    def missing_keys(self) -> list[str]:
+        return [name for name in self.key_vars if not self.secrets.is_set(name)]
+
+    def keys_marked_testnet(self) -> bool:
+        return self.env.get(self.testnet_flag) == "1"
+
+    def allow_live(self) -> bool:
+        return self.env.get("ALLOW_LIVE") == "1"
+
+
+def resolve_settings(
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read the config and apply the environment (env > .env > kobe.toml).
+
+    Raises :class:`ConfigError` (exit 2) naming every bad key or variable.
+    """
+    base = Path.cwd() if cwd is None else cwd
+    merged = load_env(base) if env is None else dict(env)
+    path = config_path(merged, base)
+    label = None
+    if path is not None:
+        label = merged.get("KOBE_CONFIG") or "kobe.toml"
+    cfg = load_config_file(path, label)
+
+    problems: list[str] = []
+    mode = cfg.mode
+    raw_mode = merged.get("KOBE_MODE")
+    if raw_mode is not None:
+        try:
+            mode = Mode(raw_mode)
+        except ValueError:
+            problems.append(f"KOBE_MODE: must be one of paper, testnet, live (got {raw_mode!r})")
+
+    exchange: str = cfg.exchange.name
+    raw_exchange = merged.get("EXCHANGE")
+    if raw_exchange is not None:
+        if raw_exchange in EXCHANGES:
+            exchange = raw_exchange
+        else:
+            problems.append(f"EXCHANGE: must be one of binance, bybit, okx (got {raw_exchange!r})")
+
+    api_url = cfg.exchange.api_url
+    raw_url = merged.get("KOBE_EXCHANGE_URL")
+    if raw_url is not None:
+        try:
+            api_url = check_api_url(raw_url)
+        except ValueError as exc:
+            problems.append(f"KOBE_EXCHANGE_URL: {exc} (got {raw_url!r})")
+    if problems:
+        raise ConfigError(problems)
+
+    data_dir = Path(merged.get("KOBE_DATA_DIR") or cfg.paths.data_dir or "data")
+    if not data_dir.is_absolute():
+        data_dir = base / data_dir
+
+    return Settings(
+        config=cfg,
+        config_source=str(label) if path is not None else BUILTIN_DEFAULTS,
+        mode=mode,
+        exchange=exchange,
+        data_dir=data_dir,
+        cwd=base,
+        api_url=api_url,
+        env=merged,
+        secrets=Secrets.from_env(merged),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate
+
+
+class GateClosed(Exception):
+    """The mode asked for cannot run. ``reasons`` names every unmet condition. Exit code 1."""
+
+    def __init__(self, mode: Mode, reasons: list[str]) -> None:
+        self.mode = mode
+        self.reasons = reasons
+        super().__init__(f"{mode.value} refused: " + "; ".join(reasons))
+
+
+def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
+    """Every unmet condition of the live gate, whatever the current mode; empty means open.
+
+    Live needs all of: mode live, ``ALLOW_LIVE=1``, the exchange's keys present and not marked
+    testnet, and the operator's explicit confirmation (``--confirm-live``, or the cockpit unlock).
+    """
+    problems: list[str] = []
+    if settings.mode is not Mode.LIVE:
+        problems.append(f"mode is {settings.mode.value}, not live (kobe.toml mode or KOBE_MODE)")
+    if not settings.allow_live():
+        problems.append("ALLOW_LIVE is not 1")
+    missing = settings.missing_keys()
+    if missing:
+        problems.append(f"{settings.exchange} keys missing: {', '.join(missing)}")
+    if settings.keys_marked_testnet():
+        problems.append(
+            f"{settings.testnet_flag}=1 marks the keys as testnet keys: live needs live keys"
+        )
+    if settings.api_url:
+        problems.append("KOBE_EXCHANGE_URL / exchange.api_url is set: refused in live")
+    if not confirmed:
+        problems.append("not confirmed: pass --confirm-live (cockpit: unlock live)")
+    return problems
+
+
+def gate_problems(settings: Settings, confirmed: bool) -> list[str]:
+    """Every unmet condition for running in ``settings.mode``; empty when it may run.
+
+    ``confirmed`` is the operator's explicit live confirmation (cockpit unlock, ``--confirm-live``).
+    """
+    mode = settings.mode
+    if mode is Mode.PAPER:
+        return []
+    if mode is Mode.LIVE:
+        return live_gate_problems(settings, confirmed)
+    problems: list[str] = []
+    missing = settings.missing_keys()
+    if missing:
+        problems.append(f"{settings.exchange} keys missing: {', '.join(missing)}")
+    if not settings.keys_marked_testnet():
+        problems.append(
+            f"{settings.testnet_flag} is not 1: testnet needs keys marked as testnet keys"
+        )
+    return problems
+
+
+def require_gate(settings: Settings, confirmed: bool) -> None:
+    problems = gate_problems(settings, confirmed)
+    if problems:
+        raise GateClosed(settings.mode, problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def health_checks(settings: Settings) -> list[Check]:
+    """The checks for the configured mode. Confirmation is an action, not a health condition."""
+    checks: list[Check] = [
+        Check("config valid", True, f"{settings.config_source}"),
+    ]
+    mode = settings.mode
+    if mode is Mode.PAPER:
+        checks.append(Check("mode allowed", True, "paper: offline, simulated fills"))
+        checks.append(Check("keys present", True, "not needed in paper"))
+    else:
+        problems = gate_problems(settings, confirmed=True)
+        missing = settings.missing_keys()
+        checks.append(
+            Check(
+                "keys present",
+                not missing,
+                f"{settings.exchange}: "
+                + (("missing " + ", ".join(missing)) if missing else ", ".join(settings.key_vars)),
+            )
+        )
+        if mode is Mode.TESTNET:
+            marked = settings.keys_marked_testnet()
+            checks.append(
+                Check(
+                    "testnet keys",
+                    marked,
+                    f"{settings.testnet_flag}=1" if marked else f"{settings.testnet_flag} is not 1",
+                )
+            )
+        else:
+            allow = settings.allow_live()
+            checks.append(
+                Check("ALLOW_LIVE", allow, "ALLOW_LIVE=1" if allow else "ALLOW_LIVE is not 1")
+            )
+            marked = settings.keys_marked_testnet()
+            checks.append(
+                Check(
+                    "live keys",
+                    not marked,
+                    f"{settings.testnet_flag}=1 marks them testnet" if marked else "not testnet",
+                )
+            )
+        checks.append(
+            Check(
+                "mode allowed",
+                not problems,
+                (
+                    f"{mode.value} refused: {len(problems)} condition(s) unmet"
+                    if problems
+                    else f"{mode.value} on {settings.exchange}"
+                ),
+            )
+        )
+    ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
+    checks.append(Check("data dir writable", ok, detail))
+    return checks

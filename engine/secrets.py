@@ -1,0 +1,156 @@
+"""Secrets from the environment and ``.env``; a type that never prints its value; log redaction.
+
+Precedence: the process environment wins over ``.env`` in the current directory
+(:func:`engine.bootstrap.load_env`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from engine.bootstrap import load_env
+
+__all__ = ["REDACTED", "Secret", "Secrets", "load_env", "redact"]
+
+REDACTED = "***"
+
+# Every variable Kobe reads from the environment, with what it is for (.env.example lists them).
+SECRET_VARS: dict[str, str] = {
+    "BINANCE_KEY": "Binance API key",
+    "BINANCE_SECRET": "Binance API secret",
+    "BYBIT_KEY": "Bybit API key",
+    "BYBIT_SECRET": "Bybit API secret",
+    "OKX_KEY": "OKX API key",
+    "OKX_SECRET": "OKX API secret",
+    "OKX_PASSWORD": "OKX API passphrase",
+    "RPC_SOLANA_HTTP": "Solana JSON-RPC HTTP endpoint (often embeds a token)",
+    "RPC_SOLANA_WS": "Solana JSON-RPC websocket endpoint (often embeds a token)",
+}
+SWITCH_VARS: dict[str, str] = {
+    "EXCHANGE": "binance, bybit or okx (overrides exchange.name in kobe.toml)",
+    "BINANCE_TESTNET": "1 marks the Binance keys as testnet keys",
+    "BYBIT_TESTNET": "1 marks the Bybit keys as testnet keys",
+    "OKX_TESTNET": "1 marks the OKX keys as testnet keys",
+    "ALLOW_LIVE": "1 allows live trading (one of the live gate's conditions)",
+    "KOBE_MODE": "paper, testnet or live (overrides mode in kobe.toml)",
+    "KOBE_CONFIG": "path of the config file to read instead of ./kobe.toml",
+    "KOBE_DATA_DIR": "where journals and snapshots go (overrides paths.data_dir)",
+    "KOBE_EXCHANGE_URL": "scheme://host:port of the exchange API (a local simulator); not in live",
+}
+
+# Which variables an exchange needs.
+EXCHANGE_KEY_VARS: dict[str, tuple[str, ...]] = {
+    "binance": ("BINANCE_KEY", "BINANCE_SECRET"),
+    "bybit": ("BYBIT_KEY", "BYBIT_SECRET"),
+    "okx": ("OKX_KEY", "OKX_SECRET", "OKX_PASSWORD"),
+}
+
+
+class Secret(SecretStr):
+    """A string that shows ``**********`` in str, repr, format, logs and pydantic dumps.
+
+    The value is read only with :meth:`get_secret_value`, at the one place that sends it.
+    """
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The secret variables that are set, each as a :class:`Secret`."""
+
+    values: Mapping[str, Secret]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Secrets:
+        found = {name: Secret(env[name]) for name in SECRET_VARS if env.get(name)}
+        secrets = cls(found)
+        register_secret_values(s.get_secret_value() for s in found.values())
+        return secrets
+
+    def get(self, name: str) -> Secret | None:
+        return self.values.get(name)
+
+    def is_set(self, name: str) -> bool:
+        return name in self.values
+
+    def __repr__(self) -> str:
+        return f"Secrets(set={sorted(self.values)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Log redaction, by value. Installed as a log-record factory so that it covers every logger and
+# every handler, including a library's own DEBUG lines with a key inside a URL.
+
+_lock = threading.Lock()
+_known: set[str] = set()
+_installed = False
+_MIN_LEN = 4  # shorter values would redact ordinary words
+
+
+def register_secret_values(values: Iterable[str]) -> None:
+    with _lock:
+        for value in values:
+            if value and len(value) >= _MIN_LEN:
+                _known.add(value)
+    install_log_redaction()
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret value replaced by ``***`` (longest first)."""
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: keep the raw parts, redacted
+        message = f"{record.msg} {record.args}"
+    clean = redact(message)
+    if clean != message or record.args:
+        record.msg = clean
+        record.args = None
+    if record.exc_info and record.exc_info[0] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        record.exc_text = redact(text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install_log_redaction() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+class RedactingFilter(logging.Filter):
+    """The same redaction as a handler filter, for handlers that receive foreign records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _redact_record(record)
+        return True

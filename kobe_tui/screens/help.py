@@ -1,0 +1,32 @@
+"""``?``: every key the cockpit answers to."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="help.close"),
+        Binding("question_mark", "dismiss", "Close", show=False, id="help.close2"),
+        Binding("q", "dismiss", "Close", show=False, id="help.close3"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        width = max((len(k) for k, _ in self.rows), default=1)
+        lines = [f"  {key:<{width}}  {desc}" for key, desc in self.rows]
+        with Vertical(id="help-box"):
+            yield Static("Keys", id="help-title")
+            yield Static("\n".join(lines), id="help-body")
+            yield Static("escape closes", id="help-hint")
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -1,0 +1,44 @@
+"""The health pane: the same checks as ``kobe health``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+if TYPE_CHECKING:
+    from engine.modes import Check
+
+
+class HealthPane(DataTable[Text]):
+    BORDER_TITLE = "Health"
+
+    def __init__(self) -> None:
+        super().__init__(id="health", cursor_type="none", zebra_stripes=False, show_cursor=False)
+        self.border_title = "Health"
+
+    def on_mount(self) -> None:
+        self.add_column("", key="state", width=4)
+        self.add_column("check", key="name")
+        self.add_column("detail", key="detail")
+
+    def show_loading(self) -> None:
+        self.add_row(Text("…"), Text("checking"), Text("reading kobe.toml and keys"), key="…")
+        self.border_subtitle = "checking"
+
+    def show_checks(self, checks: list[Check]) -> None:
+        """Update rows in place by the check's name; add the ones not shown yet."""
+        if "…" in self.rows:
+            self.remove_row("…")
+        for check in checks:
+            state = Text("ok", style="bold green") if check.ok else Text("FAIL", style="bold red")
+            cells = (state, Text(check.name), Text(check.detail))
+            if check.name in self.rows:
+                for column, value in zip(("state", "name", "detail"), cells, strict=True):
+                    self.update_cell(check.name, column, value)
+            else:
+                self.add_row(*cells, key=check.name)
+        failing = sum(not c.ok for c in checks)
+        self.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
+        self.set_class(bool(failing), "failing")

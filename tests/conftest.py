@@ -1,0 +1,73 @@
+"""Shared fixtures: a clean environment and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A value that must never be seen anywhere. Each secret variable gets its own variant.
+CANARY = "CANARY-7f3a9c-DO-NOT-PRINT"
+
+
+def canary_env() -> dict[str, str]:
+    from engine.secrets import SECRET_VARS
+
+    return {name: f"{CANARY}-{name}" for name in SECRET_VARS}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+CliRunner = Callable[..., Result]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty working directory: no kobe.toml, no .env, data dir under it."""
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def cli(workdir: Path) -> CliRunner:
+    """Run ``kobe`` in-process with an explicit environment (never the developer's)."""
+
+    def run(*argv: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(list(argv), env=dict(env or {}), cwd=cwd or workdir, out=out, err=err)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+def run_kobe(
+    *argv: str, env: Mapping[str, str] | None = None, cwd: Path, timeout: float = 60
+) -> Result:
+    """Run the installed ``kobe`` entry point in a child process."""
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    base.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", *argv],
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)

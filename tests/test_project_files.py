@@ -1,0 +1,31 @@
+"""Files a user relies on: .env.example lists every variable; .gitignore keeps secrets out."""
+
+from __future__ import annotations
+
+import re
+
+from engine.secrets import SECRET_VARS, SWITCH_VARS
+from tests.conftest import ROOT
+
+
+def test_env_example_lists_every_variable_with_a_comment_and_no_value() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    assigned = {}
+    for i, line in enumerate(lines):
+        m = re.fullmatch(r"([A-Z_]+)=(.*)", line)
+        if m:
+            assigned[m.group(1)] = m.group(2)
+            assert lines[i - 1].startswith("#"), f"{m.group(1)} has no comment above it"
+    assert set(assigned) == set(SECRET_VARS) | set(SWITCH_VARS)
+    assert all(value == "" for value in assigned.values())
+
+
+def test_gitignore_covers_secrets_and_journals() -> None:
+    entries = set((ROOT / ".gitignore").read_text().split())
+    assert {".env", "*.key", "*.pem", "logs/", "data/", "*.csv", "*.jsonl"} <= entries
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make run" in readme
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")

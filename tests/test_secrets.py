@@ -1,0 +1,123 @@
+"""Secrets never show: not in output, logs, exceptions or the cockpit."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from engine.modes import GateClosed, require_gate, resolve_settings
+from engine.secrets import REDACTED, RedactingFilter, Secret, Secrets, redact
+from kobe_tui.app import KobeApp
+from tests.conftest import CANARY, canary_env, run_kobe
+
+
+def test_secret_type_never_prints_its_value() -> None:
+    s = Secret("hunter2-very-secret")
+    shown = [str(s), repr(s), f"{s}", f"{s!r}", f"{s:>30}", "%s" % s, f"{s}"]  # noqa: UP031
+    assert all("hunter2" not in text for text in shown)
+    assert s.get_secret_value() == "hunter2-very-secret"
+
+    class Holder(BaseModel):
+        key: Secret
+
+    h = Holder(key=s)
+    assert "hunter2" not in h.model_dump_json()
+    assert "hunter2" not in repr(h.model_dump())
+    assert "hunter2" not in repr(h)
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
+
+
+def test_secrets_repr_names_only_which_are_set() -> None:
+    secrets = Secrets.from_env({"BINANCE_KEY": "value-of-the-key"})
+    assert repr(secrets) == "Secrets(set=['BINANCE_KEY'])"
+
+
+def _capture(logger_name: str) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger, stream
+
+
+def test_log_redaction_by_value_in_any_logger() -> None:
+    value = "zq-LIBRARY-KEY-9931"
+    Secrets.from_env({"BYBIT_SECRET": value})
+    logger, stream = _capture("some.library.http")
+    # a library logging a URL with the key inside it, at DEBUG, with %-args and without
+    logger.debug("GET https://api.example/v5?apiKey=%s&x=1", value)
+    logger.debug(f"headers={{'X-KEY': '{value}'}}")
+    try:
+        raise RuntimeError(f"signature rejected for {value}")
+    except RuntimeError:
+        logger.exception("request failed")
+    text = stream.getvalue()
+    assert value not in text
+    assert text.count(REDACTED) >= 3
+    assert "apiKey=***&x=1" in text
+
+
+def test_redacting_filter_on_a_foreign_record() -> None:
+    value = "zq-FOREIGN-7781"
+    Secrets.from_env({"OKX_PASSWORD": value})
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "pw=%s", (value,), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "pw=***"
+    assert redact(f"a {value} b") == "a *** b"
+
+
+def test_exception_texts_carry_no_secret(workdir: Path) -> None:
+    env = {"KOBE_MODE": "live", **canary_env()}
+    settings = resolve_settings(env, workdir)
+    with pytest.raises(GateClosed) as info:
+        require_gate(settings, confirmed=False)
+    assert CANARY not in str(info.value)
+    assert CANARY not in repr(settings)
+    assert CANARY not in repr(settings.secrets)
+
+
+@pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
+def test_canary_in_no_cli_output_or_log(workdir: Path, mode: str) -> None:
+    env = {"KOBE_MODE": mode, "ALLOW_LIVE": "1", **canary_env()}
+    outputs = []
+    for argv in (
+        ["-vv", "keys"],
+        ["-vv", "keys", "--json"],
+        ["-vv", "health"],
+        ["-vv", "health", "--json"],
+    ):
+        r = run_kobe(*argv, env=env, cwd=workdir)
+        assert r.code in (0, 1), r.err
+        outputs += [r.out, r.err]
+        if argv[-1] == "--json":
+            json.loads(r.out)
+    joined = "\n".join(outputs)
+    assert "BINANCE_KEY" in joined  # the names are shown ...
+    assert CANARY not in joined  # ... never the values
+    for path in workdir.rglob("*"):
+        if path.is_file():
+            assert CANARY not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
+async def test_canary_in_no_cockpit_screen(workdir: Path, mode: str) -> None:
+    env = {"KOBE_MODE": mode, "ALLOW_LIVE": "1", **canary_env()}
+    app = KobeApp(resolve_settings(env, workdir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        main_svg = app.export_screenshot()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_svg = app.export_screenshot()
+    assert "Health" in main_svg
+    assert CANARY not in main_svg and CANARY not in help_svg
