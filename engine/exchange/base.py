@@ -1,0 +1,283 @@
+"""The one ``Exchange`` interface, its typed results (Decimal fields) and its error hierarchy.
+
+Two kinds of venue implement it: the in-process ``PaperExchange`` and the ``CcxtExchange`` adapter
+(binance, bybit, okx). Callers never see a raw ccxt dict or a ccxt exception.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_LOSS_LIMIT = "stop_loss_limit"  # an OCO's stop leg
+    LIMIT_MAKER = "limit_maker"  # an OCO's take-profit leg
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"  # accepted, resting, nothing filled yet
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # outcome not known yet (timeout, 5xx): look it up, never re-send blindly
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """A market's trading rules, from the exchange's own market data."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal  # price increment
+    step_size: Decimal  # quantity increment
+    min_qty: Decimal
+    min_notional: Decimal  # min price * qty, in quote
+    max_qty: Decimal | None = None
+    spot: bool = True
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the venue can do for protective exits."""
+
+    native_oco: bool  # one order list: take-profit + stop-loss, one cancels the other
+    attached_tp_sl: bool  # TP/SL attached to the entry order (Bybit, OKX through ccxt)
+
+
+@dataclass(frozen=True)
+class Ticker:
+    symbol: str
+    last: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Fill:
+    order_id: str
+    client_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str  # the exchange's id
+    client_id: str  # ours, set before the first attempt
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    price: Decimal | None  # limit price; None for market
+    filled: Decimal
+    avg_price: Decimal | None
+    status: OrderStatus
+    created_at: datetime
+    fee: Decimal = Decimal(0)
+    fee_asset: str = ""
+    stop_price: Decimal | None = None
+    list_id: str | None = None  # the OCO it belongs to
+    fills: tuple[Fill, ...] = field(default=(), compare=False)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled
+
+
+@dataclass(frozen=True)
+class OcoResult:
+    """A native OCO: the take-profit leg and the stop-loss leg, one cancels the other."""
+
+    list_id: str
+    take_profit: Order
+    stop_loss: Order
+
+
+@dataclass(frozen=True)
+class Position:
+    """Spot: the base asset held for a symbol, with its average entry price when known."""
+
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class ExchangeError(Exception):
+    """Base of every error an exchange adapter raises."""
+
+
+class AuthenticationError(ExchangeError):
+    """Wrong or missing key, bad signature, or no permission. Never retried."""
+
+
+class InsufficientFunds(ExchangeError):
+    """The account cannot fund the order."""
+
+
+class InvalidOrder(ExchangeError):
+    """The exchange refused the order itself (filters, precision, min notional). Never retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OrderNotFound(ExchangeError):
+    """No such order (unknown id, or already gone)."""
+
+
+class RateLimited(ExchangeError):
+    """429 or 418: too many requests. ``retry_after`` is the exchange's wait, in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None, banned: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.banned = banned
+
+
+class ExchangeUnavailable(ExchangeError):
+    """5xx or maintenance."""
+
+
+class NetworkError(ExchangeError):
+    """The request did not complete (connection refused, reset)."""
+
+
+class RequestTimeout(NetworkError):
+    """No answer within the client timeout. For a write, the outcome is unknown."""
+
+
+class NotSupported(ExchangeError):
+    """The venue cannot do this (e.g. a native OCO where it has none)."""
+
+
+class OrderOutcomeUnknown(ExchangeError):
+    """A write whose outcome could not be established even after looking it up."""
+
+    def __init__(self, client_id: str, reason: str) -> None:
+        super().__init__(f"order {client_id}: outcome unknown ({reason})")
+        self.client_id = client_id
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# The interface
+
+
+class Exchange(ABC):
+    """One interface for every venue. All amounts are ``Decimal``; all times UTC-aware."""
+
+    name: str
+
+    @abstractmethod
+    def load_markets(self) -> dict[str, MarketRules]:
+        """Load (once) and return the rules of every market, keyed by unified symbol."""
+
+    def market(self, symbol: str) -> MarketRules:
+        markets = self.load_markets()
+        try:
+            return markets[symbol]
+        except KeyError:
+            raise InvalidOrder(f"unknown symbol {symbol}") from None
+
+    @abstractmethod
+    def capabilities(self, symbol: str) -> Capabilities: ...
+
+    @abstractmethod
+    def get_balance(self, asset: str) -> Decimal:
+        """The free (available) balance of ``asset``."""
+
+    @abstractmethod
+    def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    @abstractmethod
+    def create_order(
+        self,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        qty: Decimal,
+        price: Decimal | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Order:
+        """Place an order. ``params['client_id']`` sets our client order id (else one is made).
+
+        Never re-sent blindly: after a timeout or 5xx the order is looked up by client id first.
+        """
+
+    @abstractmethod
+    def create_oco(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        take_profit: Decimal,
+        stop_loss: Decimal,
+        params: dict[str, Any] | None = None,
+    ) -> OcoResult:
+        """A native OCO exit; raises :class:`NotSupported` where the venue has none."""
+
+    @abstractmethod
+    def cancel_order(self, id: str, symbol: str) -> Order:
+        """Cancel; an order already filled or gone raises :class:`OrderNotFound` saying so."""
+
+    @abstractmethod
+    def fetch_order(self, id: str, symbol: str) -> Order: ...
+
+    @abstractmethod
+    def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
+        """The order with our client id, or None when the exchange has no such order."""
+
+    @abstractmethod
+    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    @abstractmethod
+    def fetch_positions(self, symbol: str | None = None) -> list[Position]: ...
+
+    @abstractmethod
+    def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:
+        """``qty`` rounded down to the market's step size (ccxt's helper on ccxt venues)."""
+
+    @abstractmethod
+    def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
+        """``price`` rounded to the market's tick size (ccxt's helper on ccxt venues)."""
+
+    @abstractmethod
+    def ping(self) -> float:
+        """Round trip to the venue's time endpoint, in milliseconds."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and flush state."""
