@@ -1,0 +1,276 @@
+"""Append-only journals: JSONL (and CSV for the order journal), flushed line by line.
+
+Writers append one complete line per record and flush it (optionally fsync) before returning, so a
+record that a caller has been told is written survives a crash of the process. A crash mid-write
+leaves at most one torn line: on reopening, the writer first ends it with a newline so the next
+record starts clean, and readers skip any line that does not parse, with a log line saying so.
+
+Readers stream (one line at a time) or read the last N records by seeking from the end of the
+file, never loading a whole journal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from engine.jsonutil import dumps, iso_utc
+
+log = logging.getLogger(__name__)
+
+ORDER_EVENTS = ("intent", "ack", "reject", "cancel", "partial_fill", "fill", "unknown")
+
+
+class JsonlWriter:
+    """Appends one JSON object per line; each append is flushed (and fsynced when asked)."""
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - held open for appends
+        _end_torn_line(self.path, self._fh)
+
+    def append(self, record: Mapping[str, Any], *, fsync: bool | None = None) -> None:
+        line = (dumps(dict(record)) + "\n").encode("utf-8")
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+            if self.fsync if fsync is None else fsync:
+                os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+
+def _end_torn_line(path: Path, fh: IO[bytes]) -> None:
+    """If the file ends mid-line (a crash mid-write), end that line so new records start clean."""
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb") as reader:
+        reader.seek(size - 1)
+        last = reader.read(1)
+    if last != b"\n":
+        log.warning("%s: torn last line (crash mid-write); it is kept and skipped by readers", path)
+        fh.write(b"\n")
+        fh.flush()
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record, streaming; lines that do not parse (a torn line) are skipped and logged."""
+    if not Path(path).exists():
+        return
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            record = _parse(raw, path, number)
+            if record is not None:
+                yield record
+
+
+def _parse(raw: bytes, path: Path, number: int | None) -> dict[str, Any] | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        where = f"line {number}" if number is not None else "a line"
+        log.warning("%s: %s is not a complete record (torn write?): skipped", path, where)
+        return None
+    if not isinstance(value, dict):
+        log.warning("%s: a line is not a JSON object: skipped", path)
+        return None
+    return value
+
+
+def tail_jsonl(path: Path, n: int, *, block: int = 64 * 1024) -> list[dict[str, Any]]:
+    """The last ``n`` parseable records, oldest first, read by seeking back from the end."""
+    path = Path(path)
+    if n <= 0 or not path.exists():
+        return []
+    records: list[dict[str, Any]] = []
+    with open(path, "rb") as fh:
+        for raw in reverse_lines(fh, block=block):
+            record = _parse(raw, path, None)
+            if record is not None:
+                records.append(record)
+                if len(records) == n:
+                    break
+    records.reverse()
+    return records
+
+
+def reverse_lines(fh: IO[bytes], *, block: int = 64 * 1024) -> Iterator[bytes]:
+    """Complete lines from the end of a file backwards, reading ``block`` bytes at a time.
+
+    A last line without its newline is torn (or still being written): it is not a record yet.
+    """
+    end = fh.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    pos = end
+    pending = b""
+    first = True
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        fh.seek(pos)
+        pending = fh.read(step) + pending
+        parts = pending.split(b"\n")
+        pending = parts[0]  # may be the tail of an earlier line: keep it for the next block
+        complete = parts[1:]
+        if first and complete:
+            complete.pop()  # "" after the final newline, or the torn fragment
+            first = False
+        for raw in reversed(complete):
+            if raw.strip():
+                yield raw
+    if pending.strip() and not first:
+        yield pending
+
+
+# ---------------------------------------------------------------------------------------------
+# The order journal
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One order event. The same fields, in this order, in orders.jsonl and orders.csv."""
+
+    ts: datetime
+    mode: str
+    exchange: str
+    event: str  # one of ORDER_EVENTS
+    client_id: str
+    exchange_id: str | None
+    symbol: str
+    side: str
+    type: str
+    qty: Decimal
+    price: Decimal | None
+    filled: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+    fee_asset: str
+    status: str
+    wallet: str
+    source: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.event not in ORDER_EVENTS:
+            raise ValueError(f"unknown order event {self.event!r}")
+        if self.ts.tzinfo is None:
+            raise ValueError("order event time must be timezone-aware UTC")
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> OrderEvent:
+        def dec(value: Any) -> Decimal | None:
+            return None if value in (None, "") else Decimal(str(value))
+
+        return cls(
+            ts=datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")),
+            mode=str(record["mode"]),
+            exchange=str(record["exchange"]),
+            event=str(record["event"]),
+            client_id=str(record["client_id"]),
+            exchange_id=record.get("exchange_id") or None,
+            symbol=str(record["symbol"]),
+            side=str(record["side"]),
+            type=str(record["type"]),
+            qty=dec(record["qty"]) or Decimal(0),
+            price=dec(record.get("price")),
+            filled=dec(record.get("filled")) or Decimal(0),
+            avg_price=dec(record.get("avg_price")),
+            fee=dec(record.get("fee")) or Decimal(0),
+            fee_asset=str(record.get("fee_asset") or ""),
+            status=str(record.get("status") or ""),
+            wallet=str(record.get("wallet") or ""),
+            source=str(record.get("source") or ""),
+            reason=str(record.get("reason") or ""),
+        )
+
+
+ORDER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OrderEvent))
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return str(value)
+
+
+class OrderJournal:
+    """``logs/orders.jsonl`` and ``logs/orders.csv`` under the data dir, written together.
+
+    ``fsync_intents`` (default on) makes every ``intent`` durable before the order is sent.
+    """
+
+    def __init__(self, data_dir: Path, *, fsync_intents: bool = True) -> None:
+        logs = Path(data_dir) / "logs"
+        self.jsonl_path = logs / "orders.jsonl"
+        self.csv_path = logs / "orders.csv"
+        self.fsync_intents = fsync_intents
+        self._jsonl = JsonlWriter(self.jsonl_path)
+        logs.mkdir(parents=True, exist_ok=True)
+        self._csv: IO[bytes] = open(self.csv_path, "ab")  # noqa: SIM115 - held open for appends
+        _end_torn_line(self.csv_path, self._csv)
+        if self.csv_path.stat().st_size == 0:
+            self._write_csv_row(list(ORDER_FIELDS), fsync=False)
+        self._lock = threading.Lock()
+
+    def _write_csv_row(self, row: list[str], *, fsync: bool) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow(row)
+        self._csv.write(text.getvalue().encode("utf-8"))
+        self._csv.flush()
+        if fsync:
+            os.fsync(self._csv.fileno())
+
+    def append(self, event: OrderEvent) -> None:
+        durable = self.fsync_intents and event.event in ("intent", "unknown")
+        record = event.to_record()
+        with self._lock:
+            self._jsonl.append(record, fsync=durable)
+            self._write_csv_row([_csv_cell(record[name]) for name in ORDER_FIELDS], fsync=durable)
+
+    def tail(self, n: int) -> list[OrderEvent]:
+        return [OrderEvent.from_record(r) for r in tail_jsonl(self.jsonl_path, n)]
+
+    def events(self) -> Iterator[OrderEvent]:
+        for record in iter_jsonl(self.jsonl_path):
+            yield OrderEvent.from_record(record)
+
+    def close(self) -> None:
+        self._jsonl.close()
+        if not self._csv.closed:
+            self._csv.close()
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The CSV journal's rows (for tests and spreadsheets); rows of the wrong width are skipped."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return []
+        return [dict(zip(header, row, strict=True)) for row in reader if len(row) == len(header)]
