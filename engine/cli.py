@@ -10,10 +10,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from engine.config import ConfigError, Mode
+from engine.fsutil import StateError
 from engine.jsonutil import dumps
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed, Settings, health_checks, resolve_settings
@@ -38,8 +40,10 @@ class Context:
         cwd: Path | None,
         out: TextIO,
         err: TextIO,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.args = args
+        self.clock: Callable[[], datetime] = clock or utc_now
         self._env = env
         self._cwd = cwd
         self.out = out
@@ -62,6 +66,10 @@ class Context:
 Handler = Callable[[Context], int]
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 # ---------------------------------------------------------------------------------------------
 # keys, health
 
@@ -74,18 +82,49 @@ def expected_vars(settings: Settings) -> list[str]:
     return names
 
 
+def ping_exchange(settings: Settings) -> tuple[bool, str]:
+    """``kobe keys --ping``: the exchange's time endpoint, through the gate (GateClosed: exit 1).
+
+    Paper never touches the network (nor imports ccxt). Read-only, so live needs every condition
+    of the gate except ``--confirm-live``.
+    """
+    if settings.mode is Mode.PAPER:
+        return True, "paper: no network"
+    from engine.exchange.base import ExchangeError
+    from engine.exchange.ccxt_exchange import CcxtExchange
+    from engine.exchange.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=2, max_total_s=10.0)
+    exchange = CcxtExchange.from_settings(settings, confirmed=True, retry=policy)
+    where = settings.api_url or ("testnet" if settings.mode is Mode.TESTNET else "live")
+    try:
+        ms = exchange.ping()
+    except ExchangeError as exc:
+        return False, f"{settings.exchange} ({where}): ping failed: {exc}"
+    finally:
+        exchange.close()
+    return True, f"{settings.exchange} ({where}): time endpoint answered in {ms:.0f} ms"
+
+
 def cmd_keys(ctx: Context) -> int:
     s = ctx.settings
     status = {name: ("set" if s.env.get(name) else "missing") for name in expected_vars(s)}
+    ping = ping_exchange(s) if getattr(ctx.args, "ping", False) else None
+    code = EXIT_OK if ping is None or ping[0] else EXIT_REFUSED
     if ctx.args.json:
-        ctx.json({"exchange": s.exchange, "mode": s.mode.value, "variables": status})
-        return EXIT_OK
+        report: dict[str, Any] = {"exchange": s.exchange, "mode": s.mode.value, "variables": status}
+        if ping is not None:
+            report["ping"] = {"ok": ping[0], "detail": ping[1]}
+        ctx.json(report)
+        return code
     ctx.print(f"exchange: {s.exchange}")
     ctx.print(f"mode:     {s.mode.value}")
     width = max(len(n) for n in status)
     for name, state in status.items():
         ctx.print(f"  {name:<{width}}  {state}")
-    return EXIT_OK
+    if ping is not None:
+        ctx.print(f"ping:     {ping[1]}")
+    return code
 
 
 def cmd_health(ctx: Context) -> int:
@@ -123,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("keys", help="which key variables are set (never their values)")
+    p.add_argument("--ping", action="store_true", help="ping the exchange's time endpoint")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_keys)
 
@@ -130,13 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_health)
 
-    for register in EXTRA_COMMANDS:
-        register(sub)
+    # imported here: these modules build on this one
+    from engine import cli_risk, cli_trade, cli_wallets
+
+    cli_trade.register(sub)
+    cli_risk.register(sub)
+    cli_wallets.register(sub)
     return parser
-
-
-# Later modules add their commands here: each is called with the subparsers object.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(
@@ -145,6 +185,7 @@ def main(
     cwd: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -154,7 +195,7 @@ def main(
     except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     setup_logging(logging.WARNING - 10 * min(args.verbose, 2))
-    ctx = Context(args, env, cwd, out, err)
+    ctx = Context(args, env, cwd, out, err, clock)
     handler: Handler = args.handler
     try:
         return handler(ctx)
@@ -165,6 +206,9 @@ def main(
     except UsageError as exc:
         print(f"kobe: {exc}", file=err)
         return EXIT_USAGE
+    except StateError as exc:
+        print(f"kobe: {exc}", file=err)
+        return EXIT_REFUSED
     except GateClosed as exc:
         print(f"{exc.mode.value} refused:", file=err)
         for reason in exc.reasons:

@@ -13,14 +13,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import tomli_w
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from engine.bootstrap import EXCHANGES, Mode
 from engine.fsutil import atomic_write_text
+from engine.wallets import policies as live150
 
 __all__ = ["EXCHANGES", "ConfigError", "KobeConfig", "Mode"]
 
@@ -141,22 +153,455 @@ class RiskConfig(Section):
         return self
 
 
+WalletChain = Literal["solana", "binance", "bybit", "okx", "offchain"]
+WalletRole = Literal["trading", "fees", "buffer", "profits", "vault", "reserve"]
+
+
+def _wallet_id(value: str) -> str:
+    if not value or not all(
+        c.isascii() and (c.islower() or c.isdigit() or c == "_") for c in value
+    ):
+        raise ValueError("must be lower-case letters, digits and _, e.g. sniper_sol")
+    return value
+
+
+WalletId = Annotated[str, AfterValidator(_wallet_id)]
+
+
+def _usd(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+class WalletConfig(Section):
+    """One sub-wallet: id, chain, role, initial allocation (USD or % of capital), optional cap."""
+
+    id: WalletId
+    chain: WalletChain
+    role: WalletRole
+    allocation_usd: NonNegativeDecimal | None = None
+    allocation_pct: Percent | None = None
+    max_usd: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _one_allocation(self) -> WalletConfig:
+        if (self.allocation_usd is None) == (self.allocation_pct is None):
+            raise ValueError("give exactly one of allocation_usd or allocation_pct")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}  # TOML has no null
+
+    def allocation(self, capital_usd: Decimal) -> Decimal:
+        """The initial allocation in USD."""
+        if self.allocation_usd is not None:
+            return self.allocation_usd
+        assert self.allocation_pct is not None
+        return capital_usd * self.allocation_pct / 100
+
+
+class PoliciesConfig(Section):
+    # caps per role: the most one wallet of that role may hold, in % of equity (absent: no cap)
+    role_max_pct: dict[WalletRole, Percent] = Field(
+        default_factory=lambda: cast("dict[WalletRole, Decimal]", dict(live150.ROLE_MAX_PCT))
+    )
+    max_equity_at_risk_pct: Percent = live150.MAX_EQUITY_AT_RISK_PCT
+
+
+class FeesPolicyConfig(Section):
+    wallet: WalletId = live150.FEES_WALLET
+    buffer_min_usd: NonNegativeDecimal = live150.FEES_BUFFER_MIN_USD
+    buffer_target_usd: NonNegativeDecimal = live150.FEES_BUFFER_TARGET_USD
+    buffer_max_usd: NonNegativeDecimal = live150.FEES_BUFFER_MAX_USD
+    max_fees_pct_of_equity: Percent = live150.MAX_FEES_PCT_OF_EQUITY
+
+    @model_validator(mode="after")
+    def _buffer_in_order(self) -> FeesPolicyConfig:
+        lo, mid, hi = self.buffer_min_usd, self.buffer_target_usd, self.buffer_max_usd
+        if not (lo <= mid <= hi):
+            raise ValueError(
+                f"buffer_min_usd ({lo}), buffer_target_usd ({mid}) and buffer_max_usd ({hi}) "
+                "must be in that order (min <= target <= max)"
+            )
+        return self
+
+
+class RiskWalletConfig(Section):
+    max_usd: PositiveDecimal
+
+
 class FinanceConfig(Section):
-    profile_id: str = "LIVE_150"
-    capital_usd: PositiveDecimal = Decimal(150)
+    """``[finance]``: the profile, its capital, the sub-wallets and the policies over them."""
+
+    profile_id: str = live150.PROFILE_ID
+    capital_usd: PositiveDecimal = live150.CAPITAL_USD
+    wallets: list[WalletConfig] = Field(
+        default_factory=lambda: [
+            WalletConfig(id=w.id, chain=w.chain, role=w.role, allocation_usd=w.allocation_usd)
+            for w in live150.WALLETS
+        ],
+        min_length=1,
+    )
+    policies: PoliciesConfig = Field(default_factory=PoliciesConfig)
+    fees_policy: FeesPolicyConfig = Field(default_factory=FeesPolicyConfig)
+    # the wallets that may trade, each with its cap
+    risk_wallets: dict[WalletId, RiskWalletConfig] = Field(
+        default_factory=lambda: {
+            k: RiskWalletConfig(max_usd=v) for k, v in live150.RISK_WALLET_MAX_USD.items()
+        }
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FinanceConfig:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def wallet(self, wallet_id: str) -> WalletConfig:
+        for w in self.wallets:
+            if w.id == wallet_id:
+                return w
+        raise KeyError(wallet_id)
+
+    @property
+    def wallet_ids(self) -> list[str]:
+        return [w.id for w in self.wallets]
+
+    def cap_usd(self, wallet_id: str, equity_usd: Decimal) -> Decimal | None:
+        """The most ``wallet_id`` may hold at ``equity_usd`` (None: no cap)."""
+        w = self.wallet(wallet_id)
+        caps = [w.max_usd] if w.max_usd is not None else []
+        if wallet_id in self.risk_wallets:
+            caps.append(self.risk_wallets[wallet_id].max_usd)
+        role_pct = self.policies.role_max_pct.get(w.role)
+        if role_pct is not None:
+            caps.append(equity_usd * role_pct / 100)
+        return min(caps) if caps else None
+
+    def problems(self) -> list[str]:
+        """What cannot work, one message each (empty: consistent)."""
+        out: list[str] = []
+        ids = self.wallet_ids
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            out.append(f"wallets: duplicate id {', '.join(map(repr, dupes))}")
+        known = ", ".join(ids)
+        total = sum((w.allocation(self.capital_usd) for w in self.wallets), Decimal(0))
+        if total != self.capital_usd:
+            out.append(
+                f"wallets: allocations add up to {_usd(total)} USD, "
+                f"not capital_usd ({_usd(self.capital_usd)})"
+            )
+        fees = self.fees_policy.wallet
+        if fees not in ids:
+            out.append(f"fees_policy.wallet: {fees!r} names no wallet (wallets: {known})")
+        elif self.wallet(fees).role != "fees":
+            out.append(
+                f"fees_policy.wallet: {fees!r} has role {self.wallet(fees).role!r}, not fees"
+            )
+        for rid in self.risk_wallets:
+            if rid not in ids:
+                out.append(f"risk_wallets.{rid}: names no wallet (wallets: {known})")
+            elif self.wallet(rid).role != "trading":
+                out.append(f"risk_wallets.{rid}: has role {self.wallet(rid).role!r}, not trading")
+        if dupes or out:
+            return out
+        for w in self.wallets:
+            cap = self.cap_usd(w.id, self.capital_usd)
+            alloc = w.allocation(self.capital_usd)
+            if cap is not None and alloc > cap:
+                out.append(
+                    f"wallets: {w.id} starts with {_usd(alloc)} USD, above its cap ({_usd(cap)} USD)"
+                )
+        at_risk = sum(
+            (self.wallet(r).allocation(self.capital_usd) for r in self.risk_wallets), Decimal(0)
+        )
+        limit = self.capital_usd * self.policies.max_equity_at_risk_pct / 100
+        if at_risk > limit:
+            out.append(
+                f"risk_wallets: start with {_usd(at_risk)} USD, above "
+                f"policies.max_equity_at_risk_pct ({self.policies.max_equity_at_risk_pct} % "
+                f"= {_usd(limit)} USD)"
+            )
+        return out
+
+
+RuleTrigger = Literal["period", "tick"]
+
+
+class FlowRuleConfig(Section):
+    """What every rule has. ``trigger``: ``period`` runs the rule at the first tick of each period
+    (periods of ``period_s`` seconds, aligned on UTC); ``tick`` runs it at every tick."""
+
+    enabled: bool = True
+    trigger: RuleTrigger = "period"
+    period_s: int = Field(default=3600, ge=1)
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(key, wallet id) for every wallet the rule names."""
+        return []
+
+
+class FeesSweepConfig(FlowRuleConfig):
+    """Below fees_policy.buffer_min_usd the fees wallet is topped up to target from ``source``;
+    above buffer_max_usd its excess goes to ``destination``."""
+
+    period_s: int = Field(default=live150.FEES_SWEEP_PERIOD_S, ge=1)
+    source: WalletId = live150.FEES_SWEEP_SOURCE
+    destination: WalletId = live150.FEES_SWEEP_DESTINATION
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        return [("source", self.source), ("destination", self.destination)]
+
+
+class ProfitsSweepConfig(FlowRuleConfig):
+    """For each ``source`` wallet whose realized profit since its last sweep reached
+    ``threshold_usd``: ``share_pct`` of it is swept out, ``vault_share_pct`` of that to ``vault``
+    and the rest to ``destination``."""
+
+    period_s: int = Field(default=live150.PROFITS_SWEEP_PERIOD_S, ge=1)
+    source: list[WalletId] = Field(
+        default_factory=lambda: list(live150.TRADING_WALLETS), min_length=1
+    )
+    threshold_usd: NonNegativeDecimal = live150.PROFITS_SWEEP_THRESHOLD_USD
+    share_pct: Percent = live150.PROFITS_SWEEP_SHARE_PCT
+    destination: WalletId = live150.PROFITS_SWEEP_DESTINATION
+    vault: WalletId = live150.PROFITS_SWEEP_VAULT
+    vault_share_pct: Percent = live150.PROFITS_SWEEP_VAULT_SHARE_PCT
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ProfitsSweepConfig:
+        if len(set(self.source)) != len(self.source):
+            raise ValueError("source names a wallet twice")
+        inside = [w for w in (self.destination, self.vault) if w in self.source]
+        if inside:
+            raise ValueError(f"{inside[0]!r} is both a source and a destination")
+        return self
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        out = [(f"source[{i}]", w) for i, w in enumerate(self.source)]
+        return [*out, ("destination", self.destination), ("vault", self.vault)]
+
+
+class CompoundingConfig(FlowRuleConfig):
+    """When ``source`` holds more than ``threshold_usd``, ``share_pct`` of the excess goes back to
+    the ``destination`` wallets in proportion to their allocation, each within its cap."""
+
+    period_s: int = Field(default=live150.COMPOUNDING_PERIOD_S, ge=1)
+    source: WalletId = live150.COMPOUNDING_SOURCE
+    threshold_usd: NonNegativeDecimal = live150.COMPOUNDING_THRESHOLD_USD
+    share_pct: Percent = live150.COMPOUNDING_SHARE_PCT
+    destination: list[WalletId] = Field(
+        default_factory=lambda: list(live150.TRADING_WALLETS), min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CompoundingConfig:
+        if len(set(self.destination)) != len(self.destination):
+            raise ValueError("destination names a wallet twice")
+        if self.source in self.destination:
+            raise ValueError(f"{self.source!r} is both the source and a destination")
+        return self
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        out = [(f"destination[{i}]", w) for i, w in enumerate(self.destination)]
+        return [("source", self.source), *out]
 
 
 class WalletFlowsConfig(Section):
+    """``[wallet_flows]``: the rules that move money between sub-wallets (bookkeeping only)."""
+
     enabled: bool = True
+    fees_sweep: FeesSweepConfig = Field(default_factory=FeesSweepConfig)
+    profits_sweep: ProfitsSweepConfig = Field(default_factory=ProfitsSweepConfig)
+    compounding: CompoundingConfig = Field(default_factory=CompoundingConfig)
+
+    def rules(self) -> dict[str, FlowRuleConfig]:
+        return {
+            "fees_sweep": self.fees_sweep,
+            "profits_sweep": self.profits_sweep,
+            "compounding": self.compounding,
+        }
+
+    def problems_with(self, finance: FinanceConfig) -> list[str]:
+        """Rule endpoints that name no wallet of ``finance`` (or the fees wallet itself)."""
+        ids = finance.wallet_ids
+        out = []
+        for name, rule in self.rules().items():
+            for key, wallet in rule.endpoints():
+                if wallet not in ids:
+                    out.append(f"{name}.{key}: {wallet!r} names no wallet in finance.wallets")
+        fees = finance.fees_policy.wallet
+        for key in ("source", "destination"):
+            if getattr(self.fees_sweep, key) == fees:
+                out.append(f"fees_sweep.{key}: is the fees wallet itself ({fees!r})")
+        return out
 
 
-class StrategyToggle(Section):
+# ---------------------------------------------------------------------------------------------
+# [strategies]: memecoin farming, copy trading and the paper DEX venue they trade on
+# (engine/strategies/, engine/exchange/dex.py). Times are seconds of (simulated) time; the
+# defaults are tuned for engine.strategies.base.TICK_SECONDS = 60 s per engine tick.
+
+
+def _below_100(value: Decimal) -> Decimal:
+    if not (Decimal(0) < value < Decimal(100)):
+        raise ValueError("must be above 0 and below 100")
+    return value
+
+
+def _fraction(value: Decimal) -> Decimal:
+    if not (Decimal(0) < value <= Decimal(1)):
+        raise ValueError("must be above 0 and at most 1 (a fraction of the leader's size)")
+    return value
+
+
+def _data_path(value: str) -> str:
+    """A path relative to the data dir, staying inside it."""
+    path = Path(value)
+    if not value or path.is_absolute() or ".." in path.parts or value.startswith("~"):
+        raise ValueError("must be a relative path inside the data dir, e.g. copy/leader.jsonl")
+    return value
+
+
+def _quote_asset(value: str) -> str:
+    if not value or not value.isascii() or not value.isalnum() or not value.isupper():
+        raise ValueError("must be an asset in capitals, e.g. USDC")
+    return value
+
+
+StopPct = Annotated[Decimal, AfterValidator(_below_100)]
+DataPath = Annotated[str, AfterValidator(_data_path)]
+
+
+class MemecoinProviderConfig(Section):
+    """Where candidates come from: ``stub_random`` (seeded, offline) or ``onchain_dry_run`` (the
+    indexer's JSONL files under ``<data dir>/<indexer_dir>``; logs what it would send, sends
+    nothing). ``onchain`` is reserved for a later issue and refused."""
+
+    kind: Literal["stub_random", "onchain_dry_run", "onchain"] = "stub_random"
+    seed: int = 7
+    indexer_dir: DataPath = "indexer"
+
+    @field_validator("kind")
+    @classmethod
+    def _not_yet(cls, value: str) -> str:
+        if value == "onchain":
+            raise ValueError(
+                "'onchain' is reserved for a later issue and not available yet: use "
+                "'onchain_dry_run' (reads the indexer's files, sends nothing) or 'stub_random'"
+            )
+        return value
+
+
+class MemecoinFiltersConfig(Section):
+    min_liquidity_usd: NonNegativeDecimal = Decimal(10_000)
+    min_volume_usd: NonNegativeDecimal = Decimal(5_000)
+    max_age_s: int = Field(default=3600, ge=1)  # a candidate older than this is not entered
+    # momentum: its price change since first seen, in % (negative allows a fall; -100: off)
+    min_price_change_pct: Annotated[Decimal, Field(ge=-100)] = Decimal(2)
+
+
+class MemecoinFarmingConfig(Section):
     enabled: bool = True
+    wallet: WalletId = "sniper_sol"
+    entry_size_usd: PositiveDecimal = Decimal(5)
+    hold_time_s: int = Field(default=1800, ge=1)  # exit after this long, if TP/SL did not first
+    tp_pct: PositiveDecimal = Decimal(15)
+    sl_pct: StopPct = Decimal(10)
+    max_open_positions: int = Field(default=2, ge=1)
+    entry_interval_s: int = Field(default=600, ge=0)  # at least this long between two entries
+    provider: MemecoinProviderConfig = Field(default_factory=MemecoinProviderConfig)
+    filters: MemecoinFiltersConfig = Field(default_factory=MemecoinFiltersConfig)
+
+
+class CopyFeedConfig(Section):
+    """The leader's trades: ``stub`` (seeded generator, offline) or ``jsonl`` (a file under the
+    data dir that is tailed as it is appended)."""
+
+    kind: Literal["stub", "jsonl"] = "stub"
+    path: DataPath = "copy/leader_trades.jsonl"
+    seed: int = 7
+
+
+class CopyTradingConfig(Section):
+    enabled: bool = True
+    wallet: WalletId = "copy_sol"
+    scale: Annotated[Decimal, AfterValidator(_fraction)] = Decimal("0.05")
+    max_trade_usd: PositiveDecimal = Decimal(6)
+    min_trade_usd: NonNegativeDecimal = Decimal(1)
+    max_slippage_pct: Percent = Decimal(5)
+    max_open_positions: int = Field(default=3, ge=1)
+    # only these are copied; an empty list copies nothing
+    allowed_symbols: list[Symbol] = Field(
+        default_factory=lambda: ["BONK/USDC", "WIF/USDC", "POPCAT/USDC", "JUP/USDC"]
+    )
+    feed: CopyFeedConfig = Field(default_factory=CopyFeedConfig)
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> CopyTradingConfig:
+        if self.min_trade_usd > self.max_trade_usd:
+            raise ValueError(
+                f"min_trade_usd ({self.min_trade_usd}) must not be above max_trade_usd "
+                f"({self.max_trade_usd})"
+            )
+        return self
+
+
+class DexConfig(Section):
+    """The paper DEX venue the Solana wallets trade on, in every mode (no transaction is sent)."""
+
+    quote_asset: Annotated[str, AfterValidator(_quote_asset)] = "USDC"
+    fee_pct: Percent = Decimal("0.25")
+    slippage_bps: NonNegativeDecimal = Decimal(30)
+    book_level_quote_usd: PositiveDecimal = Decimal(2_000)
+    book_level_gap_bps: PositiveDecimal = Decimal(25)
+    min_notional_usd: PositiveDecimal = Decimal(1)
+    # the DEX paper account's starting quote balance; absent: the allocation of the strategies'
+    # wallets (sniper_sol 30 + copy_sol 30 = 60 USDC with LIVE_150)
+    starting_balance: NonNegativeDecimal | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}  # TOML has no null
 
 
 class StrategiesConfig(Section):
-    memecoin_farming: StrategyToggle = Field(default_factory=StrategyToggle)
-    copy_trading: StrategyToggle = Field(default_factory=StrategyToggle)
+    memecoin_farming: MemecoinFarmingConfig = Field(default_factory=MemecoinFarmingConfig)
+    copy_trading: CopyTradingConfig = Field(default_factory=CopyTradingConfig)
+    dex: DexConfig = Field(default_factory=DexConfig)
+
+    @model_validator(mode="after")
+    def _symbols_on_the_dex(self) -> StrategiesConfig:
+        quote = self.dex.quote_asset
+        wrong = [s for s in self.copy_trading.allowed_symbols if not s.endswith(f"/{quote}")]
+        if wrong:
+            raise ValueError(
+                f"copy_trading.allowed_symbols: {', '.join(wrong)} not quoted in "
+                f"dex.quote_asset ({quote})"
+            )
+        return self
+
+    def problems_with(self, finance: FinanceConfig) -> list[str]:
+        """Strategy wallets that name no Solana trading wallet of ``finance``."""
+        out = []
+        for name, wallet in (
+            ("memecoin_farming", self.memecoin_farming.wallet),
+            ("copy_trading", self.copy_trading.wallet),
+        ):
+            if wallet not in finance.wallet_ids:
+                out.append(f"{name}.wallet: {wallet!r} names no wallet in finance.wallets")
+                continue
+            w = finance.wallet(wallet)
+            if w.chain != "solana" or w.role != "trading":
+                out.append(
+                    f"{name}.wallet: {wallet!r} is a {w.chain} {w.role} wallet, not a solana "
+                    "trading wallet (the strategies trade on the paper DEX venue)"
+                )
+        return out
 
 
 class TxGuardConfig(Section):
@@ -192,6 +637,30 @@ class KobeConfig(Section):
     rpc: RpcConfig = Field(default_factory=RpcConfig)
     indexer: IndexerConfig = Field(default_factory=IndexerConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @field_validator("wallet_flows")
+    @classmethod
+    def _flows_name_wallets(
+        cls, flows: WalletFlowsConfig, info: ValidationInfo
+    ) -> WalletFlowsConfig:
+        finance = info.data.get("finance")  # absent when [finance] itself was refused
+        if isinstance(finance, FinanceConfig):
+            problems = flows.problems_with(finance)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return flows
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies_name_wallets(
+        cls, strategies: StrategiesConfig, info: ValidationInfo
+    ) -> StrategiesConfig:
+        finance = info.data.get("finance")  # absent when [finance] itself was refused
+        if isinstance(finance, FinanceConfig):
+            problems = strategies.problems_with(finance)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return strategies
 
 
 # ---------------------------------------------------------------------------------------------

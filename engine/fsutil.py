@@ -71,3 +71,7 @@ def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
     if probe == directory:
         return True, f"{name} is writable"
     return True, f"{name} will be created"
+
+
+class StateError(Exception):
+    """A state file on disk cannot be restored. Nothing was reset or overwritten. Exit code 1."""

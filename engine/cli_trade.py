@@ -1,0 +1,384 @@
+"""``kobe trade``, ``kobe orders``, ``kobe cancel``: one order path, the same as the cockpit's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from engine.audit import AuditLog
+from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
+from engine.exchange.base import Exchange, ExchangeError, Order, OrderNotFound, OrderType, Side
+from engine.journal import OrderJournal
+from engine.lock import DataDirBusy, DataDirLock
+from engine.modes import GateClosed, Settings, gate_problems
+from engine.proposal import Proposal, Refused, Sizing, Source
+from engine.router import Placement, Router
+
+TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _decimal(name: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise UsageError(f"--{name}: not a number (got {value!r})") from None
+    if not number.is_finite():
+        raise UsageError(f"--{name}: not a finite number (got {value!r})")
+    return number
+
+
+def _read_trade_file(path: str) -> dict[str, Any]:
+    """A trade from a TOML or JSON file, with the same keys as the flags."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data: Any = (
+            json.loads(text) if file.suffix == ".json" else tomllib.loads(text, parse_float=Decimal)
+        )
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"--file: {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--file: {path}: expected a table of trade fields")
+    unknown = sorted(set(data) - set(TRADE_KEYS))
+    if unknown:
+        raise UsageError(f"--file: {path}: unknown key(s) {', '.join(unknown)}")
+    return data
+
+
+def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal:
+    fields: dict[str, Any] = _read_trade_file(args.file) if args.file else {}
+    for key in TRADE_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            fields[key] = value
+    missing = [k for k in ("symbol", "side", "type") if not fields.get(k)]
+    if missing:
+        raise UsageError("missing " + ", ".join(f"--{k}" for k in missing))
+    side = str(fields["side"]).lower()
+    if side not in ("buy", "sell"):
+        raise UsageError(f"--side: must be buy or sell (got {fields['side']!r})")
+    kind = str(fields["type"]).lower()
+    if kind not in ("market", "limit"):
+        raise UsageError(f"--type: must be market or limit (got {fields['type']!r})")
+    price = _decimal("price", fields.get("price"))
+    if kind == "limit" and price is None:
+        raise UsageError("--price: required for a limit order")
+    if kind == "market" and price is not None:
+        raise UsageError("--price: only for limit orders")
+    quote = _decimal("quote", fields.get("quote"))
+    risk = _decimal("risk", fields.get("risk"))
+    if (quote is None) == (risk is None):
+        raise UsageError("give exactly one of --quote AMOUNT or --risk PCT")
+    sl = _decimal("sl", fields.get("sl"))
+    tp = _decimal("tp", fields.get("tp"))
+    if risk is not None and sl is None:
+        raise UsageError("--risk needs --sl (the distance to the stop-loss sets the size)")
+    wallet = str(fields.get("wallet") or f"cex_{settings.exchange}")
+    amount = quote if quote is not None else risk
+    assert amount is not None
+    return Proposal(
+        symbol=str(fields["symbol"]).upper(),
+        side=Side(side),
+        entry_type=OrderType(kind),
+        sizing=Sizing.QUOTE if quote is not None else Sizing.RISK,
+        amount=amount,
+        wallet=wallet,
+        source=Source.CLI,
+        price=price,
+        stop_loss=sl,
+        take_profit=tp,
+        reason=str(fields.get("reason") or "manual order (kobe trade)"),
+    )
+
+
+def require_terminal_or_yes(ctx: Context) -> None:
+    """Checked before anything is opened: without --yes a command must be able to ask."""
+    if getattr(ctx.args, "yes", False):
+        return
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise UsageError("no terminal to confirm on: pass --yes to confirm")
+
+
+def confirm(ctx: Context, question: str) -> bool:
+    """Ask on the terminal; no terminal and no --yes is a usage error (exit 2)."""
+    if getattr(ctx.args, "yes", False):
+        return True
+    require_terminal_or_yes(ctx)
+    print(f"{question} [y/N] ", end="", file=ctx.out, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# The session a command works in: lock, exchange, journal, router
+
+
+@dataclass
+class Session:
+    settings: Settings
+    exchange: Exchange
+    journal: OrderJournal
+    audit: AuditLog
+    router: Router
+
+
+@contextmanager
+def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Iterator[Session]:
+    """Gate, lock, exchange, journal, router; everything closed again on the way out.
+
+    ``writes``: the command can send or cancel orders, so live needs ``--confirm-live``; a
+    read-only command (``orders``) needs every other condition of the gate but not that one.
+    """
+    from engine.exchange.factory import build_exchange
+    from engine.wallet_book import wallet_book
+
+    settings = ctx.settings
+    confirmed = bool(getattr(ctx.args, "confirm_live", False)) or not writes
+    problems = gate_problems(settings, confirmed)
+    if problems:
+        raise GateClosed(settings.mode, problems)
+    clock = ctx.clock
+    with DataDirLock(settings.data_dir, command):
+        exchange = build_exchange(settings, confirmed=confirmed, clock=clock)
+        journal = OrderJournal(settings.data_dir)
+        audit = AuditLog(settings.data_dir, clock)
+        cfg = settings.config
+        router = Router(
+            exchange,
+            journal,
+            data_dir=settings.data_dir,
+            mode=settings.mode.value,
+            exchange_name=settings.exchange,
+            risk=cfg.risk,
+            wallets=wallet_book(settings),
+            clock=clock,
+            maker_fee_pct=cfg.paper.maker_fee_pct,
+            taker_fee_pct=cfg.paper.taker_fee_pct,
+            mode_problems=lambda: gate_problems(settings, confirmed),
+            exits_policy=cfg.router.exits,
+            audit=audit,
+        )
+        try:
+            report = router.reconcile()
+            for order in report.external:
+                print(
+                    f"note: external order {order.id} ({order.side.value} {order.qty} "
+                    f"{order.symbol}) is not Kobe's: left alone",
+                    file=ctx.err,
+                )
+            yield Session(settings, exchange, journal, audit, router)
+        finally:
+            journal.close()
+            audit.close()
+            exchange.close()
+
+
+def order_json(order: Order, wallet: str = "", source: str = "") -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "client_id": order.client_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "qty": order.qty,
+        "price": order.price if order.price is not None else order.stop_price,
+        "filled": order.filled,
+        "status": order.status.value,
+        "created_at": order.created_at,
+        "wallet": wallet,
+        "source": source,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_trade(ctx: Context) -> int:
+    proposal = proposal_from_args(ctx.args, ctx.settings)
+    require_terminal_or_yes(ctx)
+    try:
+        with trading_session(ctx, "kobe trade") as s:
+            try:
+                plan = s.router.plan(proposal)
+            except Refused as exc:
+                return _refused(ctx, exc.reasons)
+            if not ctx.args.json:
+                ctx.print(f"[{s.settings.mode.value.upper()} on {s.settings.exchange}] plan:")
+                for line in plan.lines():
+                    ctx.print(line)
+            if not confirm(ctx, "Send this order?"):
+                ctx.print("not sent")
+                return EXIT_REFUSED
+            try:
+                placed = s.router.execute(plan)
+            except Refused as exc:
+                return _refused(ctx, exc.reasons)
+            except ExchangeError as exc:
+                print(f"order outcome unknown: {exc}", file=ctx.err)
+                print("it will be looked up by its client id at the next start", file=ctx.err)
+                return EXIT_REFUSED
+            _print_placement(ctx, placed)
+            return EXIT_OK
+    except DataDirBusy as exc:
+        print(f"kobe trade: {exc}", file=ctx.err)
+        return EXIT_REFUSED
+
+
+def _refused(ctx: Context, reasons: list[str]) -> int:
+    print("refused:", file=ctx.err)
+    for reason in reasons:
+        print(f"  - {reason}", file=ctx.err)
+    return EXIT_REFUSED
+
+
+def _print_placement(ctx: Context, placed: Placement) -> None:
+    p = placed.plan.proposal
+    if ctx.args.json:
+        ctx.json(
+            {
+                "plan": {
+                    "symbol": p.symbol,
+                    "side": p.side.value,
+                    "type": p.entry_type.value,
+                    "qty": placed.plan.qty,
+                    "price": placed.plan.entry_price,
+                    "notional": placed.plan.notional,
+                    "fee_estimate": placed.plan.fee_estimate,
+                    "risk": placed.plan.risk_amount,
+                    "exits": placed.plan.exits.value,
+                    "wallet": p.wallet,
+                },
+                "entry": order_json(placed.entry, p.wallet, p.source.value),
+                "exits": [order_json(o, p.wallet, p.source.value) for o in placed.exits],
+                "watched": placed.watch is not None,
+                "notes": list(placed.notes),
+            }
+        )
+        return
+    e = placed.entry
+    ctx.print(
+        f"entry {e.id} (client {e.client_id}): {e.status.value}, filled {e.filled}"
+        + (f" at {e.avg_price}" if e.avg_price is not None else "")
+    )
+    for o in placed.exits:
+        ctx.print(f"exit  {o.id} (client {o.client_id}): {o.type.value} {o.status.value}")
+    for note in placed.notes:
+        ctx.print(f"note: {note}")
+
+
+def cmd_orders(ctx: Context) -> int:
+    try:
+        with trading_session(ctx, "kobe orders", writes=False) as s:
+            rows = s.router.open_orders()
+    except DataDirBusy as exc:
+        print(f"kobe orders: {exc}", file=ctx.err)
+        return EXIT_REFUSED
+    if ctx.args.json:
+        ctx.json([order_json(o, w, src) for o, w, src in rows])
+        return EXIT_OK
+    if not rows:
+        ctx.print("No open orders")
+        return EXIT_OK
+    for o, wallet, source in rows:
+        price = o.price if o.price is not None else o.stop_price
+        ctx.print(
+            f"{o.id:>12}  {o.client_id:<24} {o.symbol:<10} {o.side.value:<4} {o.type.value:<15}"
+            f" qty {o.qty} @ {price}  filled {o.filled}  {o.status.value}  {wallet} {source}"
+        )
+    return EXIT_OK
+
+
+def cmd_cancel(ctx: Context) -> int:
+    if not ctx.args.all and not ctx.args.order:
+        raise UsageError("give an order ID (exchange id or client id) or --all")
+    if ctx.args.all and ctx.args.order:
+        raise UsageError("give an order ID or --all, not both")
+    require_terminal_or_yes(ctx)
+    try:
+        with trading_session(ctx, "kobe cancel") as s:
+            open_orders = s.router.open_orders()
+            if ctx.args.all:
+                targets = [o for o, _, _ in open_orders]
+                if not targets:
+                    ctx.print("No open orders")
+                    return EXIT_OK
+                question = f"Cancel all {len(targets)} open orders?"
+            else:
+                ref = ctx.args.order
+                match = [o for o, _, _ in open_orders if ref in (o.id, o.client_id)]
+                if not match:
+                    try:
+                        s.router.cancel(ref, Source.CLI)  # raises, naming why
+                    except OrderNotFound as exc:
+                        print(str(exc), file=ctx.err)
+                        return EXIT_REFUSED
+                targets = match
+                o = match[0]
+                question = (
+                    f"Cancel order {o.id} {o.side.value.upper()} {o.qty} {o.symbol} @ {o.price}?"
+                )
+            if not confirm(ctx, question):
+                ctx.print("nothing cancelled")
+                return EXIT_REFUSED
+            failed = 0
+            for order in targets:
+                try:
+                    done = s.router.cancel(order.id, Source.CLI)
+                    ctx.print(f"cancelled {done.id} ({done.client_id})")
+                except OrderNotFound as exc:
+                    failed += 1
+                    print(str(exc), file=ctx.err)
+            return EXIT_OK if failed == 0 else EXIT_REFUSED
+    except DataDirBusy as exc:
+        print(f"kobe cancel: {exc}", file=ctx.err)
+        return EXIT_REFUSED
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("trade", help="plan, confirm and place one order with its TP/SL")
+    p.add_argument("--symbol")
+    p.add_argument("--side", help="buy or sell")
+    p.add_argument("--type", help="market or limit")
+    p.add_argument("--price", help="limit price (limit orders only)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quote", help="spend this much quote currency")
+    size.add_argument("--risk", help="risk this percent of the wallet's balance (needs --sl)")
+    p.add_argument("--sl", help="stop-loss price")
+    p.add_argument("--tp", help="take-profit price")
+    p.add_argument("--wallet", help="sub-wallet id (default: cex_<exchange>)")
+    p.add_argument("--reason", help="free text for the journal")
+    p.add_argument("--file", help="read the trade from a TOML or JSON file (flags override it)")
+    p.add_argument("--yes", action="store_true", help="do not ask (paper, testnet)")
+    p.add_argument("--confirm-live", action="store_true", help="the explicit live confirmation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_trade)
+
+    p = sub.add_parser("orders", help="open orders")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_orders)
+
+    p = sub.add_parser("cancel", help="cancel an order (exchange id or client id) or --all")
+    p.add_argument("order", nargs="?")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--confirm-live", action="store_true", help="the explicit live confirmation")
+    p.set_defaults(handler=cmd_cancel)

@@ -1,0 +1,740 @@
+"""``CcxtExchange``: one adapter over ccxt for binance, bybit and okx.
+
+- ccxt is imported lazily, inside the adapter: importing this module never loads it, so paper mode
+  never pays for it (tests/test_layering.py).
+- Testnet through ccxt's sandbox mode; live only through :meth:`CcxtExchange.from_settings`, which
+  runs the live gate (:func:`engine.modes.require_gate`) first. Paper mode is not this class's
+  business (:class:`engine.exchange.paper.PaperExchange`).
+- A base-URL override (``KOBE_EXCHANGE_URL`` / ``exchange.api_url``) replaces the scheme and host of
+  every REST URL ccxt knows for the exchange, applied *after* ``set_sandbox_mode`` (which would undo
+  it). Checked end to end for Binance spot against ``tests/binance_sim.py``.
+- Rounding with ccxt's own ``amount_to_precision`` / ``price_to_precision``; market rules from
+  ccxt's market data; every result typed with ``Decimal`` fields; every ccxt error mapped onto the
+  hierarchy of :mod:`engine.exchange.base`.
+- ccxt's rate limiter stays on; ccxt's own retries (``maxRetriesOnFailure``) stay off: retries live
+  in :mod:`engine.exchange.retry`, which never re-sends an order blindly.
+- Keys are :class:`engine.secrets.Secret` values, revealed only when handed to ccxt; error
+  messages are redacted by value before they leave the adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.config import EXCHANGES, Mode
+from engine.exchange.base import (
+    AuthenticationError,
+    Capabilities,
+    Exchange,
+    ExchangeError,
+    ExchangeUnavailable,
+    Fill,
+    InsufficientFunds,
+    InvalidOrder,
+    MarketRules,
+    NetworkError,
+    NotSupported,
+    OcoResult,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderType,
+    Position,
+    RateLimited,
+    RequestTimeout,
+    Side,
+    Ticker,
+)
+from engine.exchange.retry import (
+    RetryPolicy,
+    UnknownHook,
+    call_with_retries,
+    place_order_once,
+)
+from engine.modes import GateClosed, Settings, require_gate
+from engine.secrets import Secret, redact, register_secret_values
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ZERO = Decimal(0)
+
+# Binance error codes mapped by code where ccxt (with a custom base URL) falls back to its generic
+# table and raises a plain ExchangeError.
+BINANCE_CODES: dict[int, type[ExchangeError]] = {
+    -1003: RateLimited,  # too many requests
+    -1013: InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
+    -1111: InvalidOrder,  # precision over the maximum
+    -1121: InvalidOrder,  # invalid symbol
+    -2010: InsufficientFunds,  # new order rejected (insufficient balance)
+    -2011: OrderNotFound,  # cancel rejected: unknown order
+    -2013: OrderNotFound,  # order does not exist
+    -2014: AuthenticationError,  # API-key format invalid
+    -2015: AuthenticationError,  # invalid API-key, IP, or permissions
+    -1022: AuthenticationError,  # signature not valid
+    -1001: ExchangeUnavailable,  # internal error: disconnected
+    -1007: ExchangeUnavailable,  # timeout waiting for the backend: outcome unknown
+}
+
+_CODE_RE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
+_MSG_RE = re.compile(r'"msg"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_STATUS_RE = re.compile(r"\b(418|429)\b")
+
+STATUS_MAP = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+CAPABILITIES = {
+    "binance": Capabilities(native_oco=True, attached_tp_sl=False),
+    "bybit": Capabilities(native_oco=False, attached_tp_sl=True),
+    "okx": Capabilities(native_oco=False, attached_tp_sl=True),
+}
+
+# A token only from_settings hands out, after the live gate passed.
+_LIVE_GATE_PASSED = object()
+
+
+def _dec(value: Any) -> Decimal | None:
+    """A Decimal from what ccxt returns (str, int or float), through ``str`` (never binary)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _dec0(value: Any) -> Decimal:
+    found = _dec(value)
+    return ZERO if found is None else found
+
+
+def _utc_ms(value: Any) -> datetime:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return datetime.now(UTC)
+
+
+def new_client_id() -> str:
+    """A client order id every venue accepts (alphanumeric, at most 32 characters)."""
+    return "kobe" + uuid.uuid4().hex[:24]
+
+
+def rewrite_base_url(url: str, base: str) -> str:
+    """``url`` with its scheme and host replaced by ``base``'s (its path is kept)."""
+    target = urlsplit(base)
+    parts = urlsplit(url)
+    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
+
+
+def _exchange_reason(message: str) -> str:
+    """The exchange's own words from a ccxt message (``msg`` and ``code`` of a JSON body)."""
+    msg = _MSG_RE.search(message)
+    code = _CODE_RE.search(message)
+    if msg:
+        text = msg.group(1)
+        return f"{text} ({code.group(1)})" if code else text
+    return message
+
+
+class CcxtExchange(Exchange):
+    """The :class:`Exchange` interface over a ccxt exchange (binance, bybit, okx), spot."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        api_key: Secret | None = None,
+        secret: Secret | None = None,
+        password: Secret | None = None,
+        sandbox: bool = True,
+        api_url: str = "",
+        timeout_ms: int = 10_000,
+        retry: RetryPolicy | None = None,
+        on_unknown: UnknownHook | None = None,
+        quote_asset: str = "USDT",
+        client_ids: Callable[[], str] = new_client_id,
+        ccxt_config: Mapping[str, Any] | None = None,
+        _live: object | None = None,
+    ) -> None:
+        if exchange_id not in EXCHANGES:
+            raise ValueError(
+                f"exchange must be one of {', '.join(EXCHANGES)} (got {exchange_id!r})"
+            )
+        if not sandbox and _live is not _LIVE_GATE_PASSED:
+            raise GateClosed(
+                Mode.LIVE,
+                ["live trading goes through CcxtExchange.from_settings (the live gate)"],
+            )
+        if not sandbox and api_url:
+            raise GateClosed(Mode.LIVE, ["KOBE_EXCHANGE_URL / exchange.api_url is refused in live"])
+        self.name = exchange_id
+        self.sandbox = sandbox
+        self.api_url = api_url
+        self.retry = retry or RetryPolicy()
+        self.on_unknown = on_unknown
+        self.quote_asset = quote_asset
+        self._client_ids = client_ids
+        self._rules: dict[str, MarketRules] | None = None
+        self._lock = threading.RLock()
+
+        import ccxt  # lazily: paper mode never imports ccxt
+
+        self._ccxt: Any = ccxt
+        keys = [s for s in (api_key, secret, password) if s is not None]
+        register_secret_values(s.get_secret_value() for s in keys)
+        config: dict[str, Any] = {
+            "enableRateLimit": True,
+            "timeout": timeout_ms,
+            "options": self._options(exchange_id),
+        }
+        if api_key is not None:
+            config["apiKey"] = api_key.get_secret_value()
+        if secret is not None:
+            config["secret"] = secret.get_secret_value()
+        if password is not None:
+            config["password"] = password.get_secret_value()
+        for key, value in (ccxt_config or {}).items():
+            if key == "options":
+                config["options"] = {**config["options"], **value}
+            else:
+                config[key] = value
+        config["enableRateLimit"] = True  # ccxt's pacing stays on, whatever the caller passed
+        self._ex: Any = getattr(ccxt, exchange_id)(config)
+        self._ex.options["maxRetriesOnFailure"] = 0  # our layer retries; ccxt's would re-send
+        if sandbox:
+            self._ex.set_sandbox_mode(True)
+        if api_url:  # after set_sandbox_mode, which copies urls['test'] over urls['api']
+            self._override_urls(api_url)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        confirmed: bool,
+        *,
+        retry: RetryPolicy | None = None,
+        on_unknown: UnknownHook | None = None,
+        timeout_ms: int | None = None,
+        ccxt_config: Mapping[str, Any] | None = None,
+    ) -> CcxtExchange:
+        """The adapter for ``settings`` (testnet or live), after the gate: raises GateClosed.
+
+        ``confirmed`` is the operator's explicit live confirmation (``--confirm-live``, the
+        cockpit's unlock). Paper mode has no ccxt exchange: ValueError.
+        """
+        if settings.mode is Mode.PAPER:
+            raise ValueError("paper mode trades on the paper exchange, not through ccxt")
+        require_gate(settings, confirmed)
+        names = settings.key_vars
+        key, secret = settings.secrets.get(names[0]), settings.secrets.get(names[1])
+        password = settings.secrets.get(names[2]) if len(names) > 2 else None
+        live = settings.mode is Mode.LIVE
+        return cls(
+            settings.exchange,
+            api_key=key,
+            secret=secret,
+            password=password,
+            sandbox=not live,
+            api_url=settings.api_url,
+            timeout_ms=timeout_ms or settings.config.exchange.timeout_ms,
+            retry=retry,
+            on_unknown=on_unknown,
+            quote_asset=settings.config.paper.quote_asset,
+            ccxt_config=ccxt_config,
+            _live=_LIVE_GATE_PASSED if live else None,
+        )
+
+    @staticmethod
+    def _options(exchange_id: str) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "defaultType": "spot",
+            "adjustForTimeDifference": True,  # clock drift: ccxt offsets its timestamps
+            "maxRetriesOnFailure": 0,
+        }
+        if exchange_id == "binance":
+            options.update(
+                {
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                    "fetchOpenOrders": {"warnWithoutSymbol": False},
+                    "newOrderRespType": {"market": "FULL", "limit": "FULL"},
+                }
+            )
+        else:  # bybit, okx
+            options.update({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False})
+        return options
+
+    def _override_urls(self, base: str) -> None:
+        """Point every REST URL in ``urls['api']`` at ``base``, keeping each URL's path."""
+
+        def rewrite(node: Any) -> Any:
+            if isinstance(node, str):
+                return rewrite_base_url(self._ex.implode_hostname(node), base)
+            if isinstance(node, dict):
+                return {k: rewrite(v) for k, v in node.items()}
+            return node
+
+        self._ex.urls["api"] = rewrite(self._ex.urls["api"])
+
+    def __repr__(self) -> str:
+        where = "testnet" if self.sandbox else "live"
+        return f"CcxtExchange({self.name}, {where}{', ' + self.api_url if self.api_url else ''})"
+
+    @property
+    def ccxt(self) -> Any:
+        """The underlying ccxt exchange (for diagnostics and tests; never for trading)."""
+        return self._ex
+
+    # -- error mapping --------------------------------------------------------------------------
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self._ex, "last_response_headers", None) or {}
+        try:
+            raw = headers.get("Retry-After") or headers.get("retry-after")
+        except AttributeError:
+            return None
+        if raw is None:
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+
+    def _map_error(self, exc: Exception) -> ExchangeError:
+        ccxt = self._ccxt
+        message = redact(str(exc))
+        reason = _exchange_reason(message)
+        code_match = _CODE_RE.search(message)
+        code = int(code_match.group(1)) if code_match else None
+        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+            if code in (-2015, -2014, -1022):  # ccxt calls a later -2015 a ban; it is the key
+                return AuthenticationError(f"{self.name}: {reason}")
+            found = _STATUS_RE.search(message)
+            status = found.group(1) if found else None
+            banned = status == "418"
+            wait = self._retry_after()
+            what = {"418": "IP banned (418)", "429": "rate limited (429)"}.get(
+                status or "", "rate limited"
+            )
+            said = f": {reason}" if _MSG_RE.search(message) else ""
+            after = f", Retry-After {wait:g}s" if wait is not None else ""
+            return RateLimited(f"{self.name}: {what}{said}{after}", retry_after=wait, banned=banned)
+        if isinstance(exc, ccxt.RequestTimeout):
+            return RequestTimeout(f"{self.name}: request timed out ({message})")
+        if isinstance(exc, ccxt.ExchangeNotAvailable):
+            return ExchangeUnavailable(f"{self.name}: exchange unavailable ({message})")
+        if isinstance(exc, ccxt.InvalidNonce):
+            return ExchangeError(f"{self.name}: clock out of sync with the exchange: {reason}")
+        if isinstance(exc, ccxt.NetworkError):
+            return NetworkError(f"{self.name}: network error ({message})")
+        if isinstance(exc, ccxt.AuthenticationError):
+            return AuthenticationError(f"{self.name}: authentication failed: {reason}")
+        if isinstance(exc, ccxt.InsufficientFunds):
+            return InsufficientFunds(f"{self.name}: insufficient funds: {reason}")
+        if isinstance(exc, ccxt.OrderNotFound):
+            return OrderNotFound(f"{self.name}: order not found: {reason}")
+        if isinstance(exc, ccxt.NotSupported):
+            return NotSupported(f"{self.name}: {reason}")
+        if isinstance(exc, ccxt.InvalidOrder | ccxt.BadRequest | ccxt.BadSymbol):
+            return InvalidOrder(f"{self.name}: {reason}")
+        if code is not None and code in BINANCE_CODES:
+            kind = BINANCE_CODES[code]
+            if kind is InvalidOrder:
+                return InvalidOrder(f"{self.name}: {reason}")
+            if kind is RateLimited:
+                return RateLimited(f"{self.name}: {reason}", retry_after=self._retry_after())
+            return kind(f"{self.name}: {reason}")
+        if isinstance(exc, ccxt.OperationFailed):  # ccxt's transient kind (e.g. a JSON 5xx)
+            return ExchangeUnavailable(f"{self.name}: exchange unavailable ({message})")
+        return ExchangeError(f"{self.name}: {reason}")
+
+    def _raw(self, fn: Callable[[], T]) -> T:
+        """Call ccxt once; ccxt's errors become ours (redacted, with the exchange's reason).
+
+        One call at a time (a ccxt instance and its HTTP session are not thread-safe); the lock is
+        not held during retry sleeps.
+        """
+        with self._lock:
+            try:
+                return fn()
+            except self._ccxt.BaseError as exc:
+                raise self._map_error(exc) from None
+
+    def _read(self, fn: Callable[[], T], what: str) -> T:
+        """Call ccxt, retrying transient errors under the read policy."""
+        return call_with_retries(lambda: self._raw(fn), f"{self.name} {what}", self.retry)
+
+    # -- markets --------------------------------------------------------------------------------
+
+    def load_markets(self) -> dict[str, MarketRules]:
+        if self._rules is None:
+            markets: dict[str, Any] = self._read(self._ex.load_markets, "load markets")
+            self._rules = {
+                symbol: self._rules_of(m) for symbol, m in markets.items() if m.get("spot", True)
+            }
+        return self._rules
+
+    def _rules_of(self, m: Mapping[str, Any]) -> MarketRules:
+        precision = m.get("precision") or {}
+        limits = m.get("limits") or {}
+        amount = limits.get("amount") or {}
+        cost = limits.get("cost") or {}
+
+        def increment(value: Any) -> Decimal:
+            found = _dec(value)
+            if found is None:
+                return ZERO
+            if self._ex.precisionMode == self._ccxt.TICK_SIZE:
+                return found
+            return Decimal(1).scaleb(-int(found))  # decimal places
+
+        step = increment(precision.get("amount"))
+        return MarketRules(
+            symbol=m["symbol"],
+            base=m["base"],
+            quote=m["quote"],
+            tick_size=increment(precision.get("price")),
+            step_size=step,
+            min_qty=_dec(amount.get("min")) or step,
+            min_notional=_dec0(cost.get("min")),
+            max_qty=_dec(amount.get("max")),
+            spot=bool(m.get("spot", True)),
+        )
+
+    def capabilities(self, symbol: str) -> Capabilities:
+        return CAPABILITIES[self.name]
+
+    def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:
+        self.load_markets()
+        return Decimal(self._raw(lambda: self._ex.amount_to_precision(symbol, str(qty))))
+
+    def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
+        self.load_markets()
+        return Decimal(self._raw(lambda: self._ex.price_to_precision(symbol, str(price))))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def ping(self) -> float:
+        start = time.perf_counter()
+        self._read(self._ex.fetch_time, "ping")
+        return (time.perf_counter() - start) * 1000
+
+    def fetch_time(self) -> datetime:
+        """The exchange's clock."""
+        return _utc_ms(self._read(self._ex.fetch_time, "fetch time"))
+
+    def get_balance(self, asset: str) -> Decimal:
+        balance: dict[str, Any] = self._read(self._ex.fetch_balance, "fetch balance")
+        return _dec0((balance.get(asset) or {}).get("free"))
+
+    def _totals(self) -> dict[str, Decimal]:
+        balance: dict[str, Any] = self._read(self._ex.fetch_balance, "fetch balance")
+        totals = balance.get("total") or {}
+        return {asset: _dec0(v) for asset, v in totals.items()}
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        self.load_markets()
+        t: dict[str, Any] = self._read(lambda: self._ex.fetch_ticker(symbol), "fetch ticker")
+        last = _dec(t.get("last")) or _dec(t.get("close"))
+        if last is None:
+            raise ExchangeError(f"{self.name}: no last price for {symbol}")
+        return Ticker(
+            symbol=symbol,
+            last=last,
+            bid=_dec(t.get("bid")),
+            ask=_dec(t.get("ask")),
+            time=_utc_ms(t.get("timestamp")),
+        )
+
+    def fetch_positions(self, symbol: str | None = None) -> list[Position]:
+        """Spot: the base asset held per symbol (free + locked); no entry price from the venue."""
+        rules = self.load_markets()
+        totals = self._totals()
+        if symbol is not None:
+            market = self.market(symbol)
+            qty = totals.get(market.base, ZERO)
+            return [Position(symbol, qty, None)] if qty > 0 else []
+        positions = []
+        for asset, qty in sorted(totals.items()):
+            pair = f"{asset}/{self.quote_asset}"
+            if qty > 0 and pair in rules:
+                positions.append(Position(pair, qty, None))
+        return positions
+
+    def fetch_order(self, id: str, symbol: str) -> Order:
+        self.load_markets()
+        return self._read(lambda: self._fetch_order_raw(id, symbol), f"fetch order {id}")
+
+    def _fetch_order_raw(self, id: str, symbol: str) -> Order:
+        if id.isdigit() or self.name != "binance":
+            data = self._raw(lambda: self._ex.fetch_order(id, symbol))
+        else:  # not an exchange id: our client id
+            data = self._raw(lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": id}))
+        return self._to_order(data)
+
+    def _by_client_id_raw(self, client_id: str, symbol: str) -> Order | None:
+        try:
+            data = self._raw(
+                lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": client_id})
+            )
+        except OrderNotFound:
+            return None
+        return self._to_order(data, client_id)
+
+    def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
+        self.load_markets()
+        return self._read(
+            lambda: self._by_client_id_raw(client_id, symbol), f"look up order {client_id}"
+        )
+
+    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        self.load_markets()
+        data: list[Any] = self._read(
+            lambda: self._ex.fetch_open_orders(symbol), "fetch open orders"
+        )
+        return [self._to_order(o) for o in data]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create_order(
+        self,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        qty: Decimal,
+        price: Decimal | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Order:
+        self.load_markets()
+        extra = dict(params or {})
+        client_id = str(extra.pop("client_id", "") or self._client_ids())
+        side, type = Side(side), OrderType(type)
+        if type not in (OrderType.MARKET, OrderType.LIMIT):
+            raise NotSupported(f"{self.name}: create_order takes market or limit (got {type})")
+        if type is OrderType.LIMIT and price is None:
+            raise InvalidOrder("a limit order needs a price")
+        amount = self.amount_to_precision(symbol, qty)
+        limit = None
+        if type is OrderType.LIMIT and price is not None:
+            limit = self.price_to_precision(symbol, price)
+
+        def send() -> Order:
+            request = {**extra, "clientOrderId": client_id}
+            try:
+                data = self._raw(
+                    lambda: self._ex.create_order(
+                        symbol,
+                        type.value,
+                        side.value,
+                        str(amount),
+                        None if limit is None else str(limit),
+                        request,
+                    )
+                )
+            except (InvalidOrder, InsufficientFunds) as exc:
+                # A re-send refused as a duplicate of our own client id: the first one is there.
+                if "duplicate order" not in str(exc).lower():
+                    raise
+                found = self._by_client_id_raw(client_id, symbol)
+                if found is None:
+                    raise
+                return found
+            return self._to_order(data, client_id)
+
+        return place_order_once(
+            send,
+            lambda: self._by_client_id_raw(client_id, symbol),
+            client_id,
+            self.retry,
+            self.on_unknown,
+            f"{self.name} {side.value} {amount} {symbol}",
+        )
+
+    def create_oco(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        take_profit: Decimal,
+        stop_loss: Decimal,
+        params: dict[str, Any] | None = None,
+    ) -> OcoResult:
+        """Binance's native OCO (``POST /api/v3/orderList/oco``), placed once like any order.
+
+        ``params``: ``client_id`` (the take-profit leg's client id; the stop leg gets ``...s``),
+        ``stop_limit_price`` (the stop leg's limit; default 0.5% beyond the stop).
+        """
+        if not self.capabilities(symbol).native_oco:
+            raise NotSupported(
+                f"{self.name} has no native OCO: attach TP/SL to the entry, or watch locally"
+            )
+        self.load_markets()
+        extra = dict(params or {})
+        base_id = str(extra.pop("client_id", "") or self._client_ids())[:30]
+        tp_id, sl_id = base_id + "t", base_id + "s"
+        side = Side(side)
+        amount = self.amount_to_precision(symbol, qty)
+        tp = self.price_to_precision(symbol, take_profit)
+        stop = self.price_to_precision(symbol, stop_loss)
+        raw_limit = extra.pop("stop_limit_price", None)
+        if raw_limit is None:
+            slip = Decimal("0.995") if side is Side.SELL else Decimal("1.005")
+            raw_limit = stop * slip
+        stop_limit = self.price_to_precision(symbol, Decimal(str(raw_limit)))
+        market = self._ex.market(symbol)
+        tp_leg = {"Type": "LIMIT_MAKER", "Price": str(tp), "ClientOrderId": tp_id}
+        sl_leg = {
+            "Type": "STOP_LOSS_LIMIT",
+            "Price": str(stop_limit),
+            "StopPrice": str(stop),
+            "TimeInForce": "GTC",
+            "ClientOrderId": sl_id,
+        }
+        above, below = (tp_leg, sl_leg) if side is Side.SELL else (sl_leg, tp_leg)
+        request: dict[str, Any] = {
+            "symbol": market["id"],
+            "side": side.value.upper(),
+            "quantity": str(amount),
+            "listClientOrderId": base_id + "l",
+            "newOrderRespType": "FULL",
+            **{"above" + k: v for k, v in above.items()},
+            **{"below" + k: v for k, v in below.items()},
+            **extra,
+        }
+
+        def send() -> OcoResult:
+            data = self._raw(lambda: self._ex.private_post_orderlist_oco(request))
+            reports = {str(r.get("clientOrderId")): r for r in data.get("orderReports", [])}
+            orders = {
+                cid: self._to_order(self._ex.parse_order(report, market), cid)
+                for cid, report in reports.items()
+            }
+            if tp_id not in orders or sl_id not in orders:
+                raise ExchangeError(f"{self.name}: OCO answer without both legs: {data}")
+            return OcoResult(str(data.get("orderListId")), orders[tp_id], orders[sl_id])
+
+        def lookup() -> OcoResult | None:
+            tp_order = self._by_client_id_raw(tp_id, symbol)
+            sl_order = self._by_client_id_raw(sl_id, symbol)
+            if tp_order is None or sl_order is None:
+                return None
+            return OcoResult(tp_order.list_id or "", tp_order, sl_order)
+
+        return place_order_once(
+            send, lookup, base_id, self.retry, self.on_unknown, f"{self.name} OCO {symbol}"
+        )
+
+    def cancel_order(self, id: str, symbol: str) -> Order:
+        """Cancel (retried: cancelling is idempotent). Already filled or gone: OrderNotFound."""
+        self.load_markets()
+        attempts = 0
+
+        def cancel() -> Order:
+            nonlocal attempts
+            attempts += 1
+            if id.isdigit() or self.name != "binance":
+                data = self._raw(lambda: self._ex.cancel_order(id, symbol))
+            else:  # our client id
+                data = self._raw(
+                    lambda: self._ex.cancel_order(None, symbol, {"origClientOrderId": id})
+                )
+            return self._to_order(data)
+
+        try:
+            return self._read(cancel, f"cancel order {id}")
+        except OrderNotFound as exc:
+            try:
+                order = self.fetch_order(id, symbol)
+            except OrderNotFound:
+                raise OrderNotFound(f"{self.name}: no order {id} on {symbol}") from exc
+            if order.status is OrderStatus.CANCELED and attempts > 1:
+                return order  # an earlier attempt, whose answer was lost, cancelled it
+            raise OrderNotFound(
+                f"{self.name}: order {id} on {symbol} is already {order.status.value}; "
+                "nothing to cancel"
+            ) from exc
+
+    def close(self) -> None:
+        session = getattr(self._ex, "session", None)
+        if session is not None:
+            session.close()
+
+    # -- parsing --------------------------------------------------------------------------------
+
+    def _order_type(self, o: Mapping[str, Any]) -> OrderType:
+        info = o.get("info") or {}
+        raw = str(info.get("type") or o.get("type") or "").lower()
+        try:
+            return OrderType(raw)
+        except ValueError:
+            return OrderType.MARKET if o.get("type") == "market" else OrderType.LIMIT
+
+    def _to_order(self, o: Mapping[str, Any], client_id: str = "") -> Order:
+        info = o.get("info") or {}
+        qty = _dec0(o.get("amount"))
+        filled = _dec0(o.get("filled"))
+        status = STATUS_MAP.get(str(o.get("status")), OrderStatus.UNKNOWN)
+        if status is OrderStatus.OPEN and filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        type_ = self._order_type(o)
+        fee, fee_asset = ZERO, ""
+        fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
+        for f in fees:
+            if f and f.get("cost") is not None:
+                fee += _dec0(f.get("cost"))
+                fee_asset = fee_asset or str(f.get("currency") or "")
+        side = Side(str(o.get("side")))
+        order_id = str(o.get("id"))
+        cid = str(o.get("clientOrderId") or client_id)
+        fills = tuple(
+            Fill(
+                order_id=order_id,
+                client_id=cid,
+                symbol=str(o.get("symbol")),
+                side=side,
+                qty=_dec0(t.get("amount")),
+                price=_dec0(t.get("price")),
+                fee=_dec0((t.get("fee") or {}).get("cost")),
+                fee_asset=str((t.get("fee") or {}).get("currency") or ""),
+                time=_utc_ms(t.get("timestamp") or o.get("timestamp")),
+            )
+            for t in (o.get("trades") or [])
+        )
+        list_id = info.get("orderListId")
+        return Order(
+            id=order_id,
+            client_id=cid,
+            symbol=str(o.get("symbol")),
+            side=side,
+            type=type_,
+            qty=qty,
+            price=None if type_ is OrderType.MARKET else _dec(o.get("price")),
+            filled=filled,
+            avg_price=_dec(o.get("average")) if filled > 0 else None,
+            status=status,
+            created_at=_utc_ms(o.get("timestamp")),
+            fee=fee,
+            fee_asset=fee_asset,
+            stop_price=_dec(o.get("triggerPrice") or o.get("stopPrice")) or None,
+            list_id=None if list_id in (None, -1, "-1") else str(list_id),
+            fills=fills,
+        )

@@ -1,0 +1,34 @@
+"""The venue for the configured mode: the paper exchange in paper, ccxt in testnet and live.
+
+ccxt is imported only on the testnet/live path, so paper mode never loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from engine.config import Mode
+from engine.exchange.base import Exchange
+from engine.modes import Settings, require_gate
+
+
+def build_exchange(
+    settings: Settings,
+    *,
+    confirmed: bool,
+    clock: Callable[[], datetime],
+    on_unknown: Callable[[str, str], None] | None = None,
+) -> Exchange:
+    """Build the exchange for ``settings.mode``; raises GateClosed when the mode may not run.
+
+    Never a silent downgrade: a refused testnet or live request does not fall back to paper.
+    """
+    require_gate(settings, confirmed)
+    if settings.mode is Mode.PAPER:
+        from engine.exchange.paper import PaperExchange
+
+        return PaperExchange(settings.config.paper, settings.data_dir, clock=clock)
+    from engine.exchange.ccxt_exchange import CcxtExchange
+
+    return CcxtExchange.from_settings(settings, confirmed, on_unknown=on_unknown)

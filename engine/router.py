@@ -1,0 +1,866 @@
+"""Router: a proposal becomes a sized entry plus its protective exits, every step journaled.
+
+``plan`` computes the ``OrderPlan`` (what will be sent: quantity, notional, fee estimate, risk,
+how the exits are protected) without sending anything. ``execute`` sends it:
+
+1. the intent is journaled (and fsynced) before the order is sent;
+2. the entry goes out with our client id; a timeout or 5xx is an *unknown* outcome, not a failure;
+3. the exits: a native OCO where the venue has one (Binance spot), TP/SL attached to the entry
+   where ccxt supports it (Bybit, OKX), otherwise the local watchdog (``engine.watchdog``), which
+   is persisted before the entry is sent so that a crash at any point can be resumed.
+
+``reconcile`` runs at start: intents whose outcome is unknown are looked up by client id and their
+real state journaled; orders on the exchange that the journal does not know are reported as
+external and never touched; exits whose entry filled while the program was down are placed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+from engine.audit import AuditLog
+from engine.config import RiskConfig
+from engine.exchange.base import (
+    AuthenticationError,
+    Exchange,
+    ExchangeError,
+    InsufficientFunds,
+    InvalidOrder,
+    MarketRules,
+    NotSupported,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from engine.journal import OrderEvent, OrderJournal
+from engine.proposal import Proposal, Refused, Sizing, Source
+from engine.risk import KillSwitch, read_kill_switch, validate_proposal
+from engine.watchdog import ExitPlan, Watchdog, WatchItem, WatchState
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+RECONCILE_TAIL = 5000  # order events read back at start (a tail, never the whole journal)
+
+
+class WalletBook(Protocol):
+    """What the router needs of the sub-wallets: a balance and an optional cap, in quote units."""
+
+    def balance(self, wallet_id: str) -> Decimal: ...
+
+    def cap(self, wallet_id: str) -> Decimal | None: ...
+
+    def venue_problem(self, wallet_id: str, exchange_name: str) -> str | None:
+        """Why this wallet cannot trade on ``exchange_name`` (wrong chain, not a trading role)."""
+        ...
+
+
+class StaticWallets:
+    """A fixed wallet book (tests, and commands run before any wallet snapshot exists)."""
+
+    def __init__(self, balances: dict[str, Decimal], caps: dict[str, Decimal] | None = None):
+        self._balances = dict(balances)
+        self._caps = dict(caps or {})
+
+    def balance(self, wallet_id: str) -> Decimal:
+        return self._balances[wallet_id]
+
+    def cap(self, wallet_id: str) -> Decimal | None:
+        return self._caps.get(wallet_id)
+
+    def venue_problem(self, wallet_id: str, exchange_name: str) -> str | None:
+        return None
+
+
+class ClientIds:
+    """Client order ids: ``kobe<ms since epoch, base 36>n<n>``; deterministic for a given clock.
+
+    Letters and digits only, at most 32 characters (OKX's rule, the strictest of the three), and
+    always ending in a digit: an exit's id is its entry's id plus ``tp``, ``sl`` or ``cx`` (and an
+    OCO list's, ``oco``), so an exit names the position it closes.
+    """
+
+    def __init__(self, clock: Callable[[], datetime], prefix: str = "kobe") -> None:
+        self._clock = clock
+        self._prefix = prefix
+        self._n = 0
+
+    def next(self) -> str:
+        self._n += 1
+        ms = int(self._clock().timestamp() * 1000)
+        return f"{self._prefix}{_base36(ms)}n{self._n}"
+
+
+EXIT_SUFFIXES = ("tp", "sl", "cx")
+
+
+def entry_of(client_id: str) -> str | None:
+    """The entry's client id when ``client_id`` is one of its exits (``<entry><tp|sl|cx>``)."""
+    for suffix in EXIT_SUFFIXES:
+        if client_id.endswith(suffix):
+            base = client_id[: -len(suffix)]
+            if base[-1:].isdigit():
+                return base
+    return None
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    proposal: Proposal
+    market: MarketRules
+    qty: Decimal
+    entry_price: Decimal  # the limit price, or the reference price of a market entry
+    notional: Decimal
+    fee_estimate: Decimal
+    risk_amount: Decimal | None  # loss if the stop-loss is hit, both fees included
+    exits: ExitPlan
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        p, m = self.proposal, self.market
+        price = "market" if p.entry_type is OrderType.MARKET else f"limit {_fmt(self.entry_price)}"
+        out = [
+            f"{p.side.value.upper()} {_fmt(self.qty)} {m.base} {p.symbol} {price}"
+            f" (wallet {p.wallet}, source {p.source.value})",
+            f"  notional ~{self.notional.quantize(Decimal('0.01'))} {m.quote}"
+            f" at {_fmt(self.entry_price)}; fees ~{self.fee_estimate.quantize(Decimal('0.0001'))}"
+            f" {m.quote}",
+        ]
+        if self.risk_amount is not None:
+            out.append(
+                f"  risk to stop-loss ~{self.risk_amount.quantize(Decimal('0.01'))} {m.quote}"
+            )
+        legs = []
+        if p.take_profit is not None:
+            legs.append(f"TP {_fmt(p.take_profit)}")
+        if p.stop_loss is not None:
+            legs.append(f"SL {_fmt(p.stop_loss)}")
+        if legs:
+            how = {
+                ExitPlan.OCO: "native OCO on the exchange",
+                ExitPlan.ATTACHED: "attached to the entry on the exchange",
+                ExitPlan.WATCHDOG: "local watchdog (watched only while kobe run or kobe-tui runs)",
+                ExitPlan.NONE: "none",
+            }[self.exits]
+            out.append(f"  exits: {', '.join(legs)} via {how}")
+        else:
+            out.append("  exits: none (no TP/SL given)")
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+@dataclass(frozen=True)
+class Placement:
+    plan: OrderPlan
+    entry: Order
+    exits: tuple[Order, ...] = ()
+    watch: WatchItem | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class ReconcileReport:
+    resolved: list[str] = field(
+        default_factory=list
+    )  # client ids whose unknown outcome was settled
+    external: list[Order] = field(default_factory=list)  # on the exchange, unknown to the journal
+    exits_placed: list[str] = field(default_factory=list)  # entries whose exits were placed/resumed
+
+
+class Router:
+    def __init__(
+        self,
+        exchange: Exchange,
+        journal: OrderJournal,
+        *,
+        data_dir: Path,
+        mode: str,
+        exchange_name: str,
+        risk: RiskConfig,
+        wallets: WalletBook,
+        clock: Callable[[], datetime],
+        maker_fee_pct: Decimal,
+        taker_fee_pct: Decimal,
+        mode_problems: Callable[[], list[str]] = list,
+        exits_policy: str = "auto",
+        size_factor: Callable[[], Decimal] = lambda: Decimal(1),
+        audit: AuditLog | None = None,
+        ids: ClientIds | None = None,
+        kill_switch: Callable[[], KillSwitch] | None = None,
+        watchdog_dir: Path | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.data_dir = Path(data_dir)
+        self.mode = mode
+        self.exchange_name = exchange_name
+        self.risk = risk
+        self.wallets = wallets
+        self.clock = clock
+        self.maker_fee = maker_fee_pct / 100
+        self.taker_fee = taker_fee_pct / 100
+        self.mode_problems = mode_problems
+        self.exits_policy = exits_policy
+        self.size_factor = size_factor
+        self.audit = audit
+        self.ids = ids or ClientIds(clock)
+        self.kill_switch = kill_switch or (lambda: read_kill_switch(self.data_dir))
+        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
+        self._inflight: dict[str, tuple[Proposal, OrderPlan]] = {}
+        self._last: dict[str, OrderEvent] | None = None  # last event per client id
+        self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
+
+    # -----------------------------------------------------------------------------------------
+    # Plan
+
+    def plan(self, proposal: Proposal) -> OrderPlan:
+        """Validate and size ``proposal``; raises :class:`Refused` with every reason."""
+        p = proposal
+        try:
+            market: MarketRules | None = self.exchange.market(p.symbol)
+        except InvalidOrder:
+            market = None
+        reference: Decimal | None = p.price
+        base_held: Decimal | None = None
+        if market is not None:
+            if p.entry_type is OrderType.MARKET:
+                t = self.exchange.fetch_ticker(p.symbol)
+                side_price = t.ask if p.side is Side.BUY else t.bid
+                reference = side_price if side_price is not None else t.last
+            base_held = self.exchange.get_balance(market.base)
+        reasons = validate_proposal(
+            p,
+            market=market,
+            reference_price=reference,
+            risk=self.risk,
+            kill_switch=self.kill_switch(),
+            mode_problems=self.mode_problems(),
+            base_held=base_held,
+        )
+        try:
+            wallet_balance = self.wallets.balance(p.wallet)
+        except KeyError:
+            reasons.append(f"unknown wallet {p.wallet}")
+            wallet_balance = ZERO
+        else:
+            problem = self.wallets.venue_problem(p.wallet, self.exchange_name)
+            if problem:
+                reasons.append(problem)
+        if reasons:
+            raise Refused(reasons)
+        assert market is not None and reference is not None and base_held is not None
+        return self._size(p, market, reference, wallet_balance, base_held)
+
+    def _size(
+        self,
+        p: Proposal,
+        m: MarketRules,
+        ref: Decimal,
+        wallet_balance: Decimal,
+        base_held: Decimal,
+    ) -> OrderPlan:
+        notes: list[str] = []
+        quote_free = self.exchange.get_balance(m.quote)
+        cap = self.wallets.cap(p.wallet)
+        factor = self.size_factor()
+        if p.side is Side.BUY:
+            fundable = min(wallet_balance, quote_free, cap if cap is not None else wallet_balance)
+            if p.sizing is Sizing.QUOTE:
+                need = p.amount
+                if need > wallet_balance:
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {_fmt(need)} {m.quote}, "
+                            f"wallet {p.wallet} has {_fmt(wallet_balance)}"
+                        ]
+                    )
+                if cap is not None and need > cap:
+                    raise Refused(
+                        [f"{_fmt(need)} {m.quote} is above wallet {p.wallet}'s cap {_fmt(cap)}"]
+                    )
+                if need > quote_free:
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {_fmt(need)} {m.quote}, the "
+                            f"{self.exchange_name} account has {_fmt(quote_free)} free"
+                        ]
+                    )
+                raw_qty = need / ref
+            else:
+                assert p.stop_loss is not None
+                risk_cash = wallet_balance * p.amount / 100 * factor
+                raw_qty = risk_cash / abs(ref - p.stop_loss)
+                if raw_qty * ref > fundable:
+                    raw_qty = fundable / ref
+                    notes.append(f"size capped at {_fmt(fundable)} {m.quote} (balance or cap)")
+        else:
+            if p.sizing is Sizing.QUOTE:
+                raw_qty = p.amount / ref
+                if raw_qty > base_held:
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {_fmt(raw_qty.quantize(m.step_size))} "
+                            f"{m.base}, you hold {_fmt(base_held)}"
+                        ]
+                    )
+            else:
+                assert p.stop_loss is not None
+                risk_cash = wallet_balance * p.amount / 100 * factor
+                raw_qty = min(risk_cash / abs(ref - p.stop_loss), base_held)
+        if factor != 1 and p.sizing is Sizing.RISK:
+            notes.append(f"risk scaled by {_fmt(factor)} (kill switch in WARNING)")
+        qty = self.exchange.amount_to_precision(p.symbol, raw_qty)
+        price = ref
+        if p.entry_type is OrderType.LIMIT:
+            price = self.exchange.price_to_precision(p.symbol, ref)
+        if qty <= 0:
+            raise Refused(
+                [
+                    f"quantity rounds to zero at step {_fmt(m.step_size)} {m.base} "
+                    f"(computed {raw_qty:.8f})"
+                ]
+            )
+        if qty < m.min_qty:
+            raise Refused(
+                [f"quantity {_fmt(qty)} {m.base} is below the minimum {_fmt(m.min_qty)} {m.base}"]
+            )
+        notional = qty * price
+        if notional < m.min_notional:
+            raise Refused(
+                [
+                    f"order value {notional.quantize(Decimal('0.01'))} {m.quote} is below the "
+                    f"exchange minimum {_fmt(m.min_notional)} {m.quote}"
+                ]
+            )
+        rate = self.taker_fee if p.entry_type is OrderType.MARKET else self.maker_fee
+        fee = notional * rate
+        risk_amount = None
+        if p.stop_loss is not None:
+            risk_amount = qty * abs(price - p.stop_loss) + fee + qty * p.stop_loss * self.taker_fee
+        return OrderPlan(
+            proposal=p,
+            market=m,
+            qty=qty,
+            entry_price=price,
+            notional=notional,
+            fee_estimate=fee,
+            risk_amount=risk_amount,
+            exits=self._exit_plan(p),
+            notes=tuple(notes),
+        )
+
+    def _exit_plan(self, p: Proposal) -> ExitPlan:
+        if p.take_profit is None and p.stop_loss is None:
+            return ExitPlan.NONE
+        if self.exits_policy == "watchdog":
+            return ExitPlan.WATCHDOG
+        caps = self.exchange.capabilities(p.symbol)
+        if caps.native_oco and p.take_profit is not None and p.stop_loss is not None:
+            return ExitPlan.OCO
+        if caps.attached_tp_sl:
+            return ExitPlan.ATTACHED
+        return ExitPlan.WATCHDOG
+
+    # -----------------------------------------------------------------------------------------
+    # Execute
+
+    def submit(self, proposal: Proposal) -> Placement:
+        return self.execute(self.plan(proposal))
+
+    def execute(self, plan: OrderPlan) -> Placement:
+        p = plan.proposal
+        cid = self.ids.next()
+        price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
+        self._journal(
+            "intent",
+            cid,
+            None,
+            p.symbol,
+            p.side,
+            p.entry_type,
+            plan.qty,
+            price,
+            status="new",
+            wallet=p.wallet,
+            source=p.source.value,
+            reason=p.reason,
+        )
+        watch: WatchItem | None = None
+        if plan.exits is not ExitPlan.NONE:
+            # persisted before sending: a crash after the send can still resume the exits
+            watch = WatchItem(
+                entry_client_id=cid,
+                entry_id="",
+                symbol=p.symbol,
+                side=p.side,
+                qty=plan.qty,
+                take_profit=p.take_profit,
+                stop_loss=p.stop_loss,
+                wallet=p.wallet,
+                source=p.source.value,
+                exits=plan.exits,
+                state=WatchState.PENDING_ENTRY,
+            )
+            self.watchdog.add(watch)
+        params: dict[str, object] = {"client_id": cid}
+        if plan.exits is ExitPlan.ATTACHED:
+            params["take_profit"] = p.take_profit
+            params["stop_loss"] = p.stop_loss
+        self._inflight[cid] = (p, plan)
+        try:
+            order = self.exchange.create_order(
+                p.symbol, p.side, p.entry_type, plan.qty, price, params
+            )
+        except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
+            self._journal_reject(cid, p, plan, str(exc))
+            self.watchdog.remove(cid)
+            self._audit_order(p, cid, None, f"rejected: {exc}")
+            raise Refused([f"{self.exchange_name} refused the order: {exc}"]) from exc
+        except ExchangeError as exc:
+            self._journal(
+                "unknown",
+                cid,
+                None,
+                p.symbol,
+                p.side,
+                p.entry_type,
+                plan.qty,
+                price,
+                status="unknown",
+                wallet=p.wallet,
+                source=p.source.value,
+                reason=f"outcome unknown: {exc}",
+            )
+            self._audit_order(p, cid, None, f"outcome unknown: {exc}")
+            raise
+        finally:
+            self._inflight.pop(cid, None)
+        self._journal_order("ack", order, p.wallet, p.source.value, p.reason)
+        self._journal_fill(order, p.wallet, p.source.value)
+        self._audit_order(p, cid, order.id, "placed")
+        exits: tuple[Order, ...] = ()
+        notes: list[str] = []
+        if watch is not None:
+            watch = self.watchdog.update(cid, entry_id=order.id)
+            if order.status is OrderStatus.FILLED:
+                exits, watch = self._place_exits(watch, order)
+            if plan.exits is ExitPlan.WATCHDOG:
+                notes.append(
+                    "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
+                )
+        return Placement(plan, order, exits, watch, tuple(notes))
+
+    def _place_exits(
+        self, item: WatchItem, entry: Order
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """The entry filled: put its exits in place. Returns the exit orders and the new item."""
+        qty = entry.filled
+        m = self.exchange.market(item.symbol)
+        if entry.fee_asset == m.base and entry.side is Side.BUY:
+            qty = self.exchange.amount_to_precision(item.symbol, qty - entry.fee)
+        exit_side = item.side.opposite
+        if item.exits is ExitPlan.OCO:
+            assert item.take_profit is not None and item.stop_loss is not None
+            cid = item.entry_client_id
+            for leg, leg_price in (("tp", item.take_profit), ("sl", item.stop_loss)):
+                self._journal(
+                    "intent",
+                    f"{cid}{leg}",
+                    None,
+                    item.symbol,
+                    exit_side,
+                    OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
+                    qty,
+                    leg_price,
+                    status="new",
+                    wallet=item.wallet,
+                    source=item.source,
+                    reason=f"protective exit ({'take-profit' if leg == 'tp' else 'stop-loss'})",
+                )
+            oco = self.exchange.create_oco(
+                item.symbol,
+                exit_side,
+                qty,
+                item.take_profit,
+                item.stop_loss,
+                {
+                    "client_id": f"{cid}oco",
+                    "tp_client_id": f"{cid}tp",
+                    "sl_client_id": f"{cid}sl",
+                },
+            )
+            for leg_order in (oco.take_profit, oco.stop_loss):
+                self._journal_order("ack", leg_order, item.wallet, item.source, "protective exit")
+            self.watchdog.remove(item.entry_client_id)
+            return (oco.take_profit, oco.stop_loss), None
+        if item.exits is ExitPlan.ATTACHED:
+            self.watchdog.remove(item.entry_client_id)  # the exchange holds them
+            return (), None
+        new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
+        return (), new
+
+    def on_unknown(self, client_id: str, reason: str) -> None:
+        """The adapter's hook: a write's outcome is unknown (timeout, 5xx); it looks it up next.
+
+        Journaled (and fsynced) at once, so a crash before the lookup is settled at start-up.
+        """
+        inflight = self._inflight.get(client_id)
+        if inflight is None:
+            log.warning("outcome unknown for %s (%s)", client_id, reason)
+            return
+        p, plan = inflight
+        price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
+        self._journal(
+            "unknown",
+            client_id,
+            None,
+            p.symbol,
+            p.side,
+            p.entry_type,
+            plan.qty,
+            price,
+            status="unknown",
+            wallet=p.wallet,
+            source=p.source.value,
+            reason=f"outcome unknown: {reason}; looking it up by client id",
+        )
+
+    def on_order_update(self, kind: str, order: Order, reason: str = "") -> None:
+        """Journal a fill or cancel that happened on the venue (e.g. a resting order filled)."""
+        event = self.journal_state().get(order.client_id)
+        wallet = event.wallet if event else ""
+        source = event.source if event else "external"
+        self._journal_order(kind, order, wallet, source, reason)
+
+    # -----------------------------------------------------------------------------------------
+    # Poll: pending entries and the local watchdog
+
+    def poll(self, prices: dict[str, Decimal] | None = None) -> list[Order]:
+        """Advance pending entries and fire watched exits. Returns the exit orders sent."""
+        sent: list[Order] = []
+        for item in self.watchdog.items():
+            try:
+                if item.state is WatchState.PENDING_ENTRY and item.entry_id:
+                    entry = self.exchange.fetch_order(item.entry_id, item.symbol)
+                    if entry.status is OrderStatus.FILLED or (
+                        entry.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+                        and entry.filled > 0
+                    ):
+                        self._journal_fill(entry, item.wallet, item.source)
+                        exits, _ = self._place_exits(item, entry)
+                        sent += exits
+                    elif not entry.status.is_open:
+                        self.watchdog.remove(item.entry_client_id)
+                elif item.state is WatchState.WATCHING:
+                    price = (prices or {}).get(item.symbol)
+                    if price is None:
+                        price = self.exchange.fetch_ticker(item.symbol).last
+                    leg = item.touched(price)
+                    if leg is not None:
+                        sent.append(self._fire(item, leg, price))
+            except ExchangeError as exc:
+                log.warning("watchdog: %s %s: %s", item.symbol, item.entry_client_id, exc)
+        return sent
+
+    def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
+        reason = f"{leg.replace('_', '-')} touched at {_fmt(price)} (local watchdog)"
+        suffix = "tp" if leg == "take_profit" else "sl"
+        order = self.send_exit(
+            item.entry_client_id,
+            suffix,
+            item.symbol,
+            item.side.opposite,
+            item.qty,
+            item.wallet,
+            item.source,
+            reason,
+        )
+        self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
+        return order
+
+    def send_exit(
+        self,
+        entry_cid: str,
+        suffix: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        wallet: str,
+        source: str,
+        reason: str,
+    ) -> Order:
+        """Close (part of) a position at market; the client id is ``<entry id><suffix>``."""
+        cid = f"{entry_cid}{suffix}"
+        self._journal(
+            "intent",
+            cid,
+            None,
+            symbol,
+            side,
+            OrderType.MARKET,
+            qty,
+            None,
+            status="new",
+            wallet=wallet,
+            source=source,
+            reason=reason,
+        )
+        try:
+            order = self.exchange.create_order(
+                symbol, side, OrderType.MARKET, qty, None, {"client_id": cid}
+            )
+        except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
+            self._journal(
+                "reject",
+                cid,
+                None,
+                symbol,
+                side,
+                OrderType.MARKET,
+                qty,
+                None,
+                status="rejected",
+                wallet=wallet,
+                source=source,
+                reason=str(exc),
+            )
+            raise
+        self._journal_order("ack", order, wallet, source, reason)
+        self._journal_fill(order, wallet, source, reason)
+        return order
+
+    # -----------------------------------------------------------------------------------------
+    # Reconcile, list, cancel
+
+    def journal_state(self) -> dict[str, OrderEvent]:
+        """The last event per client id: read from the journal's tail once, then kept current."""
+        if self._last is None:
+            self._last = {}
+            for event in self.journal.tail(RECONCILE_TAIL):
+                if event.exchange == self.exchange_name:  # a journal may serve several venues
+                    self._last[event.client_id] = event
+        return self._last
+
+    def reconcile(self) -> ReconcileReport:
+        report = ReconcileReport()
+        last = self.journal_state()
+        for cid, event in last.items():
+            if event.event not in ("intent", "unknown"):
+                continue
+            found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+            if found is None:
+                self._journal(
+                    "reject",
+                    cid,
+                    None,
+                    event.symbol,
+                    Side(event.side),
+                    OrderType(event.type),
+                    event.qty,
+                    event.price,
+                    status="rejected",
+                    wallet=event.wallet,
+                    source=event.source,
+                    reason="not on the exchange: never sent (found at start-up)",
+                )
+                self.watchdog.remove(cid)
+            else:
+                reason = "outcome found at start-up"
+                self._journal_order("ack", found, event.wallet, event.source, reason)
+                self._journal_fill(found, event.wallet, event.source)
+                item = self.watchdog.get(cid)
+                if item is not None and not item.entry_id:
+                    self.watchdog.update(cid, entry_id=found.id)
+            report.resolved.append(cid)
+        known = set(last) | {i.entry_client_id for i in self.watchdog.items()}
+        for order in self.exchange.fetch_open_orders():
+            base_id = entry_of(order.client_id) or ""
+            if order.client_id not in known and base_id not in known:
+                report.external.append(order)
+        before = {i.entry_client_id for i in self.watchdog.items()}
+        self.poll()
+        after = {i.entry_client_id for i in self.watchdog.items()}
+        report.exits_placed = sorted(before - after)
+        for order in report.external:
+            log.warning(
+                "external order on %s: %s %s %s %s (not Kobe's; left alone)",
+                self.exchange_name,
+                order.id,
+                order.side.value,
+                order.qty,
+                order.symbol,
+            )
+        return report
+
+    def open_orders(self) -> list[tuple[Order, str, str]]:
+        """Open orders with the wallet and source the journal knows (``external`` otherwise)."""
+        last = self.journal_state()
+        out = []
+        for order in self.exchange.fetch_open_orders():
+            event = last.get(order.client_id)
+            if event is None:
+                out.append((order, "", "external"))
+            else:
+                out.append((order, event.wallet, event.source))
+        return out
+
+    def cancel(self, ref: str, source: Source) -> Order:
+        """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""
+        for order in self.exchange.fetch_open_orders():
+            if ref in (order.id, order.client_id):
+                break
+        else:
+            last = self.journal_state()
+            event = last.get(ref) or next((e for e in last.values() if e.exchange_id == ref), None)
+            if event is None:
+                raise OrderNotFound(f"order {ref}: unknown (not open on {self.exchange_name})")
+            raise OrderNotFound(
+                f"order {ref}: not open (last known state: {event.status or event.event})"
+            )
+        last = self.journal_state()
+        event = last.get(order.client_id)
+        wallet = event.wallet if event else ""
+        cancelled = self.exchange.cancel_order(order.id, order.symbol)
+        self._journal_order(
+            "cancel", cancelled, wallet, source.value, f"cancelled by operator ({source.value})"
+        )
+        if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
+            self.watchdog.remove(order.client_id)
+        if self.audit is not None:
+            self.audit.record(
+                "cancel",
+                source.value,
+                order_id=order.id,
+                client_id=order.client_id,
+                symbol=order.symbol,
+            )
+        return cancelled
+
+    # -----------------------------------------------------------------------------------------
+    # Journal helpers
+
+    def _journal(
+        self,
+        kind: str,
+        cid: str,
+        exchange_id: str | None,
+        symbol: str,
+        side: Side,
+        type_: OrderType,
+        qty: Decimal,
+        price: Decimal | None,
+        *,
+        status: str,
+        wallet: str,
+        source: str,
+        reason: str,
+        filled: Decimal = ZERO,
+        avg_price: Decimal | None = None,
+        fee: Decimal = ZERO,
+        fee_asset: str = "",
+    ) -> None:
+        event = OrderEvent(
+            ts=self.clock(),
+            mode=self.mode,
+            exchange=self.exchange_name,
+            event=kind,
+            client_id=cid,
+            exchange_id=exchange_id,
+            symbol=symbol,
+            side=side.value,
+            type=type_.value,
+            qty=qty,
+            price=price,
+            filled=filled,
+            avg_price=avg_price,
+            fee=fee,
+            fee_asset=fee_asset,
+            status=status,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+        )
+        self.journal.append(event)
+        self.journal_state()[cid] = event
+        for listener in self.listeners:
+            listener(event)
+
+    def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
+        self._journal(
+            kind,
+            o.client_id,
+            o.id,
+            o.symbol,
+            o.side,
+            o.type,
+            o.qty,
+            o.price if o.price is not None else o.stop_price,
+            status=o.status.value,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+            filled=o.filled,
+            avg_price=o.avg_price,
+            fee=o.fee,
+            fee_asset=o.fee_asset,
+        )
+
+    def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
+        if o.filled <= 0:
+            return
+        kind = "fill" if o.filled >= o.qty else "partial_fill"
+        self._journal_order(kind, o, wallet, source, reason)
+
+    def _journal_reject(self, cid: str, p: Proposal, plan: OrderPlan, reason: str) -> None:
+        price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
+        self._journal(
+            "reject",
+            cid,
+            None,
+            p.symbol,
+            p.side,
+            p.entry_type,
+            plan.qty,
+            price,
+            status="rejected",
+            wallet=p.wallet,
+            source=p.source.value,
+            reason=reason,
+        )
+
+    def _audit_order(self, p: Proposal, cid: str, exchange_id: str | None, outcome: str) -> None:
+        if self.audit is None or not p.source.manual:
+            return
+        self.audit.record(
+            "order",
+            p.source.value,
+            client_id=cid,
+            order_id=exchange_id,
+            symbol=p.symbol,
+            side=p.side.value,
+            type=p.entry_type.value,
+            wallet=p.wallet,
+            outcome=outcome,
+        )

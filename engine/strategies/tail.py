@@ -1,0 +1,147 @@
+"""Tail a JSONL file that another process appends to: new complete lines, each once.
+
+- Keeps its byte offset: each :meth:`JsonlTail.read` returns the records appended since the last.
+- A torn last line (no newline yet: still being written) is not read: it waits, and the offset
+  stays before it, until the line is complete.
+- A file that does not exist yet is not an error: nothing is read until it appears.
+- A file that shrank (replaced or truncated) is read again from the start, with a log line.
+- Numbers are parsed as ``Decimal`` (never float); a complete line that is not a JSON object is
+  skipped with a log line.
+- One read takes at most ``max_bytes`` (plus the rest of a line): a large backlog is read over
+  several ticks, and nothing but the current line is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+class JsonlTail:
+    def __init__(self, path: Path, *, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = Path(path)
+        self.offset = offset
+        self.max_bytes = max_bytes
+        self.skipped = 0  # complete lines that were not JSON objects
+
+    def read(self) -> list[dict[str, Any]]:
+        """The records of the complete lines appended since the last read, in file order."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:
+            log.warning(
+                "%s: the file shrank (%d bytes, was read to %d): reading it from the start",
+                self.path,
+                size,
+                self.offset,
+            )
+            self.offset = 0
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(self.max_bytes)
+            end = chunk.rfind(b"\n")
+            while end < 0 and len(chunk) < size - self.offset:  # one line longer than max_bytes
+                more = fh.read(self.max_bytes)
+                if not more:
+                    break
+                chunk += more
+                end = chunk.rfind(b"\n")
+        if end < 0:
+            return []  # only a torn line: wait for its newline
+        complete = chunk[: end + 1]
+        first_line = self.offset
+        self.offset += len(complete)
+        records = []
+        for raw in complete.split(b"\n"):
+            record = self._parse(raw, first_line)
+            if record is not None:
+                records.append(record)
+            first_line += len(raw) + 1
+        return records
+
+    def _parse(self, raw: bytes, at: int) -> dict[str, Any] | None:
+        text = raw.strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            self.skipped += 1
+            log.warning("%s: the line at byte %d is not JSON: skipped", self.path, at)
+            return None
+        if not isinstance(value, dict):
+            self.skipped += 1
+            log.warning("%s: the line at byte %d is not a JSON object: skipped", self.path, at)
+            return None
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading fields of a record
+
+
+class BadRecord(ValueError):
+    """A record missing a field, or with a field of the wrong form."""
+
+
+def dec_field(record: dict[str, Any], key: str) -> Decimal:
+    """A finite Decimal from a JSON number or string (never a float: see :class:`JsonlTail`)."""
+    value = record.get(key)
+    if value is None:
+        raise BadRecord(f"{key!r} is missing")
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+        raise BadRecord(f"{key!r} must be a number or a numeric string (got {value!r})")
+    try:
+        out = Decimal(str(value))
+    except ArithmeticError:
+        raise BadRecord(f"{key!r} is not a number (got {value!r})") from None
+    if not out.is_finite():
+        raise BadRecord(f"{key!r} is not a finite number (got {value!r})")
+    return out
+
+
+def opt_dec_field(record: dict[str, Any], key: str) -> Decimal | None:
+    return None if record.get(key) is None else dec_field(record, key)
+
+
+def time_field(record: dict[str, Any], key: str = "time") -> datetime:
+    """An ISO-8601 time with a zone (``2026-01-01T00:05:00Z``), in UTC."""
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise BadRecord(f"{key!r} must be an ISO-8601 time string (got {value!r})")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRecord(f"{key!r} is not an ISO-8601 time (got {value!r})") from None
+    if moment.tzinfo is None:
+        raise BadRecord(f"{key!r} has no time zone (got {value!r}); write it with a Z")
+    return moment.astimezone(UTC)
+
+
+def str_field(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRecord(f"{key!r} must be a non-empty string (got {value!r})")
+    return value
+
+
+def dex_symbol(value: str, quote: str) -> str:
+    """``BONK`` or ``BONK/USDC`` as ``BONK/USDC``; anything but capitals and digits is refused."""
+    base, sep, q = value.partition("/")
+    q = q if sep else quote
+    for part in (base, q):
+        if not part or not part.isascii() or not all(c.isupper() or c.isdigit() for c in part):
+            raise BadRecord(f"symbol must be BASE or BASE/QUOTE in capitals (got {value!r})")
+    return f"{base}/{q}"

@@ -1,0 +1,110 @@
+"""``trades.jsonl``: one line per closed trade; readers that stream over it.
+
+A trade is an entry and the exit that closed it: open and close times, wallet, strategy, symbol,
+side, quantity, entry and exit prices, fees (both legs), realized PnL (after fees) and reason.
+PnL per wallet, per strategy and per day is computed by streaming over the lines (constant
+memory); start-up never re-reads it: today's PnL lives in the wallets snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.journal import JsonlWriter, iter_jsonl, tail_jsonl
+
+TRADES_FILE = "trades.jsonl"
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    trade_id: str  # the entry's client id: unique, and the key of idempotence downstream
+    opened_at: datetime
+    closed_at: datetime
+    wallet: str
+    strategy: str  # the strategy's name, or "manual"
+    symbol: str
+    side: str  # the entry's side: buy = a long that was sold
+    qty: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    fees: Decimal  # quote currency, both legs
+    pnl: Decimal  # realized, after fees, in quote currency
+    reason: str
+
+    @property
+    def notional(self) -> Decimal:
+        return self.qty * self.entry_price
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> ClosedTrade:
+        def when(v: Any) -> datetime:
+            return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+
+        return cls(
+            trade_id=str(r["trade_id"]),
+            opened_at=when(r["opened_at"]),
+            closed_at=when(r["closed_at"]),
+            wallet=str(r["wallet"]),
+            strategy=str(r["strategy"]),
+            symbol=str(r["symbol"]),
+            side=str(r["side"]),
+            qty=Decimal(str(r["qty"])),
+            entry_price=Decimal(str(r["entry_price"])),
+            exit_price=Decimal(str(r["exit_price"])),
+            fees=Decimal(str(r["fees"])),
+            pnl=Decimal(str(r["pnl"])),
+            reason=str(r.get("reason") or ""),
+        )
+
+
+class TradeStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / TRADES_FILE
+        self._writer = JsonlWriter(self.path)
+
+    def append(self, trade: ClosedTrade) -> None:
+        self._writer.append(trade.to_record())
+
+    def tail(self, n: int) -> list[ClosedTrade]:
+        return [ClosedTrade.from_record(r) for r in tail_jsonl(self.path, n)]
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def iter_trades(path: Path) -> Iterator[ClosedTrade]:
+    for record in iter_jsonl(path):
+        yield ClosedTrade.from_record(record)
+
+
+@dataclass
+class PnlSummary:
+    by_wallet: dict[str, Decimal]
+    by_strategy: dict[str, Decimal]
+    by_day: dict[str, Decimal]  # UTC date of the close
+    trades: int
+    total: Decimal
+
+
+def pnl_summary(path: Path) -> PnlSummary:
+    """Realized PnL per wallet, per strategy and per day, streaming over ``trades.jsonl``."""
+    wallet: dict[str, Decimal] = defaultdict(Decimal)
+    strategy: dict[str, Decimal] = defaultdict(Decimal)
+    day: dict[str, Decimal] = defaultdict(Decimal)
+    count, total = 0, Decimal(0)
+    for t in iter_trades(path):
+        wallet[t.wallet] += t.pnl
+        strategy[t.strategy] += t.pnl
+        day[t.closed_at.date().isoformat()] += t.pnl
+        count += 1
+        total += t.pnl
+    return PnlSummary(dict(wallet), dict(strategy), dict(day), count, total)

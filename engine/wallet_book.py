@@ -1,0 +1,46 @@
+"""The router's view of the sub-wallets: balances from the wallet ledger, caps from the profile.
+
+Balances come from the wallets snapshot and flows journal (``engine.wallets.load_view``, which
+writes nothing); with no snapshot yet, the config's allocation. Amounts are USD, and quote
+currencies are taken at par with USD (USDT, USDC).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.config import FinanceConfig
+from engine.modes import Settings
+from engine.wallets.runtime import load_view
+from engine.wallets.snapshot import WalletsSnapshot
+
+CEX_CHAINS = ("binance", "bybit", "okx")
+
+
+class LedgerWallets:
+    def __init__(self, snapshot: WalletsSnapshot, finance: FinanceConfig) -> None:
+        self.snapshot = snapshot
+        self.finance = finance
+
+    def balance(self, wallet_id: str) -> Decimal:
+        return self.snapshot.wallet(wallet_id).balance
+
+    def cap(self, wallet_id: str) -> Decimal | None:
+        """The most one order from this wallet may spend: its ``risk_wallets`` cap."""
+        risk = self.finance.risk_wallets.get(wallet_id)
+        return risk.max_usd if risk is not None else None
+
+    def venue_problem(self, wallet_id: str, exchange_name: str) -> str | None:
+        view = self.snapshot.wallet(wallet_id)
+        if wallet_id not in self.finance.risk_wallets or view.role != "trading":
+            return (
+                f"wallet {wallet_id} ({view.role}) may not trade: it is not in finance.risk_wallets"
+            )
+        if view.chain != exchange_name:
+            where = "the Solana DEX venue" if view.chain == "solana" else view.chain
+            return f"wallet {wallet_id} trades on {where}, not on {exchange_name}"
+        return None
+
+
+def wallet_book(settings: Settings) -> LedgerWallets:
+    return LedgerWallets(load_view(settings.config, settings.data_dir), settings.config.finance)

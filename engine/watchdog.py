@@ -1,0 +1,128 @@
+"""Local protective exits: watched by Kobe where the venue has neither native OCO nor attached TP/SL.
+
+Each item is a position Kobe opened with a take-profit and/or a stop-loss. While the engine runs,
+every price update is checked: when the take-profit or the stop-loss is touched, the router sends
+the exit at market and the other leg is dropped (its sibling is "cancelled"). Items also wait for a
+limit entry to fill before their exits are placed. The list is persisted atomically in
+``<data_dir>/watchdog.json`` so a restart resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from engine.exchange.base import Side
+from engine.fsutil import atomic_write_text
+from engine.jsonutil import dumps
+
+WATCHDOG_FILE = "watchdog.json"
+
+
+class WatchState(StrEnum):
+    PENDING_ENTRY = "pending_entry"  # the entry has not filled yet; exits wait for it
+    WATCHING = "watching"  # Kobe watches the price and sends the exit itself
+    EXCHANGE_EXITS = "exchange_exits"  # a native OCO / attached exits rest on the exchange
+
+
+class ExitPlan(StrEnum):
+    OCO = "native_oco"
+    ATTACHED = "attached"
+    WATCHDOG = "watchdog"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    entry_client_id: str
+    entry_id: str
+    symbol: str
+    side: Side  # the entry's side: buy opens a long, whose exits sell
+    qty: Decimal  # quantity the exits close (the filled entry quantity, net of base fees)
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+    wallet: str
+    source: str
+    exits: ExitPlan
+    state: WatchState
+
+    def touched(self, price: Decimal) -> str | None:
+        """``take_profit`` or ``stop_loss`` when ``price`` touches that leg, else None."""
+        long = self.side is Side.BUY
+        if self.take_profit is not None and (
+            price >= self.take_profit if long else price <= self.take_profit
+        ):
+            return "take_profit"
+        if self.stop_loss is not None and (
+            price <= self.stop_loss if long else price >= self.stop_loss
+        ):
+            return "stop_loss"
+        return None
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, raw: dict[str, Any]) -> WatchItem:
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(str(v))
+
+        return cls(
+            entry_client_id=str(raw["entry_client_id"]),
+            entry_id=str(raw["entry_id"]),
+            symbol=str(raw["symbol"]),
+            side=Side(raw["side"]),
+            qty=Decimal(str(raw["qty"])),
+            take_profit=dec(raw.get("take_profit")),
+            stop_loss=dec(raw.get("stop_loss")),
+            wallet=str(raw["wallet"]),
+            source=str(raw["source"]),
+            exits=ExitPlan(raw["exits"]),
+            state=WatchState(raw["state"]),
+        )
+
+
+class Watchdog:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / WATCHDOG_FILE
+        self._lock = threading.Lock()
+        self._items: dict[str, WatchItem] = {}
+        if self.path.exists():
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            for record in raw.get("items", []):
+                item = WatchItem.from_record(record)
+                self._items[item.entry_client_id] = item
+
+    def _save(self) -> None:
+        items = [i.to_record() for i in self._items.values()]
+        atomic_write_text(self.path, dumps({"items": items}, indent=1) + "\n")
+
+    def add(self, item: WatchItem) -> None:
+        with self._lock:
+            self._items[item.entry_client_id] = item
+            self._save()
+
+    def update(self, entry_client_id: str, **changes: Any) -> WatchItem:
+        with self._lock:
+            item = replace(self._items[entry_client_id], **changes)
+            self._items[entry_client_id] = item
+            self._save()
+            return item
+
+    def remove(self, entry_client_id: str) -> None:
+        with self._lock:
+            if self._items.pop(entry_client_id, None) is not None:
+                self._save()
+
+    def items(self) -> list[WatchItem]:
+        with self._lock:
+            return list(self._items.values())
+
+    def get(self, entry_client_id: str) -> WatchItem | None:
+        with self._lock:
+            return self._items.get(entry_client_id)

@@ -1,0 +1,797 @@
+"""A small Binance spot REST simulator for contract tests: real HTTP on 127.0.0.1, real signatures.
+
+It speaks the subset of Binance's spot API that ``CcxtExchange`` uses (exchange info, account,
+order create/query/cancel, open orders, tickers, time, ping, OCO order list), checks API keys and
+HMAC-SHA256 signatures the way Binance does, keeps balances and orders, counts the orders it
+created, and injects faults on demand (:meth:`BinanceSim.inject`).
+
+Nothing here imports the engine: it is the other side of the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+API_KEY = "sim-key-4f1c2a9e7b"
+API_SECRET = "sim-secret-9d8e7f6a5b4c3d2e1f0a"
+
+SIGNED_PATHS = {
+    "/api/v3/account",
+    "/api/v3/order",
+    "/api/v3/openOrders",
+    "/api/v3/orderList/oco",
+    "/api/v3/myTrades",
+}
+
+# Binance's error codes used here.
+ERR_UNKNOWN = -1000
+ERR_TIMESTAMP = -1021
+ERR_SIGNATURE = -1022
+ERR_FILTER = -1013
+ERR_MANDATORY = -1102
+ERR_BAD_SYMBOL = -1121
+ERR_REJECTED = -2010
+ERR_CANCEL_REJECTED = -2011
+ERR_NO_SUCH_ORDER = -2013
+ERR_KEY_FORMAT = -2014
+ERR_KEY_INVALID = -2015
+
+
+def binance_signature(secret: str, payload: str) -> str:
+    """HMAC-SHA256 of ``payload`` (query string then body, as sent) keyed by ``secret``, in hex."""
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    symbol: str  # BTCUSDT
+    base: str
+    quote: str
+    price: Decimal
+    tick: Decimal
+    step: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+
+
+DEFAULT_SYMBOLS = (
+    SymbolSpec(
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        Decimal("95000"),
+        Decimal("0.01"),
+        Decimal("0.00001"),
+        Decimal("0.00001"),
+        Decimal(5),
+    ),
+    SymbolSpec(
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        Decimal("3500"),
+        Decimal("0.01"),
+        Decimal("0.0001"),
+        Decimal("0.0001"),
+        Decimal(5),
+    ),
+    SymbolSpec(
+        "SOLUSDT",
+        "SOL",
+        "USDT",
+        Decimal("180"),
+        Decimal("0.01"),
+        Decimal("0.001"),
+        Decimal("0.001"),
+        Decimal(5),
+    ),
+)
+
+
+@dataclass
+class Fault:
+    """One injected fault, consumed by the next ``times`` matching requests.
+
+    kind: ``status`` (answer ``status`` with ``body`` and headers, do nothing else),
+    ``slow`` (sleep ``delay`` seconds, then handle the request: a client with a shorter timeout
+    has given up by then), ``late`` (handle the request at once, then answer only after ``delay``
+    seconds: the order exists, the client timed out), ``drop`` (handle the request, then close the
+    connection without answering: the order exists but the client never hears of it).
+    """
+
+    kind: str
+    method: str | None
+    path: str | None
+    times: int = 1
+    status: int = 500
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or self.path == path
+        )
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    client_id: str
+    symbol: str
+    side: str  # BUY / SELL
+    type: str  # MARKET / LIMIT / LIMIT_MAKER / STOP_LOSS_LIMIT
+    qty: Decimal
+    price: Decimal
+    stop_price: Decimal
+    status: str
+    executed: Decimal
+    quote: Decimal
+    time_ms: int
+    list_id: int = -1
+    fills: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": self.list_id,
+            "clientOrderId": self.client_id,
+            "price": _fmt(self.price),
+            "origQty": _fmt(self.qty),
+            "executedQty": _fmt(self.executed),
+            "cummulativeQuoteQty": _fmt(self.quote),
+            "status": self.status,
+            "timeInForce": "GTC",
+            "type": self.type,
+            "side": self.side,
+            "stopPrice": _fmt(self.stop_price),
+            "icebergQty": "0.00000000",
+            "time": self.time_ms,
+            "updateTime": self.time_ms,
+            "isWorking": self.status in ("NEW", "PARTIALLY_FILLED"),
+            "workingTime": self.time_ms,
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "NONE",
+        }
+
+    def as_ack(self) -> dict[str, Any]:
+        data = self.as_json()
+        data["transactTime"] = self.time_ms
+        data["fills"] = self.fills
+        return data
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+
+class _Dropped(Exception):
+    """Close the connection without an answer."""
+
+
+class BinanceSim:
+    """The simulator. ``with BinanceSim() as sim:`` starts it; ``sim.url`` is its base."""
+
+    def __init__(
+        self,
+        api_key: str = API_KEY,
+        secret: str = API_SECRET,
+        balances: dict[str, Decimal] | None = None,
+        symbols: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS,
+        fee_rate: Decimal = Decimal("0.001"),
+        clock_offset_ms: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.secret = secret
+        self.balances: dict[str, Decimal] = dict(
+            balances if balances is not None else {"USDT": Decimal(10_000), "BTC": Decimal(1)}
+        )
+        self.locked: dict[str, Decimal] = {}
+        self.symbols = {s.symbol: s for s in symbols}
+        self.prices = {s.symbol: s.price for s in symbols}
+        self.fee_rate = fee_rate
+        self.clock_offset_ms = clock_offset_ms
+        self.orders: dict[int, SimOrder] = {}
+        self.orders_created = 0
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
+        self.faults: list[Fault] = []
+        self._ids = itertools.count(1001)
+        self._list_ids = itertools.count(1)
+        self._oco_locks: set[int] = set()
+        self._lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> BinanceSim:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> BinanceSim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test controls --------------------------------------------------------------------------
+
+    def inject(
+        self,
+        kind: str = "status",
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        status: int = 500,
+        body: str | dict[str, Any] = "",
+        retry_after: float | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Queue a fault for the next ``times`` requests matching ``method`` and ``path``.
+
+        ``inject(status=429, retry_after=1)``, ``inject(status=503, body="Service Unavailable")``,
+        ``inject("slow", delay=0.5, method="GET", path="/api/v3/account")``,
+        ``inject("late", delay=0.5, method="POST", path="/api/v3/order")``,
+        ``inject("drop", method="POST", path="/api/v3/order")``,
+        ``inject(status=400, body={"code": -2010, "msg": "..."})``.
+        """
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        text = json.dumps(body) if isinstance(body, dict) else body
+        fault = Fault(kind, method, path, times, status, text, headers, delay)
+        with self._lock:
+            self.faults.append(fault)
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and p == path)
+
+    def fill(self, order_id: int) -> None:
+        """Fill a resting order completely at its limit price (as if the market crossed it)."""
+        with self._lock:
+            order = self.orders[order_id]
+            self._unlock(order)
+            self._execute(order, order.price)
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        with self._lock:
+            self.prices[symbol] = price
+
+    def open_orders(self) -> list[SimOrder]:
+        with self._lock:
+            return [o for o in self.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
+
+    # -- request handling -----------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            self.requests.append((method, path))
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def authenticate(self, headers: Any, query: str, body: str) -> dict[str, str]:
+        key = headers.get("X-MBX-APIKEY")
+        if not key:
+            raise ApiError(401, ERR_KEY_FORMAT, "API-key format invalid.")
+        if key != self.api_key:
+            raise ApiError(401, ERR_KEY_INVALID, "Invalid API-key, IP, or permissions for action.")
+        total = query + body
+        payload, sep, signature = total.rpartition("&signature=")
+        if not sep:
+            raise ApiError(400, ERR_MANDATORY, "Mandatory parameter 'signature' was not sent.")
+        # The signature covers the query string and the body exactly as sent, minus itself.
+        if query and body and query.endswith("&signature=" + signature):
+            payload = query[: -len("&signature=" + signature)] + body
+        expected = binance_signature(self.secret, payload)
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError(400, ERR_SIGNATURE, "Signature for this request is not valid.")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        stamp = int(params.get("timestamp", "0"))
+        window = int(params.get("recvWindow", "5000"))
+        server = self.now_ms()
+        if stamp >= server + 1000 or server - stamp > window:
+            raise ApiError(
+                400,
+                ERR_TIMESTAMP,
+                "Timestamp for this request was 1000ms ahead of the server's time.",
+            )
+        return params
+
+    def route(self, method: str, path: str, params: dict[str, str]) -> Any:
+        with self._lock:
+            if path == "/api/v3/ping":
+                return {}
+            if path == "/api/v3/time":
+                return {"serverTime": self.now_ms()}
+            if path == "/api/v3/exchangeInfo":
+                return self._exchange_info()
+            if path in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
+                return self._ticker(path, params)
+            if path == "/api/v3/account":
+                return self._account()
+            if path == "/api/v3/openOrders":
+                symbol = params.get("symbol")
+                return [o.as_json() for o in self.open_orders() if symbol in (None, o.symbol)]
+            if path == "/api/v3/order" and method == "POST":
+                return self._new_order(params).as_ack()
+            if path == "/api/v3/order" and method == "GET":
+                return self._find(params, ERR_NO_SUCH_ORDER, "Order does not exist.").as_json()
+            if path == "/api/v3/order" and method == "DELETE":
+                return self._cancel(params).as_json()
+            if path == "/api/v3/orderList/oco" and method == "POST":
+                return self._new_oco(params)
+        raise ApiError(404, ERR_UNKNOWN, f"no such endpoint {method} {path}")
+
+    # -- the exchange ---------------------------------------------------------------------------
+
+    def _exchange_info(self) -> dict[str, Any]:
+        symbols = []
+        for s in self.symbols.values():
+            symbols.append(
+                {
+                    "symbol": s.symbol,
+                    "status": "TRADING",
+                    "baseAsset": s.base,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": s.quote,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "baseCommissionPrecision": 8,
+                    "quoteCommissionPrecision": 8,
+                    "orderTypes": [
+                        "LIMIT",
+                        "LIMIT_MAKER",
+                        "MARKET",
+                        "STOP_LOSS",
+                        "STOP_LOSS_LIMIT",
+                        "TAKE_PROFIT",
+                        "TAKE_PROFIT_LIMIT",
+                    ],
+                    "icebergAllowed": True,
+                    "ocoAllowed": True,
+                    "otoAllowed": True,
+                    "quoteOrderQtyMarketAllowed": True,
+                    "allowTrailingStop": True,
+                    "cancelReplaceAllowed": True,
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": _fmt(s.tick),
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": _fmt(s.tick),
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": _fmt(s.min_qty),
+                            "maxQty": "9000.00000000",
+                            "stepSize": _fmt(s.step),
+                        },
+                        {
+                            "filterType": "NOTIONAL",
+                            "minNotional": _fmt(s.min_notional),
+                            "applyMinToMarket": True,
+                            "maxNotional": "9000000.00000000",
+                            "applyMaxToMarket": False,
+                            "avgPriceMins": 5,
+                        },
+                    ],
+                    "permissions": [],
+                    "permissionSets": [["SPOT"]],
+                    "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                    "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_MAKER"],
+                }
+            )
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
+
+    def _spec(self, params: dict[str, str]) -> SymbolSpec:
+        spec = self.symbols.get(params.get("symbol", ""))
+        if spec is None:
+            raise ApiError(400, ERR_BAD_SYMBOL, "Invalid symbol.")
+        return spec
+
+    def _ticker(self, path: str, params: dict[str, str]) -> Any:
+        specs = [self._spec(params)] if "symbol" in params else list(self.symbols.values())
+        out = []
+        for s in specs:
+            p = self.prices[s.symbol]
+            bid, ask = p - s.tick, p + s.tick
+            if path.endswith("/price"):
+                out.append({"symbol": s.symbol, "price": _fmt(p)})
+            elif path.endswith("/bookTicker"):
+                out.append(
+                    {
+                        "symbol": s.symbol,
+                        "bidPrice": _fmt(bid),
+                        "bidQty": "1.00000000",
+                        "askPrice": _fmt(ask),
+                        "askQty": "1.00000000",
+                    }
+                )
+            else:
+                now = self.now_ms()
+                out.append(
+                    {
+                        "symbol": s.symbol,
+                        "priceChange": "0.00000000",
+                        "priceChangePercent": "0.000",
+                        "weightedAvgPrice": _fmt(p),
+                        "prevClosePrice": _fmt(p),
+                        "lastPrice": _fmt(p),
+                        "lastQty": "0.10000000",
+                        "bidPrice": _fmt(bid),
+                        "bidQty": "1.00000000",
+                        "askPrice": _fmt(ask),
+                        "askQty": "1.00000000",
+                        "openPrice": _fmt(p),
+                        "highPrice": _fmt(p),
+                        "lowPrice": _fmt(p),
+                        "volume": "100.00000000",
+                        "quoteVolume": _fmt(p * 100),
+                        "openTime": now - 86_400_000,
+                        "closeTime": now,
+                        "firstId": 1,
+                        "lastId": 100,
+                        "count": 100,
+                    }
+                )
+        return out[0] if "symbol" in params else out
+
+    def _account(self) -> dict[str, Any]:
+        assets = sorted(set(self.balances) | set(self.locked))
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "canTrade": True,
+            "canWithdraw": False,
+            "canDeposit": False,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "updateTime": self.now_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {
+                    "asset": a,
+                    "free": _fmt(self.balances.get(a, Decimal(0))),
+                    "locked": _fmt(self.locked.get(a, Decimal(0))),
+                }
+                for a in assets
+            ],
+            "permissions": ["SPOT"],
+            "uid": 1,
+        }
+
+    def _check_filters(self, spec: SymbolSpec, qty: Decimal, price: Decimal) -> None:
+        if qty < spec.min_qty or (qty % spec.step) != 0:
+            raise ApiError(400, ERR_FILTER, "Filter failure: LOT_SIZE")
+        if price <= 0 or (price % spec.tick) != 0:
+            raise ApiError(400, ERR_FILTER, "Filter failure: PRICE_FILTER")
+        if qty * price < spec.min_notional:
+            raise ApiError(400, ERR_FILTER, "Filter failure: NOTIONAL")
+
+    def _need(
+        self, spec: SymbolSpec, side: str, qty: Decimal, price: Decimal
+    ) -> tuple[str, Decimal]:
+        return (spec.quote, qty * price) if side == "BUY" else (spec.base, qty)
+
+    def _reserve(self, asset: str, amount: Decimal) -> None:
+        if self.balances.get(asset, Decimal(0)) < amount:
+            raise ApiError(
+                400, ERR_REJECTED, "Account has insufficient balance for requested action."
+            )
+        self.balances[asset] = self.balances.get(asset, Decimal(0)) - amount
+        self.locked[asset] = self.locked.get(asset, Decimal(0)) + amount
+
+    def _unlock(self, order: SimOrder) -> None:
+        if order.status not in ("NEW", "PARTIALLY_FILLED") or order.type == "MARKET":
+            return
+        spec = self.symbols[order.symbol]
+        if order.list_id != -1:  # an OCO locks its quantity once, for the whole list
+            if order.list_id in self._oco_locks:
+                self._oco_locks.discard(order.list_id)
+                self.locked[spec.base] -= order.qty
+                self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + order.qty
+            return
+        asset, amount = self._need(spec, order.side, order.qty - order.executed, order.price)
+        self.locked[asset] -= amount
+        self.balances[asset] = self.balances.get(asset, Decimal(0)) + amount
+
+    def _execute(self, order: SimOrder, price: Decimal) -> None:
+        spec = self.symbols[order.symbol]
+        qty = order.qty - order.executed
+        cost = qty * price
+        if order.side == "BUY":
+            fee = (qty * self.fee_rate).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) - cost
+            self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + qty - fee
+            fee_asset = spec.base
+        else:
+            fee = (cost * self.fee_rate).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) - qty
+            self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) + cost - fee
+            fee_asset = spec.quote
+        order.executed += qty
+        order.quote += cost
+        order.status = "FILLED"
+        order.fills.append(
+            {
+                "price": _fmt(price),
+                "qty": _fmt(qty),
+                "commission": _fmt(fee),
+                "commissionAsset": fee_asset,
+                "tradeId": order.order_id,
+            }
+        )
+        if order.list_id != -1:  # one leg filled: the other is cancelled
+            for other in self.orders.values():
+                if other.list_id == order.list_id and other is not order:
+                    other.status = "EXPIRED"
+
+    def _new_order(self, params: dict[str, str]) -> SimOrder:
+        spec = self._spec(params)
+        side = params.get("side", "")
+        type_ = params.get("type", "")
+        if side not in ("BUY", "SELL") or type_ not in ("MARKET", "LIMIT"):
+            raise ApiError(400, ERR_UNKNOWN, f"unsupported order {side} {type_}")
+        client_id = params.get("newClientOrderId") or f"sim-{next(self._ids)}"
+        for other in self.orders.values():
+            if other.client_id == client_id and other.status in ("NEW", "PARTIALLY_FILLED"):
+                raise ApiError(400, ERR_REJECTED, "Duplicate order sent.")
+        last = self.prices[spec.symbol]
+        if type_ == "MARKET":
+            if "quoteOrderQty" in params:
+                qty = (Decimal(params["quoteOrderQty"]) / last).quantize(spec.step, ROUND_DOWN)
+            else:
+                qty = Decimal(params.get("quantity", "0"))
+            price = last
+        else:
+            qty = Decimal(params.get("quantity", "0"))
+            price = Decimal(params.get("price", "0"))
+        self._check_filters(spec, qty, price)
+        asset, amount = self._need(spec, side, qty, price)
+        if self.balances.get(asset, Decimal(0)) < amount:
+            raise ApiError(
+                400, ERR_REJECTED, "Account has insufficient balance for requested action."
+            )
+        order = SimOrder(
+            order_id=next(self._ids),
+            client_id=client_id,
+            symbol=spec.symbol,
+            side=side,
+            type=type_,
+            qty=qty,
+            price=price if type_ == "LIMIT" else Decimal(0),
+            stop_price=Decimal(0),
+            status="NEW",
+            executed=Decimal(0),
+            quote=Decimal(0),
+            time_ms=self.now_ms(),
+        )
+        self.orders[order.order_id] = order
+        self.orders_created += 1
+        crosses = (side == "BUY" and price >= last) or (side == "SELL" and price <= last)
+        if type_ == "MARKET" or crosses:
+            self._execute(order, last)
+        else:
+            self._reserve(asset, amount)
+        return order
+
+    def _find(self, params: dict[str, str], code: int, msg: str) -> SimOrder:
+        self._spec(params)
+        if "orderId" in params:
+            found = self.orders.get(int(params["orderId"]))
+            if found is not None and found.symbol == params["symbol"]:
+                return found
+        elif "origClientOrderId" in params:
+            cid = params["origClientOrderId"]
+            matches = [o for o in self.orders.values() if o.client_id == cid]
+            if matches:
+                return matches[-1]
+        else:
+            raise ApiError(
+                400, ERR_MANDATORY, "Param 'origClientOrderId' or 'orderId' must be sent."
+            )
+        raise ApiError(400, code, msg)
+
+    def _cancel(self, params: dict[str, str]) -> SimOrder:
+        order = self._find(params, ERR_CANCEL_REJECTED, "Unknown order sent.")
+        if order.status not in ("NEW", "PARTIALLY_FILLED"):
+            raise ApiError(400, ERR_CANCEL_REJECTED, "Unknown order sent.")
+        self._unlock(order)
+        order.status = "CANCELED"
+        if order.list_id != -1:
+            for other in self.orders.values():
+                if other.list_id == order.list_id and other.status == "NEW":
+                    other.status = "CANCELED"
+        return order
+
+    def _new_oco(self, params: dict[str, str]) -> dict[str, Any]:
+        spec = self._spec(params)
+        side = params.get("side", "")
+        qty = Decimal(params.get("quantity", "0"))
+        above_type = params.get("aboveType", "")
+        below_type = params.get("belowType", "")
+        if side != "SELL" or above_type != "LIMIT_MAKER" or below_type != "STOP_LOSS_LIMIT":
+            raise ApiError(400, ERR_UNKNOWN, "simulator: only SELL LIMIT_MAKER / STOP_LOSS_LIMIT")
+        tp = Decimal(params.get("abovePrice", "0"))
+        sl_price = Decimal(params.get("belowPrice", "0"))
+        sl_stop = Decimal(params.get("belowStopPrice", "0"))
+        last = self.prices[spec.symbol]
+        if not (sl_stop < last < tp):
+            raise ApiError(
+                400, ERR_REJECTED, "The relationship of the prices for the orders is not correct."
+            )
+        self._check_filters(spec, qty, tp)
+        self._check_filters(spec, qty, sl_price)
+        self._reserve(spec.base, qty)
+        list_id = next(self._list_ids)
+        self._oco_locks.add(list_id)
+        now = self.now_ms()
+        legs = []
+        for type_, price, stop, cid in (
+            ("STOP_LOSS_LIMIT", sl_price, sl_stop, params.get("belowClientOrderId")),
+            ("LIMIT_MAKER", tp, Decimal(0), params.get("aboveClientOrderId")),
+        ):
+            order = SimOrder(
+                order_id=next(self._ids),
+                client_id=cid or f"sim-{list_id}-{type_.lower()}",
+                symbol=spec.symbol,
+                side=side,
+                type=type_,
+                qty=qty,
+                price=price,
+                stop_price=stop,
+                status="NEW",
+                executed=Decimal(0),
+                quote=Decimal(0),
+                time_ms=now,
+                list_id=list_id,
+            )
+            self.orders[order.order_id] = order
+            self.orders_created += 1
+            legs.append(order)
+        return {
+            "orderListId": list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "EXEC_STARTED",
+            "listOrderStatus": "EXECUTING",
+            "listClientOrderId": params.get("listClientOrderId") or f"list-{list_id}",
+            "transactionTime": now,
+            "symbol": spec.symbol,
+            "orders": [
+                {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
+                for o in legs
+            ],
+            "orderReports": [o.as_ack() for o in legs],
+        }
+
+    def fault_log(self) -> Iterator[Fault]:
+        with self._lock:
+            yield from list(self.faults)
+
+
+def _make_handler(sim: BinanceSim) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _handle(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            path, query = parts.path, parts.query
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            fault = sim.take_fault(method, path)
+            if fault is not None and fault.kind == "status":
+                self._send(fault.status, fault.body, fault.headers)
+                return
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.delay)
+            try:
+                if path in SIGNED_PATHS:
+                    params = sim.authenticate(self.headers, query, body)
+                else:
+                    params = dict(parse_qsl(query, keep_blank_values=True))
+                result = sim.route(method, path, params)
+            except ApiError as exc:
+                if fault is not None and fault.kind == "drop":
+                    self._drop()
+                    return
+                self._send(exc.status, json.dumps({"code": exc.code, "msg": exc.msg}))
+                return
+            if fault is not None and fault.kind == "drop":
+                self._drop()
+                return
+            if fault is not None and fault.kind == "late":
+                time.sleep(fault.delay)
+            self._send(200, json.dumps(result))
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(2)
+
+        def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+            data = body.encode()
+            try:
+                self.send_response(status)
+                is_json = body.startswith(("{", "["))
+                self.send_header("Content-Type", "application/json" if is_json else "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout): nothing to answer to
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
+        def do_PUT(self) -> None:
+            self._handle("PUT")
+
+    return Handler
