@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.config import ConfigError, Mode
+from engine.exchange.base import ExchangeError
 from engine.fsutil import StateError
 from engine.jsonutil import dumps
 from engine.logsetup import setup_logging
@@ -171,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_health)
 
     # imported here: these modules build on this one
-    from engine import cli_risk, cli_trade, cli_wallets
+    from engine import cli_risk, cli_run, cli_trade, cli_wallets
 
     cli_trade.register(sub)
+    cli_run.register(sub)
     cli_risk.register(sub)
     cli_wallets.register(sub)
     return parser
@@ -209,6 +212,9 @@ def main(
     except StateError as exc:
         print(f"kobe: {exc}", file=err)
         return EXIT_REFUSED
+    except ExchangeError as exc:  # already redacted by the adapter
+        print(f"kobe: {exc}", file=err)
+        return EXIT_REFUSED
     except GateClosed as exc:
         print(f"{exc.mode.value} refused:", file=err)
         for reason in exc.reasons:
@@ -220,4 +226,10 @@ def main(
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kobe ... | head`: the reader went away; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

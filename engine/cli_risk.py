@@ -56,7 +56,11 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
                 f"kill switch: {snap.state.value}" + (f" ({snap.reason})" if snap.reason else "")
             )
     except DataDirBusy as exc:
-        ctx.print(f"queued: the running engine ({exc.holder}) applies it within one tick")
+        ctx.print(
+            f"queued: {exc.holder} holds the data dir; a running engine applies it within one "
+            "tick, otherwise the next command that opens the data dir does"
+            + (" (new entries are refused from now on)" if action == "trip" else "")
+        )
     return EXIT_OK
 
 

@@ -20,7 +20,8 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirBusy, DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
 from engine.proposal import Proposal, Refused, Sizing, Source
-from engine.router import Placement, Router
+from engine.risk import RiskEngine
+from engine.router import Placement, Router, entry_of
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 
@@ -138,6 +139,7 @@ class Session:
     journal: OrderJournal
     audit: AuditLog
     router: Router
+    risk: RiskEngine
 
 
 @contextmanager
@@ -157,10 +159,19 @@ def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Itera
         raise GateClosed(settings.mode, problems)
     clock = ctx.clock
     with DataDirLock(settings.data_dir, command):
-        exchange = build_exchange(settings, confirmed=confirmed, clock=clock)
+        holder: list[Router] = []
+        exchange = build_exchange(
+            settings,
+            confirmed=confirmed,
+            clock=clock,
+            on_unknown=lambda cid, why: holder[0].on_unknown(cid, why) if holder else None,
+        )
         journal = OrderJournal(settings.data_dir)
         audit = AuditLog(settings.data_dir, clock)
         cfg = settings.config
+        # the risk engine applies kill-switch commands queued by `kobe risk` and gives the
+        # cooldown and the WARNING size factor: the same guards as the running engine's
+        risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
         router = Router(
             exchange,
             journal,
@@ -175,7 +186,10 @@ def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Itera
             mode_problems=lambda: gate_problems(settings, confirmed),
             exits_policy=cfg.router.exits,
             audit=audit,
+            kill_switch=risk.kill_switch,
+            size_factor=risk.size_factor,
         )
+        holder.append(router)
         try:
             report = router.reconcile()
             for order in report.external:
@@ -184,7 +198,7 @@ def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Itera
                     f"{order.symbol}) is not Kobe's: left alone",
                     file=ctx.err,
                 )
-            yield Session(settings, exchange, journal, audit, router)
+            yield Session(settings, exchange, journal, audit, router, risk)
         finally:
             journal.close()
             audit.close()
@@ -217,6 +231,9 @@ def cmd_trade(ctx: Context) -> int:
     require_terminal_or_yes(ctx)
     try:
         with trading_session(ctx, "kobe trade") as s:
+            block = s.risk.entry_block()
+            if block is not None:
+                return _refused(ctx, [block])
             try:
                 plan = s.router.plan(proposal)
             except Refused as exc:
@@ -317,11 +334,32 @@ def cmd_cancel(ctx: Context) -> int:
         with trading_session(ctx, "kobe cancel") as s:
             open_orders = s.router.open_orders()
             if ctx.args.all:
-                targets = [o for o, _, _ in open_orders]
+                # Kobe's own orders only; an OCO's two legs are one target (one cancels both)
+                targets, lists = [], set()
+                external = 0
+                for o, _, src in open_orders:
+                    if src == "external":
+                        external += 1
+                        continue
+                    if o.list_id:
+                        if o.list_id in lists:
+                            continue
+                        lists.add(o.list_id)
+                    targets.append(o)
                 if not targets:
-                    ctx.print("No open orders")
+                    ctx.print(
+                        "No open orders of Kobe's"
+                        + (f" ({external} external, left alone)" if external else "")
+                    )
                     return EXIT_OK
-                question = f"Cancel all {len(targets)} open orders?"
+                exits = sum(1 for o in targets if entry_of(o.client_id) is not None)
+                question = f"Cancel {len(targets)} open order(s) of Kobe's?"
+                if exits:
+                    question += (
+                        f" {exits} are protective exits: their positions will be unprotected."
+                    )
+                if external:
+                    question += f" ({external} external order(s) are left alone.)"
             else:
                 ref = ctx.args.order
                 match = [o for o, _, _ in open_orders if ref in (o.id, o.client_id)]

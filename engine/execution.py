@@ -37,6 +37,7 @@ from engine.proposal import Proposal, Refused, Source
 from engine.risk import RiskEngine
 from engine.router import Placement, Router, entry_of
 from engine.trades import ClosedTrade, TradeStore
+from engine.watchdog import ExitPlan, WatchItem, WatchState
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +210,9 @@ class ExecutionEngine:
         if e.event in ("fill", "partial_fill"):
             self._positions[cid] = replace(
                 pos,
-                qty=e.filled,
+                qty=_net_of_base_fee(e),
                 entry_price=e.avg_price,
-                entry_fee=e.fee,
+                entry_fee=_fee_in_quote(e),
                 opened_at=e.ts if pos.qty == 0 else pos.opened_at,
                 pending=e.event == "partial_fill",
             )
@@ -219,7 +220,11 @@ class ExecutionEngine:
         elif e.event in ("reject", "cancel"):
             if e.filled > 0:
                 self._positions[cid] = replace(
-                    pos, qty=e.filled, entry_price=e.avg_price, entry_fee=e.fee, pending=False
+                    pos,
+                    qty=_net_of_base_fee(e),
+                    entry_price=e.avg_price,
+                    entry_fee=_fee_in_quote(e),
+                    pending=False,
                 )
             else:
                 del self._positions[cid]
@@ -231,7 +236,7 @@ class ExecutionEngine:
             return
         sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)
         qty = min(e.filled, pos.qty)
-        fees = pos.entry_fee + e.fee
+        fees = pos.entry_fee + _fee_in_quote(e)  # both in quote currency
         pnl = sign * (e.avg_price - pos.entry_price) * qty - fees
         trade = ClosedTrade(
             trade_id=entry_cid,
@@ -252,7 +257,8 @@ class ExecutionEngine:
         self.trades.append(trade)
         if self.wallets is not None:
             try:
-                self.wallets.on_trade_closed(pos.wallet, pnl, fees, trade_id=entry_cid)
+                # the wallet manager books the gross PnL and pays the fees from the fees wallet
+                self.wallets.on_trade_closed(pos.wallet, pnl + fees, fees, trade_id=entry_cid)
             except ValueError as exc:
                 self._alert("error", f"wallet {pos.wallet}: trade {entry_cid} not booked: {exc}")
         self.risk.on_trade_closed(pnl)
@@ -274,16 +280,32 @@ class ExecutionEngine:
                     router.cancel(order.id, _source(pos))
         router.watchdog.remove(entry_cid)
         qty = router.exchange.amount_to_precision(pos.symbol, pos.qty)
-        return router.send_exit(
-            entry_cid,
-            "cx",
-            pos.symbol,
-            pos.side.opposite,
-            qty,
-            pos.wallet,
-            _source(pos).value,
-            reason,
-        )
+        source = _source(pos).value
+        try:
+            return router.send_exit(
+                entry_cid, "cx", pos.symbol, pos.side.opposite, qty, pos.wallet, source, reason
+            )
+        except ExchangeError as exc:
+            # its exchange exits are cancelled: the local watchdog guards it from now on
+            router.guard_locally(
+                WatchItem(
+                    entry_client_id=entry_cid,
+                    entry_id="",
+                    symbol=pos.symbol,
+                    side=pos.side,
+                    qty=qty,
+                    take_profit=pos.take_profit,
+                    stop_loss=pos.stop_loss,
+                    wallet=pos.wallet,
+                    source=source,
+                    exits=ExitPlan.WATCHDOG,
+                    state=WatchState.WATCHING,
+                )
+            )
+            self._alert(
+                "critical", f"close {entry_cid} failed ({exc}): its TP/SL are now watched locally"
+            )
+            raise
 
     def flatten(self, reason: str) -> list[str]:
         """Cancel Kobe's open entries and close Kobe's positions at market. Never others'."""
@@ -323,6 +345,24 @@ class ExecutionEngine:
     def _save(self) -> None:
         items = [p.to_record() for p in self._positions.values()]
         atomic_write_text(self.path, dumps({"positions": items}, indent=1) + "\n")
+
+
+def _base(symbol: str) -> str:
+    return symbol.split("/", 1)[0]
+
+
+def _fee_in_quote(e: OrderEvent) -> Decimal:
+    """A fee paid in the base asset (a buy on Binance) valued at the fill's price."""
+    if e.fee_asset == _base(e.symbol) and e.avg_price is not None:
+        return e.fee * e.avg_price
+    return e.fee
+
+
+def _net_of_base_fee(e: OrderEvent) -> Decimal:
+    """What a buy left in hand when its fee was taken in the base asset."""
+    if e.side == Side.BUY.value and e.fee_asset == _base(e.symbol):
+        return e.filled - e.fee
+    return e.filled
 
 
 def _source(pos: Position) -> Source:

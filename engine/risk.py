@@ -54,6 +54,12 @@ def read_kill_switch(data_dir: Path) -> KillSwitch:
     Fails closed: a state file that cannot be read blocks new entries.
     """
     snap = load_risk_snapshot(data_dir, lambda: datetime.now(UTC))
+    pending = list(iter_jsonl(Path(data_dir) / RISK_COMMANDS_FILE))[snap.commands_done :]
+    for record in reversed(pending):  # the latest queued command not applied yet wins
+        if record.get("action") == "trip":
+            return KillSwitch(KillState.TRIPPED, str(record.get("reason") or "manual trip"))
+        if record.get("action") == "reset":
+            break  # a queued reset takes effect only when an engine applies it (audited)
     return KillSwitch(snap.state, snap.reason, snap.since)
 
 
@@ -248,11 +254,16 @@ class RiskEngine:
         self.audit = audit
         self.on_change = on_change
         self._lock = threading.RLock()
+        self._replay_trips_only = False
         self.snap = self._load()
         self.apply_commands()
 
     def _load(self) -> RiskSnapshot:
-        return load_risk_snapshot(self.data_dir, self.clock)
+        snap = load_risk_snapshot(self.data_dir, self.clock)
+        missing = snap.commands_done == 0 and not self.path.exists()
+        if missing or snap.reason.startswith(f"{RISK_STATE_FILE} unreadable"):
+            self._replay_trips_only = True
+        return snap
 
     def _save(self) -> None:
         atomic_write_text(self.path, dumps(self.snap.to_json(), indent=2) + "\n")
@@ -404,9 +415,16 @@ class RiskEngine:
         with self._lock:
             records = list(iter_jsonl(self.commands_path))
             fresh = records[self.snap.commands_done :]
+            history = self._replay_trips_only
+            self._replay_trips_only = False
             for record in fresh:
                 self.snap.commands_done += 1
                 action, source = record.get("action"), str(record.get("source") or "cli")
+                if history and action == "reset":
+                    # the state file was missing or unreadable: its history is replayed for
+                    # trips only (fail closed); a past reset is never applied a second time
+                    self._save()
+                    continue
                 if action == "trip":
                     if self.snap.state is KillState.TRIPPED:
                         self._save()

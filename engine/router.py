@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 RECONCILE_TAIL = 5000  # order events read back at start (a tail, never the whole journal)
+KEEP_FINISHED = 5000  # finished orders remembered in memory (for "already filled" messages)
 
 
 class WalletBook(Protocol):
@@ -391,7 +392,12 @@ class Router:
 
     def execute(self, plan: OrderPlan) -> Placement:
         p = plan.proposal
+        ks = self.kill_switch()  # again: it may have tripped since the plan was shown
+        if ks.tripped:
+            raise Refused([f"kill switch is TRIPPED: {ks.reason or 'no reason given'}"])
         cid = self.ids.next()
+        while cid in self.journal_state():  # e.g. a simulated clock started again
+            cid = self.ids.next()
         price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
         self._journal(
             "intent",
@@ -463,9 +469,17 @@ class Router:
         exits: tuple[Order, ...] = ()
         notes: list[str] = []
         if watch is not None:
-            watch = self.watchdog.update(cid, entry_id=order.id)
+            recorded = self.watchdog.update(cid, entry_id=order.id)
+            watch = recorded
             if order.status is OrderStatus.FILLED:
-                exits, watch = self._place_exits(watch, order)
+                try:
+                    exits, watch = self._place_exits(recorded, order)
+                except ExchangeError as exc:
+                    watch = self._fall_back_to_watchdog(recorded, order, exc)
+                    notes.append(
+                        f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
+                        "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
+                    )
             if plan.exits is ExitPlan.WATCHDOG:
                 notes.append(
                     "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
@@ -475,11 +489,15 @@ class Router:
     def _place_exits(
         self, item: WatchItem, entry: Order
     ) -> tuple[tuple[Order, ...], WatchItem | None]:
-        """The entry filled: put its exits in place. Returns the exit orders and the new item."""
-        qty = entry.filled
-        m = self.exchange.market(item.symbol)
-        if entry.fee_asset == m.base and entry.side is Side.BUY:
-            qty = self.exchange.amount_to_precision(item.symbol, qty - entry.fee)
+        """The entry filled: put its exits in place. Returns the exit orders and the new item.
+
+        Never twice: if the journal shows exits already sent for this entry (a crash came
+        between the send and the bookkeeping), the item is dropped instead.
+        """
+        if self._exits_sent(item.entry_client_id):
+            self.watchdog.remove(item.entry_client_id)
+            return (), None
+        qty = self.net_qty(item.symbol, entry)
         exit_side = item.side.opposite
         if item.exits is ExitPlan.OCO:
             assert item.take_profit is not None and item.stop_loss is not None
@@ -520,6 +538,38 @@ class Router:
             return (), None
         new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
         return (), new
+
+    def net_qty(self, symbol: str, entry: Order) -> Decimal:
+        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours."""
+        qty = entry.filled
+        if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
+            qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
+        return qty
+
+    def _exits_sent(self, entry_cid: str) -> bool:
+        state = self.journal_state()
+        for suffix in EXIT_SUFFIXES:
+            event = state.get(f"{entry_cid}{suffix}")
+            if event is not None and event.event != "reject":
+                return True
+        return False
+
+    def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
+        log.error(
+            "entry %s filled but its exits could not be placed (%s): the local watchdog guards it",
+            item.entry_client_id,
+            exc,
+        )
+        return self.watchdog.update(
+            item.entry_client_id,
+            qty=self.net_qty(item.symbol, entry),
+            exits=ExitPlan.WATCHDOG,
+            state=WatchState.WATCHING,
+        )
+
+    def guard_locally(self, item: WatchItem) -> None:
+        """Put (back) a position under the local watchdog, e.g. after its exits were cancelled."""
+        self.watchdog.add(item)
 
     def on_unknown(self, client_id: str, reason: str) -> None:
         """The adapter's hook: a write's outcome is unknown (timeout, 5xx); it looks it up next.
@@ -562,6 +612,16 @@ class Router:
         sent: list[Order] = []
         for item in self.watchdog.items():
             try:
+                if item.state is WatchState.PENDING_ENTRY and not item.entry_id:
+                    found = self.exchange.fetch_order_by_client_id(
+                        item.entry_client_id, item.symbol
+                    )
+                    if found is None:
+                        last = self.journal_state().get(item.entry_client_id)
+                        if last is None or last.event == "reject":
+                            self.watchdog.remove(item.entry_client_id)
+                        continue
+                    item = self.watchdog.update(item.entry_client_id, entry_id=found.id)
                 if item.state is WatchState.PENDING_ENTRY and item.entry_id:
                     entry = self.exchange.fetch_order(item.entry_id, item.symbol)
                     if entry.status is OrderStatus.FILLED or (
@@ -569,7 +629,11 @@ class Router:
                         and entry.filled > 0
                     ):
                         self._journal_fill(entry, item.wallet, item.source)
-                        exits, _ = self._place_exits(item, entry)
+                        try:
+                            exits, _ = self._place_exits(item, entry)
+                        except ExchangeError as exc:
+                            self._fall_back_to_watchdog(item, entry, exc)
+                            raise
                         sent += exits
                     elif not entry.status.is_open:
                         self.watchdog.remove(item.entry_client_id)
@@ -579,6 +643,9 @@ class Router:
                         price = self.exchange.fetch_ticker(item.symbol).last
                     leg = item.touched(price)
                     if leg is not None:
+                        if self._exits_sent(item.entry_client_id):
+                            self.watchdog.remove(item.entry_client_id)  # sent before a crash
+                            continue
                         sent.append(self._fire(item, leg, price))
             except ExchangeError as exc:
                 log.warning("watchdog: %s %s: %s", item.symbol, item.entry_client_id, exc)
@@ -663,10 +730,38 @@ class Router:
                     self._last[event.client_id] = event
         return self._last
 
+    def sync(self) -> int:
+        """Journal what happened on the exchange to orders the journal has as open.
+
+        The paper venues report fills as events; a real exchange is asked: an order Kobe has as
+        open that is no longer in the open orders is looked up and its fill or cancel journaled.
+        Returns how many orders changed.
+        """
+        open_now = {o.client_id: o for o in self.exchange.fetch_open_orders()}
+        changed = 0
+        for cid, event in list(self.journal_state().items()):
+            if event.event not in ("ack", "partial_fill") or not OrderStatus(event.status).is_open:
+                continue
+            current = open_now.get(cid)
+            if current is None:
+                current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+                if current is None:
+                    continue
+            if current.filled == event.filled and current.status.value == event.status:
+                continue
+            if current.filled > event.filled:
+                self._journal_fill(current, event.wallet, event.source)
+            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                self._journal_order(
+                    "cancel", current, event.wallet, event.source, "on the exchange"
+                )
+            changed += 1
+        return changed
+
     def reconcile(self) -> ReconcileReport:
         report = ReconcileReport()
         last = self.journal_state()
-        for cid, event in last.items():
+        for cid, event in list(last.items()):
             if event.event not in ("intent", "unknown"):
                 continue
             found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
@@ -694,6 +789,11 @@ class Router:
                 if item is not None and not item.entry_id:
                     self.watchdog.update(cid, entry_id=found.id)
             report.resolved.append(cid)
+        for item in self.watchdog.items():
+            if item.state is not WatchState.PENDING_ENTRY and self._exits_sent(
+                item.entry_client_id
+            ):
+                self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash
         known = set(last) | {i.entry_client_id for i in self.watchdog.items()}
         for order in self.exchange.fetch_open_orders():
             base_id = entry_of(order.client_id) or ""
@@ -803,9 +903,24 @@ class Router:
             reason=reason,
         )
         self.journal.append(event)
-        self.journal_state()[cid] = event
+        state = self.journal_state()
+        state.pop(cid, None)
+        state[cid] = event  # newest last: the oldest finished orders are forgotten first
+        if len(state) > KEEP_FINISHED * 2:
+            self._forget_finished(state)
         for listener in self.listeners:
             listener(event)
+
+    @staticmethod
+    def _forget_finished(state: dict[str, OrderEvent]) -> None:
+        """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
+        finished = [
+            cid
+            for cid, e in state.items()
+            if e.event in ("fill", "cancel", "reject") and not OrderStatus(e.status).is_open
+        ]
+        for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del state[cid]
 
     def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
         self._journal(

@@ -23,7 +23,7 @@ from engine.exchange.dex import (
 )
 from engine.exchange.paper import PaperExchange, PaperStateError, load_paper_markets
 from engine.exchange.prices import ManualPrices
-from engine.money import floor_to_step
+from engine.money import floor_to_step, is_multiple
 from engine.strategies import TICK_SECONDS, DexMarket, Signal, Strategy, build_strategies
 
 D = Decimal
@@ -101,10 +101,10 @@ def test_market_rules_suit_memecoins() -> None:
     cfg = DexConfig()
     bonk = dex_market(BONK, D("0.0000231"), cfg).rules
     assert (bonk.base, bonk.quote) == ("BONK", "USDC")
-    assert bonk.tick_size == D("1E-12") and bonk.step_size == D(10) and bonk.min_qty == D(10)
+    assert bonk.tick_size == D("1E-14") and bonk.step_size == D(10) and bonk.min_qty == D(10)
     assert bonk.min_notional == cfg.min_notional_usd
     wif = dex_market(WIF, D("2.15"), cfg).rules
-    assert wif.tick_size == D("1E-7") and wif.step_size == D("0.0001")
+    assert wif.tick_size == D("1E-9") and wif.step_size == D("0.0001")
     with pytest.raises(ValueError):
         dex_market(BONK, D(0), cfg)
 
@@ -285,3 +285,21 @@ def test_shipped_strategies_close_trades_on_the_dex_venue_and_conserve_money(
     assert again == closed  # same seeds, same clock: the same trades
     state_a = (tmp_path / "a" / "dex" / "state.json").read_text()
     assert state_a == (tmp_path / "b" / "dex" / "state.json").read_text()
+
+
+def test_entry_hints_are_on_the_dex_tick_so_protective_exits_are_accepted(clock: Clock) -> None:
+    cfg = KobeConfig()
+    v = build_dex_venue(cfg, None, clock)
+    strategies = build_strategies(cfg.strategies, Path("unused"))
+    checked = 0
+    for i in range(300):
+        clock.now = T0 + timedelta(seconds=TICK_SECONDS * i)
+        signals = [sig for s in strategies for sig in s.tick(clock.now)]
+        sync_dex_venue(v, strategies, clock.now)
+        for sig in signals:
+            if sig.is_entry and sig.take_profit is not None and sig.stop_loss is not None:
+                tick = v.market(sig.symbol).tick_size
+                assert is_multiple(sig.take_profit, tick) and is_multiple(sig.stop_loss, tick)
+                checked += 1
+                strategies[0].on_entry_failed(sig.ref, "only checked")  # frees the slot
+    assert checked >= 5

@@ -163,3 +163,41 @@ def test_cli_trip_status_reset(cli: CliRunner, workdir: Path) -> None:
     audit = [json.loads(x) for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()]
     assert [a["action"] for a in audit] == ["kill_switch_trip", "kill_switch_reset"]
     assert audit[1]["source"] == "cli"
+
+
+def test_a_trip_queued_while_another_command_holds_the_lock_blocks_trading(
+    cli: CliRunner, workdir: Path
+) -> None:
+    from engine.lock import DataDirLock
+
+    with DataDirLock(workdir / "data", "kobe orders"):
+        r = cli("risk", "trip", "--reason", "queued")
+        assert r.code == 0 and "queued" in r.out
+        assert read_kill_switch(workdir / "data").tripped  # fails closed at once
+    r = cli(
+        "trade",
+        "--symbol",
+        "BTC/USDT",
+        "--side",
+        "buy",
+        "--type",
+        "market",
+        "--quote",
+        "15",
+        "--yes",
+    )
+    assert r.code == 1 and "kill switch is TRIPPED: manual: queued" in r.err
+
+
+def test_a_lost_state_file_never_replays_a_past_reset(tmp_path: Path, clock: Clock) -> None:
+    r = engine(tmp_path, clock)
+    queue_risk_command(tmp_path, "trip", "cli", clock, reason="manual: one")
+    r.apply_commands()
+    queue_risk_command(tmp_path, "reset", "cli", clock)
+    r.apply_commands()
+    r.trip("drawdown 25%", "risk")
+    (tmp_path / "execution_runtime.json").unlink()  # lost (or torn)
+    again = engine(tmp_path, clock)
+    assert again.kill_switch().tripped  # fails closed: the old reset is not applied again
+    resets = [a for a in AuditLog(tmp_path, clock).tail(20) if a["action"] == "kill_switch_reset"]
+    assert len(resets) == 1

@@ -19,7 +19,7 @@ from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Router, StaticWallets
-from engine.watchdog import ExitPlan, WatchState
+from engine.watchdog import ExitPlan, WatchItem, WatchState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -403,3 +403,82 @@ def test_reconcile_settles_an_intent_never_sent(tmp_path: Path) -> None:
     assert again.lines()[-1]["event"] == "reject"
     assert "never sent" in again.lines()[-1]["reason"]
     assert again.router.reconcile().resolved == []  # settled once
+
+
+def test_crash_between_ack_and_bookkeeping_still_places_the_exits(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    plan = rig.router.plan(
+        buy(symbol="TST/USDT", amount=Decimal(50), stop_loss=Decimal(95), take_profit=Decimal(105))
+    )
+    cid = "kobecrash7"
+    order = rig.exchange.create_order(
+        "TST/USDT", Side.BUY, OrderType.MARKET, plan.qty, None, {"client_id": cid}
+    )
+    rig.router._journal("intent", cid, None, "TST/USDT", Side.BUY, OrderType.MARKET, plan.qty, None,
+                        status="new", wallet="cex_binance", source="cli", reason="x")  # fmt: skip
+    rig.router._journal_order("ack", order, "cex_binance", "cli", "x")
+    rig.router.watchdog.add(
+        WatchItem(
+            cid,
+            "",
+            "TST/USDT",
+            Side.BUY,
+            plan.qty,
+            Decimal(105),
+            Decimal(95),
+            "cex_binance",
+            "cli",
+            ExitPlan.OCO,
+            WatchState.PENDING_ENTRY,
+        )
+    )
+    rig.journal.close()
+    again = Rig(tmp_path)
+    again.router.reconcile()
+    legs = sorted(o.client_id for o in again.exchange.fetch_open_orders())
+    assert legs == [f"{cid}sl", f"{cid}tp"]
+    assert again.router.watchdog.items() == []
+
+
+def test_crash_after_the_oco_was_sent_never_sends_a_second_one(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, balances={"USDT": Decimal(1000), "TST": Decimal(10)})
+    placed = rig.router.submit(
+        buy(symbol="TST/USDT", amount=Decimal(50), stop_loss=Decimal(95), take_profit=Decimal(105))
+    )
+    cid = placed.entry.client_id
+    # the process died after the OCO was sent but before its watch item was dropped
+    rig.router.watchdog.add(
+        WatchItem(
+            cid,
+            placed.entry.id,
+            "TST/USDT",
+            Side.BUY,
+            placed.entry.filled,
+            Decimal(105),
+            Decimal(95),
+            "cex_binance",
+            "cli",
+            ExitPlan.OCO,
+            WatchState.PENDING_ENTRY,
+        )
+    )
+    rig.journal.close()
+    again = Rig(tmp_path, balances={"USDT": Decimal(1000), "TST": Decimal(10)})
+    again.router.reconcile()
+    again.move("TST/USDT", "106")  # the take-profit fills
+    again.move("TST/USDT", "100")
+    again.router.poll()
+    assert again.router.watchdog.items() == []
+    assert again.exchange.fetch_open_orders() == []  # no second OCO selling the trader's own TST
+    assert again.exchange.get_balance("TST") == Decimal(10)
+
+
+def test_execute_rechecks_the_kill_switch(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    plan = rig.router.plan(buy())
+    (tmp_path / "execution_runtime.json").write_text(
+        '{"state": "TRIPPED", "reason": "manual: now"}'
+    )
+    with pytest.raises(Refused, match="kill switch is TRIPPED: manual: now"):
+        rig.router.execute(plan)
+    assert not (tmp_path / "logs" / "orders.jsonl").read_text()  # nothing sent, nothing journaled

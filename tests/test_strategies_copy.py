@@ -289,3 +289,15 @@ def test_stub_leader_events_are_ordered_prices_then_trades() -> None:
     trades = [e for e in events if isinstance(e, LeaderTrade)]
     assert trades and all(isinstance(t.price, Decimal) for t in trades)
     assert [e.time for e in events] == sorted(e.time for e in events)
+
+
+def test_a_position_from_an_earlier_run_closes_on_any_leaders_sell(feed_path: Path) -> None:
+    s = strategy(feed_path)
+    s.adopt("copy_trading-000003", "WIF/USDC", D(2), D("2.5"), at(0))
+    append(feed_path, trade("s1", side="sell", leader="someone_else"))
+    [exit_] = s.tick(at(1))
+    assert exit_.ref == "copy_trading-000003" and exit_.qty == D("2.5")
+    append(feed_path, trade("b1"))
+    s.on_position_closed(exit_.ref, D(2), at(1))
+    [entry] = s.tick(at(2))
+    assert entry.ref == "copy_trading-000004"

@@ -344,7 +344,8 @@ def test_onchain_dry_run_logs_what_it_would_send_and_sends_nothing(
     [would] = list(s.would_send)
     assert would.action is SignalAction.ENTER and would.symbol == "BONK/USDC"  # THIN filtered out
     assert "would send memecoin_farming/sniper_sol: enter buy BONK/USDC 5 USD" in caplog.text
-    assert s.markets() and s.markets()[0].symbol == "BONK/USDC"
+    assert s.markets() == [] and s.prices() == {}  # a dry run needs nothing of the DEX venue
+    assert s.positions()[0].symbol == "BONK/USDC"  # taken as filled, to log its exit later
     # the torn line completes with a price at the take-profit: the would-be exit is logged too
     with path.open("a") as fh:
         fh.write('sd": "0.0000290", "time": "2026-01-01T00:02:00Z"}\n')
@@ -353,3 +354,19 @@ def test_onchain_dry_run_logs_what_it_would_send_and_sends_nothing(
     assert exit_.action is SignalAction.EXIT and exit_.ref == would.ref
     assert exit_.reason.startswith("take-profit: price 0.000029")
     assert s.positions() == []
+
+
+def test_a_position_from_an_earlier_run_is_adopted_and_exited() -> None:
+    provider = ScriptedProvider([coin("AAA", price="1.2")])
+    s = MemecoinFarming(config(tp_pct=10, max_open_positions=1), provider)
+    s.adopt("memecoin_farming-000007", "AAA/USDC", D("1.05"), D(4), at(0))
+    [exit_] = s.tick(at(1))  # 1.2 >= TP 1.155
+    assert exit_.ref == "memecoin_farming-000007" and exit_.reason.startswith("take-profit")
+    s.on_position_closed(exit_.ref, D("1.2"), at(1))
+    s.adopt("memecoin_farming-000008", "GONE/USDC", D(2), D(1), at(0))
+    [gone] = s.tick(at(2))
+    assert "gone from the provider" in gone.reason and gone.size_hint == D(2)
+    s.on_position_closed(gone.ref, D(2), at(2))
+    provider.by_symbol["BBB/USDC"] = coin("BBB")
+    [entry] = s.tick(at(20))
+    assert entry.ref == "memecoin_farming-000009"  # numbers never reused

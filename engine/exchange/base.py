@@ -41,7 +41,7 @@ class OrderStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+        return self is OrderStatus.OPEN or self is OrderStatus.PARTIALLY_FILLED
 
 
 @dataclass(frozen=True)

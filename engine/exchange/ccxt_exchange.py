@@ -527,7 +527,22 @@ class CcxtExchange(Exchange):
         self.load_markets()
         extra = dict(params or {})
         client_id = str(extra.pop("client_id", "") or self._client_ids())
+        take_profit = extra.pop("take_profit", None)
+        stop_loss = extra.pop("stop_loss", None)
+        if extra:
+            raise InvalidOrder(f"unknown order parameter(s): {', '.join(sorted(extra))}")
         side, type = Side(side), OrderType(type)
+        if (take_profit is not None or stop_loss is not None) and not self.capabilities(
+            symbol
+        ).attached_tp_sl:
+            raise NotSupported(f"{self.name}: no TP/SL attached to an order here")
+        if take_profit is not None:
+            # ccxt's unified params: it builds Bybit's takeProfit / OKX's attachAlgoOrds
+            extra["takeProfit"] = {
+                "triggerPrice": str(self.price_to_precision(symbol, take_profit))
+            }
+        if stop_loss is not None:
+            extra["stopLoss"] = {"triggerPrice": str(self.price_to_precision(symbol, stop_loss))}
         if type not in (OrderType.MARKET, OrderType.LIMIT):
             raise NotSupported(f"{self.name}: create_order takes market or limit (got {type})")
         if type is OrderType.LIMIT and price is None:
@@ -580,8 +595,9 @@ class CcxtExchange(Exchange):
     ) -> OcoResult:
         """Binance's native OCO (``POST /api/v3/orderList/oco``), placed once like any order.
 
-        ``params``: ``client_id`` (the take-profit leg's client id; the stop leg gets ``...s``),
-        ``stop_limit_price`` (the stop leg's limit; default 0.5% beyond the stop).
+        ``params``: ``client_id`` (the list's client id), ``tp_client_id`` / ``sl_client_id``
+        (the legs'; default the list's id plus ``t`` / ``s``), ``stop_limit_price`` (the stop
+        leg's limit; default 0.5% beyond the stop). Any other key is refused, never sent.
         """
         if not self.capabilities(symbol).native_oco:
             raise NotSupported(
@@ -590,12 +606,15 @@ class CcxtExchange(Exchange):
         self.load_markets()
         extra = dict(params or {})
         base_id = str(extra.pop("client_id", "") or self._client_ids())[:30]
-        tp_id, sl_id = base_id + "t", base_id + "s"
+        tp_id = str(extra.pop("tp_client_id", "") or base_id + "t")
+        sl_id = str(extra.pop("sl_client_id", "") or base_id + "s")
+        raw_limit = extra.pop("stop_limit_price", None)
+        if extra:  # never sign and send a field the exchange does not know
+            raise InvalidOrder(f"unknown OCO parameter(s): {', '.join(sorted(extra))}")
         side = Side(side)
         amount = self.amount_to_precision(symbol, qty)
         tp = self.price_to_precision(symbol, take_profit)
         stop = self.price_to_precision(symbol, stop_loss)
-        raw_limit = extra.pop("stop_limit_price", None)
         if raw_limit is None:
             slip = Decimal("0.995") if side is Side.SELL else Decimal("1.005")
             raw_limit = stop * slip
@@ -614,11 +633,10 @@ class CcxtExchange(Exchange):
             "symbol": market["id"],
             "side": side.value.upper(),
             "quantity": str(amount),
-            "listClientOrderId": base_id + "l",
+            "listClientOrderId": base_id,
             "newOrderRespType": "FULL",
             **{"above" + k: v for k, v in above.items()},
             **{"below" + k: v for k, v in below.items()},
-            **extra,
         }
 
         def send() -> OcoResult:

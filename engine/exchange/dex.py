@@ -5,7 +5,7 @@ Kobe sends no chain transaction (the tx guard stays shut): Solana trades are SIM
 CEX venue (filters, a synthetic order book, fees, locks, OCO, atomic persistence).
 
 - Markets appear at run time: the strategies' candidates (``BONK/USDC``-style symbols), each
-  with a tick of about 8 significant digits of its first price, a step worth about a thousandth
+  with a tick of 10 significant digits of its first price, a step worth about a thousandth
   of the min notional, and ``strategies.dex.min_notional_usd`` (see :func:`dex_market`).
 - Prices come from the strategies' own feeds (:meth:`Strategy.prices`), set each tick on a
   :class:`DexPrices` source; fees (``fee_pct``, maker and taker alike) and the book's shape
@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 DEX_VENUE = "dex_paper"
 DEX_STATE_DIR = "dex"
 DEX_MARKETS_FILE = "markets.json"
-PRICE_DIGITS = 8  # a new market's tick: about this many significant digits of its first price
+# a new market's tick: this many significant digits of its first price, fine enough that the
+# strategies' 6-digit TP/SL hints stay on tick unless the price falls a thousandfold
+PRICE_DIGITS = 10
 SIMULATED_NOTICE = (
     "Solana trades are SIMULATED on the paper DEX venue (dex_paper) in every mode: "
     "no transaction is ever sent"
@@ -128,7 +130,7 @@ class DexPrices(PriceSource):
 def dex_market(symbol: str, price: Decimal, cfg: DexConfig) -> PaperMarket:
     """The rules of a new DEX market whose price is now ``price``.
 
-    tick: ``PRICE_DIGITS`` significant digits of ``price`` (0.0000231 -> 0.0000000000001);
+    tick: ``PRICE_DIGITS`` significant digits of ``price`` (0.0000231 -> 1E-14);
     step: a power of ten worth at most a thousandth of the min notional at ``price``
     (BONK at 0.0000231 -> 10 tokens; WIF at 2.15 -> 0.0001); min quantity: one step.
     """

@@ -959,6 +959,8 @@ class PaperExchange(Exchange):
     # -- persistence --------------------------------------------------------------------------
 
     def _trim(self) -> None:
+        if len(self._orders) <= 2 * CLOSED_ORDERS_KEPT:
+            return  # amortized: trim in batches, not on every step
         closed = [k for k, r in self._orders.items() if not r.status.is_open]
         for key in closed[: max(0, len(closed) - CLOSED_ORDERS_KEPT)]:
             del self._orders[key]

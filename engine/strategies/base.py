@@ -166,6 +166,12 @@ class Strategy(ABC):
     def on_exit_failed(self, ref: str, reason: str) -> None:  # noqa: B027 - optional hook
         """The exit of ``ref`` was refused or failed; the position is still held."""
 
+    def adopt(  # noqa: B027 - optional hook
+        self, ref: str, symbol: str, entry_price: Decimal, qty: Decimal, opened_at: datetime
+    ) -> None:
+        """A position this strategy opened in an earlier run (the engine's persisted positions):
+        watch it again for its exit. The strategies' own state is in memory only."""
+
     @abstractmethod
     def on_position_closed(self, ref: str, exit_price: Decimal, now: datetime) -> None:
         """The position ``ref`` is closed (by the strategy's exit or anything else)."""
@@ -245,6 +251,13 @@ class PositionBook:
 
     def symbols(self) -> set[str]:
         return {p.symbol for p in self._by_ref.values()}
+
+    def adopt(self, pos: StrategyPosition) -> None:
+        """A position from an earlier run; later refs never reuse its number."""
+        self._by_ref[pos.ref] = pos
+        prefix = f"{self.strategy}-"
+        if pos.ref.startswith(prefix) and pos.ref[len(prefix) :].isdigit():
+            self._seq = max(self._seq, int(pos.ref[len(prefix) :]))
 
     def opened(self, pos: StrategyPosition) -> None:
         self._by_ref[pos.ref] = pos

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 NAME = "copy_trading"
 SEEN_IDS_KEPT = 10_000
 SKIPS_KEPT = 100
+ANY_LEADER = "*"  # the key of an adopted position: closed by any leader's sell of its symbol
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,10 @@ class CopyTrading(Strategy):
         )
 
     def _sell(self, t: LeaderTrade, now: datetime) -> list[Signal]:
-        key = self._key(t)
+        keys = {self._key(t), f"{ANY_LEADER}|{t.symbol}"}
         out = []
         for pos in self.book.all():
-            if pos.key != key:
+            if pos.key not in keys:
                 continue
             if pos.state is PositionState.PENDING:
                 self._exit_after_fill[pos.ref] = t.id
@@ -217,6 +218,26 @@ class CopyTrading(Strategy):
 
     def on_entry_filled(self, ref: str, price: Decimal, qty: Decimal, now: datetime) -> None:
         self.book.filled(ref, price, qty, aware_utc(now))
+
+    def adopt(
+        self, ref: str, symbol: str, entry_price: Decimal, qty: Decimal, opened_at: datetime
+    ) -> None:
+        """Watch a position from an earlier run again: the leader is not known any more, so the
+        next sell of ``symbol`` by any leader closes it."""
+        self.book.adopt(
+            StrategyPosition(
+                ref=ref,
+                symbol=symbol,
+                state=PositionState.OPEN,
+                size_usd=entry_price * qty,
+                signalled_at=aware_utc(opened_at),
+                entry_price=entry_price,
+                qty=qty,
+                opened_at=aware_utc(opened_at),
+                key=f"{ANY_LEADER}|{symbol}",
+            )
+        )
+        self._prices.setdefault(symbol, entry_price)
 
     def on_entry_failed(self, ref: str, reason: str) -> None:
         self.book.failed(ref, reason)

@@ -212,6 +212,28 @@ class MemecoinFarming(Strategy):
         if pos is not None:
             self._last_price[pos.symbol] = price
 
+    def adopt(
+        self, ref: str, symbol: str, entry_price: Decimal, qty: Decimal, opened_at: datetime
+    ) -> None:
+        """Watch a position from an earlier run again: TP/SL from its entry, hold time from its
+        opening; a symbol the provider no longer knows exits at once (at the entry price)."""
+        tp, sl = self._exits_for(entry_price)
+        self.book.adopt(
+            StrategyPosition(
+                ref=ref,
+                symbol=symbol,
+                state=PositionState.OPEN,
+                size_usd=entry_price * qty,
+                signalled_at=aware_utc(opened_at),
+                entry_price=entry_price,
+                qty=qty,
+                opened_at=aware_utc(opened_at),
+                take_profit=tp,
+                stop_loss=sl,
+            )
+        )
+        self._last_price[symbol] = entry_price
+
     def on_entry_failed(self, ref: str, reason: str) -> None:
         pos = self.book.failed(ref, reason)
         if pos is not None:
@@ -242,22 +264,25 @@ class MemecoinFarming(Strategy):
         return out
 
     def markets(self) -> list[DexMarket]:
+        """Held symbols and the best candidates passing the filters; none in a dry run (it never
+        trades, so the DEX venue needs no market for it)."""
+        if self.dry_run:
+            return []
         out: dict[str, DexMarket] = {}
         for symbol in sorted(self.book.symbols()):
             price = self.provider.price(symbol) or self._last_price.get(symbol)
             if price is not None:
                 out[symbol] = DexMarket(symbol, price)
-        if not self.dry_run:
-            now = self._now
-            if now is not None:
-                ok = [
-                    c
-                    for c in self.provider.candidates()
-                    if c.symbol not in out and passes(c, self.config.filters, now)
-                ]
-                ok.sort(key=lambda c: (-c.volume_usd, c.symbol))
-                for c in ok[:MAX_CANDIDATE_MARKETS]:
-                    out[c.symbol] = DexMarket(c.symbol, c.price_usd)
+        now = self._now
+        if now is not None:
+            ok = [
+                c
+                for c in self.provider.candidates()
+                if c.symbol not in out and passes(c, self.config.filters, now)
+            ]
+            ok.sort(key=lambda c: (-c.volume_usd, c.symbol))
+            for c in ok[:MAX_CANDIDATE_MARKETS]:
+                out[c.symbol] = DexMarket(c.symbol, c.price_usd)
         return [out[s] for s in sorted(out)]
 
     def positions(self) -> list[StrategyPosition]:

@@ -1,0 +1,516 @@
+"""Runtime: builds the whole engine from the settings and runs it, for ``kobe run`` and the cockpit.
+
+One object owns: the data-dir lock, the CEX venue of the mode (paper or ccxt) and the paper DEX
+venue of the Solana wallets, their routers and journal, the wallet manager, the risk engine, the
+execution engine, the trade store and the agent (strategies). ``tick()`` is one step:
+
+1. operator commands queued for the risk engine are applied (``kobe risk trip`` from another
+   process is obeyed here, within one tick); a trip with ``on_trip = "flatten"`` flattens once;
+2. the venues move to ``now`` (the paper venues fill resting orders) and their events are
+   journaled; pending entries and locally watched exits are handled;
+3. unless paused, the agent's strategies run and their signals become proposals (exits are
+   always allowed: pausing stops new entries only);
+4. the wallet flows run and the wallets snapshot is written; the risk engine sees the equity.
+
+Everything the UI needs arrives as :class:`EngineEvent` through :meth:`subscribe` callbacks
+(called on the engine's thread: the cockpit forwards them with ``post_message``). Manual actions
+(proposals, cancels, closes, kill switch) take the same lock as a tick, so they never interleave
+with one. ``stop()`` finishes the current step and closes every journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from engine.audit import AuditLog
+from engine.config import Mode
+from engine.exchange.base import Exchange, ExchangeError, Order
+from engine.exchange.factory import build_exchange
+from engine.execution import ExecutionEngine, Position
+from engine.journal import OrderEvent, OrderJournal
+from engine.lock import DataDirLock
+from engine.modes import Settings, gate_problems
+from engine.proposal import Proposal, Source
+from engine.risk import KillState, RiskEngine, RiskSnapshot
+from engine.router import ClientIds, Placement, Router
+from engine.trades import ClosedTrade, TradeStore
+from engine.wallet_book import LedgerWallets
+from engine.wallets.runtime import WalletManager
+from engine.wallets.snapshot import WalletsSnapshot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TICK_SECONDS = 60
+
+
+class EngineState(StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    PAUSED = "paused"
+    LOCKED = "locked"  # live, waiting for the operator's unlock
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """What the engine tells its subscribers. ``kind`` says what ``payload`` is."""
+
+    kind: str  # order | trade | wallets | risk | alert | state | prices | error
+    payload: Any
+    time: datetime
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    severity: str  # info | warning | critical | error
+    code: str
+    message: str
+
+
+class SimClock:
+    """A simulated clock: it moves only when told to (``kobe run --ticks``: never sleeps)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.astimezone(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Agent(Protocol):
+    """The strategies' side of the engine (``engine.agent.AgentEngine``)."""
+
+    def tick(self, now: datetime, execution: ExecutionEngine, paused: bool) -> None: ...
+
+    def on_trade_closed(self, trade: ClosedTrade) -> None: ...
+
+    def dex_venue(self) -> Exchange | None: ...
+
+    def before_venues(self, now: datetime) -> None: ...
+
+    def adopt_positions(self, execution: ExecutionEngine) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class _Venue:
+    name: str
+    exchange: Exchange
+    router: Router
+
+
+@dataclass
+class RuntimeStatus:
+    state: EngineState
+    mode: Mode
+    exchange: str
+    ticks: int
+    now: datetime | None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        confirmed: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        tick_seconds: int = DEFAULT_TICK_SECONDS,
+        agent_factory: Callable[[Runtime], Agent | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.confirmed = confirmed
+        self.clock: Callable[[], datetime] = clock or wall_clock
+        self.tick_seconds = tick_seconds
+        self._agent_factory = agent_factory
+        self._subscribers: list[Callable[[EngineEvent], None]] = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._paused = False
+        self._built = False
+        self._ticks = 0
+        self._flattened_trip: datetime | None = None
+        self._state = EngineState.STOPPED
+        self._error = ""
+        self.venues: dict[str, _Venue] = {}
+        self.agent: Agent | None = None
+
+    # -- events -------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        event = EngineEvent(kind, payload, self.clock())
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a subscriber's bug must not stop the engine
+                log.exception("runtime: subscriber failed on %s", kind)
+
+    def _alert(self, severity: str, code: str, message: str) -> None:
+        self._emit("alert", AlertEvent(severity, code, message))
+
+    def _set_state(self, state: EngineState, error: str = "") -> None:
+        self._state, self._error = state, error
+        self._emit("state", self.status())
+
+    # -- building -----------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Lock the data dir and build everything. Raises GateClosed / DataDirBusy / ConfigError."""
+        if self._built:
+            return
+        s = self.settings
+        problems = gate_problems(s, self.confirmed)
+        if problems:
+            from engine.modes import GateClosed
+
+            raise GateClosed(s.mode, problems)
+        self._lock_file = DataDirLock(s.data_dir, "kobe engine").acquire()
+        try:
+            self._build_parts()
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self._built = True
+
+    def _build_parts(self) -> None:
+        s = self.settings
+        cfg = s.config
+        data = s.data_dir
+        self.audit = AuditLog(data, self.clock)
+        self.risk = RiskEngine(
+            data, cfg.risk, self.clock, audit=self.audit, on_change=self._on_risk
+        )
+        self.wallets = WalletManager.from_config(cfg, data, clock=self.clock)
+        self.trades = TradeStore(data)
+        ids = ClientIds(self.clock)
+        holder: list[Router] = []
+        cex = build_exchange(
+            s,
+            confirmed=self.confirmed,
+            clock=self.clock,
+            on_unknown=lambda cid, reason: holder[0].on_unknown(cid, reason) if holder else None,
+        )
+        book = _LiveWallets(self)
+        self.journal = OrderJournal(
+            data
+        )  # one journal for every venue (``exchange`` tells them apart)
+        cex_router = self._router(cex, s.exchange, book, ids)
+        holder.append(cex_router)
+        self.venues[s.exchange] = _Venue(s.exchange, cex, cex_router)
+        self.agent = self._agent_factory(self) if self._agent_factory is not None else None
+        dex = self.agent.dex_venue() if self.agent is not None else None
+        if dex is not None:
+            dex_router = self._router(dex, "dex", book, ids, mode="paper")
+            self.venues["dex"] = _Venue("dex", dex, dex_router)
+        self.execution = ExecutionEngine(
+            {name: v.router for name, v in self.venues.items()},
+            self.risk,
+            self.trades,
+            data_dir=data,
+            clock=self.clock,
+            venue_of_wallet=self.venue_of_wallet,
+            wallets=self.wallets,
+            on_closed=self._on_closed,
+            on_alert=lambda sev, msg: self._alert(sev, "execution", msg),
+        )
+        if self.agent is not None:
+            self.agent.adopt_positions(self.execution)
+        for venue in self.venues.values():
+            venue.router.listeners.append(lambda e: self._emit("order", e))
+            try:
+                report = venue.router.reconcile()
+            except ExchangeError as exc:
+                self._alert("error", "reconcile", f"{venue.name}: reconcile failed: {exc}")
+                continue
+            for order in report.external:
+                self._alert(
+                    "warning",
+                    "external_order",
+                    f"{venue.name}: order {order.id} ({order.side.value} {order.qty} "
+                    f"{order.symbol}) is not Kobe's: shown, never touched",
+                )
+
+    def _router(
+        self,
+        exchange: Exchange,
+        name: str,
+        book: LedgerWallets | _LiveWallets,
+        ids: ClientIds,
+        mode: str | None = None,
+    ) -> Router:
+        s = self.settings
+        cfg = s.config
+        return Router(
+            exchange,
+            self.journal,
+            data_dir=s.data_dir,
+            mode=mode or s.mode.value,
+            exchange_name=name,
+            risk=cfg.risk,
+            wallets=book,
+            clock=self.clock,
+            maker_fee_pct=cfg.paper.maker_fee_pct,
+            taker_fee_pct=cfg.paper.taker_fee_pct,
+            mode_problems=lambda: gate_problems(s, self.confirmed),
+            exits_policy=cfg.router.exits,
+            audit=self.audit,
+            ids=ids,
+            kill_switch=self.risk.kill_switch,
+            watchdog_dir=s.data_dir / "dex" if name == "dex" else s.data_dir,
+        )
+
+    def venue_of_wallet(self, wallet_id: str) -> str:
+        chain = self.settings.config.finance.wallet(wallet_id).chain
+        return "dex" if chain == "solana" else chain
+
+    # -- running ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One step of the engine (see the module docstring)."""
+        with self._lock:
+            now = self.clock()
+            self._apply_risk_commands()
+            if self.agent is not None:
+                self.agent.before_venues(now)
+            for venue in self.venues.values():
+                if venue.name == "dex" and self.agent is not None:
+                    continue  # the agent moved it, with the strategies' prices
+                advance = getattr(venue.exchange, "advance", None)
+                try:
+                    if advance is None:  # a real exchange: ask what happened to our orders
+                        venue.router.sync()
+                        continue
+                    events = advance(now)
+                except ExchangeError as exc:
+                    self._alert("warning", "venue", f"{venue.name}: {exc}")
+                    continue
+                for ev in events:
+                    venue.router.on_order_update(ev.kind, ev.order, ev.reason)
+            self.execution.poll()
+            if self.agent is not None:
+                self.agent.tick(now, self.execution, self._paused)
+            snapshot = self.wallets.on_tick(now)
+            self.risk.on_equity(
+                snapshot.equity_total_usd, {w.id: w.balance for w in snapshot.wallets}
+            )
+            self._ticks += 1
+            self._emit("wallets", snapshot)
+            self._emit("prices", self._prices())
+
+    def _prices(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for venue in self.venues.values():
+            prices = getattr(venue.exchange, "prices", None)
+            if prices is not None:
+                out.update(prices.prices())
+        return out
+
+    def run_ticks(self, n: int, advance: Callable[[], None] | None = None) -> None:
+        """``n`` ticks back to back (a simulated clock: ``advance`` moves it between ticks)."""
+        self.build()
+        self._set_state(EngineState.PAUSED if self._paused else EngineState.RUNNING)
+        for _ in range(n):
+            if self._stop.is_set():
+                break
+            if advance is not None:
+                advance()
+            self.tick()
+        self._set_state(EngineState.STOPPED)
+
+    def start(self) -> None:
+        """Run in a background thread, one tick every ``tick_seconds`` of the wall clock."""
+        self.build()
+        self._thread = threading.Thread(target=self._loop, name="kobe-engine", daemon=True)
+        self._thread.start()
+
+    def run_forever(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Tick on the wall clock until stopped (the calling thread; ``kobe run --duration``)."""
+        self.build()
+        self._set_state(EngineState.PAUSED if self._paused else EngineState.RUNNING)
+        while not self._stop.is_set() and not should_stop():
+            try:
+                self.tick()
+            except Exception as exc:
+                log.exception("engine tick failed")
+                self._set_state(EngineState.ERROR, str(exc))
+                self._alert("error", "engine", f"engine error: {exc}")
+                return
+            self._stop.wait(self.tick_seconds)
+        self._set_state(EngineState.STOPPED)
+
+    def _loop(self) -> None:
+        self.run_forever()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the current step, then close every journal and release the lock."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        with self._lock:
+            self.close()
+
+    def close(self) -> None:
+        if not self._built:
+            return
+        for venue in self.venues.values():
+            venue.exchange.close()
+        self.journal.close()
+        self.trades.close()
+        self.wallets.close()
+        self.audit.close()
+        self._lock_file.release()
+        self._built = False
+        if self._state is not EngineState.STOPPED:
+            self._set_state(EngineState.STOPPED)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current step (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- operator actions (any thread) --------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            self._set_state(EngineState.PAUSED)
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            self._set_state(EngineState.RUNNING)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def submit(self, proposal: Proposal) -> Placement:
+        with self._lock:
+            return self.execution.submit(proposal)
+
+    def cancel(self, ref: str, source: Source) -> Order:
+        with self._lock:
+            for venue in self.venues.values():
+                if any(ref in (o.id, o.client_id) for o in venue.exchange.fetch_open_orders()):
+                    return venue.router.cancel(ref, source)
+            return self.venues[self.settings.exchange].router.cancel(ref, source)
+
+    def close_position(self, entry_cid: str, reason: str) -> Order | None:
+        with self._lock:
+            return self.execution.close_position(entry_cid, reason)
+
+    def trip(self, reason: str, source: str) -> None:
+        with self._lock:
+            self.risk.trip(reason, source)
+            self._after_trip()
+
+    def reset_kill_switch(self, source: str) -> None:
+        with self._lock:
+            self.risk.reset(source)
+
+    # -- reading (any thread) -----------------------------------------------------------------
+
+    def status(self) -> RuntimeStatus:
+        return RuntimeStatus(
+            self._state,
+            self.settings.mode,
+            self.settings.exchange,
+            self._ticks,
+            self.clock() if self._built else None,
+            self._error,
+        )
+
+    def open_orders(self) -> list[tuple[Order, str, str]]:
+        with self._lock:
+            out: list[tuple[Order, str, str]] = []
+            for venue in self.venues.values():
+                out += venue.router.open_orders()
+            return out
+
+    def positions(self) -> list[Position]:
+        with self._lock:
+            return self.execution.positions()
+
+    def wallets_snapshot(self) -> WalletsSnapshot:
+        with self._lock:
+            return self.wallets.snapshot()
+
+    def risk_snapshot(self) -> RiskSnapshot:
+        return self.risk.snapshot()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _apply_risk_commands(self) -> None:
+        before = self.risk.kill_switch().state
+        self.risk.apply_commands()
+        if before is not KillState.TRIPPED and self.risk.kill_switch().tripped:
+            self._after_trip()
+
+    def _after_trip(self) -> None:
+        ks = self.risk.kill_switch()
+        self._alert("critical", "kill_switch", f"kill switch TRIPPED: {ks.reason}")
+        if self.settings.config.risk.on_trip == "flatten" and self._flattened_trip != ks.since:
+            self._flattened_trip = ks.since
+            done = self.execution.flatten(f"kill switch tripped (flatten): {ks.reason}")
+            self._alert("warning", "flatten", "flatten: " + ("; ".join(done) or "nothing open"))
+
+    def _on_risk(self, snap: RiskSnapshot) -> None:
+        self._emit("risk", snap)
+
+    def _on_closed(self, trade: ClosedTrade) -> None:
+        if self.agent is not None:
+            self.agent.on_trade_closed(trade)
+        self._emit("trade", trade)
+
+    def on_order_event(self, event: OrderEvent) -> None:  # for tests and tools
+        self._emit("order", event)
+
+
+class _LiveWallets:
+    """The router's wallet book, read from the running wallet manager (not from files)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def _book(self) -> LedgerWallets:
+        r = self.runtime
+        return LedgerWallets(r.wallets.snapshot(), r.settings.config.finance)
+
+    def balance(self, wallet_id: str) -> Decimal:
+        return self._book().balance(wallet_id)
+
+    def cap(self, wallet_id: str) -> Decimal | None:
+        return self._book().cap(wallet_id)
+
+    def venue_problem(self, wallet_id: str, exchange_name: str) -> str | None:
+        book = self._book()
+        view = book.snapshot.wallet(wallet_id)
+        if view.chain == "solana" and exchange_name == "dex":
+            if wallet_id not in book.finance.risk_wallets:
+                return f"wallet {wallet_id} may not trade: it is not in finance.risk_wallets"
+            return None
+        return book.venue_problem(wallet_id, exchange_name)

@@ -1,0 +1,154 @@
+"""The Runtime and ``kobe run --headless``: determinism, pause, stop, one engine per data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from engine.agent import build_agent
+from engine.journal import iter_jsonl
+from engine.modes import resolve_settings
+from engine.runtime import EngineEvent, Runtime, SimClock
+from engine.trades import pnl_summary
+from tests.conftest import ROOT, CliRunner
+
+
+def test_same_seed_same_trades_byte_for_byte(cli: CliRunner, tmp_path: Path) -> None:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+        r = cli("run", "--headless", "--ticks", "500", "--seed", "7", cwd=d)
+        assert r.code == 0, r.err
+        assert "Solana wallets trade on a simulated paper DEX venue" in r.out
+    a, b = (d / "data" / "trades.jsonl" for d in dirs)
+    assert a.read_bytes() == b.read_bytes()
+    trades = list(iter_jsonl(a))
+    assert len(trades) >= 5  # the shipped config closes at least five trades in 500 ticks
+    assert {t["strategy"] for t in trades} == {"memecoin_farming", "copy_trading"}
+    snap = json.loads((dirs[0] / "data" / "wallets_runtime.json").read_text())
+    assert Decimal(snap["equity_total_usd"]) != Decimal(150)  # the wallets moved
+    # money is conserved: the wallets hold the capital plus every trade's PnL after fees
+    total = sum(Decimal(w["balance"]) for w in snap["wallets"].values())
+    assert total == Decimal(150) + pnl_summary(a).total
+    assert (dirs[0] / "data" / "logs" / "orders.jsonl").read_bytes() == (
+        dirs[1] / "data" / "logs" / "orders.jsonl"
+    ).read_bytes()
+
+
+def test_a_different_seed_gives_different_trades(cli: CliRunner, tmp_path: Path) -> None:
+    for name, seed in (("a", "1"), ("b", "2")):
+        (tmp_path / name).mkdir()
+        assert (
+            cli("run", "--headless", "--ticks", "200", "--seed", seed, cwd=tmp_path / name).code
+            == 0
+        )
+    assert (tmp_path / "a/data/trades.jsonl").read_bytes() != (
+        tmp_path / "b/data/trades.jsonl"
+    ).read_bytes()
+
+
+def _runtime(workdir: Path) -> tuple[Runtime, SimClock, list[EngineEvent]]:
+    settings = resolve_settings({}, workdir)
+    clock = SimClock(settings.config.paper.sim_start)
+    runtime = Runtime(settings, clock=clock, tick_seconds=60, agent_factory=build_agent)
+    events: list[EngineEvent] = []
+    runtime.subscribe(events.append)
+    runtime.build()
+    return runtime, clock, events
+
+
+def test_pause_stops_new_entries_but_exits_keep_working(workdir: Path) -> None:
+    runtime, clock, events = _runtime(workdir)
+    try:
+        for _ in range(60):
+            clock.advance(60)
+            runtime.tick()
+        assert runtime.positions()  # something is open
+        runtime.pause()
+        seen = len(events)
+        for _ in range(200):
+            clock.advance(60)
+            runtime.tick()
+        during = [e.payload for e in events[seen:] if e.kind == "order"]
+        entries = [o for o in during if o.event == "intent" and o.client_id[-1].isdigit()]
+        assert entries == []  # no new entry while paused
+        assert [e for e in events[seen:] if e.kind == "trade"]  # positions still closed
+        runtime.resume()
+        for _ in range(100):
+            clock.advance(60)
+            runtime.tick()
+        after = [e.payload for e in events if e.kind == "order"][-200:]
+        assert any(o.event == "intent" and o.client_id[-1].isdigit() for o in after)
+    finally:
+        runtime.stop()
+
+
+def test_one_engine_per_data_dir(cli: CliRunner, workdir: Path) -> None:
+    runtime, _, _ = _runtime(workdir)
+    try:
+        r = cli("run", "--headless", "--ticks", "5")
+        assert r.code == 1 and f"pid {os.getpid()} (kobe engine)" in r.err
+        r = cli(
+            "trade",
+            "--symbol",
+            "BTC/USDT",
+            "--side",
+            "buy",
+            "--type",
+            "market",
+            "--quote",
+            "15",
+            "--yes",
+        )
+        assert r.code == 1 and "one engine per data dir" in r.err
+    finally:
+        runtime.stop()
+
+
+def test_kobe_risk_trip_is_obeyed_by_a_running_engine_within_one_tick(
+    cli: CliRunner, workdir: Path
+) -> None:
+    runtime, clock, events = _runtime(workdir)
+    try:
+        clock.advance(60)
+        runtime.tick()
+        assert cli("risk", "trip", "--reason", "from another terminal").code == 0
+        clock.advance(60)
+        runtime.tick()
+        assert runtime.risk_snapshot().state.value == "TRIPPED"
+        assert any(e.kind == "alert" and "TRIPPED" in e.payload.message for e in events)
+    finally:
+        runtime.stop()
+
+
+def test_sigterm_finishes_the_step_and_leaves_complete_journals(workdir: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.cli import entrypoint; entrypoint()",
+         "run", "--headless", "--duration", "60", "--tick", "0.01"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the engine ticks
+        if "engine running" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    orders = workdir / "data" / "logs" / "orders.jsonl"
+    assert proc.returncode == 0, err
+    assert "signal SIGTERM: finishing the current step" in err
+    for path in (orders, workdir / "data" / "audit.jsonl", workdir / "data" / "wallet_flows.jsonl"):
+        if path.exists():
+            raw = path.read_bytes()
+            assert raw == b"" or raw.endswith(b"\n"), path  # no torn last line
+            for line in raw.splitlines():
+                json.loads(line)
+    assert not (workdir / "data" / "kobe.lock").read_text()  # released
+    assert (workdir / "data" / "wallets_runtime.json").exists()  # it did run
