@@ -35,7 +35,7 @@ from engine.journal import OrderEvent
 from engine.jsonutil import dumps
 from engine.proposal import Proposal, Refused, Source
 from engine.risk import RiskEngine
-from engine.router import Placement, Router, entry_of
+from engine.router import OrderPlan, Placement, Router, entry_of
 from engine.trades import ClosedTrade, TradeStore
 from engine.watchdog import ExitPlan, WatchItem, WatchState
 
@@ -141,17 +141,27 @@ class ExecutionEngine:
 
     # -- entries ------------------------------------------------------------------------------
 
-    def submit(self, proposal: Proposal) -> Placement:
-        """Risk first, then the venue's router. Raises Refused with the reasons."""
-        block = self.risk.entry_block(self.clock())
-        if block is not None:
-            raise Refused([block])
-        venue = self.venue_of_wallet(proposal.wallet)
+    def _router_for(self, proposal: Proposal) -> Router:
+        try:
+            venue = self.venue_of_wallet(proposal.wallet)
+        except KeyError:
+            raise Refused([f"unknown wallet {proposal.wallet}"]) from None
         router = self.routers.get(venue)
         if router is None:
             raise Refused([f"wallet {proposal.wallet} trades on {venue}, which is not running"])
-        plan = router.plan(proposal)
-        placement = router.execute(plan)
+        return router
+
+    def plan(self, proposal: Proposal) -> OrderPlan:
+        """What would be sent (nothing is): risk first, then the venue's router sizes it."""
+        block = self.risk.entry_block(self.clock())
+        if block is not None:
+            raise Refused([block])
+        return self._router_for(proposal).plan(proposal)
+
+    def submit(self, proposal: Proposal) -> Placement:
+        """Risk first, then the venue's router. Raises Refused with the reasons."""
+        plan = self.plan(proposal)
+        placement = self._router_for(proposal).execute(plan)
         with self._lock:
             cid = placement.entry.client_id
             if cid in self._positions:

@@ -846,6 +846,7 @@ class Router:
         self._journal_order(
             "cancel", cancelled, wallet, source.value, f"cancelled by operator ({source.value})"
         )
+        self._settle_sibling(cancelled, wallet, source.value)
         if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
             self.watchdog.remove(order.client_id)
         if self.audit is not None:
@@ -857,6 +858,19 @@ class Router:
                 symbol=order.symbol,
             )
         return cancelled
+
+    def _settle_sibling(self, leg: Order, wallet: str, source: str) -> None:
+        """An OCO leg was cancelled: its sibling went with it on the venue; journal that too."""
+        entry = entry_of(leg.client_id)
+        if entry is None or leg.client_id[-2:] not in ("tp", "sl"):
+            return
+        sibling = entry + ("sl" if leg.client_id.endswith("tp") else "tp")
+        last = self.journal_state().get(sibling)
+        if last is None or last.event in ("fill", "cancel", "reject"):
+            return
+        found = self.exchange.fetch_order_by_client_id(sibling, leg.symbol)
+        if found is not None and found.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            self._journal_order("cancel", found, wallet, source, "its OCO sibling was cancelled")
 
     # -----------------------------------------------------------------------------------------
     # Journal helpers

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.proposal import Proposal, Source
 from engine.risk import KillState, RiskEngine, RiskSnapshot
-from engine.router import ClientIds, Placement, Router
+from engine.router import ClientIds, OrderPlan, Placement, Router
 from engine.trades import ClosedTrade, TradeStore
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager
@@ -356,7 +357,12 @@ class Runtime:
                 self._set_state(EngineState.ERROR, str(exc))
                 self._alert("error", "engine", f"engine error: {exc}")
                 return
-            self._stop.wait(self.tick_seconds)
+            deadline = time.monotonic() + self.tick_seconds
+            while not self._stop.is_set() and not should_stop():  # honour a stop within 0.1 s
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._stop.wait(min(left, 0.1))
         self._set_state(EngineState.STOPPED)
 
     def _loop(self) -> None:
@@ -384,6 +390,10 @@ class Runtime:
         if self._state is not EngineState.STOPPED:
             self._set_state(EngineState.STOPPED)
 
+    def mark_running(self) -> None:
+        """Driven from outside (tests, the cockpit's step): say so to the subscribers."""
+        self._set_state(EngineState.PAUSED if self._paused else EngineState.RUNNING)
+
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (safe from a signal handler)."""
         self._stop.set()
@@ -407,6 +417,10 @@ class Runtime:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def plan(self, proposal: Proposal) -> OrderPlan:
+        with self._lock:
+            return self.execution.plan(proposal)
 
     def submit(self, proposal: Proposal) -> Placement:
         with self._lock:

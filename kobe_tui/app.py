@@ -1,42 +1,125 @@
 """``kobe-tui``: the cockpit.
 
 The first frame comes first: the header is painted from a cheap peek at the mode and exchange
-(``engine.bootstrap``, no pydantic); the validated settings and the health checks are built right
-after, in a thread worker, and reach the widgets only as messages. A config that is refused closes
-the cockpit with exit code 2 and its lines on stderr, exactly like ``kobe``.
+(``engine.bootstrap``, no pydantic). The validated settings, the health checks and the panes'
+first contents (wallets snapshot, the tail of the trades journal, the open orders the order
+journal knows) follow from a thread worker; then the engine (``engine.runtime.Runtime``) runs in
+another thread worker. The engine reaches the widgets only through typed messages
+(``kobe_tui.messages``); wallet snapshots, prices, risk state and positions coalesce. An engine
+error shows as an alert and a red engine state; the cockpit stays up. In live mode the engine
+stays stopped until the two-step unlock (``L``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.containers import Container
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
 from engine.bootstrap import Mode, load_env, peek
-from kobe_tui.messages import ConfigFailed, SettingsReady
+from kobe_tui.messages import (
+    ActionDone,
+    AlertRaised,
+    ConfigFailed,
+    EngineFailed,
+    EngineStateChanged,
+    OrderUpdated,
+    PositionsChanged,
+    PricesChanged,
+    RiskChanged,
+    SettingsReady,
+    TradeClosed,
+    WalletsChanged,
+)
+from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.help import HelpScreen
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
+from kobe_tui.widgets.panes import (
+    AlertsPane,
+    EquityPane,
+    JournalPane,
+    OrdersPane,
+    Pane,
+    PositionsPane,
+    WalletsPane,
+)
 
 if TYPE_CHECKING:
     from engine.modes import Settings
+    from engine.proposal import Proposal
+    from engine.runtime import EngineEvent, Runtime
+
+    RuntimeFactory = Callable[[Settings, bool], Runtime]
+
+PANES = ("orders", "positions", "wallets", "journal", "alerts", "health", "equity")
+ENGINE_ACTIONS = {
+    "new_order",
+    "cancel_order",
+    "cancel_all",
+    "close_position",
+    "trip",
+    "reset",
+    "pause",
+}
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class HealthBox(Pane):
+    TITLE = "Health"
+    EMPTY = ""
+
+    def compose(self) -> ComposeResult:
+        yield HealthPane()
 
 
 class KobeApp(App[int]):
     CSS_PATH = Path(__file__).parent / "kobe.tcss"
     TITLE = "Kobe"
     ENABLE_COMMAND_PALETTE = True
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
+        Binding("n", "new_order", "New order", id="order.new"),
+        Binding("c", "cancel_order", "Cancel", id="order.cancel"),
+        Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
+        Binding("x", "close_position", "Close pos", id="position.close"),
+        Binding("k", "trip", "Kill switch", id="risk.trip"),
+        Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
+        Binding("p", "pause", "Pause/resume", id="engine.pause"),
+        Binding("L", "unlock", "Unlock live", key_display="L", id="live.unlock"),
+        Binding("slash", "filter", "Filter", key_display="/", id="journal.filter"),
+        Binding("pageup", "page_back", "Older trades", show=False, id="journal.older"),
+        Binding("pagedown", "page_forward", "Newer trades", show=False, id="journal.newer"),
+        Binding("tab", "next_pane", "Next pane", show=False, id="pane.next"),
+        Binding("shift+tab", "prev_pane", "Previous pane", show=False, id="pane.prev"),
+        *[
+            Binding(
+                str(i + 1),
+                f"show_pane({i})",
+                f"Pane {i + 1}: {name}",
+                show=False,
+                id=f"pane.{name}",
+            )
+            for i, name in enumerate(PANES)
+        ],
+        Binding("r", "refresh_health", "Recheck", show=False, id="app.recheck"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("r", "refresh_health", "Recheck", id="app.recheck"),
+        Binding("q", "quit_safely", "Quit", id="app.quit"),
     ]
 
     def __init__(
@@ -45,9 +128,16 @@ class KobeApp(App[int]):
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+        tick_seconds: float = 5.0,
+        autostart: bool = True,
+        autotick: bool = True,
+        runtime_factory: RuntimeFactory | None = None,
+        balances_fetcher: Callable[[Settings], dict[str, Decimal]] | None = None,
     ) -> None:
         super().__init__()
         self.theme = "textual-dark"
+        self.animation_level = "none"  # no animations: they cost bandwidth over SSH
         self.settings = settings
         self.config_errors: list[str] = []
         self._cwd = Path.cwd() if cwd is None else cwd
@@ -56,28 +146,78 @@ class KobeApp(App[int]):
             self.mode, self.exchange = settings.mode, settings.exchange
         else:
             self.mode, self.exchange = peek(self._env, self._cwd)
+        self.clock = clock or wall_clock
+        self.tick_seconds = tick_seconds
+        self.autostart = autostart
+        self.autotick = autotick
+        self.runtime_factory = runtime_factory
+        self.balances_fetcher = balances_fetcher
+        self.runtime: Runtime | None = None
+        self.live_unlocked = False
+        self.engine_state = "starting"
+        self.risk_state = "ARMED"
+        self.active_pane = 0
+        self._stop_engine = threading.Event()
+
+    # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield KobeHeader(self.mode, self.exchange, live_locked=self.mode is Mode.LIVE)
-        yield HealthPane()
+        yield KobeHeader(self.mode, self.exchange, live_locked=self._locked())
+        yield Static(self._pane_bar(), id="pane-bar")
+        data_dir = self._data_dir_guess()
+        with Container(id="panes"):
+            yield OrdersPane("orders", 1)
+            yield PositionsPane("positions", 2)
+            yield WalletsPane("wallets", 3)
+            yield JournalPane("journal", 4, data_dir / "trades.jsonl")
+            yield AlertsPane("alerts", 5)
+            yield HealthBox("health", 6)
+            yield EquityPane("equity", 7)
         yield Static(self._mode_note(), id="mode-note")
         yield Footer()
 
+    def _locked(self) -> bool:
+        return self.mode is Mode.LIVE and not self.live_unlocked
+
+    def _data_dir_guess(self) -> Path:
+        if self.settings is not None:
+            return self.settings.data_dir
+        raw = self._env.get("KOBE_DATA_DIR") or "data"
+        path = Path(raw)
+        return path if path.is_absolute() else self._cwd / path
+
+    def _pane_bar(self) -> str:
+        parts = []
+        for i, name in enumerate(PANES):
+            label = f"{i + 1} {name.capitalize()}"
+            parts.append(f"[reverse] {label} [/]" if i == self.active_pane else f" {label} ")
+        return "".join(parts)
+
     def _mode_note(self) -> str:
         if self.mode is Mode.PAPER:
-            return "Paper mode: offline, simulated prices and fills. No order reaches an exchange."
+            return (
+                "PAPER: simulated prices and fills; Solana trades simulated on a paper DEX venue."
+            )
         if self.mode is Mode.TESTNET:
-            return f"Testnet mode: orders go to the {self.exchange} testnet. No real money."
-        return "LIVE mode is locked: nothing runs until the live unlock (L) is confirmed twice."
+            return (
+                f"TESTNET: orders go to the {self.exchange} testnet. Solana trades are simulated."
+            )
+        if self._locked():
+            return "LIVE is LOCKED: the engine is stopped until the live unlock (L) is confirmed twice."
+        return f"LIVE on {self.exchange}: real money. Solana trades are simulated."
 
     def on_mount(self) -> None:
+        self._show_active()
+        self.query_one(JournalPane).load()
         if self.settings is not None:
             from engine.modes import health_checks
 
-            self.query_one(HealthPane).show_checks(health_checks(self.settings))
+            self._settings_ready(self.settings, health_checks(self.settings))
         else:
             self.query_one(HealthPane).show_loading()
             self.call_after_refresh(self.load_settings)
+
+    # -- settings -----------------------------------------------------------------------------
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="settings")
     def load_settings(self) -> None:
@@ -93,17 +233,253 @@ class KobeApp(App[int]):
         self.post_message(SettingsReady(settings, health_checks(settings)))
 
     def on_settings_ready(self, message: SettingsReady) -> None:
-        self.settings = message.settings
+        self._settings_ready(message.settings, message.checks)
+
+    def _settings_ready(self, settings: Settings, checks: list[Any]) -> None:
+        first = self.settings is None or self.runtime is None
+        self.settings = settings
         header = self.query_one(KobeHeader)
-        if (message.settings.mode, message.settings.exchange) != (self.mode, self.exchange):
-            self.mode, self.exchange = message.settings.mode, message.settings.exchange
-            header.set_mode(self.mode, self.exchange, live_locked=self.mode is Mode.LIVE)
+        if (settings.mode, settings.exchange) != (header.mode, header.exchange):
+            self.mode, self.exchange = settings.mode, settings.exchange
+            header.set_mode(self.mode, self.exchange, live_locked=self._locked())
             self.query_one("#mode-note", Static).update(self._mode_note())
-        self.query_one(HealthPane).show_checks(message.checks)
+        self.query_one(HealthPane).show_checks(checks)
+        journal = self.query_one(JournalPane)
+        if journal.path != settings.data_dir / "trades.jsonl":
+            journal.path = settings.data_dir / "trades.jsonl"
+            journal.load()
+        if first:
+            if self._locked():
+                self._set_engine("locked")
+                self.paint_from_files(settings)
+            elif self.autostart:
+                self.start_engine(confirmed=False)  # it paints from the files first
+            else:
+                self._set_engine("stopped")
+                self.paint_from_files(settings)
 
     def on_config_failed(self, message: ConfigFailed) -> None:
         self.config_errors = message.lines
         self.exit(return_code=2)
+
+    @work(thread=True, exit_on_error=False, group="paint")
+    def paint_from_files(self, settings: Settings) -> None:
+        self._paint(settings)
+
+    def _paint(self, settings: Settings) -> None:
+        """Before the engine: the wallets snapshot and the open orders the journal knows.
+
+        Called from a worker thread; its messages are posted before the engine's first ones.
+        """
+        from engine.journal import OrderEvent, tail_jsonl
+        from engine.wallets.runtime import load_view
+
+        try:
+            self.post_message(WalletsChanged(load_view(settings.config, settings.data_dir)))
+        except Exception as exc:
+            self.post_message(AlertRaised(_alert("error", "wallets", f"wallets snapshot: {exc}")))
+        last: dict[str, OrderEvent] = {}
+        for record in tail_jsonl(settings.data_dir / "logs" / "orders.jsonl", 2000):
+            try:
+                event = OrderEvent.from_record(record)
+            except (KeyError, ValueError):
+                continue
+            last[event.client_id] = event
+        for event in last.values():
+            self.post_message(OrderUpdated(event))
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def start_engine(self, confirmed: bool) -> None:
+        self._stop_engine.clear()
+        self._set_engine("starting")
+        self.run_engine(confirmed)
+
+    def _make_runtime(self, settings: Settings, confirmed: bool) -> Runtime:
+        if self.runtime_factory is not None:
+            return self.runtime_factory(settings, confirmed)
+        from engine.agent import build_agent
+        from engine.runtime import Runtime
+
+        return Runtime(
+            settings,
+            confirmed=confirmed,
+            clock=self.clock,
+            tick_seconds=int(self.tick_seconds) or 1,
+            agent_factory=build_agent,
+        )
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="engine")
+    def run_engine(self, confirmed: bool) -> None:
+        """Build the runtime and tick it until the cockpit quits (or forever in tests)."""
+        assert self.settings is not None
+        if self.runtime is None:
+            self._paint(self.settings)
+        try:
+            runtime = self._make_runtime(self.settings, confirmed)
+            runtime.subscribe(self._forward)
+            runtime.build()
+        except Exception as exc:
+            self.post_message(EngineFailed(str(exc)))
+            return
+        self.runtime = runtime
+        self.post_message(PositionsChanged(runtime.positions()))
+        self.post_message(RiskChanged(runtime.risk_snapshot()))
+        self.post_message(EngineStateChanged(runtime.status()))
+        worker = get_current_worker()
+
+        def stopping() -> bool:  # quitting (or Textual cancelling the worker at exit)
+            return self._stop_engine.is_set() or worker.is_cancelled
+
+        try:
+            if self.autotick:
+                runtime.run_forever(stopping)
+            else:
+                runtime.mark_running()
+                while not stopping():
+                    self._stop_engine.wait(0.05)
+        except Exception as exc:
+            self.post_message(EngineFailed(str(exc)))
+        finally:
+            runtime.stop()
+
+    def step(self, n: int = 1, advance: Callable[[], None] | None = None) -> None:
+        """Tests and benchmarks: ``n`` engine ticks now (the engine thread does not tick)."""
+        assert self.runtime is not None
+        for _ in range(n):
+            if advance is not None:
+                advance()
+            self.runtime.tick()
+        self.post_message(PositionsChanged(self.runtime.positions()))
+
+    def _forward(self, event: EngineEvent) -> None:
+        """Engine thread → UI: typed messages only (``post_message`` is thread-safe)."""
+        kind, payload = event.kind, event.payload
+        if kind == "order":
+            self.post_message(OrderUpdated(payload))
+            if payload.event in ("fill", "partial_fill") and self.runtime is not None:
+                self.post_message(PositionsChanged(self.runtime.positions()))
+        elif kind == "trade":
+            self.post_message(TradeClosed(payload))
+        elif kind == "wallets":
+            self.post_message(WalletsChanged(payload))
+        elif kind == "prices":
+            self.post_message(PricesChanged(payload))
+        elif kind == "risk":
+            self.post_message(RiskChanged(payload))
+        elif kind == "alert":
+            self.post_message(AlertRaised(payload))
+        elif kind == "state":
+            self.post_message(EngineStateChanged(payload))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def on_order_updated(self, message: OrderUpdated) -> None:
+        self.query_one(OrdersPane).apply(message.event)
+
+    def on_trade_closed(self, message: TradeClosed) -> None:
+        self.query_one(JournalPane).add(message.trade)
+
+    def on_positions_changed(self, message: PositionsChanged) -> None:
+        self.query_one(PositionsPane).show(message.positions)
+
+    def on_prices_changed(self, message: PricesChanged) -> None:
+        self.query_one(PositionsPane).mark(message.prices)
+
+    def on_wallets_changed(self, message: WalletsChanged) -> None:
+        snap = message.snapshot
+        self.query_one(WalletsPane).show(snap)
+        self.query_one(KobeHeader).set_money(snap.equity_total_usd, snap.pnl_day)
+        self.query_one(EquityPane).add(snap.equity_total_usd)
+        when = snap.time or self.clock()
+        self.query_one(AlertsPane).set_finance(
+            when, [(a.severity, a.code, a.message) for a in snap.alerts]
+        )
+
+    def on_risk_changed(self, message: RiskChanged) -> None:
+        snap = message.snapshot
+        self.risk_state = snap.state.value
+        self.query_one(KobeHeader).set_risk(snap.state.value)
+        self.refresh_bindings()
+
+    def on_alert_raised(self, message: AlertRaised) -> None:
+        self.query_one(AlertsPane).add_event(self.clock(), message.alert)
+
+    def on_engine_state_changed(self, message: EngineStateChanged) -> None:
+        self._set_engine(message.status.state.value, message.status.error)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        self._set_engine("error", message.error)
+        self.query_one(AlertsPane).add(
+            self.clock(), "error", "engine", f"engine error: {message.error}"
+        )
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, severity="error" if message.error else "information", timeout=6)
+        if message.error:
+            self.query_one(AlertsPane).add(self.clock(), "warning", "action", message.text)
+
+    def _set_engine(self, state: str, error: str = "") -> None:
+        self.engine_state = state
+        label = state if not error else f"error: {error[:40]}"
+        if state == "locked":
+            label = "stopped (locked)"
+        self.query_one(KobeHeader).set_engine(label)
+        self.refresh_bindings()
+
+    # -- keys: availability -------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        ready = self.runtime is not None and self.engine_state in ("running", "paused")
+        if action in ENGINE_ACTIONS and not ready:
+            return None  # shown, greyed out
+        if action == "reset" and self.risk_state != "TRIPPED":
+            return None
+        if action == "trip" and self.risk_state == "TRIPPED":
+            return None
+        if action == "unlock":
+            return True if self._locked() else None
+        return True
+
+    # -- keys: panes --------------------------------------------------------------------------
+
+    def _show_active(self) -> None:
+        for i, name in enumerate(PANES):
+            self.query_one(f"#{name}", Pane).set_class(i == self.active_pane, "-active")
+        self.query_one("#pane-bar", Static).update(self._pane_bar())
+        self.query_one(f"#{PANES[self.active_pane]}", Pane).focus_body()
+
+    def action_show_pane(self, index: int) -> None:
+        self.active_pane = index % len(PANES)
+        self._show_active()
+
+    def action_next_pane(self) -> None:
+        self.action_show_pane(self.active_pane + 1)
+
+    def action_prev_pane(self) -> None:
+        self.action_show_pane(self.active_pane - 1)
+
+    def action_filter(self) -> None:
+        from textual.widgets import Input
+
+        self.action_show_pane(PANES.index("journal"))
+        box = self.query_one("#journal-filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Any) -> None:
+        if getattr(event.input, "id", "") == "journal-filter":
+            self.query_one(JournalPane).set_filter(event.value)
+
+    def on_input_submitted(self, event: Any) -> None:
+        if getattr(event.input, "id", "") == "journal-filter":
+            self.query_one(JournalPane).focus_body()
+
+    def action_page_back(self) -> None:
+        self.query_one(JournalPane).page_back()
+
+    def action_page_forward(self) -> None:
+        self.query_one(JournalPane).page_forward()
 
     def action_refresh_health(self) -> None:
         self.load_settings()
@@ -111,10 +487,278 @@ class KobeApp(App[int]):
     def action_help(self) -> None:
         rows: list[tuple[str, str]] = []
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding):
+            if isinstance(binding, Binding) and not binding.key.isdigit():
                 rows.append((binding.key_display or binding.key, binding.description))
+        rows.append(("1-7", "Show pane: " + ", ".join(PANES)))
+        rows.append(("escape", "Back / close a dialog (the safe answer)"))
         rows.append(("ctrl+p", "Command palette: every action"))
         self.push_screen(HelpScreen(rows))
+
+    # -- keys: trading ------------------------------------------------------------------------
+
+    def action_new_order(self) -> None:
+        from kobe_tui.screens.ticket import OrderTicket
+
+        runtime, settings = self.runtime, self.settings
+        if runtime is None or settings is None:
+            return
+        finance = settings.config.finance
+        wallets = [w for w in finance.wallet_ids if w in finance.risk_wallets]
+        default = f"cex_{settings.exchange}"
+        ticket = OrderTicket(
+            list(settings.config.symbols),
+            wallets,
+            default if default in wallets else wallets[0],
+            runtime.plan,
+        )
+        self.push_screen(ticket, self._ticket_done)
+
+    def _ticket_done(self, proposal: Proposal | None) -> None:
+        if proposal is not None:
+            self.submit_order(proposal)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def submit_order(self, proposal: Proposal) -> None:
+        from engine.exchange.base import ExchangeError
+        from engine.proposal import Refused
+
+        assert self.runtime is not None
+        try:
+            placed = self.runtime.submit(proposal)
+        except Refused as exc:
+            self.post_message(ActionDone("Refused: " + "; ".join(exc.reasons), error=True))
+            return
+        except ExchangeError as exc:
+            self.post_message(ActionDone(f"Order outcome unknown: {exc}", error=True))
+            return
+        e = placed.entry
+        notes = "".join(f" — {n}" for n in placed.notes)
+        self.post_message(
+            ActionDone(
+                f"Order {e.id} {e.side.value.upper()} {e.qty} {e.symbol}: {e.status.value}{notes}",
+                result=placed,
+            )
+        )
+        self.post_message(PositionsChanged(self.runtime.positions()))
+
+    def action_cancel_order(self) -> None:
+        order = self.query_one(OrdersPane).selected()
+        if order is None:
+            self.notify("Select an order in the orders pane (1) first", severity="warning")
+            return
+        price = f" @ {order.price}" if order.price is not None else ""
+        question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {order.qty} {order.symbol}{price}?"
+        ref = order.client_id
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.cancel_orders([ref])
+
+        self.push_screen(ConfirmScreen(question, yes="Cancel order"), done)
+
+    def action_cancel_all(self) -> None:
+        orders = list(self.query_one(OrdersPane).orders.values())
+        if not orders:
+            self.notify("No open orders")
+            return
+        question = f"Cancel all {len(orders)} open orders of Kobe's? Protective exits among them leave their positions unprotected."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.cancel_orders([o.client_id for o in orders])
+
+        self.push_screen(ConfirmScreen(question, yes="Cancel all"), done)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def cancel_orders(self, refs: list[str]) -> None:
+        from engine.exchange.base import ExchangeError
+        from engine.proposal import Source
+
+        assert self.runtime is not None
+        for ref in refs:
+            try:
+                done = self.runtime.cancel(ref, Source.COCKPIT)
+                self.post_message(ActionDone(f"Cancelled {done.id} ({done.client_id})"))
+            except ExchangeError as exc:
+                self.post_message(ActionDone(str(exc), error=True))
+
+    def action_close_position(self) -> None:
+        pos = self.query_one(PositionsPane).selected()
+        if pos is None:
+            self.notify("Select a position in the positions pane (2) first", severity="warning")
+            return
+        question = (
+            f"Close {pos.symbol} {pos.qty} ({pos.wallet}) at market? Its TP/SL are cancelled first."
+        )
+        cid = pos.entry_client_id
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.close_position(cid)
+
+        self.push_screen(ConfirmScreen(question, yes="Close at market"), done)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def close_position(self, cid: str) -> None:
+        from engine.exchange.base import ExchangeError
+
+        assert self.runtime is not None
+        try:
+            order = self.runtime.close_position(cid, "closed by operator (cockpit)")
+        except ExchangeError as exc:
+            self.post_message(ActionDone(f"Close failed: {exc}", error=True))
+            return
+        text = f"Closed {cid}" if order is not None else f"{cid}: nothing to close"
+        self.post_message(ActionDone(text))
+        self.post_message(PositionsChanged(self.runtime.positions()))
+
+    def action_trip(self) -> None:
+        settings = self.settings
+        if settings is not None and settings.config.risk.on_trip == "flatten":
+            question = "Trip the kill switch? on_trip is flatten: Kobe's open entries are cancelled and its positions closed at market."
+
+            def done(yes: bool | None) -> None:
+                if yes:
+                    self.trip_kill_switch()
+
+            self.push_screen(ConfirmScreen(question, yes="Trip and flatten"), done)
+        else:
+            self.trip_kill_switch()
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def trip_kill_switch(self) -> None:
+        assert self.runtime is not None
+        self.runtime.trip("manual: tripped from the cockpit", "cockpit")
+        self.post_message(ActionDone("Kill switch TRIPPED: new entries are blocked"))
+
+    def action_reset(self) -> None:
+        assert self.runtime is not None
+        snap = self.runtime.risk_snapshot()
+        question = f"Reset the kill switch (TRIPPED: {snap.reason})? New entries will be allowed again. This is audited."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.reset_kill_switch()
+
+        self.push_screen(ConfirmScreen(question, yes="Reset"), done)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def reset_kill_switch(self) -> None:
+        assert self.runtime is not None
+        self.runtime.reset_kill_switch("cockpit")
+        self.post_message(ActionDone("Kill switch reset (ARMED)"))
+
+    def action_pause(self) -> None:
+        if self.runtime is None:
+            return
+        if self.runtime.paused:
+            self.runtime.resume()
+            self.notify("Engine resumed")
+        else:
+            self.runtime.pause()
+            self.notify("Engine paused: no new entries; protective exits keep working")
+
+    # -- keys: live unlock --------------------------------------------------------------------
+
+    def action_unlock(self) -> None:
+        from engine.modes import live_gate_problems
+
+        settings = self.settings
+        if settings is None:
+            return
+        problems = [p for p in live_gate_problems(settings, confirmed=True)]
+        if problems:
+            self.notify(
+                "Live unlock refused:\n" + "\n".join(f"- {p}" for p in problems),
+                severity="error",
+                timeout=10,
+            )
+            self.query_one(AlertsPane).add(
+                self.clock(),
+                "warning",
+                "live_unlock",
+                "live unlock refused: " + "; ".join(problems),
+            )
+            return
+        from kobe_tui.screens.unlock import UnlockStep1
+
+        self.push_screen(UnlockStep1(settings.exchange, self._fetch_balances), self._unlock_step2)
+
+    def _fetch_balances(self) -> dict[str, Decimal]:
+        settings = self.settings
+        assert settings is not None
+        if self.balances_fetcher is not None:
+            return self.balances_fetcher(settings)
+        from engine.exchange.ccxt_exchange import CcxtExchange
+
+        exchange = CcxtExchange.from_settings(settings, True)
+        try:
+            quote = settings.config.paper.quote_asset
+            assets = {quote, *(s.split("/")[0] for s in settings.config.symbols)}
+            return {a: exchange.get_balance(a) for a in sorted(assets)}
+        finally:
+            exchange.close()
+
+    def _unlock_step2(self, go: bool | None) -> None:
+        if not go:
+            self.notify("Live stays locked")
+            return
+        from kobe_tui.screens.unlock import UnlockStep2
+
+        phrase = f"UNLOCK {self.exchange.upper()} LIVE"
+        self.push_screen(UnlockStep2(phrase), self._unlock_done)
+
+    def _unlock_done(self, go: bool | None) -> None:
+        if not go:
+            self.notify("Live stays locked")
+            return
+        settings = self.settings
+        assert settings is not None
+        from engine.audit import AuditLog
+
+        audit = AuditLog(settings.data_dir, self.clock)
+        try:
+            audit.record("live_unlock", "cockpit", exchange=settings.exchange)
+        finally:
+            audit.close()
+        self.live_unlocked = True
+        self.query_one(KobeHeader).set_mode(self.mode, self.exchange, live_locked=False)
+        self.query_one("#mode-note", Static).update(self._mode_note())
+        self.start_engine(confirmed=True)
+
+    # -- quitting -----------------------------------------------------------------------------
+
+    def action_quit_safely(self) -> None:
+        orders = self.query_one(OrdersPane).orders
+        if orders:
+            question = f"Quit with {len(orders)} open orders? They stay on the exchange; exits watched locally are not watched while Kobe is closed."
+
+            def done(yes: bool | None) -> None:
+                if yes:
+                    self.shutdown()
+
+            self.push_screen(ConfirmScreen(question, yes="Quit"), done)
+        else:
+            self.shutdown()
+
+    def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
+        """Every way out stops the engine first (it finishes its step within a second)."""
+        self._stop_engine.set()
+        if self.runtime is not None:
+            self.runtime.request_stop()
+        super().exit(result, return_code, message)
+
+    def shutdown(self) -> None:
+        self._stop_engine.set()
+        if self.runtime is not None:
+            self.runtime.request_stop()
+        self.exit(0)
+
+
+def _alert(severity: str, code: str, message: str) -> Any:
+    from engine.runtime import AlertEvent
+
+    return AlertEvent(severity, code, message)
 
 
 def main() -> None:

@@ -1,13 +1,24 @@
-"""Typed messages from workers to the UI (the only way engine results reach widgets)."""
+"""Typed messages from the engine thread to the UI (the only way engine results reach widgets).
+
+The engine thread calls ``App.post_message`` (thread-safe); high-rate messages (wallet snapshots,
+prices, risk state, positions) say ``can_replace`` so a burst collapses to the newest.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from engine.execution import Position
+    from engine.journal import OrderEvent
     from engine.modes import Check, Settings
+    from engine.risk import RiskSnapshot
+    from engine.runtime import AlertEvent, RuntimeStatus
+    from engine.trades import ClosedTrade
+    from engine.wallets.snapshot import WalletsSnapshot
 
 
 class SettingsReady(Message):
@@ -25,3 +36,72 @@ class ConfigFailed(Message):
     def __init__(self, lines: list[str]) -> None:
         super().__init__()
         self.lines = lines
+
+
+class _Replaceable(Message):
+    def can_replace(self, message: Message) -> bool:
+        return type(message) is type(self)
+
+
+class WalletsChanged(_Replaceable):
+    def __init__(self, snapshot: WalletsSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class PricesChanged(_Replaceable):
+    def __init__(self, prices: dict[str, Decimal]) -> None:
+        super().__init__()
+        self.prices = prices
+
+
+class RiskChanged(_Replaceable):
+    def __init__(self, snapshot: RiskSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class PositionsChanged(_Replaceable):
+    def __init__(self, positions: list[Position]) -> None:
+        super().__init__()
+        self.positions = positions
+
+
+class EngineStateChanged(_Replaceable):
+    def __init__(self, status: RuntimeStatus) -> None:
+        super().__init__()
+        self.status = status
+
+
+class OrderUpdated(Message):
+    def __init__(self, event: OrderEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TradeClosed(Message):
+    def __init__(self, trade: ClosedTrade) -> None:
+        super().__init__()
+        self.trade = trade
+
+
+class AlertRaised(Message):
+    def __init__(self, alert: AlertEvent) -> None:
+        super().__init__()
+        self.alert = alert
+
+
+class EngineFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class ActionDone(Message):
+    """A manual action (order, cancel, close, kill switch) finished: what to tell the trader."""
+
+    def __init__(self, text: str, *, error: bool = False, result: Any = None) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+        self.result = result

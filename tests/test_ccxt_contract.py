@@ -768,3 +768,18 @@ def test_secret_type_is_what_reaches_ccxt() -> None:
     exchange = CcxtExchange("binance", api_key=key, secret=secret)
     assert exchange.ccxt.apiKey == "k" * 16 and exchange.ccxt.secret == "s" * 16
     assert "s" * 16 not in repr(exchange)
+
+
+def test_ccxt_never_changes_the_engines_decimal_context(ex: CcxtExchange) -> None:
+    """ccxt's precision helpers set ROUND_HALF_UP and trap Underflow on the thread's context;
+    the adapter keeps that inside a local context, so the engine's arithmetic is unchanged."""
+    import decimal
+
+    before = decimal.getcontext().copy()
+    ex.amount_to_precision("BTC/USDT", Decimal("0.123456789"))
+    ex.price_to_precision("BTC/USDT", Decimal("95000.129"))
+    ex.fetch_ticker("BTC/USDT")
+    after = decimal.getcontext()
+    assert after.rounding == before.rounding == decimal.ROUND_HALF_EVEN
+    assert after.traps == before.traps
+    assert after.prec == before.prec

@@ -1,48 +1,260 @@
-"""The cockpit driven as a person would, with Textual's pilot."""
+"""The cockpit driven by keys, with Textual's pilot, against the real engine in paper mode."""
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import Input, Select, Static
 
+from engine.modes import Settings
+from engine.runtime import Runtime
 from kobe_tui.app import KobeApp
+from kobe_tui.screens.confirm import ConfirmScreen
+from kobe_tui.screens.ticket import OrderTicket
+from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
 from kobe_tui.widgets.health import HealthPane
+from kobe_tui.widgets.panes import JournalPane, OrdersPane
+from tests.cockpit_support import drain, make_app, settle, ticks
+
+LIVE_ENV = {
+    "KOBE_MODE": "live",
+    "ALLOW_LIVE": "1",
+    "BINANCE_KEY": "k" * 16,
+    "BINANCE_SECRET": "s" * 16,
+}
+
+
+def journal_events(workdir: Path) -> list[dict[str, str]]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
 async def test_first_frame_then_settings_from_a_worker(workdir: Path) -> None:
     (workdir / "kobe.toml").write_text('mode = "testnet"\n[exchange]\nname = "okx"\n')
-    app = KobeApp(env={}, cwd=workdir)
+    app = KobeApp(env={}, cwd=workdir, autostart=False)
     assert app.settings is None  # nothing validated before the first frame
     async with app.run_test(size=(80, 24)) as pilot:
         assert str(app.query_one("#mode", Static).render()).strip() == "TESTNET"
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot, engine=False)
         assert app.settings is not None
         pane = app.query_one(HealthPane)
-        assert "keys present" in pane.rows
-        assert "…" not in pane.rows
+        assert "keys present" in pane.rows and "…" not in pane.rows
         assert pane.has_class("failing")  # no okx keys: testnet cannot run
-
-
-async def test_peek_is_corrected_by_the_full_load(workdir: Path) -> None:
-    # KOBE_MODE wins over the file: the header must say so once validated, too
-    (workdir / "kobe.toml").write_text('mode = "paper"\n')
-    app = KobeApp(env={"KOBE_MODE": "live"}, cwd=workdir)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "LIVE — LOCKED" in str(app.query_one("#mode", Static).render())
 
 
 async def test_refused_config_closes_with_exit_2_and_its_lines(workdir: Path) -> None:
     (workdir / "kobe.toml").write_text("[risk]\nmax_drawdown_pct = 140\n")
     app = KobeApp(env={}, cwd=workdir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(app, pilot, engine=False)
     assert app.return_code == 2
     assert app.config_errors == [
         "kobe.toml: risk.max_drawdown_pct: must be between 0 and 100 (got 140)"
     ]
-    assert sorted(p.name for p in workdir.iterdir()) == ["kobe.toml"]  # nothing written
+
+
+async def _fill_ticket(pilot, app: KobeApp, **fields: str) -> OrderTicket:  # type: ignore[no-untyped-def]
+    await pilot.press("n")
+    await pilot.pause()
+    ticket = app.screen
+    assert isinstance(ticket, OrderTicket)
+    for field, value in fields.items():
+        widget = ticket.query_one(f"#{field}")
+        widget.focus()
+        await pilot.pause()
+        if isinstance(widget, Select):
+            options = [str(v) for _, v in widget._options]  # the order shown to the trader
+            await pilot.press("enter")
+            for _ in range(options.index(value) - options.index(str(widget.value))):
+                await pilot.press("down")
+            await pilot.press("enter")
+        else:
+            assert isinstance(widget, Input)
+            await pilot.press("ctrl+a", "backspace")  # clear it as a person would
+            widget.value = ""
+            for ch in value:
+                await pilot.press(ch if ch != "." else "full_stop")
+        await pilot.pause()
+    await drain(app, pilot)
+    return ticket
+
+
+async def test_place_a_paper_limit_order_then_cancel_it(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        ticket = await _fill_ticket(
+            pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12"
+        )
+        plan = str(ticket.query_one("#plan", Static).render())
+        assert "Plan:" in plan and "BUY" in plan and "limit 3000" in plan
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        orders = app.query_one(OrdersPane)
+        assert len(orders.orders) == 1
+        [order] = orders.orders.values()
+        assert order.symbol == "ETH/USDT" and order.status == "open"
+        assert [e["event"] for e in journal_events(workdir)] == ["intent", "ack"]
+        await pilot.press("1")
+        await pilot.press("c")
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert (
+            f"Cancel order {order.exchange_id} BUY" in confirm.question
+            and "ETH/USDT @ 3000" in confirm.question
+        )
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert orders.orders == {}
+        assert journal_events(workdir)[-1]["event"] == "cancel"
+        assert journal_events(workdir)[-1]["source"] == "cockpit"
+
+
+async def test_cancel_confirmation_defaults_to_no(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        await pilot.press("1", "c")
+        await pilot.pause()
+        await pilot.press("enter")  # the focused button is "No"
+        await settle(app, pilot)
+        assert len(app.query_one(OrdersPane).orders) == 1
+
+
+async def test_kill_switch_blocks_a_new_order_with_its_reason(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert "TRIPPED" in str(app.query_one("#risk-state", Static).render())
+        ticket = await _fill_ticket(pilot, app, amount="15")
+        plan = str(ticket.query_one("#plan", Static).render())
+        assert "kill switch is TRIPPED: manual: tripped from the cockpit" in plan
+        assert ticket.query_one("#place").disabled
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("K")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert "ARMED" in str(app.query_one("#risk-state", Static).render())
+    audit = [
+        json.loads(x)["action"] for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert audit == ["kill_switch_trip", "kill_switch_reset"]
+
+
+async def test_engine_ticks_fill_the_panes(workdir: Path) -> None:
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 300)
+        journal = app.query_one(JournalPane)
+        assert journal.trades  # closed trades arrived as messages
+        assert journal.table.row_count == len(journal.trades)
+        await pilot.press("slash")
+        for ch in "copy":
+            await pilot.press(ch)
+        await pilot.pause()
+        rows = journal.table.row_count
+        assert 0 < rows < len(journal.trades) or all(
+            t.strategy == "copy_trading" for t in journal.trades
+        )
+
+
+async def test_live_unlock_refused_without_allow_live(workdir: Path) -> None:
+    env = {k: v for k, v in LIVE_ENV.items() if k != "ALLOW_LIVE"}
+    app, _ = make_app(workdir, env)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.engine_state == "locked" and app.runtime is None
+        assert "LIVE — LOCKED" in str(app.query_one("#mode", Static).render())
+        await pilot.press("L")
+        await pilot.pause()
+        assert not isinstance(app.screen, UnlockStep1)  # refused at once, with the reason
+        alerts = str(app.query_one("#alerts-body", Static).render())
+        assert "ALLOW_LIVE is not 1" in alerts
+
+
+async def test_live_unlock_escape_at_either_step_leaves_it_locked(workdir: Path) -> None:
+    calls: list[bool] = []
+
+    def factory(settings: Settings, confirmed: bool) -> Runtime:
+        calls.append(confirmed)
+        raise RuntimeError("no exchange in tests")
+
+    app, _ = make_app(workdir, LIVE_ENV, factory=factory, balances={"USDT": Decimal("1234.5")})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("L")
+        await settle(app, pilot, engine=False)
+        assert isinstance(app.screen, UnlockStep1)
+        assert "1234.5" in str(app.screen.query_one("#unlock1-balances", Static).render())
+        await pilot.press("escape")  # step 1 refused
+        await pilot.pause()
+        assert app._locked() and calls == []
+        await pilot.press("L")
+        await settle(app, pilot, engine=False)
+        await pilot.press("enter")  # the default button is Cancel
+        await pilot.pause()
+        assert app._locked() and calls == []
+        await pilot.press("L")
+        await settle(app, pilot, engine=False)
+        await pilot.click("#continue")
+        await pilot.pause()
+        assert isinstance(app.screen, UnlockStep2)
+        for ch in "UNLOCK":
+            await pilot.press(ch)
+        await pilot.press("escape")  # step 2 refused
+        await pilot.pause()
+        assert app._locked() and calls == []
+        assert "LIVE — LOCKED" in str(app.query_one("#mode", Static).render())
+        # both steps: the engine is asked to start in live, and the unlock is audited
+        await pilot.press("L")
+        await settle(app, pilot, engine=False)
+        await pilot.click("#continue")
+        await pilot.pause()
+        step2 = app.screen
+        assert isinstance(step2, UnlockStep2)
+        step2.query_one("#phrase", Input).focus()
+        for ch in "UNLOCK BINANCE LIVE":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert calls == [True]
+        assert str(app.query_one("#mode", Static).render()).strip() == "LIVE"
+        assert app.engine_state == "error"  # the factory failed: shown, the cockpit stays up
+    audit = [json.loads(x) for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()]
+    assert [a["action"] for a in audit] == ["live_unlock"]
+
+
+async def test_quit_asks_first_when_orders_are_open(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert (
+            isinstance(app.screen, ConfirmScreen)
+            and "Quit with 1 open orders?" in app.screen.question
+        )
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+
+
+async def test_bindings_have_ids_descriptions_and_none_is_priority() -> None:
+    for b in KobeApp.BINDINGS:
+        assert getattr(b, "id", None) and getattr(b, "description", None), b
+        assert not getattr(b, "priority", False)

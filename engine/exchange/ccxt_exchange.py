@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
 import re
 import threading
@@ -373,7 +374,9 @@ class CcxtExchange(Exchange):
         One call at a time (a ccxt instance and its HTTP session are not thread-safe); the lock is
         not held during retry sleeps.
         """
-        with self._lock:
+        # ccxt's precision helpers change the thread's decimal context (rounding, traps): a
+        # local copy keeps that from leaking into the engine's own arithmetic
+        with self._lock, decimal.localcontext():
             try:
                 return fn()
             except self._ccxt.BaseError as exc:
@@ -642,10 +645,10 @@ class CcxtExchange(Exchange):
         def send() -> OcoResult:
             data = self._raw(lambda: self._ex.private_post_orderlist_oco(request))
             reports = {str(r.get("clientOrderId")): r for r in data.get("orderReports", [])}
-            orders = {
-                cid: self._to_order(self._ex.parse_order(report, market), cid)
-                for cid, report in reports.items()
-            }
+            orders: dict[str, Order] = {}
+            with decimal.localcontext():  # ccxt's parsing may touch the decimal context
+                for cid, report in reports.items():
+                    orders[cid] = self._to_order(self._ex.parse_order(report, market), cid)
             if tp_id not in orders or sl_id not in orders:
                 raise ExchangeError(f"{self.name}: OCO answer without both legs: {data}")
             return OcoResult(str(data.get("orderListId")), orders[tp_id], orders[sl_id])

@@ -1,10 +1,15 @@
-"""The header: the mode by word and colour, the exchange, the engine state."""
+"""The header: mode (word and colour), exchange, equity, today's PnL, kill switch, engine state.
+
+Every state is a word first (``PAPER``, ``LIVE — LOCKED``, ``TRIPPED``, ``error``), colour second,
+so it reads the same in 16 colours or none.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.bootstrap import Mode
@@ -12,11 +17,14 @@ from engine.bootstrap import Mode
 MODE_WORD = {Mode.PAPER: "PAPER", Mode.TESTNET: "TESTNET", Mode.LIVE: "LIVE"}
 
 
+def money(value: Decimal | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    q = value.quantize(Decimal("0.01"))
+    return f"{q:+,}" if signed else f"{q:,}"
+
+
 class KobeHeader(Horizontal):
-    """One line: ``KOBE │ PAPER │ binance │ engine: idle``. The mode is readable without colour."""
-
-    engine_state: reactive[str] = reactive("idle")
-
     def __init__(self, mode: Mode, exchange: str, *, live_locked: bool = False) -> None:
         super().__init__(id="header")
         self.mode = mode
@@ -29,19 +37,40 @@ class KobeHeader(Horizontal):
             return f" {word} — LOCKED "
         return f" {word} "
 
+    def compose(self) -> ComposeResult:
+        yield Static(" KOBE ", id="brand")
+        yield Static(self.mode_text(), id="mode", classes=self._mode_classes())
+        yield Static(f" {self.exchange} ", id="exchange")
+        yield Static(" eq — ", id="hdr-equity")
+        yield Static(" pnl — ", id="hdr-pnl")
+        yield Static(" risk — ", id="risk-state")
+        yield Static(" engine: starting ", id="engine-state")
+
+    def _mode_classes(self) -> str:
+        locked = " -locked" if self.mode is Mode.LIVE and self.live_locked else ""
+        return f"mode-{self.mode.value}{locked}"
+
     def set_mode(self, mode: Mode, exchange: str, *, live_locked: bool) -> None:
         self.mode, self.exchange, self.live_locked = mode, exchange, live_locked
         badge = self.query_one("#mode", Static)
         badge.update(self.mode_text())
-        badge.set_classes(f"mode-{mode.value}")
+        badge.set_classes(self._mode_classes())
         self.query_one("#exchange", Static).update(f" {exchange} ")
 
-    def compose(self) -> ComposeResult:
-        yield Static(" KOBE ", id="brand")
-        yield Static(self.mode_text(), id="mode", classes=f"mode-{self.mode.value}")
-        yield Static(f" {self.exchange} ", id="exchange")
-        yield Static(f" engine: {self.engine_state} ", id="engine-state")
+    def set_money(self, equity: Decimal, pnl_day: Decimal) -> None:
+        self.query_one("#hdr-equity", Static).update(f" eq {money(equity)} ")
+        pnl = self.query_one("#hdr-pnl", Static)
+        pnl.update(f" pnl {money(pnl_day, signed=True)} ")
+        pnl.set_class(pnl_day < 0, "-loss")
+        pnl.set_class(pnl_day > 0, "-gain")
 
-    def watch_engine_state(self, state: str) -> None:
-        for widget in self.query("#engine-state").results(Static):
-            widget.update(f" engine: {state} ")
+    def set_risk(self, state: str) -> None:
+        widget = self.query_one("#risk-state", Static)
+        widget.update(f" {state} ")
+        widget.set_classes(f"risk-{state.lower()}")
+
+    def set_engine(self, state: str) -> None:
+        widget = self.query_one("#engine-state", Static)
+        widget.update(f" engine: {state} ")
+        word = "".join(ch for ch in state.split()[0].lower() if ch.isalnum())
+        widget.set_classes(f"engine-{word}")

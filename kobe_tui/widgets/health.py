@@ -15,7 +15,9 @@ class HealthPane(DataTable[Text]):
     BORDER_TITLE = "Health"
 
     def __init__(self) -> None:
-        super().__init__(id="health", cursor_type="none", zebra_stripes=False, show_cursor=False)
+        super().__init__(
+            id="health-table", cursor_type="none", zebra_stripes=False, show_cursor=False
+        )
         self.border_title = "Health"
 
     def on_mount(self) -> None:

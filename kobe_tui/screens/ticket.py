@@ -1,0 +1,211 @@
+"""``n``: the order ticket. It validates as you type and shows the sized plan, or the refusal,
+before anything can be sent; "Place" is enabled only when the plan stands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from engine.exchange.base import OrderType, Side
+from engine.proposal import Proposal, Refused, Sizing, Source
+
+if TYPE_CHECKING:
+    from engine.router import OrderPlan
+
+Planner = Callable[[Proposal], "OrderPlan"]
+
+
+class OrderTicket(ModalScreen[Proposal | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="ticket.cancel"),
+        Binding("ctrl+s", "place", "Place order", id="ticket.place"),
+    ]
+
+    def __init__(
+        self, symbols: list[str], wallets: list[str], wallet: str, planner: Planner
+    ) -> None:
+        super().__init__()
+        self.symbols = symbols
+        self.wallets = wallets
+        self.default_wallet = wallet
+        self.planner = planner
+        self.proposal: Proposal | None = None
+        self.plan_ok = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ticket-box", classes="modal-box"):
+            yield Static("New order", classes="modal-title")
+            with Grid(id="ticket-grid"):
+                yield Label("symbol")
+                yield Select(
+                    [(s, s) for s in self.symbols],
+                    value=self.symbols[0],
+                    allow_blank=False,
+                    id="symbol",
+                )
+                yield Label("side")
+                yield Select(
+                    [("buy", "buy"), ("sell", "sell")], value="buy", allow_blank=False, id="side"
+                )
+                yield Label("type")
+                yield Select(
+                    [("market", "market"), ("limit", "limit")],
+                    value="market",
+                    allow_blank=False,
+                    id="type",
+                )
+                yield Label("price")
+                yield Input(placeholder="limit only", id="price")
+                yield Label("size")
+                yield Select(
+                    [("quote amount", "quote"), ("risk % of wallet", "risk")],
+                    value="quote",
+                    allow_blank=False,
+                    id="sizing",
+                )
+                yield Label("amount")
+                yield Input(value="15", id="amount")
+                yield Label("stop-loss")
+                yield Input(placeholder="optional (needed for risk %)", id="sl")
+                yield Label("take-profit")
+                yield Input(placeholder="optional", id="tp")
+                yield Label("wallet")
+                yield Select(
+                    [(w, w) for w in self.wallets],
+                    value=self.default_wallet,
+                    allow_blank=False,
+                    id="wallet",
+                )
+            yield Static("", id="plan")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Place order", id="place", variant="warning", disabled=True)
+            yield Static("tab: next field   ctrl+s: place   escape: cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        for box in self.query(Input):
+            box.cursor_blink = False  # no blink: it costs bandwidth over SSH
+        self.refresh_plan()
+
+    # -- reading the form ---------------------------------------------------------------------
+
+    def _value(self, widget_id: str) -> str:
+        widget = self.query_one(f"#{widget_id}")
+        if isinstance(widget, Select):
+            return str(widget.value)
+        assert isinstance(widget, Input)
+        return widget.value.strip()
+
+    def _decimal(
+        self, widget_id: str, problems: list[str], required: bool = False
+    ) -> Decimal | None:
+        text = self._value(widget_id)
+        if not text:
+            if required:
+                problems.append(f"{widget_id}: required")
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            problems.append(f"{widget_id}: not a number ({text!r})")
+            return None
+        if not value.is_finite():
+            problems.append(f"{widget_id}: not a number ({text!r})")
+            return None
+        return value
+
+    def build(self) -> tuple[Proposal | None, list[str]]:
+        problems: list[str] = []
+        kind = OrderType(self._value("type"))
+        price = self._decimal("price", problems, required=kind is OrderType.LIMIT)
+        if kind is OrderType.MARKET and price is not None:
+            problems.append("price: only for limit orders (clear it, or choose limit)")
+        amount = self._decimal("amount", problems, required=True)
+        sl = self._decimal("sl", problems)
+        tp = self._decimal("tp", problems)
+        sizing = Sizing(self._value("sizing"))
+        if sizing is Sizing.RISK and sl is None and not problems:
+            problems.append("stop-loss: required for risk sizing")
+        if problems or amount is None:
+            return None, problems
+        return (
+            Proposal(
+                symbol=self._value("symbol"),
+                side=Side(self._value("side")),
+                entry_type=kind,
+                sizing=sizing,
+                amount=amount,
+                wallet=self._value("wallet"),
+                source=Source.COCKPIT,
+                price=price,
+                stop_loss=sl,
+                take_profit=tp,
+                reason="manual order (cockpit)",
+            ),
+            [],
+        )
+
+    # -- live validation ----------------------------------------------------------------------
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.refresh_plan()
+
+    def refresh_plan(self) -> None:
+        self.plan_ok = False
+        self.query_one("#place", Button).disabled = True
+        proposal, problems = self.build()
+        self.proposal = proposal
+        if proposal is None:
+            self._show(["Fix:", *problems], ok=False)
+            return
+        self._show(["sizing…"], ok=False)
+        self.compute(proposal)
+
+    @work(thread=True, exclusive=True, group="ticket-plan", exit_on_error=False)
+    def compute(self, proposal: Proposal) -> None:
+        try:
+            plan = self.planner(proposal)
+        except Refused as exc:
+            self.app.call_from_thread(self._result, proposal, ["Refused:", *exc.reasons], False)
+            return
+        except Exception as exc:  # an exchange error while sizing: say it, never crash
+            self.app.call_from_thread(self._result, proposal, [f"Cannot size now: {exc}"], False)
+            return
+        self.app.call_from_thread(self._result, proposal, ["Plan:", *plan.lines()], True)
+
+    def _result(self, proposal: Proposal, lines: list[str], ok: bool) -> None:
+        if proposal is not self.proposal:
+            return  # the form changed meanwhile: a newer plan is on its way
+        self.plan_ok = ok
+        self.query_one("#place", Button).disabled = not ok
+        self._show(lines, ok=ok)
+
+    def _show(self, lines: list[str], ok: bool) -> None:
+        plan = self.query_one("#plan", Static)
+        plan.update("\n".join(lines))
+        plan.set_class(not ok, "-refused")
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "place":
+            self.action_place()
+        else:
+            self.action_cancel()
+
+    def action_place(self) -> None:
+        if self.plan_ok and self.proposal is not None:
+            self.dismiss(self.proposal)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
