@@ -49,39 +49,47 @@ class OrderTicket(ModalScreen[Proposal | None]):
                     [(s, s) for s in self.symbols],
                     value=self.symbols[0],
                     allow_blank=False,
+                    compact=True,
                     id="symbol",
                 )
                 yield Label("side")
                 yield Select(
-                    [("buy", "buy"), ("sell", "sell")], value="buy", allow_blank=False, id="side"
+                    [("buy", "buy"), ("sell", "sell")],
+                    value="buy",
+                    allow_blank=False,
+                    compact=True,
+                    id="side",
                 )
                 yield Label("type")
                 yield Select(
                     [("market", "market"), ("limit", "limit")],
                     value="market",
                     allow_blank=False,
+                    compact=True,
                     id="type",
                 )
                 yield Label("price")
-                yield Input(placeholder="limit only", id="price")
+                yield Input(placeholder="limit only", compact=True, id="price")
                 yield Label("size")
                 yield Select(
                     [("quote amount", "quote"), ("risk % of wallet", "risk")],
                     value="quote",
                     allow_blank=False,
+                    compact=True,
                     id="sizing",
                 )
                 yield Label("amount")
-                yield Input(value="15", id="amount")
+                yield Input(value="15", compact=True, id="amount")
                 yield Label("stop-loss")
-                yield Input(placeholder="optional (needed for risk %)", id="sl")
+                yield Input(placeholder="optional (risk % needs it)", compact=True, id="sl")
                 yield Label("take-profit")
-                yield Input(placeholder="optional", id="tp")
+                yield Input(placeholder="optional", compact=True, id="tp")
                 yield Label("wallet")
                 yield Select(
                     [(w, w) for w in self.wallets],
                     value=self.default_wallet,
                     allow_blank=False,
+                    compact=True,
                     id="wallet",
                 )
             yield Static("", id="plan")
