@@ -9,8 +9,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 
 def iso_utc(moment: datetime) -> str:
     """ISO-8601 in UTC with a ``Z``; a naive time is refused (the engine's times are aware)."""
@@ -29,7 +27,7 @@ def _default(value: Any) -> Any:
         return value.value
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, SecretStr):
+    if type(value).__name__ in ("Secret", "SecretStr"):  # no pydantic import on this path
         return str(value)  # the mask, never the value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from kobe_tui.messages import (
     ActionDone,
     AlertRaised,
     ConfigFailed,
+    EngineBatch,
     EngineFailed,
     EngineStateChanged,
     OrderUpdated,
@@ -42,8 +44,6 @@ from kobe_tui.messages import (
     TradeClosed,
     WalletsChanged,
 )
-from kobe_tui.screens.confirm import ConfirmScreen
-from kobe_tui.screens.help import HelpScreen
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
 from kobe_tui.widgets.panes import (
@@ -56,6 +56,14 @@ from kobe_tui.widgets.panes import (
     WalletsPane,
 )
 
+
+def ConfirmScreen(question: str, *, yes: str = "Yes") -> Any:
+    """The confirmation modal, imported when first needed (not for the first frame)."""
+    from kobe_tui.screens.confirm import ConfirmScreen as Screen
+
+    return Screen(question, yes=yes)
+
+
 if TYPE_CHECKING:
     from engine.modes import Settings
     from engine.proposal import Proposal
@@ -63,6 +71,7 @@ if TYPE_CHECKING:
 
     RuntimeFactory = Callable[[Settings, bool], Runtime]
 
+DRAIN_EVERY = 0.1  # seconds: the most often engine events are drawn
 PANES = ("orders", "positions", "wallets", "journal", "alerts", "health", "equity")
 ENGINE_ACTIONS = {
     "new_order",
@@ -158,6 +167,13 @@ class KobeApp(App[int]):
         self.risk_state = "ARMED"
         self.active_pane = 0
         self._stop_engine = threading.Event()
+        self._inbox_lock = threading.Lock()
+        self._inbox: dict[str, Any] = {}
+        self._wake_pending = False
+        self._drain_scheduled = False
+        self._last_drain = 0.0
+        self._risk_shown = False
+        self._engine_shown: tuple[str, str] = ("", "")
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -208,7 +224,7 @@ class KobeApp(App[int]):
 
     def on_mount(self) -> None:
         self._show_active()
-        self.query_one(JournalPane).load()
+        self.call_after_refresh(self.query_one(JournalPane).load)  # the tail, after the first frame
         if self.settings is not None:
             from engine.modes import health_checks
 
@@ -350,27 +366,68 @@ class KobeApp(App[int]):
             if advance is not None:
                 advance()
             self.runtime.tick()
+        self._drain()  # on the UI thread: draw what the ticks produced, now
         self.post_message(PositionsChanged(self.runtime.positions()))
 
     def _forward(self, event: EngineEvent) -> None:
-        """Engine thread → UI: typed messages only (``post_message`` is thread-safe)."""
+        """Engine thread → UI. Events go to a thread-safe inbox; one ``EngineBatch`` message
+        (coalesced) wakes the UI, which drains the inbox: lists for orders, trades and alerts,
+        only the latest for wallets, prices, risk, state and positions."""
         kind, payload = event.kind, event.payload
-        if kind == "order":
-            self.post_message(OrderUpdated(payload))
-            if payload.event in ("fill", "partial_fill") and self.runtime is not None:
-                self.post_message(PositionsChanged(self.runtime.positions()))
-        elif kind == "trade":
-            self.post_message(TradeClosed(payload))
-        elif kind == "wallets":
-            self.post_message(WalletsChanged(payload))
-        elif kind == "prices":
-            self.post_message(PricesChanged(payload))
-        elif kind == "risk":
-            self.post_message(RiskChanged(payload))
-        elif kind == "alert":
-            self.post_message(AlertRaised(payload))
-        elif kind == "state":
-            self.post_message(EngineStateChanged(payload))
+        with self._inbox_lock:
+            if kind in ("order", "trade", "alert"):
+                self._inbox.setdefault(kind, []).append(payload)
+                if kind == "order" and payload.event in ("fill", "partial_fill"):
+                    self._inbox["positions"] = True
+            elif kind in ("wallets", "prices", "risk", "state"):
+                self._inbox[kind] = payload
+                if kind == "wallets":  # the equity line keeps every tick's point
+                    self._inbox.setdefault("equity", []).append(payload.equity_total_usd)
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self.post_message(EngineBatch())
+
+    def on_engine_batch(self, message: EngineBatch) -> None:
+        wait = self._last_drain + DRAIN_EVERY - time.monotonic()
+        if wait > 0:
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self.set_timer(wait, self._drain)
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        self._last_drain = time.monotonic()
+        with self._inbox_lock:
+            inbox, self._inbox = self._inbox, {}
+            self._wake_pending = False
+        if not inbox:
+            return
+        orders = self.query_one(OrdersPane)
+        for event in inbox.get("order", []):
+            orders.apply(event)
+        trades = inbox.get("trade", [])
+        if trades:
+            self.query_one(JournalPane).add_many(trades)
+        alerts = self.query_one(AlertsPane)
+        for alert in inbox.get("alert", []):
+            alerts.add_event(self.clock(), alert, draw=False)
+        if "wallets" in inbox:
+            self.query_one(EquityPane).add_many(inbox.get("equity", [])[:-1])
+            self._show_wallets(inbox["wallets"])  # the last point, and the alerts pane too
+        elif inbox.get("alert"):
+            alerts.redraw()
+        if "prices" in inbox:
+            self.query_one(PositionsPane).mark(inbox["prices"])
+        if "risk" in inbox:
+            self._show_risk(inbox["risk"])
+        if "state" in inbox:
+            status = inbox["state"]
+            self._set_engine(status.state.value, status.error)
+        if (inbox.get("positions") or trades) and self.runtime is not None:
+            self.query_one(PositionsPane).show(self.runtime.positions())
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -387,7 +444,9 @@ class KobeApp(App[int]):
         self.query_one(PositionsPane).mark(message.prices)
 
     def on_wallets_changed(self, message: WalletsChanged) -> None:
-        snap = message.snapshot
+        self._show_wallets(message.snapshot)
+
+    def _show_wallets(self, snap: Any) -> None:
         self.query_one(WalletsPane).show(snap)
         self.query_one(KobeHeader).set_money(snap.equity_total_usd, snap.pnl_day)
         self.query_one(EquityPane).add(snap.equity_total_usd)
@@ -397,7 +456,12 @@ class KobeApp(App[int]):
         )
 
     def on_risk_changed(self, message: RiskChanged) -> None:
-        snap = message.snapshot
+        self._show_risk(message.snapshot)
+
+    def _show_risk(self, snap: Any) -> None:
+        if snap.state.value == self.risk_state and self._risk_shown:
+            return  # nothing to redraw: the state is what the header says
+        self._risk_shown = True
         self.risk_state = snap.state.value
         self.query_one(KobeHeader).set_risk(snap.state.value)
         self.refresh_bindings()
@@ -420,6 +484,9 @@ class KobeApp(App[int]):
             self.query_one(AlertsPane).add(self.clock(), "warning", "action", message.text)
 
     def _set_engine(self, state: str, error: str = "") -> None:
+        if (state, error) == self._engine_shown:
+            return
+        self._engine_shown = (state, error)
         self.engine_state = state
         label = state if not error else f"error: {error[:40]}"
         if state == "locked":
@@ -492,6 +559,8 @@ class KobeApp(App[int]):
         rows.append(("1-7", "Show pane: " + ", ".join(PANES)))
         rows.append(("escape", "Back / close a dialog (the safe answer)"))
         rows.append(("ctrl+p", "Command palette: every action"))
+        from kobe_tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(rows))
 
     # -- keys: trading ------------------------------------------------------------------------

@@ -97,6 +97,11 @@ class EngineFailed(Message):
         self.error = error
 
 
+class EngineBatch(_Replaceable):
+    """Engine events are waiting in the app's inbox. One pending at a time: the UI drains the
+    inbox in one go (at most every ~100 ms), so a burst of events costs a few redraws."""
+
+
 class ActionDone(Message):
     """A manual action (order, cancel, close, kill switch) finished: what to tell the trader."""
 

@@ -67,6 +67,7 @@ async def drain(app: Any, pilot: Pilot[Any], timeout: float = 10.0) -> None:
         if not busy:
             break
         await asyncio.sleep(0.01)
+    app._drain()  # engine events waiting in the inbox are drawn now, not after a timer
     for _ in range(3):  # let layout and scrollbars settle, even on a loaded machine
         await pilot.pause(0.02)
 

@@ -92,6 +92,8 @@ class Pane(Vertical):
         tables = self.query(DataTable)
         if tables:
             tables.first().focus()
+        else:  # not mounted yet (the first frame): focus it once it is
+            self.call_after_refresh(lambda: [t.focus() for t in self.query(DataTable)[:1]])
 
 
 class TablePane(Pane):
@@ -100,21 +102,27 @@ class TablePane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(self.EMPTY, classes="empty")
+
+    def on_mount(self) -> None:
+        # The table joins the screen right after the first frame: that frame costs less, and
+        # rows that arrive before are kept by the (not yet mounted) table all the same.
         table: DataTable[Text | str] = DataTable(
             cursor_type="row", zebra_stripes=False, id=f"{self.id}-table"
         )
-        yield table
-
-    def on_mount(self) -> None:
-        table = self.table
         widths = self.WIDTHS or (None,) * len(self.COLUMNS)
         for (key, label), width in zip(self.COLUMNS, widths, strict=True):
             table.add_column(label, key=key, width=width)
-        self.show_empty(True)
+        self._table = table
+        self.show_empty(table.row_count == 0)
+        self.call_after_refresh(self._mount_table)
+
+    def _mount_table(self) -> None:
+        if self.is_attached and not self._table.is_attached:  # not while the app is closing
+            self.mount(self._table)
 
     @property
     def table(self) -> DataTable[Text | str]:
-        return self.query_one(DataTable)
+        return self._table
 
     def show_empty(self, empty: bool, text: str | None = None) -> None:
         super().show_empty(empty, text)
@@ -262,6 +270,10 @@ class WalletsPane(TablePane):
     )
     WIDTHS = (11, 8, 8, 8, 6, 7)
 
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self._shown: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+
     def show(self, snap: WalletsSnapshot) -> None:
         for w in snap.wallets:
             self.upsert(
@@ -324,9 +336,12 @@ class JournalPane(TablePane):
         self._draw()
 
     def add(self, trade: ClosedTrade) -> None:
+        self.add_many([trade])
+
+    def add_many(self, trades: list[ClosedTrade]) -> None:
         if self.page != 0:
             return  # paging back: the live tail does not move the window
-        self.trades = [*self.trades, trade][-self.WINDOW :]
+        self.trades = [*self.trades, *trades][-self.WINDOW :]
         self._draw()
 
     def _draw(self) -> None:
@@ -392,8 +407,13 @@ class AlertsPane(Pane):
         self.alerts.appendleft((when, severity, code, message))  # newest first
         self._draw()
 
-    def add_event(self, when: datetime, alert: AlertEvent) -> None:
-        self.add(when, alert.severity, alert.code, alert.message)
+    def add_event(self, when: datetime, alert: AlertEvent, *, draw: bool = True) -> None:
+        self.alerts.appendleft((when, alert.severity, alert.code, alert.message))
+        if draw:
+            self._draw()
+
+    def redraw(self) -> None:
+        self._draw()
 
     def set_finance(self, when: datetime, alerts: Iterable[tuple[str, str, str]]) -> None:
         """Finance alerts are a state, not events: shown while active, replaced each snapshot."""
@@ -436,10 +456,14 @@ class EquityPane(Pane):
     def on_mount(self) -> None:
         self.show_empty(True)
 
+    def add_many(self, points: list[Decimal]) -> None:
+        """Points from ticks drawn in one batch: kept, without drawing each one."""
+        for equity in points:
+            if not (self.points and self.points[-1] == equity and len(self.points) > 1):
+                self.points.append(equity)
+
     def add(self, equity: Decimal) -> None:
-        if self.points and self.points[-1] == equity and len(self.points) > 1:
-            return
-        self.points.append(equity)
+        self.add_many([equity])
         self.query_one(Sparkline).data = [float(p) for p in self.points]  # drawing only
         lo, hi = min(self.points), max(self.points)
         self.query_one("#equity-range", Static).update(
