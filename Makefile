@@ -26,6 +26,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/router.py
+	$(BIN)/python bench/wallets.py
+	$(BIN)/python bench/runtime.py
+	$(BIN)/python bench/cockpit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -504,8 +504,8 @@ class KobeApp(App[int]):
             return None
         if action == "trip" and self.risk_state == "TRIPPED":
             return None
-        if action == "unlock":
-            return True if self._locked() else None
+        if action == "unlock":  # in paper or testnet it explains what live would need
+            return None if self.mode is Mode.LIVE and self.live_unlocked else True
         return True
 
     # -- keys: panes --------------------------------------------------------------------------
