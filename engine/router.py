@@ -399,20 +399,7 @@ class Router:
         while cid in self.journal_state():  # e.g. a simulated clock started again
             cid = self.ids.next()
         price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
-        self._journal(
-            "intent",
-            cid,
-            None,
-            p.symbol,
-            p.side,
-            p.entry_type,
-            plan.qty,
-            price,
-            status="new",
-            wallet=p.wallet,
-            source=p.source.value,
-            reason=p.reason,
-        )
+        self._journal_plan("intent", cid, plan, status="new", reason=p.reason)
         watch: WatchItem | None = None
         if plan.exits is not ExitPlan.NONE:
             # persisted before sending: a crash after the send can still resume the exits
@@ -445,19 +432,8 @@ class Router:
             self._audit_order(p, cid, None, f"rejected: {exc}")
             raise Refused([f"{self.exchange_name} refused the order: {exc}"]) from exc
         except ExchangeError as exc:
-            self._journal(
-                "unknown",
-                cid,
-                None,
-                p.symbol,
-                p.side,
-                p.entry_type,
-                plan.qty,
-                price,
-                status="unknown",
-                wallet=p.wallet,
-                source=p.source.value,
-                reason=f"outcome unknown: {exc}",
+            self._journal_plan(
+                "unknown", cid, plan, status="unknown", reason=f"outcome unknown: {exc}"
             )
             self._audit_order(p, cid, None, f"outcome unknown: {exc}")
             raise
@@ -580,20 +556,12 @@ class Router:
         if inflight is None:
             log.warning("outcome unknown for %s (%s)", client_id, reason)
             return
-        p, plan = inflight
-        price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
-        self._journal(
+        _, plan = inflight
+        self._journal_plan(
             "unknown",
             client_id,
-            None,
-            p.symbol,
-            p.side,
-            p.entry_type,
-            plan.qty,
-            price,
+            plan,
             status="unknown",
-            wallet=p.wallet,
-            source=p.source.value,
             reason=f"outcome unknown: {reason}; looking it up by client id",
         )
 
@@ -962,10 +930,14 @@ class Router:
         kind = "fill" if o.filled >= o.qty else "partial_fill"
         self._journal_order(kind, o, wallet, source, reason)
 
-    def _journal_reject(self, cid: str, p: Proposal, plan: OrderPlan, reason: str) -> None:
+    def _journal_plan(
+        self, kind: str, cid: str, plan: OrderPlan, *, status: str, reason: str
+    ) -> None:
+        """An event of a proposal's entry, before the exchange has told us anything about it."""
+        p = plan.proposal
         price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
         self._journal(
-            "reject",
+            kind,
             cid,
             None,
             p.symbol,
@@ -973,11 +945,14 @@ class Router:
             p.entry_type,
             plan.qty,
             price,
-            status="rejected",
+            status=status,
             wallet=p.wallet,
             source=p.source.value,
             reason=reason,
         )
+
+    def _journal_reject(self, cid: str, p: Proposal, plan: OrderPlan, reason: str) -> None:
+        self._journal_plan("reject", cid, plan, status="rejected", reason=reason)
 
     def _audit_order(self, p: Proposal, cid: str, exchange_id: str | None, outcome: str) -> None:
         if self.audit is None or not p.source.manual:
