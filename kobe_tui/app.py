@@ -180,15 +180,7 @@ class KobeApp(App[int]):
     def compose(self) -> ComposeResult:
         yield KobeHeader(self.mode, self.exchange, live_locked=self._locked())
         yield Static(self._pane_bar(), id="pane-bar")
-        data_dir = self._data_dir_guess()
-        with Container(id="panes"):
-            yield OrdersPane("orders", 1)
-            yield PositionsPane("positions", 2)
-            yield WalletsPane("wallets", 3)
-            yield JournalPane("journal", 4, data_dir / "trades.jsonl")
-            yield AlertsPane("alerts", 5)
-            yield HealthBox("health", 6)
-            yield EquityPane("equity", 7)
+        yield Container(id="panes")  # filled right after the first frame (the header first)
         yield Static(self._mode_note(), id="mode-note")
         yield Footer()
 
@@ -223,6 +215,22 @@ class KobeApp(App[int]):
         return f"LIVE on {self.exchange}: real money. Solana trades are simulated."
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._build_panes)
+
+    async def _build_panes(self) -> None:
+        """The first frame shows the header (mode, exchange); the panes follow at once."""
+        data_dir = self._data_dir_guess()
+        await self.query_one("#panes", Container).mount_all(
+            [
+                OrdersPane("orders", 1),
+                PositionsPane("positions", 2),
+                WalletsPane("wallets", 3),
+                JournalPane("journal", 4, data_dir / "trades.jsonl"),
+                AlertsPane("alerts", 5),
+                HealthBox("health", 6),
+                EquityPane("equity", 7),
+            ]
+        )
         self._show_active()
         self.call_after_refresh(self.query_one(JournalPane).load)  # the tail, after the first frame
         if self.settings is not None:
