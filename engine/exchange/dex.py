@@ -41,7 +41,7 @@ from engine.exchange.paper import (
     PaperStateError,
     load_paper_markets,
 )
-from engine.exchange.prices import PriceSource, PriceUnavailable, aware_utc
+from engine.exchange.prices import ManualPrices, PriceUnavailable, aware_utc
 from engine.fsutil import atomic_write_text
 from engine.jsonutil import dumps
 from engine.strategies.base import DexMarket, Strategy
@@ -60,7 +60,7 @@ SIMULATED_NOTICE = (
 )
 
 
-class DexPrices(PriceSource):
+class DexPrices(ManualPrices):
     """Prices set from outside (the strategies' feeds), one per market of the DEX venue.
 
     :meth:`set` takes effect at the next :meth:`advance` (a new symbol at once), so orders between
@@ -68,24 +68,17 @@ class DexPrices(PriceSource):
     """
 
     kind = "dex"
+    label = "DEX price"
 
     def __init__(self, prices: Mapping[str, Decimal] | None = None, *, start: datetime) -> None:
-        self._prices: dict[str, Decimal] = dict(prices or {})
-        self._pending: dict[str, Decimal] = {}
-        self._time = aware_utc(start)
-
-    def symbols(self) -> tuple[str, ...]:
-        return tuple(sorted(self._prices))
+        super().__init__(dict(prices or {}), start=start)
 
     def set(self, symbol: str, price: Decimal) -> None:
         if not isinstance(price, Decimal):
             raise TypeError(f"a price must be a Decimal (got {type(price).__name__})")
         if not price.is_finite() or price <= 0:
             raise ValueError(f"a price must be positive (got {price} for {symbol})")
-        if symbol in self._prices:
-            self._pending[symbol] = price
-        else:
-            self._prices[symbol] = price
+        super().set(symbol, price)
 
     def discard(self, symbol: str) -> None:
         self._prices.pop(symbol, None)
@@ -96,35 +89,6 @@ class DexPrices(PriceSource):
             return self._prices[symbol]
         except KeyError:
             raise PriceUnavailable(f"no DEX price for {symbol}") from None
-
-    @property
-    def time(self) -> datetime:
-        return self._time
-
-    def advance(self, now: datetime) -> dict[str, Decimal]:
-        now = aware_utc(now)
-        self._prices.update(self._pending)
-        self._pending.clear()
-        self._time = max(now, self._time)
-        return dict(self._prices)
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "time": self._time.isoformat(),
-            "prices": {s: str(p) for s, p in sorted(self._prices.items())},
-        }
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        try:
-            if state["kind"] != self.kind:
-                raise ValueError(f"a {state['kind']!r} feed state, not {self.kind!r}")
-            time = aware_utc(datetime.fromisoformat(str(state["time"])))
-            prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
-        except (KeyError, TypeError, ArithmeticError) as exc:
-            raise ValueError(f"unreadable DEX price state: {exc!r}") from None
-        self._time = time
-        self._prices.update(prices)
 
 
 def dex_market(symbol: str, price: Decimal, cfg: DexConfig) -> PaperMarket:

@@ -41,6 +41,29 @@ def aware_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def prices_state(kind: str, time: datetime, prices: Mapping[str, Decimal]) -> dict[str, Any]:
+    """The JSON-ready state of a source that holds one price per symbol (sorted: stable bytes)."""
+    return {
+        "kind": kind,
+        "time": time.isoformat(),
+        "prices": {symbol: str(price) for symbol, price in sorted(prices.items())},
+    }
+
+
+def read_prices_state(
+    state: Mapping[str, Any], kind: str, label: str
+) -> tuple[datetime, dict[str, Decimal]]:
+    """``(time, prices)`` back from :func:`prices_state`; ``ValueError`` naming ``label``."""
+    try:
+        if state["kind"] != kind:
+            raise ValueError(f"a {state['kind']!r} feed state, not {kind!r}")
+        time = aware_utc(datetime.fromisoformat(str(state["time"])))
+        prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
+    except (KeyError, TypeError, ArithmeticError) as exc:
+        raise ValueError(f"unreadable {label} state: {exc!r}") from None
+    return time, prices
+
+
 class PriceSource(ABC):
     """One current price per symbol, moved forward by :meth:`advance`."""
 
@@ -253,20 +276,10 @@ class ExchangeTickerSource(PriceSource):
         return dict(self._prices)
 
     def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "time": self._time.isoformat(),
-            "prices": {symbol: str(price) for symbol, price in self._prices.items()},
-        }
+        return prices_state(self.kind, self._time, self._prices)
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        try:
-            if state["kind"] != self.kind:
-                raise ValueError(f"a {state['kind']!r} feed state, not {self.kind!r}")
-            time = aware_utc(datetime.fromisoformat(state["time"]))
-            prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
-        except (KeyError, TypeError, ArithmeticError) as exc:
-            raise ValueError(f"unreadable ticker source state: {exc!r}") from None
+        time, prices = read_prices_state(state, self.kind, "ticker source")
         self._time = time
         self._prices.update({s: p for s, p in prices.items() if s in self._symbols})
 
@@ -314,20 +327,12 @@ class ManualPrices(PriceSource):
         self._time = max(now, self._time)
         return dict(self._prices)
 
+    label = "manual price"
+
     def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "time": self._time.isoformat(),
-            "prices": {symbol: str(price) for symbol, price in self._prices.items()},
-        }
+        return prices_state(self.kind, self._time, self._prices)
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        try:
-            if state["kind"] != self.kind:
-                raise ValueError(f"a {state['kind']!r} feed state, not {self.kind!r}")
-            time = aware_utc(datetime.fromisoformat(state["time"]))
-            prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
-        except (KeyError, TypeError, ArithmeticError) as exc:
-            raise ValueError(f"unreadable manual price state: {exc!r}") from None
+        time, prices = read_prices_state(state, self.kind, self.label)
         self._time = time
         self._prices.update(prices)
