@@ -301,3 +301,33 @@ def test_a_position_from_an_earlier_run_closes_on_any_leaders_sell(feed_path: Pa
     s.on_position_closed(exit_.ref, D(2), at(1))
     [entry] = s.tick(at(2))
     assert entry.ref == "copy_trading-000004"
+
+
+def test_a_jsonl_feed_never_copies_a_backlog_nor_twice_across_restarts(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from engine.config import CopyTradingConfig
+    from engine.strategies.copy_trading import build_feed
+
+    cfg = CopyTradingConfig.model_validate({"feed": {"kind": "jsonl"}})
+    feed_file = tmp_path / cfg.feed.path
+    feed_file.parent.mkdir(parents=True)
+
+    def line(n: int) -> str:
+        return (
+            f'{{"kind": "trade", "id": "t-{n}", "symbol": "WIF/USDC", "side": "buy", '
+            f'"price": "2.15", "size_usd": "120", "time": "2026-01-01T00:0{n}:00Z"}}\n'
+        )
+
+    feed_file.write_text(line(1) + line(2))  # a backlog from before Kobe started
+    now = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    first = build_feed(cfg, tmp_path)
+    assert first.poll(now) == []  # stale trades are not copied
+    with open(feed_file, "a") as fh:
+        fh.write(line(3))
+    assert [e.id for e in first.poll(now)] == ["t-3"]  # type: ignore[attr-defined]
+    restarted = build_feed(cfg, tmp_path)  # the offset survived
+    assert restarted.poll(now) == []
+    with open(feed_file, "a") as fh:
+        fh.write(line(4))
+    assert [e.id for e in restarted.poll(now)] == ["t-4"]  # type: ignore[attr-defined]

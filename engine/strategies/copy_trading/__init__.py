@@ -37,7 +37,8 @@ __all__ = [
 def build_feed(config: CopyTradingConfig, data_dir: Path, *, quote: str = "USDC") -> LeaderFeed:
     f = config.feed
     if f.kind == "jsonl":
-        return JsonlLeaderFeed(Path(data_dir) / f.path, quote=quote)
+        path = Path(data_dir) / f.path
+        return JsonlLeaderFeed(path, quote=quote, state_path=path.with_name(path.name + ".offset"))
     return StubLeaderFeed(rng=random.Random(f.seed), step_s=TICK_SECONDS)
 
 

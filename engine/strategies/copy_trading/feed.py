@@ -20,6 +20,7 @@ The leader feed's line format (one JSON object per line; numbers as JSON numbers
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -31,6 +32,7 @@ from typing import Any
 
 from engine.exchange.base import Side
 from engine.exchange.prices import aware_utc
+from engine.fsutil import atomic_write_text
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
     BadRecord,
@@ -118,10 +120,20 @@ class JsonlLeaderFeed(LeaderFeed):
 
     kind = "jsonl"
 
-    def __init__(self, path: Path, *, quote: str = "USDC", offset: int = 0) -> None:
+    def __init__(
+        self, path: Path, *, quote: str = "USDC", offset: int = 0, state_path: Path | None = None
+    ) -> None:
+        """``state_path`` keeps the offset across restarts (atomic). With one and no saved
+        offset yet, the feed starts at the file's current end: a copy trader acts on trades
+        appended from now on, never on a backlog of stale ones, and never twice after a restart.
+        """
+        self.state_path = state_path
+        if state_path is not None:
+            offset = _saved_offset(state_path, path)
         self.tail = JsonlTail(path, offset=offset)
         self._quote = quote
         self.skipped = 0
+        self._saved = offset
 
     @property
     def path(self) -> Path:
@@ -140,7 +152,19 @@ class JsonlLeaderFeed(LeaderFeed):
             except BadRecord as exc:
                 self.skipped += 1
                 log.warning("%s: leader feed line skipped: %s", self.path.name, exc)
+        if self.state_path is not None and self.tail.offset != self._saved:
+            atomic_write_text(self.state_path, json.dumps({"offset": self.tail.offset}) + "\n")
+            self._saved = self.tail.offset
         return out
+
+
+def _saved_offset(state_path: Path, feed: Path) -> int:
+    if state_path.exists():
+        try:
+            return int(json.loads(state_path.read_text(encoding="utf-8"))["offset"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s unreadable (%s): the leader feed starts at its end", state_path, exc)
+    return feed.stat().st_size if feed.exists() else 0
 
 
 # ---------------------------------------------------------------------------------------------
