@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context
+from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.cli_trade import confirm, require_terminal_or_yes
 from engine.lock import DataDirBusy, DataDirLock
 from engine.risk import RiskEngine, RiskSnapshot, load_risk_snapshot, queue_risk_command
@@ -67,8 +67,6 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
 def cmd_trip(ctx: Context) -> int:
     reason = redact(ctx.args.reason.strip())
     if not reason:
-        from engine.cli import UsageError
-
         raise UsageError("--reason: must not be empty")
     if ctx.settings.config.risk.on_trip == "flatten" and not confirm(
         ctx,

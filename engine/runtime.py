@@ -35,7 +35,7 @@ from engine.config import Mode
 from engine.exchange.base import Exchange, ExchangeError, Order
 from engine.exchange.factory import build_exchange
 from engine.execution import ExecutionEngine, Position
-from engine.journal import OrderEvent, OrderJournal
+from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.proposal import Proposal, Source
@@ -499,9 +499,6 @@ class Runtime:
         if self.agent is not None:
             self.agent.on_trade_closed(trade)
         self._emit("trade", trade)
-
-    def on_order_event(self, event: OrderEvent) -> None:  # for tests and tools
-        self._emit("order", event)
 
 
 class _LiveWallets:

@@ -435,10 +435,6 @@ class AlertsPane(Pane):
         self.show_empty(not self.alerts)
 
 
-class HealthTable(TablePane):
-    pass
-
-
 class EquityPane(Pane):
     TITLE = "Equity"
     EMPTY = "Equity appears once the engine has ticked"
