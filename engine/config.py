@@ -615,6 +615,8 @@ class RpcConfig(Section):
 class IndexerConfig(Section):
     enabled: bool = False
     program_ids: list[str] = Field(default_factory=list)
+    usdc_mint: str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"  # swaps quoted in it are priced
+    sol_price_usd: NonNegativeDecimal = Decimal(0)  # prices SOL-quoted swaps; 0: not priced
 
 
 class PathsConfig(Section):
