@@ -3,18 +3,16 @@ indexer. The endpoint is ``RPC_SOLANA_HTTP`` (a secret: never printed)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from engine.cli import EXIT_OK, EXIT_REFUSED, Context
 from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
-from engine.indexer.indexer import Indexer, IndexerState
-from engine.indexer.rpc import SolanaRpc
-from engine.modes import Settings
+from engine.indexer.indexer import IndexerState
+from engine.indexer.setup import INDEXER_DIR, RPC_VAR, make_indexer, make_rpc
 
-RPC_VAR = "RPC_SOLANA_HTTP"
-INDEXER_DIR = "indexer"
+__all__ = ["INDEXER_DIR", "RPC_VAR", "make_indexer", "make_rpc", "register"]
+
 SCAN_RETRY = RetryPolicy()  # the exchange layer's defaults: 5 attempts, 30 s at most
 STATUS_RETRY = RetryPolicy(max_attempts=2, max_total_s=5.0)  # status answers quickly
 
@@ -29,25 +27,6 @@ def register(sub: Any) -> None:
     st = isub.add_parser("status", help="last slot indexed, lines written, endpoint and lag")
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=cmd_status)
-
-
-def make_rpc(settings: Settings, policy: RetryPolicy | None = None) -> SolanaRpc | None:
-    url = settings.secrets.get(RPC_VAR)
-    if url is None:
-        return None
-    timeout = float(settings.config.rpc.timeout_s)
-    return SolanaRpc(url, timeout_s=timeout, policy=policy)
-
-
-def make_indexer(settings: Settings, rpc: SolanaRpc) -> Indexer:
-    cfg = settings.config.indexer
-    return Indexer(
-        rpc,
-        settings.data_dir / INDEXER_DIR,
-        program_ids=cfg.program_ids,
-        usdc_mint=cfg.usdc_mint,
-        sol_price_usd=Decimal(cfg.sol_price_usd),
-    )
 
 
 def cmd_scan(ctx: Context) -> int:

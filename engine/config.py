@@ -477,23 +477,13 @@ DataPath = Annotated[str, AfterValidator(_data_path)]
 
 
 class MemecoinProviderConfig(Section):
-    """Where candidates come from: ``stub_random`` (seeded, offline) or ``onchain_dry_run`` (the
+    """Where candidates come from: ``stub_random`` (seeded, offline), ``onchain_dry_run`` (the
     indexer's JSONL files under ``<data dir>/<indexer_dir>``; logs what it would send, sends
-    nothing). ``onchain`` is reserved for a later issue and refused."""
+    nothing) or ``onchain`` (the same files; its signals are traded on the paper DEX venue)."""
 
     kind: Literal["stub_random", "onchain_dry_run", "onchain"] = "stub_random"
     seed: int = 7
     indexer_dir: DataPath = "indexer"
-
-    @field_validator("kind")
-    @classmethod
-    def _not_yet(cls, value: str) -> str:
-        if value == "onchain":
-            raise ValueError(
-                "'onchain' is reserved for a later issue and not available yet: use "
-                "'onchain_dry_run' (reads the indexer's files, sends nothing) or 'stub_random'"
-            )
-        return value
 
 
 class MemecoinFiltersConfig(Section):
@@ -617,6 +607,7 @@ class IndexerConfig(Section):
     program_ids: list[str] = Field(default_factory=list)
     usdc_mint: str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"  # swaps quoted in it are priced
     sol_price_usd: NonNegativeDecimal = Decimal(0)  # prices SOL-quoted swaps; 0: not priced
+    slots_per_tick: int = Field(default=20, ge=1)  # enabled: new slots scanned each engine tick
 
 
 class PathsConfig(Section):

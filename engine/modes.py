@@ -201,7 +201,8 @@ class Check:
 
 
 def health_checks(settings: Settings) -> list[Check]:
-    """The checks for the configured mode. Confirmation is an action, not a health condition."""
+    """The checks for the configured mode. Confirmation is an action, not a health condition.
+    With ``RPC_SOLANA_HTTP`` set: "solana rpc" (the endpoint answers; the indexer's slot lag)."""
     checks: list[Check] = [
         Check("config valid", True, f"{settings.config_source}"),
     ]
@@ -255,4 +256,9 @@ def health_checks(settings: Settings) -> list[Check]:
         )
     ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
     checks.append(Check("data dir writable", ok, detail))
+    if settings.secrets.is_set("RPC_SOLANA_HTTP"):
+        from engine.indexer.setup import rpc_health
+
+        ok, detail = rpc_health(settings)  # the URL is a secret: never in the detail
+        checks.append(Check("solana rpc", ok, detail))
     return checks

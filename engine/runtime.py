@@ -6,6 +6,8 @@ execution engine, the trade store and the agent (strategies). ``tick()`` is one 
 
 1. operator commands queued for the risk engine are applied (``kobe risk trip`` from another
    process is obeyed here, within one tick); a trip with ``on_trip = "flatten"`` flattens once;
+   with ``[indexer] enabled`` and ``RPC_SOLANA_HTTP`` set, the indexer scans at most
+   ``slots_per_tick`` new slots (an error is an alert, never a crash);
 2. the venues move to ``now`` (the paper venues fill resting orders) and their events are
    journaled; pending entries and locally watched exits are handled;
 3. unless paused, the agent's strategies run and their signals become proposals (exits are
@@ -35,12 +37,14 @@ from engine.config import Mode
 from engine.exchange.base import Exchange, ExchangeError, Order
 from engine.exchange.factory import build_exchange
 from engine.execution import ExecutionEngine, Position
+from engine.indexer.indexer import Indexer
 from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.proposal import Proposal, Source
 from engine.risk import KillState, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, OrderPlan, Placement, Router
+from engine.secrets import redact
 from engine.trades import ClosedTrade, TradeStore
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager
@@ -153,6 +157,7 @@ class Runtime:
         self._error = ""
         self.venues: dict[str, _Venue] = {}
         self.agent: Agent | None = None
+        self.indexer: Indexer | None = None  # follows new slots each tick (``[indexer] enabled``)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -219,6 +224,7 @@ class Runtime:
         cex_router = self._router(cex, s.exchange, book, ids)
         holder.append(cex_router)
         self.venues[s.exchange] = _Venue(s.exchange, cex, cex_router)
+        self.indexer = self._build_indexer()
         self.agent = self._agent_factory(self) if self._agent_factory is not None else None
         dex = self.agent.dex_venue() if self.agent is not None else None
         if dex is not None:
@@ -251,6 +257,31 @@ class Runtime:
                     f"{venue.name}: order {order.id} ({order.side.value} {order.qty} "
                     f"{order.symbol}) is not Kobe's: shown, never touched",
                 )
+
+    def _build_indexer(self) -> Indexer | None:
+        """The indexer that follows new slots, when enabled and the endpoint is set."""
+        from engine.indexer.setup import FOLLOW_RETRY, make_indexer, make_rpc
+
+        if not self.settings.config.indexer.enabled:
+            return None
+        try:
+            rpc = make_rpc(self.settings, FOLLOW_RETRY)
+        except ExchangeError as exc:
+            self._alert("error", "indexer", f"indexer: not following new slots: {exc}")
+            return None
+        if rpc is None:
+            self._alert("warning", "indexer", "indexer: enabled, but RPC_SOLANA_HTTP is not set")
+            return None
+        return make_indexer(self.settings, rpc)
+
+    def _follow_indexer(self) -> None:
+        if self.indexer is None:
+            return
+        try:
+            self.indexer.scan(self.settings.config.indexer.slots_per_tick)
+        except Exception as exc:  # the node's trouble must not stop the engine
+            log.warning("indexer: scan failed: %s", redact(str(exc)))
+            self._alert("warning", "indexer", f"indexer: {redact(str(exc))}")
 
     def _router(
         self,
@@ -292,6 +323,7 @@ class Runtime:
         with self._lock:
             now = self.clock()
             self._apply_risk_commands()
+            self._follow_indexer()
             if self.agent is not None:
                 self.agent.before_venues(now)
             for venue in self.venues.values():

@@ -18,10 +18,14 @@ from typing import Any
 import pytest
 
 from engine import cli_indexer
+from engine.agent import build_agent
 from engine.config import MemecoinFarmingConfig
 from engine.exchange.base import ExchangeUnavailable
 from engine.exchange.retry import RetryPolicy
 from engine.indexer import Indexer, SolanaRpc
+from engine.indexer import setup as indexer_setup
+from engine.modes import Check, health_checks, resolve_settings
+from engine.runtime import EngineEvent, Runtime, SimClock
 from engine.secrets import Secret
 from engine.strategies.base import SignalAction
 from engine.strategies.memecoin_farming import MemecoinFarming, OnchainDryRunProvider
@@ -430,3 +434,140 @@ def test_the_memecoin_strategy_reads_what_the_indexer_wrote(
     [would] = list(strategy.would_send)
     assert would.action is SignalAction.ENTER and would.symbol == "MEME1111/USDC"
     assert "would send memecoin_farming" in caplog.text
+
+
+# -- provider "onchain", following new slots, the health check ----------------------------------
+
+
+def _runtime_at(workdir: Path, env: dict[str, str]) -> tuple[Runtime, SimClock, list[EngineEvent]]:
+    settings = resolve_settings(env, workdir)
+    clock = SimClock(settings.config.paper.sim_start)
+    runtime = Runtime(settings, clock=clock, tick_seconds=60, agent_factory=build_agent)
+    events: list[EngineEvent] = []
+    runtime.subscribe(events.append)
+    runtime.build()
+    return runtime, clock, events
+
+
+def test_the_onchain_provider_trades_indexed_candidates_on_the_paper_dex(
+    url: str, workdir: Path
+) -> None:
+    indexer(url, workdir / "data" / "indexer").scan(50)  # what `kobe indexer scan` writes
+    (workdir / "kobe.toml").write_text(
+        '[strategies.memecoin_farming.provider]\nkind = "onchain"\n'
+    )  # nothing else: the shipped defaults do the rest
+    runtime, clock, _ = _runtime_at(workdir, {})
+    try:
+        for _ in range(10):
+            clock.advance(60)
+            runtime.tick()
+    finally:
+        runtime.stop()
+    journal = [json.loads(x) for x in (workdir / "data/logs/orders.jsonl").read_text().splitlines()]
+    dex = [r for r in journal if r.get("exchange") == "dex" and r.get("symbol") == "MEME1111/USDC"]
+    assert dex, journal[:5]
+    assert any(r.get("side") == "buy" for r in dex)
+
+
+def _follow_config(workdir: Path, slots: int) -> None:
+    (workdir / "kobe.toml").write_text(
+        f'[indexer]\nenabled = true\nslots_per_tick = {slots}\nprogram_ids = ["{AMM}"]\n'
+    )
+
+
+def test_the_runtime_follows_new_slots_a_bounded_number_each_tick(
+    node: Node,
+    url: str,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(indexer_setup, "FOLLOW_RETRY", fast(attempts=2))
+    _follow_config(workdir, 3)
+    node.current = FIRST
+    d = workdir / "data" / "indexer"
+    runtime, clock, events = _runtime_at(workdir, {"RPC_SOLANA_HTTP": url})
+    try:
+        assert runtime.indexer is not None
+        clock.advance(60)
+        runtime.tick()  # the first scan: the last 3 slots, 98..100
+        assert json.loads((d / "state.json").read_text())["last_slot"] == FIRST
+        node.current = CURRENT
+        clock.advance(60)
+        runtime.tick()  # 101..103: at most 3 slots a tick; the candidate is written
+        assert json.loads((d / "state.json").read_text())["last_slot"] == 103
+        assert [x["kind"] for x in lines(d)] == ["candidate"]
+        for _ in range(3):
+            clock.advance(60)
+            runtime.tick()
+        assert json.loads((d / "state.json").read_text())["last_slot"] == CURRENT
+        assert [x["slot"] for x in lines(d)] == [103, 105, 108]
+        node.current = CURRENT + 1
+        node.fail = [(500, {})] * 10  # the node is down: an alert, never a crash
+        with caplog.at_level(logging.WARNING):
+            clock.advance(60)
+            runtime.tick()
+        alerts = [e.payload for e in events if e.kind == "alert" and e.payload.code == "indexer"]
+        assert alerts and "HTTP 500" in alerts[-1].message
+        node.fail = []
+        clock.advance(60)
+        runtime.tick()  # back: it resumes
+        assert json.loads((d / "state.json").read_text())["last_slot"] == CURRENT + 1
+    finally:
+        runtime.stop()
+    for e in events:
+        assert CANARY not in str(e.payload)
+    assert CANARY not in caplog.text
+
+
+def test_the_runtime_does_not_follow_when_disabled_or_without_the_endpoint(
+    url: str, workdir: Path
+) -> None:
+    runtime, _, _ = _runtime_at(workdir, {"RPC_SOLANA_HTTP": url})  # [indexer] enabled = false
+    try:
+        assert runtime.indexer is None
+    finally:
+        runtime.stop()
+    _follow_config(workdir, 5)
+    runtime, clock, events = _runtime_at(workdir, {})
+    try:
+        assert runtime.indexer is None
+        clock.advance(60)
+        runtime.tick()
+    finally:
+        runtime.stop()
+    assert any(
+        e.kind == "alert" and "RPC_SOLANA_HTTP is not set" in e.payload.message for e in events
+    )
+    assert not (workdir / "data" / "indexer").exists()
+
+
+def _rpc_check(env: dict[str, str], workdir: Path) -> Check | None:
+    checks = health_checks(resolve_settings(env, workdir))
+    return next((c for c in checks if c.name == "solana rpc"), None)
+
+
+def test_the_health_check_shows_the_endpoint_and_the_slot_lag(
+    node: Node, url: str, workdir: Path
+) -> None:
+    assert _rpc_check({}, workdir) is None  # only when RPC_SOLANA_HTTP is set
+    check = _rpc_check({"RPC_SOLANA_HTTP": url}, workdir)
+    assert check is not None and check.ok
+    assert check.detail == f"reachable: slot {CURRENT}, nothing indexed yet"
+    indexer(url, workdir / "data" / "indexer").scan(50)
+    node.current = CURRENT + 7
+    check = _rpc_check({"RPC_SOLANA_HTTP": url}, workdir)
+    assert check is not None and check.ok
+    assert check.detail == f"reachable: slot {CURRENT + 7}, indexer at {CURRENT} (lag 7 slots)"
+    assert CANARY not in check.detail and "127.0.0.1" not in check.detail
+
+
+def test_the_health_check_fails_with_a_reason_and_never_shows_the_url(workdir: Path) -> None:
+    closed = f"http://127.0.0.1:1/{CANARY}-rpc-token/"
+    check = _rpc_check({"RPC_SOLANA_HTTP": closed}, workdir)
+    assert check is not None and not check.ok
+    assert check.detail.startswith("unreachable: getSlot:")
+    not_url = _rpc_check({"RPC_SOLANA_HTTP": f"ftp{CANARY}"}, workdir)
+    assert not_url is not None and not not_url.ok and "not an http" in not_url.detail
+    for c in (check, not_url):
+        assert CANARY not in c.detail and "127.0.0.1" not in c.detail

@@ -136,10 +136,6 @@ def test_partial_strategy_section_inherits_the_rest() -> None:
     ("text", "needle"),
     [
         (
-            '[strategies.memecoin_farming.provider]\nkind = "onchain"',
-            "strategies.memecoin_farming.provider.kind: 'onchain' is reserved for a later issue",
-        ),
-        (
             '[strategies.memecoin_farming.provider]\nkind = "magic"',
             "strategies.memecoin_farming.provider.kind: must be",
         ),

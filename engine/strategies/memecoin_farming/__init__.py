@@ -9,8 +9,10 @@ from engine.config import MemecoinFarmingConfig
 from engine.strategies.base import TICK_SECONDS
 from engine.strategies.memecoin_farming.candidates import Candidate, filter_problems, passes
 from engine.strategies.memecoin_farming.providers import (
+    IndexerFilesProvider,
     MemecoinDataProvider,
     OnchainDryRunProvider,
+    OnchainProvider,
     StubRandomProvider,
 )
 from engine.strategies.memecoin_farming.strategy import NAME, MemecoinFarming
@@ -18,9 +20,11 @@ from engine.strategies.memecoin_farming.strategy import NAME, MemecoinFarming
 __all__ = [
     "NAME",
     "Candidate",
+    "IndexerFilesProvider",
     "MemecoinDataProvider",
     "MemecoinFarming",
     "OnchainDryRunProvider",
+    "OnchainProvider",
     "StubRandomProvider",
     "build_memecoin_farming",
     "build_provider",
@@ -37,7 +41,9 @@ def build_provider(
         return StubRandomProvider(rng=random.Random(p.seed), quote=quote, step_s=TICK_SECONDS)
     if p.kind == "onchain_dry_run":
         return OnchainDryRunProvider(Path(data_dir) / p.indexer_dir, quote=quote)
-    raise ValueError(f"memecoin provider {p.kind!r} is not available")  # 'onchain': refused
+    if p.kind == "onchain":
+        return OnchainProvider(Path(data_dir) / p.indexer_dir, quote=quote)
+    raise ValueError(f"memecoin provider {p.kind!r} is not available")
 
 
 def build_memecoin_farming(

@@ -1,6 +1,6 @@
 """Where memecoin candidates and their prices come from.
 
-``MemecoinDataProvider`` is the interface; two providers implement it:
+``MemecoinDataProvider`` is the interface; three providers implement it:
 
 - ``StubRandomProvider`` (``provider.kind = "stub_random"``): offline and deterministic. A seeded
   ``random.Random`` (injected, never the global one) makes candidates appear over time, with a
@@ -24,6 +24,9 @@
   the DEX quote asset); ``volume_usd`` and ``liquidity_usd`` are optional on a swap; a swap adds
   ``amount_usd`` to the candidate's volume and sets its price. A swap of an unknown mint, or a
   line missing a field, is skipped with a log line.
+- ``OnchainProvider`` (``provider.kind = "onchain"``): the same files, read by the same code
+  (:class:`IndexerFilesProvider`), but ``dry_run`` is False: the strategy's signals are sent and
+  traded on the paper DEX venue like the stub's.
 
 Both forget a candidate not updated for ``CANDIDATE_LIFETIME_S`` unless the strategy holds it
 (``keep``), so nothing grows with history.
@@ -199,12 +202,12 @@ class StubRandomProvider(MemecoinDataProvider):
 
 
 # ---------------------------------------------------------------------------------------------
-# onchain_dry_run
+# onchain_dry_run and onchain: the indexer's files
 
 
-class OnchainDryRunProvider(MemecoinDataProvider):
-    kind = "onchain_dry_run"
-    dry_run = True
+class IndexerFilesProvider(MemecoinDataProvider):
+    """Candidates and prices from the indexer's JSONL files (shared by ``onchain_dry_run`` and
+    ``onchain``; they differ only in ``dry_run``)."""
 
     def __init__(self, indexer_dir: Path, *, quote: str = "USDC") -> None:
         self.indexer_dir = Path(indexer_dir)
@@ -303,3 +306,17 @@ class OnchainDryRunProvider(MemecoinDataProvider):
 
     def candidates(self) -> list[Candidate]:
         return sorted(self._by_mint.values(), key=lambda c: (c.symbol, c.mint))
+
+
+class OnchainDryRunProvider(IndexerFilesProvider):
+    """The indexer's candidates; the strategy logs its signals and sends none."""
+
+    kind = "onchain_dry_run"
+    dry_run = True
+
+
+class OnchainProvider(IndexerFilesProvider):
+    """The indexer's candidates; the strategy trades them (on the paper DEX venue)."""
+
+    kind = "onchain"
+    dry_run = False
