@@ -214,6 +214,24 @@ class StrategyPosition:
     key: str = ""  # what the strategy matches exits on (a leader's position, a mint)
 
 
+def exit_signal(
+    strategy: str, wallet: str, pos: StrategyPosition, price: Decimal, now: datetime, reason: str
+) -> Signal:
+    """The signal that sells ``pos`` in full, sized at ``price``."""
+    return Signal(
+        strategy=strategy,
+        wallet=wallet,
+        symbol=pos.symbol,
+        action=SignalAction.EXIT,
+        side=Side.SELL,
+        size_hint=pos.qty * price,
+        reason=reason,
+        time=now,
+        ref=pos.ref,
+        qty=pos.qty,
+    )
+
+
 @dataclass
 class ClosedCounts:
     entries: int = 0  # entry signals emitted

@@ -35,6 +35,7 @@ from engine.strategies.base import (
     SignalAction,
     Strategy,
     StrategyPosition,
+    exit_signal,
 )
 from engine.strategies.copy_trading.feed import LeaderFeed, LeaderTrade, PriceUpdate
 
@@ -201,18 +202,7 @@ class CopyTrading(Strategy):
     def _exit(self, pos: StrategyPosition, now: datetime, reason: str) -> Signal:
         self.book.closing(pos.ref)
         price = self._prices.get(pos.symbol) or pos.entry_price or Decimal(0)
-        return Signal(
-            strategy=NAME,
-            wallet=self.wallet,
-            symbol=pos.symbol,
-            action=SignalAction.EXIT,
-            side=Side.SELL,
-            size_hint=pos.qty * price,
-            reason=reason,
-            time=now,
-            ref=pos.ref,
-            qty=pos.qty,
-        )
+        return exit_signal(NAME, self.wallet, pos, price, now, reason)
 
     # -- outcomes -----------------------------------------------------------------------------
 

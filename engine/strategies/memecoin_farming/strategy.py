@@ -32,6 +32,7 @@ from engine.strategies.base import (
     SignalAction,
     Strategy,
     StrategyPosition,
+    exit_signal,
     significant,
 )
 from engine.strategies.memecoin_farming.candidates import Candidate, passes
@@ -107,20 +108,7 @@ class MemecoinFarming(Strategy):
             if reason is None:
                 continue
             self.book.closing(pos.ref)
-            out.append(
-                Signal(
-                    strategy=NAME,
-                    wallet=self.wallet,
-                    symbol=pos.symbol,
-                    action=SignalAction.EXIT,
-                    side=Side.SELL,
-                    size_hint=pos.qty * price,
-                    reason=reason,
-                    time=now,
-                    ref=pos.ref,
-                    qty=pos.qty,
-                )
-            )
+            out.append(exit_signal(NAME, self.wallet, pos, price, now, reason))
         return out
 
     def _open_count(self) -> int:
