@@ -1,0 +1,115 @@
+"""Text and numbers from outside Kobe: one place where they are made safe to hold and to show.
+
+Everything that comes from outside (feeds, RPC replies, exchange messages, symbols, operator
+reasons, config strings, CLI arguments) passes through here where it enters:
+
+- :func:`clean_text` strips control characters (C0, C1, DEL, and the Unicode format characters
+  that reorder or hide text), folds line breaks and tabs to spaces, and caps the length. What is
+  left is shown literally: the cockpit escapes markup or uses ``rich.text.Text``.
+- :func:`parse_decimal` parses a number with bounds: finite, ASCII digits only (no ``_``, no
+  Arabic-Indic digits), a bounded exponent and number of digits, and an optional range.
+- :func:`csv_cell` neutralises a spreadsheet formula in a CSV cell.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+NAME_MAX = 200  # names, symbols, ids
+MESSAGE_MAX = 1000  # reasons, error messages, free text
+
+# C0 controls, DEL, C1 controls
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# a plain decimal in ASCII: sign, digits, optional point, optional exponent
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
+MAX_DIGITS = 40  # significant digits in a number from outside
+MAX_EXPONENT = 30  # |adjusted exponent|: 1e-30 .. 1e30
+
+
+class BadNumber(ValueError):
+    """A number from outside that is not a plain, finite, bounded decimal."""
+
+    def __init__(self, field: str, problem: str, value: object) -> None:
+        shown = clean_text(str(value), 40)
+        super().__init__(f"{field}: {problem} (got {shown!r})")
+        self.field = field
+        self.problem = problem
+
+
+def clean_text(value: object, limit: int = NAME_MAX) -> str:
+    """``value`` as text that cannot drive a terminal: no control or format characters, capped.
+
+    Line breaks and tabs become spaces (a feed line cannot forge a log line); text longer than
+    ``limit`` characters is cut and ends with ``…``.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit * 4:  # do not scan megabytes to keep 200 characters
+        text = text[: limit * 4]
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    text = _CONTROL.sub("", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    if len(text) > limit:
+        text = text[: max(0, limit - 1)] + "…"
+    return text
+
+
+def clean_message(value: object) -> str:
+    """A reason or a message from outside: :func:`clean_text` with the longer cap."""
+    return clean_text(value, MESSAGE_MAX)
+
+
+def parse_decimal(
+    value: object,
+    field: str,
+    *,
+    minimum: Decimal | None = None,
+    maximum: Decimal | None = None,
+    positive: bool = False,
+    allow_zero: bool = True,
+) -> Decimal:
+    """A bounded ``Decimal`` from a str, an int or a Decimal; raises :class:`BadNumber`.
+
+    Floats are accepted only as their shortest repr (JSON numbers from feeds); bools never.
+    """
+    if isinstance(value, bool) or value is None:
+        raise BadNumber(field, "not a number", value)
+    if isinstance(value, Decimal):
+        number = value
+        if not number.is_finite():
+            raise BadNumber(field, "not a finite number", value)
+    else:
+        text = repr(value) if isinstance(value, float) else str(value).strip()
+        if len(text) > MAX_DIGITS + 8 or not _NUMBER.fullmatch(text):
+            raise BadNumber(field, "not a plain decimal number", value)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise BadNumber(field, "not a number", value) from None
+    if number != 0:
+        if abs(number.adjusted()) > MAX_EXPONENT:
+            raise BadNumber(field, "out of range", value)
+        if len(number.as_tuple().digits) > MAX_DIGITS:
+            raise BadNumber(field, "too many digits", value)
+    if positive and number <= 0:
+        raise BadNumber(field, "must be positive", value)
+    if not allow_zero and number == 0:
+        raise BadNumber(field, "must not be zero", value)
+    if minimum is not None and number < minimum:
+        raise BadNumber(field, f"must be at least {minimum}", value)
+    if maximum is not None and number > maximum:
+        raise BadNumber(field, f"must be at most {maximum}", value)
+    return number
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet will not run: a leading ``= + - @`` (or tab/CR) gets a quote.
+
+    Numbers keep their sign: ``-5`` and ``-0.25`` are left as they are.
+    """
+    if text and text[0] in "=+-@\t\r":
+        if _NUMBER.fullmatch(text):
+            return text
+        return "'" + text
+    return text

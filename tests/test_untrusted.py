@@ -1,0 +1,63 @@
+"""The one place outside text and numbers are made safe (engine.untrusted)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from engine.untrusted import BadNumber, clean_message, clean_text, csv_cell, parse_decimal
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("oops [/]", "oops [/]"),  # markup is kept as text; the screen escapes it
+        ("\x1b[31mLIVE\x1b[0m", "[31mLIVE[0m"),  # no escape byte survives
+        ("a\r\nkill switch RESET", "a kill switch RESET"),  # no forged log line
+        ("bell\x07\x9bC1", "bellC1"),
+        ("rtl\u202eevil\u200b", "rtlevil"),  # bidi override and zero-width space
+        ("\tname", " name"),
+    ],
+)
+def test_clean_text_strips_what_drives_a_terminal(raw: str, shown: str) -> None:
+    assert clean_text(raw) == shown
+
+
+def test_clean_text_caps_the_length() -> None:
+    assert clean_text("x" * 20_000_000) == "x" * 199 + "…"
+    assert len(clean_message("y" * 5000)) == 1000
+    assert clean_text("short") == "short"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["1e-999999999", "NaN", "inf", "-Infinity", "1_5", "١٥", "0x10", "", " ", "1e31", "5,0", True],
+)
+def test_parse_decimal_refuses_what_is_not_a_plain_bounded_number(raw: object) -> None:
+    with pytest.raises(BadNumber) as info:
+        parse_decimal(raw, "price")
+    assert str(info.value).startswith("price: ")
+
+
+def test_parse_decimal_accepts_plain_numbers_and_checks_bounds() -> None:
+    assert parse_decimal("95134.70", "price") == Decimal("95134.70")
+    assert parse_decimal(0.1, "qty") == Decimal("0.1")
+    assert parse_decimal(15, "quote") == Decimal(15)
+    assert parse_decimal("1e-8", "qty") == Decimal("1e-8")
+    with pytest.raises(BadNumber, match="must be positive"):
+        parse_decimal("-5", "quote", positive=True)
+    with pytest.raises(BadNumber, match="must be positive"):
+        parse_decimal("0", "quote", positive=True)
+    with pytest.raises(BadNumber, match="at most 100"):
+        parse_decimal("140", "risk", maximum=Decimal(100))
+    with pytest.raises(BadNumber, match="too many digits"):
+        parse_decimal("1." + "1" * 45, "x")
+
+
+def test_csv_cell_neutralises_formulas_but_keeps_negative_numbers() -> None:
+    assert csv_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_cell("+cmd") == "'+cmd"
+    assert csv_cell("-0.25") == "-0.25"
+    assert csv_cell("plain") == "plain"
