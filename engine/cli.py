@@ -97,7 +97,7 @@ def ping_exchange(settings: Settings) -> tuple[bool, str]:
     from engine.exchange.retry import RetryPolicy
 
     policy = RetryPolicy(max_attempts=2, max_total_s=10.0)
-    exchange = CcxtExchange.from_settings(settings, confirmed=True, retry=policy)
+    exchange = CcxtExchange.reader_from_settings(settings, retry=policy)
     where = settings.api_url or ("testnet" if settings.mode is Mode.TESTNET else "live")
     try:
         ms = exchange.ping()

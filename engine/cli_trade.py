@@ -21,7 +21,7 @@ from engine.lock import DataDirBusy, DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.risk import RiskEngine
-from engine.router import Placement, Router, entry_of
+from engine.router import Placement, ReconcileReport, Router, RouterView, entry_of
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 
@@ -143,17 +143,17 @@ class Session:
 
 
 @contextmanager
-def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Iterator[Session]:
-    """Gate, lock, exchange, journal, router; everything closed again on the way out.
+def trading_session(ctx: Context, command: str) -> Iterator[Session]:
+    """Gate (live needs ``--confirm-live``), lock, exchange, journal, router; closed on the way out.
 
-    ``writes``: the command can send or cancel orders, so live needs ``--confirm-live``; a
-    read-only command (``orders``) needs every other condition of the gate but not that one.
+    Reconciliation runs first and may send (pending exits, watchdog sells): only here, where the
+    gate has passed with the confirmation.
     """
     from engine.exchange.factory import build_exchange
     from engine.wallet_book import wallet_book
 
     settings = ctx.settings
-    confirmed = bool(getattr(ctx.args, "confirm_live", False)) or not writes
+    confirmed = bool(getattr(ctx.args, "confirm_live", False))
     problems = gate_problems(settings, confirmed)
     if problems:
         raise GateClosed(settings.mode, problems)
@@ -191,18 +191,58 @@ def trading_session(ctx: Context, command: str, *, writes: bool = True) -> Itera
         )
         holder.append(router)
         try:
-            report = router.reconcile()
-            for order in report.external:
-                print(
-                    f"note: external order {order.id} ({order.side.value} {order.qty} "
-                    f"{order.symbol}) is not Kobe's: left alone",
-                    file=ctx.err,
-                )
+            _print_external(ctx, router.reconcile())
             yield Session(settings, exchange, journal, audit, router, risk)
         finally:
             journal.close()
             audit.close()
             exchange.close()
+
+
+@contextmanager
+def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
+    """Lock, a read-only venue and the journal: for commands that must never send.
+
+    Live needs every condition of the gate but the confirmation. The venue is a
+    :class:`ReadOnlyExchange`, which has no way to create or cancel; what reconciliation would
+    send is printed instead (the next ``kobe trade``/``cancel``/``run`` or the cockpit does it).
+    """
+    from engine.exchange.factory import build_reader
+
+    settings = ctx.settings
+    with DataDirLock(settings.data_dir, command):
+        reader = build_reader(settings, clock=ctx.clock)
+        journal = OrderJournal(settings.data_dir)
+        view = RouterView(
+            reader,
+            journal,
+            data_dir=settings.data_dir,
+            mode=settings.mode.value,
+            exchange_name=settings.exchange,
+            clock=ctx.clock,
+        )
+        try:
+            report = view.review()
+            _print_external(ctx, report)
+            for what in report.would:
+                print(
+                    f"note: {what}; not sent by this read-only command (kobe run, trade, "
+                    "cancel or the cockpit will)",
+                    file=ctx.err,
+                )
+            yield view
+        finally:
+            journal.close()
+            reader.close()
+
+
+def _print_external(ctx: Context, report: ReconcileReport) -> None:
+    for order in report.external:
+        print(
+            f"note: external order {order.id} ({order.side.value} {order.qty} "
+            f"{order.symbol}) is not Kobe's: left alone",
+            file=ctx.err,
+        )
 
 
 def order_json(order: Order, wallet: str = "", source: str = "") -> dict[str, Any]:
@@ -304,8 +344,8 @@ def _print_placement(ctx: Context, placed: Placement) -> None:
 
 def cmd_orders(ctx: Context) -> int:
     try:
-        with trading_session(ctx, "kobe orders", writes=False) as s:
-            rows = s.router.open_orders()
+        with reading_session(ctx, "kobe orders") as view:
+            rows = view.open_orders()
     except DataDirBusy as exc:
         print(f"kobe orders: {exc}", file=ctx.err)
         return EXIT_REFUSED

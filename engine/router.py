@@ -30,6 +30,7 @@ from engine.exchange.base import (
     AuthenticationError,
     Exchange,
     ExchangeError,
+    ExchangeReader,
     InsufficientFunds,
     InvalidOrder,
     MarketRules,
@@ -188,9 +189,294 @@ class ReconcileReport:
     )  # client ids whose unknown outcome was settled
     external: list[Order] = field(default_factory=list)  # on the exchange, unknown to the journal
     exits_placed: list[str] = field(default_factory=list)  # entries whose exits were placed/resumed
+    would: list[str] = field(default_factory=list)  # what a read-only review did not send
 
 
-class Router:
+class RouterView:
+    """A venue and the order journal, read: what is open, what happened, what would be done.
+
+    It holds an :class:`ExchangeReader` and no sending method: read-only commands (``kobe orders``)
+    work through this, and say what reconciliation *would* send (:meth:`review`) instead of
+    sending it. It may journal what it reads (an outcome found, a fill). :class:`Router` adds the
+    sending.
+    """
+
+    def __init__(
+        self,
+        exchange: ExchangeReader,
+        journal: OrderJournal,
+        *,
+        data_dir: Path,
+        mode: str,
+        exchange_name: str,
+        clock: Callable[[], datetime],
+        audit: AuditLog | None = None,
+        watchdog_dir: Path | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.data_dir = Path(data_dir)
+        self.mode = mode
+        self.exchange_name = exchange_name
+        self.clock = clock
+        self.audit = audit
+        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
+        self._last: dict[str, OrderEvent] | None = None  # last event per client id
+        self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
+
+    def journal_state(self) -> dict[str, OrderEvent]:
+        """The last event per client id: read from the journal's tail once, then kept current."""
+        if self._last is None:
+            self._last = {}
+            for event in self.journal.tail(RECONCILE_TAIL):
+                if event.exchange == self.exchange_name:  # a journal may serve several venues
+                    self._last[event.client_id] = event
+        return self._last
+
+    def sync(self) -> int:
+        """Journal what happened on the exchange to orders the journal has as open.
+
+        The paper venues report fills as events; a real exchange is asked: an order Kobe has as
+        open that is no longer in the open orders is looked up and its fill or cancel journaled.
+        Returns how many orders changed.
+        """
+        open_now = {o.client_id: o for o in self.exchange.fetch_open_orders()}
+        changed = 0
+        for cid, event in list(self.journal_state().items()):
+            if event.event not in ("ack", "partial_fill") or not OrderStatus(event.status).is_open:
+                continue
+            current = open_now.get(cid)
+            if current is None:
+                current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+                if current is None:
+                    continue
+            if current.filled == event.filled and current.status.value == event.status:
+                continue
+            if current.filled > event.filled:
+                self._journal_fill(current, event.wallet, event.source)
+            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                self._journal_order(
+                    "cancel", current, event.wallet, event.source, "on the exchange"
+                )
+            changed += 1
+        return changed
+
+    def _settle_unknown(self, report: ReconcileReport) -> list[tuple[str, Order | None]]:
+        """Intents whose outcome is unknown: looked up by client id, their real state journaled.
+
+        Returns each settled client id with the order found (None: never reached the exchange).
+        """
+        settled: list[tuple[str, Order | None]] = []
+        for cid, event in list(self.journal_state().items()):
+            if event.event not in ("intent", "unknown"):
+                continue
+            found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+            if found is None:
+                self._journal(
+                    "reject",
+                    cid,
+                    None,
+                    event.symbol,
+                    Side(event.side),
+                    OrderType(event.type),
+                    event.qty,
+                    event.price,
+                    status="rejected",
+                    wallet=event.wallet,
+                    source=event.source,
+                    reason="not on the exchange: never sent (found at start-up)",
+                )
+            else:
+                reason = "outcome found at start-up"
+                self._journal_order("ack", found, event.wallet, event.source, reason)
+                self._journal_fill(found, event.wallet, event.source)
+            settled.append((cid, found))
+            report.resolved.append(cid)
+        return settled
+
+    def _external(self) -> list[Order]:
+        """Open orders on the exchange that are not Kobe's (not in the journal nor watched)."""
+        known = set(self.journal_state()) | {i.entry_client_id for i in self.watchdog.items()}
+        external = []
+        for order in self.exchange.fetch_open_orders():
+            base_id = entry_of(order.client_id) or ""
+            if order.client_id not in known and base_id not in known:
+                external.append(order)
+        return external
+
+    def review(self) -> ReconcileReport:
+        """Reconciliation without sending: outcomes settled in the journal, external orders
+        listed, and what a sending session would do (``report.would``), sent never."""
+        report = ReconcileReport()
+        self._settle_unknown(report)
+        report.external = self._external()
+        for item in self.watchdog.items():
+            try:
+                what = self._would(item)
+            except ExchangeError as exc:
+                what = f"{item.symbol} {item.entry_client_id}: could not be checked ({exc})"
+            if what:
+                report.would.append(what)
+        return report
+
+    def _would(self, item: WatchItem) -> str | None:
+        """What :meth:`Router.poll` would send for ``item`` now, in words; None: nothing."""
+        if item.state is WatchState.PENDING_ENTRY:
+            entry = (
+                self.exchange.fetch_order(item.entry_id, item.symbol)
+                if item.entry_id
+                else self.exchange.fetch_order_by_client_id(item.entry_client_id, item.symbol)
+            )
+            if entry is None or entry.filled <= 0 or entry.status.is_open:
+                return None
+            if self._exits_sent(item.entry_client_id):
+                return None
+            return (
+                f"entry {item.entry_client_id} ({item.side.value} {_fmt(entry.filled)} "
+                f"{item.symbol}) filled: its exits ({item.exits.value}) would be placed"
+            )
+        if item.state is WatchState.WATCHING:
+            price = self.exchange.fetch_ticker(item.symbol).last
+            leg = item.touched(price)
+            if leg is not None and not self._exits_sent(item.entry_client_id):
+                return (
+                    f"{leg.replace('_', '-')} of {item.entry_client_id} touched at "
+                    f"{_fmt(price)}: the watchdog would {item.side.opposite.value} "
+                    f"{_fmt(item.qty)} {item.symbol} at market"
+                )
+        return None
+
+    def open_orders(self) -> list[tuple[Order, str, str]]:
+        """Open orders with the wallet and source the journal knows (``external`` otherwise)."""
+        last = self.journal_state()
+        out = []
+        for order in self.exchange.fetch_open_orders():
+            event = last.get(order.client_id)
+            if event is None:
+                out.append((order, "", "external"))
+            else:
+                out.append((order, event.wallet, event.source))
+        return out
+
+    def on_order_update(self, kind: str, order: Order, reason: str = "") -> None:
+        """Journal a fill or cancel that happened on the venue (e.g. a resting order filled)."""
+        event = self.journal_state().get(order.client_id)
+        wallet = event.wallet if event else ""
+        source = event.source if event else "external"
+        self._journal_order(kind, order, wallet, source, reason)
+
+    def net_qty(self, symbol: str, entry: Order) -> Decimal:
+        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours."""
+        qty = entry.filled
+        if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
+            qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
+        return qty
+
+    def _exits_sent(self, entry_cid: str) -> bool:
+        state = self.journal_state()
+        for suffix in EXIT_SUFFIXES:
+            event = state.get(f"{entry_cid}{suffix}")
+            if event is not None and event.event != "reject":
+                return True
+        return False
+
+    # -----------------------------------------------------------------------------------------
+    # Journal helpers
+
+    def _journal(
+        self,
+        kind: str,
+        cid: str,
+        exchange_id: str | None,
+        symbol: str,
+        side: Side,
+        type_: OrderType,
+        qty: Decimal,
+        price: Decimal | None,
+        *,
+        status: str,
+        wallet: str,
+        source: str,
+        reason: str,
+        filled: Decimal = ZERO,
+        avg_price: Decimal | None = None,
+        fee: Decimal = ZERO,
+        fee_asset: str = "",
+    ) -> None:
+        event = OrderEvent(
+            ts=self.clock(),
+            mode=self.mode,
+            exchange=self.exchange_name,
+            event=kind,
+            client_id=cid,
+            exchange_id=exchange_id,
+            symbol=symbol,
+            side=side.value,
+            type=type_.value,
+            qty=qty,
+            price=price,
+            filled=filled,
+            avg_price=avg_price,
+            fee=fee,
+            fee_asset=fee_asset,
+            status=status,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+        )
+        self.journal.append(event)
+        state = self.journal_state()
+        state.pop(cid, None)
+        state[cid] = event  # newest last: the oldest finished orders are forgotten first
+        if len(state) > KEEP_FINISHED * 2:
+            self._forget_finished(state)
+        for listener in self.listeners:
+            listener(event)
+
+    @staticmethod
+    def _forget_finished(state: dict[str, OrderEvent]) -> None:
+        """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
+        finished = [
+            cid
+            for cid, e in state.items()
+            if e.event in ("fill", "cancel", "reject") and not OrderStatus(e.status).is_open
+        ]
+        for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del state[cid]
+
+    def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
+        self._journal(
+            kind,
+            o.client_id,
+            o.id,
+            o.symbol,
+            o.side,
+            o.type,
+            o.qty,
+            o.price if o.price is not None else o.stop_price,
+            status=o.status.value,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+            filled=o.filled,
+            avg_price=o.avg_price,
+            fee=o.fee,
+            fee_asset=o.fee_asset,
+        )
+
+    def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
+        if o.filled <= 0:
+            return
+        kind = "fill" if o.filled >= o.qty else "partial_fill"
+        self._journal_order(kind, o, wallet, source, reason)
+
+
+class Router(RouterView):
+    """The one order path: plan, send (entry and exits), watch, cancel; every step journaled
+    and every send audited. It holds an :class:`Exchange`, which only the gate builds."""
+
+    exchange: Exchange
+
     def __init__(
         self,
         exchange: Exchange,
@@ -212,26 +498,26 @@ class Router:
         kill_switch: Callable[[], KillSwitch] | None = None,
         watchdog_dir: Path | None = None,
     ) -> None:
-        self.exchange = exchange
-        self.journal = journal
-        self.data_dir = Path(data_dir)
-        self.mode = mode
-        self.exchange_name = exchange_name
+        super().__init__(
+            exchange,
+            journal,
+            data_dir=data_dir,
+            mode=mode,
+            exchange_name=exchange_name,
+            clock=clock,
+            audit=audit,
+            watchdog_dir=watchdog_dir,
+        )
         self.risk = risk
         self.wallets = wallets
-        self.clock = clock
         self.maker_fee = maker_fee_pct / 100
         self.taker_fee = taker_fee_pct / 100
         self.mode_problems = mode_problems
         self.exits_policy = exits_policy
         self.size_factor = size_factor
-        self.audit = audit
         self.ids = ids or ClientIds(clock)
         self.kill_switch = kill_switch or (lambda: read_kill_switch(self.data_dir))
-        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
         self._inflight: dict[str, tuple[Proposal, OrderPlan]] = {}
-        self._last: dict[str, OrderEvent] | None = None  # last event per client id
-        self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
 
     # -----------------------------------------------------------------------------------------
     # Plan
@@ -493,20 +779,35 @@ class Router:
                     source=item.source,
                     reason=f"protective exit ({'take-profit' if leg == 'tp' else 'stop-loss'})",
                 )
-            oco = self.exchange.create_oco(
-                item.symbol,
-                exit_side,
-                qty,
-                item.take_profit,
-                item.stop_loss,
-                {
-                    "client_id": f"{cid}oco",
-                    "tp_client_id": f"{cid}tp",
-                    "sl_client_id": f"{cid}sl",
-                },
-            )
+            audit = {
+                "client_id": f"{cid}oco",
+                "symbol": item.symbol,
+                "side": exit_side.value,
+                "type": "oco",
+                "qty": qty,
+                "wallet": item.wallet,
+            }
+            try:
+                oco = self.exchange.create_oco(
+                    item.symbol,
+                    exit_side,
+                    qty,
+                    item.take_profit,
+                    item.stop_loss,
+                    {
+                        "client_id": f"{cid}oco",
+                        "tp_client_id": f"{cid}tp",
+                        "sl_client_id": f"{cid}sl",
+                    },
+                )
+            except ExchangeError as exc:
+                self._audit_send("exit_order", item.source, **audit, outcome=f"failed: {exc}")
+                raise
             for leg_order in (oco.take_profit, oco.stop_loss):
                 self._journal_order("ack", leg_order, item.wallet, item.source, "protective exit")
+            self._audit_send(
+                "exit_order", item.source, **audit, order_id=oco.list_id, outcome="placed"
+            )
             self.watchdog.remove(item.entry_client_id)
             return (oco.take_profit, oco.stop_loss), None
         if item.exits is ExitPlan.ATTACHED:
@@ -514,21 +815,6 @@ class Router:
             return (), None
         new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
         return (), new
-
-    def net_qty(self, symbol: str, entry: Order) -> Decimal:
-        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours."""
-        qty = entry.filled
-        if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
-            qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
-        return qty
-
-    def _exits_sent(self, entry_cid: str) -> bool:
-        state = self.journal_state()
-        for suffix in EXIT_SUFFIXES:
-            event = state.get(f"{entry_cid}{suffix}")
-            if event is not None and event.event != "reject":
-                return True
-        return False
 
     def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
         log.error(
@@ -564,13 +850,6 @@ class Router:
             status="unknown",
             reason=f"outcome unknown: {reason}; looking it up by client id",
         )
-
-    def on_order_update(self, kind: str, order: Order, reason: str = "") -> None:
-        """Journal a fill or cancel that happened on the venue (e.g. a resting order filled)."""
-        event = self.journal_state().get(order.client_id)
-        wallet = event.wallet if event else ""
-        source = event.source if event else "external"
-        self._journal_order(kind, order, wallet, source, reason)
 
     # -----------------------------------------------------------------------------------------
     # Poll: pending entries and the local watchdog
@@ -681,92 +960,35 @@ class Router:
                 source=source,
                 reason=str(exc),
             )
+            self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"rejected: {exc}")
+            raise
+        except ExchangeError as exc:
+            self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"unknown: {exc}")
             raise
         self._journal_order("ack", order, wallet, source, reason)
+        self._audit_exit(cid, order.id, symbol, side, qty, wallet, source, "placed")
         self._journal_fill(order, wallet, source, reason)
         return order
 
     # -----------------------------------------------------------------------------------------
     # Reconcile, list, cancel
 
-    def journal_state(self) -> dict[str, OrderEvent]:
-        """The last event per client id: read from the journal's tail once, then kept current."""
-        if self._last is None:
-            self._last = {}
-            for event in self.journal.tail(RECONCILE_TAIL):
-                if event.exchange == self.exchange_name:  # a journal may serve several venues
-                    self._last[event.client_id] = event
-        return self._last
-
-    def sync(self) -> int:
-        """Journal what happened on the exchange to orders the journal has as open.
-
-        The paper venues report fills as events; a real exchange is asked: an order Kobe has as
-        open that is no longer in the open orders is looked up and its fill or cancel journaled.
-        Returns how many orders changed.
-        """
-        open_now = {o.client_id: o for o in self.exchange.fetch_open_orders()}
-        changed = 0
-        for cid, event in list(self.journal_state().items()):
-            if event.event not in ("ack", "partial_fill") or not OrderStatus(event.status).is_open:
-                continue
-            current = open_now.get(cid)
-            if current is None:
-                current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
-                if current is None:
-                    continue
-            if current.filled == event.filled and current.status.value == event.status:
-                continue
-            if current.filled > event.filled:
-                self._journal_fill(current, event.wallet, event.source)
-            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-                self._journal_order(
-                    "cancel", current, event.wallet, event.source, "on the exchange"
-                )
-            changed += 1
-        return changed
-
     def reconcile(self) -> ReconcileReport:
+        """At start: outcomes settled, external orders listed, pending exits placed and the
+        watchdog advanced (this sends: only in a session that passed the gate)."""
         report = ReconcileReport()
-        last = self.journal_state()
-        for cid, event in list(last.items()):
-            if event.event not in ("intent", "unknown"):
-                continue
-            found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+        for cid, found in self._settle_unknown(report):
+            item = self.watchdog.get(cid)
             if found is None:
-                self._journal(
-                    "reject",
-                    cid,
-                    None,
-                    event.symbol,
-                    Side(event.side),
-                    OrderType(event.type),
-                    event.qty,
-                    event.price,
-                    status="rejected",
-                    wallet=event.wallet,
-                    source=event.source,
-                    reason="not on the exchange: never sent (found at start-up)",
-                )
                 self.watchdog.remove(cid)
-            else:
-                reason = "outcome found at start-up"
-                self._journal_order("ack", found, event.wallet, event.source, reason)
-                self._journal_fill(found, event.wallet, event.source)
-                item = self.watchdog.get(cid)
-                if item is not None and not item.entry_id:
-                    self.watchdog.update(cid, entry_id=found.id)
-            report.resolved.append(cid)
+            elif item is not None and not item.entry_id:
+                self.watchdog.update(cid, entry_id=found.id)
         for item in self.watchdog.items():
             if item.state is not WatchState.PENDING_ENTRY and self._exits_sent(
                 item.entry_client_id
             ):
                 self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash
-        known = set(last) | {i.entry_client_id for i in self.watchdog.items()}
-        for order in self.exchange.fetch_open_orders():
-            base_id = entry_of(order.client_id) or ""
-            if order.client_id not in known and base_id not in known:
-                report.external.append(order)
+        report.external = self._external()
         before = {i.entry_client_id for i in self.watchdog.items()}
         self.poll()
         after = {i.entry_client_id for i in self.watchdog.items()}
@@ -781,18 +1003,6 @@ class Router:
                 order.symbol,
             )
         return report
-
-    def open_orders(self) -> list[tuple[Order, str, str]]:
-        """Open orders with the wallet and source the journal knows (``external`` otherwise)."""
-        last = self.journal_state()
-        out = []
-        for order in self.exchange.fetch_open_orders():
-            event = last.get(order.client_id)
-            if event is None:
-                out.append((order, "", "external"))
-            else:
-                out.append((order, event.wallet, event.source))
-        return out
 
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""
@@ -817,14 +1027,13 @@ class Router:
         self._settle_sibling(cancelled, wallet, source.value)
         if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
             self.watchdog.remove(order.client_id)
-        if self.audit is not None:
-            self.audit.record(
-                "cancel",
-                source.value,
-                order_id=order.id,
-                client_id=order.client_id,
-                symbol=order.symbol,
-            )
+        self._audit_send(
+            "cancel",
+            source.value,
+            order_id=order.id,
+            client_id=order.client_id,
+            symbol=order.symbol,
+        )
         return cancelled
 
     def _settle_sibling(self, leg: Order, wallet: str, source: str) -> None:
@@ -842,93 +1051,6 @@ class Router:
 
     # -----------------------------------------------------------------------------------------
     # Journal helpers
-
-    def _journal(
-        self,
-        kind: str,
-        cid: str,
-        exchange_id: str | None,
-        symbol: str,
-        side: Side,
-        type_: OrderType,
-        qty: Decimal,
-        price: Decimal | None,
-        *,
-        status: str,
-        wallet: str,
-        source: str,
-        reason: str,
-        filled: Decimal = ZERO,
-        avg_price: Decimal | None = None,
-        fee: Decimal = ZERO,
-        fee_asset: str = "",
-    ) -> None:
-        event = OrderEvent(
-            ts=self.clock(),
-            mode=self.mode,
-            exchange=self.exchange_name,
-            event=kind,
-            client_id=cid,
-            exchange_id=exchange_id,
-            symbol=symbol,
-            side=side.value,
-            type=type_.value,
-            qty=qty,
-            price=price,
-            filled=filled,
-            avg_price=avg_price,
-            fee=fee,
-            fee_asset=fee_asset,
-            status=status,
-            wallet=wallet,
-            source=source,
-            reason=reason,
-        )
-        self.journal.append(event)
-        state = self.journal_state()
-        state.pop(cid, None)
-        state[cid] = event  # newest last: the oldest finished orders are forgotten first
-        if len(state) > KEEP_FINISHED * 2:
-            self._forget_finished(state)
-        for listener in self.listeners:
-            listener(event)
-
-    @staticmethod
-    def _forget_finished(state: dict[str, OrderEvent]) -> None:
-        """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
-        finished = [
-            cid
-            for cid, e in state.items()
-            if e.event in ("fill", "cancel", "reject") and not OrderStatus(e.status).is_open
-        ]
-        for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-            del state[cid]
-
-    def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
-        self._journal(
-            kind,
-            o.client_id,
-            o.id,
-            o.symbol,
-            o.side,
-            o.type,
-            o.qty,
-            o.price if o.price is not None else o.stop_price,
-            status=o.status.value,
-            wallet=wallet,
-            source=source,
-            reason=reason,
-            filled=o.filled,
-            avg_price=o.avg_price,
-            fee=o.fee,
-            fee_asset=o.fee_asset,
-        )
-
-    def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
-        if o.filled <= 0:
-            return
-        kind = "fill" if o.filled >= o.qty else "partial_fill"
-        self._journal_order(kind, o, wallet, source, reason)
 
     def _journal_plan(
         self, kind: str, cid: str, plan: OrderPlan, *, status: str, reason: str
@@ -955,9 +1077,7 @@ class Router:
         self._journal_plan("reject", cid, plan, status="rejected", reason=reason)
 
     def _audit_order(self, p: Proposal, cid: str, exchange_id: str | None, outcome: str) -> None:
-        if self.audit is None or not p.source.manual:
-            return
-        self.audit.record(
+        self._audit_send(
             "order",
             p.source.value,
             client_id=cid,
@@ -968,3 +1088,32 @@ class Router:
             wallet=p.wallet,
             outcome=outcome,
         )
+
+    def _audit_exit(
+        self,
+        cid: str,
+        order_id: str | None,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        wallet: str,
+        source: str,
+        outcome: str,
+    ) -> None:
+        self._audit_send(
+            "exit_order",
+            source,
+            client_id=cid,
+            order_id=order_id,
+            symbol=symbol,
+            side=side.value,
+            type=OrderType.MARKET.value,
+            qty=qty,
+            wallet=wallet,
+            outcome=outcome,
+        )
+
+    def _audit_send(self, action: str, source: str, **fields: object) -> None:
+        """Every order or cancel sent, by any path, is in ``audit.jsonl``."""
+        if self.audit is not None:
+            self.audit.record(action, source, **fields)

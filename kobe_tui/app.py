@@ -768,7 +768,7 @@ class KobeApp(App[int]):
             return self.balances_fetcher(settings)
         from engine.exchange.ccxt_exchange import CcxtExchange
 
-        exchange = CcxtExchange.from_settings(settings, True)
+        exchange = CcxtExchange.reader_from_settings(settings)  # reads only, sends never
         try:
             quote = settings.config.paper.quote_asset
             assets = {quote, *(s.split("/")[0] for s in settings.config.symbols)}

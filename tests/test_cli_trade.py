@@ -65,7 +65,10 @@ def test_paper_trade_places_entry_and_oco_and_journals_both_files(
     }
     assert orders[0]["created_at"].endswith("Z") and orders[0]["wallet"] == "cex_binance"
     audit = [json.loads(x) for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()]
-    assert audit[-1]["action"] == "order" and audit[-1]["source"] == "cli"
+    assert [(a["action"], a["source"], a["outcome"]) for a in audit] == [
+        ("order", "cli", "placed"),
+        ("exit_order", "cli", "placed"),  # every order sent is audited, exits too
+    ]
 
 
 def test_orders_empty_is_an_empty_array(cli: CliRunner) -> None:
@@ -279,10 +282,16 @@ def test_sigkill_between_intent_and_ack_reconciles_without_a_second_order(
     if sent:
         assert len(entries) == 1  # exactly one order, never a second
         assert events[:3] == [("intent", cid), ("ack", cid), ("fill", cid)]
-        assert sorted(o["type"] for o in json.loads(r.out)) == ["limit_maker", "stop_loss_limit"]
+        # a read-only command never sends: it says the exits are due
+        assert json.loads(r.out) == [] and "would be placed" in r.err
+        r = cli("run", "--headless", "--ticks", "1")  # a sending session places them
+        assert r.code == 0, r.err
+        mine = [o for o in json.loads(cli("orders", "--json").out) if cid in o["client_id"]]
+        assert sorted(o["type"] for o in mine) == ["limit_maker", "stop_loss_limit"]
     else:
         assert entries == []
         assert events == [("intent", cid), ("reject", cid)]
         assert "never sent" in journal(workdir)[-1]["reason"]
+    settled = len(journal(workdir))
     cli("orders")
-    assert len(journal(workdir)) == len(events)  # a second start settles nothing twice
+    assert len(journal(workdir)) == settled  # a second start settles nothing twice

@@ -158,7 +158,10 @@ def test_market_buy_with_native_oco(tmp_path: Path) -> None:
     assert rig.exchange.fetch_open_orders() == []
     assert rig.router.watchdog.items() == []
     audit = rig.audit.tail(5)
-    assert audit[-1]["action"] == "order" and audit[-1]["client_id"] == cid
+    assert [(a["action"], a["client_id"]) for a in audit] == [
+        ("order", cid),
+        ("exit_order", f"{cid}oco"),
+    ]
 
 
 def test_intent_is_on_disk_before_the_order_is_sent(tmp_path: Path) -> None:

@@ -197,8 +197,12 @@ class OrderOutcomeUnknown(ExchangeError):
 # The interface
 
 
-class Exchange(ABC):
-    """One interface for every venue. All amounts are ``Decimal``; all times UTC-aware."""
+class ExchangeReader(ABC):
+    """What every venue answers without changing anything: markets, balances, orders, prices.
+
+    Read-only commands (``kobe orders``, ``positions``, ``keys --ping``, the unlock's balance
+    check) hold only this: a :class:`ReadOnlyExchange`, which has no way to create or cancel.
+    """
 
     name: str
 
@@ -222,6 +226,42 @@ class Exchange(ABC):
 
     @abstractmethod
     def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    @abstractmethod
+    def fetch_order(self, id: str, symbol: str) -> Order: ...
+
+    @abstractmethod
+    def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
+        """The order with our client id, or None when the exchange has no such order."""
+
+    @abstractmethod
+    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    @abstractmethod
+    def fetch_positions(self, symbol: str | None = None) -> list[Position]: ...
+
+    @abstractmethod
+    def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:
+        """``qty`` rounded down to the market's step size (ccxt's helper on ccxt venues)."""
+
+    @abstractmethod
+    def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
+        """``price`` rounded to the market's tick size (ccxt's helper on ccxt venues)."""
+
+    @abstractmethod
+    def ping(self) -> float:
+        """Round trip to the venue's time endpoint, in milliseconds."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and flush state."""
+
+
+class Exchange(ExchangeReader):
+    """A venue Kobe can trade on: the reads, plus creating and cancelling orders.
+
+    Built only through the gate (:func:`engine.exchange.factory.build_exchange`); every send goes
+    through :class:`engine.router.Router`, which journals and audits it.
+    """
 
     @abstractmethod
     def create_order(
@@ -254,30 +294,56 @@ class Exchange(ABC):
     def cancel_order(self, id: str, symbol: str) -> Order:
         """Cancel; an order already filled or gone raises :class:`OrderNotFound` saying so."""
 
-    @abstractmethod
-    def fetch_order(self, id: str, symbol: str) -> Order: ...
 
-    @abstractmethod
+class ReadOnlyExchange(ExchangeReader):
+    """A venue seen through its reads only. It has no ``create_order``, ``create_oco`` or
+    ``cancel_order``: code that holds one cannot send, whatever it calls.
+
+    The venue inside is built for reading (for ccxt, a client whose HTTP layer refuses anything
+    but GET: :meth:`engine.exchange.ccxt_exchange.CcxtExchange.reader_from_settings`).
+    """
+
+    __slots__ = ("__venue", "name")
+
+    def __init__(self, venue: ExchangeReader) -> None:
+        self.__venue = venue
+        self.name = venue.name
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyExchange({self.name})"
+
+    def load_markets(self) -> dict[str, MarketRules]:
+        return self.__venue.load_markets()
+
+    def capabilities(self, symbol: str) -> Capabilities:
+        return self.__venue.capabilities(symbol)
+
+    def get_balance(self, asset: str) -> Decimal:
+        return self.__venue.get_balance(asset)
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        return self.__venue.fetch_ticker(symbol)
+
+    def fetch_order(self, id: str, symbol: str) -> Order:
+        return self.__venue.fetch_order(id, symbol)
+
     def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
-        """The order with our client id, or None when the exchange has no such order."""
+        return self.__venue.fetch_order_by_client_id(client_id, symbol)
 
-    @abstractmethod
-    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
+    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return self.__venue.fetch_open_orders(symbol)
 
-    @abstractmethod
-    def fetch_positions(self, symbol: str | None = None) -> list[Position]: ...
+    def fetch_positions(self, symbol: str | None = None) -> list[Position]:
+        return self.__venue.fetch_positions(symbol)
 
-    @abstractmethod
     def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:
-        """``qty`` rounded down to the market's step size (ccxt's helper on ccxt venues)."""
+        return self.__venue.amount_to_precision(symbol, qty)
 
-    @abstractmethod
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
-        """``price`` rounded to the market's tick size (ccxt's helper on ccxt venues)."""
+        return self.__venue.price_to_precision(symbol, price)
 
-    @abstractmethod
     def ping(self) -> float:
-        """Round trip to the venue's time endpoint, in milliseconds."""
+        return self.__venue.ping()
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and flush state."""
+    def close(self) -> None:
+        self.__venue.close()

@@ -51,6 +51,7 @@ from engine.exchange.base import (
     OrderType,
     Position,
     RateLimited,
+    ReadOnlyExchange,
     RequestTimeout,
     Side,
     Ticker,
@@ -61,7 +62,7 @@ from engine.exchange.retry import (
     call_with_retries,
     place_order_once,
 )
-from engine.modes import GateClosed, Settings, require_gate
+from engine.modes import GateClosed, Settings, gate_problems, require_gate
 from engine.secrets import Secret, redact, register_secret_values
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class CcxtExchange(Exchange):
         quote_asset: str = "USDT",
         client_ids: Callable[[], str] = new_client_id,
         ccxt_config: Mapping[str, Any] | None = None,
+        read_only: bool = False,
         _live: object | None = None,
     ) -> None:
         if exchange_id not in EXCHANGES:
@@ -222,6 +224,9 @@ class CcxtExchange(Exchange):
             self._ex.set_sandbox_mode(True)
         if api_url:  # after set_sandbox_mode, which copies urls['test'] over urls['api']
             self._override_urls(api_url)
+        self.read_only = read_only
+        if read_only:
+            self._refuse_writes()
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -262,6 +267,59 @@ class CcxtExchange(Exchange):
             ccxt_config=ccxt_config,
             _live=_LIVE_GATE_PASSED if live else None,
         )
+
+    @classmethod
+    def reader_from_settings(
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout_ms: int | None = None,
+        ccxt_config: Mapping[str, Any] | None = None,
+    ) -> ReadOnlyExchange:
+        """A client for ``settings`` that can only read: what read-only commands hold.
+
+        Every condition of the gate applies except the operator's live confirmation, which is
+        for sending. The ccxt client inside refuses any request but GET at its HTTP layer, and
+        the object handed out has no create or cancel method at all.
+        """
+        if settings.mode is Mode.PAPER:
+            raise ValueError("paper mode trades on the paper exchange, not through ccxt")
+        problems = gate_problems(settings, True)
+        if problems:
+            raise GateClosed(settings.mode, problems)
+        names = settings.key_vars
+        key, secret = settings.secrets.get(names[0]), settings.secrets.get(names[1])
+        password = settings.secrets.get(names[2]) if len(names) > 2 else None
+        live = settings.mode is Mode.LIVE
+        return ReadOnlyExchange(
+            cls(
+                settings.exchange,
+                api_key=key,
+                secret=secret,
+                password=password,
+                sandbox=not live,
+                api_url=settings.api_url,
+                timeout_ms=timeout_ms or settings.config.exchange.timeout_ms,
+                retry=retry,
+                quote_asset=settings.config.paper.quote_asset,
+                ccxt_config=ccxt_config,
+                read_only=True,
+                _live=_LIVE_GATE_PASSED if live else None,
+            )
+        )
+
+    def _refuse_writes(self) -> None:
+        """Make the ccxt client unable to send anything but GET (reads), at its HTTP layer."""
+        fetch = self._ex.fetch
+        name = self.name
+
+        def get_only(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            if str(method).upper() != "GET":
+                raise NotSupported(f"{name}: read-only client: {method} refused, nothing sent")
+            return fetch(url, method, headers, body)
+
+        self._ex.fetch = get_only
 
     @staticmethod
     def _options(exchange_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from engine.config import Mode
-from engine.exchange.base import Exchange
+from engine.exchange.base import Exchange, ReadOnlyExchange
 from engine.modes import Settings, require_gate
 
 
@@ -32,3 +32,18 @@ def build_exchange(
     from engine.exchange.ccxt_exchange import CcxtExchange
 
     return CcxtExchange.from_settings(settings, confirmed, on_unknown=on_unknown)
+
+
+def build_reader(settings: Settings, *, clock: Callable[[], datetime]) -> ReadOnlyExchange:
+    """The venue for ``settings.mode`` seen through its reads only (read-only commands).
+
+    Every condition of the gate applies but the live confirmation, which is for sending; the
+    object returned has no way to create or cancel an order.
+    """
+    if settings.mode is Mode.PAPER:
+        from engine.exchange.paper import PaperExchange
+
+        return ReadOnlyExchange(PaperExchange(settings.config.paper, settings.data_dir, clock=clock))
+    from engine.exchange.ccxt_exchange import CcxtExchange
+
+    return CcxtExchange.reader_from_settings(settings)
