@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit import AuditLog
+from engine.book import Bookkeeper, Position, PositionBook
 from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.exchange.base import Exchange, ExchangeError, Order, OrderNotFound, OrderType, Side
 from engine.journal import OrderJournal
@@ -22,6 +23,9 @@ from engine.modes import GateClosed, Settings, gate_problems
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.risk import RiskEngine
 from engine.router import Placement, ReconcileReport, Router, RouterView, entry_of
+from engine.trades import TradeStore
+from engine.wallet_book import LedgerWallets
+from engine.wallets.runtime import WalletManager
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 
@@ -150,7 +154,6 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
     gate has passed with the confirmation.
     """
     from engine.exchange.factory import build_exchange
-    from engine.wallet_book import wallet_book
 
     settings = ctx.settings
     confirmed = bool(getattr(ctx.args, "confirm_live", False))
@@ -172,6 +175,10 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         # the risk engine applies kill-switch commands queued by `kobe risk` and gives the
         # cooldown and the WARNING size factor: the same guards as the running engine's
         risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
+        # the one position book: what this command's orders (and their exits, wherever they
+        # filled) do to positions and money is booked here as in the running engine
+        manager = WalletManager.from_config(cfg, settings.data_dir, clock=clock)
+        keeper = open_bookkeeper(settings, risk, manager)
         router = Router(
             exchange,
             journal,
@@ -179,7 +186,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             mode=settings.mode.value,
             exchange_name=settings.exchange,
             risk=cfg.risk,
-            wallets=wallet_book(settings),
+            wallets=LedgerWallets(manager.snapshot(), cfg.finance),
             clock=clock,
             maker_fee_pct=cfg.paper.maker_fee_pct,
             taker_fee_pct=cfg.paper.taker_fee_pct,
@@ -190,13 +197,28 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             size_factor=risk.size_factor,
         )
         holder.append(router)
+        router.committed = keeper.book.committed
+        router.listeners.append(keeper.on_event)
         try:
             _print_external(ctx, router.reconcile())
             yield Session(settings, exchange, journal, audit, router, risk)
         finally:
+            keeper.catch_up()
+            manager.write_snapshot(clock())
+            keeper.close()
             journal.close()
             audit.close()
             exchange.close()
+
+
+def open_bookkeeper(settings: Settings, risk: RiskEngine, wallets: WalletManager) -> Bookkeeper:
+    """The position book of ``settings``' mode, caught up with the journal, trades booked."""
+    data = settings.data_dir
+    keeper = Bookkeeper(
+        PositionBook(data, settings.mode.value), trades=TradeStore(data), risk=risk, wallets=wallets
+    )
+    keeper.catch_up()
+    return keeper
 
 
 @contextmanager
@@ -364,6 +386,75 @@ def cmd_orders(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_positions(ctx: Context) -> int:
+    """The position book, read only: it works while an engine holds the data dir."""
+    settings = ctx.settings
+    book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
+    book.catch_up()
+    held = book.positions()
+    marks = _marks(ctx, {p.symbol for p in held if p.venue == settings.exchange})
+    rows = [
+        position_json(p, marks.get(p.symbol) if p.venue == settings.exchange else None)
+        for p in held
+    ]
+    if ctx.args.json:
+        ctx.json(rows)
+        return EXIT_OK
+    if not rows:
+        ctx.print("No open positions")
+        return EXIT_OK
+    for r in rows:
+        exits = ", ".join(f"{x['type']} {x['price']} {x['status']}" for x in r["exits"]) or (
+            "no exits"
+        )
+        mark = f"mark {r['mark']} uPnL {r['unrealized_pnl']}" if r["mark"] is not None else "mark ?"
+        ctx.print(
+            f"{r['wallet']:<12} {r['venue']:<8} {r['symbol']:<14} qty {r['qty']} @ "
+            f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}  {mark}  [{exits}]  "
+            f"{r['strategy']} ({r['source']})"
+        )
+    return EXIT_OK
+
+
+def _marks(ctx: Context, symbols: set[str]) -> dict[str, Decimal]:
+    """Last prices from the venue, read only; none while an engine holds the data dir."""
+    if not symbols:
+        return {}
+    from engine.exchange.factory import build_reader
+
+    try:
+        with DataDirLock(ctx.settings.data_dir, "kobe positions"):
+            reader = build_reader(ctx.settings, clock=ctx.clock)
+            try:
+                return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}
+            finally:
+                reader.close()
+    except (DataDirBusy, ExchangeError, GateClosed) as exc:
+        print(f"note: no mark prices ({exc})", file=ctx.err)
+        return {}
+
+
+def position_json(p: Position, mark: Decimal | None) -> dict[str, Any]:
+    return {
+        "wallet": p.wallet,
+        "venue": p.venue,
+        "symbol": p.symbol,
+        "qty": p.qty,
+        "entry_price": p.entry_price,
+        "cost": p.cost,
+        "fees": p.entry_fee + p.exit_fees,
+        "mark": mark,
+        "unrealized_pnl": p.unrealized(mark) if mark is not None else None,
+        "exits": [
+            {"client_id": x.client_id, "type": x.type, "price": x.price, "status": x.status}
+            for x in p.exits
+        ],
+        "opened_at": p.opened_at,
+        "source": p.source,
+        "strategy": p.strategy,
+    }
+
+
 def cmd_cancel(ctx: Context) -> int:
     if not ctx.args.all and not ctx.args.order:
         raise UsageError("give an order ID (exchange id or client id) or --all")
@@ -453,6 +544,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("orders", help="open orders")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_orders)
+
+    p = sub.add_parser(
+        "positions", help="open positions from the position book (works while an engine runs)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_positions)
 
     p = sub.add_parser("cancel", help="cancel an order (exchange id or client id) or --all")
     p.add_argument("order", nargs="?")

@@ -124,6 +124,10 @@ def _base36(n: int) -> str:
             return out
 
 
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))
+
+
 def _fmt(value: Decimal) -> str:
     return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
 
@@ -309,6 +313,7 @@ class RouterView:
         listed, and what a sending session would do (``report.would``), sent never."""
         report = ReconcileReport()
         self._settle_unknown(report)
+        self.sync()  # fills and cancels that happened while no engine ran
         report.external = self._external()
         for item in self.watchdog.items():
             try:
@@ -518,6 +523,8 @@ class Router(RouterView):
         self.ids = ids or ClientIds(clock)
         self.kill_switch = kill_switch or (lambda: read_kill_switch(self.data_dir))
         self._inflight: dict[str, tuple[Proposal, OrderPlan]] = {}
+        # quote a wallet already has in open positions and working entries (the position book)
+        self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
 
     # -----------------------------------------------------------------------------------------
     # Plan
@@ -573,19 +580,34 @@ class Router(RouterView):
         cap = self.wallets.cap(p.wallet)
         factor = self.size_factor()
         if p.side is Side.BUY:
-            fundable = min(wallet_balance, quote_free, cap if cap is not None else wallet_balance)
+            committed = self.committed(p.wallet)
+            available = max(ZERO, wallet_balance - committed)
+            room = max(ZERO, cap - committed) if cap is not None else available
+            fundable = min(available, quote_free, room)
             if p.sizing is Sizing.QUOTE:
                 need = p.amount
-                if need > wallet_balance:
+                if need > available:
+                    if committed > 0:
+                        raise Refused(
+                            [
+                                f"insufficient balance: need {_fmt(need)} {m.quote}; "
+                                f"{p.wallet} can spend {_money(available)} {m.quote}: balance "
+                                f"{_money(wallet_balance)}, open {_money(committed)}"
+                            ]
+                        )
                     raise Refused(
                         [
                             f"insufficient balance: need {_fmt(need)} {m.quote}, "
                             f"wallet {p.wallet} has {_fmt(wallet_balance)}"
                         ]
                     )
-                if cap is not None and need > cap:
+                if cap is not None and committed + need > cap:
                     raise Refused(
-                        [f"{_fmt(need)} {m.quote} is above wallet {p.wallet}'s cap {_fmt(cap)}"]
+                        [
+                            f"{_fmt(need)} {m.quote} would lift wallet {p.wallet}'s exposure to "
+                            f"{_money(committed + need)} {m.quote}, over its cap {_fmt(cap)} "
+                            f"(open {_money(committed)})"
+                        ]
                     )
                 if need > quote_free:
                     raise Refused(
@@ -988,6 +1010,7 @@ class Router(RouterView):
                 item.entry_client_id
             ):
                 self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash
+        self.sync()  # fills and cancels that happened while no engine ran
         report.external = self._external()
         before = {i.entry_client_id for i in self.watchdog.items()}
         self.poll()

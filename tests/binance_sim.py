@@ -367,6 +367,8 @@ class BinanceSim:
                 return self._cancel(params).as_json()
             if path == "/api/v3/orderList/oco" and method == "POST":
                 return self._new_oco(params)
+            if path == "/api/v3/myTrades" and method == "GET":
+                return self._my_trades(params)
         raise ApiError(404, ERR_UNKNOWN, f"no such endpoint {method} {path}")
 
     # -- the exchange ---------------------------------------------------------------------------
@@ -582,6 +584,34 @@ class BinanceSim:
             for other in self.orders.values():
                 if other.list_id == order.list_id and other is not order:
                     other.status = "EXPIRED"
+
+    def _my_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /api/v3/myTrades (symbol, optional orderId): the account's trades, as charged."""
+        spec = self._spec(params)
+        order_id = params.get("orderId")
+        out = []
+        for o in self.orders.values():
+            if o.symbol != spec.symbol or (order_id is not None and str(o.order_id) != order_id):
+                continue
+            for n, f in enumerate(o.fills):
+                out.append(
+                    {
+                        "symbol": o.symbol,
+                        "id": o.order_id * 100 + n,
+                        "orderId": o.order_id,
+                        "orderListId": o.list_id,
+                        "price": f["price"],
+                        "qty": f["qty"],
+                        "quoteQty": _fmt(Decimal(f["price"]) * Decimal(f["qty"])),
+                        "commission": f["commission"],
+                        "commissionAsset": f["commissionAsset"],
+                        "time": o.time_ms,
+                        "isBuyer": o.side == "BUY",
+                        "isMaker": o.type != "MARKET",
+                        "isBestMatch": True,
+                    }
+                )
+        return out
 
     def _new_order(self, params: dict[str, str]) -> SimOrder:
         spec = self._spec(params)

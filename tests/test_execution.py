@@ -42,7 +42,7 @@ class Rig:
             mode="paper",
             exchange_name="binance",
             risk=risk_cfg,
-            wallets=StaticWallets({"cex_binance": Decimal(20)}),
+            wallets=StaticWallets({"cex_binance": Decimal(100)}),
             clock=self.clock,
             maker_fee_pct=Decimal("0.1"),
             taker_fee_pct=Decimal("0.1"),

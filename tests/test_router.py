@@ -311,7 +311,10 @@ def test_sizing_refusals(tmp_path: Path, proposal: Proposal, needle: str) -> Non
 
 def test_cap_and_exchange_balance_refusals(tmp_path: Path) -> None:
     rig = Rig(tmp_path, caps={"cex_binance": Decimal(10)})
-    with pytest.raises(Refused, match="15 USDT is above wallet cex_binance's cap 10"):
+    with pytest.raises(
+        Refused,
+        match=r"15 USDT would lift wallet cex_binance's exposure to 15\.00 USDT, over its cap 10",
+    ):
         rig.router.plan(buy())
     poor = Rig(tmp_path / "p", balances={"USDT": Decimal(12)})
     with pytest.raises(Refused, match="the binance account has 12 free"):

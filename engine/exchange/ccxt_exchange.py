@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -550,7 +551,36 @@ class CcxtExchange(Exchange):
             data = self._raw(lambda: self._ex.fetch_order(id, symbol))
         else:  # not an exchange id: our client id
             data = self._raw(lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": id}))
-        return self._to_order(data)
+        return self._with_fees(self._to_order(data))
+
+    def _with_fees(self, order: Order) -> Order:
+        """An order that filled but whose reply names no fee (an order look-up: Binance's has
+        no fills) gets its fees from the order's own trades, as charged (asset and amount)."""
+        if order.filled <= 0 or order.fee_asset or order.fills:
+            return order
+        trades: list[Any] = self._raw(lambda: self._ex.fetch_order_trades(order.id, order.symbol))
+        fills = tuple(
+            Fill(
+                order_id=order.id,
+                client_id=order.client_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=_dec0(t.get("amount")),
+                price=_dec0(t.get("price")),
+                fee=_dec0((t.get("fee") or {}).get("cost")),
+                fee_asset=str((t.get("fee") or {}).get("currency") or ""),
+                time=_utc_ms(t.get("timestamp")),
+            )
+            for t in trades
+        )
+        if not fills:
+            return order
+        assets = {f.fee_asset for f in fills if f.fee_asset}
+        if len(assets) > 1:
+            log.warning("order %s: fees in several assets %s", order.id, sorted(assets))
+        asset = next(iter(sorted(assets)), "")
+        fee = sum((f.fee for f in fills if f.fee_asset == asset), ZERO)
+        return replace(order, fee=fee, fee_asset=asset, fills=fills)
 
     def _by_client_id_raw(self, client_id: str, symbol: str) -> Order | None:
         try:
@@ -559,7 +589,7 @@ class CcxtExchange(Exchange):
             )
         except OrderNotFound:
             return None
-        return self._to_order(data, client_id)
+        return self._with_fees(self._to_order(data, client_id))
 
     def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
         self.load_markets()

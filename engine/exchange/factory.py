@@ -43,7 +43,9 @@ def build_reader(settings: Settings, *, clock: Callable[[], datetime]) -> ReadOn
     if settings.mode is Mode.PAPER:
         from engine.exchange.paper import PaperExchange
 
-        return ReadOnlyExchange(PaperExchange(settings.config.paper, settings.data_dir, clock=clock))
+        return ReadOnlyExchange(
+            PaperExchange(settings.config.paper, settings.data_dir, clock=clock)
+        )
     from engine.exchange.ccxt_exchange import CcxtExchange
 
     return CcxtExchange.reader_from_settings(settings)

@@ -1,0 +1,580 @@
+"""The one position book: positions and closed trades derived from the order journal.
+
+Every path that places orders (``kobe trade``, the cockpit, the strategies, reconciliation, the
+watchdog, ``flatten``) journals its events in ``logs/orders.jsonl``; the book is a function of
+that file and nothing else:
+
+- an entry's fills open or grow its position (net of a fee taken in the base asset);
+- its exits' fills (``<entry>tp``, ``sl``, ``cx``) reduce it; a position is closed when an exit
+  order has filled completely or nothing is left, and the closed trade is handed on exactly once;
+- fills are counted by their cumulative ``filled`` and ``fee`` per order, so an event journaled
+  twice moves nothing the second time.
+
+``catch_up`` reads the journal from the byte offset it last reached (complete lines only: a torn
+last line waits). ``positions.json`` caches the book and that offset; it is only a cache: when it
+is missing or damaged the book is rebuilt from the whole journal (and says so). Closed trades
+already in ``trades.jsonl`` are not handed on again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.exchange.base import Side
+from engine.fsutil import atomic_write_text
+from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
+from engine.jsonutil import dumps
+from engine.router import entry_of
+from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
+
+if TYPE_CHECKING:
+    from engine.risk import RiskEngine
+
+
+class WalletSink(Protocol):
+    """What the bookkeeper needs of the wallet manager: idempotent by trade id."""
+
+    def on_trade_closed(
+        self, wallet_id: str, pnl_usd: Decimal, fees_usd: Decimal, *, trade_id: str
+    ) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+POSITIONS_FILE = "positions.json"
+CACHE_VERSION = 2
+ZERO = Decimal(0)
+FILL_EVENTS = ("partial_fill", "fill", "cancel", "reject")  # events that carry a final filled
+
+
+@dataclass(frozen=True)
+class ExitOrder:
+    client_id: str
+    type: str
+    price: Decimal | None
+    status: str
+    filled: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Position:
+    """A position Kobe opened: an entry that filled (``qty`` > 0), or one still pending."""
+
+    entry_client_id: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal  # held now: filled (net of a base-asset fee) minus what the exits sold
+    entry_price: Decimal | None  # average fill price of the entry
+    entry_fee: Decimal  # quote currency
+    wallet: str
+    strategy: str
+    opened_at: datetime
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+    pending: bool  # the entry order is still working (open, or partly filled)
+    source: str = ""
+    ordered: Decimal = ZERO  # the entry order's quantity
+    limit: Decimal | None = None  # the entry's limit price (None: market)
+    filled: Decimal = ZERO  # the entry's gross fill
+    exit_qty: Decimal = ZERO  # sold by exits so far
+    exit_value: Decimal = ZERO  # their proceeds, quote
+    exit_fees: Decimal = ZERO  # their fees, quote
+    exits: tuple[ExitOrder, ...] = ()
+
+    @property
+    def cost(self) -> Decimal:
+        """Quote tied up in what is still held (at the entry price), plus its entry fee."""
+        if self.entry_price is None or self.filled <= 0:
+            return ZERO
+        held = self.qty * self.entry_price
+        return held + self.entry_fee * (self.qty / self.filled if self.filled else 1)
+
+    @property
+    def locked(self) -> Decimal:
+        """Quote a working buy entry still holds on the exchange (its unfilled part)."""
+        if not self.pending or self.side is not Side.BUY:
+            return ZERO
+        price = self.limit if self.limit is not None else (self.entry_price or ZERO)
+        return max(ZERO, self.ordered - self.filled) * price
+
+    def unrealized(self, mark: Decimal) -> Decimal:
+        if self.entry_price is None:
+            return ZERO
+        sign = Decimal(1) if self.side is Side.BUY else Decimal(-1)
+        return sign * (mark - self.entry_price) * self.qty
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["exits"] = [asdict(x) for x in self.exits]
+        return record
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Position:
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(str(v))
+
+        def d0(v: Any) -> Decimal:
+            return Decimal(str(v)) if v is not None else ZERO
+
+        return cls(
+            entry_client_id=str(r["entry_client_id"]),
+            venue=str(r["venue"]),
+            symbol=str(r["symbol"]),
+            side=Side(r["side"]),
+            qty=d0(r["qty"]),
+            entry_price=dec(r.get("entry_price")),
+            entry_fee=d0(r.get("entry_fee")),
+            wallet=str(r["wallet"]),
+            strategy=str(r["strategy"]),
+            opened_at=datetime.fromisoformat(str(r["opened_at"]).replace("Z", "+00:00")),
+            take_profit=dec(r.get("take_profit")),
+            stop_loss=dec(r.get("stop_loss")),
+            pending=bool(r.get("pending")),
+            source=str(r.get("source") or ""),
+            ordered=d0(r.get("ordered")),
+            limit=dec(r.get("limit")),
+            filled=d0(r.get("filled")),
+            exit_qty=d0(r.get("exit_qty")),
+            exit_value=d0(r.get("exit_value")),
+            exit_fees=d0(r.get("exit_fees")),
+            exits=tuple(
+                ExitOrder(
+                    client_id=str(x["client_id"]),
+                    type=str(x["type"]),
+                    price=dec(x.get("price")),
+                    status=str(x["status"]),
+                    filled=d0(x.get("filled")),
+                )
+                for x in r.get("exits", [])
+            ),
+        )
+
+
+@dataclass
+class _OrderSeen:
+    """What the book has counted of one order: cumulative filled, fee and proceeds."""
+
+    filled: Decimal = ZERO
+    fee: Decimal = ZERO
+    value: Decimal = ZERO
+
+
+@dataclass
+class BookState:
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, _OrderSeen] = field(default_factory=dict)
+    offset: int = 0  # bytes of orders.jsonl applied
+
+
+def _base(symbol: str) -> str:
+    return symbol.split("/", 1)[0]
+
+
+def _fee_in_quote(symbol: str, fee: Decimal, asset: str, price: Decimal | None) -> Decimal:
+    """A fee in the base asset is valued at the fill's price; in the quote asset, as it is."""
+    if asset == _base(symbol) and price is not None:
+        return fee * price
+    return fee
+
+
+class PositionBook:
+    """Positions from the order journal of ``data_dir``, for the venues of one mode.
+
+    ``mode``: events journaled in another mode are not this book's (a data dir used in paper
+    and then in testnet); the DEX venue is paper in every mode, so its events always count.
+    ``read_only``: never writes the cache (``kobe positions`` while an engine runs).
+    """
+
+    def __init__(self, data_dir: Path, mode: str, *, read_only: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.mode = mode
+        self.read_only = read_only
+        self.journal_path = self.data_dir / "logs" / "orders.jsonl"
+        self.path = self.data_dir / POSITIONS_FILE
+        self.state = BookState()
+        self.annotations: dict[str, dict[str, Any]] = {}  # strategy / tp / sl set by the caller
+        self.rebuilt = False
+        self._load()
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            self.rebuilt = self.journal_path.exists()
+            return
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or raw.get("version") != CACHE_VERSION:
+                raise ValueError("not a position book of this version")
+            if raw.get("mode") != self.mode:
+                raise ValueError(f"written in {raw.get('mode')} mode")
+            offset = int(raw["offset"])
+            size = self.journal_path.stat().st_size if self.journal_path.exists() else 0
+            if offset > size:
+                raise ValueError("it is ahead of the order journal")
+            positions = {}
+            for record in raw["positions"]:
+                pos = Position.from_record(record)
+                positions[pos.entry_client_id] = pos
+            orders = {
+                str(cid): _OrderSeen(Decimal(str(v[0])), Decimal(str(v[1])), Decimal(str(v[2])))
+                for cid, v in dict(raw.get("orders", {})).items()
+            }
+            self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
+            self.state = BookState(positions, orders, offset)
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            log.warning(
+                "%s: cannot be used (%s): the position book is rebuilt from %s",
+                self.path,
+                exc,
+                self.journal_path,
+            )
+            self.state = BookState()
+            self.rebuilt = True
+
+    def save(self) -> None:
+        if self.read_only:
+            return
+        s = self.state
+        record = {
+            "version": CACHE_VERSION,
+            "mode": self.mode,
+            "offset": s.offset,
+            "positions": [p.to_record() for p in s.positions.values()],
+            "orders": {
+                cid: [str(o.filled), str(o.fee), str(o.value)] for cid, o in s.orders.items()
+            },
+            "notes": self.annotations,
+        }
+        atomic_write_text(self.path, dumps(record, indent=1) + "\n")
+
+    # -- reading the journal ------------------------------------------------------------------
+
+    def _new_events(self) -> Iterator[tuple[OrderEvent, int]]:
+        """Complete lines after the offset, each with the offset just past it."""
+        if not self.journal_path.exists():
+            return
+        with open(self.journal_path, "rb") as fh:
+            fh.seek(self.state.offset)
+            pos = self.state.offset
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    return  # torn or still being written: not a record yet
+                pos += len(raw)
+                event = _event(raw, self.journal_path)
+                if event is not None:
+                    yield event, pos
+                else:
+                    self.state.offset = pos
+
+    def catch_up(self) -> list[ClosedTrade]:
+        """Apply what the journal gained since the last call; the trades this closed."""
+        closed: list[ClosedTrade] = []
+        changed = False
+        for event, end in self._new_events():
+            trade = self.apply(event)
+            self.state.offset = end
+            changed = True
+            if trade is not None:
+                closed.append(trade)
+        if changed:
+            self.save()
+        return closed
+
+    # -- applying one event -------------------------------------------------------------------
+
+    def _counts(self, e: OrderEvent) -> bool:
+        return e.mode == self.mode or e.exchange == "dex"
+
+    def apply(self, e: OrderEvent) -> ClosedTrade | None:
+        if not self._counts(e):
+            return None
+        entry_cid = entry_of(e.client_id)
+        if entry_cid is None:
+            self._apply_entry(e)
+            return None
+        return self._apply_exit(entry_cid, e)
+
+    def _increment(self, e: OrderEvent) -> tuple[Decimal, Decimal, Decimal] | None:
+        """The part of ``e``'s cumulative fill not counted yet: (qty, fee, proceeds)."""
+        if e.event not in FILL_EVENTS:
+            return None
+        seen = self.state.orders.setdefault(e.client_id, _OrderSeen())
+        value = e.filled * e.avg_price if e.avg_price is not None else seen.value
+        d_qty, d_fee, d_value = e.filled - seen.filled, e.fee - seen.fee, value - seen.value
+        if d_qty <= 0 and d_fee <= 0:
+            return None
+        seen.filled, seen.fee, seen.value = (
+            max(seen.filled, e.filled),
+            max(seen.fee, e.fee),
+            max(seen.value, value),
+        )
+        return max(d_qty, ZERO), max(d_fee, ZERO), max(d_value, ZERO)
+
+    def _apply_entry(self, e: OrderEvent) -> None:
+        positions = self.state.positions
+        pos = positions.get(e.client_id)
+        if e.event == "intent" and pos is None:
+            note = self.annotations.get(e.client_id, {})
+            positions[e.client_id] = Position(
+                entry_client_id=e.client_id,
+                venue=e.exchange,
+                symbol=e.symbol,
+                side=Side(e.side),
+                qty=ZERO,
+                entry_price=None,
+                entry_fee=ZERO,
+                wallet=e.wallet,
+                strategy=str(note.get("strategy") or "manual"),
+                opened_at=e.ts,
+                take_profit=_dec(note.get("take_profit")),
+                stop_loss=_dec(note.get("stop_loss")),
+                pending=True,
+                source=e.source,
+                ordered=e.qty,
+                limit=e.price,
+            )
+            return
+        if pos is None:
+            return
+        step = self._increment(e)
+        if step is not None:
+            d_qty, d_fee, _ = step
+            fee_base = d_fee if e.fee_asset == _base(e.symbol) else ZERO
+            filled = pos.filled + d_qty
+            pos = replace(
+                pos,
+                filled=filled,
+                qty=pos.qty + d_qty - (fee_base if pos.side is Side.BUY else ZERO),
+                entry_price=e.avg_price if e.avg_price is not None else pos.entry_price,
+                entry_fee=pos.entry_fee + _fee_in_quote(e.symbol, d_fee, e.fee_asset, e.avg_price),
+                opened_at=e.ts if pos.filled == 0 else pos.opened_at,
+            )
+        if e.event in ("fill", "cancel", "reject"):
+            pos = replace(pos, pending=False)
+            if pos.filled <= 0:  # cancelled or refused with nothing filled: no position
+                del positions[e.client_id]
+                self.state.orders.pop(e.client_id, None)
+                return
+        positions[e.client_id] = pos
+
+    def _apply_exit(self, entry_cid: str, e: OrderEvent) -> ClosedTrade | None:
+        pos = self.state.positions.get(entry_cid)
+        if pos is None:
+            return None
+        exits = {x.client_id: x for x in pos.exits}
+        old = exits.get(e.client_id)
+        exits[e.client_id] = ExitOrder(
+            client_id=e.client_id,
+            type=e.type,
+            price=e.price if e.price is not None else (old.price if old else None),
+            status=e.status or (old.status if old else e.event),
+            filled=max(e.filled, old.filled if old else ZERO),
+        )
+        tp, sl = pos.take_profit, pos.stop_loss
+        if e.event == "intent" and e.client_id.endswith("tp") and e.price is not None:
+            tp = e.price
+        if e.event == "intent" and e.client_id.endswith("sl") and e.price is not None:
+            sl = e.price
+        pos = replace(pos, exits=tuple(exits.values()), take_profit=tp, stop_loss=sl)
+        step = self._increment(e)
+        if step is not None:
+            d_qty, d_fee, d_value = step
+            sold = min(d_qty, pos.qty)
+            pos = replace(
+                pos,
+                qty=pos.qty - sold,
+                exit_qty=pos.exit_qty + sold,
+                exit_value=pos.exit_value + d_value,
+                exit_fees=pos.exit_fees + _fee_in_quote(e.symbol, d_fee, e.fee_asset, e.avg_price),
+            )
+        self.state.positions[entry_cid] = pos
+        if step is None or pos.pending:
+            return None
+        if pos.qty > 0 and e.event != "fill":
+            return None  # partly closed: the rest is still held
+        return self._close(pos, e)
+
+    def _close(self, pos: Position, e: OrderEvent) -> ClosedTrade | None:
+        del self.state.positions[pos.entry_client_id]
+        for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
+            self.state.orders.pop(cid, None)
+        self.annotations.pop(pos.entry_client_id, None)
+        if pos.entry_price is None or pos.exit_qty <= 0:
+            return None
+        if pos.qty > 0:
+            log.info(
+                "%s: %s %s left below one step after its exit: dust",
+                pos.entry_client_id,
+                pos.qty,
+                pos.symbol,
+            )
+        exit_price = pos.exit_value / pos.exit_qty
+        sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)
+        fees = pos.entry_fee + pos.exit_fees
+        pnl = sign * (exit_price - pos.entry_price) * pos.exit_qty - fees
+        return ClosedTrade(
+            trade_id=pos.entry_client_id,
+            opened_at=pos.opened_at,
+            closed_at=e.ts,
+            wallet=pos.wallet,
+            strategy=pos.strategy,
+            symbol=pos.symbol,
+            side=pos.side.value,
+            qty=pos.exit_qty,
+            entry_price=pos.entry_price,
+            exit_price=exit_price,
+            fees=fees,
+            pnl=pnl,
+            reason=e.reason or _leg_reason(e.client_id),
+        )
+
+    # -- what callers set and read ------------------------------------------------------------
+
+    def annotate(
+        self,
+        entry_cid: str,
+        *,
+        strategy: str,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+    ) -> None:
+        """What the journal does not say of an entry: its strategy, and its TP/SL prices."""
+        self.annotations[entry_cid] = {
+            "strategy": strategy,
+            "take_profit": None if take_profit is None else str(take_profit),
+            "stop_loss": None if stop_loss is None else str(stop_loss),
+        }
+        pos = self.state.positions.get(entry_cid)
+        if pos is not None:
+            self.state.positions[entry_cid] = replace(
+                pos,
+                strategy=strategy,
+                take_profit=take_profit if take_profit is not None else pos.take_profit,
+                stop_loss=stop_loss if stop_loss is not None else pos.stop_loss,
+            )
+        self.save()
+
+    def positions(self) -> list[Position]:
+        """Positions held (an entry that filled), oldest first."""
+        return [p for p in self.state.positions.values() if p.filled > 0 and p.qty > 0]
+
+    def pending(self) -> list[Position]:
+        """Entries still working with nothing filled yet."""
+        return [p for p in self.state.positions.values() if p.pending and p.filled <= 0]
+
+    def get(self, entry_cid: str) -> Position | None:
+        return self.state.positions.get(entry_cid)
+
+    def committed(self, wallet: str) -> Decimal:
+        """Quote a wallet has in open positions (at cost) and in its working buy entries."""
+        return sum(
+            (p.cost + p.locked for p in self.state.positions.values() if p.wallet == wallet),
+            ZERO,
+        )
+
+
+class Bookkeeper:
+    """Hands each closed trade on exactly once: the wallets, the risk engine, ``trades.jsonl``.
+
+    In that order: the wallets dedupe by trade id themselves; ``trades.jsonl`` is the record
+    that a trade was booked. A crash between the risk engine and that record books the risk
+    side twice at the next start (the safe direction), never the money.
+    """
+
+    def __init__(
+        self,
+        book: PositionBook,
+        *,
+        trades: TradeStore,
+        risk: RiskEngine | None = None,
+        wallets: WalletSink | None = None,
+        on_closed: Callable[[ClosedTrade], None] | None = None,
+        on_alert: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.book = book
+        self.trades = trades
+        self.risk = risk
+        self.wallets = wallets
+        self.on_closed = on_closed
+        self.on_alert = on_alert
+        trades_path = book.data_dir / TRADES_FILE
+        if book.rebuilt:  # the whole journal is replayed: every trade already booked counts
+            self._booked = {str(r.get("trade_id")) for r in iter_jsonl(trades_path)}
+        else:  # a crash can only have come between booking and the cache: a tail is enough
+            self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
+
+    def catch_up(self) -> list[ClosedTrade]:
+        """Bring the book up to the journal; book every trade that closed. Returns them."""
+        out = []
+        for trade in self.book.catch_up():
+            if trade.trade_id in self._booked:
+                continue
+            self._book(trade)
+            out.append(trade)
+        return out
+
+    def on_event(self, _event: OrderEvent) -> None:
+        """A router's listener: each journaled event moves the book (and may book a trade)."""
+        self.catch_up()
+
+    def _book(self, trade: ClosedTrade) -> None:
+        if self.wallets is not None:
+            try:
+                # the wallet manager books the gross PnL and pays the fees from the fees wallet
+                self.wallets.on_trade_closed(
+                    trade.wallet, trade.pnl + trade.fees, trade.fees, trade_id=trade.trade_id
+                )
+            except ValueError as exc:
+                self._alert(
+                    "error", f"wallet {trade.wallet}: trade {trade.trade_id} not booked: {exc}"
+                )
+        if self.risk is not None:
+            self.risk.on_trade_closed(trade.pnl)
+        self.trades.append(trade)
+        self._booked.add(trade.trade_id)
+        if self.on_closed is not None:
+            self.on_closed(trade)
+
+    def close(self) -> None:
+        self.trades.close()
+        if self.wallets is not None:
+            self.wallets.close()
+
+    def _alert(self, severity: str, message: str) -> None:
+        log.warning("%s", message)
+        if self.on_alert is not None:
+            self.on_alert(severity, message)
+
+
+def _event(raw: bytes, path: Path) -> OrderEvent | None:
+    try:
+        record = json.loads(raw)
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+        return OrderEvent.from_record(record)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, ArithmeticError) as exc:
+        log.warning("%s: a record cannot be read (%s): skipped", path, exc)
+        return None
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def _leg_reason(client_id: str) -> str:
+    if client_id.endswith("tp"):
+        return "take-profit"
+    if client_id.endswith("sl"):
+        return "stop-loss"
+    return "closed"

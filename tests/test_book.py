@@ -1,0 +1,150 @@
+"""The one position book (issue 12): every path books its trades; wallets spend what is free."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.binance_sim import BinanceSim
+from tests.conftest import CliRunner
+from tests.test_ccxt_contract import sim_env
+
+BUY = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+
+
+def trades(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "trades.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def wallet(cli: CliRunner, wallet_id: str, env: dict[str, str] | None = None) -> Decimal:
+    r = cli("wallets", "--json", env=env)
+    assert r.code == 0, r.err
+    return Decimal(json.loads(r.out)["wallets"][wallet_id]["balance"])
+
+
+def test_a_cli_trade_whose_stop_fills_in_kobe_run_is_booked_once(
+    cli: CliRunner, workdir: Path
+) -> None:
+    r = cli(*BUY, "--sl", "94900", "--tp", "95200", "--yes", "--json")
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("positions", "--json")
+    assert r.code == 0, r.err
+    [pos] = [p for p in json.loads(r.out) if p["symbol"] == "BTC/USDT"]
+    assert pos["source"] == "cli" and Decimal(pos["qty"]) == Decimal("0.00015")
+    assert sorted(x["type"] for x in pos["exits"]) == ["limit_maker", "stop_loss_limit"]
+
+    r = cli("run", "--headless", "--ticks", "120", "--seed", "1")
+    assert r.code == 0, r.err
+    btc = [t for t in trades(workdir) if t["symbol"] == "BTC/USDT"]
+    assert [t["trade_id"] for t in btc] == [cid]
+    assert btc[0]["reason"] == "stop-loss"
+    entry_fee = Decimal("0.00015") * Decimal(btc[0]["entry_price"]) / 1000
+    exit_fee = Decimal("0.00015") * Decimal(btc[0]["exit_price"]) / 1000
+    assert Decimal(btc[0]["fees"]) == pytest.approx(entry_fee + exit_fee)  # both legs
+    assert wallet(cli, "cex_binance") < Decimal(20)
+    assert not any(p["symbol"] == "BTC/USDT" for p in json.loads(cli("positions", "--json").out))
+    # a second start books nothing again
+    cli("run", "--headless", "--ticks", "1", "--seed", "1")
+    assert [t["trade_id"] for t in trades(workdir) if t["symbol"] == "BTC/USDT"] == [cid]
+
+
+def test_open_positions_reduce_what_a_wallet_may_spend(cli: CliRunner) -> None:
+    assert cli(*BUY, "--yes").code == 0
+    r = cli(*BUY, "--yes")
+    assert r.code == 1
+    assert "cex_binance can spend 5.7" in r.err and "balance 20.00, open 14.2" in r.err
+
+
+def test_what_is_left_can_still_be_spent_and_no_more(cli: CliRunner) -> None:
+    ten = [*BUY[:-1], "10", "--yes"]
+    assert cli(*ten).code == 0
+    assert cli(*ten).code == 0  # 20 - 9.5 open: 10 still fits
+    r = cli(*ten)
+    assert r.code == 1 and "cex_binance can spend 0.97 USDT: balance 20.00, open 19.03" in r.err
+
+
+def test_a_lost_positions_cache_is_rebuilt_from_the_journal(cli: CliRunner, workdir: Path) -> None:
+    assert cli(*BUY, "--sl", "80000", "--tp", "110000", "--yes").code == 0
+    before = json.loads(cli("positions", "--json").out)
+    for damage in (None, "{}", "[1, 2", '{"version": 2, "mode": "paper", "offset": 99999999}'):
+        path = workdir / "data" / "positions.json"
+        if damage is None:
+            path.unlink()
+        else:
+            path.write_text(damage)
+        after = json.loads(cli("positions", "--json").out)
+        assert [(p["symbol"], p["qty"]) for p in after] == [(p["symbol"], p["qty"]) for p in before]
+        assert cli(*BUY, "--yes").code == 1  # still counted against the wallet
+
+
+def test_positions_are_readable_while_an_engine_holds_the_data_dir(
+    cli: CliRunner, workdir: Path
+) -> None:
+    from engine.lock import DataDirLock
+
+    assert cli(*BUY, "--yes").code == 0
+    with DataDirLock(workdir / "data", "kobe run"):
+        r = cli("positions", "--json")
+    assert r.code == 0, r.err
+    [pos] = json.loads(r.out)
+    assert pos["mark"] is None and "no mark prices" in r.err
+
+
+@pytest.fixture
+def sim() -> Any:
+    with BinanceSim() as s:
+        yield s
+
+
+def test_testnet_the_take_profit_filling_on_the_exchange_is_booked_with_both_fees(
+    cli: CliRunner, sim: BinanceSim, workdir: Path
+) -> None:
+    env = sim_env(sim)
+    r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=env)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    tp = next(x for x in out["exits"] if x["client_id"].endswith("tp"))
+    sim.fill(int(tp["id"]))  # the take-profit fills while Kobe is not running
+    r = cli("cancel", "--all", "--yes", env=env)  # any sending start syncs and books it
+    assert r.code == 0, r.err
+    [t] = trades(workdir)
+    assert t["trade_id"] == out["entry"]["client_id"] and t["reason"] == "take-profit"
+    assert Decimal(t["exit_price"]) == Decimal(100000)
+    events = [
+        json.loads(x) for x in (workdir / "data" / "logs" / "orders.jsonl").read_text().splitlines()
+    ]
+    [exit_fill] = [e for e in events if e["client_id"].endswith("tp") and e["event"] == "fill"]
+    exit_fee = Decimal(t["qty"]) * Decimal(100000) / 1000  # 0.1 % of the proceeds, in USDT
+    assert exit_fill["fee_asset"] == "USDT" and Decimal(exit_fill["fee"]) == exit_fee
+    [entry_fill] = [e for e in events if e["client_id"] == t["trade_id"] and e["event"] == "fill"]
+    entry_fee = Decimal(entry_fill["fee"]) * Decimal(entry_fill["avg_price"])  # BTC, at its price
+    assert Decimal(t["fees"]) == entry_fee + exit_fee  # both legs
+    assert wallet(cli, "cex_binance", env) > Decimal(20)
+
+
+@pytest.mark.parametrize("kind", ["late", "drop"], ids=["timeout-after-accept", "lost-reply"])
+def test_a_lost_reply_journals_one_fill_with_its_fee_and_sizes_the_oco_to_what_is_held(
+    cli: CliRunner, sim: BinanceSim, workdir: Path, kind: str
+) -> None:
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    sim.inject(kind, delay=1.0, method="POST", path="/api/v3/order")  # type: ignore[arg-type]
+    r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=sim_env(sim))
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    events = [
+        json.loads(x) for x in (workdir / "data" / "logs" / "orders.jsonl").read_text().splitlines()
+    ]
+    fills = [e for e in events if e["client_id"] == cid and e["event"] == "fill"]
+    assert len(fills) == 1, [e["event"] for e in events if e["client_id"] == cid]
+    assert fills[0]["fee_asset"] == "BTC" and Decimal(fills[0]["fee"]) > 0
+    held = Decimal(fills[0]["filled"]) - Decimal(fills[0]["fee"])
+    legs = [o for o in sim.orders.values() if o.list_id != -1]
+    assert len(legs) == 2
+    assert all(o.qty <= held for o in legs), (held, [o.qty for o in legs])
+    assert sim.count("POST", "/api/v3/orderList/oco") == 1
