@@ -226,6 +226,7 @@ class RouterView:
         self.audit = audit
         self.watchdog = Watchdog(watchdog_dir or self.data_dir)
         self._last: dict[str, OrderEvent] | None = None  # last event per client id
+        self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
         self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
 
     def journal_state(self) -> dict[str, OrderEvent]:
@@ -235,6 +236,8 @@ class RouterView:
             for event in self.journal.tail(RECONCILE_TAIL):
                 if event.exchange == self.exchange_name:  # a journal may serve several venues
                     self._last[event.client_id] = event
+                    if event.event in ("fill", "partial_fill"):
+                        self._filled[event.client_id] = event.filled
         return self._last
 
     def sync(self) -> int:
@@ -431,6 +434,8 @@ class RouterView:
         )
         self.journal.append(event)
         state = self.journal_state()
+        if kind in ("fill", "partial_fill"):
+            self._filled[cid] = max(filled, self._filled.get(cid, ZERO))
         state.pop(cid, None)
         state[cid] = event  # newest last: the oldest finished orders are forgotten first
         if len(state) > KEEP_FINISHED * 2:
@@ -438,8 +443,7 @@ class RouterView:
         for listener in self.listeners:
             listener(event)
 
-    @staticmethod
-    def _forget_finished(state: dict[str, OrderEvent]) -> None:
+    def _forget_finished(self, state: dict[str, OrderEvent]) -> None:
         """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
         finished = [
             cid
@@ -448,6 +452,7 @@ class RouterView:
         ]
         for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del state[cid]
+            self._filled.pop(cid, None)
 
     def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
         self._journal(
@@ -470,7 +475,10 @@ class RouterView:
         )
 
     def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
-        if o.filled <= 0:
+        """Journal ``o``'s fill once: a fill already journaled (same cumulative quantity, found
+        again by a look-up, a sync or a restart) is not written twice."""
+        self.journal_state()
+        if o.filled <= 0 or o.filled <= self._filled.get(o.client_id, ZERO):
             return
         kind = "fill" if o.filled >= o.qty else "partial_fill"
         self._journal_order(kind, o, wallet, source, reason)
@@ -665,6 +673,7 @@ class Router(RouterView):
             )
         rate = self.taker_fee if p.entry_type is OrderType.MARKET else self.maker_fee
         fee = notional * rate
+        self._check_exits_fit(p, m, qty, rate)
         risk_amount = None
         if p.stop_loss is not None:
             risk_amount = qty * abs(price - p.stop_loss) + fee + qty * p.stop_loss * self.taker_fee
@@ -679,6 +688,25 @@ class Router(RouterView):
             exits=self._exit_plan(p),
             notes=tuple(notes),
         )
+
+    def _check_exits_fit(self, p: Proposal, m: MarketRules, qty: Decimal, rate: Decimal) -> None:
+        """Refuse an entry whose exits could not be placed: what a buy leaves in hand (its fee
+        may be taken in the base asset), rounded down to the step, must meet the venue's
+        minimum quantity and value at the lowest exit price."""
+        legs = [x for x in (p.stop_loss, p.take_profit) if x is not None]
+        if p.side is not Side.BUY or not legs:
+            return
+        held = self.exchange.amount_to_precision(p.symbol, qty - qty * rate)
+        lowest = min(legs)
+        if held < m.min_qty or held * lowest < m.min_notional:
+            raise Refused(
+                [
+                    f"its exits could not be placed: {_fmt(held)} {m.base} left after fees is "
+                    f"{_money(held * lowest)} {m.quote} at {_fmt(lowest)}, below the exchange "
+                    f"minimum {_fmt(m.min_notional)} {m.quote} (or {_fmt(m.min_qty)} {m.base}); "
+                    "buy a little more"
+                ]
+            )
 
     def _exit_plan(self, p: Proposal) -> ExitPlan:
         if p.take_profit is None and p.stop_loss is None:

@@ -148,3 +148,13 @@ def test_a_lost_reply_journals_one_fill_with_its_fee_and_sizes_the_oco_to_what_i
     assert len(legs) == 2
     assert all(o.qty <= held for o in legs), (held, [o.qty for o in legs])
     assert sim.count("POST", "/api/v3/orderList/oco") == 1
+
+
+def test_an_entry_whose_exits_would_be_below_the_minimum_is_refused_up_front(
+    cli: CliRunner, workdir: Path
+) -> None:
+    r = cli(*BUY[:-1], "6", "--sl", "80000", "--tp", "110000", "--yes")
+    assert r.code == 1
+    assert "its exits could not be placed: 0.00005 BTC left after fees is 4.00 USDT" in r.err
+    assert (workdir / "data" / "logs" / "orders.jsonl").read_text() == ""  # nothing sent
+    assert cli(*BUY[:-1], "6", "--yes").code == 0  # without exits the same size is fine
