@@ -83,6 +83,7 @@ class Position:
     stop_loss: Decimal | None
     pending: bool  # the entry order is still working (open, or partly filled)
     source: str = ""
+    ref: str = ""  # the strategy's reference for it (from the entry's intent)
     ordered: Decimal = ZERO  # the entry order's quantity
     limit: Decimal | None = None  # the entry's limit price (None: market)
     filled: Decimal = ZERO  # the entry's gross fill
@@ -141,6 +142,7 @@ class Position:
             stop_loss=dec(r.get("stop_loss")),
             pending=bool(r.get("pending")),
             source=str(r.get("source") or ""),
+            ref=str(r.get("ref") or ""),
             ordered=d0(r.get("ordered")),
             limit=dec(r.get("limit")),
             filled=d0(r.get("filled")),
@@ -335,12 +337,13 @@ class PositionBook:
                 entry_price=None,
                 entry_fee=ZERO,
                 wallet=e.wallet,
-                strategy=str(note.get("strategy") or "manual"),
+                strategy=e.strategy or str(note.get("strategy") or "manual"),
                 opened_at=e.ts,
                 take_profit=_dec(note.get("take_profit")),
                 stop_loss=_dec(note.get("stop_loss")),
                 pending=True,
                 source=e.source,
+                ref=e.ref,
                 ordered=e.qty,
                 limit=e.price,
             )

@@ -436,6 +436,7 @@ def _marks(ctx: Context, symbols: set[str]) -> dict[str, Decimal]:
 
 def position_json(p: Position, mark: Decimal | None) -> dict[str, Any]:
     return {
+        "entry_client_id": p.entry_client_id,
         "wallet": p.wallet,
         "venue": p.venue,
         "symbol": p.symbol,

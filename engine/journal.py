@@ -170,6 +170,8 @@ class OrderEvent:
     wallet: str
     source: str
     reason: str
+    strategy: str = ""  # an entry's strategy (intents), so the position book can rebuild links
+    ref: str = ""  # the strategy's reference for the position
 
     def __post_init__(self) -> None:
         if self.event not in ORDER_EVENTS:
@@ -205,6 +207,8 @@ class OrderEvent:
             wallet=str(record.get("wallet") or ""),
             source=str(record.get("source") or ""),
             reason=str(record.get("reason") or ""),
+            strategy=str(record.get("strategy") or ""),
+            ref=str(record.get("ref") or ""),
         )
 
 
@@ -232,6 +236,7 @@ class OrderJournal:
         self.fsync_intents = fsync_intents
         self._jsonl = JsonlWriter(self.jsonl_path)
         logs.mkdir(parents=True, exist_ok=True)
+        _retire_old_csv(self.csv_path)
         self._csv: IO[bytes] = open(self.csv_path, "ab")  # noqa: SIM115 - held open for appends
         _end_torn_line(self.csv_path, self._csv)
         if self.csv_path.stat().st_size == 0:
@@ -264,6 +269,22 @@ class OrderJournal:
         self._jsonl.close()
         if not self._csv.closed:
             self._csv.close()
+
+
+def _retire_old_csv(path: Path) -> None:
+    """A CSV written with other columns (an older version) is kept under a new name, and a new
+    file starts with today's header: one file never mixes two layouts."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if header == list(ORDER_FIELDS):
+        return
+    n = 1
+    while (old := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(old)
+    log.warning("%s: written with other columns; kept as %s, a new file starts", path, old.name)
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:

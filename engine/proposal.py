@@ -42,6 +42,7 @@ class Proposal:
     take_profit: Decimal | None = None
     reason: str = ""
     strategy: str = ""
+    ref: str = ""  # the strategy's own reference for the position (a signal's ``ref``)
 
 
 class Refused(Exception):

@@ -410,6 +410,8 @@ class RouterView:
         avg_price: Decimal | None = None,
         fee: Decimal = ZERO,
         fee_asset: str = "",
+        strategy: str = "",
+        ref: str = "",
     ) -> None:
         event = OrderEvent(
             ts=self.clock(),
@@ -431,6 +433,8 @@ class RouterView:
             wallet=wallet,
             source=source,
             reason=reason,
+            strategy=strategy,
+            ref=ref,
         )
         self.journal.append(event)
         state = self.journal_state()
@@ -1122,6 +1126,8 @@ class Router(RouterView):
             wallet=p.wallet,
             source=p.source.value,
             reason=reason,
+            strategy=p.strategy,
+            ref=p.ref,
         )
 
     def _journal_reject(self, cid: str, p: Proposal, plan: OrderPlan, reason: str) -> None:

@@ -158,3 +158,32 @@ def test_an_entry_whose_exits_would_be_below_the_minimum_is_refused_up_front(
     assert "its exits could not be placed: 0.00005 BTC left after fees is 4.00 USDT" in r.err
     assert (workdir / "data" / "logs" / "orders.jsonl").read_text() == ""  # nothing sent
     assert cli(*BUY[:-1], "6", "--yes").code == 0  # without exits the same size is fine
+
+
+def test_strategy_links_rebuild_from_the_journal_when_agent_state_is_lost(
+    cli: CliRunner, workdir: Path
+) -> None:
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    state = workdir / "data" / "agent_state.json"
+    links = json.loads(state.read_text())["links"]
+    assert links, "the seeded run should leave strategy positions open"
+    state.unlink()
+    (workdir / "data" / "positions.json").unlink()
+    assert cli("run", "--headless", "--ticks", "1", "--seed", "7").code == 0
+    rebuilt = json.loads(state.read_text())["links"]
+    still_open = {p["entry_client_id"] for p in json.loads(cli("positions", "--json").out)}
+    kept = {cid: link for cid, link in links.items() if cid in still_open}
+    assert kept, "some strategy positions should still be open"
+    assert {cid: rebuilt.get(cid) for cid in kept} == kept
+
+
+def test_an_orders_csv_with_old_columns_is_kept_aside_not_mixed(
+    cli: CliRunner, workdir: Path
+) -> None:
+    logs = workdir / "data" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "orders.csv").write_text("ts,mode,exchange\n2026-01-01T00:00:00Z,paper,binance\n")
+    assert cli(*BUY, "--yes").code == 0
+    assert (logs / "orders.1.csv").read_text().startswith("ts,mode,exchange\n")
+    header = (logs / "orders.csv").read_text().splitlines()[0]
+    assert header.endswith(",reason,strategy,ref")

@@ -122,6 +122,7 @@ def signal_to_proposal(signal: Signal, *, with_exits: bool = True) -> Proposal:
         take_profit=signal.take_profit if with_exits else None,
         reason=signal.reason,
         strategy=signal.strategy,
+        ref=signal.ref,
     )
 
 
