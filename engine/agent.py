@@ -93,10 +93,10 @@ class AgentEngine:
     def adopt_positions(self, execution: ExecutionEngine) -> None:
         """After a restart: give each open position back to the strategy that opened it."""
         open_ids = {p.entry_client_id: p for p in execution.positions()}
-        for pos in open_ids.values():  # links lost with agent_state.json: the journal has them
-            known = pos.entry_client_id in self._by_entry
-            if not known and pos.ref and pos.strategy in self.strategies:
-                self._by_entry[pos.entry_client_id] = (pos.strategy, pos.ref)
+        for held in open_ids.values():  # links lost with agent_state.json: the journal has them
+            known = held.entry_client_id in self._by_entry
+            if not known and held.ref and held.strategy in self.strategies:
+                self._by_entry[held.entry_client_id] = (held.strategy, held.ref)
         for cid, (name, ref) in list(self._by_entry.items()):
             pos = open_ids.get(cid)
             strategy = self.strategies.get(name)
