@@ -197,10 +197,13 @@ class PositionBook:
     ``read_only``: never writes the cache (``kobe positions`` while an engine runs).
     """
 
-    def __init__(self, data_dir: Path, mode: str, *, read_only: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, mode: str, *, read_only: bool = False, use_cache: bool = True
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.mode = mode
         self.read_only = read_only
+        self.use_cache = use_cache
         self.journal_path = self.data_dir / "logs" / "orders.jsonl"
         self.path = self.data_dir / POSITIONS_FILE
         self.state = BookState()
@@ -211,7 +214,7 @@ class PositionBook:
     # -- the cache ----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        if not self.path.exists():
+        if not self.use_cache or not self.path.exists():
             self.rebuilt = self.journal_path.exists()
             return
         try:
