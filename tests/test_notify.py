@@ -15,17 +15,22 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from engine.config import Mode
 from engine.exchange.retry import RetryPolicy
 from engine.modes import resolve_settings
 from engine.notify import Note, Notifier
 from engine.notify.channels import TelegramChannel
 from engine.notify.outbox import OUTBOX_FILE
+from engine.risk import KillState, RiskSnapshot
+from engine.runtime import AlertEvent, EngineEvent, EngineState, RuntimeStatus
 from engine.secrets import Secret
+from engine.wallets.runtime import Alert, load_view
 from tests.conftest import CANARY, CliRunner
 from tests.notify_sim import CHAT, HOOK_KEY, TOKEN, NotifySim, notify_sim
 
@@ -137,6 +142,30 @@ def test_urls_outside_loopback_are_refused_without_showing_secrets(
     # https anywhere and http to loopback are fine
     ok = cli("health", env={"KOBE_WEBHOOK_URL": "https://hooks.example.com/x"})
     assert ok.code != 2
+
+
+@pytest.mark.parametrize(
+    ("url", "webhook_ok", "telegram_ok"),
+    [
+        ("https://hooks.example.com/x", True, False),
+        ("http://hooks.example.com/x", False, False),
+        ("http://127.0.0.1:8080/x", True, True),
+        ("http://127.9.9.9:8080", True, True),
+        ("http://[::1]:8080/x", True, True),
+        ("http://localhost:8080", True, True),
+        ("ftp://127.0.0.1/x", False, False),
+        ("127.0.0.1:8080", False, False),
+    ],
+)
+def test_which_urls_are_accepted(url: str, webhook_ok: bool, telegram_ok: bool) -> None:
+    from engine.notify.channels import check_telegram_api_url, check_webhook_url
+
+    for check, ok in ((check_webhook_url, webhook_ok), (check_telegram_api_url, telegram_ok)):
+        if ok:
+            check(url)
+        else:
+            with pytest.raises(ValueError):
+                check(url)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,18 +287,22 @@ def test_the_engine_never_waits_on_a_channel_that_hangs(workdir: Path) -> None:
             "TELEGRAM_CHAT_ID": CHAT,
         }
         write_toml(workdir, '[notify]\nchannels = ["telegram"]\nqueue_size = 10\n')
-        n = Notifier.for_settings(resolve_settings(env, workdir), policy=FAST, close_timeout_s=0.2)
+        n = Notifier.for_settings(resolve_settings(env, workdir), policy=FAST)
         n.start()
         start = time.perf_counter()
         for i in range(500):
             n.publish(note(n=i))
         n.publish(note("engine_error", "boom", severity="error"))
         elapsed = time.perf_counter() - start
+        assert n.workers[0].queue.full()
+        start = time.perf_counter()
         n.close()
+        closing = time.perf_counter() - start
     finally:
         hang.close()
     assert elapsed < 0.5  # 501 notes, one outbox append among them
-    assert n.workers[0].queue.full()
+    assert 1.4 < closing < 2.0  # queued notes get 1.5 s at a stop, not more
+    assert "boom" in (workdir / "data" / OUTBOX_FILE).read_text()  # kept for the next start
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,3 +513,138 @@ def test_a_wrong_token_never_shows_the_token(
         deliver(channel, [note()], FAST)
     assert str(info.value) == "telegram: HTTP 401: error 401"
     no_canary_in(str(info.value), repr(channel), caplog.text)
+
+
+# ---------------------------------------------------------------------------------------------
+# which engine events become which notes (the real payload types of the runtime's events)
+
+
+def _mapper(workdir: Path, toml: str = "") -> Notifier:
+    write_toml(workdir, toml)
+    return Notifier.for_settings(resolve_settings({}, workdir))  # no channel: notes_for only
+
+
+def _event(kind: str, payload: object, when: datetime = T0) -> EngineEvent:
+    return EngineEvent(kind, payload, when)
+
+
+def test_alerts_and_engine_states_become_protection_and_error_notes(workdir: Path) -> None:
+    m = _mapper(workdir)
+    lost = m.notes_for(_event("alert", AlertEvent("critical", "execution", "close c1 failed")))
+    assert [(n.kind, n.severity, n.detail) for n in lost] == [
+        ("protection_lost", "critical", "close c1 failed")
+    ]
+    coded = m.notes_for(_event("alert", AlertEvent("warning", "protection_lost", "BTC naked")))
+    assert coded[0].kind == "protection_lost"
+    err = m.notes_for(
+        _event("alert", AlertEvent("error", "reconcile", "binance: reconcile failed"))
+    )
+    assert (err[0].kind, err[0].title) == ("engine_error", "Engine error (reconcile)")
+    assert m.notes_for(_event("alert", AlertEvent("warning", "venue", "slow"))) == []
+    # said once, by the risk and state events
+    assert m.notes_for(_event("alert", AlertEvent("critical", "kill_switch", "TRIPPED"))) == []
+    assert m.notes_for(_event("alert", AlertEvent("error", "engine", "engine error: x"))) == []
+    status = RuntimeStatus(EngineState.ERROR, Mode.PAPER, "binance", 3, T0, "boom")
+    (crash,) = m.notes_for(_event("state", status))
+    assert (crash.kind, crash.detail) == ("engine_error", "boom")
+    stopped = replace(status, state=EngineState.STOPPED, error="")
+    assert m.notes_for(_event("state", stopped))[0].kind == "engine_stopped"
+    running = replace(status, state=EngineState.RUNNING, error="")
+    assert m.notes_for(_event("state", running)) == []
+
+
+def test_kill_switch_changes_are_said_once_each(workdir: Path) -> None:
+    m = _mapper(workdir)
+    armed = RiskSnapshot(KillState.ARMED, "", T0)
+    assert m.notes_for(_event("risk", armed)) == []  # a start, armed: nothing happened
+    tripped = RiskSnapshot(KillState.TRIPPED, "drawdown 21%", T0 + timedelta(minutes=5))
+    (trip,) = m.notes_for(_event("risk", tripped))
+    assert (trip.kind, trip.severity, trip.id) == (
+        "kill_switch",
+        "critical",
+        "kill_switch:TRIPPED:2026-01-01T00:05:00Z",
+    )
+    assert m.notes_for(_event("risk", tripped)) == []  # every tick repeats it: said once
+    reset = RiskSnapshot(KillState.ARMED, "", T0 + timedelta(minutes=9))
+    (back,) = m.notes_for(_event("risk", reset))
+    assert (back.title, back.severity) == ("Kill switch ARMED", "info")
+
+
+def test_finance_alerts_once_daily_summary_and_heartbeat_on_the_engine_clock(
+    workdir: Path,
+) -> None:
+    m = _mapper(workdir, '[notify]\ndaily_summary_utc = "00:03"\nheartbeat_hours = 1\n')
+    cfg = resolve_settings({}, workdir).config
+    snap = load_view(cfg, workdir / "data")
+    low = replace(snap, alerts=(Alert("warning", "fees_low", "fees buffer 1 USD < 3"),))
+
+    def kinds(s: object, minute: int) -> list[str]:
+        return [n.kind for n in m.notes_for(_event("wallets", s, T0 + timedelta(minutes=minute)))]
+
+    assert kinds(snap, 1) == []
+    assert kinds(low, 2) == ["finance_alert"]
+    assert kinds(low, 3) == ["daily_summary"]  # 00:02 < 00:03 <= 00:03; the alert is not new
+    assert kinds(snap, 4) == []
+    assert kinds(low, 5) == ["finance_alert"]  # it came back
+    assert kinds(low, 60) == []
+    assert kinds(low, 61) == ["heartbeat"]  # an hour after the first tick
+    assert kinds(low, 62) == []
+    next_day = m.notes_for(_event("wallets", low, T0 + timedelta(days=1, minutes=3)))
+    assert [x.kind for x in next_day] == ["daily_summary", "heartbeat"]
+    summary = next_day[0]
+    assert summary.title == "Daily summary 2026-01-02"
+    assert summary.detail == "equity 150.00 USD; kill switch unknown"
+    assert summary.fields["pnl"] == "+0.0000"
+
+
+def test_events_and_min_severity_choose_what_goes_out(workdir: Path, sim: NotifySim) -> None:
+    n = notifier(
+        workdir,
+        sim,
+        '[notify]\nchannels = ["telegram"]\nevents = ["entry_filled", "engine_error", '
+        '"daily_summary"]\nmin_severity = "error"\n',
+    )
+    try:
+        n.publish(note())  # info: below error
+        n.publish(note("exit_filled", severity="error"))  # not in events
+        n.publish(note("daily_summary"))  # scheduled: whatever the severity
+        n.publish(note("engine_error", "kept", severity="error"))
+        deadline = time.monotonic() + 5
+        while sum(t.count("<b>PAPER</b>") for t in sim.texts()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        n.close()
+    text = "\n\n".join(sim.texts())
+    assert text.count("<b>PAPER</b>") == 2 and "kept" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# the cockpit
+
+
+async def test_the_cockpit_health_pane_shows_the_last_delivery_error(
+    workdir: Path, sim: NotifySim
+) -> None:
+    from kobe_tui.widgets.health import HealthPane
+    from tests.cockpit_support import make_app, settle, ticks
+
+    write_toml(workdir, TRIP_TOML)
+    sim.down()
+    app, clock = make_app(workdir, sim.env())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.runtime is not None
+        await ticks(app, pilot, clock, 1)  # the kill switch trips: a note for the outbox
+        deadline = time.monotonic() + 10
+        while app.runtime.notifier.statuses["telegram"].ok is not False:
+            assert time.monotonic() < deadline, "no delivery failure reported"
+            await pilot.pause(0.05)
+        await settle(app, pilot)
+        pane = app.query_one(HealthPane)
+        state, _, detail = (str(cell) for cell in pane.get_row("notify telegram"))
+        assert state == "FAIL"
+        assert "delivery failed: telegram: HTTP 502" in detail
+        assert pane.has_class("failing")
+        assert CANARY not in app.export_screenshot()
+        app.runtime.notifier.close_timeout_s = 0.2

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -81,7 +82,7 @@ class Notifier:
         on_status: Callable[[ChannelStatus], None] | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
         policy: RetryPolicy = NOTIFY_RETRY,
-        close_timeout_s: float = 2.0,
+        close_timeout_s: float = 1.5,
     ) -> None:
         self.cfg = settings.config.notify
         self.mode = settings.mode.value.upper()
@@ -150,8 +151,13 @@ class Notifier:
                 self.on_status(status)  # a listed channel that is not configured
 
     def close(self) -> None:
+        """Stop the senders: what is queued gets ``close_timeout_s`` seconds in all to go out
+        (every channel at once); the outbox keeps its notes for the next start."""
+        deadline = time.monotonic() + self.close_timeout_s
         for w in self.workers:
-            w.close(self.close_timeout_s)
+            w.begin_close()
+        for w in self.workers:
+            w.close(max(0.0, deadline - time.monotonic()))
         if self.outbox is not None:
             self.outbox.close()
 

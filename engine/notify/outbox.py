@@ -46,6 +46,7 @@ class Outbox:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._fd: int | None = None
         self._torn = False  # the last append failed midway: start the next one on a new line
+        self._closed = False
         self._load()
         self._compact()
 
@@ -103,6 +104,8 @@ class Outbox:
 
     def _append(self, records: Iterable[dict[str, object]]) -> bool:
         data = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
+        if self._closed:  # a sender that outlived close(): the next start sends it again
+            return False
         try:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,7 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

@@ -152,16 +152,19 @@ class ChannelWorker:
         )
         self._thread.start()
 
+    def begin_close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+
     def close(self, timeout: float) -> None:
         """Deliver what waits within ``timeout`` seconds (one more try if it was failing), then
         stop. Outbox notes left over are delivered by the next start."""
-        self._closing.set()
-        self._wake.set()
+        self.begin_close()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                self._halt.set()
-                self._thread.join(1.0)
+                self._halt.set()  # sleeps end now; an HTTP call in flight ends with its timeout
+                self._thread.join(0.2)
         left = len(self._carry) + self.queue.qsize()
         if left:
             log.warning("notify %s: %d note(s) not delivered at shutdown", self.name, left)
