@@ -11,8 +11,11 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,7 +34,7 @@ from engine.risk import KillState, RiskSnapshot
 from engine.runtime import AlertEvent, EngineEvent, EngineState, RuntimeStatus
 from engine.secrets import Secret
 from engine.wallets.runtime import Alert, load_view
-from tests.conftest import CANARY, CliRunner
+from tests.conftest import CANARY, ROOT, CliRunner
 from tests.notify_sim import CHAT, HOOK_KEY, TOKEN, NotifySim, notify_sim
 
 FAST = RetryPolicy(max_attempts=3, max_total_s=5.0, base_delay_s=0.01, max_delay_s=0.05)
@@ -405,6 +408,35 @@ def test_a_restart_during_an_outage_still_delivers_the_trip_once(
     assert cli("run", "--headless", "--ticks", "2", env=sim.env()).code == 0
     texts = sim.texts()
     assert len(texts) == 1 and "Kill switch TRIPPED" in texts[0]
+
+
+def test_a_crash_during_an_outage_still_delivers_the_trip_once(
+    cli: CliRunner, workdir: Path, sim: NotifySim
+) -> None:
+    write_toml(workdir, TRIP_TOML)
+    sim.down()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **sim.env()}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.cli import entrypoint; entrypoint()",
+         "run", "--headless", "--duration", "60", "--tick", "0.05"],
+        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    outbox = workdir / "data" / OUTBOX_FILE
+    try:
+        deadline = time.monotonic() + 30
+        while not (outbox.exists() and sim.attempts):  # the trip is on disk, Telegram is down
+            assert time.monotonic() < deadline and proc.poll() is None, "no trip"
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # a crash: no clean stop
+        _, err = proc.communicate(timeout=30)
+    assert sim.texts() == []
+    no_canary_in(err)
+    sim.up()
+    assert cli("run", "--headless", "--ticks", "2", env=sim.env()).code == 0
+    assert cli("run", "--headless", "--ticks", "2", env=sim.env()).code == 0
+    texts = sim.texts()
+    assert len(texts) == 1 and strip_tags(texts[0]).startswith("PAPER | binance\nCRITICAL Kill")
 
 
 def test_a_trip_made_while_no_engine_ran_is_sent_at_the_next_start(

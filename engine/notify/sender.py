@@ -42,10 +42,25 @@ BATCH_MAX = 20  # notes in one message at most
 MAX_PAUSE_S = 60.0  # between two failed rounds
 
 
-def deliver(channel: Channel, notes: Sequence[Note], policy: RetryPolicy) -> None:
-    """Send ``notes`` as one message, retrying what can be retried; raises ExchangeError."""
+def deliver(
+    channel: Channel,
+    notes: Sequence[Note],
+    policy: RetryPolicy,
+    on_error: Callable[[ExchangeError], None] | None = None,
+) -> None:
+    """Send ``notes`` as one message, retrying what can be retried; raises ExchangeError.
+    ``on_error`` hears of every failed attempt (the health pane shows it before the retries end)."""
     payload = channel.payload(notes)
-    call_with_retries(lambda: channel.send(payload), f"notify {channel.name}", policy)
+
+    def attempt() -> None:
+        try:
+            channel.send(payload)
+        except ExchangeError as exc:
+            if on_error is not None:
+                on_error(exc)
+            raise
+
+    call_with_retries(attempt, f"notify {channel.name}", policy)
 
 
 @dataclass(frozen=True)
@@ -225,7 +240,7 @@ class ChannelWorker:
             self._halt.wait(self.limiter.reserve(self.name))  # meanwhile more notes coalesce
             batch, n_durable = self._batch()
             try:
-                deliver(self.channel, batch, self.policy)
+                deliver(self.channel, batch, self.policy, self._attempt_failed)
             except ExchangeError as exc:
                 failures += 1
                 pause = self._failed(batch, n_durable, exc, failures)
@@ -238,12 +253,14 @@ class ChannelWorker:
             del self._carry[: len(batch) - n_durable]
             self._set_status(True, f"delivered {len(batch)} note(s)")
 
+    def _attempt_failed(self, exc: ExchangeError) -> None:
+        self._set_status(False, f"delivery failed: {redact(str(exc))}")
+
     def _failed(
         self, batch: list[Note], n_durable: int, exc: ExchangeError, failures: int
     ) -> float:
         """Record the failure; drop what cannot be delivered; how long to pause."""
         reason = redact(str(exc))
-        self._set_status(False, f"delivery failed: {reason}")
         if isinstance(exc, DeliveryError):
             dropped = len(batch) - n_durable
             del self._carry[:dropped]
