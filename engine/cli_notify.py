@@ -44,7 +44,8 @@ def cmd_test(ctx: Context) -> int:
             deliver(channel, [note], TEST_RETRY)
             results.append({"channel": channel.name, "ok": True, "detail": "delivered"})
         except ExchangeError as exc:
-            results.append({"channel": channel.name, "ok": False, "detail": redact(str(exc))})
+            detail = redact(str(exc)).removeprefix(f"{channel.name}: ")
+            results.append({"channel": channel.name, "ok": False, "detail": detail})
     order: dict[str, int] = {name: i for i, name in enumerate(notify.channels)}
     results.sort(key=lambda r: order[str(r["channel"])])
     all_ok = all(r["ok"] for r in results)

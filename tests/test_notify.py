@@ -353,6 +353,26 @@ def test_a_torn_outbox_line_is_skipped(workdir: Path, sim: NotifySim) -> None:
     assert "kept" in sim.texts()[0]
 
 
+def test_the_outbox_stays_small_and_remembers_what_it_delivered(workdir: Path) -> None:
+    from engine.notify.outbox import KEEP_DONE, Outbox
+
+    box = Outbox(workdir, ["telegram", "webhook"])
+    notes = [note("engine_error", f"error {i}", severity="error") for i in range(700)]
+    for item in notes:
+        assert box.add(item)
+        box.confirm([item.id], "telegram")
+        assert box.pending("telegram") == [] and box.pending("webhook") == [item]
+        box.confirm([item.id], "webhook")
+    assert not box.add(notes[-1])  # delivered: never taken again
+    box.close()
+    lines = (workdir / OUTBOX_FILE).read_text().splitlines()
+    assert len(lines) < KEEP_DONE + 1000  # compacted while running, not 2100 lines
+    again = Outbox(workdir, ["telegram", "webhook"])
+    assert again.pending("telegram") == [] and again.known(notes[-1].id)
+    assert len((workdir / OUTBOX_FILE).read_text().splitlines()) == KEEP_DONE
+    again.close()
+
+
 def test_a_full_disk_sends_outbox_notes_directly(workdir: Path, sim: NotifySim) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
@@ -494,7 +514,7 @@ def test_notify_test_reports_each_channel(cli: CliRunner, workdir: Path, sim: No
     assert r.code == 1
     report = json.loads(r.out)
     assert [c["ok"] for c in report["channels"]] == [True, False]
-    assert report["channels"][1]["detail"] == "webhook: HTTP 401"
+    assert report["channels"][1]["detail"] == "HTTP 401"
     r = cli("notify", "test", env=sim.env("telegram"))
     assert r.code == 1
     assert (
@@ -516,7 +536,8 @@ def test_health_shows_each_channel_and_its_last_delivery(
     r = cli("health", env=sim.env("telegram"))
     assert r.code == 1
     assert "ok    notify telegram: bot token and chat set; http://127.0.0.1" in r.out
-    assert "nothing sent yet" in r.out
+    assert "no delivery by the engine yet" in r.out
+    assert r.out.index("notify telegram") < r.out.index("notify webhook")  # as listed
     assert "FAIL  notify webhook: not configured: KOBE_WEBHOOK_URL and" in r.out
     sim.down()
     n = notifier(workdir, sim, '[notify]\nchannels = ["telegram"]\n')

@@ -29,11 +29,12 @@ def notify_checks(settings: Settings) -> list[Check]:
         detail = channel.describe()
         ok = True
         if not isinstance(last, dict) or last.get("ok") is None:
-            detail += "; nothing sent yet (kobe notify test sends one)"
+            detail += "; no delivery by the engine yet"
         else:
             ok = last.get("ok") is True
             when = clean_text(last.get("at") or "", 40)
             what = clean_text(last.get("detail") or "", 300)
             detail += f"; last delivery {'ok' if ok else 'FAILED'} at {when}: {what}"
         checks.append(Check(f"notify {channel.name}", ok, detail))
-    return checks
+    order = [f"notify {name}" for name in settings.config.notify.channels]
+    return sorted(checks, key=lambda c: order.index(c.name))

@@ -8,7 +8,8 @@
 
 At start the file is read (it is small), a torn last line skipped, and rewritten atomically with
 only what is still pending plus the ids of the last :data:`KEEP_DONE` delivered notes (so the
-same kill-switch trip is never announced twice). Delivery is at least once: a crash between the
+same kill-switch trip is never announced twice); a long run compacts it the same way every
+:data:`COMPACT_AFTER` appended lines. Delivery is at least once: a crash between the
 channel's answer and the ``sent`` line sends it again; once ``sent`` is on disk it is never resent.
 
 When the disk is full (or the file cannot be written), the note is kept in memory and sent
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_FILE = Path("notify") / "outbox.jsonl"
 KEEP_DONE = 200
+COMPACT_AFTER = 1000  # lines appended since the last compaction
 
 
 class Outbox:
@@ -47,6 +49,7 @@ class Outbox:
         self._fd: int | None = None
         self._torn = False  # the last append failed midway: start the next one on a new line
         self._closed = False
+        self._appended = 0
         self._load()
         self._compact()
 
@@ -99,6 +102,11 @@ class Outbox:
             atomic_write_text(self.path, "".join(dumps(line) + "\n" for line in lines))
         except OSError as exc:  # the disk is full: appends will say so, notes go directly
             log.warning("%s: not compacted: %s", self.path, exc.strerror or exc)
+            return
+        self._appended = 0
+        if self._fd is not None:  # appends go to the new file
+            os.close(self._fd)
+            self._fd = None
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -121,6 +129,7 @@ class Outbox:
             log.warning("%s: cannot append (%s)", self.path, exc.strerror or exc)
             return False
         self._torn = False
+        self._appended += data.count(b"\n")
         return True
 
     def known(self, note_id: str) -> bool:
@@ -156,6 +165,8 @@ class Outbox:
                 self._sent.setdefault(i, set()).add(channel)
                 if self._all_sent(i):
                     self._mark_done(i)
+            if self._appended >= COMPACT_AFTER:  # a long run keeps the file small too
+                self._compact()
 
     def close(self) -> None:
         with self._lock:
