@@ -422,11 +422,11 @@ class Runtime:
         self.trades.close()
         self.wallets.close()
         self.audit.close()
+        self.notifier.close()  # a moment for what is queued (the outbox keeps the rest); locked
         self._lock_file.release()
         self._built = False
         if self._state is not EngineState.STOPPED:
             self._set_state(EngineState.STOPPED)
-        self.notifier.close()  # waits a moment for what is queued; the outbox keeps the rest
 
     def mark_running(self) -> None:
         """Driven from outside (tests, the cockpit's step): say so to the subscribers."""
