@@ -266,8 +266,7 @@ def test_an_outage_longer_than_the_queue_drops_and_says_so_in_one_note(
         sim.up()
         deadline = time.monotonic() + 10
         while not any("dropped" in t for t in sim.texts()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.5)  # what is left after the notice
+            time.sleep(0.05)  # the notice comes once the backlog is out
     finally:
         n.close()
     texts = sim.texts()
@@ -304,7 +303,7 @@ def test_the_engine_never_waits_on_a_channel_that_hangs(workdir: Path) -> None:
     finally:
         hang.close()
     assert elapsed < 0.5  # 501 notes, one outbox append among them
-    assert 1.4 < closing < 2.0  # queued notes get 1.5 s at a stop, not more
+    assert 1.4 < closing < 2.5  # queued notes get 1.5 s at a stop (and a last 0.2 s), not more
     assert "boom" in (workdir / "data" / OUTBOX_FILE).read_text()  # kept for the next start
 
 
