@@ -173,13 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_health)
 
     # imported here: these modules build on this one
-    from engine import cli_indexer, cli_risk, cli_run, cli_trade, cli_wallets
+    from engine import cli_indexer, cli_notify, cli_risk, cli_run, cli_trade, cli_wallets
 
     cli_trade.register(sub)
     cli_run.register(sub)
     cli_risk.register(sub)
     cli_wallets.register(sub)
     cli_indexer.register(sub)
+    cli_notify.register(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -610,6 +610,55 @@ class IndexerConfig(Section):
     slots_per_tick: int = Field(default=20, ge=1)  # enabled: new slots scanned each engine tick
 
 
+# ---------------------------------------------------------------------------------------------
+# [notify]: Telegram and webhook notifications (engine/notify/). The tokens and the webhook URL
+# are secrets (environment or .env), never here.
+
+NotifyChannel = Literal["telegram", "webhook"]
+NotifyEvent = Literal[
+    "entry_filled",
+    "exit_filled",
+    "stop_loss",
+    "protection_lost",
+    "kill_switch",
+    "engine_error",
+    "engine_stopped",
+    "finance_alert",
+    "daily_summary",
+]
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
+NotifySeverity = Literal["info", "warning", "error", "critical"]
+
+
+def _hh_mm(value: str) -> str:
+    hour, sep, minute = value.partition(":")
+    ok = sep and len(hour) == 2 and len(minute) == 2 and hour.isdigit() and minute.isdigit()
+    if not ok or int(hour) > 23 or int(minute) > 59:
+        raise ValueError("must be HH:MM in UTC, e.g. 21:00")
+    return value
+
+
+class NotifyConfig(Section):
+    """``[notify]``: which events go out, from which severity, on which channels (none: off)."""
+
+    channels: list[NotifyChannel] = Field(default_factory=list)
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: cast("list[NotifyEvent]", list(NOTIFY_EVENTS))
+    )
+    min_severity: NotifySeverity = "info"
+    daily_summary_utc: Annotated[str, AfterValidator(_hh_mm)] = "21:00"
+    heartbeat_hours: int = Field(default=0, ge=0, le=168)  # 0: no heartbeat
+    queue_size: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("channels", "events")
+    @classmethod
+    def _no_repeats(cls, values: list[str]) -> list[str]:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(repeated)} more than once")
+        return values
+
+
 class PathsConfig(Section):
     data_dir: str = "data"
 
@@ -629,6 +678,7 @@ class KobeConfig(Section):
     tx_guard: TxGuardConfig = Field(default_factory=TxGuardConfig)
     rpc: RpcConfig = Field(default_factory=RpcConfig)
     indexer: IndexerConfig = Field(default_factory=IndexerConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @field_validator("wallet_flows")

@@ -104,6 +104,9 @@ def resolve_settings(
             api_url = check_api_url(raw_url)
         except ValueError as exc:
             problems.append(f"KOBE_EXCHANGE_URL: {exc} (got {raw_url!r})")
+    from engine.notify.channels import env_problems  # here: engine.notify builds on this module
+
+    problems += env_problems(cfg.notify, merged)
     if problems:
         raise ConfigError(problems)
 
@@ -256,6 +259,9 @@ def health_checks(settings: Settings) -> list[Check]:
         )
     ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
     checks.append(Check("data dir writable", ok, detail))
+    from engine.notify.health import notify_checks
+
+    checks += notify_checks(settings)  # one per channel of [notify] channels (none: no row)
     if settings.secrets.is_set("RPC_SOLANA_HTTP"):
         from engine.indexer.setup import rpc_health
 

@@ -41,6 +41,7 @@ from engine.indexer.indexer import Indexer
 from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
+from engine.notify import ChannelStatus, Notifier
 from engine.proposal import Proposal, Source
 from engine.risk import KillState, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, OrderPlan, Placement, Router
@@ -67,7 +68,7 @@ class EngineState(StrEnum):
 class EngineEvent:
     """What the engine tells its subscribers. ``kind`` says what ``payload`` is."""
 
-    kind: str  # order | trade | wallets | risk | alert | state | prices | error
+    kind: str  # order | trade | wallets | risk | alert | state | prices | error | notify
     payload: Any
     time: datetime
 
@@ -204,6 +205,9 @@ class Runtime:
         cfg = s.config
         data = s.data_dir
         self.audit = AuditLog(data, self.clock)
+        self.notifier = Notifier.attach(  # Telegram / webhook; started once everything is built
+            s, self.subscribe, venue_of_wallet=self.venue_of_wallet, on_status=self._on_notify
+        )
         self.risk = RiskEngine(
             data, cfg.risk, self.clock, audit=self.audit, on_change=self._on_risk
         )
@@ -257,6 +261,7 @@ class Runtime:
                     f"{venue.name}: order {order.id} ({order.side.value} {order.qty} "
                     f"{order.symbol}) is not Kobe's: shown, never touched",
                 )
+        self.notifier.start()
 
     def _build_indexer(self) -> Indexer | None:
         """The indexer that follows new slots, when enabled and the endpoint is set."""
@@ -417,6 +422,7 @@ class Runtime:
         self.trades.close()
         self.wallets.close()
         self.audit.close()
+        self.notifier.close()  # a moment for what is queued (the outbox keeps the rest); locked
         self._lock_file.release()
         self._built = False
         if self._state is not EngineState.STOPPED:
@@ -523,6 +529,9 @@ class Runtime:
             self._flattened_trip = ks.since
             done = self.execution.flatten(f"kill switch tripped (flatten): {ks.reason}")
             self._alert("warning", "flatten", "flatten: " + ("; ".join(done) or "nothing open"))
+
+    def _on_notify(self, status: ChannelStatus) -> None:
+        self._emit("notify", status)  # the cockpit's health pane shows the last delivery error
 
     def _on_risk(self, snap: RiskSnapshot) -> None:
         self._emit("risk", snap)

@@ -31,6 +31,10 @@ SECRET_VARS: dict[str, str] = {
     "OKX_PASSWORD": "OKX API passphrase",
     "RPC_SOLANA_HTTP": "Solana JSON-RPC HTTP endpoint (often embeds a token)",
     "RPC_SOLANA_WS": "Solana JSON-RPC websocket endpoint (often embeds a token)",
+    "TELEGRAM_BOT_TOKEN": "Telegram bot token (from @BotFather) for notifications",
+    "TELEGRAM_CHAT_ID": "Telegram chat the notifications go to",
+    "KOBE_WEBHOOK_URL": "URL notifications are POSTed to as JSON (https; http only to loopback)",
+    "KOBE_WEBHOOK_SECRET": "key of the HMAC-SHA256 signature of each webhook body",
 }
 SWITCH_VARS: dict[str, str] = {
     "EXCHANGE": "binance, bybit or okx (overrides exchange.name in kobe.toml)",
@@ -42,6 +46,7 @@ SWITCH_VARS: dict[str, str] = {
     "KOBE_CONFIG": "path of the config file to read instead of ./kobe.toml",
     "KOBE_DATA_DIR": "where journals and snapshots go (overrides paths.data_dir)",
     "KOBE_EXCHANGE_URL": "scheme://host:port of the exchange API (a local simulator); not in live",
+    "KOBE_TELEGRAM_API_URL": "base URL of a local Telegram Bot API stand-in (loopback only)",
 }
 
 # Which variables an exchange needs.

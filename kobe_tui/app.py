@@ -387,6 +387,8 @@ class KobeApp(App[int]):
                 self._inbox.setdefault(kind, []).append(payload)
                 if kind == "order" and payload.event in ("fill", "partial_fill"):
                     self._inbox["positions"] = True
+            elif kind == "notify":  # a channel's last delivery (one per channel)
+                self._inbox.setdefault("notify", {})[payload.channel] = payload
             elif kind in ("wallets", "prices", "risk", "state"):
                 self._inbox[kind] = payload
                 if kind == "wallets":  # the equity line keeps every tick's point
@@ -431,6 +433,8 @@ class KobeApp(App[int]):
             self.query_one(PositionsPane).mark(inbox["prices"])
         if "risk" in inbox:
             self._show_risk(inbox["risk"])
+        if "notify" in inbox:
+            self.query_one(HealthPane).show_deliveries(list(inbox["notify"].values()))
         if "state" in inbox:
             status = inbox["state"]
             self._set_engine(status.state.value, status.error)

@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 if TYPE_CHECKING:
     from engine.modes import Check
+    from engine.notify import ChannelStatus
 
 
 class HealthPane(DataTable[Text]):
@@ -19,6 +20,7 @@ class HealthPane(DataTable[Text]):
             id="health-table", cursor_type="none", zebra_stripes=False, show_cursor=False
         )
         self.border_title = "Health"
+        self._failing: dict[str, bool] = {}
 
     def on_mount(self) -> None:
         self.add_column("", key="state", width=4)
@@ -29,11 +31,22 @@ class HealthPane(DataTable[Text]):
         self.add_row(Text("…"), Text("checking"), Text("reading kobe.toml and keys"), key="…")
         self.border_subtitle = "checking"
 
+    def show_deliveries(self, statuses: list[ChannelStatus]) -> None:
+        """The running engine's notification channels: the last delivery (its error, if any)."""
+        from engine.modes import Check
+
+        checks = []
+        for s in statuses:
+            when = f" at {s.at:%H:%M:%S}" if s.at is not None else ""
+            checks.append(Check(f"notify {s.channel}", s.ok is not False, f"{s.detail}{when}"))
+        self.show_checks(checks)
+
     def show_checks(self, checks: list[Check]) -> None:
         """Update rows in place by the check's name; add the ones not shown yet."""
         if "…" in self.rows:
             self.remove_row("…")
         for check in checks:
+            self._failing[check.name] = not check.ok
             state = Text("ok", style="bold green") if check.ok else Text("FAIL", style="bold red")
             cells = (state, Text(check.name), Text(check.detail))
             if check.name in self.rows:
@@ -41,6 +54,6 @@ class HealthPane(DataTable[Text]):
                     self.update_cell(check.name, column, value)
             else:
                 self.add_row(*cells, key=check.name)
-        failing = sum(not c.ok for c in checks)
+        failing = sum(self._failing.values())  # every row, not only the ones just updated
         self.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
         self.set_class(bool(failing), "failing")

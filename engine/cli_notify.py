@@ -1,0 +1,66 @@
+"""``kobe notify test``: one message to each channel of ``[notify] channels``, each result said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.cli import EXIT_OK, EXIT_REFUSED, Context
+from engine.exchange.base import ExchangeError
+from engine.exchange.retry import RetryPolicy
+from engine.notify.channels import build_channels
+from engine.notify.notes import Note
+from engine.notify.sender import deliver
+from engine.secrets import redact
+
+TEST_RETRY = RetryPolicy(max_attempts=3, max_total_s=15.0, base_delay_s=1.0)
+
+
+def cmd_test(ctx: Context) -> int:
+    s = ctx.settings
+    notify = s.config.notify
+    if not notify.channels:
+        message = 'no channel: list "telegram" and/or "webhook" in [notify] channels (kobe.toml)'
+        if ctx.args.json:
+            ctx.json({"ok": False, "detail": message, "channels": []})
+        else:
+            ctx.print(message)
+        return EXIT_REFUSED
+    timeout = float(s.config.exchange.timeout_ms) / 1000
+    channels, missing = build_channels(notify, s.env, timeout)
+    note = Note.make(
+        "test",
+        "info",
+        ctx.clock(),
+        s.mode.value,
+        "Test notification",
+        "kobe notify test: this channel reaches you",
+        venue=s.exchange,
+    )
+    results = [
+        {"channel": n, "ok": False, "detail": f"not configured: {w}"} for n, w in missing.items()
+    ]
+    for channel in channels:
+        try:
+            deliver(channel, [note], TEST_RETRY)
+            results.append({"channel": channel.name, "ok": True, "detail": "delivered"})
+        except ExchangeError as exc:
+            detail = redact(str(exc)).removeprefix(f"{channel.name}: ")
+            results.append({"channel": channel.name, "ok": False, "detail": detail})
+    order: dict[str, int] = {name: i for i, name in enumerate(notify.channels)}
+    results.sort(key=lambda r: order[str(r["channel"])])
+    all_ok = all(r["ok"] for r in results)
+    if ctx.args.json:
+        ctx.json({"ok": all_ok, "channels": results})
+    else:
+        for r in results:
+            ctx.print(f"  {'ok  ' if r['ok'] else 'FAIL'}  {r['channel']}: {r['detail']}")
+    return EXIT_OK if all_ok else EXIT_REFUSED
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("notify", help="notifications: test the channels of [notify]")
+    nsub = p.add_subparsers(dest="notify_command", metavar="ACTION")
+    nsub.required = True
+    t = nsub.add_parser("test", help="send one message to each configured channel")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(handler=cmd_test)

@@ -1,0 +1,305 @@
+"""The channels a note goes out on: Telegram's Bot API (``sendMessage``) and a signed JSON webhook.
+
+Outbound only: Kobe never reads what the chat says. One call of :meth:`Channel.send` is one HTTP
+attempt; it raises the exchange layer's errors so that :func:`engine.exchange.retry.
+call_with_retries` (tenacity) can retry it: :class:`RateLimited` (429, with Telegram's
+``retry_after`` or the webhook's ``Retry-After``), :class:`ExchangeUnavailable` (5xx),
+:class:`NetworkError` (connection, timeout); :class:`DeliveryError` for what retrying cannot fix
+(a bad token, an unknown chat).
+
+The bot token, the chat id, the webhook URL and its key are :class:`~engine.secrets.Secret`\\ s:
+registered for log redaction and never put in an error, a status or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from email.message import Message
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine.config import NotifyConfig
+from engine.exchange.base import (
+    ExchangeError,
+    ExchangeUnavailable,
+    NetworkError,
+    RateLimited,
+    RequestTimeout,
+)
+from engine.jsonutil import dumps
+from engine.notify.notes import Note, telegram_text
+from engine.secrets import Secret, redact, register_secret_values
+from engine.untrusted import BadNumber, clean_text, parse_decimal
+
+TELEGRAM_API = "https://api.telegram.org"
+TELEGRAM_MAX_CHARS = 4096  # Telegram's limit for one message's text
+SIGNATURE_HEADER = "X-Kobe-Signature"
+_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,100}")
+_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+_MAX_RETRY_AFTER = Decimal(3600)
+
+
+class DeliveryError(ExchangeError):
+    """The channel refused the message for a reason retrying will not fix."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_telegram_api_url(value: str) -> str:
+    """``KOBE_TELEGRAM_API_URL``: a local stand-in's base URL; loopback only."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
+        raise ValueError("must be http://127.0.0.1:PORT (loopback only: a local stand-in)")
+    return value.rstrip("/")
+
+
+def check_webhook_url(value: str) -> str:
+    """``KOBE_WEBHOOK_URL``: https anywhere, plain http only to this machine."""
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
+        raise ValueError("must be https://... (http:// only to 127.0.0.1, ::1 or localhost)")
+    return value
+
+
+def env_problems(notify: NotifyConfig, env: Mapping[str, str]) -> list[str]:
+    """Malformed notification variables, one line each (exit 2). Secret values are never shown;
+    a variable that is missing is not a problem here (``kobe health`` says so)."""
+    problems: list[str] = []
+    api = env.get("KOBE_TELEGRAM_API_URL", "")
+    if api:
+        try:
+            check_telegram_api_url(api)
+        except ValueError as exc:
+            problems.append(f"KOBE_TELEGRAM_API_URL: {exc} (got {clean_text(api, 60)!r})")
+    if "telegram" in notify.channels:
+        token, chat = env.get("TELEGRAM_BOT_TOKEN", ""), env.get("TELEGRAM_CHAT_ID", "")
+        if token and not _TOKEN.fullmatch(token):
+            problems.append(
+                "TELEGRAM_BOT_TOKEN: must look like 123456789:AA... (the token @BotFather "
+                "gave; its value is not shown)"
+            )
+        if chat and not _CHAT.fullmatch(chat):
+            problems.append(
+                "TELEGRAM_CHAT_ID: must be a chat number (e.g. -1001234567890) or @channelname "
+                "(its value is not shown)"
+            )
+    url = env.get("KOBE_WEBHOOK_URL", "")
+    if "webhook" in notify.channels and url:
+        try:
+            check_webhook_url(url)
+        except ValueError as exc:
+            problems.append(f"KOBE_WEBHOOK_URL: {exc} (its value is not shown)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: Message
+
+
+def post(
+    url: Secret, body: bytes, headers: Mapping[str, str], timeout_s: float, what: str
+) -> Reply:
+    """One POST. Transport failures raise NetworkError / RequestTimeout naming ``what`` (never the
+    URL); an HTTP error status is returned as a :class:`Reply`."""
+    request = urllib.request.Request(
+        url.get_secret_value(), data=body, headers=dict(headers), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return Reply(response.status, response.read(), response.headers)
+    except urllib.error.HTTPError as exc:
+        try:
+            return Reply(exc.code, exc.read(), exc.headers)
+        finally:
+            exc.close()
+    except TimeoutError:
+        raise RequestTimeout(f"{what}: no answer within {timeout_s:g}s") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise RequestTimeout(f"{what}: no answer within {timeout_s:g}s") from None
+        reason = exc.reason.strerror if isinstance(exc.reason, OSError) else exc.reason
+        raise NetworkError(f"{what}: {redact(clean_text(reason or 'unreachable', 120))}") from None
+    except OSError as exc:  # a connection reset mid-reply
+        raise NetworkError(f"{what}: {type(exc).__name__}") from None
+
+
+def _retry_after(value: object) -> Decimal | None:
+    try:
+        return parse_decimal(value, "retry_after", minimum=Decimal(0), maximum=_MAX_RETRY_AFTER)
+    except BadNumber:
+        return None
+
+
+def _raise_for(reply: Reply, what: str, retry_after: Decimal | None, description: str) -> None:
+    if 200 <= reply.status < 300:
+        return
+    why = f"{what}: HTTP {reply.status}" + (f": {description}" if description else "")
+    if reply.status == 429:
+        wait = float(retry_after) if retry_after is not None else None
+        raise RateLimited(
+            why + (f" (retry after {retry_after}s)" if wait is not None else ""), retry_after=wait
+        )
+    if reply.status >= 500:
+        raise ExchangeUnavailable(why)
+    raise DeliveryError(why)
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels
+
+
+class Channel:
+    """A place notes go. ``payload`` renders a burst; ``send`` is one attempt."""
+
+    name = ""
+    max_chars = 0  # the most one payload may hold
+    min_interval_s = 1.0  # between two sends
+
+    def payload(self, notes: Sequence[Note]) -> bytes:
+        raise NotImplementedError
+
+    def fits(self, notes: Sequence[Note]) -> bool:
+        return len(self.payload(notes)) <= self.max_chars
+
+    def send(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class TelegramChannel(Channel):
+    """``sendMessage`` with ``parse_mode=HTML``; about one message a second per chat."""
+
+    name = "telegram"
+    max_chars = TELEGRAM_MAX_CHARS
+
+    def __init__(
+        self, token: Secret, chat_id: Secret, api_url: str = TELEGRAM_API, timeout_s: float = 10.0
+    ) -> None:
+        register_secret_values([token.get_secret_value(), chat_id.get_secret_value()])
+        self._token = token
+        self._chat = chat_id
+        self.api_url = api_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"TelegramChannel(api={self.api_url})"
+
+    def payload(self, notes: Sequence[Note]) -> bytes:
+        return telegram_text(notes).encode("utf-8")
+
+    def fits(self, notes: Sequence[Note]) -> bool:
+        return len(telegram_text(notes)) <= self.max_chars  # Telegram counts characters
+
+    def send(self, payload: bytes) -> None:
+        url = Secret(f"{self.api_url}/bot{self._token.get_secret_value()}/sendMessage")
+        body = json.dumps(
+            {
+                "chat_id": self._chat.get_secret_value(),
+                "text": payload.decode("utf-8"),
+                "parse_mode": "HTML",
+                "disable_web_page_preview": True,
+            }
+        ).encode("utf-8")
+        reply = post(url, body, {"Content-Type": "application/json"}, self.timeout_s, "telegram")
+        data: Any = None
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            data = json.loads(reply.body)
+        data = data if isinstance(data, dict) else {}
+        params = data.get("parameters")
+        retry_after = _retry_after(params.get("retry_after")) if isinstance(params, dict) else None
+        if retry_after is None:
+            retry_after = _retry_after(reply.headers.get("Retry-After")) if reply.headers else None
+        description = redact(clean_text(data.get("description") or "", 160))
+        _raise_for(reply, "telegram", retry_after, description)
+        if data.get("ok") is not True:
+            raise DeliveryError(f"telegram: the reply is not ok: {description or 'no description'}")
+
+    def describe(self) -> str:
+        where = "api.telegram.org" if self.api_url == TELEGRAM_API else self.api_url
+        return f"bot token and chat set; {where}"
+
+
+class WebhookChannel(Channel):
+    """A JSON POST signed with HMAC-SHA256 of the body: ``X-Kobe-Signature: sha256=<hex>``."""
+
+    name = "webhook"
+    max_chars = 256 * 1024
+    min_interval_s = 0.2
+
+    def __init__(self, url: Secret, key: Secret, timeout_s: float = 10.0) -> None:
+        register_secret_values([url.get_secret_value(), key.get_secret_value()])
+        self._url = url
+        self._key = key
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return "WebhookChannel(url=***)"
+
+    def payload(self, notes: Sequence[Note]) -> bytes:
+        body = {"source": "kobe", "notes": [n.to_json() | {"text": n.plain()} for n in notes]}
+        return dumps(body).encode("utf-8")
+
+    def signature(self, payload: bytes) -> str:
+        digest = hmac.new(self._key.get_secret_value().encode(), payload, hashlib.sha256)
+        return f"sha256={digest.hexdigest()}"
+
+    def send(self, payload: bytes) -> None:
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: self.signature(payload)}
+        reply = post(self._url, payload, headers, self.timeout_s, "webhook")
+        retry_after = _retry_after(reply.headers.get("Retry-After")) if reply.headers else None
+        _raise_for(reply, "webhook", retry_after, "")
+
+    def describe(self) -> str:
+        return "URL and signing key set"
+
+
+def build_channels(
+    notify: NotifyConfig, env: Mapping[str, str], timeout_s: float = 10.0
+) -> tuple[list[Channel], dict[str, str]]:
+    """The channels of ``[notify] channels`` whose variables are set, and for the others what is
+    missing (``{"telegram": "TELEGRAM_CHAT_ID is not set"}``)."""
+    channels: list[Channel] = []
+    missing: dict[str, str] = {}
+    needs = {
+        "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
+        "webhook": ("KOBE_WEBHOOK_URL", "KOBE_WEBHOOK_SECRET"),
+    }
+    for name in notify.channels:
+        absent = [var for var in needs[name] if not env.get(var)]
+        if absent:
+            missing[name] = f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} not set"
+            continue
+        first, second = (Secret(env[var]) for var in needs[name])
+        if name == "telegram":
+            api = env.get("KOBE_TELEGRAM_API_URL") or TELEGRAM_API
+            channels.append(TelegramChannel(first, second, api, timeout_s))
+        else:
+            channels.append(WebhookChannel(first, second, timeout_s))
+    return channels, missing
