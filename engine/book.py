@@ -33,6 +33,7 @@ from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
 from engine.jsonutil import dumps
 from engine.router import entry_of
 from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
+from engine.watchdog import WatchItem, WatchState
 
 if TYPE_CHECKING:
     from engine.risk import RiskEngine
@@ -91,6 +92,7 @@ class Position:
     exit_value: Decimal = ZERO  # their proceeds, quote
     exit_fees: Decimal = ZERO  # their fees, quote
     exits: tuple[ExitOrder, ...] = ()
+    dust: bool = False  # too small to sell on its venue: flagged once, never retried
 
     @property
     def cost(self) -> Decimal:
@@ -149,6 +151,7 @@ class Position:
             exit_qty=d0(r.get("exit_qty")),
             exit_value=d0(r.get("exit_value")),
             exit_fees=d0(r.get("exit_fees")),
+            dust=bool(r.get("dust")),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),
@@ -456,11 +459,11 @@ class PositionBook:
         stop_loss: Decimal | None,
     ) -> None:
         """What the journal does not say of an entry: its strategy, and its TP/SL prices."""
-        self.annotations[entry_cid] = {
-            "strategy": strategy,
-            "take_profit": None if take_profit is None else str(take_profit),
-            "stop_loss": None if stop_loss is None else str(stop_loss),
-        }
+        self.annotations.setdefault(entry_cid, {}).update(
+            strategy=strategy,
+            take_profit=None if take_profit is None else str(take_profit),
+            stop_loss=None if stop_loss is None else str(stop_loss),
+        )
         pos = self.state.positions.get(entry_cid)
         if pos is not None:
             self.state.positions[entry_cid] = replace(
@@ -471,9 +474,23 @@ class PositionBook:
             )
         self.save()
 
+    def mark_dust(self, entry_cid: str) -> None:
+        """``entry_cid`` is too small to sell: it stays in the book, shown as dust, and no
+        longer counts as an open position (nor holds a strategy's slot)."""
+        self.annotations.setdefault(entry_cid, {})["dust"] = True
+        pos = self.state.positions.get(entry_cid)
+        if pos is not None:
+            self.state.positions[entry_cid] = replace(pos, dust=True)
+        self.save()
+
     def positions(self) -> list[Position]:
-        """Positions held (an entry that filled), oldest first."""
-        return [p for p in self.state.positions.values() if p.filled > 0 and p.qty > 0]
+        """Positions held (an entry that filled), oldest first; dust is not among them."""
+        return [
+            p for p in self.state.positions.values() if p.filled > 0 and p.qty > 0 and not p.dust
+        ]
+
+    def dust(self) -> list[Position]:
+        return [p for p in self.state.positions.values() if p.dust and p.qty > 0]
 
     def pending(self) -> list[Position]:
         """Entries still working with nothing filled yet."""
@@ -584,3 +601,30 @@ def _leg_reason(client_id: str) -> str:
     if client_id.endswith("sl"):
         return "stop-loss"
     return "closed"
+
+
+UNPROTECTED = "UNPROTECTED"
+
+
+def protection(
+    pos: Position, watch: WatchItem | None, *, attached: bool, engine_running: bool
+) -> str:
+    """What covers ``pos`` now, in words; ``UNPROTECTED`` when it was opened with a TP or SL
+    and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
+    if pos.dust:
+        return "dust"
+    if any(_is_live(x.status) for x in pos.exits):
+        return "exchange"
+    if watch is not None and watch.state is WatchState.WATCHING:
+        return "watchdog" if engine_running else "watchdog (needs a running engine)"
+    if watch is not None and watch.state is WatchState.PENDING_ENTRY:
+        return "exits after the entry fills"
+    if pos.take_profit is None and pos.stop_loss is None and not pos.exits:
+        return "no exits (operator's choice)"
+    if attached and not pos.exits:
+        return "exchange (attached to the entry)"
+    return UNPROTECTED
+
+
+def _is_live(status: str) -> bool:
+    return status in ("open", "partially_filled")

@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from engine.book import Bookkeeper, Position, PositionBook, WalletSink
+from engine.book import UNPROTECTED, Bookkeeper, Position, PositionBook, WalletSink, protection
 from engine.exchange.base import ExchangeError, Order, OrderNotFound
 from engine.journal import OrderEvent
 from engine.proposal import Proposal, Refused, Source
@@ -77,6 +77,9 @@ class ExecutionEngine:
             router.size_factor = risk.size_factor
             router.listeners.append(self._listener(venue))
             router.committed = self.book.committed
+            router.on_alert = lambda severity, _code, message: self._alert(severity, message)
+            router.on_dust = self._on_dust
+        self._unprotected: set[str] = set()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -201,12 +204,53 @@ class ExecutionEngine:
         return done
 
     def poll(self, prices: dict[str, dict[str, Decimal]] | None = None) -> None:
-        """Each router: pending entries, local watchdog exits. Errors become alerts."""
+        """Each router: pending entries, local watchdog exits. Errors become alerts. Then the
+        protection of every position is checked."""
         for venue, router in self.routers.items():
             try:
                 router.poll((prices or {}).get(venue))
             except ExchangeError as exc:
                 self._alert("warning", f"{venue}: {exc}")
+        self.check_protection()
+
+    # -- protection ---------------------------------------------------------------------------
+
+    def protection(self, pos: Position) -> str:
+        router = self.routers.get(pos.venue)
+        if router is None:
+            return UNPROTECTED
+        attached = router.exits_policy != "watchdog" and (
+            router.exchange.capabilities(pos.symbol).attached_tp_sl
+        )
+        watch = router.watchdog.get(pos.entry_client_id)
+        return protection(pos, watch, attached=attached, engine_running=True)
+
+    def unprotected(self) -> list[Position]:
+        """Positions opened with a TP or SL that nothing covers now."""
+        with self._lock:
+            return [p for p in self.book.positions() if self.protection(p) == UNPROTECTED]
+
+    def check_protection(self) -> None:
+        """One critical alert when a position loses its cover, one note when it has it again."""
+        now = {p.entry_client_id: p for p in self.unprotected()}
+        for cid, pos in now.items():
+            if cid not in self._unprotected:
+                exits = ", ".join(f"{x.client_id[-2:]} {x.status}" for x in pos.exits) or "none"
+                self._alert(
+                    "critical",
+                    f"position {pos.symbol} {pos.qty} ({pos.wallet}, entry {cid}) is "
+                    f"UNPROTECTED: no live exit on the exchange and no watchdog item "
+                    f"(exits: {exits}); set new exits (kobe exits) or close it",
+                )
+        for cid in self._unprotected - set(now):
+            pos_now = self.book.get(cid)
+            if pos_now is not None and pos_now.qty > 0:
+                self._alert("info", f"position {pos_now.symbol} ({cid}) is protected again")
+        self._unprotected = set(now)
+
+    def _on_dust(self, entry_cid: str) -> None:
+        with self._lock:
+            self.book.mark_dust(entry_cid)
 
     # -- helpers ------------------------------------------------------------------------------
 

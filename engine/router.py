@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +49,8 @@ from engine.watchdog import ExitPlan, Watchdog, WatchItem, WatchState
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
+MAX_BACKOFF_S = 300  # a refused exit is tried again at most this far apart
+REFUSALS = (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported)  # definite "no"
 RECONCILE_TAIL = 5000  # order events read back at start (a tail, never the whole journal)
 KEEP_FINISHED = 5000  # finished orders remembered in memory (for "already filled" messages)
 
@@ -122,6 +124,17 @@ def _base36(n: int) -> str:
         out = digits[r] + out
         if n == 0:
             return out
+
+
+def _log_alert(severity: str, code: str, message: str) -> None:
+    log.warning("%s (%s): %s", severity, code, message)
+
+
+def _is_open(status: str) -> bool:
+    try:
+        return OrderStatus(status).is_open
+    except ValueError:
+        return False
 
 
 def _money(value: Decimal) -> str:
@@ -337,7 +350,7 @@ class RouterView:
             )
             if entry is None or entry.filled <= 0 or entry.status.is_open:
                 return None
-            if self._exits_sent(item.entry_client_id):
+            if self._exits_live(item.entry_client_id):
                 return None
             return (
                 f"entry {item.entry_client_id} ({item.side.value} {_fmt(entry.filled)} "
@@ -346,7 +359,7 @@ class RouterView:
         if item.state is WatchState.WATCHING:
             price = self.exchange.fetch_ticker(item.symbol).last
             leg = item.touched(price)
-            if leg is not None and not self._exits_sent(item.entry_client_id):
+            if leg is not None and not self._exits_live(item.entry_client_id):
                 return (
                     f"{leg.replace('_', '-')} of {item.entry_client_id} touched at "
                     f"{_fmt(price)}: the watchdog would {item.side.opposite.value} "
@@ -380,11 +393,18 @@ class RouterView:
             qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
         return qty
 
-    def _exits_sent(self, entry_cid: str) -> bool:
+    def _exits_live(self, entry_cid: str) -> bool:
+        """True when the exchange has confirmed an exit of ``entry_cid``: one resting (acked,
+        open), partly filled, or filled. An intent alone proves nothing: the send may have
+        failed, so it never counts as cover."""
         state = self.journal_state()
         for suffix in EXIT_SUFFIXES:
             event = state.get(f"{entry_cid}{suffix}")
-            if event is not None and event.event != "reject":
+            if event is None:
+                continue
+            if event.event in ("fill", "partial_fill"):
+                return True
+            if event.event == "ack" and _is_open(event.status):
                 return True
         return False
 
@@ -537,6 +557,9 @@ class Router(RouterView):
         self._inflight: dict[str, tuple[Proposal, OrderPlan]] = {}
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
+        # told of what needs the operator (severity, code, message); the engine makes alerts
+        self.on_alert: Callable[[str, str, str], None] = _log_alert
+        self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
 
     # -----------------------------------------------------------------------------------------
     # Plan
@@ -810,7 +833,7 @@ class Router(RouterView):
         Never twice: if the journal shows exits already sent for this entry (a crash came
         between the send and the bookkeeping), the item is dropped instead.
         """
-        if self._exits_sent(item.entry_client_id):
+        if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
         qty = self.net_qty(item.symbol, entry)
@@ -856,6 +879,22 @@ class Router(RouterView):
                 )
             except ExchangeError as exc:
                 self._audit_send("exit_order", item.source, **audit, outcome=f"failed: {exc}")
+                if isinstance(exc, REFUSALS):  # refused: the legs never existed
+                    for leg in ("tp", "sl"):
+                        self._journal(
+                            "reject",
+                            f"{cid}{leg}",
+                            None,
+                            item.symbol,
+                            exit_side,
+                            OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
+                            qty,
+                            item.take_profit if leg == "tp" else item.stop_loss,
+                            status="rejected",
+                            wallet=item.wallet,
+                            source=item.source,
+                            reason=f"OCO refused: {exc}",
+                        )
                 raise
             for leg_order in (oco.take_profit, oco.stop_loss):
                 self._journal_order("ack", leg_order, item.wallet, item.source, "protective exit")
@@ -871,10 +910,11 @@ class Router(RouterView):
         return (), new
 
     def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
-        log.error(
-            "entry %s filled but its exits could not be placed (%s): the local watchdog guards it",
-            item.entry_client_id,
-            exc,
+        self.on_alert(
+            "warning",
+            "exits_fallback",
+            f"entry {item.entry_client_id} ({item.symbol}) filled but its exits could not be "
+            f"placed ({exc}): the local watchdog guards it, only while an engine runs",
         )
         return self.watchdog.update(
             item.entry_client_id,
@@ -939,18 +979,79 @@ class Router(RouterView):
                     elif not entry.status.is_open:
                         self.watchdog.remove(item.entry_client_id)
                 elif item.state is WatchState.WATCHING:
+                    if item.retry_at is not None and self.clock() < item.retry_at:
+                        continue  # a refused exit waits out its backoff
                     price = (prices or {}).get(item.symbol)
                     if price is None:
                         price = self.exchange.fetch_ticker(item.symbol).last
                     leg = item.touched(price)
                     if leg is not None:
-                        if self._exits_sent(item.entry_client_id):
-                            self.watchdog.remove(item.entry_client_id)  # sent before a crash
+                        if self._exits_live(item.entry_client_id):
+                            self.watchdog.remove(item.entry_client_id)  # confirmed on the venue
                             continue
-                        sent.append(self._fire(item, leg, price))
+                        fired = self._fire_or_back_off(item, leg, price)
+                        if fired is not None:
+                            sent.append(fired)
             except ExchangeError as exc:
                 log.warning("watchdog: %s %s: %s", item.symbol, item.entry_client_id, exc)
         return sent
+
+    def _fire_or_back_off(self, item: WatchItem, leg: str, price: Decimal) -> Order | None:
+        """Send the watched exit; a refusal backs off exponentially (capped at 5 minutes) with
+        one alert per episode; a position too small to sell is dust: flagged once, not retried.
+        """
+        cid = item.entry_client_id
+        dust = self._dust(item.symbol, item.qty, price)
+        if dust is not None:
+            self.watchdog.remove(cid)
+            self.on_alert(
+                "warning",
+                "dust",
+                f"{item.symbol} {_fmt(item.qty)} ({item.wallet}, entry {cid}) is dust: {dust}; "
+                "it is not sold and no longer watched",
+            )
+            self.on_dust(cid)
+            return None
+        try:
+            order = self._fire(item, leg, price)
+        except REFUSALS as exc:
+            attempts = item.attempts + 1
+            wait = min(MAX_BACKOFF_S, 2**attempts)
+            self.watchdog.update(
+                cid,
+                attempts=attempts,
+                retry_at=self.clock() + timedelta(seconds=wait),
+                last_error=str(exc),
+            )
+            if attempts == 1:
+                self.on_alert(
+                    "critical",
+                    "exit_refused",
+                    f"{item.symbol} {_fmt(item.qty)} ({item.wallet}, entry {cid}): the "
+                    f"{leg.replace('_', '-')} exit was refused: {exc}; retrying with backoff "
+                    "(up to every 5 minutes) until it goes through",
+                )
+            return None
+        if item.attempts:
+            self.on_alert(
+                "info",
+                "exit_refused",
+                f"{item.symbol} {cid}: the exit went through after {item.attempts} refusal(s)",
+            )
+        return order
+
+    def _dust(self, symbol: str, qty: Decimal, price: Decimal) -> str | None:
+        """Why ``qty`` cannot be sold on this venue (below its minimums), or None."""
+        m = self.exchange.market(symbol)
+        sellable = self.exchange.amount_to_precision(symbol, qty)
+        if sellable < m.min_qty or sellable <= 0:
+            return f"below the minimum quantity {_fmt(m.min_qty)} {m.base}"
+        if sellable * price < m.min_notional:
+            return (
+                f"worth {_money(sellable * price)} {m.quote}, below the minimum "
+                f"{_fmt(m.min_notional)} {m.quote}"
+            )
+        return None
 
     def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
         reason = f"{leg.replace('_', '-')} touched at {_fmt(price)} (local watchdog)"
@@ -1038,7 +1139,7 @@ class Router(RouterView):
             elif item is not None and not item.entry_id:
                 self.watchdog.update(cid, entry_id=found.id)
         for item in self.watchdog.items():
-            if item.state is not WatchState.PENDING_ENTRY and self._exits_sent(
+            if item.state is not WatchState.PENDING_ENTRY and self._exits_live(
                 item.entry_client_id
             ):
                 self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -50,6 +51,9 @@ class WatchItem:
     source: str
     exits: ExitPlan
     state: WatchState
+    attempts: int = 0  # exits refused in a row (this episode)
+    retry_at: datetime | None = None  # no new attempt before this time (backoff)
+    last_error: str = ""
 
     def touched(self, price: Decimal) -> str | None:
         """``take_profit`` or ``stop_loss`` when ``price`` touches that leg, else None."""
@@ -84,6 +88,13 @@ class WatchItem:
             source=str(raw["source"]),
             exits=ExitPlan(raw["exits"]),
             state=WatchState(raw["state"]),
+            attempts=int(raw.get("attempts") or 0),
+            retry_at=(
+                datetime.fromisoformat(str(raw["retry_at"]).replace("Z", "+00:00"))
+                if raw.get("retry_at")
+                else None
+            ),
+            last_error=str(raw.get("last_error") or ""),
         )
 
 
