@@ -24,7 +24,7 @@ class ApiError(Exception):
     """An error the exchange answers: HTTP ``status``, the exchange's ``code`` and message."""
 
     def __init__(
-        self, status: int, code: int | str, msg: str, headers: dict[str, str] | None = None
+        self, status: int, code: object, msg: str, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(msg)
         self.status = status
