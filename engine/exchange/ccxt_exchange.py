@@ -73,8 +73,8 @@ T = TypeVar("T")
 
 ZERO = Decimal(0)
 
-# Binance error codes mapped by code where ccxt (with a custom base URL) falls back to its generic
-# table and raises a plain ExchangeError.
+# Exchange error codes mapped by code where ccxt falls back to a plain ExchangeError (Binance with a
+# custom base URL; Bybit's system error, which its docs say to retry).
 BINANCE_CODES: dict[int, type[ExchangeError]] = {
     -1003: RateLimited,  # too many requests
     -1013: InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
@@ -88,6 +88,11 @@ BINANCE_CODES: dict[int, type[ExchangeError]] = {
     -1022: AuthenticationError,  # signature not valid
     -1001: ExchangeUnavailable,  # internal error: disconnected
     -1007: ExchangeUnavailable,  # timeout waiting for the backend: outcome unknown
+}
+EXCHANGE_CODES: dict[str, dict[int, type[ExchangeError]]] = {
+    "binance": BINANCE_CODES,
+    "bybit": {10016: ExchangeUnavailable},  # "System error. Please try again later."
+    "okx": {},
 }
 
 # The exchange's own code and words in an error body: OKX's per-order sCode/sMsg first (its
@@ -448,8 +453,8 @@ class CcxtExchange(Exchange):
             return NotSupported(f"{self.name}: {reason}")
         if isinstance(exc, ccxt.InvalidOrder | ccxt.BadRequest | ccxt.BadSymbol):
             return InvalidOrder(f"{self.name}: {reason}")
-        if self.name == "binance" and code is not None and code in BINANCE_CODES:
-            kind = BINANCE_CODES[code]
+        kind = EXCHANGE_CODES[self.name].get(code) if code is not None else None
+        if kind is not None:
             if kind is InvalidOrder:
                 return InvalidOrder(f"{self.name}: {reason}")
             if kind is RateLimited:
@@ -712,10 +717,16 @@ class CcxtExchange(Exchange):
                         request,
                     )
                 )
-                data = self._settled(data, symbol)
+                try:
+                    data = self._settled(data, symbol)
+                except ExchangeError as exc:  # placed, its state not read: look it up
+                    raise ExchangeUnavailable(
+                        f"{self.name}: placed; reading it failed: {exc}"
+                    ) from exc
             except (InvalidOrder, InsufficientFunds) as exc:
-                # A re-send refused as a duplicate of our own client id: the first one is there.
-                if "duplicate order" not in str(exc).lower():
+                # A re-send refused as a duplicate of our own client id: the first one is there
+                # (Binance "Duplicate order sent.", Bybit 170141, OKX 51016).
+                if "duplicate" not in str(exc).lower():
                     raise
                 found = self._by_client_id_raw(client_id, symbol)
                 if found is None:
