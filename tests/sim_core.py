@@ -65,7 +65,7 @@ class SimServer:
     def __init__(self, clock_offset_ms: int = 0) -> None:
         self.clock_offset_ms = clock_offset_ms
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
-        self.stamps: list[float] = []  # monotonic arrival time of every request
+        self.queries: list[str] = []  # and its query string
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -145,10 +145,10 @@ class SimServer:
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, query: str = "") -> Fault | None:
         with self._lock:
             self.requests.append((method, path))
-            self.stamps.append(time.monotonic())
+            self.queries.append(query)
             for fault in self.faults:
                 if fault.matches(method, path):
                     fault.times -= 1
@@ -170,7 +170,7 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
             path, query = parts.path, parts.query
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
-            fault = sim.take_fault(method, path)
+            fault = sim.take_fault(method, path, query)
             if fault is not None and fault.kind == "status":
                 self._send(fault.status, fault.body, fault.headers)
                 return
