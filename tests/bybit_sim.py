@@ -25,10 +25,9 @@ import hmac
 import json
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
-from tests.sim_core import ApiError, SimServer
-from tests.spot_book import Execution, Instrument, Refusal, SpotBook, SpotOrder, instruments
+from tests.sim_core import ApiError
+from tests.spot_book import Execution, Instrument, Refusal, SpotOrder, SpotSim, instruments
 
 API_KEY = "bybit-sim-key-7c1d"
 API_SECRET = "bybit-sim-secret-3e9a0b7c6d5e"
@@ -78,7 +77,7 @@ def _s(value: Decimal | None) -> str:
     return "" if value is None else format(value.normalize(), "f")
 
 
-class BybitSim(SimServer):
+class BybitSim(SpotSim):
     def __init__(
         self,
         api_key: str = API_KEY,
@@ -87,24 +86,11 @@ class BybitSim(SimServer):
         symbols: tuple[Instrument, ...] | None = None,
         clock_offset_ms: int = 0,
     ) -> None:
-        super().__init__(clock_offset_ms)
+        super().__init__(symbols or instruments(""), balances, clock_offset_ms)
         self.api_key = api_key
         self.secret = secret
-        self.book = SpotBook(symbols or instruments(""), balances, self.now_ms)
 
     # -- test controls --------------------------------------------------------------------------
-
-    @property
-    def orders_created(self) -> int:
-        return self.book.orders_created
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        with self._lock:
-            self.book.set_price(symbol, price)
-
-    def fill(self, order_id: str) -> None:
-        with self._lock:
-            self.book.fill(order_id)
 
     def rate_limit(self, path: str, reset_in_ms: int, method: str | None = None) -> None:
         """The next request to ``path`` is refused with 10006 and Bybit's reset-time header."""
@@ -158,9 +144,7 @@ class BybitSim(SimServer):
     def dispatch(self, method: str, path: str, query: str, body: str, headers: Any) -> Any:
         if path not in PUBLIC:
             self._auth(method, query, body, headers)
-        params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
-        if method == "POST" and body:
-            params.update(json.loads(body))
+        params = self.params(method, query, body)
         with self._lock:
             try:
                 result = self._route(method, path, params)

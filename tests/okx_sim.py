@@ -26,10 +26,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
-from tests.sim_core import ApiError, SimServer
-from tests.spot_book import Execution, Instrument, Refusal, SpotBook, SpotOrder, instruments
+from tests.sim_core import ApiError
+from tests.spot_book import Execution, Instrument, Refusal, SpotOrder, SpotSim, instruments
 
 API_KEY = "okx-sim-key-5b2e"
 API_SECRET = "okx-sim-secret-8f7e6d5c4b3a"
@@ -79,7 +78,7 @@ def _s(value: Decimal | None) -> str:
     return "" if value is None else format(value.normalize(), "f")
 
 
-class OkxSim(SimServer):
+class OkxSim(SpotSim):
     def __init__(
         self,
         api_key: str = API_KEY,
@@ -90,28 +89,14 @@ class OkxSim(SimServer):
         clock_offset_ms: int = 0,
         demo: bool = True,
     ) -> None:
-        super().__init__(clock_offset_ms)
+        # OKX's spot instruments carry a minimum size, no minimum order value
+        super().__init__(
+            symbols or instruments("-", min_notional=Decimal(0)), balances, clock_offset_ms
+        )
         self.api_key = api_key
         self.secret = secret
         self.passphrase = passphrase
         self.demo = demo
-        # OKX's spot instruments carry a minimum size, no minimum order value
-        specs = symbols or instruments("-", min_notional=Decimal(0))
-        self.book = SpotBook(specs, balances, self.now_ms)
-
-    # -- test controls --------------------------------------------------------------------------
-
-    @property
-    def orders_created(self) -> int:
-        return self.book.orders_created
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        with self._lock:
-            self.book.set_price(symbol, price)
-
-    def fill(self, order_id: str) -> None:
-        with self._lock:
-            self.book.fill(order_id)
 
     # -- the wire -------------------------------------------------------------------------------
 
@@ -151,9 +136,7 @@ class OkxSim(SimServer):
     def dispatch(self, method: str, path: str, query: str, body: str, headers: Any) -> Any:
         if path not in PUBLIC:
             self._auth(method, path, query, body, headers)
-        params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
-        if method == "POST" and body:
-            params.update(json.loads(body))
+        params = self.params(method, query, body)
         with self._lock:
             try:
                 data = self._route(method, path, params)

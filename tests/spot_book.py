@@ -13,9 +13,14 @@ value, funds, duplicate client ids and the side of the TP/SL triggers. A refusal
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tests.sim_core import SimServer
 
 ZERO = Decimal(0)
 
@@ -382,3 +387,36 @@ class SpotBook:
         self._drop_exits(leg.parent, reason="deactivated")
         leg.status = "triggered"
         self._execute(leg, price, maker=False)
+
+
+class SpotSim(SimServer):
+    """A simulator over a :class:`SpotBook`: the test controls both v5 simulators share."""
+
+    def __init__(
+        self,
+        specs: tuple[Instrument, ...],
+        balances: dict[str, Decimal] | None,
+        clock_offset_ms: int,
+    ) -> None:
+        super().__init__(clock_offset_ms)
+        self.book = SpotBook(specs, balances, self.now_ms)
+
+    @property
+    def orders_created(self) -> int:
+        return self.book.orders_created
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        with self._lock:
+            self.book.set_price(symbol, price)
+
+    def fill(self, order_id: str) -> None:
+        with self._lock:
+            self.book.fill(order_id)
+
+    @staticmethod
+    def params(method: str, query: str, body: str) -> dict[str, Any]:
+        """A request's parameters: its query string, and its JSON body on a POST."""
+        params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+        if method == "POST" and body:
+            params.update(json.loads(body))
+        return params

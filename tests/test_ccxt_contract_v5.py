@@ -36,14 +36,18 @@ from engine.exchange.base import (
     Side,
 )
 from engine.exchange.ccxt_exchange import CcxtExchange
-from engine.exchange.retry import RetryPolicy
 from engine.modes import GateClosed, resolve_settings
 from tests import bybit_sim, okx_sim
+from tests import test_ccxt_contract as binance_contract
 from tests.conftest import CliRunner
 from tests.sim_core import SimServer
 
 BTC = "BTC/USDT"
 QTY = Decimal("0.001")
+
+Sleeps = binance_contract.Sleeps  # sleeps recorded, not slept
+sleeps = binance_contract.sleeps  # the fixtures, shared with Binance's contract tests
+unknown = binance_contract.unknown
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,6 @@ VENUES = {
 }
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture(params=sorted(VENUES))
 def venue(request: pytest.FixtureRequest) -> Venue:
     return VENUES[request.param]
@@ -142,51 +141,15 @@ def sim_env(venue: Venue, sim: SimServer, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+ExchangeFactory = binance_contract.ExchangeFactory
 
 
 @pytest.fixture
-def unknown() -> list[tuple[str, str]]:
-    return []
+def default_env(venue: Venue, sim: Any) -> dict[str, str]:
+    return sim_env(venue, sim)
 
 
-ExchangeFactory = Callable[..., CcxtExchange]
-
-
-@pytest.fixture
-def make_exchange(
-    venue: Venue, sim: Any, workdir: Path, sleeps: Sleeps, unknown: list[tuple[str, str]]
-) -> Iterator[ExchangeFactory]:
-    made: list[CcxtExchange] = []
-
-    def make(env: dict[str, str] | None = None, **policy: Any) -> CcxtExchange:
-        settings = resolve_settings(env or sim_env(venue, sim), workdir)
-        retry = RetryPolicy(
-            **{
-                "sleep": sleeps,
-                "lookup_delay_s": 0.0,
-                "base_delay_s": 0.01,
-                "jitter_s": 0.01,
-                "max_total_s": 30.0,
-                **policy,
-            }
-        )
-        exchange = CcxtExchange.from_settings(
-            settings,
-            confirmed=False,
-            retry=retry,
-            timeout_ms=300,
-            on_unknown=lambda cid, reason: unknown.append((cid, reason)),
-            ccxt_config={"rateLimit": 1},
-        )
-        made.append(exchange)
-        return exchange
-
-    yield make
-    for exchange in made:
-        exchange.close()
+make_exchange = binance_contract.make_exchange  # built from default_env, as for Binance
 
 
 @pytest.fixture
