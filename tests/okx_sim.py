@@ -4,7 +4,7 @@ It speaks what the real ccxt asks of OKX's v5 API for spot trading in cash mode 
 settings (found by running it): server time, spot instruments, tickers, the trading account's
 balance, ``trade/order`` (place, with ``clOrdId`` and ``attachAlgoOrds``; look up by ``ordId`` or
 ``clOrdId``), ``trade/cancel-order``, ``trade/orders-pending``, ``trade/orders-history``,
-``trade/fills`` and ``trade/orders-algo-pending`` (where the attached TP/SL wait once the entry
+``trade/fills`` (and ``fills-history``, which ccxt reads) and ``trade/orders-algo-pending`` (where the attached TP/SL wait once the entry
 filled).
 
 Private requests are checked the way OKX documents it: ``OK-ACCESS-KEY``, ``OK-ACCESS-PASSPHRASE``,
@@ -178,7 +178,7 @@ class OkxSim(SpotSim):
             return self._orders(p, lambda o: o.status in ("filled", "canceled"))
         if path == ALGO_PENDING:
             return self._algos(p)
-        if path == "/api/v5/trade/fills":
+        if path in ("/api/v5/trade/fills", "/api/v5/trade/fills-history"):  # 3 days, 3 months
             return self._fills(p)
         raise ApiError(404, 50000, f"no such endpoint {method} {path}")
 

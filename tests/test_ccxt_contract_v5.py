@@ -563,3 +563,15 @@ def test_keys_ping_reaches_the_simulator(cli: CliRunner, venue: Venue, sim: Any)
     assert result.code == 0, result.err
     assert "time endpoint answered" in result.out
     assert sim.requests == [("GET", venue.public_load[1][1])]
+
+
+def test_fills_endpoint_answers_what_ccxt_parses(ex: CcxtExchange, venue: Venue, sim: Any) -> None:
+    """Bybit's execution/list and OKX's trade/fills: one fill per execution, fee and all."""
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    trades = ex.ccxt.fetch_my_trades(BTC)
+    assert [(t["order"], t["side"], t["amount"], t["price"]) for t in trades] == [
+        (order.id, "buy", float(QTY), 95000.0)
+    ]
+    assert trades[0]["fee"]["currency"] == "BTC" and trades[0]["fee"]["cost"] == 0.000001
+    path = "/v5/execution/list" if venue.name == "bybit" else "/api/v5/trade/fills-history"
+    assert sim.count("GET", path) == 1

@@ -70,6 +70,7 @@ REQUEST_BUDGET: dict[tuple[str, str, str], Limit] = {
     ("okx", "POST /api/v5/trade/cancel-order", ""): _own(60, 2),
     ("okx", "GET /api/v5/trade/orders-history", ""): _own(40, 2),
     ("okx", "GET /api/v5/trade/fills", ""): _own(60, 2),
+    ("okx", "GET /api/v5/trade/fills-history", ""): _own(10, 2),
     ("okx", "GET /api/v5/trade/orders-algo-pending", ""): _own(20, 2),
     ("okx", "GET /api/v5/account/balance", ""): _own(10, 2),
     ("okx", "GET /api/v5/market/ticker", ""): _own(20, 2),
