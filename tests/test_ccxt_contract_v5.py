@@ -413,6 +413,17 @@ def test_rate_limit_on_create_waits_and_sends_once(
         assert 0.01 <= sleeps[0] <= 0.02
 
 
+def test_bybit_reset_time_is_read_on_the_injected_wall_clock() -> None:
+    """Bybit's hint is a moment (epoch ms), not a duration: the wait is that moment minus now."""
+    exchange = CcxtExchange("bybit", api_url="http://127.0.0.1:9", epoch_s=lambda: 1.7e9)
+    exchange.ccxt.last_response_headers = {"X-Bapi-Limit-Reset-Timestamp": "1700000002500"}
+    assert exchange._retry_after() == 2.5
+    exchange.ccxt.last_response_headers = {"X-Bapi-Limit-Reset-Timestamp": "1699999999000"}
+    assert exchange._retry_after() == 0.0  # already reset: no wait
+    exchange.ccxt.last_response_headers = {"Retry-After": "3"}
+    assert exchange._retry_after() == 3.0
+
+
 def test_rate_limit_beyond_budget_fails_at_once(
     make_exchange: ExchangeFactory, venue: Venue, sim: Any
 ) -> None:

@@ -198,6 +198,7 @@ class CcxtExchange(Exchange):
         on_unknown: UnknownHook | None = None,
         quote_asset: str = "USDT",
         client_ids: Callable[[], str] = new_client_id,
+        epoch_s: Callable[[], float] = time.time,  # the wall clock, for an exchange's reset time
         ccxt_config: Mapping[str, Any] | None = None,
         read_only: bool = False,
         _live: object | None = None,
@@ -220,6 +221,7 @@ class CcxtExchange(Exchange):
         self.on_unknown = on_unknown
         self.quote_asset = quote_asset
         self._client_ids = client_ids
+        self._epoch_s = epoch_s
         self._rules: dict[str, MarketRules] | None = None
         self._lock = threading.RLock()
 
@@ -412,7 +414,7 @@ class CcxtExchange(Exchange):
                 return max(0.0, float(found["retry-after"]))
             if "x-bapi-limit-reset-timestamp" in found:
                 reset_ms = float(found["x-bapi-limit-reset-timestamp"])
-                return max(0.0, (reset_ms - time.time() * 1000) / 1000)
+                return max(0.0, reset_ms / 1000 - self._epoch_s())
         except (TypeError, ValueError):
             return None
         return None
