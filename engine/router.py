@@ -240,6 +240,7 @@ class RouterView:
         self.watchdog = Watchdog(watchdog_dir or self.data_dir)
         self._last: dict[str, OrderEvent] | None = None  # last event per client id
         self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
+        self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
         self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
 
     def journal_state(self) -> dict[str, OrderEvent]:
@@ -260,11 +261,21 @@ class RouterView:
         open that is no longer in the open orders is looked up and its fill or cancel journaled.
         Returns how many orders changed.
         """
-        open_now = {o.client_id: o for o in self.exchange.fetch_open_orders()}
+        tracked = [
+            (cid, event)
+            for cid, event in self.journal_state().items()
+            if event.event in ("ack", "partial_fill") and OrderStatus(event.status).is_open
+        ]
+        # one open-orders call per symbol Kobe has orders on: the cheap form on every exchange
+        # (Binance weighs a call without a symbol 80, with one 6); none at all when nothing is open
+        open_now = {
+            o.client_id: o
+            for symbol in sorted({event.symbol for _, event in tracked})
+            for o in self.exchange.fetch_open_orders(symbol)
+        }
+        self._seen_open = set(open_now)
         changed = 0
-        for cid, event in list(self.journal_state().items()):
-            if event.event not in ("ack", "partial_fill") or not OrderStatus(event.status).is_open:
-                continue
+        for cid, event in tracked:
             current = open_now.get(cid)
             if current is None:
                 current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
@@ -743,7 +754,7 @@ class Router(RouterView):
         caps = self.exchange.capabilities(p.symbol)
         if caps.native_oco and p.take_profit is not None and p.stop_loss is not None:
             return ExitPlan.OCO
-        if caps.attached_tp_sl:
+        if caps.attached_tp_sl and (caps.attached_on_market or p.entry_type is OrderType.LIMIT):
             return ExitPlan.ATTACHED
         return ExitPlan.WATCHDOG
 
@@ -951,6 +962,8 @@ class Router(RouterView):
     def poll(self, prices: dict[str, Decimal] | None = None) -> list[Order]:
         """Advance pending entries and fire watched exits. Returns the exit orders sent."""
         sent: list[Order] = []
+        prices = dict(prices or {})  # a ticker read once per symbol per poll, shared by its items
+        seen_open, self._seen_open = self._seen_open, set()
         for item in self.watchdog.items():
             try:
                 if item.state is WatchState.PENDING_ENTRY and not item.entry_id:
@@ -963,6 +976,8 @@ class Router(RouterView):
                             self.watchdog.remove(item.entry_client_id)
                         continue
                     item = self.watchdog.update(item.entry_client_id, entry_id=found.id)
+                if item.entry_client_id in seen_open:
+                    continue  # still resting: this tick's sync saw it among the open orders
                 if item.state is WatchState.PENDING_ENTRY and item.entry_id:
                     entry = self.exchange.fetch_order(item.entry_id, item.symbol)
                     if entry.status is OrderStatus.FILLED or (
@@ -981,9 +996,9 @@ class Router(RouterView):
                 elif item.state is WatchState.WATCHING:
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
-                    price = (prices or {}).get(item.symbol)
+                    price = prices.get(item.symbol)
                     if price is None:
-                        price = self.exchange.fetch_ticker(item.symbol).last
+                        price = prices[item.symbol] = self.exchange.fetch_ticker(item.symbol).last
                     leg = item.touched(price)
                     if leg is not None:
                         if self._exits_live(item.entry_client_id):

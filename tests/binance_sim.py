@@ -10,19 +10,16 @@ Nothing here imports the engine: it is the other side of the wire.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import itertools
-import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
+
+from tests.sim_core import ApiError, Fault, SimServer
 
 API_KEY = "sim-key-4f1c2a9e7b"
 API_SECRET = "sim-secret-9d8e7f6a5b4c3d2e1f0a"
@@ -105,32 +102,6 @@ DEFAULT_SYMBOLS = (
 
 
 @dataclass
-class Fault:
-    """One injected fault, consumed by the next ``times`` matching requests.
-
-    kind: ``status`` (answer ``status`` with ``body`` and headers, do nothing else),
-    ``slow`` (sleep ``delay`` seconds, then handle the request: a client with a shorter timeout
-    has given up by then), ``late`` (handle the request at once, then answer only after ``delay``
-    seconds: the order exists, the client timed out), ``drop`` (handle the request, then close the
-    connection without answering: the order exists but the client never hears of it).
-    """
-
-    kind: str
-    method: str | None
-    path: str | None
-    times: int = 1
-    status: int = 500
-    body: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or self.path == path
-        )
-
-
-@dataclass
 class SimOrder:
     order_id: int
     client_id: str
@@ -178,19 +149,7 @@ class SimOrder:
         return data
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status = status
-        self.code = code
-        self.msg = msg
-
-
-class _Dropped(Exception):
-    """Close the connection without an answer."""
-
-
-class BinanceSim:
+class BinanceSim(SimServer):
     """The simulator. ``with BinanceSim() as sim:`` starts it; ``sim.url`` is its base."""
 
     def __init__(
@@ -202,6 +161,7 @@ class BinanceSim:
         fee_rate: Decimal = Decimal("0.001"),
         clock_offset_ms: int = 0,
     ) -> None:
+        super().__init__(clock_offset_ms)
         self.api_key = api_key
         self.secret = secret
         self.balances: dict[str, Decimal] = dict(
@@ -211,78 +171,13 @@ class BinanceSim:
         self.symbols = {s.symbol: s for s in symbols}
         self.prices = {s.symbol: s.price for s in symbols}
         self.fee_rate = fee_rate
-        self.clock_offset_ms = clock_offset_ms
         self.orders: dict[int, SimOrder] = {}
         self.orders_created = 0
-        self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
-        self.faults: list[Fault] = []
         self._ids = itertools.count(1001)
         self._list_ids = itertools.count(1)
         self._oco_locks: set[int] = set()
-        self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> BinanceSim:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BinanceSim:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- test controls --------------------------------------------------------------------------
-
-    def inject(
-        self,
-        kind: str = "status",
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        times: int = 1,
-        status: int = 500,
-        body: str | dict[str, Any] = "",
-        retry_after: float | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Queue a fault for the next ``times`` requests matching ``method`` and ``path``.
-
-        ``inject(status=429, retry_after=1)``, ``inject(status=503, body="Service Unavailable")``,
-        ``inject("slow", delay=0.5, method="GET", path="/api/v3/account")``,
-        ``inject("late", delay=0.5, method="POST", path="/api/v3/order")``,
-        ``inject("drop", method="POST", path="/api/v3/order")``,
-        ``inject(status=400, body={"code": -2010, "msg": "..."})``.
-        """
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
-        text = json.dumps(body) if isinstance(body, dict) else body
-        fault = Fault(kind, method, path, times, status, text, headers, delay)
-        with self._lock:
-            self.faults.append(fault)
-
-    def count(self, method: str, path: str) -> int:
-        with self._lock:
-            return sum(1 for m, p in self.requests if m == method and p == path)
 
     def fill(self, order_id: int) -> None:
         """Fill a resting order completely at its limit price (as if the market crossed it)."""
@@ -301,19 +196,12 @@ class BinanceSim:
 
     # -- request handling -----------------------------------------------------------------------
 
-    def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.clock_offset_ms
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            self.requests.append((method, path))
-            for fault in self.faults:
-                if fault.matches(method, path):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+    def dispatch(self, method: str, path: str, query: str, body: str, headers: Any) -> Any:
+        if path in SIGNED_PATHS:
+            params = self.authenticate(headers, query, body)
+        else:
+            params = dict(parse_qsl(query, keep_blank_values=True))
+        return self.route(method, path, params)
 
     def authenticate(self, headers: Any, query: str, body: str) -> dict[str, str]:
         key = headers.get("X-MBX-APIKEY")
@@ -754,74 +642,3 @@ class BinanceSim:
     def fault_log(self) -> Iterator[Fault]:
         with self._lock:
             yield from list(self.faults)
-
-
-def _make_handler(sim: BinanceSim) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
-
-        def _handle(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path, query = parts.path, parts.query
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            fault = sim.take_fault(method, path)
-            if fault is not None and fault.kind == "status":
-                self._send(fault.status, fault.body, fault.headers)
-                return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-            try:
-                if path in SIGNED_PATHS:
-                    params = sim.authenticate(self.headers, query, body)
-                else:
-                    params = dict(parse_qsl(query, keep_blank_values=True))
-                result = sim.route(method, path, params)
-            except ApiError as exc:
-                if fault is not None and fault.kind == "drop":
-                    self._drop()
-                    return
-                self._send(exc.status, json.dumps({"code": exc.code, "msg": exc.msg}))
-                return
-            if fault is not None and fault.kind == "drop":
-                self._drop()
-                return
-            if fault is not None and fault.kind == "late":
-                time.sleep(fault.delay)
-            self._send(200, json.dumps(result))
-
-        def _drop(self) -> None:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(2)
-
-        def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-            data = body.encode()
-            try:
-                self.send_response(status)
-                is_json = body.startswith(("{", "["))
-                self.send_header("Content-Type", "application/json" if is_json else "text/html")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): nothing to answer to
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_DELETE(self) -> None:
-            self._handle("DELETE")
-
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-    return Handler

@@ -103,14 +103,20 @@ def unknown() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
+def default_env(sim: BinanceSim) -> dict[str, str]:
+    """The environment ``make_exchange`` builds with (other venues' tests override it)."""
+    return sim_env(sim)
+
+
+@pytest.fixture
 def make_exchange(
-    sim: BinanceSim, workdir: Path, sleeps: Sleeps, unknown: list[tuple[str, str]]
+    default_env: dict[str, str], workdir: Path, sleeps: Sleeps, unknown: list[tuple[str, str]]
 ) -> Iterator[ExchangeFactory]:
     """Build a ``CcxtExchange`` for the simulator: 300 ms client timeout, sleeps recorded."""
     made: list[CcxtExchange] = []
 
     def make(env: dict[str, str] | None = None, **policy: Any) -> CcxtExchange:
-        settings = resolve_settings(env or sim_env(sim), workdir)
+        settings = resolve_settings(env or default_env, workdir)
         retry = RetryPolicy(
             **{
                 "sleep": sleeps,

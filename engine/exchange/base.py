@@ -65,6 +65,7 @@ class Capabilities:
 
     native_oco: bool  # one order list: take-profit + stop-loss, one cancels the other
     attached_tp_sl: bool  # TP/SL attached to the entry order (Bybit, OKX through ccxt)
+    attached_on_market: bool = True  # ... to a market entry too (not on Bybit spot: limit only)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,8 +73,8 @@ T = TypeVar("T")
 
 ZERO = Decimal(0)
 
-# Binance error codes mapped by code where ccxt (with a custom base URL) falls back to its generic
-# table and raises a plain ExchangeError.
+# Exchange error codes mapped by code where ccxt falls back to a plain ExchangeError (Binance with a
+# custom base URL; Bybit's system error, which its docs say to retry).
 BINANCE_CODES: dict[int, type[ExchangeError]] = {
     -1003: RateLimited,  # too many requests
     -1013: InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
@@ -88,9 +89,18 @@ BINANCE_CODES: dict[int, type[ExchangeError]] = {
     -1001: ExchangeUnavailable,  # internal error: disconnected
     -1007: ExchangeUnavailable,  # timeout waiting for the backend: outcome unknown
 }
+EXCHANGE_CODES: dict[str, dict[int, type[ExchangeError]]] = {
+    "binance": BINANCE_CODES,
+    "bybit": {10016: ExchangeUnavailable},  # "System error. Please try again later."
+    "okx": {},
+}
 
-_CODE_RE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
-_MSG_RE = re.compile(r'"msg"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# The exchange's own code and words in an error body: OKX's per-order sCode/sMsg first (its
+# top-level msg only says "All operations failed"), then Bybit's retCode/retMsg, then code/msg.
+_CODE_RES = tuple(re.compile(rf'"{name}"\s*:\s*"?(-?\d+)') for name in ("sCode", "retCode", "code"))
+_MSG_RES = tuple(
+    re.compile(rf'"{name}"\s*:\s*"((?:[^"\\]|\\.)+)"') for name in ("sMsg", "retMsg", "msg")
+)
 _STATUS_RE = re.compile(r"\b(418|429)\b")
 
 STATUS_MAP = {
@@ -104,9 +114,13 @@ STATUS_MAP = {
 
 CAPABILITIES = {
     "binance": Capabilities(native_oco=True, attached_tp_sl=False),
-    "bybit": Capabilities(native_oco=False, attached_tp_sl=True),
+    # Bybit v5: "Spot Limit order supports take profit, stop loss" (ccxt refuses a market one)
+    "bybit": Capabilities(native_oco=False, attached_tp_sl=True, attached_on_market=False),
     "okx": Capabilities(native_oco=False, attached_tp_sl=True),
 }
+
+# The exchange's own name for the client order id, where ccxt wants it raw.
+CLIENT_ID_PARAM = {"binance": "origClientOrderId", "bybit": "orderLinkId", "okx": "clOrdId"}
 
 # A token only from_settings hands out, after the live gate passed.
 _LIVE_GATE_PASSED = object()
@@ -145,14 +159,26 @@ def rewrite_base_url(url: str, base: str) -> str:
     return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
 
 
+def _first(patterns: tuple[re.Pattern[str], ...], message: str) -> str | None:
+    for pattern in patterns:
+        found = pattern.search(message)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _exchange_code(message: str) -> int | None:
+    code = _first(_CODE_RES, message)
+    return None if code is None else int(code)
+
+
 def _exchange_reason(message: str) -> str:
-    """The exchange's own words from a ccxt message (``msg`` and ``code`` of a JSON body)."""
-    msg = _MSG_RE.search(message)
-    code = _CODE_RE.search(message)
-    if msg:
-        text = msg.group(1)
-        return f"{text} ({code.group(1)})" if code else text
-    return message
+    """The exchange's own words from a ccxt message (message and code of a JSON body)."""
+    text = _first(_MSG_RES, message)
+    if text is None:
+        return message
+    code = _exchange_code(message)
+    return f"{text} ({code})" if code is not None else text
 
 
 class CcxtExchange(Exchange):
@@ -172,6 +198,7 @@ class CcxtExchange(Exchange):
         on_unknown: UnknownHook | None = None,
         quote_asset: str = "USDT",
         client_ids: Callable[[], str] = new_client_id,
+        epoch_s: Callable[[], float] = time.time,  # the wall clock, for an exchange's reset time
         ccxt_config: Mapping[str, Any] | None = None,
         read_only: bool = False,
         _live: object | None = None,
@@ -194,6 +221,7 @@ class CcxtExchange(Exchange):
         self.on_unknown = on_unknown
         self.quote_asset = quote_asset
         self._client_ids = client_ids
+        self._epoch_s = epoch_s
         self._rules: dict[str, MarketRules] | None = None
         self._lock = threading.RLock()
 
@@ -221,6 +249,10 @@ class CcxtExchange(Exchange):
         config["enableRateLimit"] = True  # ccxt's pacing stays on, whatever the caller passed
         self._ex: Any = getattr(ccxt, exchange_id)(config)
         self._ex.options["maxRetriesOnFailure"] = 0  # our layer retries; ccxt's would re-send
+        # ccxt's load_markets asks for currencies whenever ``has`` says it can, whatever
+        # ``options['fetchCurrencies']`` says (a private call on Bybit and OKX, which a trade-only
+        # key is refused): Kobe never uses them
+        self._ex.has = {**self._ex.has, "fetchCurrencies": False}
         if sandbox:
             self._ex.set_sandbox_mode(True)
         if api_url:  # after set_sandbox_mode, which copies urls['test'] over urls['api']
@@ -341,6 +373,9 @@ class CcxtExchange(Exchange):
             )
         else:  # bybit, okx
             options.update({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False})
+        if exchange_id == "okx":
+            # one order, one POST /api/v5/trade/order (ccxt's default is a batch of one)
+            options["createOrder"] = "privatePostTradeOrder"
         return options
 
     def _override_urls(self, base: str) -> None:
@@ -367,24 +402,28 @@ class CcxtExchange(Exchange):
     # -- error mapping --------------------------------------------------------------------------
 
     def _retry_after(self) -> float | None:
+        """The exchange's retry hint, in seconds: ``Retry-After`` (Binance), or Bybit's
+        ``X-Bapi-Limit-Reset-Timestamp`` (when the limit resets, in epoch milliseconds)."""
         headers = getattr(self._ex, "last_response_headers", None) or {}
         try:
-            raw = headers.get("Retry-After") or headers.get("retry-after")
+            found = {str(k).lower(): v for k, v in headers.items()}
         except AttributeError:
             return None
-        if raw is None:
-            return None
         try:
-            return float(raw)
-        except ValueError:
+            if "retry-after" in found:
+                return max(0.0, float(found["retry-after"]))
+            if "x-bapi-limit-reset-timestamp" in found:
+                reset_ms = float(found["x-bapi-limit-reset-timestamp"])
+                return max(0.0, reset_ms / 1000 - self._epoch_s())
+        except (TypeError, ValueError):
             return None
+        return None
 
     def _map_error(self, exc: Exception) -> ExchangeError:
         ccxt = self._ccxt
         message = redact(str(exc))
         reason = _exchange_reason(message)
-        code_match = _CODE_RE.search(message)
-        code = int(code_match.group(1)) if code_match else None
+        code = _exchange_code(message)
         if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
             if code in (-2015, -2014, -1022):  # ccxt calls a later -2015 a ban; it is the key
                 return AuthenticationError(f"{self.name}: {reason}")
@@ -395,7 +434,7 @@ class CcxtExchange(Exchange):
             what = {"418": "IP banned (418)", "429": "rate limited (429)"}.get(
                 status or "", "rate limited"
             )
-            said = f": {reason}" if _MSG_RE.search(message) else ""
+            said = f": {reason}" if _first(_MSG_RES, message) else ""
             after = f", Retry-After {wait:g}s" if wait is not None else ""
             return RateLimited(f"{self.name}: {what}{said}{after}", retry_after=wait, banned=banned)
         if isinstance(exc, ccxt.RequestTimeout):
@@ -416,8 +455,8 @@ class CcxtExchange(Exchange):
             return NotSupported(f"{self.name}: {reason}")
         if isinstance(exc, ccxt.InvalidOrder | ccxt.BadRequest | ccxt.BadSymbol):
             return InvalidOrder(f"{self.name}: {reason}")
-        if code is not None and code in BINANCE_CODES:
-            kind = BINANCE_CODES[code]
+        kind = EXCHANGE_CODES[self.name].get(code) if code is not None else None
+        if kind is not None:
             if kind is InvalidOrder:
                 return InvalidOrder(f"{self.name}: {reason}")
             if kind is RateLimited:
@@ -547,11 +586,31 @@ class CcxtExchange(Exchange):
         return self._read(lambda: self._fetch_order_raw(id, symbol), f"fetch order {id}")
 
     def _fetch_order_raw(self, id: str, symbol: str) -> Order:
-        if id.isdigit() or self.name != "binance":
-            data = self._raw(lambda: self._ex.fetch_order(id, symbol))
-        else:  # not an exchange id: our client id
-            data = self._raw(lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": id}))
-        return self._with_fees(self._to_order(data))
+        if id.isdigit():
+            order = self._to_order(self._find_raw(symbol, order_id=id))
+        else:  # our client id
+            order = self._to_order(self._find_raw(symbol, client_id=id), id)
+        return self._with_fees(order)
+
+    def _find_raw(self, symbol: str, *, order_id: str = "", client_id: str = "") -> Any:
+        """One order by exchange id or client id, the cheapest way the exchange offers.
+
+        Binance and OKX look an order up by either id in one call (ccxt's ``fetch_order``). Bybit
+        v5 has no single-order call for a unified account: its open orders
+        (``/v5/order/realtime``), then its closed ones (``/v5/order/history``), filtered by
+        ``orderId`` or ``orderLinkId``. Not found: OrderNotFound.
+        """
+        if self.name == "bybit":
+            key = {"orderId": order_id} if order_id else {"orderLinkId": client_id}
+            for name in ("fetch_open_orders", "fetch_canceled_and_closed_orders"):
+                fetch: Callable[..., list[Any]] = getattr(self._ex, name)
+                found = self._raw(partial(fetch, symbol, None, None, dict(key)))
+                if found:
+                    return found[0]
+            raise OrderNotFound(f"{self.name}: order {order_id or client_id} not found")
+        if order_id:
+            return self._raw(lambda: self._ex.fetch_order(order_id, symbol))
+        return self._raw(lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": client_id}))
 
     def _with_fees(self, order: Order) -> Order:
         """An order that filled but whose reply names no fee (an order look-up: Binance's has
@@ -584,12 +643,16 @@ class CcxtExchange(Exchange):
 
     def _by_client_id_raw(self, client_id: str, symbol: str) -> Order | None:
         try:
-            data = self._raw(
-                lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": client_id})
-            )
+            data = self._find_raw(symbol, client_id=client_id)
         except OrderNotFound:
             return None
         return self._with_fees(self._to_order(data, client_id))
+
+    def _settled(self, data: Any, symbol: str) -> Any:
+        """A write's answer with its order's state: Bybit and OKX answer only the ids."""
+        if data.get("status") is not None and data.get("side") is not None:
+            return data
+        return self._find_raw(symbol, order_id=str(data.get("id")))
 
     def fetch_order_by_client_id(self, client_id: str, symbol: str) -> Order | None:
         self.load_markets()
@@ -656,9 +719,16 @@ class CcxtExchange(Exchange):
                         request,
                     )
                 )
+                try:
+                    data = self._settled(data, symbol)
+                except ExchangeError as exc:  # placed, its state not read: look it up
+                    raise ExchangeUnavailable(
+                        f"{self.name}: placed; reading it failed: {exc}"
+                    ) from exc
             except (InvalidOrder, InsufficientFunds) as exc:
-                # A re-send refused as a duplicate of our own client id: the first one is there.
-                if "duplicate order" not in str(exc).lower():
+                # A re-send refused as a duplicate of our own client id: the first one is there
+                # (Binance "Duplicate order sent.", Bybit 170141, OKX 51016).
+                if "duplicate" not in str(exc).lower():
                     raise
                 found = self._by_client_id_raw(client_id, symbol)
                 if found is None:
@@ -760,13 +830,12 @@ class CcxtExchange(Exchange):
         def cancel() -> Order:
             nonlocal attempts
             attempts += 1
-            if id.isdigit() or self.name != "binance":
+            if id.isdigit():
                 data = self._raw(lambda: self._ex.cancel_order(id, symbol))
             else:  # our client id
-                data = self._raw(
-                    lambda: self._ex.cancel_order(None, symbol, {"origClientOrderId": id})
-                )
-            return self._to_order(data)
+                key = CLIENT_ID_PARAM[self.name]
+                data = self._raw(lambda: self._ex.cancel_order(None, symbol, {key: id}))
+            return self._to_order(self._settled(data, symbol))
 
         try:
             return self._read(cancel, f"cancel order {id}")

@@ -1,0 +1,147 @@
+"""``kobe trade`` and ``kobe run --duration`` in testnet against the Bybit and OKX simulators,
+through the real ccxt: one entry with its TP/SL held by the exchange, whatever faults come first;
+a move through the take-profit sells once and the engine, running after it, never sends again."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import test_ccxt_contract_v5 as contract
+from tests.conftest import CliRunner
+from tests.test_ccxt_contract_v5 import VENUES, Venue, sim_env
+
+venue = contract.venue  # the fixtures: each test runs against Bybit's and OKX's simulators
+sim = contract.sim
+
+BTC = "BTC/USDT"
+
+
+def trade_args(venue: Venue, *extra: str) -> list[str]:
+    # Bybit spot attaches TP/SL to limit orders only: a marketable limit is the entry there
+    entry = (
+        ["--type", "limit", "--price", "95000"] if venue.name == "bybit" else ["--type", "market"]
+    )
+    return [
+        "trade", "--symbol", BTC, "--side", "buy", *entry, "--quote", "8",
+        "--sl", "90000", "--tp", "100000", "--yes", "--json", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def fast(workdir: Path) -> None:
+    """A short client timeout, so a lost answer costs a fraction of a second."""
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+
+
+def journal(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_trade_places_one_entry_with_its_tp_sl_on_the_exchange(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    r = cli(*trade_args(venue), env=sim_env(venue, sim))
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["plan"]["exits"] == "attached"
+    assert out["entry"]["status"] == "filled" and out["entry"]["wallet"] == f"cex_{venue.name}"
+    entries = sim.book.entries()
+    assert len(entries) == 1 and entries[0].client_id == out["entry"]["client_id"]
+    legs = {leg.role: leg.trigger for leg in sim.book.exits(entries[0].order_id)}
+    assert legs == {"tp": Decimal(100000), "sl": Decimal(90000)}  # held by the exchange
+    events = [(e["event"], e["client_id"]) for e in journal(workdir)]
+    cid = out["entry"]["client_id"]
+    assert events == [("intent", cid), ("ack", cid), ("fill", cid)]
+
+
+def test_bybit_market_entry_with_exits_is_guarded_locally(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        args = trade_args(bybit)
+        args[args.index("limit")] = "market"
+        del args[args.index("--price") : args.index("--price") + 2]
+        r = cli(*args, env=sim_env(bybit, server))
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        assert out["plan"]["exits"] == "watchdog" and out["watched"] is True
+        assert out["entry"]["status"] == "filled"
+        assert server.book.exits() == []  # nothing attached: Bybit would refuse it
+        assert server.orders_created == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "late", "delay": 1.0},
+        {"kind": "drop"},
+        {"kind": "status", "status": 503, "body": "Service Unavailable"},
+    ],
+    ids=["timeout-after-accept", "connection-lost-after-accept", "503"],
+)
+def test_faults_never_double_the_entry(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path, fault: dict[str, Any]
+) -> None:
+    options = dict(fault)
+    kind = options.pop("kind")
+    sim.inject(kind, method="POST", path=venue.create, **options)
+    r = cli(*trade_args(venue), env=sim_env(venue, sim))
+    assert r.code == 0, r.err
+    assert sim.orders_created == 1, "one fault must never create two orders"
+    assert len(sim.book.exits()) == 2
+    events = [e["event"] for e in journal(workdir)]
+    assert events[:2] == ["intent", "unknown"]  # journaled as unknown, then looked up
+
+
+def test_wrong_keys_end_in_an_authentication_error_and_no_order(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None
+) -> None:
+    wrong = "not-the-secret-at-all"
+    r = cli(*trade_args(venue), env=sim_env(venue, sim, **{venue.secret_var: wrong}))
+    assert r.code == 1
+    assert "uthentication" in r.err
+    assert sim.orders_created == 0
+    assert wrong not in r.err + r.out
+
+
+def test_run_after_the_take_profit_fired_sends_nothing_again(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    r = cli(*trade_args(venue), env=env)
+    assert r.code == 0, r.err
+    held = sim.book.free("BTC")
+    sim.set_price(venue.market_id, Decimal(100500))  # the market moves through the take-profit
+    legs = {leg.role: leg for leg in sim.book.exits()}
+    assert legs["tp"].status == "filled" and legs["sl"].status == "deactivated"
+    assert sim.book.free("BTC") == held  # the TP sold exactly what the entry bought, once
+    r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+    assert r.code == 0, r.err
+    assert "done: " in r.out
+    assert sim.orders_created == 1  # the engine never sent a second entry or exit
+    assert [leg.executed for leg in sim.book.exits() if leg.executed] == [legs["tp"].qty]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Kobe does not yet learn that a TP/SL held by Bybit or OKX fired: the exit is not "
+    "journaled and the trade not booked (see README, Exchanges: 'Not proven yet')",
+)
+def test_the_exchange_held_take_profit_is_booked_once(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    assert cli(*trade_args(venue), env=env).code == 0
+    sim.set_price(venue.market_id, Decimal(100500))
+    assert cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env).code == 0
+    fills = [e for e in journal(workdir) if e["event"] == "fill"]
+    assert [e["side"] for e in fills] == ["buy", "sell"]
+    trades = (workdir / "data" / "trades.jsonl").read_text().splitlines()
+    assert len(trades) == 1
