@@ -7,6 +7,7 @@ file inherits every key it leaves out. Unknown keys are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -82,19 +83,42 @@ def _symbol(value: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP (127.0.0.0/8, ::1): this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_api_url(value: str) -> str:
-    """An exchange API base: empty (none) or ``scheme://host:port``."""
+    """An exchange API base: empty (none) or ``scheme://host:port`` on a loopback address.
+
+    It exists to reach a local simulator: the keys are sent wherever it points, so it may not
+    point anywhere else (a ``.env`` dropped in the working directory cannot send them away).
+    """
     if value == "":
         return value
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be scheme://host:port, e.g. http://127.0.0.1:8080")
     try:
         port = parts.port
     except ValueError:
         port = None
-    if port is None:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port is None
+        or parts.username is not None
+        or parts.path not in ("", "/")
+    ):
         raise ValueError("must be scheme://host:port, e.g. http://127.0.0.1:8080")
+    if not is_loopback(parts.hostname):
+        raise ValueError(
+            "must be a loopback address (127.0.0.1, ::1 or localhost): it is for a local "
+            "simulator, and the API keys are sent wherever it points"
+        )
     return value.rstrip("/")
 
 

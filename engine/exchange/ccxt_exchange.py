@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.config import EXCHANGES, Mode
+from engine.config import EXCHANGES, Mode, check_api_url
 from engine.exchange.base import (
     AuthenticationError,
     Capabilities,
@@ -65,6 +65,7 @@ from engine.exchange.retry import (
 )
 from engine.modes import GateClosed, Settings, gate_problems, require_gate
 from engine.secrets import Secret, redact, register_secret_values
+from engine.untrusted import clean_message
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class CcxtExchange(Exchange):
             )
         if not sandbox and api_url:
             raise GateClosed(Mode.LIVE, ["KOBE_EXCHANGE_URL / exchange.api_url is refused in live"])
+        if api_url:
+            check_api_url(api_url)  # loopback only: the keys go wherever it points (ValueError)
         self.name = exchange_id
         self.sandbox = sandbox
         self.api_url = api_url
@@ -381,7 +384,7 @@ class CcxtExchange(Exchange):
 
     def _map_error(self, exc: Exception) -> ExchangeError:
         ccxt = self._ccxt
-        message = redact(str(exc))
+        message = clean_message(redact(str(exc)))  # the exchange's words are data
         reason = _exchange_reason(message)
         code_match = _CODE_RE.search(message)
         code = int(code_match.group(1)) if code_match else None
