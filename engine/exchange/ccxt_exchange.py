@@ -224,9 +224,13 @@ class CcxtExchange(Exchange):
         config["enableRateLimit"] = True  # ccxt's pacing stays on, whatever the caller passed
         self._ex: Any = getattr(ccxt, exchange_id)(config)
         self._ex.options["maxRetriesOnFailure"] = 0  # our layer retries; ccxt's would re-send
+        live_urls = dict(self._ex.urls["api"])
         if sandbox:
             self._ex.set_sandbox_mode(True)
         if api_url:  # after set_sandbox_mode, which copies urls['test'] over urls['api']
+            # every endpoint (also those a testnet lacks, e.g. Binance's sapi) goes to the
+            # loopback simulator: none is left pointing at a real host
+            self._ex.urls["api"] = {**live_urls, **self._ex.urls["api"]}
             self._override_urls(api_url)
         self.read_only = read_only
         if read_only:
@@ -497,6 +501,21 @@ class CcxtExchange(Exchange):
         return Decimal(self._raw(lambda: self._ex.price_to_precision(symbol, str(price))))
 
     # -- reads ----------------------------------------------------------------------------------
+
+    def can_withdraw(self) -> bool | None:
+        """Whether the API key may withdraw funds; None when the exchange does not say here.
+
+        Binance reports it in the key's restrictions (``GET /sapi/v1/account/apiRestrictions``,
+        ``enableWithdrawals``); its testnet has no such endpoint.
+        """
+        if self.name != "binance":
+            return None
+        try:
+            data = self._read(self._ex.sapi_get_account_apirestrictions, "API-key restrictions")
+        except NotSupported:
+            return None
+        value = data.get("enableWithdrawals") if isinstance(data, dict) else None
+        return value is True or str(value).lower() == "true"
 
     def ping(self) -> float:
         start = time.perf_counter()

@@ -88,9 +88,11 @@ class JsonlTail:
         try:
             value = json.loads(text, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            return self._skip(f"the line at byte {at} is not JSON: skipped")
+            self._skip(f"the line at byte {at} is not JSON: skipped")
+            return None
         if not isinstance(value, dict):
-            return self._skip(f"the line at byte {at} is not a JSON object: skipped")
+            self._skip(f"the line at byte {at} is not a JSON object: skipped")
+            return None
         return value
 
     def _skip(self, what: str) -> None:
