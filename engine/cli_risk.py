@@ -65,10 +65,11 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
 
 
 def cmd_trip(ctx: Context) -> int:
+    settings = ctx.settings  # first: it registers the secrets the reason is redacted of
     reason = operator_text(ctx.args.reason).strip()
     if not reason:
         raise UsageError("--reason: must not be empty")
-    if ctx.settings.config.risk.on_trip == "flatten" and not confirm(
+    if settings.config.risk.on_trip == "flatten" and not confirm(
         ctx,
         "on_trip is flatten: trip, cancel Kobe's open entries and close its positions at market?",
     ):
