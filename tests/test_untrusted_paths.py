@@ -82,7 +82,7 @@ def test_a_bad_leader_price_is_skipped_with_one_alert_and_the_engine_runs_on(
 
 
 def test_a_huge_leader_name_with_escapes_is_capped_and_inert(workdir: Path) -> None:
-    runtime, clock, events, feed = copy_runtime(workdir)
+    runtime, clock, _events, feed = copy_runtime(workdir)
     name = "\x1b]0;owned\x07\x1b[2J[bold red]x[/] oops [/]\r\n2026 kill switch RESET " + "A" * (
         2 * 1024 * 1024
     )
