@@ -1,7 +1,7 @@
 """A minimal Solana JSON-RPC client over HTTP (standard library only): ``getSlot``, ``getBlock``.
 
 Read-only by construction: :meth:`SolanaRpc.call` sends only the methods in
-:data:`READ_ONLY_METHODS`; ``sendTransaction`` and every signing or airdrop method are refused
+:data:`READ_ONLY_METHODS`; a method that sends a transaction, signs or airdrops is refused
 before anything leaves (the tx guard's structural half). Calls are retried under the exchange
 layer's discipline (:func:`engine.exchange.retry.call_with_retries`): 429 (honouring
 ``Retry-After``), 5xx and network errors back off, bounded in attempts and time; other errors are
@@ -45,7 +45,7 @@ from engine.untrusted import clean_message
 SKIPPED_SLOT_CODES = (-32007, -32009)
 RATE_LIMIT_CODES = (-32005, 429)  # some providers say "rate limited" in the JSON-RPC error
 
-# The only methods this client sends: reads. Anything else (sendTransaction, requestAirdrop,
+# The only methods this client sends: reads. Anything else (a transaction, an airdrop,
 # simulateTransaction with sigVerify...) is refused before a byte leaves.
 READ_ONLY_METHODS = frozenset(
     {"getSlot", "getBlock", "getBlockHeight", "getHealth", "getVersion", "getGenesisHash"}
