@@ -351,7 +351,12 @@ class JournalPane(TablePane):
         want = (self.page + 1) * self.WINDOW
         records = tail_jsonl(self.path, want)
         window = records[: max(0, len(records) - self.page * self.WINDOW)][-self.WINDOW :]
-        self.trades = [ClosedTrade.from_record(r) for r in window]
+        self.trades = []
+        for record in window:
+            try:
+                self.trades.append(ClosedTrade.from_record(record))
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                continue  # a damaged record: not shown, never a crash at start
         self._draw()
 
     def add(self, trade: ClosedTrade) -> None:
