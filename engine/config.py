@@ -33,6 +33,7 @@ from pydantic import (
 
 from engine.bootstrap import EXCHANGES, Mode
 from engine.fsutil import atomic_write_text
+from engine.untrusted import MESSAGE_MAX, clean_text
 from engine.wallets import policies as live150
 
 __all__ = ["EXCHANGES", "ConfigError", "KobeConfig", "Mode"]
@@ -130,8 +131,30 @@ Symbol = Annotated[str, AfterValidator(_symbol)]
 ApiUrl = Annotated[str, AfterValidator(check_api_url)]
 
 
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _texts(v)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    return []
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        """Config strings are shown on screen and in journals: no control characters (an
+        escape sequence, a line break), at most 1,000 characters."""
+        for text in _texts(value):
+            if len(text) > MESSAGE_MAX:
+                raise ValueError(f"must be at most {MESSAGE_MAX} characters")
+            if clean_text(text, MESSAGE_MAX) != text:
+                raise ValueError("must not contain control characters")
+        return value
 
 
 class ExchangeConfig(Section):

@@ -163,3 +163,22 @@ def test_risk_trip_reason_is_cleaned_and_redacted_before_it_is_written(
             assert "CANARY-99" not in text and "\\u001b" not in text, name
     status = cli("risk", "status", "--json", env=env)
     assert "leaked *** and [/] [31m" in json.loads(status.out)["reason"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "line"),
+    [
+        ('[paths]\ndata_dir = "d\\u001b]0;owned\\u0007"\n', "paths.data_dir: must not contain"),
+        ('symbols = ["BTC\\u001b/USDT"]\n', "symbols: must not contain control characters"),
+        (f'[paths]\ndata_dir = "{"x" * 1001}"\n', "paths.data_dir: must be at most 1000"),
+    ],
+)
+def test_config_strings_with_control_characters_are_refused(
+    cli: CliRunner, workdir: Path, toml: str, line: str
+) -> None:
+    (workdir / "kobe.toml").write_text(toml)
+    result = cli("health")
+    assert result.code == 2
+    assert line in result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err
+    assert not (workdir / "data").exists()  # nothing changed on disk
