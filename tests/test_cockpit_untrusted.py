@@ -130,3 +130,20 @@ async def test_a_reload_never_changes_the_mode_of_a_live_engine(workdir: Path) -
         assert "Reload refused: the config or environment now says paper on okx" in alerts
         assert "stays LIVE on binance until Kobe is restarted" in alerts
         assert started == [("live", True)]  # nothing was started in another mode
+
+
+async def test_the_health_pane_shows_the_permission_warnings(workdir: Path) -> None:
+    import os
+
+    from kobe_tui.widgets.health import HealthPane
+
+    (workdir / ".env").write_text("# no secret here\n")
+    os.chmod(workdir / ".env", 0o644)
+    env = {"KOBE_MODE": "testnet", "BINANCE_KEY": "k" * 16, "BINANCE_SECRET": "s" * 16}
+    app = KobeApp(env=env, cwd=workdir, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, engine=False)
+        pane = app.query_one(HealthPane)
+        state, _, detail = pane.get_row(".env private")
+        assert str(state) == "warn"
+        assert "can be read by other users: chmod 600" in str(detail)
