@@ -760,7 +760,9 @@ class CcxtExchange(Exchange):
                 for cid, report in reports.items():
                     orders[cid] = self._to_order(self._ex.parse_order(report, market), cid)
             if tp_id not in orders or sl_id not in orders:
-                raise ExchangeError(f"{self.name}: OCO answer without both legs: {data}")
+                raise ExchangeError(
+                    f"{self.name}: OCO answer without both legs: {clean_message(data)}"
+                )
             return OcoResult(str(data.get("orderListId")), orders[tp_id], orders[sl_id])
 
         def lookup() -> OcoResult | None:
