@@ -127,7 +127,7 @@ def withdraw_check(settings: Settings) -> Check:
 
     policy = RetryPolicy(max_attempts=2, max_total_s=10.0)
     try:
-        exchange = CcxtExchange.from_settings(settings, confirmed=True, retry=policy)
+        exchange = CcxtExchange.reader_from_settings(settings, retry=policy)  # reads only
     except GateClosed:
         return Check("key withdrawals", True, "not checked: the keys cannot be used in this mode")
     try:
