@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from engine.modes import Settings, resolve_settings
 from engine.runtime import Runtime, SimClock
@@ -116,7 +116,15 @@ async def test_a_reload_never_changes_the_mode_of_a_live_engine(workdir: Path) -
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        app._unlock_done(True)  # both unlock steps passed (their keys: tests/test_cockpit.py)
+        await pilot.press("L")  # the two-step unlock, as a trader does it
+        await settle(app, pilot, engine=False)
+        await pilot.click("#continue")
+        await pilot.pause()
+        phrase = app.screen.query_one("#phrase", Input)
+        phrase.focus()
+        for ch in "UNLOCK BINANCE LIVE":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.press("enter")
         await settle(app, pilot)
         assert started == [("live", True)]
         assert shown(app.query_one("#mode", Static)).strip() == "LIVE"
