@@ -26,6 +26,7 @@ from engine.jsonutil import dumps
 from engine.proposal import Refused
 from engine.strategies import Signal, SignalAction, Strategy, build_strategies, signal_to_proposal
 from engine.trades import ClosedTrade
+from engine.untrusted import clean_message
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -114,8 +115,11 @@ class AgentEngine:
                 signals = strategy.tick(now)
             except Exception as exc:  # one strategy's bug must not stop the others
                 log.exception("strategy %s failed", name)
-                self.runtime._alert("error", "strategy", f"{name}: {exc}")
+                self.runtime._alert("error", "strategy", f"{name}: {clean_message(exc)}")
                 continue
+            finally:
+                for problem in strategy.drain_problems():  # a bad record: one alert each
+                    self.runtime._alert("warning", "feed", f"{name}: {problem}")
             self.stats[name].signals += len(signals)
             if signals:
                 self.stats[name].last_signal = signals[-1].describe()

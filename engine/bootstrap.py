@@ -27,21 +27,28 @@ EXCHANGES: tuple[str, ...] = ("binance", "bybit", "okx")
 DEFAULT_EXCHANGE = "binance"
 
 
-def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+class Env(dict[str, str]):
+    """The merged variables; ``from_dotenv`` names those whose value came from ``.env``."""
+
+    from_dotenv: frozenset[str] = frozenset()
+
+
+def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Env:
     """The process environment over ``.env`` (current directory). Empty values count as unset.
 
-    ``.env`` is read into a dict with python-dotenv: ``os.environ`` is never modified.
+    ``.env`` is read into a dict with python-dotenv: ``os.environ`` is never modified. The result
+    remembers which values came from ``.env`` (a ``<EX>_TESTNET`` marking there never applies to
+    keys from the process environment).
     """
     base = Path.cwd() if cwd is None else cwd
-    merged: dict[str, str] = {}
+    dotenv_vars: dict[str, str] = {}
     dotenv = base / ".env"
     if dotenv.is_file():
-        for key, value in dotenv_values(dotenv).items():
-            if value:
-                merged[key] = value
-    for key, value in (os.environ if environ is None else environ).items():
-        merged[key] = value
-    return {k: v for k, v in merged.items() if v != ""}
+        dotenv_vars = {k: v for k, v in dotenv_values(dotenv).items() if v}
+    process = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
+    merged = Env({**dotenv_vars, **process})
+    merged.from_dotenv = frozenset(k for k in dotenv_vars if k not in process)
+    return merged
 
 
 def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode, str]:

@@ -20,7 +20,15 @@ from engine.exchange.base import ExchangeError
 from engine.fsutil import StateError
 from engine.jsonutil import dumps
 from engine.logsetup import setup_logging
-from engine.modes import GateClosed, Settings, health_checks, resolve_settings
+from engine.modes import (
+    Check,
+    GateClosed,
+    Settings,
+    gate_problems,
+    health_checks,
+    permission_checks,
+    resolve_settings,
+)
 from engine.secrets import EXCHANGE_KEY_VARS
 
 EXIT_OK = 0
@@ -108,15 +116,53 @@ def ping_exchange(settings: Settings) -> tuple[bool, str]:
     return True, f"{settings.exchange} ({where}): time endpoint answered in {ms:.0f} ms"
 
 
+def withdraw_check(settings: Settings) -> Check:
+    """Testnet and live: whether the API key may withdraw (a key for Kobe needs only trading).
+
+    A warning, not a failure: Kobe never withdraws, but a key that can is worth more to a thief.
+    """
+    from engine.exchange.base import ExchangeError
+    from engine.exchange.ccxt_exchange import CcxtExchange
+    from engine.exchange.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=2, max_total_s=10.0)
+    try:
+        exchange = CcxtExchange.reader_from_settings(settings, retry=policy)  # reads only
+    except GateClosed:
+        return Check("key withdrawals", True, "not checked: the keys cannot be used in this mode")
+    try:
+        can = exchange.can_withdraw()
+    except ExchangeError as exc:
+        return Check("key withdrawals", True, f"could not be read: {exc}", warning=True)
+    finally:
+        exchange.close()
+    if can is None:
+        detail = f"{settings.exchange} does not report it here: check the key's permissions"
+        return Check("key withdrawals", True, detail, warning=True)
+    if can:
+        detail = "this API key may withdraw funds: give Kobe a key without withdrawal permission"
+        return Check("key withdrawals", True, detail, warning=True)
+    return Check("key withdrawals", True, "this API key cannot withdraw")
+
+
+def key_checks(settings: Settings) -> list[Check]:
+    """``kobe keys --ping``: the warnings about where the keys are and what they may do."""
+    if settings.mode is Mode.PAPER:
+        return []
+    return [*permission_checks(settings), withdraw_check(settings)]
+
+
 def cmd_keys(ctx: Context) -> int:
     s = ctx.settings
     status = {name: ("set" if s.env.get(name) else "missing") for name in expected_vars(s)}
     ping = ping_exchange(s) if getattr(ctx.args, "ping", False) else None
+    warnings = [c for c in key_checks(s) if c.warning] if ping is not None else []
     code = EXIT_OK if ping is None or ping[0] else EXIT_REFUSED
     if ctx.args.json:
         report: dict[str, Any] = {"exchange": s.exchange, "mode": s.mode.value, "variables": status}
         if ping is not None:
             report["ping"] = {"ok": ping[0], "detail": ping[1]}
+            report["warnings"] = [f"{c.name}: {c.detail}" for c in warnings]
         ctx.json(report)
         return code
     ctx.print(f"exchange: {s.exchange}")
@@ -126,12 +172,16 @@ def cmd_keys(ctx: Context) -> int:
         ctx.print(f"  {name:<{width}}  {state}")
     if ping is not None:
         ctx.print(f"ping:     {ping[1]}")
+    for c in warnings:
+        ctx.print(f"warning:  {c.name}: {c.detail}")
     return code
 
 
 def cmd_health(ctx: Context) -> int:
     s = ctx.settings
     checks = health_checks(s)
+    if s.mode is not Mode.PAPER and not gate_problems(s, confirmed=True):
+        checks.append(withdraw_check(s))
     all_ok = all(c.ok for c in checks)
     if ctx.args.json:
         ctx.json(
@@ -139,13 +189,17 @@ def cmd_health(ctx: Context) -> int:
                 "mode": s.mode.value,
                 "exchange": s.exchange,
                 "ok": all_ok,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+                "checks": [
+                    {"name": c.name, "ok": c.ok, "detail": c.detail, "warning": c.warning}
+                    for c in checks
+                ],
             }
         )
     else:
         ctx.print(f"mode: {s.mode.value}   exchange: {s.exchange}")
         for c in checks:
-            ctx.print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+            state = "FAIL" if not c.ok else "warn" if c.warning else "ok  "
+            ctx.print(f"  {state}  {c.name}: {c.detail}")
         ctx.print("healthy" if all_ok else "NOT healthy")
     return EXIT_OK if all_ok else EXIT_REFUSED
 

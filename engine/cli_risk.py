@@ -10,7 +10,7 @@ from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.cli_trade import confirm, require_terminal_or_yes
 from engine.lock import DataDirBusy, DataDirLock
 from engine.risk import RiskEngine, RiskSnapshot, load_risk_snapshot, queue_risk_command
-from engine.secrets import redact
+from engine.untrusted import operator_text
 
 
 def _status(ctx: Context) -> RiskSnapshot:
@@ -65,10 +65,11 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
 
 
 def cmd_trip(ctx: Context) -> int:
-    reason = redact(ctx.args.reason.strip())
+    settings = ctx.settings  # first: it registers the secrets the reason is redacted of
+    reason = operator_text(ctx.args.reason).strip()
     if not reason:
         raise UsageError("--reason: must not be empty")
-    if ctx.settings.config.risk.on_trip == "flatten" and not confirm(
+    if settings.config.risk.on_trip == "flatten" and not confirm(
         ctx,
         "on_trip is flatten: trip, cancel Kobe's open entries and close its positions at market?",
     ):

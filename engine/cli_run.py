@@ -166,6 +166,9 @@ def cmd_run(ctx: Context) -> int:
         runtime.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if runtime.failure:  # the engine stopped on an error: say so, and not with exit 0
+        print(f"kobe run: the engine stopped on an error: {runtime.failure}", file=ctx.err)
+        return EXIT_REFUSED
     if last_wallets and not broken:
         w = last_wallets[0]
         print(

@@ -7,6 +7,7 @@ file inherits every key it leaves out. Unknown keys are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from pydantic import (
 
 from engine.bootstrap import EXCHANGES, Mode
 from engine.fsutil import atomic_write_text
+from engine.untrusted import MESSAGE_MAX, clean_text
 from engine.wallets import policies as live150
 
 __all__ = ["EXCHANGES", "ConfigError", "KobeConfig", "Mode"]
@@ -82,19 +84,42 @@ def _symbol(value: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP (127.0.0.0/8, ::1): this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_api_url(value: str) -> str:
-    """An exchange API base: empty (none) or ``scheme://host:port``."""
+    """An exchange API base: empty (none) or ``scheme://host:port`` on a loopback address.
+
+    It exists to reach a local simulator: the keys are sent wherever it points, so it may not
+    point anywhere else (a ``.env`` dropped in the working directory cannot send them away).
+    """
     if value == "":
         return value
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be scheme://host:port, e.g. http://127.0.0.1:8080")
     try:
         port = parts.port
     except ValueError:
         port = None
-    if port is None:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port is None
+        or parts.username is not None
+        or parts.path not in ("", "/")
+    ):
         raise ValueError("must be scheme://host:port, e.g. http://127.0.0.1:8080")
+    if not is_loopback(parts.hostname):
+        raise ValueError(
+            "must be a loopback address (127.0.0.1, ::1 or localhost): it is for a local "
+            "simulator, and the API keys are sent wherever it points"
+        )
     return value.rstrip("/")
 
 
@@ -106,8 +131,30 @@ Symbol = Annotated[str, AfterValidator(_symbol)]
 ApiUrl = Annotated[str, AfterValidator(check_api_url)]
 
 
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _texts(v)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    return []
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        """Config strings are shown on screen and in journals: no control characters (an
+        escape sequence, a line break), at most 1,000 characters."""
+        for text in _texts(value):
+            if len(text) > MESSAGE_MAX:
+                raise ValueError(f"must be at most {MESSAGE_MAX} characters")
+            if clean_text(text, MESSAGE_MAX) != text:
+                raise ValueError("must not contain control characters")
+        return value
 
 
 class ExchangeConfig(Section):

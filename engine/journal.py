@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.jsonutil import dumps, iso_utc
+from engine.untrusted import csv_cell, operator_text
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ class OrderEvent:
             raise ValueError(f"unknown order event {self.event!r}")
         if self.ts.tzinfo is None:
             raise ValueError("order event time must be timezone-aware UTC")
+        if self.reason:  # free text (an operator's --reason, an exchange's words): kept as data
+            object.__setattr__(self, "reason", operator_text(self.reason))
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,11 +219,12 @@ ORDER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OrderEvent))
 
 
 def _csv_cell(value: Any) -> str:
+    """A CSV cell; text a spreadsheet would run as a formula is neutralised (``'=...``)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return iso_utc(value)
-    return str(value)
+    return csv_cell(str(value))
 
 
 class OrderJournal:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.bootstrap import Env
 from engine.config import (
     EXCHANGES,
     ConfigError,
@@ -57,8 +58,23 @@ class Settings:
     def missing_keys(self) -> list[str]:
         return [name for name in self.key_vars if not self.secrets.is_set(name)]
 
-    def keys_marked_testnet(self) -> bool:
+    def testnet_flag_set(self) -> bool:
+        """``<EX>_TESTNET=1``, wherever it came from (live refuses it from anywhere)."""
         return self.env.get(self.testnet_flag) == "1"
+
+    def marking_ignored(self) -> bool:
+        """The marking came from ``.env`` but a key came from the process environment: the
+        marking does not apply to keys it did not come with."""
+        from_dotenv: frozenset[str] = getattr(self.env, "from_dotenv", frozenset())
+        return (
+            self.testnet_flag_set()
+            and self.testnet_flag in from_dotenv
+            and any(self.secrets.is_set(k) and k not in from_dotenv for k in self.key_vars)
+        )
+
+    def keys_marked_testnet(self) -> bool:
+        """The keys are marked as testnet keys (what testnet needs)."""
+        return self.testnet_flag_set() and not self.marking_ignored()
 
     def allow_live(self) -> bool:
         return self.env.get("ALLOW_LIVE") == "1"
@@ -73,7 +89,7 @@ def resolve_settings(
     Raises :class:`ConfigError` (exit 2) naming every bad key or variable.
     """
     base = Path.cwd() if cwd is None else cwd
-    merged = load_env(base) if env is None else dict(env)
+    merged = load_env(base) if env is None else env if isinstance(env, Env) else dict(env)
     path = config_path(merged, base)
     label = None
     if path is not None:
@@ -154,7 +170,7 @@ def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
     missing = settings.missing_keys()
     if missing:
         problems.append(f"{settings.exchange} keys missing: {', '.join(missing)}")
-    if settings.keys_marked_testnet():
+    if settings.testnet_flag_set():
         problems.append(
             f"{settings.testnet_flag}=1 marks the keys as testnet keys: live needs live keys"
         )
@@ -179,7 +195,12 @@ def gate_problems(settings: Settings, confirmed: bool) -> list[str]:
     missing = settings.missing_keys()
     if missing:
         problems.append(f"{settings.exchange} keys missing: {', '.join(missing)}")
-    if not settings.keys_marked_testnet():
+    if settings.marking_ignored():
+        problems.append(
+            f"{settings.testnet_flag}=1 comes from .env but the keys come from the process "
+            "environment: the marking does not apply to them (set it where the keys are set)"
+        )
+    elif not settings.keys_marked_testnet():
         problems.append(
             f"{settings.testnet_flag} is not 1: testnet needs keys marked as testnet keys"
         )
@@ -201,6 +222,34 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # passes, but the operator should act (shown as "warn")
+
+
+def readable_by_others(path: Path) -> bool:
+    """Group or other users may read ``path`` (or, for a directory, list or enter it)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (0o055 if path.is_dir() else 0o044))
+
+
+def permission_checks(settings: Settings) -> list[Check]:
+    """Testnet and live: warn when ``.env`` (the keys) or the data dir can be read by others."""
+    checks: list[Check] = []
+    for label, path, fix in (
+        (".env", settings.cwd / ".env", "chmod 600"),
+        ("data dir", settings.data_dir, "chmod 700"),
+    ):
+        if not path.exists():
+            continue
+        shown = settings.display_path(path)
+        if readable_by_others(path):
+            detail = f"{shown} can be read by other users: {fix} {shown}"
+            checks.append(Check(f"{label} private", True, detail, warning=True))
+        else:
+            checks.append(Check(f"{label} private", True, f"{shown}: only its owner can read it"))
+    return checks
 
 
 def health_checks(settings: Settings) -> list[Check]:
@@ -230,7 +279,14 @@ def health_checks(settings: Settings) -> list[Check]:
                 Check(
                     "testnet keys",
                     marked,
-                    f"{settings.testnet_flag}=1" if marked else f"{settings.testnet_flag} is not 1",
+                    f"{settings.testnet_flag}=1"
+                    if marked
+                    else (
+                        f"{settings.testnet_flag}=1 from .env does not apply to keys from "
+                        "the environment"
+                        if settings.marking_ignored()
+                        else f"{settings.testnet_flag} is not 1"
+                    ),
                 )
             )
         else:
@@ -238,7 +294,7 @@ def health_checks(settings: Settings) -> list[Check]:
             checks.append(
                 Check("ALLOW_LIVE", allow, "ALLOW_LIVE=1" if allow else "ALLOW_LIVE is not 1")
             )
-            marked = settings.keys_marked_testnet()
+            marked = settings.testnet_flag_set()
             checks.append(
                 Check(
                     "live keys",
@@ -259,6 +315,8 @@ def health_checks(settings: Settings) -> list[Check]:
         )
     ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
     checks.append(Check("data dir writable", ok, detail))
+    if mode is not Mode.PAPER:
+        checks += permission_checks(settings)
     from engine.notify.health import notify_checks
 
     checks += notify_checks(settings)  # one per channel of [notify] channels (none: no row)

@@ -25,6 +25,7 @@ from engine.fsutil import atomic_write_text
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps, iso_utc
 from engine.proposal import Proposal, Sizing
+from engine.untrusted import clean_message, operator_text
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def read_kill_switch(data_dir: Path) -> KillSwitch:
     pending = list(iter_jsonl(Path(data_dir) / RISK_COMMANDS_FILE))[snap.commands_done :]
     for record in reversed(pending):  # the latest queued command not applied yet wins
         if record.get("action") == "trip":
-            return KillSwitch(KillState.TRIPPED, str(record.get("reason") or "manual trip"))
+            return KillSwitch(
+                KillState.TRIPPED, operator_text(record.get("reason") or "manual trip")
+            )
         if record.get("action") == "reset":
             break  # a queued reset takes effect only when an engine applies it (audited)
     return KillSwitch(snap.state, snap.reason, snap.since)
@@ -204,7 +207,7 @@ class RiskSnapshot:
         done = raw.get("commands_done", 0)
         return cls(
             state=KillState(str(raw["state"]).upper()),
-            reason=str(raw.get("reason") or ""),
+            reason=clean_message(raw.get("reason") or ""),
             since=when(raw.get("since")),
             peak_equity=dec(raw.get("peak_equity")),
             equity=dec(raw.get("equity")),
@@ -388,6 +391,7 @@ class RiskEngine:
         s = self.snap
         if s.state is KillState.TRIPPED:
             return
+        reason = operator_text(reason)  # no secret, no control character is written
         s.state, s.reason, s.since = KillState.TRIPPED, reason, self.clock()
         log.warning("kill switch TRIPPED (%s): %s", source, reason)
         self._save()

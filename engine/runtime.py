@@ -47,6 +47,7 @@ from engine.risk import KillState, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, OrderPlan, Placement, Router
 from engine.secrets import redact
 from engine.trades import ClosedTrade, TradeStore
+from engine.untrusted import clean_message
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager
 from engine.wallets.snapshot import WalletsSnapshot
@@ -158,6 +159,7 @@ class Runtime:
         self._error = ""
         self.venues: dict[str, _Venue] = {}
         self.agent: Agent | None = None
+        self.failure = ""  # the error that stopped the engine, kept after stop()
         self.indexer: Indexer | None = None  # follows new slots each tick (``[indexer] enabled``)
 
     # -- events -------------------------------------------------------------------------------
@@ -174,10 +176,10 @@ class Runtime:
                 log.exception("runtime: subscriber failed on %s", kind)
 
     def _alert(self, severity: str, code: str, message: str) -> None:
-        self._emit("alert", AlertEvent(severity, code, message))
+        self._emit("alert", AlertEvent(severity, code, clean_message(message)))
 
     def _set_state(self, state: EngineState, error: str = "") -> None:
-        self._state, self._error = state, error
+        self._state, self._error = state, clean_message(error)
         self._emit("state", self.status())
 
     # -- building -----------------------------------------------------------------------------
@@ -373,8 +375,21 @@ class Runtime:
                 break
             if advance is not None:
                 advance()
-            self.tick()
+            if not self._guarded_tick():
+                return
         self._set_state(EngineState.STOPPED)
+
+    def _guarded_tick(self) -> bool:
+        """One tick; an error stops the engine in the ERROR state, with an alert (False)."""
+        try:
+            self.tick()
+        except Exception as exc:
+            log.exception("engine tick failed")
+            self.failure = clean_message(exc)
+            self._set_state(EngineState.ERROR, self.failure)
+            self._alert("error", "engine", f"engine error: {exc}")
+            return False
+        return True
 
     def start(self) -> None:
         """Run in a background thread, one tick every ``tick_seconds`` of the wall clock."""
@@ -387,12 +402,7 @@ class Runtime:
         self.build()
         self._set_state(EngineState.PAUSED if self._paused else EngineState.RUNNING)
         while not self._stop.is_set() and not should_stop():
-            try:
-                self.tick()
-            except Exception as exc:
-                log.exception("engine tick failed")
-                self._set_state(EngineState.ERROR, str(exc))
-                self._alert("error", "engine", f"engine error: {exc}")
+            if not self._guarded_tick():
                 return
             deadline = time.monotonic() + self.tick_seconds
             while not self._stop.is_set() and not should_stop():  # honour a stop within 0.1 s

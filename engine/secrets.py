@@ -6,11 +6,13 @@ Precedence: the process environment wins over ``.env`` in the current directory
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 
@@ -103,16 +105,33 @@ _installed = False
 _MIN_LEN = 4  # shorter values would redact ordinary words
 
 
+def secret_forms(value: str) -> set[str]:
+    """``value`` and the forms other libraries print it in: repr-escaped (a dict in a debug
+    line), JSON-escaped (a request body), URL-encoded (a query string or a URL)."""
+    forms = {
+        value,
+        repr(value)[1:-1],
+        value.encode("unicode_escape").decode("ascii"),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
+    return {f for f in forms if len(f) >= _MIN_LEN}
+
+
 def register_secret_values(values: Iterable[str]) -> None:
     with _lock:
         for value in values:
             if value and len(value) >= _MIN_LEN:
-                _known.add(value)
+                _known.update(secret_forms(value))
     install_log_redaction()
 
 
 def redact(text: str) -> str:
-    """``text`` with every known secret value replaced by ``***`` (longest first)."""
+    """``text`` with every known secret value, in each of its :func:`secret_forms`, replaced by
+    ``***`` (longest first)."""
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import deque
 from decimal import Decimal, InvalidOperation
+
+from engine.secrets import redact
 
 NAME_MAX = 200  # names, symbols, ids
 MESSAGE_MAX = 1000  # reasons, error messages, free text
@@ -32,8 +35,7 @@ class BadNumber(ValueError):
     """A number from outside that is not a plain, finite, bounded decimal."""
 
     def __init__(self, field: str, problem: str, value: object) -> None:
-        shown = clean_text(str(value), 40)
-        super().__init__(f"{field}: {problem} (got {shown!r})")
+        super().__init__(f"{field}: {problem} (got {shown(value)})")
         self.field = field
         self.problem = problem
 
@@ -58,6 +60,43 @@ def clean_text(value: object, limit: int = NAME_MAX) -> str:
 def clean_message(value: object) -> str:
     """A reason or a message from outside: :func:`clean_text` with the longer cap."""
     return clean_text(value, MESSAGE_MAX)
+
+
+def operator_text(value: object) -> str:
+    """Free text an operator typed (a kill-switch reason): known secrets redacted, then cleaned,
+    before it is written anywhere."""
+    return clean_message(redact(value if isinstance(value, str) else str(value)))
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A bad value quoted in an error message: cleaned and short (a 20 MB field stays out)."""
+    return repr(clean_text(value if isinstance(value, str) else repr(value), limit))
+
+
+class Problems:
+    """Bad records a reader skipped since the engine last asked: each becomes one alert.
+
+    Bounded: past ``keep`` waiting, further ones are only counted (a flood costs one line more).
+    """
+
+    def __init__(self, keep: int = 20) -> None:
+        self._items: deque[str] = deque()
+        self._keep = keep
+        self._dropped = 0
+
+    def add(self, text: str) -> None:
+        if len(self._items) < self._keep:
+            self._items.append(clean_message(text))
+        else:
+            self._dropped += 1
+
+    def drain(self) -> list[str]:
+        out = list(self._items)
+        if self._dropped:
+            out.append(f"and {self._dropped} more bad records skipped")
+        self._items.clear()
+        self._dropped = 0
+        return out
 
 
 def parse_decimal(

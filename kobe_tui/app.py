@@ -150,7 +150,7 @@ class KobeApp(App[int]):
         self.settings = settings
         self.config_errors: list[str] = []
         self._cwd = Path.cwd() if cwd is None else cwd
-        self._env = dict(env) if env is not None else load_env(self._cwd)
+        self._env = env if env is not None else load_env(self._cwd)  # keeps what came from .env
         if settings is not None:
             self.mode, self.exchange = settings.mode, settings.exchange
         else:
@@ -174,6 +174,8 @@ class KobeApp(App[int]):
         self._last_drain = 0.0
         self._risk_shown = False
         self._engine_shown: tuple[str, str] = ("", "")
+        # mode, exchange, keys and URL, fixed by the first settings: no reload changes them
+        self._identity: tuple[object, ...] | None = None if settings is None else identity(settings)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -260,6 +262,11 @@ class KobeApp(App[int]):
         self._settings_ready(message.settings, message.checks)
 
     def _settings_ready(self, settings: Settings, checks: list[Any]) -> None:
+        fixed = self._identity
+        if fixed is not None and identity(settings) != fixed:
+            self._refuse_reload(settings)
+            return
+        self._identity = identity(settings)
         first = self.settings is None or self.runtime is None
         self.settings = settings
         header = self.query_one(KobeHeader)
@@ -281,6 +288,19 @@ class KobeApp(App[int]):
             else:
                 self._set_engine("stopped")
                 self.paint_from_files(settings)
+
+    def _refuse_reload(self, settings: Settings) -> None:
+        """One mode per process: a reload that would change the mode, exchange, keys or URL
+        is refused; the running settings stay, and the header keeps saying them."""
+        assert self.settings is not None
+        now = f"{settings.mode.value} on {settings.exchange}"
+        running = f"{self.settings.mode.value.upper()} on {self.settings.exchange}"
+        text = (
+            f"Reload refused: the config or environment now says {now} (or other keys or URL); "
+            f"this cockpit stays {running} until Kobe is restarted"
+        )
+        self.notify(text, severity="error", timeout=10, markup=False)
+        self.query_one(AlertsPane).add(self.clock(), "warning", "reload", text)
 
     def on_config_failed(self, message: ConfigFailed) -> None:
         self.config_errors = message.lines
@@ -491,7 +511,12 @@ class KobeApp(App[int]):
         )
 
     def on_action_done(self, message: ActionDone) -> None:
-        self.notify(message.text, severity="error" if message.error else "information", timeout=6)
+        self.notify(
+            message.text,
+            severity="error" if message.error else "information",
+            timeout=6,
+            markup=False,  # exchange and engine text, shown literally
+        )
         if message.error:
             self.query_one(AlertsPane).add(self.clock(), "warning", "action", message.text)
 
@@ -753,6 +778,7 @@ class KobeApp(App[int]):
                 "Live unlock refused:\n" + "\n".join(f"- {p}" for p in problems),
                 severity="error",
                 timeout=10,
+                markup=False,
             )
             self.query_one(AlertsPane).add(
                 self.clock(),
@@ -834,6 +860,12 @@ class KobeApp(App[int]):
         if self.runtime is not None:
             self.runtime.request_stop()
         self.exit(0)
+
+
+def identity(settings: Settings) -> tuple[object, ...]:
+    """What one process never changes: mode, exchange, the keys (and their marking) and URL."""
+    keys = tuple(settings.secrets.get(name) for name in settings.key_vars)
+    return (settings.mode, settings.exchange, settings.api_url, keys, settings.testnet_flag_set())
 
 
 def _alert(severity: str, code: str, message: str) -> Any:

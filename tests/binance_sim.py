@@ -30,6 +30,7 @@ SIGNED_PATHS = {
     "/api/v3/openOrders",
     "/api/v3/orderList/oco",
     "/api/v3/myTrades",
+    "/sapi/v1/account/apiRestrictions",
 }
 
 # Binance's error codes used here.
@@ -173,6 +174,7 @@ class BinanceSim(SimServer):
         self.fee_rate = fee_rate
         self.orders: dict[int, SimOrder] = {}
         self.orders_created = 0
+        self.can_withdraw = False  # the key's restrictions (GET /sapi/v1/account/apiRestrictions)
         self._ids = itertools.count(1001)
         self._list_ids = itertools.count(1)
         self._oco_locks: set[int] = set()
@@ -244,6 +246,19 @@ class BinanceSim(SimServer):
                 return self._ticker(path, params)
             if path == "/api/v3/account":
                 return self._account()
+            if path == "/sapi/v1/account/apiRestrictions" and method == "GET":
+                return {
+                    "ipRestrict": False,
+                    "createTime": 1_700_000_000_000,
+                    "enableReading": True,
+                    "enableSpotAndMarginTrading": True,
+                    "enableWithdrawals": self.can_withdraw,
+                    "enableInternalTransfer": False,
+                    "permitsUniversalTransfer": False,
+                    "enableMargin": False,
+                    "enableFutures": False,
+                    "enableVanillaOptions": False,
+                }
             if path == "/api/v3/openOrders":
                 symbol = params.get("symbol")
                 return [o.as_json() for o in self.open_orders() if symbol in (None, o.symbol)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import decimal
 import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,15 @@ class Result:
 
 
 CliRunner = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def default_decimal_context() -> Iterator[None]:
+    """Each test starts with Python's default decimal context: a test that calls ccxt directly
+    (its precision helpers set the thread's rounding and traps) cannot change the arithmetic of
+    the tests after it (a snapshot's quantity was off by one in its last digit)."""
+    with decimal.localcontext(decimal.Context()):
+        yield
 
 
 @pytest.fixture

@@ -747,7 +747,9 @@ def test_keys_ping_testnet_reaches_the_time_endpoint(cli: CliRunner, sim: Binanc
     result = cli("keys", "--ping", env=sim_env(sim))
     assert result.code == 0, result.err
     assert "time endpoint answered" in result.out
-    assert sim.requests == [("GET", "/api/v3/time")]
+    # the time endpoint, then the key's restrictions (may it withdraw?): nothing else
+    assert sim.requests == [("GET", "/api/v3/time"), ("GET", "/sapi/v1/account/apiRestrictions")]
+    assert "may withdraw" not in result.out
     result = cli("keys", "--ping", "--json", env=sim_env(sim))
     assert json.loads(result.out)["ping"]["ok"] is True
 

@@ -121,3 +121,53 @@ async def test_canary_in_no_cockpit_screen(workdir: Path, mode: str) -> None:
         help_svg = app.export_screenshot()
     assert "Health" in main_svg
     assert CANARY not in main_svg and CANARY not in help_svg
+
+
+def test_escaped_forms_of_a_secret_are_redacted_in_ccxt_debug_lines(tmp_path: Path) -> None:
+    """OKX's passphrase with a backslash: ccxt's -vv line prints the headers dict, where it is
+    repr-escaped; JSON-escaped and URL-encoded forms are redacted as well."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import quote
+
+    from engine.exchange.ccxt_exchange import CcxtExchange
+    from engine.logsetup import setup_logging
+
+    class Okx(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data: object = [{"ts": str(int(time.time() * 1000))}] if "time" in self.path else []
+            body = json.dumps({"code": "0", "data": data}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Okx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    password = f'pa\\ss"w0rd-{CANARY}/é+&'
+    log_file = tmp_path / "kobe.log"
+    setup_logging(logging.DEBUG, file=log_file)
+    try:
+        exchange = CcxtExchange(
+            "okx",
+            api_key=Secret(f"key-{CANARY}"),
+            secret=Secret(f"secret-{CANARY}"),
+            password=Secret(password),
+            api_url=f"http://127.0.0.1:{server.server_address[1]}",
+        )
+        exchange.ccxt.fetch_balance()  # a private call: ccxt logs its headers at DEBUG
+        logging.getLogger("test").debug("body %s", json.dumps({"passphrase": password}))
+        logging.getLogger("test").debug("query ?p=%s", quote(password))
+        exchange.close()
+    finally:
+        setup_logging(logging.WARNING)
+        server.shutdown()
+        server.server_close()
+    text = log_file.read_text()
+    assert "OK-ACCESS-PASSPHRASE': '***'" in text  # the line is there, its value is not
+    assert CANARY not in text
+    assert "w0rd" not in text

@@ -253,6 +253,10 @@ class ExchangeReader(ABC):
     def ping(self) -> float:
         """Round trip to the venue's time endpoint, in milliseconds."""
 
+    def can_withdraw(self) -> bool | None:
+        """Whether the API key may withdraw funds; None when the venue does not say."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and flush state."""
 
@@ -345,6 +349,9 @@ class ReadOnlyExchange(ExchangeReader):
 
     def ping(self) -> float:
         return self.__venue.ping()
+
+    def can_withdraw(self) -> bool | None:
+        return self.__venue.can_withdraw()
 
     def close(self) -> None:
         self.__venue.close()

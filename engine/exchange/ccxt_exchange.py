@@ -33,7 +33,7 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.config import EXCHANGES, Mode
+from engine.config import EXCHANGES, Mode, check_api_url
 from engine.exchange.base import (
     AuthenticationError,
     Capabilities,
@@ -66,6 +66,7 @@ from engine.exchange.retry import (
 )
 from engine.modes import GateClosed, Settings, gate_problems, require_gate
 from engine.secrets import Secret, redact, register_secret_values
+from engine.untrusted import clean_message
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ class CcxtExchange(Exchange):
             )
         if not sandbox and api_url:
             raise GateClosed(Mode.LIVE, ["KOBE_EXCHANGE_URL / exchange.api_url is refused in live"])
+        if api_url:
+            check_api_url(api_url)  # loopback only: the keys go wherever it points (ValueError)
         self.name = exchange_id
         self.sandbox = sandbox
         self.api_url = api_url
@@ -253,9 +256,13 @@ class CcxtExchange(Exchange):
         # ``options['fetchCurrencies']`` says (a private call on Bybit and OKX, which a trade-only
         # key is refused): Kobe never uses them
         self._ex.has = {**self._ex.has, "fetchCurrencies": False}
+        live_urls = dict(self._ex.urls["api"])
         if sandbox:
             self._ex.set_sandbox_mode(True)
         if api_url:  # after set_sandbox_mode, which copies urls['test'] over urls['api']
+            # every endpoint (also those a testnet lacks, e.g. Binance's sapi) goes to the
+            # loopback simulator: none is left pointing at a real host
+            self._ex.urls["api"] = {**live_urls, **self._ex.urls["api"]}
             self._override_urls(api_url)
         self.read_only = read_only
         if read_only:
@@ -421,7 +428,7 @@ class CcxtExchange(Exchange):
 
     def _map_error(self, exc: Exception) -> ExchangeError:
         ccxt = self._ccxt
-        message = redact(str(exc))
+        message = clean_message(redact(str(exc)))  # the exchange's words are data
         reason = _exchange_reason(message)
         code = _exchange_code(message)
         if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
@@ -533,6 +540,21 @@ class CcxtExchange(Exchange):
         return Decimal(self._raw(lambda: self._ex.price_to_precision(symbol, str(price))))
 
     # -- reads ----------------------------------------------------------------------------------
+
+    def can_withdraw(self) -> bool | None:
+        """Whether the API key may withdraw funds; None when the exchange does not say here.
+
+        Binance reports it in the key's restrictions (``GET /sapi/v1/account/apiRestrictions``,
+        ``enableWithdrawals``); its testnet has no such endpoint.
+        """
+        if self.name != "binance":
+            return None
+        try:
+            data = self._read(self._ex.sapi_get_account_apirestrictions, "API-key restrictions")
+        except NotSupported:
+            return None
+        value = data.get("enableWithdrawals") if isinstance(data, dict) else None
+        return value is True or str(value).lower() == "true"
 
     def ping(self) -> float:
         start = time.perf_counter()
@@ -808,7 +830,9 @@ class CcxtExchange(Exchange):
                 for cid, report in reports.items():
                     orders[cid] = self._to_order(self._ex.parse_order(report, market), cid)
             if tp_id not in orders or sl_id not in orders:
-                raise ExchangeError(f"{self.name}: OCO answer without both legs: {data}")
+                raise ExchangeError(
+                    f"{self.name}: OCO answer without both legs: {clean_message(data)}"
+                )
             return OcoResult(str(data.get("orderListId")), orders[tp_id], orders[sl_id])
 
         def lookup() -> OcoResult | None:

@@ -34,7 +34,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from engine.fsutil import atomic_write_text
 from engine.indexer.rpc import SolanaRpc
 from engine.journal import JsonlWriter, tail_jsonl
 from engine.jsonutil import dumps, iso_utc
+from engine.untrusted import BadNumber, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,13 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 def _dec(value: Any, what: str) -> Decimal:
+    """A bounded number from the node's reply (:func:`engine.untrusted.parse_decimal`)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise MalformedBlock(f"{what} is not a number")
     try:
-        return Decimal(value)
-    except InvalidOperation:
-        raise MalformedBlock(f"{what} is not a number") from None
+        return parse_decimal(value, what)
+    except BadNumber as exc:
+        raise MalformedBlock(str(exc)) from None
 
 
 def _instructions(tx: dict[str, Any], meta: dict[str, Any]) -> Iterator[dict[str, Any]]:

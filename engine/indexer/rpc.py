@@ -1,20 +1,33 @@
 """A minimal Solana JSON-RPC client over HTTP (standard library only): ``getSlot``, ``getBlock``.
 
-Read-only: it has no method that sends a transaction. Calls are retried under the exchange layer's
-discipline (:func:`engine.exchange.retry.call_with_retries`): 429 (honouring ``Retry-After``), 5xx
-and network errors back off, bounded in attempts and time; other errors are raised at once.
+Read-only by construction: :meth:`SolanaRpc.call` sends only the methods in
+:data:`READ_ONLY_METHODS`; a method that sends a transaction, signs or airdrops is refused
+before anything leaves (the tx guard's structural half). Calls are retried under the exchange
+layer's discipline (:func:`engine.exchange.retry.call_with_retries`): 429 (honouring
+``Retry-After``), 5xx and network errors back off, bounded in attempts and time; other errors are
+raised at once.
+
+The node's reply is outside data: each call has a total deadline (connect, headers and body
+together, so a node that drips bytes cannot hold it), the reply has a size cap and a nesting
+cap, slot numbers are checked for sense, and its error text is cleaned and capped.
 
 The endpoint URL often embeds a token: it is held as a :class:`~engine.secrets.Secret`, registered
-for log redaction, and never put in a message, a log line or an exception.
+for log redaction, and never put in a message, a log line or an exception. Credentials in it
+(``user:token@host``) are sent as HTTP basic auth, never to name resolution.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.client
 import itertools
 import json
-import urllib.error
-import urllib.request
+import socket
+import threading
+import time
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from engine.exchange.base import (
     ExchangeError,
@@ -25,11 +38,21 @@ from engine.exchange.base import (
 )
 from engine.exchange.retry import RetryPolicy, call_with_retries
 from engine.secrets import REDACTED, Secret, redact, register_secret_values
+from engine.untrusted import clean_message
 
 # getBlock: "Slot N was skipped, or missing due to ledger jump to recent snapshot" (-32007) and
 # "Slot N was skipped, or missing in long-term storage" (-32009).
 SKIPPED_SLOT_CODES = (-32007, -32009)
 RATE_LIMIT_CODES = (-32005, 429)  # some providers say "rate limited" in the JSON-RPC error
+
+# The only methods this client sends: reads. Anything else (a transaction, an airdrop,
+# simulateTransaction with sigVerify...) is refused before a byte leaves.
+READ_ONLY_METHODS = frozenset(
+    {"getSlot", "getBlock", "getBlockHeight", "getHealth", "getVersion", "getGenesisHash"}
+)
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # a full jsonParsed block is a few MB
+MAX_JSON_DEPTH = 64  # a jsonParsed block nests about 10 deep
+MAX_SLOT = 10**12  # Solana makes ~2.5 slots a second: 10^12 is thousands of years away
 
 
 class RpcError(ExchangeError):
@@ -45,6 +68,10 @@ class SlotSkipped(RpcError):
     """The slot has no block (skipped, or missing from the node's storage)."""
 
 
+class NotReadOnly(RpcError):
+    """A method this read-only client never sends (a transaction, a signature, an airdrop)."""
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -54,20 +81,71 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to the backoff
 
 
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the parsed reply nests deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+class _Endpoint:
+    """The URL's parts, checked once; a bad URL is refused without echoing it."""
+
+    def __init__(self, url: str) -> None:
+        bad = RpcError(
+            "the Solana RPC endpoint (RPC_SOLANA_HTTP) is not an http:// or https:// URL "
+            "of the form scheme://host[:port]/path"
+        )
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+            raise bad
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise bad from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise bad
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname
+        self.port = port or (443 if self.https else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.auth: str | None = None
+        if parts.username is not None:
+            user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            register_secret_values([user_pass, unquote(parts.password or "")])
+            self.auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
+            register_secret_values([self.auth])
+
+
 class SolanaRpc:
-    """JSON-RPC over HTTP POST. ``policy`` makes retries (and their sleeps) injectable."""
+    """JSON-RPC over HTTP POST. ``policy`` makes retries (and their sleeps) injectable.
+
+    ``timeout_s`` is the total time one call may take (one attempt; retries have their own
+    bound in ``policy``); ``max_bytes`` caps the reply.
+    """
 
     def __init__(
-        self, url: Secret, *, timeout_s: float = 10.0, policy: RetryPolicy | None = None
+        self,
+        url: Secret,
+        *,
+        timeout_s: float = 10.0,
+        policy: RetryPolicy | None = None,
+        max_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self._url = url
         self.timeout_s = timeout_s
         self.policy = policy or RetryPolicy()
+        self.max_bytes = max_bytes
         self._ids = itertools.count(1)
         register_secret_values([url.get_secret_value()])
-        scheme = url.get_secret_value().partition("://")[0].lower()
-        if scheme not in ("http", "https"):
-            raise RpcError("the Solana RPC endpoint is not an http:// or https:// URL")
+        self._endpoint = _Endpoint(url.get_secret_value())
 
     def __repr__(self) -> str:
         return f"SolanaRpc(url={REDACTED})"
@@ -76,64 +154,115 @@ class SolanaRpc:
         url = self._url.get_secret_value()
         if url:
             text = text.replace(url, REDACTED)
-        return redact(text)
+        return clean_message(redact(text))
+
+    def _exchange(self, method: str, body: bytes) -> tuple[int, str | None, bytes]:
+        """One HTTP POST within the total deadline: (status, Retry-After, body)."""
+        ep = self._endpoint
+        deadline = time.monotonic() + self.timeout_s
+        conn_class = http.client.HTTPSConnection if ep.https else http.client.HTTPConnection
+        conn = conn_class(ep.host, ep.port, timeout=self.timeout_s)
+        expired = threading.Event()
+
+        def cut() -> None:  # the deadline: wake a read blocked on a node that drips bytes
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.timeout_s, cut)
+        timer.daemon = True
+        timer.start()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if ep.auth:
+            headers["Authorization"] = ep.auth
+        try:
+            conn.request("POST", ep.target, body=body, headers=headers)
+            response = conn.getresponse()
+            length = response.getheader("Content-Length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                raise RpcError(f"{method}: the reply is larger than {self.max_bytes} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                chunk = response.read1(64 * 1024)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise RpcError(f"{method}: the reply is larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+            if expired.is_set():
+                raise TimeoutError
+            return response.status, response.getheader("Retry-After"), b"".join(chunks)
+        except RpcError:
+            raise
+        except TimeoutError:
+            raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            if expired.is_set():
+                raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else ""
+            raise NetworkError(
+                f"{method}: {type(exc).__name__} {self._clean(what)}".rstrip()
+            ) from None
+        finally:
+            timer.cancel()
+            conn.close()
 
     def _post(self, method: str, params: list[Any]) -> Any:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        request = urllib.request.Request(
-            self._url.get_secret_value(),
-            data=json.dumps(body).encode("utf-8"),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            exc.close()
-            if status == 429:
-                raise RateLimited(f"{method}: HTTP 429", retry_after=retry_after) from None
-            if status >= 500:
-                raise ExchangeUnavailable(f"{method}: HTTP {status}") from None
-            raise RpcError(f"{method}: HTTP {status}") from None
-        except TimeoutError:
-            raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
-            raise NetworkError(f"{method}: {self._clean(str(exc.reason))}") from None
-        except (ConnectionError, OSError) as exc:
-            raise NetworkError(f"{method}: {self._clean(type(exc).__name__)}") from None
+        status, retry_after, raw = self._exchange(method, json.dumps(body).encode("utf-8"))
+        if status == 429:
+            raise RateLimited(f"{method}: HTTP 429", retry_after=_retry_after(retry_after))
+        if status >= 500:
+            raise ExchangeUnavailable(f"{method}: HTTP {status}")
+        if status >= 300:
+            raise RpcError(f"{method}: HTTP {status}")
         try:
             reply = json.loads(raw)
+        except RecursionError:
+            raise RpcError(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}") from None
         except (ValueError, UnicodeDecodeError):
             raise RpcError(f"{method}: the reply is not JSON") from None
         if not isinstance(reply, dict):
             raise RpcError(f"{method}: the reply is not a JSON-RPC object")
+        if _too_deep(reply):
+            raise RpcError(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}")
         error = reply.get("error")
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
-            text = error.get("message", "") if isinstance(error, dict) else str(error)
+            code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            text = error.get("message", "") if isinstance(error, dict) else error
             message = f"{method}: JSON-RPC error {code}: {self._clean(str(text))[:200]}"
             if code in SKIPPED_SLOT_CODES:
                 raise SlotSkipped(message, code)
             if code in RATE_LIMIT_CODES:
                 raise RateLimited(message)
-            raise RpcError(message, code if isinstance(code, int) else None)
+            raise RpcError(message, code)
         if "result" not in reply:
             raise RpcError(f"{method}: the reply has no result")
         return reply["result"]
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
-        """One JSON-RPC call, retried under the policy."""
+        """One read-only JSON-RPC call, retried under the policy. Any method not in
+        :data:`READ_ONLY_METHODS` raises :class:`NotReadOnly` and sends nothing."""
+        if method not in READ_ONLY_METHODS:
+            raise NotReadOnly(
+                f"{clean_message(method)[:60]}: refused: this client sends only read-only "
+                "methods (no transaction is ever sent or signed)"
+            )
         return call_with_retries(lambda: self._post(method, params or []), method, self.policy)
 
     def get_slot(self) -> int:
         slot = self.call("getSlot", [{"commitment": "confirmed"}])
         if isinstance(slot, bool) or not isinstance(slot, int):
             raise RpcError(f"getSlot: not a slot number ({type(slot).__name__})")
+        if not 0 <= slot <= MAX_SLOT:
+            raise RpcError(f"getSlot: {str(slot)[:24]} is not a plausible slot number")
         return slot
 
     def get_block(self, slot: int) -> dict[str, Any] | None:

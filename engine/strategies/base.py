@@ -189,6 +189,10 @@ class Strategy(ABC):
         """The strategy's positions (pending, open, closing); empty by default."""
         return []
 
+    def drain_problems(self) -> list[str]:
+        """Bad records its feed skipped since the last call (the engine alerts each once)."""
+        return []
+
 
 # ---------------------------------------------------------------------------------------------
 # The position book both strategies keep

@@ -20,17 +20,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.untrusted import NAME_MAX, BadNumber, Problems, clean_text, parse_decimal, shown
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
 
 class JsonlTail:
-    def __init__(self, path: Path, *, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        offset: int = 0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        problems: Problems | None = None,
+    ) -> None:
         self.path = Path(path)
         self.offset = offset
         self.max_bytes = max_bytes
         self.skipped = 0  # complete lines that were not JSON objects
+        self.problems = problems if problems is not None else Problems()
 
     def read(self) -> list[dict[str, Any]]:
         """The records of the complete lines appended since the last read, in file order."""
@@ -77,15 +87,18 @@ class JsonlTail:
             return None
         try:
             value = json.loads(text, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
-            self.skipped += 1
-            log.warning("%s: the line at byte %d is not JSON: skipped", self.path, at)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            self._skip(f"the line at byte {at} is not JSON: skipped")
             return None
         if not isinstance(value, dict):
-            self.skipped += 1
-            log.warning("%s: the line at byte %d is not a JSON object: skipped", self.path, at)
+            self._skip(f"the line at byte {at} is not a JSON object: skipped")
             return None
         return value
+
+    def _skip(self, what: str) -> None:
+        self.skipped += 1
+        log.warning("%s: %s", self.path, what)
+        self.problems.add(f"{self.path.name}: {what}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,19 +110,17 @@ class BadRecord(ValueError):
 
 
 def dec_field(record: dict[str, Any], key: str) -> Decimal:
-    """A finite Decimal from a JSON number or string (never a float: see :class:`JsonlTail`)."""
+    """A bounded Decimal from a JSON number or string (:func:`engine.untrusted.parse_decimal`;
+    never a float: see :class:`JsonlTail`)."""
     value = record.get(key)
     if value is None:
         raise BadRecord(f"{key!r} is missing")
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
-        raise BadRecord(f"{key!r} must be a number or a numeric string (got {value!r})")
+        raise BadRecord(f"{key!r} must be a number or a numeric string (got {shown(value)})")
     try:
-        out = Decimal(str(value))
-    except ArithmeticError:
-        raise BadRecord(f"{key!r} is not a number (got {value!r})") from None
-    if not out.is_finite():
-        raise BadRecord(f"{key!r} is not a finite number (got {value!r})")
-    return out
+        return parse_decimal(value, repr(key))
+    except BadNumber as exc:
+        raise BadRecord(str(exc)) from None
 
 
 def opt_dec_field(record: dict[str, Any], key: str) -> Decimal | None:
@@ -119,22 +130,24 @@ def opt_dec_field(record: dict[str, Any], key: str) -> Decimal | None:
 def time_field(record: dict[str, Any], key: str = "time") -> datetime:
     """An ISO-8601 time with a zone (``2026-01-01T00:05:00Z``), in UTC."""
     value = record.get(key)
-    if not isinstance(value, str):
-        raise BadRecord(f"{key!r} must be an ISO-8601 time string (got {value!r})")
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRecord(f"{key!r} must be an ISO-8601 time string (got {shown(value)})")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRecord(f"{key!r} is not an ISO-8601 time (got {value!r})") from None
+        raise BadRecord(f"{key!r} is not an ISO-8601 time (got {shown(value)})") from None
     if moment.tzinfo is None:
-        raise BadRecord(f"{key!r} has no time zone (got {value!r}); write it with a Z")
+        raise BadRecord(f"{key!r} has no time zone (got {shown(value)}); write it with a Z")
     return moment.astimezone(UTC)
 
 
-def str_field(record: dict[str, Any], key: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadRecord(f"{key!r} must be a non-empty string (got {value!r})")
-    return value
+def str_field(record: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A non-empty string, cleaned and capped (:func:`engine.untrusted.clean_text`)."""
+    value = record.get(key, default)
+    text = clean_text(value, NAME_MAX) if isinstance(value, str) else ""
+    if not text.strip():
+        raise BadRecord(f"{key!r} must be a non-empty string (got {shown(value)})")
+    return text
 
 
 def dex_symbol(value: str, quote: str) -> str:
@@ -142,6 +155,11 @@ def dex_symbol(value: str, quote: str) -> str:
     base, sep, q = value.partition("/")
     q = q if sep else quote
     for part in (base, q):
-        if not part or not part.isascii() or not all(c.isupper() or c.isdigit() for c in part):
-            raise BadRecord(f"symbol must be BASE or BASE/QUOTE in capitals (got {value!r})")
+        if (
+            not part
+            or len(part) > 40
+            or not part.isascii()
+            or not all(c.isupper() or c.isdigit() for c in part)
+        ):
+            raise BadRecord(f"symbol must be BASE or BASE/QUOTE in capitals (got {shown(value)})")
     return f"{base}/{q}"

@@ -24,7 +24,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(self.question, id="confirm-question")
+            yield Static(
+                self.question, id="confirm-question", markup=False
+            )  # names shown literally
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Refused, Sizing, Source
+from kobe_tui.widgets.panes import literal_lines
 
 if TYPE_CHECKING:
     from engine.router import OrderPlan
@@ -200,7 +201,7 @@ class OrderTicket(ModalScreen[Proposal | None]):
 
     def _show(self, lines: list[str], ok: bool) -> None:
         plan = self.query_one("#plan", Static)
-        plan.update("\n".join(lines))
+        plan.update(literal_lines("\n".join(lines)))  # refusals quote exchange text
         plan.set_class(not ok, "-refused")
 
     # -- actions ------------------------------------------------------------------------------

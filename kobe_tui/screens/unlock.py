@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from kobe_tui.widgets.panes import literal_lines
+
 BalancesFetcher = Callable[[], dict[str, Decimal]]
 
 
@@ -59,7 +61,7 @@ class UnlockStep1(ModalScreen[bool]):
         self.app.call_from_thread(self._show, text)
 
     def _show(self, text: str) -> None:
-        self.query_one("#unlock1-balances", Static).update(text)
+        self.query_one("#unlock1-balances", Static).update(literal_lines(text))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "continue")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
 from engine.bootstrap import Mode
+from engine.untrusted import clean_text
 
 MODE_WORD = {Mode.PAPER: "PAPER", Mode.TESTNET: "TESTNET", Mode.LIVE: "LIVE"}
 
@@ -71,6 +73,6 @@ class KobeHeader(Horizontal):
 
     def set_engine(self, state: str) -> None:
         widget = self.query_one("#engine-state", Static)
-        widget.update(f" engine: {state} ")
+        widget.update(Text(f" engine: {clean_text(state, 60)} "))  # an error's text, literally
         word = "".join(ch for ch in state.split()[0].lower() if ch.isalnum())
         widget.set_classes(f"engine-{word}")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import DataTable
 
+from kobe_tui.widgets.panes import literal
+
 if TYPE_CHECKING:
     from engine.modes import Check
     from engine.notify import ChannelStatus
@@ -48,7 +50,9 @@ class HealthPane(DataTable[Text]):
         for check in checks:
             self._failing[check.name] = not check.ok
             state = Text("ok", style="bold green") if check.ok else Text("FAIL", style="bold red")
-            cells = (state, Text(check.name), Text(check.detail))
+            if check.ok and check.warning:
+                state = Text("warn", style="bold yellow")
+            cells = (state, literal(check.name), literal(check.detail))
             if check.name in self.rows:
                 for column, value in zip(("state", "name", "detail"), cells, strict=True):
                     self.update_cell(check.name, column, value)

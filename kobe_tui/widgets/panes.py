@@ -9,10 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Sparkline, Static
+
+from engine.untrusted import MESSAGE_MAX, NAME_MAX, clean_text
 
 if TYPE_CHECKING:
     from engine.execution import Position
@@ -51,6 +54,21 @@ def _px(value: Decimal | None) -> str:
 
 
 SHORT_TYPES = {"limit_maker": "TP", "stop_loss_limit": "SL"}
+
+
+def literal(value: object, limit: int = MESSAGE_MAX) -> Text:
+    """Text from a journal, a feed, an alert or an exchange, shown as it is: no markup is
+    parsed (``oops [/]`` and ``[bold red]`` are characters) and no control character passes."""
+    return value if isinstance(value, Text) else Text(clean_text(value, limit))
+
+
+def literal_lines(text: str) -> Text:
+    """Several lines of such text (a plan, a refusal): each line shown literally."""
+    return Text("\n".join(clean_text(line, MESSAGE_MAX) for line in text.split("\n")[:50]))
+
+
+def _cell(value: Text | str) -> Text:
+    return literal(value, NAME_MAX)
 
 
 def _signed(value: Decimal) -> Text:
@@ -129,6 +147,7 @@ class TablePane(Pane):
         self.table.display = not empty  # an empty box says what is going on, no bare header
 
     def upsert(self, key: str, cells: tuple[Text | str, ...]) -> None:
+        cells = tuple(_cell(c) for c in cells)  # a DataTable parses a str cell as markup
         table = self.table
         if key in table.rows:
             for (col, _), value in zip(self.COLUMNS, cells, strict=True):
@@ -332,7 +351,12 @@ class JournalPane(TablePane):
         want = (self.page + 1) * self.WINDOW
         records = tail_jsonl(self.path, want)
         window = records[: max(0, len(records) - self.page * self.WINDOW)][-self.WINDOW :]
-        self.trades = [ClosedTrade.from_record(r) for r in window]
+        self.trades = []
+        for record in window:
+            try:
+                self.trades.append(ClosedTrade.from_record(record))
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                continue  # a damaged record: not shown, never a crash at start
         self._draw()
 
     def add(self, trade: ClosedTrade) -> None:
@@ -355,17 +379,17 @@ class JournalPane(TablePane):
                 continue
             table.add_row(
                 _day_hhmm(t.closed_at),
-                t.symbol,
-                t.side,
+                _cell(t.symbol),
+                _cell(t.side),
                 _px(t.qty),
                 _num(t.notional, 2),
                 _signed(t.pnl),
-                t.reason[:40],
+                literal(t.reason, 40),
                 key=t.trade_id,
             )
             shown += 1
         page = f"page {self.page + 1}" if self.page else "latest"
-        filt = f", filter '{self.filter_text}'" if self.filter_text else ""
+        filt = f", filter '{escape(clean_text(self.filter_text, 40))}'" if self.filter_text else ""
         self.border_subtitle = f"{page}{filt}"
         empty = "No trades match the filter" if needle and self.trades else self.EMPTY
         self.show_empty(shown == 0, empty)
@@ -430,7 +454,7 @@ class AlertsPane(Pane):
                 lines.append("\n")
             lines.append(f"{when:%H:%M} ", style="dim")
             lines.append(f"{severity.upper():<8} ", style=styles.get(severity, ""))
-            lines.append(f"{message}")
+            lines.append(clean_text(message, MESSAGE_MAX))
         self.query_one("#alerts-body", Static).update(lines)
         self.show_empty(not self.alerts)
 

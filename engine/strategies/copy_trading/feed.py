@@ -14,8 +14,10 @@ The leader feed's line format (one JSON object per line; numbers as JSON numbers
   ``side`` (``buy`` opens, ``sell`` closes the leader's whole position in that symbol),
   ``price`` (the leader's fill price) and ``size_usd`` (or ``qty``, then size = qty x price).
   ``leader`` is optional (``leader`` by default).
-- A line missing a field or of the wrong form is skipped with a log line; a torn last line waits
-  until it is complete (see :mod:`engine.strategies.tail`).
+- A line missing a field or of the wrong form (a number out of bounds, ``1e-999999999``) is
+  skipped with a log line and one alert; a torn last line waits until it is complete (see
+  :mod:`engine.strategies.tail`). Text is cleaned and capped where it is read
+  (:mod:`engine.untrusted`): no control characters, 200 characters at most.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from engine.strategies.tail import (
     str_field,
     time_field,
 )
+from engine.untrusted import Problems, shown
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,9 @@ FeedEvent = LeaderTrade | PriceUpdate
 class LeaderFeed(ABC):
     kind: str
 
+    def __init__(self) -> None:
+        self.problems = Problems()  # bad lines skipped: the engine shows each as an alert
+
     @abstractmethod
     def poll(self, now: datetime) -> list[FeedEvent]:
         """What happened since the last poll, in order."""
@@ -89,10 +95,10 @@ def parse_feed_record(record: dict[str, Any], quote: str) -> FeedEvent:
     if kind == "price":
         return PriceUpdate(symbol, price, time)
     if kind != "trade":
-        raise BadRecord(f"'kind' must be 'trade' or 'price' (got {kind!r})")
+        raise BadRecord(f"'kind' must be 'trade' or 'price' (got {shown(kind)})")
     side_text = record.get("side")
     if side_text not in ("buy", "sell"):
-        raise BadRecord(f"'side' must be 'buy' or 'sell' (got {side_text!r})")
+        raise BadRecord(f"'side' must be 'buy' or 'sell' (got {shown(side_text)})")
     size = opt_dec_field(record, "size_usd")
     if size is None:
         qty = opt_dec_field(record, "qty")
@@ -101,12 +107,9 @@ def parse_feed_record(record: dict[str, Any], quote: str) -> FeedEvent:
         size = qty * price
     if size <= 0:
         raise BadRecord(f"the trade's size must be positive (got {size})")
-    leader = record.get("leader", "leader")
-    if not isinstance(leader, str) or not leader:
-        raise BadRecord(f"'leader' must be a non-empty string (got {leader!r})")
     return LeaderTrade(
         id=str_field(record, "id"),
-        leader=leader,
+        leader=str_field(record, "leader", "leader"),
         symbol=symbol,
         side=Side(side_text),
         price=price,
@@ -127,10 +130,11 @@ class JsonlLeaderFeed(LeaderFeed):
         offset yet, the feed starts at the file's current end: a copy trader acts on trades
         appended from now on, never on a backlog of stale ones, and never twice after a restart.
         """
+        super().__init__()
         self.state_path = state_path
         if state_path is not None:
             offset = _saved_offset(state_path, path)
-        self.tail = JsonlTail(path, offset=offset)
+        self.tail = JsonlTail(path, offset=offset, problems=self.problems)
         self._quote = quote
         self.skipped = 0
         self._saved = offset
@@ -152,6 +156,7 @@ class JsonlLeaderFeed(LeaderFeed):
             except BadRecord as exc:
                 self.skipped += 1
                 log.warning("%s: leader feed line skipped: %s", self.path.name, exc)
+                self.problems.add(f"{self.path.name}: leader feed line skipped: {exc}")
         if self.state_path is not None and self.tail.offset != self._saved:
             atomic_write_text(self.state_path, json.dumps({"offset": self.tail.offset}) + "\n")
             self._saved = self.tail.offset
@@ -205,6 +210,7 @@ class StubLeaderFeed(LeaderFeed):
         step_s: int = TICK_SECONDS,
         markets: dict[str, Decimal] | None = None,
     ) -> None:
+        super().__init__()
         self._rng = rng if rng is not None else random.Random(seed)
         self._step = timedelta(seconds=step_s)
         self._prices = dict(sorted((markets or STUB_MARKETS).items()))

@@ -102,6 +102,9 @@ class CopyTrading(Strategy):
             self.last_signal = signals[-1]
         return signals
 
+    def drain_problems(self) -> list[str]:
+        return self.feed.problems.drain()
+
     def _tracked(self, symbol: str) -> bool:
         return symbol in self._allowed or symbol in self.book.symbols()
 

@@ -55,6 +55,7 @@ from engine.strategies.tail import (
     str_field,
     time_field,
 )
+from engine.untrusted import Problems, shown
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class MemecoinDataProvider(ABC):
 
     kind: str
     dry_run: bool = False  # True: the strategy logs its signals and returns none
+
+    def __init__(self) -> None:
+        self.problems = Problems()  # bad lines skipped: the engine shows each as an alert
 
     @abstractmethod
     def update(self, now: datetime, keep: Collection[str] = ()) -> None:
@@ -123,6 +127,7 @@ class StubRandomProvider(MemecoinDataProvider):
         quote: str = "USDC",
         step_s: int = TICK_SECONDS,
     ) -> None:
+        super().__init__()
         self._rng = rng if rng is not None else random.Random(seed)
         self._quote = quote
         self._step = timedelta(seconds=step_s)
@@ -210,6 +215,7 @@ class IndexerFilesProvider(MemecoinDataProvider):
     ``onchain``; they differ only in ``dry_run``)."""
 
     def __init__(self, indexer_dir: Path, *, quote: str = "USDC") -> None:
+        super().__init__()
         self.indexer_dir = Path(indexer_dir)
         self._quote = quote
         self._tails: dict[str, JsonlTail] = {}
@@ -227,7 +233,9 @@ class IndexerFilesProvider(MemecoinDataProvider):
         now = aware_utc(now)
         if self.indexer_dir.is_dir():
             for path in sorted(self.indexer_dir.glob("*.jsonl")):
-                tail = self._tails.setdefault(path.name, JsonlTail(path))
+                tail = self._tails.get(path.name)
+                if tail is None:
+                    tail = self._tails[path.name] = JsonlTail(path, problems=self.problems)
                 for record in tail.read():
                     self._apply(record, path, now)
         horizon = timedelta(seconds=CANDIDATE_LIFETIME_S)
@@ -248,18 +256,19 @@ class IndexerFilesProvider(MemecoinDataProvider):
             elif kind == "swap":
                 self._swap(record, now)
             else:
-                raise BadRecord(f"'kind' must be 'candidate' or 'swap' (got {kind!r})")
+                raise BadRecord(f"'kind' must be 'candidate' or 'swap' (got {shown(kind)})")
         except BadRecord as exc:
             self._bad_records += 1
             log.warning("%s: indexer line skipped: %s", path.name, exc)
+            self.problems.add(f"{path.name}: indexer line skipped: {exc}")
 
     @staticmethod
     def _slot(record: dict[str, object]) -> int | None:
         slot = record.get("slot")
         if slot is None:
             return None
-        if isinstance(slot, bool) or not isinstance(slot, int):
-            raise BadRecord(f"'slot' must be an integer (got {slot!r})")
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < 2**63:
+            raise BadRecord(f"'slot' must be a slot number (got {shown(slot)})")
         return slot
 
     def _candidate(self, record: dict[str, object], now: datetime) -> None:
@@ -288,7 +297,7 @@ class IndexerFilesProvider(MemecoinDataProvider):
         mint = str_field(record, "mint")
         c = self._by_mint.get(mint)
         if c is None:
-            raise BadRecord(f"swap of unknown mint {mint}")
+            raise BadRecord(f"swap of unknown mint {shown(mint)}")
         price = dec_field(record, "price_usd")
         if price <= 0:
             raise BadRecord(f"'price_usd' must be positive (got {price})")

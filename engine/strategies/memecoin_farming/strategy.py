@@ -273,6 +273,9 @@ class MemecoinFarming(Strategy):
                 out[c.symbol] = DexMarket(c.symbol, c.price_usd)
         return [out[s] for s in sorted(out)]
 
+    def drain_problems(self) -> list[str]:
+        return self.provider.problems.drain()
+
     def positions(self) -> list[StrategyPosition]:
         return self.book.all()
 

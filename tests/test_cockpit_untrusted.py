@@ -1,0 +1,157 @@
+"""The cockpit shows outside text literally and keeps the mode it started in (issue 14), with
+Textual's pilot against the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Input, Static
+
+from engine.modes import Settings, resolve_settings
+from engine.runtime import Runtime, SimClock
+from kobe_tui.app import KobeApp
+from kobe_tui.messages import EngineFailed
+from kobe_tui.screens.confirm import ConfirmScreen
+from kobe_tui.widgets.panes import JournalPane
+from tests.cockpit_support import make_app, settle
+
+HOSTILE = "oops [/] [bold red]x \x1b[31mLIVE\x1b[0m \x1b]0;owned\x07\x1b[2J"
+
+
+def shown(widget: Static) -> str:
+    return str(widget.render())
+
+
+def trade_record(trade_id: str, reason: str, symbol: str = "WIF/USDC") -> dict[str, str]:
+    return {
+        "trade_id": trade_id,
+        "opened_at": "2026-01-01T00:00:00Z",
+        "closed_at": "2026-01-01T00:05:00Z",
+        "wallet": "copy_sol",
+        "strategy": "copy_trading",
+        "symbol": symbol,
+        "side": "buy",
+        "qty": "10",
+        "entry_price": "2",
+        "exit_price": "2.1",
+        "fees": "0.01",
+        "pnl": "0.99",
+        "reason": reason,
+    }
+
+
+async def test_a_hostile_leader_name_in_trades_jsonl_shows_literally_and_the_cockpit_starts(
+    workdir: Path,
+) -> None:
+    data = workdir / "data"
+    data.mkdir()
+    lines = [
+        json.dumps(trade_record("t-1", f"leader {HOSTILE} sold WIF")),
+        json.dumps(trade_record("t-2", "fine", symbol="[/]")),
+        json.dumps({**trade_record("t-3", "bad"), "qty": "ten"}),  # damaged: skipped
+    ]
+    (data / "trades.jsonl").write_text("\n".join(lines) + "\n")
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.engine_state == "running"
+        journal = app.query_one(JournalPane)
+        row = journal.table.get_row("t-1")
+        reason = row[6]
+        assert isinstance(reason, Text)
+        assert reason.plain.startswith("leader oops [/] [bold red]x [31mLIVE")
+        assert not reason.spans  # "[bold red]" is characters, not a style
+        assert "\x1b" not in reason.plain and "\x07" not in reason.plain
+        assert journal.table.get_row("t-2")[1].plain == "[/]"
+        assert "t-3" not in journal.table.rows
+        assert shown(app.query_one("#mode", Static)).strip() == "PAPER"
+
+
+async def test_a_kill_switch_reason_with_markup_shows_literally_on_reset(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.runtime is not None
+        app.runtime.trip(f"x [/] {HOSTILE}", "cli")
+        app.step(1)
+        await settle(app, pilot)
+        assert "TRIPPED" in shown(app.query_one("#risk-state", Static))
+        alerts = shown(app.query_one("#alerts-body", Static))
+        assert "kill switch TRIPPED: x [/] oops [/] [bold red]x [31mLIVE" in alerts
+        await pilot.press("K")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        question = shown(app.screen.query_one("#confirm-question", Static))
+        assert "(TRIPPED: x [/] oops [/] [bold red]x" in question
+        await pilot.press("escape")
+        await pilot.pause()
+        app.post_message(EngineFailed("boom [/] [bold]"))
+        await settle(app, pilot)
+        assert "error: boom [/] [bold]" in shown(app.query_one("#engine-state", Static))
+
+
+LIVE_KEYS = {"ALLOW_LIVE": "1", "BINANCE_KEY": "k" * 16, "BINANCE_SECRET": "s" * 16}
+
+
+async def test_a_reload_never_changes_the_mode_of_a_live_engine(workdir: Path) -> None:
+    (workdir / "kobe.toml").write_text('mode = "live"\n')
+    settings = resolve_settings(LIVE_KEYS, workdir)
+    clock = SimClock(settings.config.paper.sim_start)
+    started: list[tuple[str, bool]] = []
+
+    def factory(s: Settings, confirmed: bool) -> Runtime:
+        started.append((s.mode.value, confirmed))
+        raise RuntimeError("no live exchange in tests")
+
+    app = KobeApp(
+        settings,
+        env=LIVE_KEYS,
+        cwd=workdir,
+        clock=clock,
+        autotick=False,
+        runtime_factory=factory,
+        balances_fetcher=lambda s: {},
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("L")  # the two-step unlock, as a trader does it
+        await settle(app, pilot, engine=False)
+        await pilot.click("#continue")
+        await pilot.pause()
+        phrase = app.screen.query_one("#phrase", Input)
+        phrase.focus()
+        for ch in "UNLOCK BINANCE LIVE":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert started == [("live", True)]
+        assert shown(app.query_one("#mode", Static)).strip() == "LIVE"
+        (workdir / "kobe.toml").write_text('mode = "paper"\n[exchange]\nname = "okx"\n')
+        await pilot.press("r")
+        await settle(app, pilot, engine=False)
+        assert shown(app.query_one("#mode", Static)).strip() == "LIVE"
+        assert shown(app.query_one("#exchange", Static)).strip() == "binance"
+        assert app.settings is not None and app.settings.mode.value == "live"
+        alerts = shown(app.query_one("#alerts-body", Static))
+        assert "Reload refused: the config or environment now says paper on okx" in alerts
+        assert "stays LIVE on binance until Kobe is restarted" in alerts
+        assert started == [("live", True)]  # nothing was started in another mode
+
+
+async def test_the_health_pane_shows_the_permission_warnings(workdir: Path) -> None:
+    import os
+
+    from kobe_tui.widgets.health import HealthPane
+
+    (workdir / ".env").write_text("# no secret here\n")
+    os.chmod(workdir / ".env", 0o644)
+    env = {"KOBE_MODE": "testnet", "BINANCE_KEY": "k" * 16, "BINANCE_SECRET": "s" * 16}
+    app = KobeApp(env=env, cwd=workdir, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, engine=False)
+        pane = app.query_one(HealthPane)
+        state, _, detail = pane.get_row(".env private")
+        assert str(state) == "warn"
+        assert "can be read by other users: chmod 600" in str(detail)
