@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.book import Bookkeeper, Position, PositionBook
+from engine.book import Bookkeeper, Position, PositionBook, protection
 from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.exchange.base import Exchange, ExchangeError, Order, OrderNotFound, OrderType, Side
 from engine.journal import OrderJournal
@@ -26,6 +26,7 @@ from engine.router import Placement, ReconcileReport, Router, RouterView, entry_
 from engine.trades import TradeStore
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager
+from engine.watchdog import Watchdog
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 
@@ -144,6 +145,7 @@ class Session:
     audit: AuditLog
     router: Router
     risk: RiskEngine
+    book: PositionBook
 
 
 @contextmanager
@@ -201,7 +203,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         router.listeners.append(keeper.on_event)
         try:
             _print_external(ctx, router.reconcile())
-            yield Session(settings, exchange, journal, audit, router, risk)
+            yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
         finally:
             keeper.catch_up()
             manager.write_snapshot(clock())
@@ -391,12 +393,19 @@ def cmd_positions(ctx: Context) -> int:
     settings = ctx.settings
     book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
     book.catch_up()
-    held = book.positions()
-    marks = _marks(ctx, {p.symbol for p in held if p.venue == settings.exchange})
-    rows = [
-        position_json(p, marks.get(p.symbol) if p.venue == settings.exchange else None)
-        for p in held
-    ]
+    held = book.positions() + book.dust()
+    marks, running = _marks(ctx, {p.symbol for p in held if p.venue == settings.exchange})
+    watchdogs = {
+        "dex": Watchdog(settings.data_dir / "dex"),
+        settings.exchange: Watchdog(settings.data_dir),
+    }
+    attached = settings.exchange in ("bybit", "okx") and settings.config.router.exits != "watchdog"
+    rows = []
+    for p in held:
+        cex = p.venue == settings.exchange
+        watch = watchdogs[p.venue].get(p.entry_client_id) if p.venue in watchdogs else None
+        cover = protection(p, watch, attached=attached and cex, engine_running=running)
+        rows.append(position_json(p, marks.get(p.symbol) if cex else None, cover))
     if ctx.args.json:
         ctx.json(rows)
         return EXIT_OK
@@ -411,30 +420,35 @@ def cmd_positions(ctx: Context) -> int:
         ctx.print(
             f"{r['wallet']:<12} {r['venue']:<8} {r['symbol']:<14} qty {r['qty']} @ "
             f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}  {mark}  [{exits}]  "
-            f"{r['strategy']} ({r['source']})"
+            f"{r['protection']}  {r['strategy']} ({r['source']})"
         )
     return EXIT_OK
 
 
-def _marks(ctx: Context, symbols: set[str]) -> dict[str, Decimal]:
-    """Last prices from the venue, read only; none while an engine holds the data dir."""
-    if not symbols:
-        return {}
+def _marks(ctx: Context, symbols: set[str]) -> tuple[dict[str, Decimal], bool]:
+    """Last prices from the venue, read only; none while an engine holds the data dir.
+    Also whether an engine runs (the local watchdog covers positions only then)."""
     from engine.exchange.factory import build_reader
 
     try:
         with DataDirLock(ctx.settings.data_dir, "kobe positions"):
+            if not symbols:
+                return {}, False
             reader = build_reader(ctx.settings, clock=ctx.clock)
             try:
-                return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}
+                return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}, False
             finally:
                 reader.close()
-    except (DataDirBusy, ExchangeError, GateClosed) as exc:
+    except DataDirBusy as exc:
+        if symbols:
+            print(f"note: no mark prices ({exc})", file=ctx.err)
+        return {}, True
+    except (ExchangeError, GateClosed) as exc:
         print(f"note: no mark prices ({exc})", file=ctx.err)
-        return {}
+        return {}, False
 
 
-def position_json(p: Position, mark: Decimal | None) -> dict[str, Any]:
+def position_json(p: Position, mark: Decimal | None, cover: str = "") -> dict[str, Any]:
     return {
         "entry_client_id": p.entry_client_id,
         "wallet": p.wallet,
@@ -453,6 +467,7 @@ def position_json(p: Position, mark: Decimal | None) -> dict[str, Any]:
         "opened_at": p.opened_at,
         "source": p.source,
         "strategy": p.strategy,
+        "protection": cover,
     }
 
 
@@ -506,6 +521,12 @@ def cmd_cancel(ctx: Context) -> int:
                 question = (
                     f"Cancel order {o.id} {o.side.value.upper()} {o.qty} {o.symbol} @ {o.price}?"
                 )
+                entry_cid = entry_of(o.client_id)
+                held = s.book.get(entry_cid) if entry_cid else None
+                if held is not None and o.client_id[-2:] in ("tp", "sl"):
+                    question = (
+                        f"Cancel the exits of position {_exits_text(held)}? It will be unprotected."
+                    )
             if not confirm(ctx, question):
                 ctx.print("nothing cancelled")
                 return EXIT_REFUSED
@@ -513,13 +534,89 @@ def cmd_cancel(ctx: Context) -> int:
             for order in targets:
                 try:
                     done = s.router.cancel(order.id, Source.CLI)
-                    ctx.print(f"cancelled {done.id} ({done.client_id})")
                 except OrderNotFound as exc:
                     failed += 1
                     print(str(exc), file=ctx.err)
+                    continue
+                ctx.print(f"cancelled {done.id} ({done.client_id})")
+                _print_siblings(ctx, s, done)
             return EXIT_OK if failed == 0 else EXIT_REFUSED
     except DataDirBusy as exc:
         print(f"kobe cancel: {exc}", file=ctx.err)
+        return EXIT_REFUSED
+
+
+def _exits_text(pos: Position) -> str:
+    legs = [
+        f"TP {pos.take_profit}" if pos.take_profit is not None else "",
+        f"SL {pos.stop_loss}" if pos.stop_loss is not None else "",
+    ]
+    shown = ", ".join(x for x in legs if x)
+    return f"{pos.symbol} {pos.qty}" + (f" ({shown})" if shown else "")
+
+
+def _print_siblings(ctx: Context, s: Session, done: Order) -> None:
+    """An OCO leg's sibling goes with it on the exchange: say so, and what it leaves bare."""
+    entry_cid = entry_of(done.client_id)
+    if entry_cid is None or done.client_id[-2:] not in ("tp", "sl"):
+        return
+    sibling = entry_cid + ("sl" if done.client_id.endswith("tp") else "tp")
+    event = s.router.journal_state().get(sibling)
+    if event is not None and event.event == "cancel":
+        ctx.print(f"cancelled {event.exchange_id} ({sibling}): its OCO sibling")
+    held = s.book.get(entry_cid)
+    if held is not None and held.qty > 0:
+        print(
+            f"position {held.symbol} {held.qty} (entry {entry_cid}) is now UNPROTECTED: "
+            f"set new exits with `kobe exits {entry_cid} --tp P --sl P` or close it",
+            file=ctx.err,
+        )
+
+
+def cmd_exits(ctx: Context) -> int:
+    """New TP/SL for a position: the new exits are in place (or the watchdog covers the gap)
+    before the old ones are gone."""
+    tp = _decimal("tp", ctx.args.tp)
+    sl = _decimal("sl", ctx.args.sl)
+    if tp is None and sl is None:
+        raise UsageError("give --tp P, --sl P or both")
+    require_terminal_or_yes(ctx)
+    try:
+        with trading_session(ctx, "kobe exits") as s:
+            held = s.book.get(ctx.args.position)
+            if held is None or held.qty <= 0:
+                print(f"position {ctx.args.position}: not open (see kobe positions)", file=ctx.err)
+                return EXIT_REFUSED
+            new = ", ".join(x for x in (f"TP {tp}" if tp else "", f"SL {sl}" if sl else "") if x)
+            if not confirm(ctx, f"Replace the exits of position {_exits_text(held)} with {new}?"):
+                ctx.print("nothing changed")
+                return EXIT_REFUSED
+            try:
+                exits, watch = s.router.replace_exits(
+                    held.entry_client_id, held.qty, tp, sl, Source.CLI
+                )
+            except Refused as exc:
+                return _refused(ctx, exc.reasons)
+            except ExchangeError as exc:
+                print(
+                    f"the new exits could not be placed ({exc}): the local watchdog covers the "
+                    "position with the new prices, only while kobe run or kobe-tui runs",
+                    file=ctx.err,
+                )
+                return EXIT_REFUSED
+            s.book.annotate(
+                held.entry_client_id, strategy=held.strategy, take_profit=tp, stop_loss=sl
+            )
+            for o in exits:
+                ctx.print(f"exit  {o.id} (client {o.client_id}): {o.type.value} {o.status.value}")
+            if watch is not None:
+                ctx.print(
+                    "note: the new exits are watched locally: only while `kobe run` or "
+                    "`kobe-tui` is running"
+                )
+            return EXIT_OK
+    except DataDirBusy as exc:
+        print(f"kobe exits: {exc}", file=ctx.err)
         return EXIT_REFUSED
 
 
@@ -551,6 +648,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_positions)
+
+    p = sub.add_parser(
+        "exits", help="replace a position's TP/SL safely (new exits before the old go)"
+    )
+    p.add_argument("position", help="the position's entry client id (kobe positions)")
+    p.add_argument("--tp", help="new take-profit price")
+    p.add_argument("--sl", help="new stop-loss price")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--confirm-live", action="store_true", help="the explicit live confirmation")
+    p.set_defaults(handler=cmd_exits)
 
     p = sub.add_parser("cancel", help="cancel an order (exchange id or client id) or --all")
     p.add_argument("order", nargs="?")

@@ -16,6 +16,7 @@ external and never touched; exits whose entry filled while the program was down 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -847,7 +848,13 @@ class Router(RouterView):
         if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
-        qty = self.net_qty(item.symbol, entry)
+        return self._send_exits(item, self.net_qty(item.symbol, entry))
+
+    def _send_exits(
+        self, item: WatchItem, qty: Decimal
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """Put ``item``'s exits for ``qty`` in place: a native OCO, attached exits, or the local
+        watchdog. The watchdog item is dropped only once the exchange has confirmed the OCO."""
         exit_side = item.side.opposite
         if item.exits is ExitPlan.OCO:
             assert item.take_profit is not None and item.stop_loss is not None
@@ -933,6 +940,52 @@ class Router(RouterView):
             exits=ExitPlan.WATCHDOG,
             state=WatchState.WATCHING,
         )
+
+    def replace_exits(
+        self,
+        entry_cid: str,
+        qty: Decimal,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        source: Source,
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """New TP/SL for a position, never leaving it bare: the local watchdog covers it with
+        the new prices first (persisted), the old exits are cancelled, then the new ones are
+        placed; the watchdog item goes only once the exchange has confirmed them."""
+        last = self.journal_state().get(entry_cid)
+        if last is None:
+            raise OrderNotFound(f"position {entry_cid}: unknown entry")
+        if take_profit is None and stop_loss is None:
+            raise Refused(["give --tp, --sl or both"])
+        side = Side(last.side)
+        both = take_profit is not None and stop_loss is not None
+        oco = both and self.exits_policy != "watchdog"
+        plan = (
+            ExitPlan.OCO
+            if oco and self.exchange.capabilities(last.symbol).native_oco
+            else (ExitPlan.WATCHDOG)
+        )
+        item = WatchItem(
+            entry_client_id=entry_cid,
+            entry_id=last.exchange_id or "",
+            symbol=last.symbol,
+            side=side,
+            qty=qty,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            wallet=last.wallet,
+            source=last.source,
+            exits=plan,
+            state=WatchState.WATCHING,
+        )
+        self.watchdog.add(item)  # the cover during the gap, persisted before anything moves
+        for order in self.exchange.fetch_open_orders(last.symbol):
+            if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
+                with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
+                    self.cancel(order.id, source)
+        if plan is ExitPlan.WATCHDOG:
+            return (), item
+        return self._send_exits(item, qty)
 
     def guard_locally(self, item: WatchItem) -> None:
         """Put (back) a position under the local watchdog, e.g. after its exits were cancelled."""

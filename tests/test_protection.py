@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Source
 from engine.watchdog import WatchState
+from tests.conftest import CliRunner
 from tests.test_execution import Rig, entry
 
 
@@ -91,3 +96,74 @@ def test_a_position_too_small_to_sell_is_dust_flagged_once(tmp_path: Path) -> No
         cid
     ]
     assert rig.router.watchdog.get(cid) is None
+
+
+BUY = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+
+
+def _open_exits(cli: CliRunner) -> dict[str, dict[str, object]]:
+    rows = json.loads(cli("orders", "--json").out)
+    return {str(o["client_id"])[-2:]: o for o in rows}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_cancel_of_one_leg_names_the_position_and_prints_every_order_cancelled(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    sl = _open_exits(cli)["sl"]
+    monkeypatch.setattr("sys.stdin", _Terminal("\n"))  # the operator just presses enter
+    r = cli("cancel", str(sl["id"]))
+    assert r.code == 1 and "nothing cancelled" in r.out  # the default answer is No
+    q = r.out.splitlines()[0]
+    assert q.startswith("Cancel the exits of position BTC/USDT 0.00015 (TP 99000, SL 93000)?")
+    assert "It will be unprotected. [y/N]" in q
+    assert set(_open_exits(cli)) == {"tp", "sl"}
+    r = cli("cancel", str(sl["id"]), "--yes")
+    assert r.code == 0, r.err
+    assert f"({cid}sl)" in r.out and f"({cid}tp): its OCO sibling" in r.out
+    assert "is now UNPROTECTED" in r.err and f"kobe exits {cid}" in r.err
+    assert _open_exits(cli) == {}
+    [pos] = json.loads(cli("positions", "--json").out)
+    assert pos["exits"] and all(x["status"] == "canceled" for x in pos["exits"])
+    assert pos["protection"] == "UNPROTECTED"
+
+
+def test_kobe_exits_replaces_the_pair_and_the_position_stays_covered(cli: CliRunner) -> None:
+    r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("exits", cid, "--sl", "92000", "--tp", "98000", "--yes")
+    assert r.code == 0, r.err
+    legs = _open_exits(cli)
+    assert {k: str(v["price"]) for k, v in legs.items()}["tp"] == "98000"
+    assert set(legs) == {"tp", "sl"}
+    [pos] = json.loads(cli("positions", "--json").out)
+    live = [x for x in pos["exits"] if x["status"] == "open"]
+    assert len(live) == 2 and pos["protection"] == "exchange"
+    r = cli("exits", "nosuchentry", "--sl", "1", "--yes")
+    assert r.code == 1 and "not open" in r.err
+    r = cli("exits", cid, "--yes")
+    assert r.code == 2
+
+
+def test_kobe_exits_that_the_exchange_refuses_leave_the_watchdog_covering(
+    cli: CliRunner, workdir: Path
+) -> None:
+    r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("exits", cid, "--sl", "92000", "--tp", "94000", "--yes")  # TP below the price
+    assert r.code == 1 and "the local watchdog covers the position" in r.err
+    items = json.loads((workdir / "data" / "watchdog.json").read_text())["items"]
+    assert [(i["entry_client_id"], i["state"], i["take_profit"]) for i in items] == [
+        (cid, "watching", "94000")
+    ]
+    r = cli("positions", "--json")
+    assert r.code == 0 and _open_exits(cli) == {}
+    [pos] = json.loads(r.out)
+    assert pos["protection"] == "watchdog (needs a running engine)"
