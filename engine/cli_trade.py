@@ -197,6 +197,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             audit=audit,
             kill_switch=risk.kill_switch,
             size_factor=risk.size_factor,
+            settings=cfg.router,
         )
         holder.append(router)
         router.committed = keeper.book.committed

@@ -177,6 +177,10 @@ class PaperConfig(Section):
 class RouterConfig(Section):
     default_quote_usd: PositiveDecimal = Decimal(15)
     exits: Literal["auto", "watchdog"] = "auto"
+    # a stop that triggered but rests at its limit after a gap: sold at market once it has
+    # rested this long, or once the price is this far past its limit
+    stop_rest_timeout_s: int = Field(default=60, ge=1, le=86_400)
+    stop_rest_distance_pct: Percent = Decimal(1)
 
 
 class RiskConfig(Section):

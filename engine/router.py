@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.audit import AuditLog
-from engine.config import RiskConfig
+from engine.config import RiskConfig, RouterConfig
 from engine.exchange.base import (
     AuthenticationError,
     Exchange,
@@ -125,6 +125,13 @@ def _base36(n: int) -> str:
         out = digits[r] + out
         if n == 0:
             return out
+
+
+def _source_of(value: str) -> Source:
+    try:
+        return Source(value)
+    except ValueError:
+        return Source.STRATEGY
 
 
 def _log_alert(severity: str, code: str, message: str) -> None:
@@ -546,6 +553,7 @@ class Router(RouterView):
         ids: ClientIds | None = None,
         kill_switch: Callable[[], KillSwitch] | None = None,
         watchdog_dir: Path | None = None,
+        settings: RouterConfig | None = None,
     ) -> None:
         super().__init__(
             exchange,
@@ -567,6 +575,8 @@ class Router(RouterView):
         self.ids = ids or ClientIds(clock)
         self.kill_switch = kill_switch or (lambda: read_kill_switch(self.data_dir))
         self._inflight: dict[str, tuple[Proposal, OrderPlan]] = {}
+        self.settings = settings or RouterConfig()
+        self._resting: dict[str, datetime] = {}  # stop legs seen resting past their limit
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
         # told of what needs the operator (severity, code, message); the engine makes alerts
@@ -1062,6 +1072,59 @@ class Router(RouterView):
                             sent.append(fired)
             except ExchangeError as exc:
                 log.warning("watchdog: %s %s: %s", item.symbol, item.entry_client_id, exc)
+        try:
+            sent += self._sell_resting_stops(prices)
+        except ExchangeError as exc:
+            log.warning("watchdog: resting stops: %s", exc)
+        return sent
+
+    def _sell_resting_stops(self, prices: dict[str, Decimal]) -> list[Order]:
+        """A stop-limit that triggered in a gap rests at its limit, unfilled, while the price
+        runs away: once it has rested ``stop_rest_timeout_s`` or the price is
+        ``stop_rest_distance_pct`` past its limit, it is cancelled and sold at market."""
+        sent: list[Order] = []
+        now = self.clock()
+        cfg = self.settings
+        for cid, e in list(self.journal_state().items()):
+            if not cid.endswith("sl") or e.type != OrderType.STOP_LOSS_LIMIT.value:
+                continue
+            if e.event not in ("ack", "partial_fill") or not _is_open(e.status) or e.price is None:
+                self._resting.pop(cid, None)
+                continue
+            price = prices.get(e.symbol)
+            if price is None:
+                price = prices[e.symbol] = self.exchange.fetch_ticker(e.symbol).last
+            limit = e.price
+            past = price < limit if e.side == Side.SELL.value else price > limit
+            if not past:
+                self._resting.pop(cid, None)
+                continue
+            since = self._resting.setdefault(cid, now)
+            distance = abs(limit - price) / limit * 100
+            if now - since < timedelta(seconds=cfg.stop_rest_timeout_s) and (
+                distance < cfg.stop_rest_distance_pct
+            ):
+                continue
+            entry_cid = entry_of(cid)
+            assert entry_cid is not None
+            with contextlib.suppress(OrderNotFound):  # filled or gone meanwhile: settled below
+                self.cancel(e.exchange_id or cid, _source_of(e.source))
+            self._resting.pop(cid, None)
+            after = self.journal_state().get(cid)
+            if after is None or after.event != "cancel":
+                continue
+            remaining = after.qty - after.filled
+            if remaining <= 0:
+                continue
+            reason = (
+                f"stop {cid} rested at its limit {_fmt(limit)} after a gap (price "
+                f"{_fmt(price)}): sold at market (local watchdog)"
+            )
+            order = self.send_exit(
+                entry_cid, "cx", e.symbol, Side(e.side), remaining, e.wallet, e.source, reason
+            )
+            self.on_alert("critical", "stop_rested", f"{e.symbol}: {reason}")
+            sent.append(order)
         return sent
 
     def _fire_or_back_off(self, item: WatchItem, leg: str, price: Decimal) -> Order | None:

@@ -317,6 +317,7 @@ class Runtime:
             ids=ids,
             kill_switch=self.risk.kill_switch,
             watchdog_dir=s.data_dir / "dex" if name == "dex" else s.data_dir,
+            settings=cfg.router,
         )
 
     def venue_of_wallet(self, wallet_id: str) -> str:
