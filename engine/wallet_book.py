@@ -26,9 +26,17 @@ class LedgerWallets:
         return self.snapshot.wallet(wallet_id).balance
 
     def cap(self, wallet_id: str) -> Decimal | None:
-        """The most one order from this wallet may spend: its ``risk_wallets`` cap."""
-        risk = self.finance.risk_wallets.get(wallet_id)
-        return risk.max_usd if risk is not None else None
+        """The most this wallet may have at risk (open plus a new order): the lowest of the caps
+        the flows use (its ``risk_wallets`` cap, its own ``max_usd``, its role's share of equity,
+        and ``max_equity_at_risk_pct`` of equity for the risk wallets together)."""
+        equity = self.snapshot.equity_total_usd
+        caps = []
+        own = self.finance.cap_usd(wallet_id, equity)
+        if own is not None:
+            caps.append(own)
+        if wallet_id in self.finance.risk_wallets:
+            caps.append(equity * self.finance.policies.max_equity_at_risk_pct / 100)
+        return min(caps) if caps else None
 
     def venue_problem(self, wallet_id: str, exchange_name: str) -> str | None:
         view = self.snapshot.wallet(wallet_id)
