@@ -438,3 +438,18 @@ def test_a_wallet_cap_of_its_own_bounds_what_flows_put_in(tmp_path: Path) -> Non
     assert "vault has room for 1.00 under its caps" in to_vault[0].reason
     b = m.balances()
     assert (b["vault"], b["profits"], b["copy_sol"]) == (D(11), D(13), D(38))
+
+
+def test_a_win_that_leaves_a_wallet_over_its_cap_is_swept_back_under_it(
+    m: WalletManager, clock: Clock
+) -> None:
+    m.run_periodic_tasks(clock.step(minutes=1))
+    # 30 + 40 = 70 against a cap of 45: half the profit (20) would leave it at 50, still over
+    m.on_trade_closed("sniper_sol", D(40), D(0), trade_id="BIG")
+    cap = m.ledger.cap("sniper_sol")
+    assert cap is not None and m.balances()["sniper_sol"] > cap
+    moves = m.run_periodic_tasks(clock.step(hours=1))
+    swept = [(x.rule, x.source, x.amount) for x in moves if x.source == "sniper_sol"]
+    assert [r for r, _, _ in swept] == ["profits_sweep", "profits_sweep"]  # vault, profits
+    assert m.balances()["sniper_sol"] <= cap
+    assert any("over its cap" in x.reason for x in moves)

@@ -247,14 +247,25 @@ class Ledger:
         cfg = self.flows.profits_sweep
         for wallet in cfg.source:
             profit = self.unswept[wallet]
-            if profit <= 0 or profit < cfg.threshold_usd:
+            swept = ZERO
+            why = ""
+            if profit > 0 and profit >= cfg.threshold_usd:
+                swept = _cents(profit * cfg.share_pct / 100)
+                why = (
+                    f"{wallet} realized {_fmt(profit)} since its last sweep "
+                    f"(threshold {cfg.threshold_usd}): {cfg.share_pct} % swept"
+                )
+            cap = self.cap(wallet, plan.equity)
+            over = _cents(plan.balances[wallet] - cap) if cap is not None else ZERO
+            if over > swept:  # a win left it over its cap: the excess goes, by the same split
+                swept = over
+                why = (
+                    f"{wallet} at {_fmt(plan.balances[wallet])} is over its cap {_fmt(cap or ZERO)}"
+                )
+            if swept <= 0:
                 continue
-            total = min(_cents(profit * cfg.share_pct / 100), plan.balances[wallet])
+            total = min(swept, plan.balances[wallet])
             to_vault = _cents(total * cfg.vault_share_pct / 100)
-            why = (
-                f"{wallet} realized {_fmt(profit)} since its last sweep "
-                f"(threshold {cfg.threshold_usd}): {cfg.share_pct} % swept"
-            )
             plan.move("profits_sweep", wallet, cfg.vault, to_vault, why)
             plan.move("profits_sweep", wallet, cfg.destination, total - to_vault, why)
 
