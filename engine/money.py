@@ -1,7 +1,8 @@
 """Decimal helpers. Money is ``Decimal``, never float.
 
-Venues reached through ccxt round with ccxt's own precision helpers; these are for the in-process
-venues (paper CEX, paper DEX), which never import ccxt.
+The router rounds every quantity and price once, with these and the market's step and tick, for
+every venue (paper and ccxt alike): the venues then receive identical numbers and refuse values
+that are not on the step or tick, as Binance does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
     if tick <= 0:
         return value
     return (value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
+
+
+def round_price(value: Decimal, tick: Decimal, *, buy: bool) -> Decimal:
+    """A limit price on the tick, never past the operator's: a buy rounds down (it never pays
+    more than asked), a sell rounds up (it never sells for less)."""
+    return floor_to_step(value, tick) if buy else ceil_to_step(value, tick)
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:

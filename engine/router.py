@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +43,7 @@ from engine.exchange.base import (
     Side,
 )
 from engine.journal import OrderEvent, OrderJournal
+from engine.money import floor_to_step, round_price
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.risk import KillSwitch, read_kill_switch, validate_proposal
 from engine.watchdog import ExitPlan, Watchdog, WatchItem, WatchState
@@ -697,10 +698,24 @@ class Router(RouterView):
                 raw_qty = min(risk_cash / abs(ref - p.stop_loss), base_held)
         if factor != 1 and p.sizing is Sizing.RISK:
             notes.append(f"risk scaled by {_fmt(factor)} (kill switch in WARNING)")
-        qty = self.exchange.amount_to_precision(p.symbol, raw_qty)
+        # Rounded once, here, from the market's step and tick, for every venue (paper and ccxt
+        # get identical numbers and refuse anything else): quantities down to the step; a buy's
+        # prices down and a sell's up, never past the operator's. The exits are on the other side.
+        qty = floor_to_step(raw_qty, m.step_size)
         price = ref
         if p.entry_type is OrderType.LIMIT:
-            price = self.exchange.price_to_precision(p.symbol, ref)
+            price = round_price(ref, m.tick_size, buy=p.side is Side.BUY)
+        exit_buy = p.side is Side.SELL
+        p = replace(
+            p,
+            price=price if p.entry_type is OrderType.LIMIT else p.price,
+            stop_loss=None
+            if p.stop_loss is None
+            else round_price(p.stop_loss, m.tick_size, buy=exit_buy),
+            take_profit=None
+            if p.take_profit is None
+            else round_price(p.take_profit, m.tick_size, buy=exit_buy),
+        )
         if qty <= 0:
             raise Refused(
                 [

@@ -5,6 +5,13 @@ order create/query/cancel, open orders, tickers, time, ping, OCO order list), ch
 HMAC-SHA256 signatures the way Binance does, keeps balances and orders, counts the orders it
 created, and injects faults on demand (:meth:`BinanceSim.inject`).
 
+The exchange's rules, as Binance spot documents them: filters LOT_SIZE, PRICE_FILTER,
+PERCENT_PRICE_BY_SIDE (a limit price against the average price) and NOTIONAL (a market order's
+on the average price, not its fill price), each refused with -1013 "Filter failure: <NAME>";
+commission per trade in the asset received (base for a buy, quote for a sell), rounded down to 8
+decimals; an order book with depth (:meth:`BinanceSim.set_book`) that market orders and crossing
+limits walk, the rest of a limit resting at its price.
+
 Nothing here imports the engine: it is the other side of the wire.
 """
 
@@ -66,6 +73,16 @@ class SymbolSpec:
     step: Decimal
     min_qty: Decimal
     min_notional: Decimal
+    max_qty: Decimal = Decimal(9000)
+    bid_up: Decimal = Decimal(5)  # PERCENT_PRICE_BY_SIDE multipliers
+    bid_down: Decimal = Decimal("0.2")
+    ask_up: Decimal = Decimal(5)
+    ask_down: Decimal = Decimal("0.2")
+
+
+Level = tuple[Decimal, Decimal]  # (price, qty)
+
+COMMISSION = Decimal("0.00000001")  # commission precision: 8 decimals
 
 
 DEFAULT_SYMBOLS = (
@@ -161,6 +178,7 @@ class BinanceSim(SimServer):
         symbols: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS,
         fee_rate: Decimal = Decimal("0.001"),
         clock_offset_ms: int = 0,
+        maker_fee_rate: Decimal | None = None,
     ) -> None:
         super().__init__(clock_offset_ms)
         self.api_key = api_key
@@ -171,7 +189,10 @@ class BinanceSim(SimServer):
         self.locked: dict[str, Decimal] = {}
         self.symbols = {s.symbol: s for s in symbols}
         self.prices = {s.symbol: s.price for s in symbols}
-        self.fee_rate = fee_rate
+        self.avg_prices: dict[str, Decimal] = {}  # /api/v3/avgPrice; the last price when unset
+        self.books: dict[str, tuple[list[Level], list[Level]]] = {}  # symbol -> (bids, asks)
+        self.fee_rate = fee_rate  # taker
+        self.maker_fee_rate = fee_rate if maker_fee_rate is None else maker_fee_rate
         self.orders: dict[int, SimOrder] = {}
         self.orders_created = 0
         self.can_withdraw = False  # the key's restrictions (GET /sapi/v1/account/apiRestrictions)
@@ -191,6 +212,20 @@ class BinanceSim(SimServer):
     def set_price(self, symbol: str, price: Decimal) -> None:
         with self._lock:
             self.prices[symbol] = price
+
+    def set_book(self, symbol: str, bids: list[Level], asks: list[Level]) -> None:
+        """The liquidity takers meet: bids best first (downward), asks best first (upward).
+
+        It stands for the book an order meets when it arrives and is not depleted by it (each
+        order meets the same book until the next ``set_book``). Without one, everything fills
+        at the last price.
+        """
+        with self._lock:
+            self.books[symbol] = (list(bids), list(asks))
+
+    def avg_price(self, symbol: str) -> Decimal:
+        """The average price PERCENT_PRICE_BY_SIDE and a market order's NOTIONAL are checked on."""
+        return self.avg_prices.get(symbol, self.prices[symbol])
 
     def open_orders(self) -> list[SimOrder]:
         with self._lock:
@@ -317,8 +352,16 @@ class BinanceSim(SimServer):
                         {
                             "filterType": "LOT_SIZE",
                             "minQty": _fmt(s.min_qty),
-                            "maxQty": "9000.00000000",
+                            "maxQty": _fmt(s.max_qty),
                             "stepSize": _fmt(s.step),
+                        },
+                        {
+                            "filterType": "PERCENT_PRICE_BY_SIDE",
+                            "bidMultiplierUp": _fmt(s.bid_up),
+                            "bidMultiplierDown": _fmt(s.bid_down),
+                            "askMultiplierUp": _fmt(s.ask_up),
+                            "askMultiplierDown": _fmt(s.ask_down),
+                            "avgPriceMins": 5,
                         },
                         {
                             "filterType": "NOTIONAL",
@@ -355,6 +398,9 @@ class BinanceSim(SimServer):
         for s in specs:
             p = self.prices[s.symbol]
             bid, ask = p - s.tick, p + s.tick
+            if s.symbol in self.books:
+                bids, asks = self.books[s.symbol]
+                bid, ask = bids[0][0], asks[0][0]
             if path.endswith("/price"):
                 out.append({"symbol": s.symbol, "price": _fmt(p)})
             elif path.endswith("/bookTicker"):
@@ -422,13 +468,50 @@ class BinanceSim(SimServer):
             "uid": 1,
         }
 
-    def _check_filters(self, spec: SymbolSpec, qty: Decimal, price: Decimal) -> None:
-        if qty < spec.min_qty or (qty % spec.step) != 0:
+    def _check_filters(
+        self,
+        spec: SymbolSpec,
+        side: str,
+        qty: Decimal,
+        price: Decimal | None,
+        stop: Decimal | None = None,
+    ) -> None:
+        """LOT_SIZE, PRICE_FILTER (price and stop price), PERCENT_PRICE_BY_SIDE (a limit price
+        against the average price), NOTIONAL (at the limit price; a market order at the average
+        price)."""
+        if qty < spec.min_qty or qty > spec.max_qty or (qty % spec.step) != 0:
             raise ApiError(400, ERR_FILTER, "Filter failure: LOT_SIZE")
-        if price <= 0 or (price % spec.tick) != 0:
-            raise ApiError(400, ERR_FILTER, "Filter failure: PRICE_FILTER")
-        if qty * price < spec.min_notional:
+        for p in (price, stop):
+            if p is not None and (p <= 0 or (p % spec.tick) != 0):
+                raise ApiError(400, ERR_FILTER, "Filter failure: PRICE_FILTER")
+        avg = self.avg_price(spec.symbol)
+        if price is not None:
+            up, down = (
+                (spec.bid_up, spec.bid_down) if side == "BUY" else (spec.ask_up, spec.ask_down)
+            )
+            if not avg * down <= price <= avg * up:
+                raise ApiError(400, ERR_FILTER, "Filter failure: PERCENT_PRICE_BY_SIDE")
+        if qty * (avg if price is None else price) < spec.min_notional:
             raise ApiError(400, ERR_FILTER, "Filter failure: NOTIONAL")
+
+    def _walk(self, symbol: str, side: str, qty: Decimal, limit: Decimal | None) -> list[Level]:
+        """The (price, qty) parts a taker of ``qty`` gets from the book, never beyond ``limit``."""
+        if symbol not in self.books:
+            last = self.prices[symbol]
+            beyond = limit is not None and (last > limit if side == "BUY" else last < limit)
+            return [] if beyond else [(last, qty)]
+        bids, asks = self.books[symbol]
+        parts: list[Level] = []
+        left = qty
+        for price, depth in asks if side == "BUY" else bids:
+            if limit is not None and (price > limit if side == "BUY" else price < limit):
+                break
+            take = min(left, depth)
+            parts.append((price, take))
+            left -= take
+            if left <= 0:
+                break
+        return parts
 
     def _need(
         self, spec: SymbolSpec, side: str, qty: Decimal, price: Decimal
@@ -457,30 +540,34 @@ class BinanceSim(SimServer):
         self.locked[asset] -= amount
         self.balances[asset] = self.balances.get(asset, Decimal(0)) + amount
 
-    def _execute(self, order: SimOrder, price: Decimal) -> None:
+    def _execute(self, order: SimOrder, price: Decimal, maker: bool = True) -> None:
+        self._trade(order, price, order.qty - order.executed, maker)
+
+    def _trade(self, order: SimOrder, price: Decimal, qty: Decimal, maker: bool) -> None:
+        """One trade of ``qty`` at ``price``; the commission is charged in the asset received."""
         spec = self.symbols[order.symbol]
-        qty = order.qty - order.executed
         cost = qty * price
+        rate = self.maker_fee_rate if maker else self.fee_rate
         if order.side == "BUY":
-            fee = (qty * self.fee_rate).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            fee = (qty * rate).quantize(COMMISSION, ROUND_DOWN)
             self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) - cost
             self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + qty - fee
             fee_asset = spec.base
         else:
-            fee = (cost * self.fee_rate).quantize(Decimal("0.00000001"), ROUND_DOWN)
+            fee = (cost * rate).quantize(COMMISSION, ROUND_DOWN)
             self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) - qty
             self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) + cost - fee
             fee_asset = spec.quote
         order.executed += qty
         order.quote += cost
-        order.status = "FILLED"
+        order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
         order.fills.append(
             {
                 "price": _fmt(price),
                 "qty": _fmt(qty),
                 "commission": _fmt(fee),
                 "commissionAsset": fee_asset,
-                "tradeId": order.order_id,
+                "tradeId": order.order_id * 100 + len(order.fills),
             }
         )
         if order.list_id != -1:  # one leg filled: the other is cancelled
@@ -527,17 +614,22 @@ class BinanceSim(SimServer):
             if other.client_id == client_id and other.status in ("NEW", "PARTIALLY_FILLED"):
                 raise ApiError(400, ERR_REJECTED, "Duplicate order sent.")
         last = self.prices[spec.symbol]
+        limit: Decimal | None = None
         if type_ == "MARKET":
             if "quoteOrderQty" in params:
                 qty = (Decimal(params["quoteOrderQty"]) / last).quantize(spec.step, ROUND_DOWN)
             else:
                 qty = Decimal(params.get("quantity", "0"))
-            price = last
         else:
             qty = Decimal(params.get("quantity", "0"))
-            price = Decimal(params.get("price", "0"))
-        self._check_filters(spec, qty, price)
-        asset, amount = self._need(spec, side, qty, price)
+            limit = Decimal(params.get("price", "0"))
+        self._check_filters(spec, side, qty, limit)
+        parts = self._walk(spec.symbol, side, qty, limit)
+        if limit is None:
+            spend = sum((p * q for p, q in parts), Decimal(0))
+            asset, amount = (spec.quote, spend) if side == "BUY" else (spec.base, qty)
+        else:
+            asset, amount = self._need(spec, side, qty, limit)
         if self.balances.get(asset, Decimal(0)) < amount:
             raise ApiError(
                 400, ERR_REJECTED, "Account has insufficient balance for requested action."
@@ -549,7 +641,7 @@ class BinanceSim(SimServer):
             side=side,
             type=type_,
             qty=qty,
-            price=price if type_ == "LIMIT" else Decimal(0),
+            price=Decimal(0) if limit is None else limit,
             stop_price=Decimal(0),
             status="NEW",
             executed=Decimal(0),
@@ -558,11 +650,13 @@ class BinanceSim(SimServer):
         )
         self.orders[order.order_id] = order
         self.orders_created += 1
-        crosses = (side == "BUY" and price >= last) or (side == "SELL" and price <= last)
-        if type_ == "MARKET" or crosses:
-            self._execute(order, last)
-        else:
-            self._reserve(asset, amount)
+        for p, q in parts:  # what crosses the book, as a taker
+            self._trade(order, p, q, maker=False)
+        if limit is None:
+            if order.executed < order.qty:  # the book ran out: the rest expires
+                order.status = "EXPIRED"
+        elif order.executed < order.qty:  # the rest rests at its limit
+            self._reserve(asset, self._need(spec, side, order.qty - order.executed, limit)[1])
         return order
 
     def _find(self, params: dict[str, str], code: int, msg: str) -> SimOrder:
@@ -610,8 +704,8 @@ class BinanceSim(SimServer):
             raise ApiError(
                 400, ERR_REJECTED, "The relationship of the prices for the orders is not correct."
             )
-        self._check_filters(spec, qty, tp)
-        self._check_filters(spec, qty, sl_price)
+        self._check_filters(spec, side, qty, tp)
+        self._check_filters(spec, side, qty, sl_price, sl_stop)
         self._reserve(spec.base, qty)
         list_id = next(self._list_ids)
         self._oco_locks.add(list_id)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
     Ticker,
+    stop_limit_price,
 )
 from engine.exchange.paper import (
     PaperBalance,
@@ -101,6 +102,11 @@ def move(
     """Set ``symbol``'s price and advance the clock one minute: the events that followed."""
     manual.set(symbol, price)
     return ex.advance(clock.step())
+
+
+def commission(received: Decimal, pct: Decimal) -> Decimal:
+    """Binance's commission on what a trade gives the account: 8 decimals, rounded down."""
+    return (received * pct / 100).quantize(D("0.00000001"), ROUND_DOWN)
 
 
 def total_fees(order: Order) -> Decimal:
@@ -192,19 +198,22 @@ def test_insufficient_quote_says_need_and_have(clock: Clock) -> None:
         ex.create_order(BTC, Side.BUY, OrderType.MARKET, qty)
     ask = ex.fetch_ticker(BTC).ask
     assert ask is not None
-    need = qty * ask * (1 + config().taker_fee_pct / 100)
+    need = qty * ask  # the fee comes out of the BTC received
     assert str(info.value) == f"insufficient balance: need {fmt(need)} USDT, have 20"
     assert ex.get_balance("USDT") == D(20)
 
 
-def test_limit_buy_needs_the_quote_for_price_and_fee(clock: Clock) -> None:
+def test_limit_buy_needs_the_quote_for_its_price_only(clock: Clock) -> None:
+    """As on Binance, a buy locks quantity x price: its fee is taken from the base received."""
     cfg = config(balances={"USDT": D(50)}, maker_fee_pct=D("0.02"), taker_fee_pct=D("0.1"))
     ex = PaperExchange(cfg, None, clock=clock)
     qty, price = D("0.0144"), D("3490")
     with pytest.raises(InsufficientFunds) as info:
         ex.create_order(ETH, Side.BUY, OrderType.LIMIT, qty, price)
-    need = qty * price * (1 + cfg.taker_fee_pct / 100)  # it could take: the higher fee
-    assert str(info.value) == f"insufficient balance: need {fmt(need)} USDT, have 50"
+    assert str(info.value) == f"insufficient balance: need {fmt(qty * price)} USDT, have 50"
+    exact = ex.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.0143"), price)
+    assert ex.balance("USDT") == PaperBalance(D(50) - D("0.0143") * price, D("0.0143") * price)
+    assert exact.status is OrderStatus.OPEN
 
 
 def test_selling_more_base_than_held_is_refused(clock: Clock) -> None:
@@ -257,18 +266,22 @@ def test_buy_then_sell_moves_balances_fees_and_position(clock: Clock) -> None:
     qty = D("0.0100")
     buy = ex.create_order(ETH, Side.BUY, OrderType.MARKET, qty)
     assert buy.status is OrderStatus.FILLED and buy.filled == qty
-    assert buy.fee_asset == "USDT"
-    assert buy.fee == notional(buy) * cfg.taker_fee_pct / 100 == total_fees(buy)
-    assert ex.get_balance("ETH") == qty
-    assert ex.get_balance("USDT") == D(1000) - notional(buy) - buy.fee
+    # Binance spot: the commission is in the asset received (ETH for a buy), 8 decimals
+    assert buy.fee_asset == "ETH" and all(f.fee_asset == "ETH" for f in buy.fills)
+    assert buy.fee == commission(qty, cfg.taker_fee_pct) == total_fees(buy) == D("0.0000075")
+    held = qty - buy.fee
+    assert ex.get_balance("ETH") == held
+    assert ex.get_balance("USDT") == D(1000) - notional(buy)
     [position] = ex.fetch_positions()
-    assert (position.symbol, position.qty, position.entry_price) == (ETH, qty, buy.avg_price)
+    assert (position.symbol, position.qty, position.entry_price) == (ETH, held, buy.avg_price)
 
-    sell = ex.create_order(ETH, Side.SELL, OrderType.MARKET, qty)
-    assert sell.fee == notional(sell) * cfg.taker_fee_pct / 100
-    assert ex.get_balance("ETH") == 0
-    assert ex.fetch_positions() == []
-    expected = D(1000) - notional(buy) - buy.fee + notional(sell) - sell.fee
+    sold = floor_to_step(held, MARKETS[ETH].rules.step_size)
+    sell = ex.create_order(ETH, Side.SELL, OrderType.MARKET, sold)
+    assert sell.fee_asset == "USDT"
+    assert sell.fee == commission(notional(sell), cfg.taker_fee_pct)
+    assert sell.fee == sell.fee.quantize(D("0.00000001"))  # never more than 8 decimals
+    assert ex.get_balance("ETH") == held - sold  # the dust the fee left behind the step
+    expected = D(1000) - notional(buy) + notional(sell) - sell.fee
     assert ex.get_balance("USDT") == expected
     # the round trip cost the spread plus two fees
     assert sell.avg_price is not None and buy.avg_price is not None
@@ -276,7 +289,8 @@ def test_buy_then_sell_moves_balances_fees_and_position(clock: Clock) -> None:
 
 
 def test_position_entry_is_the_weighted_average(clock: Clock, manual: ManualPrices) -> None:
-    ex = paper(clock, prices=manual, balances={"USDT": D(10_000)})
+    fees = {"maker_fee_pct": D(0), "taker_fee_pct": D(0)}
+    ex = paper(clock, prices=manual, balances={"USDT": D(10_000)}, **fees)
     a = ex.create_order(SOL, Side.BUY, OrderType.MARKET, D("1"))
     move(ex, manual, clock, SOL, D("200"))
     b = ex.create_order(SOL, Side.BUY, OrderType.MARKET, D("3"))
@@ -288,7 +302,7 @@ def test_position_entry_is_the_weighted_average(clock: Clock, manual: ManualPric
 
 def test_market_fill_is_the_price_plus_slippage(clock: Clock) -> None:
     for bps in (D(0), D(5), D(25)):
-        ex = paper(clock, slippage_bps=bps)
+        ex = paper(clock, slippage_bps=bps, balances={"USDT": D(1000), "ETH": D(1)})
         last = ex.fetch_ticker(ETH).last
         tick = MARKETS[ETH].rules.tick_size
         buy = ex.create_order(ETH, Side.BUY, OrderType.MARKET, D("0.01"))
@@ -348,10 +362,11 @@ def test_limit_rests_until_crossed_then_fills_at_its_price_with_maker_fee(
     [event] = events
     assert event.kind == "fill" and event.fill is not None
     assert event.fill.price == limit and event.fill.qty == qty
-    assert event.fill.fee == qty * limit * cfg.maker_fee_pct / 100
+    assert event.fill.fee == commission(qty, cfg.maker_fee_pct)
+    assert event.fill.fee_asset == "ETH"
     assert ex.fetch_open_orders() == []
-    assert ex.get_balance("ETH") == qty
-    assert ex.get_balance("USDT") == D(1000) - qty * limit - event.fill.fee
+    assert ex.get_balance("ETH") == qty - event.fill.fee
+    assert ex.get_balance("USDT") == D(1000) - qty * limit
     assert ex.balance("USDT").locked == 0
 
 
@@ -364,7 +379,7 @@ def test_marketable_limit_takes_up_to_its_limit_and_rests_the_rest(clock: Clock)
     assert order.status is OrderStatus.PARTIALLY_FILLED
     assert 0 < order.filled < D(5)
     assert {f.price for f in order.fills} == {limit}
-    assert order.fee == notional(order) * config().taker_fee_pct / 100  # it took: taker
+    assert order.fee == commission(order.filled, config().taker_fee_pct)  # it took: taker
     assert [o.id for o in ex.fetch_open_orders()] == [order.id]
 
 
@@ -387,7 +402,11 @@ def test_large_resting_limit_fills_in_parts(clock: Clock, manual: ManualPrices) 
     assert events[0].order.status is OrderStatus.PARTIALLY_FILLED
     assert 0 < events[0].order.filled < qty
     fees = sum((e.fill.fee for e in events if e.fill), D(0))
-    assert ex.get_balance("USDT") == D(1_000_000) - qty * limit - fees
+    assert fees == sum(
+        (commission(e.fill.qty, config().maker_fee_pct) for e in events if e.fill), D(0)
+    )
+    assert ex.get_balance("USDT") == D(1_000_000) - qty * limit
+    assert ex.get_balance("BTC") == qty - fees
     assert ex.balance("USDT").locked == 0
 
 
@@ -396,7 +415,7 @@ def test_resting_orders_lock_funds_and_cancel_releases_them(clock: Clock) -> Non
     ex = PaperExchange(cfg, None, clock=clock)
     price, qty = D("150.00"), D("2.000")
     buy = ex.create_order(SOL, Side.BUY, OrderType.LIMIT, qty, price)
-    lock = qty * price * (1 + max(cfg.maker_fee_pct, cfg.taker_fee_pct) / 100)
+    lock = qty * price
     assert ex.balance("USDT").free == D(1000) - lock
     assert ex.balance("USDT").locked == lock
     sell = ex.create_order(SOL, Side.SELL, OrderType.LIMIT, D("1.5"), D("250"))
@@ -502,8 +521,10 @@ def test_oco_take_profit_path_cancels_the_stop(clock: Clock, manual: ManualPrice
 def test_oco_stop_loss_path_cancels_the_take_profit(clock: Clock, manual: ManualPrices) -> None:
     ex, qty = oco_setup(clock, manual)
     oco = ex.create_oco(BTC, Side.SELL, qty, D(100_000), D(90_000))
+    limit = stop_limit_price(MARKETS[BTC].rules, Side.SELL, D(90_000))
+    assert oco.stop_loss.price == limit == D("89550.00")  # 0.5 % below the stop, by default
     assert move(ex, manual, clock, BTC, D("90000.01")) == []
-    events = move(ex, manual, clock, BTC, D(89_000))  # gaps through the stop
+    events = move(ex, manual, clock, BTC, D(89_900))  # through the stop, above its limit
     assert events[0].kind == "cancel" and events[0].order.id == oco.take_profit.id
     fills = [e.fill for e in events if e.fill is not None]
     assert events[-1].kind == "fill"
@@ -511,10 +532,33 @@ def test_oco_stop_loss_path_cancels_the_take_profit(clock: Clock, manual: Manual
     assert sl.status is OrderStatus.FILLED and sl.filled == qty
     assert ex.fetch_order(oco.take_profit.id, BTC).status is OrderStatus.CANCELED
     assert ex.balance("BTC").total == 0
-    taker = config().taker_fee_pct / 100
-    proceeds = sum((f.qty * f.price for f in fills), D(0))
-    assert ex.get_balance("USDT") == proceeds * (1 - taker)
-    assert all(f.price < D(89_000) for f in fills)  # sold into the bids below the price
+    taker = config().taker_fee_pct
+    assert ex.get_balance("USDT") == sum(
+        (f.qty * f.price - commission(f.qty * f.price, taker) for f in fills), D(0)
+    )
+    assert all(limit <= f.price < D(89_900) for f in fills)  # into the bids, never below limit
+
+
+def test_stop_loss_limit_rests_at_its_limit_after_a_gap(clock: Clock, manual: ManualPrices) -> None:
+    """Binance: a triggered STOP_LOSS_LIMIT is a limit order; when the price gaps through its
+    limit it does not fill at once, it rests at the limit until the price comes back."""
+    ex, qty = oco_setup(clock, manual)
+    oco = ex.create_oco(
+        BTC, Side.SELL, qty, D(100_000), D(90_000), {"stop_limit_price": D("89800.00")}
+    )
+    assert oco.stop_loss.price == D("89800.00") and oco.stop_loss.stop_price == D(90_000)
+    events = move(ex, manual, clock, BTC, D(89_000))  # gaps through the stop and its limit
+    assert [(e.kind, e.order.id) for e in events] == [("cancel", oco.take_profit.id)]
+    sl = ex.fetch_order(oco.stop_loss.id, BTC)
+    assert sl.status is OrderStatus.OPEN and sl.filled == 0
+    assert ex.balance("BTC") == PaperBalance(D(0), qty)  # still locked, nothing sold
+    assert move(ex, manual, clock, BTC, D("89799.99")) == []  # below the limit: still resting
+    assert move(ex, manual, clock, BTC, D(90_500)) != []  # not re-triggered: it fills as a limit
+    sl = ex.fetch_order(oco.stop_loss.id, BTC)
+    assert {f.price for f in sl.fills} == {D("89800.00")}  # at its limit, as a maker
+    assert sl.fee == sum(
+        (commission(f.qty * f.price, config().maker_fee_pct) for f in sl.fills), D(0)
+    )
 
 
 def test_cancelling_one_oco_leg_cancels_the_list(clock: Clock, manual: ManualPrices) -> None:

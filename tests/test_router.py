@@ -17,6 +17,7 @@ from engine.exchange.base import Capabilities, MarketRules, Order, OrderStatus, 
 from engine.exchange.paper import BookParams, PaperExchange, PaperMarket
 from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
+from engine.money import floor_to_step
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Router, StaticWallets
 from engine.watchdog import ExitPlan, WatchItem, WatchState
@@ -201,7 +202,9 @@ def test_local_watchdog(tmp_path: Path, path: list[str], expected: str | None) -
         assert rig.exchange.get_balance("TST") == held_before
         return
     assert len(sent) == 1 and sent[0].side is Side.SELL and sent[0].status is OrderStatus.FILLED
-    assert sent[0].qty == placed.entry.filled
+    # what the entry left in hand: its fee was taken in TST (Binance: the asset received)
+    assert placed.entry.fee_asset == "TST"
+    assert sent[0].qty == placed.entry.filled - Decimal("0.001") == Decimal("0.499")
     assert rig.router.watchdog.items() == []  # the sibling leg is gone with it
     last = rig.lines()[-3:]
     assert [r["event"] for r in last] == ["intent", "ack", "fill"]
@@ -349,8 +352,50 @@ def test_limit_price_rounds_to_the_tick(tmp_path: Path) -> None:
             take_profit=None,
         )
     )
-    assert plan.entry_price == Decimal("99.46")
-    assert plan.qty * plan.entry_price <= Decimal(20) + Decimal("0.01")
+    assert plan.entry_price == Decimal("99.45")  # a buy rounds down: never above the limit
+    assert plan.proposal.price == plan.entry_price
+    assert plan.qty * plan.entry_price <= Decimal(20)
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "stop_loss", "take_profit", "expected"),
+    [
+        # a half tick: the buy rounds down, the sell up, never past the operator's price; a
+        # buy's exits are sells (up), a sell's are buys (down)
+        (Side.BUY, "61800.005", "60000.005", "63000.005", ("61800", "60000.01", "63000.01")),
+        (Side.SELL, "61800.005", "63000.005", "60000.005", ("61800.01", "63000.00", "60000.00")),
+        (Side.BUY, "61800.009", None, None, ("61800", None, None)),
+        (Side.SELL, "61800.001", None, None, ("61800.01", None, None)),
+        (Side.BUY, "61800.01", None, None, ("61800.01", None, None)),  # on the tick: kept
+    ],
+)
+def test_prices_round_once_in_the_router_by_side(
+    tmp_path: Path,
+    side: Side,
+    price: str,
+    stop_loss: str | None,
+    take_profit: str | None,
+    expected: tuple[str, str | None, str | None],
+) -> None:
+    """Rounding happens here, from the market's tick, once: the venues receive exactly these
+    numbers (and refuse any other). The exits are on the other side of the entry."""
+    rig = Rig(tmp_path, balances={"USDT": Decimal(1000), "BTC": Decimal(1)})
+    rig.move("BTC/USDT", "61800")
+    plan = rig.router.plan(
+        buy(
+            symbol="BTC/USDT",
+            side=side,
+            entry_type=OrderType.LIMIT,
+            price=Decimal(price),
+            amount=Decimal(50),
+            stop_loss=None if stop_loss is None else Decimal(stop_loss),
+            take_profit=None if take_profit is None else Decimal(take_profit),
+        )
+    )
+    p = plan.proposal
+    got = (plan.entry_price, p.stop_loss, p.take_profit)
+    assert got == tuple(None if x is None else Decimal(x) for x in expected)
+    assert plan.qty == floor_to_step(Decimal(50) / plan.entry_price, Decimal("0.00001"))
 
 
 def test_rejected_by_the_venue_is_journaled(tmp_path: Path) -> None:
@@ -476,7 +521,11 @@ def test_crash_after_the_oco_was_sent_never_sends_a_second_one(tmp_path: Path) -
     again.router.poll()
     assert again.router.watchdog.items() == []
     assert again.exchange.fetch_open_orders() == []  # no second OCO selling the trader's own TST
-    assert again.exchange.get_balance("TST") == Decimal(10)
+    # the trader's 10 TST are untouched: only what the entry left (net of its TST fee) was sold
+    assert again.exchange.get_balance("TST") == Decimal(10) + placed.entry.filled - (
+        placed.entry.fee
+    ) - again.router.net_qty("TST/USDT", placed.entry)
+    assert again.exchange.get_balance("TST") < Decimal("10.001")
 
 
 def test_execute_rechecks_the_kill_switch(tmp_path: Path) -> None:

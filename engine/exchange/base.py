@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from engine.money import ceil_to_step, floor_to_step, is_multiple
+
 
 class Side(StrEnum):
     BUY = "buy"
@@ -192,6 +194,44 @@ class OrderOutcomeUnknown(ExchangeError):
         super().__init__(f"order {client_id}: outcome unknown ({reason})")
         self.client_id = client_id
         self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules every venue applies to what it is sent
+
+
+# The stop-loss leg's limit lies this far beyond its stop unless the caller sets it.
+DEFAULT_STOP_LIMIT_OFFSET = Decimal("0.005")
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def check_precision(rules: MarketRules, qty: Decimal, prices: tuple[Decimal, ...] = ()) -> None:
+    """Refuse a quantity off the step or a price off the tick, as Binance does (-1013 filter
+    failure): the router rounds once, and no venue rounds again at send time."""
+    if not is_multiple(qty, rules.step_size):
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {_plain(qty)} is not a multiple of the step size "
+            f"{_plain(rules.step_size)} ({rules.symbol})"
+        )
+    for price in prices:
+        if not is_multiple(price, rules.tick_size):
+            raise InvalidOrder(
+                f"PRICE_FILTER: price {_plain(price)} is not a multiple of the tick size "
+                f"{_plain(rules.tick_size)} ({rules.symbol})"
+            )
+
+
+def stop_limit_price(
+    rules: MarketRules, side: Side, stop: Decimal, offset: Decimal = DEFAULT_STOP_LIMIT_OFFSET
+) -> Decimal:
+    """The limit of a stop leg: ``offset`` beyond the stop (below it for a sell, above for a
+    buy), on the tick and rounded away from the stop, so it is never nearer than asked."""
+    if side is Side.SELL:
+        return floor_to_step(stop * (1 - offset), rules.tick_size)
+    return ceil_to_step(stop * (1 + offset), rules.tick_size)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,9 +8,12 @@
 - A base-URL override (``KOBE_EXCHANGE_URL`` / ``exchange.api_url``) replaces the scheme and host of
   every REST URL ccxt knows for the exchange, applied *after* ``set_sandbox_mode`` (which would undo
   it). Checked end to end for Binance spot against ``tests/binance_sim.py``.
-- Rounding with ccxt's own ``amount_to_precision`` / ``price_to_precision``; market rules from
-  ccxt's market data; every result typed with ``Decimal`` fields; every ccxt error mapped onto the
-  hierarchy of :mod:`engine.exchange.base`.
+- No rounding at send time: the router rounds once, from the market's step and tick, for every
+  venue; a quantity off the step or a price off the tick is refused here (:class:`InvalidOrder`,
+  as Binance's -1013), never truncated silently. ccxt's ``amount_to_precision`` /
+  ``price_to_precision`` stay available as helpers. Market rules from ccxt's market data; every
+  result typed with ``Decimal`` fields; every ccxt error mapped onto the hierarchy of
+  :mod:`engine.exchange.base`.
 - ccxt's rate limiter stays on; ccxt's own retries (``maxRetriesOnFailure``) stay off: retries live
   in :mod:`engine.exchange.retry`, which never re-sends an order blindly.
 - Keys are :class:`engine.secrets.Secret` values, revealed only when handed to ccxt; error
@@ -57,6 +60,8 @@ from engine.exchange.base import (
     RequestTimeout,
     Side,
     Ticker,
+    check_precision,
+    stop_limit_price,
 )
 from engine.exchange.retry import (
     RetryPolicy,
@@ -140,6 +145,11 @@ def _dec(value: Any) -> Decimal | None:
 def _dec0(value: Any) -> Decimal:
     found = _dec(value)
     return ZERO if found is None else found
+
+
+def _wire(value: Decimal) -> str:
+    """A decimal as sent: plain digits, never an exponent."""
+    return format(value, "f")
 
 
 def _utc_ms(value: Any) -> datetime:
@@ -712,21 +722,20 @@ class CcxtExchange(Exchange):
             symbol
         ).attached_tp_sl:
             raise NotSupported(f"{self.name}: no TP/SL attached to an order here")
-        if take_profit is not None:
-            # ccxt's unified params: it builds Bybit's takeProfit / OKX's attachAlgoOrds
-            extra["takeProfit"] = {
-                "triggerPrice": str(self.price_to_precision(symbol, take_profit))
-            }
-        if stop_loss is not None:
-            extra["stopLoss"] = {"triggerPrice": str(self.price_to_precision(symbol, stop_loss))}
         if type not in (OrderType.MARKET, OrderType.LIMIT):
             raise NotSupported(f"{self.name}: create_order takes market or limit (got {type})")
         if type is OrderType.LIMIT and price is None:
             raise InvalidOrder("a limit order needs a price")
-        amount = self.amount_to_precision(symbol, qty)
-        limit = None
-        if type is OrderType.LIMIT and price is not None:
-            limit = self.price_to_precision(symbol, price)
+        amount = Decimal(qty)
+        limit = Decimal(price) if type is OrderType.LIMIT and price is not None else None
+        attached = tuple(Decimal(p) for p in (take_profit, stop_loss) if p is not None)
+        prices = (limit, *attached) if limit is not None else attached
+        check_precision(self.market(symbol), amount, prices)
+        if take_profit is not None:
+            # ccxt's unified params: it builds Bybit's takeProfit / OKX's attachAlgoOrds
+            extra["takeProfit"] = {"triggerPrice": _wire(Decimal(take_profit))}
+        if stop_loss is not None:
+            extra["stopLoss"] = {"triggerPrice": _wire(Decimal(stop_loss))}
 
         def send() -> Order:
             request = {**extra, "clientOrderId": client_id}
@@ -736,8 +745,8 @@ class CcxtExchange(Exchange):
                         symbol,
                         type.value,
                         side.value,
-                        str(amount),
-                        None if limit is None else str(limit),
+                        _wire(amount),
+                        None if limit is None else _wire(limit),
                         request,
                     )
                 )
@@ -780,7 +789,9 @@ class CcxtExchange(Exchange):
 
         ``params``: ``client_id`` (the list's client id), ``tp_client_id`` / ``sl_client_id``
         (the legs'; default the list's id plus ``t`` / ``s``), ``stop_limit_price`` (the stop
-        leg's limit; default 0.5% beyond the stop). Any other key is refused, never sent.
+        leg's limit; by default :func:`engine.exchange.base.stop_limit_price`, as on paper). Any
+        other key is refused, never sent. Quantity and prices must already be on the step and
+        tick (:class:`InvalidOrder` otherwise, nothing sent).
         """
         if not self.capabilities(symbol).native_oco:
             raise NotSupported(
@@ -795,19 +806,19 @@ class CcxtExchange(Exchange):
         if extra:  # never sign and send a field the exchange does not know
             raise InvalidOrder(f"unknown OCO parameter(s): {', '.join(sorted(extra))}")
         side = Side(side)
-        amount = self.amount_to_precision(symbol, qty)
-        tp = self.price_to_precision(symbol, take_profit)
-        stop = self.price_to_precision(symbol, stop_loss)
+        rules = self.market(symbol)
+        amount, tp, stop = Decimal(qty), Decimal(take_profit), Decimal(stop_loss)
         if raw_limit is None:
-            slip = Decimal("0.995") if side is Side.SELL else Decimal("1.005")
-            raw_limit = stop * slip
-        stop_limit = self.price_to_precision(symbol, Decimal(str(raw_limit)))
+            stop_limit = stop_limit_price(rules, side, stop)
+        else:
+            stop_limit = Decimal(str(raw_limit))
+        check_precision(rules, amount, (tp, stop, stop_limit))
         market = self._ex.market(symbol)
-        tp_leg = {"Type": "LIMIT_MAKER", "Price": str(tp), "ClientOrderId": tp_id}
+        tp_leg = {"Type": "LIMIT_MAKER", "Price": _wire(tp), "ClientOrderId": tp_id}
         sl_leg = {
             "Type": "STOP_LOSS_LIMIT",
-            "Price": str(stop_limit),
-            "StopPrice": str(stop),
+            "Price": _wire(stop_limit),
+            "StopPrice": _wire(stop),
             "TimeInForce": "GTC",
             "ClientOrderId": sl_id,
         }
@@ -815,7 +826,7 @@ class CcxtExchange(Exchange):
         request: dict[str, Any] = {
             "symbol": market["id"],
             "side": side.value.upper(),
-            "quantity": str(amount),
+            "quantity": _wire(amount),
             "listClientOrderId": base_id,
             "newOrderRespType": "FULL",
             **{"above" + k: v for k, v in above.items()},

@@ -3,8 +3,11 @@
 No network, no ccxt. What it does:
 
 - Markets and their filters come from ``engine/data/paper_markets.json`` (Binance spot's
-  PRICE_FILTER, LOT_SIZE and NOTIONAL values); orders breaking them are refused with
-  :class:`InvalidOrder` naming the filter and the values, exactly where Binance would refuse.
+  PRICE_FILTER, LOT_SIZE, PERCENT_PRICE_BY_SIDE and NOTIONAL values); orders breaking them are
+  refused with :class:`InvalidOrder` naming the filter and the values, exactly where Binance
+  would refuse (-1013). Nothing is rounded here: a quantity off the step or a price off the tick
+  is refused (the router rounds, once, for every venue). A market order's NOTIONAL is checked on
+  the average (last) price, as Binance checks it, not on what it fills at.
 - Prices come from a :class:`PriceSource` (a seeded random walk by default). They move only in
   :meth:`PaperExchange.advance`, which then matches resting orders and returns what happened.
 - A market order walks a synthetic order book built around the price: the first level sits
@@ -16,12 +19,17 @@ No network, no ccxt. What it does:
   limit); the rest rests. A resting order fills, as a maker and at its own price, when the price
   reaches it; each :meth:`advance` it fills at most the liquidity of the book levels it crosses
   (at least the first level), so a large order fills in parts.
-- Fees: ``maker_fee_pct`` / ``taker_fee_pct`` of the notional, charged in the quote asset.
-- Funds of resting orders are locked (the free balance goes down at once). Spot only: selling
-  more than held, or buying more than the free quote pays for, raises :class:`InsufficientFunds`.
-- OCO (:meth:`PaperExchange.create_oco`): a LIMIT_MAKER take-profit and a stop leg sharing one
-  lock; the first fill of either leg cancels the other. A triggered stop leg fills at once as a
-  taker walking the book (stop-market semantics, so a gap cannot leave a position unprotected).
+- Fees, as Binance spot charges them: ``maker_fee_pct`` / ``taker_fee_pct`` of what each fill
+  gives the account, in the asset received (a buy pays in the base asset, a sell in the quote),
+  rounded down to 8 decimals per fill.
+- Funds of resting orders are locked (the free balance goes down at once): a buy locks its
+  quantity times its price (its fee comes out of what it receives). Spot only: selling more than
+  held, or buying more than the free quote pays for, raises :class:`InsufficientFunds`.
+- OCO (:meth:`PaperExchange.create_oco`): a LIMIT_MAKER take-profit and a STOP_LOSS_LIMIT leg
+  sharing one lock. When the stop triggers, the take-profit is cancelled and the stop becomes a
+  limit order at its limit price: it takes what the book offers down to that limit and rests
+  there for the rest, as Binance's does when the price gaps through it (the watchdog deals with
+  a stop that rests). A fill of the take-profit cancels the stop.
 - State (balances, orders, entry prices, counters, the feed and its RNG) is written atomically to
   ``<data_dir>/paper/state.json`` after every change and read back on construction. An
   unreadable file raises :class:`PaperStateError`: the paper account is never silently reset.
@@ -36,9 +44,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from importlib import resources
-from itertools import count
+from itertools import count, islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +67,8 @@ from engine.exchange.base import (
     Position,
     Side,
     Ticker,
+    check_precision,
+    stop_limit_price,
 )
 from engine.exchange.prices import (
     ExchangeTickerSource,
@@ -70,7 +80,7 @@ from engine.exchange.prices import (
 )
 from engine.fsutil import StateError, atomic_write_text
 from engine.jsonutil import dumps
-from engine.money import ZERO, D, ceil_to_step, floor_to_step, is_multiple, round_to_tick
+from engine.money import ZERO, D, ceil_to_step, floor_to_step, round_to_tick
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +92,7 @@ CLOSED_ORDERS_KEPT = 1000  # closed orders kept for lookups; open orders are alw
 BPS = Decimal(10_000)
 HUNDRED = Decimal(100)
 ENTRY_PRECISION = Decimal("0.00000001")
+FEE_PRECISION = Decimal("0.00000001")  # Binance's commission precision (8 decimals)
 
 EventKind = Literal["partial_fill", "fill", "cancel"]
 
@@ -103,11 +114,23 @@ class BookParams:
 
 
 @dataclass(frozen=True)
+class PercentPriceBySide:
+    """Binance's PERCENT_PRICE_BY_SIDE: a buy's price must lie between ``bid_down`` and
+    ``bid_up`` times the average price, a sell's between ``ask_down`` and ``ask_up`` times it."""
+
+    bid_up: Decimal = Decimal(5)
+    bid_down: Decimal = Decimal("0.2")
+    ask_up: Decimal = Decimal(5)
+    ask_down: Decimal = Decimal("0.2")
+
+
+@dataclass(frozen=True)
 class PaperMarket:
     rules: MarketRules
     start_price: Decimal
     annual_volatility: Decimal
     book: BookParams
+    percent_price: PercentPriceBySide = PercentPriceBySide()
 
 
 def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
@@ -138,6 +161,9 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
                 start_price=D(m["start_price"]),
                 annual_volatility=D(m["annual_volatility"]),
                 book=BookParams(D(m["book_level_quote"]), D(m["book_level_gap_bps"])),
+                percent_price=PercentPriceBySide(
+                    **{k: D(v) for k, v in m.get("percent_price_by_side", {}).items()}
+                ),
             )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ValueError(f"{source}: bad market file: {exc!r}") from None
@@ -187,6 +213,7 @@ class _Rec:
     status: OrderStatus = OrderStatus.OPEN
     stop_price: Decimal | None = None
     list_id: str | None = None
+    triggered: bool = False  # a stop leg whose stop was hit: now a limit order at its price
     filled: Decimal = ZERO
     cost: Decimal = ZERO  # sum of qty * price over the fills
     fee: Decimal = ZERO
@@ -232,6 +259,7 @@ class _Rec:
             "status": self.status,
             "stop_price": self.stop_price,
             "list_id": self.list_id,
+            "triggered": self.triggered,
             "filled": self.filled,
             "cost": self.cost,
             "fee": self.fee,
@@ -268,6 +296,7 @@ class _Rec:
             status=OrderStatus(raw["status"]),
             stop_price=opt("stop_price"),
             list_id=None if raw.get("list_id") is None else str(raw["list_id"]),
+            triggered=bool(raw.get("triggered", False)),
             filled=Decimal(str(raw["filled"])),
             cost=Decimal(str(raw["cost"])),
             fee=Decimal(str(raw["fee"])),
@@ -450,15 +479,22 @@ class PaperExchange(Exchange):
     # -- checks -------------------------------------------------------------------------------
 
     def _check_filters(
-        self, rules: MarketRules, qty: Decimal, price: Decimal | None, notional_price: Decimal
+        self,
+        rules: MarketRules,
+        side: Side,
+        qty: Decimal,
+        price: Decimal | None,
+        notional_price: Decimal,
+        stop: Decimal | None = None,
     ) -> None:
+        """Binance's filters, in its order: LOT_SIZE, PRICE_FILTER, PERCENT_PRICE_BY_SIDE (on a
+        limit price, against the average price), NOTIONAL (at ``notional_price``)."""
         if not qty.is_finite() or qty <= 0:
             raise InvalidOrder(f"quantity must be positive (got {qty})")
-        if not is_multiple(qty, rules.step_size):
-            raise InvalidOrder(
-                f"LOT_SIZE: quantity {_fmt(qty)} is not a multiple of the step size "
-                f"{_fmt(rules.step_size)} ({rules.symbol})"
-            )
+        prices = tuple(p for p in (price, stop) if p is not None)
+        for p in prices:
+            if not p.is_finite() or p <= 0:
+                raise InvalidOrder(f"price must be positive (got {p})")
         if qty < rules.min_qty:
             raise InvalidOrder(
                 f"LOT_SIZE: quantity {_fmt(qty)} is below the minimum quantity "
@@ -469,20 +505,29 @@ class PaperExchange(Exchange):
                 f"LOT_SIZE: quantity {_fmt(qty)} is above the maximum quantity "
                 f"{_fmt(rules.max_qty)} ({rules.symbol})"
             )
+        check_precision(rules, qty, prices)
         if price is not None:
-            if not price.is_finite() or price <= 0:
-                raise InvalidOrder(f"price must be positive (got {price})")
-            if not is_multiple(price, rules.tick_size):
-                raise InvalidOrder(
-                    f"PRICE_FILTER: price {_fmt(price)} is not a multiple of the tick size "
-                    f"{_fmt(rules.tick_size)} ({rules.symbol})"
-                )
+            self._check_percent_price(rules, side, price)
         notional = qty * notional_price
         if notional < rules.min_notional:
             raise InvalidOrder(
                 f"NOTIONAL: notional {_fmt(notional)} {rules.quote} "
                 f"({_fmt(qty)} x {_fmt(notional_price)}) is below the minimum notional "
                 f"{_fmt(rules.min_notional)} {rules.quote} ({rules.symbol})"
+            )
+
+    def _check_percent_price(self, rules: MarketRules, side: Side, price: Decimal) -> None:
+        band = self._markets[rules.symbol].percent_price
+        up, down = (
+            (band.bid_up, band.bid_down) if side is Side.BUY else (band.ask_up, band.ask_down)
+        )
+        average = self._last(rules.symbol)
+        low, high = average * down, average * up
+        if not low <= price <= high:
+            raise InvalidOrder(
+                f"PERCENT_PRICE_BY_SIDE: a {side.value} price {_fmt(price)} must lie between "
+                f"{_fmt(low)} and {_fmt(high)} ({_fmt(down)}x-{_fmt(up)}x the average price "
+                f"{_fmt(average)}, {rules.symbol})"
             )
 
     def _check_funds(self, asset: str, need: Decimal) -> None:
@@ -527,7 +572,7 @@ class PaperExchange(Exchange):
             qty=qty,
             price=price,
             created_at=now,
-            fee_asset=rules.quote,
+            fee_asset=rules.base if side is Side.BUY else rules.quote,
         )
 
     # -- balances -----------------------------------------------------------------------------
@@ -562,11 +607,12 @@ class PaperExchange(Exchange):
     def _settle(self, rec: _Rec, qty: Decimal, price: Decimal, maker: bool, now: datetime) -> Fill:
         rules = self._markets[rec.symbol].rules
         notional = qty * price
-        fee = notional * self._fee_rate(maker)
+        received = qty if rec.side is Side.BUY else notional
+        fee = (received * self._fee_rate(maker)).quantize(FEE_PRECISION, ROUND_DOWN)
         if rec.side is Side.BUY:
             held = self._holding(rules.base)
-            self._debit(rec, rules.quote, notional + fee)
-            self._free[rules.base] = self._free.get(rules.base, ZERO) + qty
+            self._debit(rec, rules.quote, notional)
+            self._free[rules.base] = self._free.get(rules.base, ZERO) + qty - fee
             if held <= 0:
                 self._entry[rules.base] = price
             elif rules.base in self._entry:
@@ -588,7 +634,7 @@ class PaperExchange(Exchange):
             qty=qty,
             price=price,
             fee=fee,
-            fee_asset=rules.quote,
+            fee_asset=rec.fee_asset,
             time=now,
         )
         rec.fills.append(fill)
@@ -600,10 +646,10 @@ class PaperExchange(Exchange):
         return fill
 
     def _taker_need(self, side: Side, parts: list[tuple[Decimal, Decimal]]) -> Decimal:
-        """What a taker fill of ``parts`` costs: quote (with the fee) for a buy, base for a sell."""
+        """What a taker fill of ``parts`` costs: quote for a buy (its fee comes out of the base
+        it receives), base for a sell."""
         if side is Side.BUY:
-            notional = sum((q * p for p, q in parts), ZERO)
-            return notional * (1 + self._taker_rate)
+            return sum((q * p for p, q in parts), ZERO)
         return sum((q for _, q in parts), ZERO)
 
     # -- Exchange: reads ----------------------------------------------------------------------
@@ -637,6 +683,16 @@ class PaperExchange(Exchange):
             ask = next(self._book(symbol, Side.BUY))[0]
             bid = next(self._book(symbol, Side.SELL))[0]
             return Ticker(symbol, self._last(symbol), bid, ask, self._prices.time)
+
+    def order_book(
+        self, symbol: str, depth: int
+    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        """The first ``depth`` levels of the synthetic book as (price, qty): (bids, asks)."""
+        with self._lock:
+            self.market(symbol)
+            bids = list(islice(self._book(symbol, Side.SELL), depth))
+            asks = list(islice(self._book(symbol, Side.BUY), depth))
+            return bids, asks
 
     def fetch_order(self, id: str, symbol: str) -> Order:
         with self._lock:
@@ -757,7 +813,7 @@ class PaperExchange(Exchange):
             else:
                 limit = D(price)
             last = self._last(symbol)
-            self._check_filters(rules, qty, limit, limit if limit is not None else last)
+            self._check_filters(rules, side, qty, limit, limit if limit is not None else last)
             now = self._now()
 
             if limit is None:
@@ -777,11 +833,7 @@ class PaperExchange(Exchange):
                         f"({side.value} {_fmt(limit)}, best {'ask' if side is Side.BUY else 'bid'}"
                         f" {_fmt(first)})"
                     )
-                if side is Side.BUY:
-                    rate = max(self._maker_rate, self._taker_rate)
-                    asset, need = rules.quote, qty * limit * (1 + rate)
-                else:
-                    asset, need = rules.base, qty
+                asset, need = (rules.quote, qty * limit) if side is Side.BUY else (rules.base, qty)
                 self._check_funds(asset, need)
                 client_id = self._client_id(params)
                 rec = self._new_rec(client_id, rules, side, type, qty, limit, now)
@@ -802,16 +854,21 @@ class PaperExchange(Exchange):
         stop_loss: Decimal,
         params: dict[str, Any] | None = None,
     ) -> OcoResult:
-        """A take-profit (LIMIT_MAKER at ``take_profit``) and a stop (triggers at ``stop_loss``,
-        then fills as a taker) sharing one lock. Params: ``client_id`` (the list's; legs get
-        ``-tp``/``-sl`` suffixes), or ``tp_client_id`` / ``sl_client_id``."""
+        """A take-profit (LIMIT_MAKER at ``take_profit``) and a STOP_LOSS_LIMIT (triggers at
+        ``stop_loss``, then a limit order at its limit price) sharing one lock. Params:
+        ``client_id`` (the list's; legs get ``-tp``/``-sl`` suffixes), or ``tp_client_id`` /
+        ``sl_client_id``; ``stop_limit_price`` (the stop leg's limit; by default
+        :func:`engine.exchange.base.stop_limit_price`, as on the ccxt venue)."""
         with self._lock:
             rules = self.market(symbol)
             side, qty = Side(side), D(qty)
             tp, sl = D(take_profit), D(stop_loss)
+            p = params or {}
+            given = p.get("stop_limit_price")
+            sl_limit = stop_limit_price(rules, side, sl) if given is None else D(given)
             last = self._last(symbol)
-            self._check_filters(rules, qty, tp, tp)
-            self._check_filters(rules, qty, sl, sl)
+            self._check_filters(rules, side, qty, tp, tp)
+            self._check_filters(rules, side, qty, sl_limit, sl_limit, stop=sl)
             ordered = tp > last > sl if side is Side.SELL else tp < last < sl
             if not ordered:
                 relation = "above" if side is Side.SELL else "below"
@@ -822,12 +879,10 @@ class PaperExchange(Exchange):
                     f"{_fmt(sl)} {other} it"
                 )
             if side is Side.BUY:
-                rate = max(self._maker_rate, self._taker_rate)
-                asset, need = rules.quote, qty * max(tp, sl) * (1 + rate)
+                asset, need = rules.quote, qty * max(tp, sl_limit)
             else:
                 asset, need = rules.base, qty
             self._check_funds(asset, need)
-            p = params or {}
             list_client = str(p.get("client_id") or "")
             tp_client = str(p.get("tp_client_id") or (f"{list_client}-tp" if list_client else ""))
             sl_client = str(p.get("sl_client_id") or (f"{list_client}-sl" if list_client else ""))
@@ -839,7 +894,9 @@ class PaperExchange(Exchange):
             self._list_seq += 1
             list_id = str(self._list_seq)
             tp_rec = self._new_rec(tp_id, rules, side, OrderType.LIMIT_MAKER, qty, tp, now)
-            sl_rec = self._new_rec(sl_id, rules, side, OrderType.STOP_LOSS_LIMIT, qty, sl, now)
+            sl_rec = self._new_rec(
+                sl_id, rules, side, OrderType.STOP_LOSS_LIMIT, qty, sl_limit, now
+            )
             sl_rec.stop_price = sl
             tp_rec.list_id = sl_rec.list_id = list_id
             self._lock_funds(tp_rec, asset, need)  # one lock for the list, held by the TP leg
@@ -892,23 +949,19 @@ class PaperExchange(Exchange):
 
     def _match(self, rec: _Rec, now: datetime, events: list[PaperEvent]) -> None:
         last = self._last(rec.symbol)
-        if rec.type is OrderType.STOP_LOSS_LIMIT:
+        assert rec.price is not None
+        if rec.type is OrderType.STOP_LOSS_LIMIT and not rec.triggered:
             assert rec.stop_price is not None
             hit = last <= rec.stop_price if rec.side is Side.SELL else last >= rec.stop_price
             if not hit:
                 return
+            # triggered: the other leg goes, and the stop is now a limit order at its price: it
+            # takes what the book offers up to that limit and rests for the rest
+            rec.triggered = True
             self._first_fill_of_list(rec, events)
-            parts = self._walk(rec.symbol, rec.side, rec.remaining, None)
-            if rec.side is Side.BUY:
-                parts = self._affordable(rec, parts)
-            for p, q in parts:
+            for p, q in self._walk(rec.symbol, rec.side, rec.remaining, rec.price):
                 self._emit_fill(rec, self._settle(rec, q, p, maker=False, now=now), events)
-            if rec.status.is_open:  # a buy stop the account could no longer pay for in full
-                self._release(rec)
-                rec.status = OrderStatus.EXPIRED
-                events.append(PaperEvent("cancel", rec.order(), None, "insufficient balance"))
             return
-        assert rec.price is not None
         crossed = last <= rec.price if rec.side is Side.BUY else last >= rec.price
         if not crossed:
             return
@@ -937,24 +990,6 @@ class PaperExchange(Exchange):
             other.status = OrderStatus.CANCELED
             reason = f"oco {rec.list_id}: the other leg (order {rec.id}) filled"
             events.append(PaperEvent("cancel", other.order(), None, reason))
-
-    def _affordable(
-        self, rec: _Rec, parts: list[tuple[Decimal, Decimal]]
-    ) -> list[tuple[Decimal, Decimal]]:
-        """The prefix of a taker buy the order's lock plus the free quote can pay for."""
-        rules = self._markets[rec.symbol].rules
-        budget = rec.reserved + self._free.get(rules.quote, ZERO)
-        out = []
-        for price, qty in parts:
-            unit = price * (1 + self._taker_rate)
-            take = min(qty, floor_to_step(budget / unit, rules.step_size))
-            if take <= 0:
-                break
-            out.append((price, take))
-            budget -= take * unit
-            if take < qty:
-                break
-        return out
 
     # -- persistence --------------------------------------------------------------------------
 
