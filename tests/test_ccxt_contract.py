@@ -44,6 +44,7 @@ from engine.secrets import Secret
 from tests.binance_sim import API_KEY, API_SECRET, BinanceSim, SymbolSpec, binance_signature
 from tests.conftest import ROOT, CliRunner
 
+D = Decimal
 BTC = "BTC/USDT"
 ORDER = "/api/v3/order"
 
@@ -387,6 +388,96 @@ def test_oco_is_native_on_binance(ex: CcxtExchange, sim: BinanceSim) -> None:
     assert oco.take_profit.list_id == oco.stop_loss.list_id == oco.list_id
     assert sim.count("POST", "/api/v3/orderList/oco") == 1
     assert sim.orders_created == 2  # the two legs
+
+
+@pytest.mark.parametrize(
+    ("qty", "price", "refused"),
+    [
+        ("0.0012399", None, "LOT_SIZE: quantity 0.0012399 is not a multiple of the step size"),
+        ("0.001", "61800.005", "PRICE_FILTER: price 61800.005 is not a multiple of the tick"),
+    ],
+)
+def test_values_off_the_step_or_tick_are_refused_not_truncated(
+    ex: CcxtExchange, sim: BinanceSim, qty: str, price: str | None, refused: str
+) -> None:
+    """The router rounds, once; the adapter never truncates silently at send time (ccxt's
+    amount_to_precision / price_to_precision would): it refuses, and nothing is sent."""
+    type_ = OrderType.MARKET if price is None else OrderType.LIMIT
+    with pytest.raises(InvalidOrder, match=refused):
+        ex.create_order(BTC, Side.BUY, type_, Decimal(qty), None if price is None else D(price))
+    with pytest.raises(InvalidOrder, match=refused.split(":")[0]):
+        ex.create_oco(BTC, Side.SELL, Decimal(qty), D(price or "100000"), Decimal(90000))
+    assert sim.count("POST", ORDER) == 0 and sim.count("POST", "/api/v3/orderList/oco") == 0
+    assert sim.orders_created == 0
+
+
+def test_oco_stop_leg_limit_is_refused_off_the_tick(ex: CcxtExchange, sim: BinanceSim) -> None:
+    with pytest.raises(InvalidOrder, match=r"PRICE_FILTER: price 89550\.001"):
+        ex.create_oco(
+            BTC,
+            Side.SELL,
+            Decimal("0.001"),
+            Decimal(100000),
+            Decimal(90000),
+            {"stop_limit_price": Decimal("89550.001")},
+        )
+    assert sim.orders_created == 0
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "filter_name"),
+    [
+        (Side.BUY, "18999.99", "PERCENT_PRICE_BY_SIDE"),  # below 0.2 x the average price
+        (Side.SELL, "475000.01", "PERCENT_PRICE_BY_SIDE"),  # above 5 x
+        (Side.BUY, "19000.00", None),  # on the band's edge: accepted
+    ],
+)
+def test_simulator_enforces_percent_price_by_side(
+    ex: CcxtExchange, sim: BinanceSim, side: Side, price: str, filter_name: str | None
+) -> None:
+    if filter_name is None:
+        order = ex.create_order(BTC, side, OrderType.LIMIT, Decimal("0.001"), D(price))
+        assert order.status is OrderStatus.OPEN
+        return
+    with pytest.raises(InvalidOrder, match=f"Filter failure: {filter_name}"):
+        ex.create_order(BTC, side, OrderType.LIMIT, Decimal("0.001"), D(price))
+
+
+def test_simulator_market_notional_is_on_the_average_price(
+    ex: CcxtExchange, sim: BinanceSim
+) -> None:
+    """Binance checks a market order's NOTIONAL on the average price, not on its fills."""
+    sim.set_book(
+        "BTCUSDT",
+        bids=[(Decimal(94000), Decimal(1))],
+        asks=[(Decimal(96000), Decimal(1))],
+    )
+    sim.avg_prices["BTCUSDT"] = Decimal(40000)  # 0.0001 x 40000 = 4 < 5: refused
+    with pytest.raises(InvalidOrder, match="Filter failure: NOTIONAL"):
+        ex.create_order(BTC, Side.BUY, OrderType.MARKET, Decimal("0.0001"))
+    sim.avg_prices["BTCUSDT"] = Decimal(60000)  # 6 >= 5: accepted, and fills on the book
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, Decimal("0.0001"))
+    assert order.avg_price == Decimal(96000)
+
+
+def test_simulator_book_has_depth(ex: CcxtExchange, sim: BinanceSim) -> None:
+    """A market order walks the levels; a crossing limit takes what its price allows and rests
+    the rest; each trade pays its commission in the asset received."""
+    sim.set_book(
+        "BTCUSDT",
+        bids=[(Decimal(94990), Decimal("0.002")), (Decimal(94980), Decimal(1))],
+        asks=[(Decimal(95010), Decimal("0.002")), (Decimal(95020), Decimal(1))],
+    )
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, Decimal("0.003"))
+    assert [(f.price, f.qty) for f in order.fills] == [
+        (Decimal(95010), Decimal("0.002")),
+        (Decimal(95020), Decimal("0.001")),
+    ]
+    assert order.fee_asset == "BTC" and order.fee == Decimal("0.000003")
+    limit = ex.create_order(BTC, Side.SELL, OrderType.LIMIT, Decimal("0.003"), D("94990"))
+    assert limit.status is OrderStatus.PARTIALLY_FILLED and limit.filled == Decimal("0.002")
+    assert limit.fee_asset == "USDT" and limit.fee == Decimal("0.18998")
+    assert ex.fetch_ticker(BTC).bid == Decimal(94990)
 
 
 def test_oco_response_lost_is_not_doubled(
