@@ -77,6 +77,11 @@ def clock() -> Clock:
     return Clock()
 
 
+def held_on_step(v: PaperExchange, symbol: str) -> Decimal:
+    market = v.market(symbol)
+    return floor_to_step(v.get_balance(market.base), market.step_size)
+
+
 def venue(tmp_path: Path | None, clock: Clock, text: str = "") -> DexPaperExchange:
     return build_dex_venue(parse_config(text), tmp_path, clock)
 
@@ -125,15 +130,18 @@ def test_sync_adds_markets_and_fills_at_the_fed_prices(tmp_path: Path, clock: Cl
     assert buy.avg_price is not None
     first_level = D("0.0000231") * (1 + cfg.slippage_bps / 10_000)
     assert buy.avg_price >= first_level > D("0.0000231")  # slippage from config
-    assert buy.fee == buy.avg_price * qty * cfg.fee_pct / 100  # fee from config
-    assert v.get_balance("USDC") == D(60) - buy.avg_price * qty - buy.fee
+    # fee from config, in the asset received (a buy pays in BONK), 8 decimals
+    assert buy.fee_asset == "BONK" and buy.fee == qty * cfg.fee_pct / 100
+    assert v.get_balance("USDC") == D(60) - buy.avg_price * qty
+    assert v.get_balance("BONK") == qty - buy.fee
     # the feed moves; the next sync moves the venue
     feed.quotes[BONK] = D("0.0000300")
     clock.step()
     sync_dex_venue(v, [feed], clock.now)
     assert v.fetch_ticker(BONK).last == D("0.0000300")
-    sell = v.create_order(BONK, Side.SELL, OrderType.MARKET, qty)
+    sell = v.create_order(BONK, Side.SELL, OrderType.MARKET, held_on_step(v, BONK))
     assert sell.avg_price is not None and sell.avg_price < D("0.0000300")
+    assert sell.fee_asset == "USDC"
     assert v.get_balance("BONK") == 0
 
 
@@ -154,7 +162,8 @@ def test_protective_oco_triggers_on_the_fed_price(clock: Clock) -> None:
     feed = FeedOnly({WIF: "2.00"})
     sync_dex_venue(v, [feed], clock.now)
     v.create_order(WIF, Side.BUY, OrderType.MARKET, D(5))
-    oco = v.create_oco(WIF, Side.SELL, D(5), take_profit=D("2.3"), stop_loss=D("1.8"))
+    held = held_on_step(v, WIF)  # what the WIF fee left
+    oco = v.create_oco(WIF, Side.SELL, held, take_profit=D("2.3"), stop_loss=D("1.8"))
     feed.quotes[WIF] = D("2.31")
     clock.step()
     events = sync_dex_venue(v, [feed], clock.now)
@@ -181,7 +190,7 @@ def test_state_and_markets_survive_a_restart(tmp_path: Path, clock: Clock) -> No
     feed = FeedOnly({WIF: "2.00"})
     sync_dex_venue(v, [feed], clock.now)
     v.create_order(WIF, Side.BUY, OrderType.MARKET, D(5))
-    resting = v.create_order(WIF, Side.SELL, OrderType.LIMIT, D(5), D("2.5"))
+    resting = v.create_order(WIF, Side.SELL, OrderType.LIMIT, held_on_step(v, WIF), D("2.5"))
     balances = v.balances()
     v.close()
     assert (tmp_path / "dex" / "state.json").exists()
@@ -208,9 +217,8 @@ def test_a_damaged_markets_file_is_not_reset(tmp_path: Path, clock: Clock) -> No
 
 def test_paper_exchange_add_and_remove_market(clock: Clock) -> None:
     prices = ManualPrices({}, start=T0)
-    ex = PaperExchange(
-        PaperConfig(balances={"USDC": D(100)}), None, clock=clock, prices=prices, markets={}
-    )
+    cfg = PaperConfig(balances={"USDC": D(100)}, maker_fee_pct=D(0), taker_fee_pct=D(0))
+    ex = PaperExchange(cfg, None, clock=clock, prices=prices, markets={})
     assert ex.name == "paper"
     market = dex_market(WIF, D(2), DexConfig())
     prices.set(WIF, D(2))
@@ -258,9 +266,11 @@ def session(
                 qty = floor_to_step(sig.size_hint / ask, v.market(sig.symbol).step_size)
                 o = v.create_order(sig.symbol, Side.BUY, OrderType.MARKET, qty)
                 assert o.avg_price is not None
-                cash -= o.avg_price * o.filled + o.fee
-                held[sig.ref] = (o.filled, o.avg_price * o.filled + o.fee)
-                strategy.on_entry_filled(sig.ref, o.avg_price, o.filled, clock.now)
+                assert o.fee_asset == v.market(sig.symbol).base  # the fee is taken in the coin
+                cash -= o.avg_price * o.filled
+                net = floor_to_step(o.filled - o.fee, v.market(sig.symbol).step_size)
+                held[sig.ref] = (net, o.avg_price * o.filled)
+                strategy.on_entry_filled(sig.ref, o.avg_price, net, clock.now)
             else:
                 qty, cost = held.pop(sig.ref)
                 assert sig.qty == qty

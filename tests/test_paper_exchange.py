@@ -192,7 +192,7 @@ def test_market_order_notional_uses_the_last_price(clock: Clock) -> None:
 
 
 def test_insufficient_quote_says_need_and_have(clock: Clock) -> None:
-    ex = paper(clock, balances={"USDT": D(20)})
+    ex = paper(clock, balances={"USDT": D(20)}, slippage_bps=D(0))
     qty = D("0.0005")  # ~47.5 USDT of BTC
     with pytest.raises(InsufficientFunds) as info:
         ex.create_order(BTC, Side.BUY, OrderType.MARKET, qty)
@@ -536,7 +536,7 @@ def test_oco_stop_loss_path_cancels_the_take_profit(clock: Clock, manual: Manual
     assert ex.get_balance("USDT") == sum(
         (f.qty * f.price - commission(f.qty * f.price, taker) for f in fills), D(0)
     )
-    assert all(limit <= f.price < D(89_900) for f in fills)  # into the bids, never below limit
+    assert all(limit <= f.price <= D(89_900) for f in fills)  # the bids, never below the limit
 
 
 def test_stop_loss_limit_rests_at_its_limit_after_a_gap(clock: Clock, manual: ManualPrices) -> None:
@@ -736,3 +736,49 @@ def test_paper_never_imports_ccxt() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Binance's rules the router relies on
+
+
+def test_slippage_is_for_market_orders_only(clock: Clock) -> None:
+    """The ticker, and limits crossing the book, see the book as it is (as on the exchange);
+    only a market order fills ``slippage_bps`` worse."""
+    plain = paper(clock, slippage_bps=D(0), balances={"USDT": D(10_000)})
+    slipped = paper(clock, slippage_bps=D(25), balances={"USDT": D(10_000)})
+    assert slipped.fetch_ticker(ETH) == plain.fetch_ticker(ETH)
+    ask = plain.fetch_ticker(ETH).ask
+    assert ask is not None
+    a = plain.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.01"), ask)
+    b = slipped.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.01"), ask)
+    assert (a.filled, a.avg_price) == (b.filled, b.avg_price) == (D("0.01"), ask)
+    c = slipped.create_order(ETH, Side.BUY, OrderType.MARKET, D("0.01"))
+    tick = MARKETS[ETH].rules.tick_size
+    assert c.avg_price == ceil_to_step(ask * (1 + D(25) / 10_000), tick)
+
+
+def test_an_exit_below_the_minimum_notional_is_refused(clock: Clock, manual: ManualPrices) -> None:
+    """What a buy of 5.01 USDT leaves after its fee in the base asset is worth less than 5 at
+    the stop's limit: Binance refuses such an OCO (NOTIONAL, -1013), and so does paper."""
+    ex = paper(clock, prices=manual)
+    price = START[SOL]
+    qty = D("0.028")  # 5.04 USDT at 180
+    buy = ex.create_order(SOL, Side.BUY, OrderType.MARKET, qty)
+    held = floor_to_step(ex.get_balance("SOL"), MARKETS[SOL].rules.step_size)
+    assert held == D("0.027") < qty
+    with pytest.raises(InvalidOrder, match="NOTIONAL: notional") as info:
+        ex.create_oco(SOL, Side.SELL, held, price + D(20), price - D(10))
+    assert "minimum notional 5 USDT" in info.value.reason
+    assert ex.fetch_open_orders() == [] and buy.fee_asset == "SOL"
+
+
+def test_values_off_the_step_or_tick_are_refused(clock: Clock) -> None:
+    ex = paper(clock)
+    with pytest.raises(InvalidOrder, match=r"LOT_SIZE: quantity 0\.012345 is not a multiple"):
+        ex.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.012345"), D("3000"))
+    with pytest.raises(InvalidOrder, match=r"PRICE_FILTER: price 3000\.005 is not a multiple"):
+        ex.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.01"), D("3000.005"))
+    with pytest.raises(InvalidOrder, match=r"PERCENT_PRICE_BY_SIDE: a buy price 699\.99"):
+        ex.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.01"), D("699.99"))
+    assert ex.fetch_open_orders() == []

@@ -10,10 +10,12 @@ No network, no ccxt. What it does:
   the average (last) price, as Binance checks it, not on what it fills at.
 - Prices come from a :class:`PriceSource` (a seeded random walk by default). They move only in
   :meth:`PaperExchange.advance`, which then matches resting orders and returns what happened.
-- A market order walks a synthetic order book built around the price: the first level sits
-  ``paper.slippage_bps`` away from it, each further level ``book_level_gap_bps`` further, each
-  holding about ``book_level_quote`` of quote (a seeded 50-150 % of it). A bigger order reaches
-  deeper levels and gets a worse average price. The book is drawn from the seed, the symbol, the
+- A market order walks a synthetic order book built around the price: the first level sits at
+  the price (on the tick), each further level ``book_level_gap_bps`` further, each holding about
+  ``book_level_quote`` of quote (a seeded 50-150 % of it). A bigger order reaches deeper levels
+  and gets a worse average price; a market order also fills ``paper.slippage_bps`` worse than
+  each level (latency, impact), and only a market order: the ticker's bid and ask, limit orders
+  and stops meet the book as it is, so sizing, crossing and fills of limits are the exchange's. The book is drawn from the seed, the symbol, the
   feed time and the price, so it is the same for the same run and changes as prices move.
 - A limit order that crosses the book on arrival takes what it can as a taker (never beyond its
   limit); the rest rests. A resting order fills, as a maker and at its own price, when the price
@@ -425,8 +427,14 @@ class PaperExchange(Exchange):
 
     # -- the synthetic order book -------------------------------------------------------------
 
-    def _book(self, symbol: str, taker: Side) -> Iterator[tuple[Decimal, Decimal]]:
-        """(price, qty) levels a ``taker`` order meets: asks upward for a buy, bids downward."""
+    def _book(
+        self, symbol: str, taker: Side, slipped: bool = False
+    ) -> Iterator[tuple[Decimal, Decimal]]:
+        """(price, qty) levels a ``taker`` order meets: asks upward for a buy, bids downward.
+
+        ``slipped``: as a market order meets them, each level ``paper.slippage_bps`` worse (the
+        same quantities). The ticker, limit orders and stops see the book as it is.
+        """
         m = self._markets[symbol]
         tick, step = m.rules.tick_size, m.rules.step_size
         mid = self._last(symbol)
@@ -434,7 +442,7 @@ class PaperExchange(Exchange):
         rng = random.Random(seed)
         previous: Decimal | None = None
         for i in count():
-            offset = self._slippage + Decimal(i) * m.book.level_gap_bps / BPS
+            offset = Decimal(i) * m.book.level_gap_bps / BPS
             if taker is Side.BUY:
                 price = ceil_to_step(mid * (1 + offset), tick)
                 if previous is not None and price <= previous:
@@ -446,15 +454,21 @@ class PaperExchange(Exchange):
                 price = max(price, tick)
             previous = price
             depth = m.book.level_quote * Decimal(rng.randint(50, 150)) / HUNDRED
-            yield price, max(floor_to_step(depth / price, step), step)
+            qty = max(floor_to_step(depth / price, step), step)
+            if slipped and taker is Side.BUY:
+                price = ceil_to_step(price * (1 + self._slippage), tick)
+            elif slipped:
+                price = max(floor_to_step(price * (1 - self._slippage), tick), tick)
+            yield price, qty
 
     def _walk(
         self, symbol: str, taker: Side, qty: Decimal, limit: Decimal | None
     ) -> list[tuple[Decimal, Decimal]]:
-        """The (price, qty) parts a taker order of ``qty`` gets, never beyond ``limit``."""
+        """The (price, qty) parts a taker order of ``qty`` gets, never beyond ``limit``; without
+        a limit (a market order), with the configured slippage."""
         parts: list[tuple[Decimal, Decimal]] = []
         left = qty
-        for price, depth in self._book(symbol, taker):
+        for price, depth in self._book(symbol, taker, slipped=limit is None):
             if limit is not None and (price > limit if taker is Side.BUY else price < limit):
                 break
             take = min(left, depth)
