@@ -161,6 +161,7 @@ class SimServer:
 def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
