@@ -782,3 +782,10 @@ def test_values_off_the_step_or_tick_are_refused(clock: Clock) -> None:
     with pytest.raises(InvalidOrder, match=r"PERCENT_PRICE_BY_SIDE: a buy price 699\.99"):
         ex.create_order(ETH, Side.BUY, OrderType.LIMIT, D("0.01"), D("699.99"))
     assert ex.fetch_open_orders() == []
+
+
+def test_readme_example_a_buy_of_001_eth_holds_000999(clock: Clock) -> None:
+    ex = paper(clock)  # the shipped fees
+    buy = ex.create_order(ETH, Side.BUY, OrderType.MARKET, D("0.01"))
+    assert (buy.fee, buy.fee_asset) == (D("0.00001"), "ETH")
+    assert ex.get_balance("ETH") == D("0.00999")
