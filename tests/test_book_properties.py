@@ -3,10 +3,12 @@ cancels, duplicated fills and restarts, on the paper exchange.
 
 After every step:
 - the book equals a replay of the order journal from scratch;
-- the exchange holds exactly what the book says Kobe holds;
+- the exchange holds exactly what the book says Kobe holds, plus the dust closed trades left:
+  a buy's fee is taken in the base asset (as on Binance), its exits sell what is left rounded
+  down to the step, and the rest (under one step) stays on the account;
 - each closed trade is in ``trades.jsonl`` once;
-- money is conserved: the account's quote = capital + realized PnL − the cost of what is open,
-  and the wallets' equity = capital + realized PnL.
+- money is conserved: the account's quote = capital + realized PnL − the cost of what is open
+  − the dust's cost, and the wallets' equity = capital + realized PnL.
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ def _book_view(book: PositionBook) -> dict[str, tuple[Decimal, Decimal, bool]]:
     return {cid: (p.qty, p.filled, p.pending) for cid, p in sorted(book.state.positions.items())}
 
 
+SOL_STEP = Decimal("0.001")
+
+
+def _dust(tmp: Path) -> list[tuple[Decimal, Decimal]]:
+    """(qty, entry price) each closed trade left behind: its entry's fill net of a SOL fee,
+    less what its exits sold (the journal's last word on each entry)."""
+    held: dict[str, Decimal] = {}
+    journal = tmp / "logs" / "orders.jsonl"
+    for line in journal.read_text().splitlines() if journal.exists() else []:
+        r = json.loads(line)
+        if r["filled"] is not None:
+            fee = Decimal(r["fee"] or 0) if r["fee_asset"] == "SOL" else Decimal(0)
+            held[r["client_id"]] = Decimal(r["filled"]) - fee
+    path = tmp / "trades.jsonl"
+    trades = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return [(held[t["trade_id"]] - Decimal(t["qty"]), Decimal(t["entry_price"])) for t in trades]
+
+
 def _trade_ids(tmp: Path) -> list[str]:
     path = tmp / "trades.jsonl"
     if not path.exists():
@@ -64,7 +84,9 @@ def _check(rig: Rig, tmp: Path) -> None:
     assert _book_view(live) == _book_view(replay)
     held = sum((p.qty for p in live.state.positions.values()), Decimal(0))
     sol = rig.exchange.balance("SOL")
-    assert sol.free + sol.locked == held
+    dust = _dust(tmp)
+    assert all(Decimal(0) <= qty < SOL_STEP for qty, _ in dust)
+    assert sol.free + sol.locked == held + sum((qty for qty, _ in dust), Decimal(0))
     ids = _trade_ids(tmp)
     assert len(ids) == len(set(ids)), "a trade was booked twice"
     realized = sum((t.pnl for t in rig.engine.trades.tail(10_000)), Decimal(0))
@@ -73,7 +95,8 @@ def _check(rig: Rig, tmp: Path) -> None:
         Decimal(0),
     )
     usdt = rig.exchange.balance("USDT")
-    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost
+    dust_cost = sum((qty * price for qty, price in dust), Decimal(0))
+    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost - dust_cost
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
 
