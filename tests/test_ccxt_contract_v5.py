@@ -344,13 +344,18 @@ def test_resending_our_own_client_id_returns_the_first_order(ex: CcxtExchange, s
 def test_tp_sl_attached_are_held_by_the_exchange_and_fire_once(
     ex: CcxtExchange, venue: Venue, sim: Any
 ) -> None:
-    tpsl = {"take_profit": Decimal(100000), "stop_loss": Decimal("90000.004")}
+    # off the tick: refused before anything is sent (the router rounds; nothing truncates later)
+    off = {"take_profit": Decimal(100000), "stop_loss": Decimal("90000.004")}
+    with pytest.raises(InvalidOrder, match=r"PRICE_FILTER: price 90000\.004 is not a multiple"):
+        ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(95000), off)
+    assert sim.orders_created == 0
+    tpsl = {"take_profit": Decimal(100000), "stop_loss": Decimal("90000.01")}
     order = ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(95000), tpsl)
     assert order.status is OrderStatus.FILLED  # marketable: filled at once
     legs = {leg.role: leg for leg in sim.book.exits(order.id)}
     assert {role: leg.trigger for role, leg in legs.items()} == {
         "tp": Decimal(100000),
-        "sl": Decimal("90000.00"),  # rounded to the tick by ccxt before it was sent
+        "sl": Decimal("90000.01"),  # sent as given
     }
     assert all(leg.side == "sell" and leg.status == "untriggered" for leg in legs.values())
     assert legs["tp"].qty == Decimal("0.00099")  # what the buy left after its fee, on the step

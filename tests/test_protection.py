@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.exchange.base import OrderType, Side
+from engine.money import floor_to_step
 from engine.proposal import Source
 from engine.watchdog import WatchState
 from tests.conftest import CliRunner
@@ -48,7 +49,7 @@ def test_a_refused_exit_backs_off_with_one_alert(tmp_path: Path) -> None:
     cid = placed.entry.client_id
     assert rig.router.watchdog.get(cid).state is WatchState.WATCHING  # type: ignore[union-attr]
     # the SOL is gone from the account (sold by hand): every sell is refused
-    sol = rig.exchange.get_balance("SOL")
+    sol = floor_to_step(rig.exchange.get_balance("SOL"), Decimal("0.001"))  # on the step
     rig.exchange.create_order(
         "SOL/USDT", Side.SELL, OrderType.MARKET, sol, None, {"client_id": "x1"}
     )
