@@ -194,6 +194,18 @@ def paper_exchange(slippage_bps: Decimal) -> PaperExchange:
     return PaperExchange(cfg, None, clock=lambda: T0, prices=prices)
 
 
+def binance_venue(sim: BinanceSim) -> CcxtExchange:
+    """Binance through the real ccxt, at the simulator (testnet mode, its base URL)."""
+    return CcxtExchange(
+        "binance",
+        api_key=Secret(API_KEY),
+        secret=Secret(API_SECRET),
+        sandbox=True,
+        api_url=sim.url,
+        ccxt_config={"rateLimit": 1},  # the limiter stays on; 1 ms apart keeps the test fast
+    )
+
+
 @pytest.fixture
 def sim() -> Iterator[BinanceSim]:
     """The exchange: Binance's filters with the paper market file's values, the same book."""
@@ -231,14 +243,7 @@ def run_both(
 ) -> tuple[Pairs, dict[str, Decimal], dict[str, Decimal]]:
     """Every proposal on both venues, in order; then both accounts' totals per asset."""
     paper = paper_exchange(slippage_bps)
-    binance = CcxtExchange(
-        "binance",
-        api_key=Secret(API_KEY),
-        secret=Secret(API_SECRET),
-        sandbox=True,
-        api_url=sim.url,
-        ccxt_config={"rateLimit": 1},  # the limiter stays on; 1 ms apart keeps the test fast
-    )
+    binance = binance_venue(sim)
     try:
         on_paper = router_for(paper, tmp_path / "paper", "paper")
         on_binance = router_for(binance, tmp_path / "binance", "testnet")
@@ -317,14 +322,7 @@ def test_both_venues_refuse_what_the_router_did_not_round(
     """Neither venue rounds at send time: a value off the step or tick is refused by both,
     for the same rule, and the ccxt adapter refuses it before anything is sent."""
     paper = paper_exchange(D(0))
-    binance = CcxtExchange(
-        "binance",
-        api_key=Secret(API_KEY),
-        secret=Secret(API_SECRET),
-        sandbox=True,
-        api_url=sim.url,
-        ccxt_config={"rateLimit": 1},
-    )
+    binance = binance_venue(sim)
     type_ = OrderType.MARKET if price is None else OrderType.LIMIT
     limit = None if price is None else D(price)
     try:
