@@ -177,6 +177,8 @@ class PaperConfig(Section):
 class RouterConfig(Section):
     default_quote_usd: PositiveDecimal = Decimal(15)
     exits: Literal["auto", "watchdog"] = "auto"
+    # the limit of a stop leg, this far beyond its stop price (the same on every venue)
+    stop_limit_offset_pct: Annotated[Decimal, AfterValidator(_between(0, 50))] = Decimal("0.5")
     # a stop that triggered but rests at its limit after a gap: sold at market once it has
     # rested this long, or once the price is this far past its limit
     stop_rest_timeout_s: int = Field(default=60, ge=1, le=86_400)

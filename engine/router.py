@@ -41,6 +41,7 @@ from engine.exchange.base import (
     OrderStatus,
     OrderType,
     Side,
+    stop_limit_price,
 )
 from engine.journal import OrderEvent, OrderJournal
 from engine.money import floor_to_step, round_price
@@ -761,6 +762,8 @@ class Router(RouterView):
         if p.side is not Side.BUY or not legs:
             return
         held = self.exchange.amount_to_precision(p.symbol, qty - qty * rate)
+        if p.stop_loss is not None:  # the stop leg sells at its limit, below the stop
+            legs.append(self._stop_limit(m, Side.SELL, p.stop_loss))
         lowest = min(legs)
         if held < m.min_qty or held * lowest < m.min_notional:
             raise Refused(
@@ -771,6 +774,10 @@ class Router(RouterView):
                     "buy a little more"
                 ]
             )
+
+    def _stop_limit(self, m: MarketRules, side: Side, stop: Decimal) -> Decimal:
+        """The limit of a stop leg, from ``router.stop_limit_offset_pct``: the same on every venue."""
+        return stop_limit_price(m, side, stop, self.settings.stop_limit_offset_pct / 100)
 
     def _exit_plan(self, p: Proposal) -> ExitPlan:
         if p.take_profit is None and p.stop_loss is None:
@@ -879,8 +886,16 @@ class Router(RouterView):
         self, item: WatchItem, qty: Decimal
     ) -> tuple[tuple[Order, ...], WatchItem | None]:
         """Put ``item``'s exits for ``qty`` in place: a native OCO, attached exits, or the local
-        watchdog. The watchdog item is dropped only once the exchange has confirmed the OCO."""
+        watchdog. The watchdog item is dropped only once the exchange has confirmed the OCO.
+
+        A sell never asks for more than the account has free of the asset, rounded down to the
+        step: what is left below one step stays in the book as dust."""
         exit_side = item.side.opposite
+        if exit_side is Side.SELL:
+            base = self.exchange.market(item.symbol).base
+            qty = self.exchange.amount_to_precision(
+                item.symbol, min(qty, self.exchange.get_balance(base))
+            )
         if item.exits is ExitPlan.OCO:
             assert item.take_profit is not None and item.stop_loss is not None
             cid = item.entry_client_id
@@ -918,6 +933,9 @@ class Router(RouterView):
                         "client_id": f"{cid}oco",
                         "tp_client_id": f"{cid}tp",
                         "sl_client_id": f"{cid}sl",
+                        "stop_limit_price": self._stop_limit(
+                            self.exchange.market(item.symbol), exit_side, item.stop_loss
+                        ),
                     },
                 )
             except ExchangeError as exc:

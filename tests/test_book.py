@@ -158,7 +158,9 @@ def test_an_entry_whose_exits_would_be_below_the_minimum_is_refused_up_front(
 ) -> None:
     r = cli(*BUY[:-1], "6", "--sl", "80000", "--tp", "110000", "--yes")
     assert r.code == 1
-    assert "its exits could not be placed: 0.00005 BTC left after fees is 4.00 USDT" in r.err
+    assert (
+        "its exits could not be placed: 0.00005 BTC left after fees is 3.98 USDT at 79600" in r.err
+    )  # the stop leg's limit
     assert (workdir / "data" / "logs" / "orders.jsonl").read_text() == ""  # nothing sent
     assert cli(*BUY[:-1], "6", "--yes").code == 0  # without exits the same size is fine
 

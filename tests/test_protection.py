@@ -123,7 +123,7 @@ def test_cli_cancel_of_one_leg_names_the_position_and_prints_every_order_cancell
     r = cli("cancel", str(sl["id"]))
     assert r.code == 1 and "nothing cancelled" in r.out  # the default answer is No
     q = r.out.splitlines()[0]
-    assert q.startswith("Cancel the exits of position BTC/USDT 0.00015 (TP 99000, SL 93000)?")
+    assert q.startswith("Cancel the exits of position BTC/USDT 0.00014985 (TP 99000, SL 93000)?")
     assert "It will be unprotected. [y/N]" in q
     assert set(_open_exits(cli)) == {"tp", "sl"}
     r = cli("cancel", str(sl["id"]), "--yes")
@@ -168,3 +168,24 @@ def test_kobe_exits_that_the_exchange_refuses_leave_the_watchdog_covering(
     assert r.code == 0 and _open_exits(cli) == {}
     [pos] = json.loads(r.out)
     assert pos["protection"] == "watchdog (needs a running engine)"
+
+
+def test_a_stop_that_rests_at_its_limit_after_a_gap_is_sold_at_market(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry())  # SL 95 (its limit 94.52), TP 110
+    cid = placed.entry.client_id
+    rig.move("SOL/USDT", "94.4")  # the stop triggers, but no bid is at or above its limit
+    assert rig.closed == [] and rig.engine.positions()  # resting, not yet past the timeout
+    rig.move("SOL/USDT", "94.4")  # 60 s later: router.stop_rest_timeout_s
+    [trade] = rig.closed
+    assert trade.trade_id == cid and "rested at its limit 94.52" in trade.reason
+    alerts = [m for sev, m in rig.alerts if sev == "critical" and "rested at its limit" in m]
+    assert len(alerts) == 1
+
+
+def test_a_stop_gapped_far_past_its_limit_is_sold_at_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry())
+    rig.move("SOL/USDT", "80")  # 15 % past the limit: more than router.stop_rest_distance_pct
+    assert [t.trade_id for t in rig.closed] == [placed.entry.client_id]
+    assert Decimal(79) < rig.closed[0].exit_price <= Decimal(80)
