@@ -285,8 +285,11 @@ class PositionBook:
                 else:
                     self.state.offset = pos
 
-    def catch_up(self) -> list[ClosedTrade]:
-        """Apply what the journal gained since the last call; the trades this closed."""
+    def catch_up(self, *, save: bool = True) -> list[ClosedTrade]:
+        """Apply what the journal gained since the last call; the trades this closed.
+
+        ``save=False``: the caller saves the cache once it has booked those trades (a crash in
+        between replays the events, and the booked trades are recognised)."""
         closed: list[ClosedTrade] = []
         changed = False
         for event, end in self._new_events():
@@ -295,7 +298,7 @@ class PositionBook:
             changed = True
             if trade is not None:
                 closed.append(trade)
-        if changed:
+        if changed and save:
             self.save()
         return closed
 
@@ -310,6 +313,9 @@ class PositionBook:
         entry_cid = entry_of(e.client_id)
         if entry_cid is None:
             self._apply_entry(e)
+            pos = self.state.positions.get(e.client_id)
+            if pos is not None and not pos.pending and pos.qty <= 0 and pos.exit_qty > 0:
+                return self._close(pos, e)  # closed while its entry was still working
             return None
         return self._apply_exit(entry_cid, e)
 
@@ -374,6 +380,7 @@ class PositionBook:
             if pos.filled <= 0:  # cancelled or refused with nothing filled: no position
                 del positions[e.client_id]
                 self.state.orders.pop(e.client_id, None)
+                self.annotations.pop(e.client_id, None)
                 return
         positions[e.client_id] = pos
 
@@ -381,6 +388,8 @@ class PositionBook:
         pos = self.state.positions.get(entry_cid)
         if pos is None:
             return None
+        if e.event == "intent":  # a new order under a reused exit id: its fills count afresh
+            self.state.orders.pop(e.client_id, None)
         exits = {x.client_id: x for x in pos.exits}
         old = exits.get(e.client_id)
         exits[e.client_id] = ExitOrder(
@@ -531,6 +540,7 @@ class Bookkeeper:
         self.wallets = wallets
         self.on_closed = on_closed
         self.on_alert = on_alert
+        self._saved_at = book.state.offset
         trades_path = book.data_dir / TRADES_FILE
         if book.rebuilt:  # the whole journal is replayed: every trade already booked counts
             self._booked = {str(r.get("trade_id")) for r in iter_jsonl(trades_path)}
@@ -540,11 +550,15 @@ class Bookkeeper:
     def catch_up(self) -> list[ClosedTrade]:
         """Bring the book up to the journal; book every trade that closed. Returns them."""
         out = []
-        for trade in self.book.catch_up():
+        closed = self.book.catch_up(save=False)
+        for trade in closed:
             if trade.trade_id in self._booked:
                 continue
             self._book(trade)
             out.append(trade)
+        if closed or self.book.state.offset != self._saved_at:
+            self.book.save()  # the cache moves past a close only once the trade is booked
+            self._saved_at = self.book.state.offset
         return out
 
     def on_event(self, _event: OrderEvent) -> None:

@@ -200,7 +200,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             settings=cfg.router,
         )
         holder.append(router)
-        router.committed = keeper.book.committed
+        router.committed = manager.ledger.committed = keeper.book.committed
         router.listeners.append(keeper.on_event)
         try:
             _print_external(ctx, router.reconcile())
@@ -318,6 +318,12 @@ def cmd_trade(ctx: Context) -> int:
                 print(f"order outcome unknown: {exc}", file=ctx.err)
                 print("it will be looked up by its client id at the next start", file=ctx.err)
                 return EXIT_REFUSED
+            s.book.annotate(
+                placed.entry.client_id,
+                strategy="manual",
+                take_profit=proposal.take_profit,
+                stop_loss=proposal.stop_loss,
+            )
             _print_placement(ctx, placed)
             return EXIT_OK
     except DataDirBusy as exc:
@@ -588,6 +594,9 @@ def cmd_exits(ctx: Context) -> int:
             if held is None or held.qty <= 0:
                 print(f"position {ctx.args.position}: not open (see kobe positions)", file=ctx.err)
                 return EXIT_REFUSED
+            # a leg not given keeps its price: replacing the TP never drops the stop-loss
+            tp = tp if tp is not None else held.take_profit
+            sl = sl if sl is not None else held.stop_loss
             new = ", ".join(x for x in (f"TP {tp}" if tp else "", f"SL {sl}" if sl else "") if x)
             if not confirm(ctx, f"Replace the exits of position {_exits_text(held)} with {new}?"):
                 ctx.print("nothing changed")

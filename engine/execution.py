@@ -149,6 +149,10 @@ class ExecutionEngine:
             return None
         router = self.routers[pos.venue]
         for order in router.exchange.fetch_open_orders(pos.symbol):
+            if order.client_id == entry_cid:  # a partly filled entry stops buying first
+                with contextlib.suppress(OrderNotFound):
+                    router.cancel(order.id, _source(pos))
+        for order in router.exchange.fetch_open_orders(pos.symbol):
             if entry_of(order.client_id) == entry_cid:
                 with contextlib.suppress(OrderNotFound):  # an OCO sibling goes with its leg
                     router.cancel(order.id, _source(pos))

@@ -481,6 +481,8 @@ class RouterView:
         state = self.journal_state()
         if kind in ("fill", "partial_fill"):
             self._filled[cid] = max(filled, self._filled.get(cid, ZERO))
+        elif kind == "intent":  # a new order under this id (a re-sent exit): fills start over
+            self._filled.pop(cid, None)
         state.pop(cid, None)
         state[cid] = event  # newest last: the oldest finished orders are forgotten first
         if len(state) > KEEP_FINISHED * 2:
@@ -857,11 +859,16 @@ class Router(RouterView):
             if order.status is OrderStatus.FILLED:
                 try:
                     exits, watch = self._place_exits(recorded, order)
-                except ExchangeError as exc:
+                except REFUSALS as exc:
                     watch = self._fall_back_to_watchdog(recorded, order, exc)
                     notes.append(
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
+                    )
+                except ExchangeError as exc:  # they may exist: looked up, never sent twice
+                    notes.append(
+                        f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
+                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
                     )
             if plan.exits is ExitPlan.WATCHDOG:
                 notes.append(
@@ -877,10 +884,41 @@ class Router(RouterView):
         Never twice: if the journal shows exits already sent for this entry (a crash came
         between the send and the bookkeeping), the item is dropped instead.
         """
+        self._settle_exits(item.entry_client_id, item.symbol)
         if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
         return self._send_exits(item, self.net_qty(item.symbol, entry))
+
+    def _settle_exits(self, entry_cid: str, symbol: str) -> None:
+        """Exits whose send was not answered (``intent`` or ``unknown`` last) are looked up by
+        client id and their real state journaled, before anything is sent again: an exit that
+        reached the exchange is never sent twice."""
+        state = self.journal_state()
+        for suffix in EXIT_SUFFIXES:
+            cid = f"{entry_cid}{suffix}"
+            event = state.get(cid)
+            if event is None or event.event not in ("intent", "unknown"):
+                continue
+            found = self.exchange.fetch_order_by_client_id(cid, symbol)
+            if found is None:
+                self._journal(
+                    "reject",
+                    cid,
+                    None,
+                    event.symbol,
+                    Side(event.side),
+                    OrderType(event.type),
+                    event.qty,
+                    event.price,
+                    status="rejected",
+                    wallet=event.wallet,
+                    source=event.source,
+                    reason="not on the exchange: never placed (looked up)",
+                )
+            else:
+                self._journal_order("ack", found, event.wallet, event.source, "found by lookup")
+                self._journal_fill(found, event.wallet, event.source)
 
     def _send_exits(
         self, item: WatchItem, qty: Decimal
@@ -940,22 +978,22 @@ class Router(RouterView):
                 )
             except ExchangeError as exc:
                 self._audit_send("exit_order", item.source, **audit, outcome=f"failed: {exc}")
-                if isinstance(exc, REFUSALS):  # refused: the legs never existed
-                    for leg in ("tp", "sl"):
-                        self._journal(
-                            "reject",
-                            f"{cid}{leg}",
-                            None,
-                            item.symbol,
-                            exit_side,
-                            OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
-                            qty,
-                            item.take_profit if leg == "tp" else item.stop_loss,
-                            status="rejected",
-                            wallet=item.wallet,
-                            source=item.source,
-                            reason=f"OCO refused: {exc}",
-                        )
+                refused = isinstance(exc, REFUSALS)  # a refusal: the legs never existed
+                for leg in ("tp", "sl"):  # else the outcome is unknown: looked up before acting
+                    self._journal(
+                        "reject" if refused else "unknown",
+                        f"{cid}{leg}",
+                        None,
+                        item.symbol,
+                        exit_side,
+                        OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
+                        qty,
+                        item.take_profit if leg == "tp" else item.stop_loss,
+                        status="rejected" if refused else "unknown",
+                        wallet=item.wallet,
+                        source=item.source,
+                        reason=f"OCO {'refused' if refused else 'outcome unknown'}: {exc}",
+                    )
                 raise
             for leg_order in (oco.take_profit, oco.stop_loss):
                 self._journal_order("ack", leg_order, item.wallet, item.source, "protective exit")
@@ -1083,7 +1121,7 @@ class Router(RouterView):
                         self._journal_fill(entry, item.wallet, item.source)
                         try:
                             exits, _ = self._place_exits(item, entry)
-                        except ExchangeError as exc:
+                        except REFUSALS as exc:
                             self._fall_back_to_watchdog(item, entry, exc)
                             raise
                         sent += exits
@@ -1097,6 +1135,7 @@ class Router(RouterView):
                         price = prices[item.symbol] = self.exchange.fetch_ticker(item.symbol).last
                     leg = item.touched(price)
                     if leg is not None:
+                        self._settle_exits(item.entry_client_id, item.symbol)
                         if self._exits_live(item.entry_client_id):
                             self.watchdog.remove(item.entry_client_id)  # confirmed on the venue
                             continue
@@ -1205,16 +1244,13 @@ class Router(RouterView):
         return order
 
     def _dust(self, symbol: str, qty: Decimal, price: Decimal) -> str | None:
-        """Why ``qty`` cannot be sold on this venue (below its minimums), or None."""
+        """Why ``qty`` can never be sold on this venue (below its minimum quantity once on the
+        step), or None. A value below the minimum notional is not dust: the price may come
+        back, so such an exit is refused, backed off and alerted like any refusal."""
         m = self.exchange.market(symbol)
         sellable = self.exchange.amount_to_precision(symbol, qty)
         if sellable < m.min_qty or sellable <= 0:
             return f"below the minimum quantity {_fmt(m.min_qty)} {m.base}"
-        if sellable * price < m.min_notional:
-            return (
-                f"worth {_money(sellable * price)} {m.quote}, below the minimum "
-                f"{_fmt(m.min_notional)} {m.quote}"
-            )
         return None
 
     def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
@@ -1282,6 +1318,20 @@ class Router(RouterView):
             self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"rejected: {exc}")
             raise
         except ExchangeError as exc:
+            self._journal(
+                "unknown",
+                cid,
+                None,
+                symbol,
+                side,
+                OrderType.MARKET,
+                qty,
+                None,
+                status="unknown",
+                wallet=wallet,
+                source=source,
+                reason=f"outcome unknown: {exc}; looked up before any new exit",
+            )
             self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"unknown: {exc}")
             raise
         self._journal_order("ack", order, wallet, source, reason)
@@ -1340,20 +1390,22 @@ class Router(RouterView):
         last = self.journal_state()
         event = last.get(order.client_id)
         wallet = event.wallet if event else ""
-        cancelled = self.exchange.cancel_order(order.id, order.symbol)
+        audit = {"order_id": order.id, "client_id": order.client_id, "symbol": order.symbol}
+        try:
+            cancelled = self.exchange.cancel_order(order.id, order.symbol)
+        except ExchangeError as exc:
+            self._audit_send("cancel", source.value, **audit, outcome=f"failed: {exc}")
+            raise
+        self._audit_send("cancel", source.value, **audit, outcome="cancelled")
         self._journal_order(
             "cancel", cancelled, wallet, source.value, f"cancelled by operator ({source.value})"
         )
-        self._settle_sibling(cancelled, wallet, source.value)
+        try:
+            self._settle_sibling(cancelled, wallet, source.value)
+        except ExchangeError as exc:  # the sibling's state is settled by the next sync
+            log.warning("cancel %s: its OCO sibling not looked up yet: %s", order.client_id, exc)
         if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
             self.watchdog.remove(order.client_id)
-        self._audit_send(
-            "cancel",
-            source.value,
-            order_id=order.id,
-            client_id=order.client_id,
-            symbol=order.symbol,
-        )
         return cancelled
 
     def _settle_sibling(self, leg: Order, wallet: str, source: str) -> None:

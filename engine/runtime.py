@@ -247,6 +247,7 @@ class Runtime:
             on_closed=self._on_closed,
             on_alert=lambda sev, msg: self._alert(sev, "execution", msg),
         )
+        self.wallets.ledger.committed = self.execution.book.committed
         if self.agent is not None:
             self.agent.adopt_positions(self.execution)
         for venue in self.venues.values():

@@ -89,14 +89,33 @@ def test_a_position_too_small_to_sell_is_dust_flagged_once(tmp_path: Path) -> No
     rig.router.exits_policy = "watchdog"
     placed = rig.engine.submit(entry())
     cid = placed.entry.client_id
-    rig.move("SOL/USDT", "0.5")  # the stop is touched, but 0.149 SOL is worth 0.07 USDT
-    rig.move("SOL/USDT", "0.5")
+    rig.router.watchdog.update(cid, qty=Decimal("0.0009"))  # a remainder below 0.001 SOL
+    rig.move("SOL/USDT", "94")  # the stop is touched: nothing can be sold
+    rig.move("SOL/USDT", "94")
     dust = [m for _, m in rig.alerts if "is dust" in m]
-    assert len(dust) == 1 and "below the minimum" in dust[0]
+    assert len(dust) == 1 and "below the minimum quantity 0.001 SOL" in dust[0]
     assert rig.engine.positions() == [] and [p.entry_client_id for p in rig.engine.book.dust()] == [
         cid
     ]
     assert rig.router.watchdog.get(cid) is None
+
+
+def test_a_gap_below_the_minimum_value_is_not_dust_it_is_retried(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.router.exits_policy = "watchdog"
+    placed = rig.engine.submit(entry(amount=Decimal(6)))  # 0.059 SOL
+    cid = placed.entry.client_id
+    rig.move("SOL/USDT", "80")  # worth 4.7 USDT: below the 5 USDT minimum, refused
+    assert [m for _, m in rig.alerts if "is dust" in m] == []
+    refused = [m for sev, m in rig.alerts if sev == "critical" and "exit was refused" in m]
+    assert len(refused) == 1
+    assert rig.router.watchdog.get(cid) is not None  # still watched
+    for _ in range(10):
+        rig.move("SOL/USDT", "100")  # the price comes back over the minimum value
+        rig.move("SOL/USDT", "94")  # and the stop is touched again: the sell goes through
+        if rig.closed:
+            break
+    assert [t.trade_id for t in rig.closed] == [cid]
 
 
 BUY = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
@@ -189,3 +208,14 @@ def test_a_stop_gapped_far_past_its_limit_is_sold_at_once(tmp_path: Path) -> Non
     rig.move("SOL/USDT", "80")  # 15 % past the limit: more than router.stop_rest_distance_pct
     assert [t.trade_id for t in rig.closed] == [placed.entry.client_id]
     assert Decimal(79) < rig.closed[0].exit_price <= Decimal(80)
+
+
+def test_kobe_exits_with_only_a_new_tp_keeps_the_stop_loss(cli: CliRunner) -> None:
+    r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("exits", cid, "--tp", "98000", "--yes")
+    assert r.code == 0, r.err
+    legs = {k: str(v["price"]) for k, v in _open_exits(cli).items()}
+    assert legs["tp"] == "98000" and "sl" in legs  # the stop-loss is still there
+    [pos] = json.loads(cli("positions", "--json").out)
+    assert pos["protection"] == "exchange"

@@ -453,3 +453,19 @@ def test_a_win_that_leaves_a_wallet_over_its_cap_is_swept_back_under_it(
     assert [r for r, _, _ in swept] == ["profits_sweep", "profits_sweep"]  # vault, profits
     assert m.balances()["sniper_sol"] <= cap
     assert any("over its cap" in x.reason for x in moves)
+
+
+def test_the_over_cap_sweep_never_takes_what_open_positions_hold(
+    m: WalletManager, clock: Clock
+) -> None:
+    m.run_periodic_tasks(clock.step(minutes=1))
+    m.on_trade_closed("sniper_sol", D(15), D(0), trade_id="W1")  # 45: at its cap
+    m.ledger.committed = lambda w: D(45) if w == "sniper_sol" else D(0)  # all of it is open
+    m.on_trade_closed("copy_sol", D(-29), D(0), trade_id="L1")  # equity falls: the cap too
+    m.on_trade_closed("cex_binance", D(-19), D(0), trade_id="L2")
+    cap = m.ledger.cap("sniper_sol")
+    assert cap is not None and m.balances()["sniper_sol"] > cap
+    moves = m.run_periodic_tasks(clock.step(hours=1))
+    assert not [x for x in moves if x.source == "sniper_sol" and "over its cap" in x.reason]
+    m.on_trade_closed("sniper_sol", D(-40), D(0), trade_id="L3")  # the position's loss is paid
+    assert m.balances()["sniper_sol"] == D(5)

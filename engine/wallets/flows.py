@@ -16,6 +16,7 @@ Invariants (held by the planners, checked by the property tests):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -128,6 +129,8 @@ class Ledger:
         self.recent_trades: deque[str] = deque()
         self._recent: set[str] = set()
         self.last_time: datetime | None = None
+        # what a wallet has in open positions (the position book); a sweep never takes it
+        self.committed: Callable[[str], Decimal] = lambda wallet_id: ZERO
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -262,9 +265,11 @@ class Ledger:
                 why = (
                     f"{wallet} at {_fmt(plan.balances[wallet])} is over its cap {_fmt(cap or ZERO)}"
                 )
-            if swept <= 0:
+            # money held by open positions stays: a later loss is paid from it
+            free = _cents(plan.balances[wallet] - self.committed(wallet))
+            if swept <= 0 or free <= 0:
                 continue
-            total = min(swept, plan.balances[wallet])
+            total = min(swept, free)
             to_vault = _cents(total * cfg.vault_share_pct / 100)
             plan.move("profits_sweep", wallet, cfg.vault, to_vault, why)
             plan.move("profits_sweep", wallet, cfg.destination, total - to_vault, why)

@@ -1,0 +1,206 @@
+"""Faults the review found in the position book and the exits, kept as regression tests:
+a kill -9 between the cache and the trade record, a re-sent exit id, a close while the entry
+still works, exits whose outcome was lost, a gap below the minimum value, a cancel whose
+sibling look-up fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from engine.book import Bookkeeper, PositionBook
+from engine.exchange.base import ExchangeUnavailable, OrderOutcomeUnknown, OrderType, Side
+from engine.journal import OrderEvent, OrderJournal
+from engine.proposal import Source
+from engine.trades import TradeStore
+from tests.test_execution import Rig, entry
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ev(kind, cid, *, side="buy", qty="1", filled="0", avg=None, status="open", type_="market"):
+    return OrderEvent(
+        ts=T,
+        mode="paper",
+        exchange="binance",
+        event=kind,
+        client_id=cid,
+        exchange_id="1",
+        symbol="BTC/USDT",
+        side=side,
+        type=type_,
+        qty=D(qty),
+        price=None,
+        filled=D(filled),
+        avg_price=None if avg is None else D(avg),
+        fee=D(0),
+        fee_asset="USDT",
+        status=status,
+        wallet="cex_binance",
+        source="cli",
+        reason="",
+    )
+
+
+class Crash(BaseException):
+    pass
+
+
+class CrashingTrades(TradeStore):
+    def append(self, trade):  # the process dies here (kill -9) after the book saved its cache
+        raise Crash()
+
+
+def test_a_kill_between_the_cache_and_the_trade_record_never_loses_the_trade(
+    tmp_path: Path,
+) -> None:
+    j = OrderJournal(tmp_path)
+    for e in (
+        ev("intent", "kobe1A1", status="new"),
+        ev("fill", "kobe1A1", filled="1", avg="100", status="filled"),
+        ev("intent", "kobe1A1cx", side="sell", status="new"),
+    ):
+        j.append(e)
+    k = Bookkeeper(PositionBook(tmp_path, "paper"), trades=TradeStore(tmp_path))
+    k.catch_up()
+    assert [p.entry_client_id for p in k.book.positions()] == ["kobe1A1"]
+    j.append(ev("fill", "kobe1A1cx", side="sell", filled="1", avg="110", status="filled"))
+    k2 = Bookkeeper(PositionBook(tmp_path, "paper"), trades=CrashingTrades(tmp_path))
+    with pytest.raises(Crash):
+        k2.catch_up()
+    # restart
+    k3 = Bookkeeper(PositionBook(tmp_path, "paper"), trades=TradeStore(tmp_path))
+    booked = k3.catch_up()
+    on_disk = (
+        (tmp_path / "trades.jsonl").read_text() if (tmp_path / "trades.jsonl").exists() else ""
+    )
+    assert booked or on_disk, "the closed trade is in neither trades.jsonl nor booked at restart"
+
+
+def test_a_re_sent_exit_id_counts_both_orders_fills(tmp_path: Path) -> None:
+    b = PositionBook(tmp_path, "paper")
+    for e in (
+        ev("intent", "kobe1B1", qty="10", status="new"),
+        ev("fill", "kobe1B1", qty="10", filled="10", avg="100", status="filled"),
+        ev("intent", "kobe1B1cx", side="sell", qty="10", status="new"),
+        # a market exit that only partly filled (thin book, EXPIRED / IOC remainder)
+        ev("cancel", "kobe1B1cx", side="sell", qty="10", filled="4", avg="99", status="expired"),
+        # the operator presses x again: close_position sends <entry>cx again for the 6 left
+        ev("intent", "kobe1B1cx", side="sell", qty="6", status="new"),
+        ev("fill", "kobe1B1cx", side="sell", qty="6", filled="6", avg="98", status="filled"),
+    ):
+        b.apply(e)
+    p = b.get("kobe1B1")
+    assert p is None, f"position still open with qty {p.qty} though all was sold"
+
+
+def test_a_close_while_the_entry_still_works_is_booked_when_the_entry_ends(tmp_path: Path) -> None:
+    b = PositionBook(tmp_path, "paper")
+    closed = []
+    for e in (
+        ev("intent", "kobe1C1", qty="10", status="new", type_="limit"),
+        ev("ack", "kobe1C1", qty="10", status="open", type_="limit"),
+        ev(
+            "partial_fill",
+            "kobe1C1",
+            qty="10",
+            filled="4",
+            avg="100",
+            status="partially_filled",
+            type_="limit",
+        ),
+        ev("intent", "kobe1C1cx", side="sell", qty="4", status="new"),
+        ev("fill", "kobe1C1cx", side="sell", qty="4", filled="4", avg="110", status="filled"),
+        ev("cancel", "kobe1C1", qty="10", filled="4", avg="100", status="canceled", type_="limit"),
+    ):
+        t = b.apply(e)
+        if t:
+            closed.append(t)
+    assert closed, "a round trip (+40 USDT) is never booked; the position lingers with qty 0"
+
+
+def test_an_oco_whose_outcome_was_lost_is_looked_up_never_doubled_by_the_watchdog(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    # the operator also holds 1 SOL of their own on this account (not Kobe's)
+    rig.exchange.create_order(
+        "SOL/USDT", Side.BUY, OrderType.MARKET, Decimal(1), None, {"client_id": "mine1"}
+    )
+    own = rig.exchange.get_balance("SOL")
+    real = rig.exchange.create_oco
+
+    def placed_but_answer_lost(*a, **kw):
+        real(*a, **kw)  # Binance placed it; the answer (and the look-up) were lost
+        raise OrderOutcomeUnknown("x", "timeout; look-up failed")
+
+    rig.exchange.create_oco = placed_but_answer_lost  # type: ignore[method-assign]
+    rig.engine.submit(entry())  # market buy 15 USDT, SL 95, TP 110
+    rig.exchange.create_oco = real  # type: ignore[method-assign]
+    # a real exchange: no fill events pushed; the engine polls (sync + watchdog)
+    rig.now += timedelta(seconds=60)
+    rig.prices.set("SOL/USDT", Decimal("94"))
+    rig.exchange.advance(rig.now)  # the OCO's stop triggers and fills on the exchange
+    rig.engine.poll()  # the watchdog sees 94 <= 95 and sells at market too
+    left = rig.exchange.get_balance("SOL")
+    assert left >= own - Decimal("0.001"), (
+        "the exit was sold twice: the operator's own SOL was sold"
+    )
+
+
+def test_a_watchdog_exit_whose_outcome_was_lost_is_not_sent_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.exchange.create_order(
+        "SOL/USDT", Side.BUY, OrderType.MARKET, Decimal(1), None, {"client_id": "mine1"}
+    )
+    own = Decimal(1)
+    rig.router.exits_policy = "watchdog"
+    rig.engine.submit(entry())
+    real = rig.exchange.create_order
+    calls = []
+
+    def lost_answer(*a, **kw):
+        order = real(*a, **kw)
+        calls.append(order.client_id)
+        if len(calls) == 1:  # the sell went through; its answer and the look-up were lost
+            raise OrderOutcomeUnknown(order.client_id, "timeout; look-up failed")
+        return order
+
+    rig.exchange.create_order = lost_answer  # type: ignore[method-assign]
+    rig.move("SOL/USDT", "94")
+    rig.move("SOL/USDT", "94")
+    assert rig.exchange.get_balance("SOL") >= own - Decimal("0.001"), "the stop sold twice"
+
+
+def test_a_gap_below_the_minimum_value_keeps_the_position_and_sells_later(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.router.exits_policy = "watchdog"
+    rig.engine.submit(entry(amount=Decimal(6), stop_loss=Decimal(95), take_profit=Decimal(110)))
+    assert len(rig.engine.positions()) == 1
+    rig.move("SOL/USDT", "80")  # a 20% candle gaps through the stop: 0.059 SOL = 4.72 < 5 USDT
+    for p in ("60", "40", "20"):
+        rig.move("SOL/USDT", p)
+    assert rig.engine.positions(), "a position worth 4.72 USDT (sellable above 84.8) is abandoned"
+
+
+def test_a_cancel_whose_sibling_lookup_fails_is_still_audited(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry())
+    tp = next(o for o in placed.exits if o.client_id.endswith("tp"))
+    real = rig.exchange.fetch_order_by_client_id
+
+    def flaky(cid, symbol):
+        raise ExchangeUnavailable("503 on the look-up")
+
+    rig.exchange.fetch_order_by_client_id = flaky  # type: ignore[method-assign]
+    rig.router.cancel(tp.id, Source.CLI)  # the sibling look-up failing does not undo it
+    rig.exchange.fetch_order_by_client_id = real  # type: ignore[method-assign]
+    audit = tmp_path / "logs" / "audit.jsonl"
+    if not audit.exists():
+        audit = next(tmp_path.rglob("audit.jsonl"))
+    lines = [x for x in audit.read_text().splitlines() if '"cancel"' in x]
+    assert lines, "the cancel was sent (the OCO is gone) but audit.jsonl has no record of it"
