@@ -311,29 +311,34 @@ class RouterView:
         for cid, event in list(self.journal_state().items()):
             if event.event not in ("intent", "unknown"):
                 continue
-            found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
-            if found is None:
-                self._journal(
-                    "reject",
-                    cid,
-                    None,
-                    event.symbol,
-                    Side(event.side),
-                    OrderType(event.type),
-                    event.qty,
-                    event.price,
-                    status="rejected",
-                    wallet=event.wallet,
-                    source=event.source,
-                    reason="not on the exchange: never sent (found at start-up)",
-                )
-            else:
-                reason = "outcome found at start-up"
-                self._journal_order("ack", found, event.wallet, event.source, reason)
-                self._journal_fill(found, event.wallet, event.source)
+            found = self._look_up(cid, event, "at start-up")
             settled.append((cid, found))
             report.resolved.append(cid)
         return settled
+
+    def _look_up(self, cid: str, event: OrderEvent, when: str) -> Order | None:
+        """An order whose send was not answered, looked up by client id: what is found is
+        journaled (``ack`` and its fill), or ``reject`` when the exchange never had it."""
+        found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+        if found is None:
+            self._journal(
+                "reject",
+                cid,
+                None,
+                event.symbol,
+                Side(event.side),
+                OrderType(event.type),
+                event.qty,
+                event.price,
+                status="rejected",
+                wallet=event.wallet,
+                source=event.source,
+                reason=f"not on the exchange: never sent (looked up {when})",
+            )
+        else:
+            self._journal_order("ack", found, event.wallet, event.source, f"found {when}")
+            self._journal_fill(found, event.wallet, event.source)
+        return found
 
     def _external(self) -> list[Order]:
         """Open orders on the exchange that are not Kobe's (not in the journal nor watched)."""
@@ -900,25 +905,7 @@ class Router(RouterView):
             event = state.get(cid)
             if event is None or event.event not in ("intent", "unknown"):
                 continue
-            found = self.exchange.fetch_order_by_client_id(cid, symbol)
-            if found is None:
-                self._journal(
-                    "reject",
-                    cid,
-                    None,
-                    event.symbol,
-                    Side(event.side),
-                    OrderType(event.type),
-                    event.qty,
-                    event.price,
-                    status="rejected",
-                    wallet=event.wallet,
-                    source=event.source,
-                    reason="not on the exchange: never placed (looked up)",
-                )
-            else:
-                self._journal_order("ack", found, event.wallet, event.source, "found by lookup")
-                self._journal_fill(found, event.wallet, event.source)
+            self._look_up(cid, event, "before sending again")
 
     def _send_exits(
         self, item: WatchItem, qty: Decimal
