@@ -227,7 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_health)
 
     # imported here: these modules build on this one
-    from engine import cli_indexer, cli_notify, cli_risk, cli_run, cli_trade, cli_wallets
+    from engine import (
+        cli_indexer,
+        cli_notify,
+        cli_risk,
+        cli_run,
+        cli_stats,
+        cli_trade,
+        cli_wallets,
+    )
 
     cli_trade.register(sub)
     cli_run.register(sub)
@@ -235,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_wallets.register(sub)
     cli_indexer.register(sub)
     cli_notify.register(sub)
+    cli_stats.register(sub)
     return parser
 
 

@@ -69,7 +69,7 @@ class EngineState(StrEnum):
 class EngineEvent:
     """What the engine tells its subscribers. ``kind`` says what ``payload`` is."""
 
-    kind: str  # order | trade | wallets | risk | alert | state | prices | error | notify
+    kind: str  # order | trade | wallets | risk | alert | state | prices | venue | error | notify
     payload: Any
     time: datetime
 
@@ -121,6 +121,16 @@ class _Venue:
     router: Router
 
 
+@dataclass(frozen=True)
+class VenueHealth:
+    """A real exchange's state, as the last calls found it (testnet and live)."""
+
+    state: str  # ok | degraded (it answers with errors) | down (it cannot be reached)
+    error: str = ""
+    since: datetime | None = None  # down since
+    latency_ms: int | None = None  # the last call's round trip
+
+
 @dataclass
 class RuntimeStatus:
     state: EngineState
@@ -161,6 +171,7 @@ class Runtime:
         self.agent: Agent | None = None
         self.failure = ""  # the error that stopped the engine, kept after stop()
         self.indexer: Indexer | None = None  # follows new slots each tick (``[indexer] enabled``)
+        self._health: VenueHealth | None = None  # a real exchange's state (testnet, live)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -341,11 +352,19 @@ class Runtime:
                 advance = getattr(venue.exchange, "advance", None)
                 try:
                     if advance is None:  # a real exchange: ask what happened to our orders
+                        started = time.monotonic()
                         venue.router.sync()
+                        ms = int((time.monotonic() - started) * 1000)
+                        self._venue_health(VenueHealth("ok", latency_ms=ms))
                         continue
                     events = advance(now)
                 except ExchangeError as exc:
-                    self._alert("warning", "venue", f"{venue.name}: {exc}")
+                    text = str(exc)  # the adapter's errors already name the exchange
+                    if not text.startswith(f"{venue.name}:"):
+                        text = f"{venue.name}: {text}"
+                    self._alert("warning", "venue", text)
+                    if advance is None:
+                        self._venue_failed(exc, now)
                     continue
                 for ev in events:
                     venue.router.on_order_update(ev.kind, ev.order, ev.reason)
@@ -526,7 +545,30 @@ class Runtime:
     def risk_snapshot(self) -> RiskSnapshot:
         return self.risk.snapshot()
 
+    def exchange_balances(self) -> dict[str, Decimal]:
+        """The CEX account's balances of the quote asset and the symbols' bases (a real
+        exchange: testnet or live); the cockpit shows them beside Kobe's ledger."""
+        cfg = self.settings.config
+        assets = sorted({cfg.paper.quote_asset, *(s.split("/")[0] for s in cfg.symbols)})
+        with self._lock:
+            exchange = self.venues[self.settings.exchange].exchange
+            return {a: exchange.get_balance(a) for a in assets}
+
     # -- internals ----------------------------------------------------------------------------
+
+    def _venue_health(self, health: VenueHealth) -> None:
+        self._health = health
+        self._emit("venue", health)
+
+    def _venue_failed(self, exc: ExchangeError, now: datetime) -> None:
+        from engine.exchange.base import ExchangeUnavailable, NetworkError
+
+        if isinstance(exc, NetworkError | ExchangeUnavailable):
+            before = self._health
+            since = before.since if before is not None and before.state == "down" else now
+            self._venue_health(VenueHealth("down", str(exc), since))
+        else:
+            self._venue_health(VenueHealth("degraded", str(exc)))
 
     def _apply_risk_commands(self) -> None:
         before = self.risk.kill_switch().state

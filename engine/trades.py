@@ -9,14 +9,14 @@ memory); start-up never re-reads it: today's PnL lives in the wallets snapshot.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.journal import JsonlWriter, iter_jsonl, tail_jsonl
+from engine.journal import JsonlWriter, _parse, iter_jsonl, reverse_lines, tail_jsonl
 
 TRADES_FILE = "trades.jsonl"
 
@@ -108,3 +108,48 @@ def pnl_summary(path: Path) -> PnlSummary:
         count += 1
         total += t.pnl
     return PnlSummary(dict(wallet), dict(strategy), dict(day), count, total)
+
+
+def trade_matches(trade: ClosedTrade, needle: str) -> bool:
+    """The journal filter: ``needle`` (lower case) in the symbol, wallet, strategy or reason."""
+    return needle in f"{trade.symbol} {trade.wallet} {trade.strategy} {trade.reason}".lower()
+
+
+def search_trades(
+    path: Path,
+    needle: str,
+    *,
+    skip: int,
+    limit: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> list[ClosedTrade]:
+    """The whole journal, newest first, streamed from its end: the trades matching ``needle``
+    after the first ``skip`` matches, at most ``limit`` (bounded memory, whatever the file).
+    ``stop`` is asked every 4096 lines (a newer search replaces this one)."""
+    needle = needle.strip().lower()
+    raw_needle = needle.encode() if needle.isascii() else b""  # a cheap test before parsing
+    found: list[ClosedTrade] = []
+    if not path.exists():
+        return found
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(reverse_lines(fh)):
+            if n % 4096 == 4095 and stop():
+                break
+            if raw_needle and raw_needle not in raw.lower():
+                continue
+            record = _parse(raw, path, None)
+            if record is None:
+                continue
+            try:
+                trade = ClosedTrade.from_record(record)
+            except (KeyError, ValueError, ArithmeticError):
+                continue
+            if not trade_matches(trade, needle):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            found.append(trade)
+            if len(found) >= limit:
+                break
+    return found
