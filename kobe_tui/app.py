@@ -12,20 +12,23 @@ stays stopped until the two-step unlock (``L``).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
-from textual.widgets import Footer, Static
+from textual.screen import Screen
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from engine.bootstrap import Mode, load_env, peek
@@ -41,9 +44,11 @@ from kobe_tui.messages import (
     PricesChanged,
     RiskChanged,
     SettingsReady,
+    StatsReady,
     TradeClosed,
     WalletsChanged,
 )
+from kobe_tui.widgets.footer import KobeFooter
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
 from kobe_tui.widgets.panes import (
@@ -53,6 +58,9 @@ from kobe_tui.widgets.panes import (
     OrdersPane,
     Pane,
     PositionsPane,
+    PriceStrip,
+    RiskPane,
+    StatsPane,
     WalletsPane,
 )
 
@@ -71,8 +79,19 @@ if TYPE_CHECKING:
 
     RuntimeFactory = Callable[[Settings, bool], Runtime]
 
-DRAIN_EVERY = 0.1  # seconds: the most often engine events are drawn
-PANES = ("orders", "positions", "wallets", "journal", "alerts", "health", "equity")
+DRAIN_EVERY = 0.25  # seconds: the most often engine events are drawn (4 a second)
+EXCHANGE_BALANCES_EVERY = 60.0  # seconds between two reads of the exchange account (testnet, live)
+PANES = (
+    "orders",
+    "positions",
+    "wallets",
+    "journal",
+    "alerts",
+    "health",
+    "equity",
+    "risk",
+    "stats",
+)
 ENGINE_ACTIONS = {
     "new_order",
     "cancel_order",
@@ -100,18 +119,21 @@ class KobeApp(App[int]):
     CSS_PATH = Path(__file__).parent / "kobe.tcss"
     TITLE = "Kobe"
     ENABLE_COMMAND_PALETTE = True
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-xwide")]
 
+    # The footer shows them in this order; at 80 columns only those available now
     BINDINGS = [
-        Binding("n", "new_order", "New order", id="order.new"),
+        Binding("n", "new_order", "Order", id="order.new"),
         Binding("c", "cancel_order", "Cancel", id="order.cancel"),
-        Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
-        Binding("x", "close_position", "Close pos", id="position.close"),
-        Binding("k", "trip", "Kill switch", id="risk.trip"),
+        Binding("x", "close_position", "Close", id="position.close"),
+        Binding("k", "trip", "Kill", id="risk.trip"),
         Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
-        Binding("p", "pause", "Pause/resume", id="engine.pause"),
-        Binding("L", "unlock", "Unlock live", key_display="L", id="live.unlock"),
+        Binding("p", "pause", "Pause", id="engine.pause"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit_safely", "Quit", id="app.quit"),
+        Binding("L", "unlock", "Live", key_display="L", id="live.unlock"),
         Binding("slash", "filter", "Filter", key_display="/", id="journal.filter"),
+        Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
         Binding("pageup", "page_back", "Older trades", show=False, id="journal.older"),
         Binding("pagedown", "page_forward", "Newer trades", show=False, id="journal.newer"),
         Binding("tab", "next_pane", "Next pane", show=False, id="pane.next"),
@@ -127,8 +149,6 @@ class KobeApp(App[int]):
             for i, name in enumerate(PANES)
         ],
         Binding("r", "refresh_health", "Recheck", show=False, id="app.recheck"),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("q", "quit_safely", "Quit", id="app.quit"),
     ]
 
     def __init__(
@@ -143,9 +163,12 @@ class KobeApp(App[int]):
         autotick: bool = True,
         runtime_factory: RuntimeFactory | None = None,
         balances_fetcher: Callable[[Settings], dict[str, Decimal]] | None = None,
+        log_file: bool = False,
     ) -> None:
         super().__init__()
-        self.theme = "textual-dark"
+        # 16 colours (TERM=xterm, some SSH setups): the terminal's own ANSI palette
+        sixteen = self.console.color_system in ("standard", "windows")
+        self.theme = "ansi-dark" if sixteen else "textual-dark"
         self.animation_level = "none"  # no animations: they cost bandwidth over SSH
         self.settings = settings
         self.config_errors: list[str] = []
@@ -161,6 +184,7 @@ class KobeApp(App[int]):
         self.autotick = autotick
         self.runtime_factory = runtime_factory
         self.balances_fetcher = balances_fetcher
+        self.log_file = log_file  # main(): logging goes to <data dir>/logs/cockpit.log
         self.runtime: Runtime | None = None
         self.live_unlocked = False
         self.engine_state = "starting"
@@ -171,20 +195,24 @@ class KobeApp(App[int]):
         self._inbox: dict[str, Any] = {}
         self._wake_pending = False
         self._drain_scheduled = False
-        self._last_drain = 0.0
+        self._last_drain = 0.0  # the last drain, or the last key that deferred one
+        self._drawn_at = 0.0  # the last drain
         self._risk_shown = False
         self._engine_shown: tuple[str, str] = ("", "")
         # mode, exchange, keys and URL, fixed by the first settings: no reload changes them
         self._identity: tuple[object, ...] | None = None if settings is None else identity(settings)
+        self._targets = (False, False)  # open orders, open positions: what the footer offers
+        self._last_prices: dict[str, Decimal] = {}
 
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield KobeHeader(self.mode, self.exchange, live_locked=self._locked())
+        yield PriceStrip()
         yield Static(self._pane_bar(), id="pane-bar")
         yield Container(id="panes")  # filled right after the first frame (the header first)
         yield Static(self._mode_note(), id="mode-note")
-        yield Footer()
+        yield KobeFooter(compact=True)
 
     def _locked(self) -> bool:
         return self.mode is Mode.LIVE and not self.live_unlocked
@@ -199,21 +227,21 @@ class KobeApp(App[int]):
     def _pane_bar(self) -> str:
         parts = []
         for i, name in enumerate(PANES):
-            label = f"{i + 1} {name.capitalize()}"
-            parts.append(f"[reverse] {label} [/]" if i == self.active_pane else f" {label} ")
+            if i == self.active_pane:
+                parts.append(f"[reverse] {i + 1} {name.capitalize()} [/]")
+            else:
+                parts.append(f" {i + 1} {name[:3].capitalize()} ")
         return "".join(parts)
 
     def _mode_note(self) -> str:
         if self.mode is Mode.PAPER:
-            return (
-                "PAPER: simulated prices and fills; Solana trades simulated on a paper DEX venue."
-            )
+            return "PAPER: simulated prices and fills; Solana trades on a paper DEX venue."
         if self.mode is Mode.TESTNET:
             return (
                 f"TESTNET: orders go to the {self.exchange} testnet. Solana trades are simulated."
             )
         if self._locked():
-            return "LIVE is LOCKED: the engine is stopped until the live unlock (L) is confirmed twice."
+            return "LIVE is LOCKED: the engine is stopped until the live unlock (L), in 2 steps."
         return f"LIVE on {self.exchange}: real money. Solana trades are simulated."
 
     def on_mount(self) -> None:
@@ -224,10 +252,12 @@ class KobeApp(App[int]):
         data_dir = self._data_dir_guess()
         await self.query_one("#panes", Container).mount_all(
             [
-                OrdersPane("orders", 1),
+                OrdersPane("orders", 1),  # in the order of the wide grid; keys by number
                 PositionsPane("positions", 2),
                 WalletsPane("wallets", 3),
                 JournalPane("journal", 4, data_dir / "trades.jsonl"),
+                RiskPane("risk", 8),
+                StatsPane("stats", 9),
                 AlertsPane("alerts", 5),
                 HealthBox("health", 6),
                 EquityPane("equity", 7),
@@ -277,8 +307,11 @@ class KobeApp(App[int]):
         self.query_one(HealthPane).show_checks(checks)
         journal = self.query_one(JournalPane)
         if journal.path != settings.data_dir / "trades.jsonl":
+            if self.log_file:  # the log follows the data dir the config names
+                log_to_file(settings.data_dir)
             journal.path = settings.data_dir / "trades.jsonl"
             journal.load()
+        self.load_stats(settings.data_dir)
         if first:
             if self._locked():
                 self._set_engine("locked")
@@ -302,6 +335,16 @@ class KobeApp(App[int]):
         self.notify(text, severity="error", timeout=10, markup=False)
         self.query_one(AlertsPane).add(self.clock(), "warning", "reload", text)
 
+    @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
+    def load_stats(self, data_dir: Path) -> None:
+        """The whole journal's statistics: the kept aggregate plus the lines appended since."""
+        from engine.stats import load_stats
+
+        self.post_message(StatsReady(load_stats(data_dir)))
+
+    def on_stats_ready(self, message: StatsReady) -> None:
+        self.query_one(StatsPane).set_stats(message.stats)
+
     def on_config_failed(self, message: ConfigFailed) -> None:
         self.config_errors = message.lines
         self.exit(return_code=2)
@@ -316,7 +359,11 @@ class KobeApp(App[int]):
         Called from a worker thread; its messages are posted before the engine's first ones.
         """
         from engine.journal import OrderEvent, tail_jsonl
+        from engine.risk import load_risk_snapshot
         from engine.wallets.runtime import load_view
+
+        # the kill switch as the risk state file says (unreadable: TRIPPED), engine or not
+        self.post_message(RiskChanged(load_risk_snapshot(settings.data_dir, self.clock)))
 
         try:
             self.post_message(WalletsChanged(load_view(settings.config, settings.data_dir)))
@@ -367,6 +414,8 @@ class KobeApp(App[int]):
             self.post_message(EngineFailed(str(exc)))
             return
         self.runtime = runtime
+        if self.settings.mode is not Mode.PAPER:
+            self.call_from_thread(self._watch_exchange_balances)
         self.post_message(PositionsChanged(runtime.positions()))
         self.post_message(RiskChanged(runtime.risk_snapshot()))
         self.post_message(EngineStateChanged(runtime.status()))
@@ -386,6 +435,24 @@ class KobeApp(App[int]):
             self.post_message(EngineFailed(str(exc)))
         finally:
             runtime.stop()
+
+    def _watch_exchange_balances(self) -> None:
+        self.read_exchange_balances()
+        self.set_interval(EXCHANGE_BALANCES_EVERY, self.read_exchange_balances)
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="exchange-balances")
+    def read_exchange_balances(self) -> None:
+        """Testnet and live: the exchange account's balances, for the wallets pane."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        try:
+            found: dict[str, Decimal] | str = runtime.exchange_balances()
+        except Exception as exc:  # the venue's state says the rest (header)
+            found = str(exc)
+        self.call_from_thread(
+            self.query_one(WalletsPane).show_exchange, self.exchange, self.clock(), found
+        )
 
     def step(self, n: int = 1, advance: Callable[[], None] | None = None) -> None:
         """Tests and benchmarks: ``n`` engine ticks now (the engine thread does not tick)."""
@@ -409,7 +476,7 @@ class KobeApp(App[int]):
                     self._inbox["positions"] = True
             elif kind == "notify":  # a channel's last delivery (one per channel)
                 self._inbox.setdefault("notify", {})[payload.channel] = payload
-            elif kind in ("wallets", "prices", "risk", "state"):
+            elif kind in ("wallets", "prices", "risk", "state", "venue", "unprotected"):
                 self._inbox[kind] = payload
                 if kind == "wallets":  # the equity line keeps every tick's point
                     self._inbox.setdefault("equity", []).append(payload.equity_total_usd)
@@ -419,28 +486,36 @@ class KobeApp(App[int]):
             self.post_message(EngineBatch())
 
     def on_engine_batch(self, message: EngineBatch) -> None:
-        wait = self._last_drain + DRAIN_EVERY - time.monotonic()
-        if wait > 0:
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
-                self.set_timer(wait, self._drain)
+        if not self._drain_scheduled:
+            self._drain_when_due()
+
+    def _drain_when_due(self) -> None:
+        """Drain now, or when ``DRAIN_EVERY`` has passed since the last drain (or key press)."""
+        now = time.monotonic()
+        wait = self._last_drain + DRAIN_EVERY - now
+        if wait > 0.005 and now - self._drawn_at < 4 * DRAIN_EVERY:  # keys never starve it
+            self._drain_scheduled = True
+            self.set_timer(wait, self._drain_when_due)
             return
         self._drain()
 
     def _drain(self) -> None:
         self._drain_scheduled = False
-        self._last_drain = time.monotonic()
+        self._last_drain = self._drawn_at = time.monotonic()
         with self._inbox_lock:
             inbox, self._inbox = self._inbox, {}
             self._wake_pending = False
         if not inbox:
             return
+        trades = inbox.get("trade", [])
+        if inbox.get("positions") or trades:
+            self.read_positions()  # off the UI thread: a tick may hold the engine's lock
         orders = self.query_one(OrdersPane)
         for event in inbox.get("order", []):
-            orders.apply(event)
-        trades = inbox.get("trade", [])
+            orders.apply(event, self._owner(event))
         if trades:
             self.query_one(JournalPane).add_many(trades)
+            self.query_one(StatsPane).add_many(trades)
         alerts = self.query_one(AlertsPane)
         for alert in inbox.get("alert", []):
             alerts.add_event(self.clock(), alert, draw=False)
@@ -451,6 +526,11 @@ class KobeApp(App[int]):
             alerts.redraw()
         if "prices" in inbox:
             self.query_one(PositionsPane).mark(inbox["prices"])
+            self._show_prices(inbox["prices"])
+        if "venue" in inbox:
+            self._show_venue(inbox["venue"])
+        if "unprotected" in inbox:  # the position book's count (fed through the Runtime)
+            self.query_one(KobeHeader).set_unprotected(inbox["unprotected"])
         if "risk" in inbox:
             self._show_risk(inbox["risk"])
         if "notify" in inbox:
@@ -458,22 +538,64 @@ class KobeApp(App[int]):
         if "state" in inbox:
             status = inbox["state"]
             self._set_engine(status.state.value, status.error)
-        if (inbox.get("positions") or trades) and self.runtime is not None:
-            self.query_one(PositionsPane).show(self.runtime.positions())
+        self._refresh_targets()
 
     # -- messages -----------------------------------------------------------------------------
 
     def on_order_updated(self, message: OrderUpdated) -> None:
-        self.query_one(OrdersPane).apply(message.event)
+        self.query_one(OrdersPane).apply(message.event, self._owner(message.event))
+
+    def _owner(self, e: Any) -> str | None:
+        """The strategy owning an order (an entry or one of its exits), from the positions."""
+        if e.source != "strategy":
+            return None
+        from engine.router import entry_of
+
+        pos = self.query_one(PositionsPane).positions.get(entry_of(e.client_id) or e.client_id)
+        return pos.strategy if pos is not None else None
 
     def on_trade_closed(self, message: TradeClosed) -> None:
         self.query_one(JournalPane).add(message.trade)
 
+    @work(thread=True, exit_on_error=False, exclusive=True, group="positions")
+    def read_positions(self) -> None:
+        if self.runtime is not None:
+            self.post_message(PositionsChanged(self.runtime.positions()))
+
     def on_positions_changed(self, message: PositionsChanged) -> None:
         self.query_one(PositionsPane).show(message.positions)
+        orders = self.query_one(OrdersPane)
+        for event in list(orders.orders.values()):  # the owners, now that positions are known
+            orders.apply(event, self._owner(event))
+        self._show_prices(self._last_prices, record=False)  # the strip follows what is held
+        self._refresh_targets()
+
+    def _refresh_targets(self) -> None:
+        """Cancel / close are offered only with something to act on; the footer is rebuilt
+        only when that changes."""
+        targets = (self._has("orders"), self._has("positions"))
+        if targets != self._targets:
+            self._targets = targets
+            self.refresh_bindings()
 
     def on_prices_changed(self, message: PricesChanged) -> None:
         self.query_one(PositionsPane).mark(message.prices)
+        self._show_prices(message.prices)
+
+    def _show_prices(self, prices: dict[str, Decimal], *, record: bool = True) -> None:
+        """The price strip: the configured symbols, then those Kobe holds a position in."""
+        self._last_prices = prices
+        traded = list(self.settings.config.symbols) if self.settings is not None else []
+        held = sorted({p.symbol for p in self.query_one(PositionsPane).positions.values()})
+        traded += [s for s in held if s not in traded]
+        strip = self.query_one(PriceStrip)
+        strip.show({s: prices[s] for s in traded if s in prices}, record=record)
+
+    def _show_venue(self, health: Any) -> None:
+        detail = health.error
+        if health.state == "down" and health.since is not None:
+            detail = f"since {health.since:%H:%M}"
+        self.query_one(KobeHeader).set_venue(health.state, detail, health.latency_ms)
 
     def on_wallets_changed(self, message: WalletsChanged) -> None:
         self._show_wallets(message.snapshot)
@@ -491,6 +613,9 @@ class KobeApp(App[int]):
         self._show_risk(message.snapshot)
 
     def _show_risk(self, snap: Any) -> None:
+        if self.settings is not None:
+            config = self.settings.config
+            self.query_one(RiskPane).show(snap, config.risk, config.finance)
         if snap.state.value == self.risk_state and self._risk_shown:
             return  # nothing to redraw: the state is what the header says
         self._risk_shown = True
@@ -534,23 +659,42 @@ class KobeApp(App[int]):
     # -- keys: availability -------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Unavailable actions are greyed out; at 80 columns they leave the footer, so what
+        can be done now comes first. ``L`` is always available: it says what live needs."""
+        unavailable = None if self.size.width >= 120 else False
         ready = self.runtime is not None and self.engine_state in ("running", "paused")
         if action in ENGINE_ACTIONS and not ready:
-            return None  # shown, greyed out
+            return unavailable
         if action == "reset" and self.risk_state != "TRIPPED":
-            return None
+            return unavailable
         if action == "trip" and self.risk_state == "TRIPPED":
-            return None
-        if action == "unlock":  # in paper or testnet it explains what live would need
-            return None if self.mode is Mode.LIVE and self.live_unlocked else True
+            return unavailable
+        if action in ("cancel_order", "cancel_all") and not self._has("orders"):
+            return unavailable
+        if action == "close_position" and not self._has("positions"):
+            return unavailable
         return True
+
+    def _has(self, what: str) -> bool:
+        pane = self.query(OrdersPane if what == "orders" else PositionsPane)
+        if not pane:
+            return False
+        found = pane.first()
+        return bool(found.orders if isinstance(found, OrdersPane) else found.positions)
+
+    def on_resize(self) -> None:
+        footer = self.query(KobeFooter)
+        if footer:  # at 80 columns the actions take the whole line (ctrl+p is in the help)
+            footer.first().show_command_palette = self.size.width >= 120
+        self.refresh_bindings()  # the footer's choice depends on the width
 
     # -- keys: panes --------------------------------------------------------------------------
 
     def _show_active(self) -> None:
+        self._last_drain = time.monotonic()  # the key's frame first; engine events wait a beat
         for i, name in enumerate(PANES):
             self.query_one(f"#{name}", Pane).set_class(i == self.active_pane, "-active")
-        self.query_one("#pane-bar", Static).update(self._pane_bar())
+        self.query_one("#pane-bar", Static).update(self._pane_bar(), layout=False)
         self.query_one(f"#{PANES[self.active_pane]}", Pane).focus_body()
 
     def action_show_pane(self, index: int) -> None:
@@ -562,6 +706,19 @@ class KobeApp(App[int]):
 
     def action_prev_pane(self) -> None:
         self.action_show_pane(self.active_pane - 1)
+
+    def action_focus_next(self) -> None:
+        """``tab``: on the main screen the next pane (at every size); in a dialog the next field."""
+        if self.screen is self.screen_stack[0]:
+            self.action_next_pane()
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_prev_pane()
+        else:
+            super().action_focus_previous()
 
     def action_filter(self) -> None:
         from textual.widgets import Input
@@ -593,12 +750,38 @@ class KobeApp(App[int]):
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and not binding.key.isdigit():
                 rows.append((binding.key_display or binding.key, binding.description))
-        rows.append(("1-7", "Show pane: " + ", ".join(PANES)))
+        rows.append(("1-9", "Show pane: " + ", ".join(PANES)))
         rows.append(("escape", "Back / close a dialog (the safe answer)"))
         rows.append(("ctrl+p", "Command palette: every action"))
         from kobe_tui.screens.help import HelpScreen
 
         self.push_screen(HelpScreen(rows))
+
+    # -- the command palette: every Kobe action, through the same path as its key -----------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.key.isdigit() and binding.key != "1":
+                continue
+            action = "show_pane(0)" if binding.key == "1" else binding.action
+            title = "Show a pane (1-9)" if binding.key == "1" else binding.description
+            key = binding.key_display or binding.key
+            yield SystemCommand(title, f"key {key}", partial(self._palette_run, action, title))
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":  # ours asks first when orders are open (``q``)
+                yield command
+
+    async def _palette_run(self, action: str, title: str) -> None:
+        name = action.split("(")[0]
+        if not self.check_action(name, ()):
+            self.notify(f"{title}: not available now", severity="warning")
+            return
+        await self.run_action(action)
+
+    async def action_quit(self) -> None:
+        """``ctrl+q`` and the palette's Quit: the same question as ``q``."""
+        self.action_quit_safely()
 
     # -- keys: trading ------------------------------------------------------------------------
 
@@ -772,10 +955,14 @@ class KobeApp(App[int]):
         settings = self.settings
         if settings is None:
             return
+        if self.mode is Mode.LIVE and self.live_unlocked:
+            self.notify(f"LIVE is unlocked: the engine trades on {self.exchange} with real money")
+            return
         problems = [p for p in live_gate_problems(settings, confirmed=True)]
         if problems:
+            title = "Live unlock refused" if self.mode is Mode.LIVE else "Live needs"
             self.notify(
-                "Live unlock refused:\n" + "\n".join(f"- {p}" for p in problems),
+                f"{title}:\n" + "\n".join(f"- {p}" for p in problems),
                 severity="error",
                 timeout=10,
                 markup=False,
@@ -874,8 +1061,22 @@ def _alert(severity: str, code: str, message: str) -> Any:
     return AlertEvent(severity, code, message)
 
 
+def log_to_file(data_dir: Path) -> None:
+    """The cockpit logs to ``<data dir>/logs/cockpit.log`` (rotating), never over the screen;
+    if that file cannot be opened, the lines are dropped rather than drawn on the screen."""
+    import logging
+
+    from engine.logsetup import setup_logging
+
+    try:
+        setup_logging(logging.INFO, data_dir / "logs" / "cockpit.log", rotate=True)
+    except OSError:
+        setup_logging(logging.CRITICAL + 1, Path(os.devnull))
+
+
 def main() -> None:
-    app = KobeApp()
+    app = KobeApp(log_file=True)
+    log_to_file(app._data_dir_guess())
     app.run()
     for line in app.config_errors:
         print(line, file=sys.stderr)

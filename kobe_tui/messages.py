@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from engine.modes import Check, Settings
     from engine.risk import RiskSnapshot
     from engine.runtime import AlertEvent, RuntimeStatus
+    from engine.stats import TradeStats
     from engine.trades import ClosedTrade
     from engine.wallets.snapshot import WalletsSnapshot
 
@@ -28,6 +29,14 @@ class SettingsReady(Message):
         super().__init__()
         self.settings = settings
         self.checks = checks
+
+
+class StatsReady(Message):
+    """The whole trades journal's statistics (``engine.stats``), read in a worker."""
+
+    def __init__(self, stats: TradeStats) -> None:
+        super().__init__()
+        self.stats = stats
 
 
 class ConfigFailed(Message):
@@ -99,7 +108,7 @@ class EngineFailed(Message):
 
 class EngineBatch(_Replaceable):
     """Engine events are waiting in the app's inbox. One pending at a time: the UI drains the
-    inbox in one go (at most every ~100 ms), so a burst of events costs a few redraws."""
+    inbox in one go (at most every 250 ms), so a burst of events costs a few redraws."""
 
 
 class ActionDone(Message):

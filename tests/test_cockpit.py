@@ -14,6 +14,7 @@ from kobe_tui.app import KobeApp
 from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
+from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
 from kobe_tui.widgets.panes import JournalPane, OrdersPane
 from tests.cockpit_support import drain, make_app, settle, ticks
@@ -36,7 +37,7 @@ async def test_first_frame_then_settings_from_a_worker(workdir: Path) -> None:
     app = KobeApp(env={}, cwd=workdir, autostart=False)
     assert app.settings is None  # nothing validated before the first frame
     async with app.run_test(size=(80, 24)) as pilot:
-        assert str(app.query_one("#mode", Static).render()).strip() == "TESTNET"
+        assert app.query_one(KobeHeader).item("mode").strip() == "TESTNET"
         await settle(app, pilot, engine=False)
         assert app.settings is not None
         pane = app.query_one(HealthPane)
@@ -133,7 +134,7 @@ async def test_kill_switch_blocks_a_new_order_with_its_reason(workdir: Path) -> 
         await settle(app, pilot)
         await pilot.press("k")
         await settle(app, pilot)
-        assert "TRIPPED" in str(app.query_one("#risk-state", Static).render())
+        assert "TRIPPED" in app.query_one(KobeHeader).item("risk-state")
         ticket = await _fill_ticket(pilot, app, amount="15")
         plan = str(ticket.query_one("#plan", Static).render())
         assert "kill switch is TRIPPED: manual: tripped from the cockpit" in plan
@@ -145,7 +146,7 @@ async def test_kill_switch_blocks_a_new_order_with_its_reason(workdir: Path) -> 
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await settle(app, pilot)
-        assert "ARMED" in str(app.query_one("#risk-state", Static).render())
+        assert "ARMED" in app.query_one(KobeHeader).item("risk-state")
     audit = [
         json.loads(x)["action"] for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()
     ]
@@ -176,7 +177,7 @@ async def test_live_unlock_refused_without_allow_live(workdir: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert app.engine_state == "locked" and app.runtime is None
-        assert "LIVE — LOCKED" in str(app.query_one("#mode", Static).render())
+        assert "LIVE — LOCKED" in app.query_one(KobeHeader).item("mode")
         await pilot.press("L")
         await pilot.pause()
         assert not isinstance(app.screen, UnlockStep1)  # refused at once, with the reason
@@ -216,7 +217,7 @@ async def test_live_unlock_escape_at_either_step_leaves_it_locked(workdir: Path)
         await pilot.press("escape")  # step 2 refused
         await pilot.pause()
         assert app._locked() and calls == []
-        assert "LIVE — LOCKED" in str(app.query_one("#mode", Static).render())
+        assert "LIVE — LOCKED" in app.query_one(KobeHeader).item("mode")
         # both steps: the engine is asked to start in live, and the unlock is audited
         await pilot.press("L")
         await settle(app, pilot, engine=False)
@@ -230,7 +231,7 @@ async def test_live_unlock_escape_at_either_step_leaves_it_locked(workdir: Path)
         await pilot.press("enter")
         await settle(app, pilot)
         assert calls == [True]
-        assert str(app.query_one("#mode", Static).render()).strip() == "LIVE"
+        assert app.query_one(KobeHeader).item("mode").strip() == "LIVE"
         assert app.engine_state == "error"  # the factory failed: shown, the cockpit stays up
     audit = [json.loads(x) for x in (workdir / "data" / "audit.jsonl").read_text().splitlines()]
     assert [a["action"] for a in audit] == ["live_unlock"]

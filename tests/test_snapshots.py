@@ -40,10 +40,41 @@ def running(n: int = 0) -> Callable[[Pilot[Any]], Any]:
     return before
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize(
+    "size", [(80, 24), (120, 40), (160, 50)], ids=["80x24", "120x40", "160x50"]
+)
 def test_paper_main(snap_compare: SnapCompare, stable_cwd: Path, size: tuple[int, int]) -> None:
     app, _ = make_app(stable_cwd)
     assert snap_compare(app, terminal_size=size, run_before=running(150))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_paper_main_in_16_colours(
+    snap_compare: SnapCompare, stable_cwd: Path, size: tuple[int, int]
+) -> None:
+    """The terminal's 16 ANSI colours (the theme a 16-colour terminal gets): words first."""
+    app, _ = make_app(stable_cwd)
+    app.theme = "ansi-dark"
+    assert snap_compare(app, terminal_size=size, run_before=running(150))
+
+
+@pytest.mark.parametrize("pane", ["4", "8", "9"], ids=["journal", "risk", "stats"])
+def test_panes_at_80x24(snap_compare: SnapCompare, stable_cwd: Path, pane: str) -> None:
+    app, _ = make_app(stable_cwd)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await running(300)(pilot)
+        await pilot.press(pane)
+        await drain(pilot.app, pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_order_ticket_at_80x24_leaves_the_header_in_sight(
+    snap_compare: SnapCompare, stable_cwd: Path
+) -> None:
+    app, _ = make_app(stable_cwd)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_ticket("15"))
 
 
 def test_paper_wallets_pane_at_80x24(snap_compare: SnapCompare, stable_cwd: Path) -> None:

@@ -24,10 +24,40 @@ if TYPE_CHECKING:
 Planner = Callable[[Proposal], "OrderPlan"]
 
 
+EDIT_KEYS = {
+    "backspace": "delete_left",
+    "delete": "delete_right",
+    "left": "cursor_left",
+    "right": "cursor_right",
+    "home": "home",
+    "end": "end",
+}
+
+
 class OrderTicket(ModalScreen[Proposal | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="ticket.cancel"),
         Binding("ctrl+s", "place", "Place order", id="ticket.place"),
+        # Priority: the focus moves when the key arrives, before the keys behind it are given
+        # to a field. Over SSH "6<tab>93000" comes in one packet; without priority, tab was
+        # handled after the focused field had taken the digits that follow it (693000).
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="ticket.next"),
+        Binding(
+            "shift+tab",
+            "app.focus_previous",
+            "Previous field",
+            show=False,
+            priority=True,
+            id="ticket.prev",
+        ),
+        # Editing keys too: Textual resolves a field's own bindings (backspace = delete left)
+        # only once the key has gone round, against the field focused *then*; in a burst
+        # ("backspace backspace 6 tab 93000 tab 98000") the deletes landed in the last field.
+        # Here they are bound to the field focused on arrival, in order with its typing.
+        *[
+            Binding(key, f"edit('{action}')", show=False, priority=True, id=f"ticket.{action}")
+            for key, action in EDIT_KEYS.items()
+        ],
     ]
 
     def __init__(
@@ -218,3 +248,10 @@ class OrderTicket(ModalScreen[Proposal | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_edit(self, action: str) -> None:
+        """An editing key, for the field focused when the key arrived, queued behind the
+        characters that field has still to take (so "98000 left left" moves from the end)."""
+        field = self.focused
+        if isinstance(field, Input):
+            field.call_later(getattr(field, f"action_{action}"))

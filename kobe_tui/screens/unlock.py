@@ -1,7 +1,8 @@
 """``L``: the live unlock, in two distinct steps. Escape at either step leaves everything locked.
 
-Step 1 states the exchange, the account's balances and what will change; its default is Cancel.
-Step 2 asks the operator to type a phrase shown on screen.
+Step 1 states the exchange, the account's balances and what will change; its default is Cancel,
+and Continue is offered only once the balances have been read (an account Kobe cannot read is
+an account it cannot trade safely). Step 2 asks the operator to type a phrase shown on screen.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class UnlockStep1(ModalScreen[bool]):
             yield Static("Balances: loading…", id="unlock1-balances")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Continue", id="continue", variant="error")
+                yield Button("Continue", id="continue", variant="error", disabled=True)
             yield Static("escape: stay locked", classes="hint")
 
     def on_mount(self) -> None:
@@ -53,18 +54,20 @@ class UnlockStep1(ModalScreen[bool]):
     def load(self) -> None:
         try:
             balances = self.fetch_balances()
-        except Exception as exc:  # shown, never a crash
-            self.app.call_from_thread(self._show, f"Balances: could not be read ({exc})")
+        except Exception as exc:  # shown, never a crash; and live stays locked
+            text = f"Balances: could not be read ({exc}).\nLive cannot be unlocked until they can."
+            self.app.call_from_thread(self._show, text, False)
             return
         rows = [f"  {asset:<6} {amount}" for asset, amount in sorted(balances.items()) if amount]
         text = "Balances:\n" + ("\n".join(rows) if rows else "  (empty account)")
-        self.app.call_from_thread(self._show, text)
+        self.app.call_from_thread(self._show, text, True)
 
-    def _show(self, text: str) -> None:
+    def _show(self, text: str, readable: bool) -> None:
         self.query_one("#unlock1-balances", Static).update(literal_lines(text))
+        self.query_one("#continue", Button).disabled = not readable
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "continue")
+        self.dismiss(event.button.id == "continue" and not event.button.disabled)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

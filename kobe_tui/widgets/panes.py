@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Sparkline, Static
+from textual.worker import get_current_worker
 
 from engine.untrusted import MESSAGE_MAX, NAME_MAX, clean_text
 
 if TYPE_CHECKING:
+    from engine.config import FinanceConfig, RiskConfig
     from engine.execution import Position
     from engine.journal import OrderEvent
+    from engine.risk import RiskSnapshot
     from engine.runtime import AlertEvent
+    from engine.stats import TradeStats
     from engine.trades import ClosedTrade
     from engine.wallets.snapshot import WalletsSnapshot
 
@@ -67,10 +75,6 @@ def literal_lines(text: str) -> Text:
     return Text("\n".join(clean_text(line, MESSAGE_MAX) for line in text.split("\n")[:50]))
 
 
-def _cell(value: Text | str) -> Text:
-    return literal(value, NAME_MAX)
-
-
 def _signed(value: Decimal) -> Text:
     q = value.quantize(Decimal("0.01"))
     style = "green" if q > 0 else ("red" if q < 0 else "")
@@ -85,6 +89,45 @@ def _day_hhmm(moment: datetime) -> str:
     return moment.strftime("%m-%d %H:%M")
 
 
+@dataclass(frozen=True)
+class Col:
+    """A table column. ``text`` columns (free text) truncate with an ellipsis; the others (prices,
+    quantities, money, ids, times) always show whole. When the pane is too narrow, the columns
+    with the lowest ``keep`` go first (``keep`` 9: never dropped)."""
+
+    key: str
+    label: str
+    keep: int = 9
+    text: bool = False
+    least: int = 8  # a free-text column narrower than this is left out instead
+
+
+def fit_columns(cols: tuple[Col, ...], content: list[int], avail: int) -> list[int | None]:
+    """Each column's width for ``avail`` cells (None: dropped). Whole columns first, by priority;
+    free text shares what is left, never wider than its content. Cells have one space each side."""
+    shown = list(range(len(cols)))
+
+    def need(i: int) -> int:
+        return (min(content[i], cols[i].least) if cols[i].text else content[i]) + 2
+
+    while len(shown) > 1 and sum(need(i) for i in shown) > avail:
+        droppable = [i for i in shown if cols[i].keep < 9]
+        if not droppable:
+            break
+        shown.remove(min(droppable, key=lambda i: (cols[i].keep, -i)))
+    widths: list[int | None] = [None] * len(cols)
+    texts = [i for i in shown if cols[i].text]
+    left = avail - sum(content[i] + 2 for i in shown if not cols[i].text) - 2 * len(texts)
+    for n, i in enumerate(texts):
+        share = left // (len(texts) - n)
+        widths[i] = max(min(content[i], share), min(content[i], cols[i].least))
+        left -= widths[i] or 0
+    for i in shown:
+        if not cols[i].text:
+            widths[i] = content[i]
+    return widths
+
+
 class Pane(Vertical):
     """A titled box with a table (or another body) and an empty-state line."""
 
@@ -94,6 +137,7 @@ class Pane(Vertical):
 
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(id=pane_id, classes="pane")
+        self._empty_text = self.EMPTY
         self.number = number
         self.border_title = f"{number} {self.TITLE}"
 
@@ -102,61 +146,154 @@ class Pane(Vertical):
 
     def show_empty(self, empty: bool, text: str | None = None) -> None:
         note = self.query_one(".empty", Static)
-        if text is not None:
+        if text is not None and text != self._empty_text:
+            self._empty_text = text
             note.update(text)
-        note.display = empty
+        if note.display != empty:
+            note.display = empty
 
     def focus_body(self) -> None:
+        """Focus the pane's table; a pane without one takes the focus away from the others."""
         tables = self.query(DataTable)
         if tables:
             tables.first().focus()
-        else:  # not mounted yet (the first frame): focus it once it is
-            self.call_after_refresh(lambda: [t.focus() for t in self.query(DataTable)[:1]])
+        else:
+            self.screen.set_focus(None)
+
+
+class PaneTable(DataTable[Text]):
+    """A pane's table. ``pageup`` / ``pagedown`` belong to the pane (the journal pages through
+    its file), not to the table's scrolling, when the pane says so."""
+
+    def __init__(self, pane: TablePane, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pane = pane
+
+    def action_page_up(self) -> None:
+        if not self.pane.page_back():
+            super().action_page_up()
+
+    def action_page_down(self) -> None:
+        if not self.pane.page_forward():
+            super().action_page_down()
 
 
 class TablePane(Pane):
-    COLUMNS: tuple[tuple[str, str], ...] = ()
-    WIDTHS: tuple[int, ...] = ()  # fixed widths: the layout never depends on update order
+    """A table whose column widths come from the content and the pane's width (``fit_columns``).
+    Rows are kept by key with every column's cell, so a resize can show or drop a column."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(self.EMPTY, classes="empty")
+    COLUMNS: tuple[Col, ...] = ()
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self._rows: dict[str, tuple[Text, ...]] = {}
+        self._content = [cell_len(c.label) for c in self.COLUMNS]
+        self._widths: list[int | None] = list(self._content)
+        self._avail = 0
 
     def on_mount(self) -> None:
         # The table joins the screen right after the first frame: that frame costs less, and
         # rows that arrive before are kept by the (not yet mounted) table all the same.
-        table: DataTable[Text | str] = DataTable(
-            cursor_type="row", zebra_stripes=False, id=f"{self.id}-table"
-        )
-        widths = self.WIDTHS or (None,) * len(self.COLUMNS)
-        for (key, label), width in zip(self.COLUMNS, widths, strict=True):
-            table.add_column(label, key=key, width=width)
-        self._table = table
-        self.show_empty(table.row_count == 0)
+        self._table = PaneTable(self, cursor_type="row", zebra_stripes=False, id=f"{self.id}-table")
+        self._add_columns()
+        self.show_empty(True)
         self.call_after_refresh(self._mount_table)
+
+    def _add_columns(self) -> None:
+        for col, width in zip(self.COLUMNS, self._widths, strict=True):
+            if width is not None:
+                self._table.add_column(col.label, key=col.key, width=width)
 
     def _mount_table(self) -> None:
         if self.is_attached and not self._table.is_attached:  # not while the app is closing
             self.mount(self._table)
 
+    def focus_body(self) -> None:
+        if self._table.is_attached:
+            self._table.focus()
+        else:  # not mounted yet (the first frame): focus it once it is
+            self.call_after_refresh(self._table.focus)
+
+    def on_resize(self) -> None:
+        self._avail = max(0, self.content_size.width - 1)  # one cell for the scrollbar
+        self._fit()
+
+    def _fit(self) -> None:
+        widths = fit_columns(self.COLUMNS, self._content, self._avail or 10**6)
+        if widths == self._widths:
+            return
+        self._widths = widths
+        table = self.table
+        row = table.cursor_row
+        table.clear(columns=True)
+        self._add_columns()
+        for key, cells in self._rows.items():
+            table.add_row(*self._visible(cells), key=key)
+        if table.row_count:
+            table.move_cursor(row=min(row, table.row_count - 1))
+
+    def _visible(self, cells: tuple[Text, ...]) -> list[Text]:
+        return [c for c, w in zip(cells, self._widths, strict=True) if w is not None]
+
     @property
-    def table(self) -> DataTable[Text | str]:
+    def table(self) -> DataTable[Text]:
         return self._table
+
+    def page_back(self) -> bool:
+        return False  # the table scrolls by a page
+
+    def page_forward(self) -> bool:
+        return False
 
     def show_empty(self, empty: bool, text: str | None = None) -> None:
         super().show_empty(empty, text)
-        self.table.display = not empty  # an empty box says what is going on, no bare header
+        if self.table.display == empty:
+            self.table.display = not empty  # an empty box says what is going on, no bare header
+
+    def _cells(self, cells: tuple[Text | str, ...]) -> tuple[Text, ...]:
+        """Outside text shown literally (never markup, no control character); free text ends
+        in … when cut."""
+        out = []
+        for col, cell in zip(self.COLUMNS, cells, strict=True):
+            text = cell.copy() if isinstance(cell, Text) else literal(cell, NAME_MAX)
+            text.no_wrap = True
+            text.overflow = "ellipsis" if col.text else "crop"
+            out.append(text)
+        return tuple(out)
 
     def upsert(self, key: str, cells: tuple[Text | str, ...]) -> None:
-        cells = tuple(_cell(c) for c in cells)  # a DataTable parses a str cell as markup
+        row = self._cells(cells)
+        if self._rows.get(key) == row:
+            return
+        self._rows[key] = row
+        grew = False
+        for i, cell in enumerate(row):
+            if cell.cell_len > self._content[i]:
+                self._content[i], grew = cell.cell_len, True
         table = self.table
-        if key in table.rows:
-            for (col, _), value in zip(self.COLUMNS, cells, strict=True):
-                table.update_cell(key, col, value)
+        if grew:
+            self._widths = []  # re-fit: a wider price is never cut
+            self._fit()
+        elif key in table.rows:
+            for col, value, width in zip(self.COLUMNS, row, self._widths, strict=True):
+                if width is not None:
+                    table.update_cell(key, col.key, value)
         else:
-            table.add_row(*cells, key=key)
+            table.add_row(*self._visible(row), key=key)
         self.show_empty(table.row_count == 0)
 
+    def set_rows(self, rows: list[tuple[str, tuple[Text | str, ...]]]) -> None:
+        """Every row at once (the journal's window): the widths are fitted once, not per row."""
+        self._rows = {key: self._cells(cells) for key, cells in rows}
+        for row in self._rows.values():
+            for i, cell in enumerate(row):
+                self._content[i] = max(self._content[i], cell.cell_len)
+        self._widths = []
+        self._fit()
+        self.show_empty(self.table.row_count == 0)
+
     def drop(self, key: str) -> None:
+        self._rows.pop(key, None)
         table = self.table
         if key in table.rows:
             table.remove_row(key)
@@ -178,23 +315,24 @@ class OrdersPane(TablePane):
     TITLE = "Open orders"
     EMPTY = "No open orders"
     COLUMNS = (
-        ("time", "time"),
-        ("symbol", "symbol"),
-        ("side", "side"),
-        ("type", "type"),
-        ("qty", "qty"),
-        ("price", "price"),
-        ("filled", "filled"),
-        ("status", "status"),
+        Col("time", "time", keep=2),
+        Col("symbol", "symbol"),
+        Col("side", "side"),
+        Col("type", "type"),
+        Col("qty", "qty"),
+        Col("price", "price"),
+        Col("filled", "filled", keep=4),
+        Col("status", "status", keep=5),
+        Col("source", "owner", keep=3, text=True),
     )
-    WIDTHS = (5, 12, 4, 6, 9, 10, 7, 8)
 
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
         self.orders: dict[str, OrderEvent] = {}  # client id -> last event, open ones only
 
-    def apply(self, e: OrderEvent) -> None:
-        """One journal event: the row is added, updated or dropped by the order's client id."""
+    def apply(self, e: OrderEvent, owner: str | None = None) -> None:
+        """One journal event: the row is added, updated or dropped by the order's client id.
+        ``owner``: the strategy that owns it, when known (else its source: cockpit, cli, …)."""
         terminal = e.event in ("fill", "cancel", "reject") or e.status in (
             "filled",
             "canceled",
@@ -219,6 +357,7 @@ class OrdersPane(TablePane):
                 _px(e.price),
                 _px(e.filled),
                 status,
+                owner or e.source,
             ),
         )
 
@@ -231,15 +370,14 @@ class PositionsPane(TablePane):
     TITLE = "Positions"
     EMPTY = "No open positions"
     COLUMNS = (
-        ("wallet", "wallet"),
-        ("symbol", "symbol"),
-        ("qty", "qty"),
-        ("entry", "entry"),
-        ("mark", "mark"),
-        ("upnl", "uPnL"),
-        ("tpsl", "TP / SL"),
+        Col("wallet", "wallet", keep=2, text=True),
+        Col("symbol", "symbol"),
+        Col("qty", "qty"),
+        Col("entry", "entry", keep=5),
+        Col("mark", "mark", keep=6),
+        Col("upnl", "uPnL"),
+        Col("tpsl", "TP / SL", keep=4),
     )
-    WIDTHS = (11, 12, 9, 10, 10, 7, 21)
 
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
@@ -280,18 +418,34 @@ class WalletsPane(TablePane):
     TITLE = "Wallets"
     EMPTY = "No wallet snapshot yet"
     COLUMNS = (
-        ("wallet", "wallet"),
-        ("chain", "chain"),
-        ("role", "role"),
-        ("balance", "balance"),
-        ("pct", "% eq"),
-        ("pnl", "pnl day"),
+        Col("wallet", "wallet"),
+        Col("chain", "chain", keep=2),
+        Col("role", "role", keep=1, text=True),
+        Col("balance", "balance"),
+        Col("pct", "% eq", keep=3),
+        Col("pnl", "pnl day"),
     )
-    WIDTHS = (11, 8, 8, 8, 6, 7)
 
-    def __init__(self, pane_id: str, number: int) -> None:
-        super().__init__(pane_id, number)
-        self._shown: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        yield Static("", id="wallets-exchange")
+
+    def on_mount(self) -> None:
+        self.query_one("#wallets-exchange", Static).display = False
+
+    def show_exchange(
+        self, exchange: str, when: datetime, balances: dict[str, Decimal] | str
+    ) -> None:
+        """Testnet and live: the exchange account's own balances, beside Kobe's ledger (the
+        table); a string says why they could not be read."""
+        line = self.query_one("#wallets-exchange", Static)
+        text = Text(f"{exchange} account {when:%H:%M}: ", style="bold")
+        if isinstance(balances, str):
+            text.append(f"could not be read ({balances})", style="red")
+        else:
+            text.append("  ".join(f"{a} {_px(v)}" for a, v in sorted(balances.items())) or "empty")
+        line.update(text)
+        line.display = True
 
     def show(self, snap: WalletsSnapshot) -> None:
         for w in snap.wallets:
@@ -310,32 +464,49 @@ class WalletsPane(TablePane):
 
 class JournalPane(TablePane):
     """The trades journal: a bounded window read from the tail of ``trades.jsonl``, with paging
-    back (``pageup`` / ``pagedown``) and a filter (``/``). Never the whole file."""
+    back (``pageup`` / ``pagedown``, also with the focus in the table) and a filter (``/``) that
+    searches the whole file from its end, newest first, in a worker, keeping one window."""
 
     TITLE = "Trades journal"
     EMPTY = "No closed trades yet"
     WINDOW = 50
     COLUMNS = (
-        ("time", "time"),
-        ("pair", "pair"),
-        ("side", "side"),
-        ("qty", "qty"),
-        ("notional", "notional"),
-        ("pnl", "PnL"),
-        ("reason", "reason"),
+        Col("time", "time"),
+        Col("pair", "pair"),
+        Col("side", "side", keep=3),
+        Col("qty", "qty", keep=4),
+        Col("notional", "notional", keep=2),
+        Col("pnl", "PnL"),
+        Col("reason", "reason", keep=5, text=True),
     )
-    WIDTHS = (11, 12, 4, 9, 8, 7, 30)
 
     def __init__(self, pane_id: str, number: int, path: Path) -> None:
         super().__init__(pane_id, number)
         self.path = path
         self.page = 0
         self.filter_text = ""
-        self.trades: list[ClosedTrade] = []
+        self.searching = False
+        self.trades: list[ClosedTrade] = []  # the window, oldest first
+
+    BINDINGS = [
+        Binding("escape", "close_filter", "Close the filter", show=False, id="journal.close")
+    ]
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: symbol, wallet, strategy, reason", id="journal-filter")
+        yield Input(
+            placeholder="filter: symbol, wallet, strategy, reason (escape: none)",
+            compact=True,
+            id="journal-filter",
+        )
         yield from super().compose()
+
+    def action_close_filter(self) -> None:
+        """``escape``: no filter, the latest window, the focus back in the table."""
+        box = self.query_one("#journal-filter", Input)
+        box.display = False
+        box.value = ""
+        self.set_filter("")
+        self.focus_body()
 
     def on_mount(self) -> None:
         # (TablePane.on_mount runs too: Textual calls each class's handler in the MRO)
@@ -344,19 +515,53 @@ class JournalPane(TablePane):
         box.cursor_blink = False
 
     def load(self) -> None:
-        """Read the window for the current page from the tail of the file."""
+        """The window for the current page: the file's tail, or the filter's matches."""
+        if self.filter_text:
+            self.searching = True
+            self._subtitle()
+            self.search(self.filter_text, self.page)
+            return
         from engine.journal import tail_jsonl
         from engine.trades import ClosedTrade
 
         want = (self.page + 1) * self.WINDOW
         records = tail_jsonl(self.path, want)
         window = records[: max(0, len(records) - self.page * self.WINDOW)][-self.WINDOW :]
+        if not window and self.page:
+            self.page -= 1  # no older trades: stay on the last page
+            return
         self.trades = []
         for record in window:
             try:
                 self.trades.append(ClosedTrade.from_record(record))
             except (KeyError, TypeError, ValueError, ArithmeticError):
                 continue  # a damaged record: not shown, never a crash at start
+        self._draw()
+
+    @work(thread=True, exclusive=True, group="journal-search", exit_on_error=False)
+    def search(self, needle: str, page: int) -> None:
+        from engine.trades import search_trades
+
+        worker = get_current_worker()
+        found = search_trades(
+            self.path,
+            needle,
+            skip=page * self.WINDOW,
+            limit=self.WINDOW,
+            stop=lambda: worker.is_cancelled,
+        )
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._found, needle, page, found)
+
+    def _found(self, needle: str, page: int, found: list[ClosedTrade]) -> None:
+        if (needle, page) != (self.filter_text, self.page):
+            return  # the filter or the page changed meanwhile: a newer search is on its way
+        self.searching = False
+        if not found and page:
+            self.page -= 1  # nothing older matches: stay on the last page
+            self._subtitle()
+            return
+        self.trades = list(reversed(found))
         self._draw()
 
     def add(self, trade: ClosedTrade) -> None:
@@ -369,46 +574,54 @@ class JournalPane(TablePane):
         self._draw()
 
     def _draw(self) -> None:
-        table = self.table
-        table.clear()
-        needle = self.filter_text.lower()
-        shown = 0
-        for t in reversed(self.trades):  # newest first
-            text = f"{t.symbol} {t.wallet} {t.strategy} {t.reason}".lower()
-            if needle and needle not in text:
-                continue
-            table.add_row(
-                _day_hhmm(t.closed_at),
-                _cell(t.symbol),
-                _cell(t.side),
-                _px(t.qty),
-                _num(t.notional, 2),
-                _signed(t.pnl),
-                literal(t.reason, 40),
-                key=t.trade_id,
-            )
-            shown += 1
-        page = f"page {self.page + 1}" if self.page else "latest"
-        filt = f", filter '{escape(clean_text(self.filter_text, 40))}'" if self.filter_text else ""
-        self.border_subtitle = f"{page}{filt}"
-        empty = "No trades match the filter" if needle and self.trades else self.EMPTY
-        self.show_empty(shown == 0, empty)
+        from engine.trades import trade_matches
 
-    def page_back(self) -> None:
+        needle = self.filter_text.lower()
+        self.set_rows(
+            [
+                (
+                    t.trade_id,
+                    (
+                        _day_hhmm(t.closed_at),
+                        t.symbol,
+                        t.side,
+                        _px(t.qty),
+                        _num(t.notional, 2),
+                        _signed(t.pnl),
+                        literal(t.reason, MESSAGE_MAX),
+                    ),
+                )
+                for t in reversed(self.trades)  # newest first
+                if not needle or trade_matches(t, needle)
+            ]
+        )
+        self._subtitle()
+        empty = "No trades match the filter" if needle else self.EMPTY
+        self.show_empty(self.table.row_count == 0, empty)
+
+    def _subtitle(self) -> None:
+        page = f"page {self.page + 1}" if self.page else "latest"
+        filt = f", filter '{clean_text(self.filter_text, 40)}'" if self.filter_text else ""
+        busy = ", searching…" if self.searching else ""
+        self.border_subtitle = escape(f"{page}{filt}{busy}")
+
+    def page_back(self) -> bool:
         self.page += 1
         self.load()
-        if not self.trades:
-            self.page -= 1
-            self.load()
+        return True
 
-    def page_forward(self) -> None:
+    def page_forward(self) -> bool:
         if self.page > 0:
             self.page -= 1
             self.load()
+        return True
 
     def set_filter(self, text: str) -> None:
-        self.filter_text = text.strip()
-        self._draw()
+        text = text.strip()
+        if text == self.filter_text:
+            return
+        self.filter_text, self.page = text, 0
+        self.load()
 
 
 class AlertsPane(Pane):
@@ -455,7 +668,7 @@ class AlertsPane(Pane):
             lines.append(f"{when:%H:%M} ", style="dim")
             lines.append(f"{severity.upper():<8} ", style=styles.get(severity, ""))
             lines.append(clean_text(message, MESSAGE_MAX))
-        self.query_one("#alerts-body", Static).update(lines)
+        self.query_one("#alerts-body", Static).update(lines, layout=False)  # a fixed box
         self.show_empty(not self.alerts)
 
 
@@ -486,7 +699,165 @@ class EquityPane(Pane):
         self.add_many([equity])
         self.query_one(Sparkline).data = [float(p) for p in self.points]  # drawing only
         lo, hi = min(self.points), max(self.points)
-        self.query_one("#equity-range", Static).update(
-            f"now {_num(equity, 2)}  low {_num(lo, 2)}  high {_num(hi, 2)}  ({len(self.points)} ticks)"
+        self.query_one("#equity-range", Static).update(  # one line: no layout
+            f"now {_num(equity, 2)}  low {_num(lo, 2)}  high {_num(hi, 2)}  ({len(self.points)} ticks)",
+            layout=False,
         )
         self.show_empty(False)
+
+
+class RiskPane(Pane):
+    """The risk engine at a glance: each figure against its limit, the profile and the caps."""
+
+    TITLE = "Risk"
+    EMPTY = "Risk state appears once the engine runs"
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.EMPTY, classes="empty")
+        yield Static("", id="risk-body")
+
+    def on_mount(self) -> None:
+        self.show_empty(True)
+
+    def show(self, snap: RiskSnapshot, risk: RiskConfig, finance: FinanceConfig) -> None:
+        body = Text()
+        state = snap.state.value
+        body.append("kill switch   ")
+        body.append(state, style={"TRIPPED": "bold red", "WARNING": "bold yellow"}.get(state, ""))
+        if snap.reason:
+            body.append(f"  {snap.reason}")
+        loss = -snap.pnl_day if snap.pnl_day < 0 else Decimal(0)
+        cooldown = "none"
+        if risk.cooldown_after_loss_s and snap.last_loss_at is not None:
+            until = snap.last_loss_at + timedelta(seconds=risk.cooldown_after_loss_s)
+            cooldown = f"to {until:%H:%M:%S}" if until > self.app_clock() else "over"
+        rows = (
+            (
+                "drawdown",
+                f"{_num(snap.drawdown_pct, 2)}%",
+                f"warn {_num(risk.warning_drawdown_pct)}% max {_num(risk.max_drawdown_pct)}%",
+            ),
+            ("peak equity", _num(snap.peak_equity, 2), "(drawdown from there)"),
+            ("losing streak", str(snap.losing_streak), f"max {risk.max_losing_streak}"),
+            ("today's loss", _num(loss, 2), f"max {_num(risk.max_daily_loss_usd, 2)}"),
+            ("cooldown", cooldown, f"{risk.cooldown_after_loss_s} s after loss"),
+        )
+        for name, value, limit in rows:
+            body.append(f"\n{name:<13} {value:<14} {limit}")
+        caps = ", ".join(f"{w} {_num(c.max_usd)}" for w, c in finance.risk_wallets.items())
+        body.append(f"\nprofile       {finance.profile_id}, capital {_num(finance.capital_usd)}")
+        body.append(f"\ncaps          {caps}")
+        body.append(
+            f"\non trip       {risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"
+        )
+        self.query_one("#risk-body", Static).update(body, layout=False)  # a fixed box
+        self.show_empty(False)
+
+    def app_clock(self) -> datetime:
+        clock = getattr(self.app, "clock", None)
+        return clock() if clock is not None else datetime.now(UTC)
+
+
+class StatsPane(TablePane):
+    """The whole journal's statistics (``kobe stats``), kept current with each closed trade."""
+
+    TITLE = "Stats"
+    EMPTY = "No closed trades yet"
+    COLUMNS = (
+        Col("name", "s:trategy w:allet", text=True, least=16),
+        Col("trades", "trades"),
+        Col("win", "win %", keep=4),
+        Col("pnl", "PnL"),
+        Col("fees", "fees", keep=3),
+        Col("best", "best", keep=2),
+        Col("worst", "worst", keep=2),
+    )
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self.stats: TradeStats | None = None
+
+    def set_stats(self, stats: TradeStats) -> None:
+        self.stats = stats
+        self._draw()
+
+    def add_many(self, trades: list[ClosedTrade]) -> None:
+        if self.stats is None:
+            return  # still reading the journal: these trades are in it
+        for t in trades:
+            self.stats.add(t)
+        self._draw()
+
+    def _draw(self) -> None:
+        stats = self.stats
+        if stats is None:
+            return
+        groups = [("all trades", stats.total)]  # s: strategy, w: wallet, d: the last day
+        groups += [(f"s:{k}", b) for k, b in sorted(stats.by_strategy.items())]
+        groups += [(f"w:{k}", b) for k, b in sorted(stats.by_wallet.items())]
+        today = max(stats.by_day, default=None)
+        if today is not None:
+            groups.append((f"d:{today}", stats.by_day[today]))
+        for name, b in groups:
+            self.upsert(
+                name,
+                (
+                    name,
+                    str(b.trades),
+                    _num(b.win_rate_pct, 1),
+                    _signed(b.pnl),
+                    _num(b.fees, 2),
+                    _num(b.best, 2),
+                    _num(b.worst, 2),
+                ),
+            )
+        self.border_subtitle = f"{stats.total.trades:,} trades"
+
+
+def _slug(symbol: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in symbol.lower())
+
+
+class PriceStrip(Horizontal):
+    """Each traded symbol: the last price, the change since the session began, a sparkline."""
+
+    KEEP = 120
+
+    def __init__(self) -> None:
+        super().__init__(id="prices")
+        self.first: dict[str, Decimal] = {}
+        self.history: dict[str, deque[float]] = {}
+        self.widths: dict[str, int] = {}
+        self.shown: set[str] = set()
+
+    def show(self, prices: dict[str, Decimal], *, record: bool = True) -> None:
+        """``record``: new prices (a point on each sparkline); else only the symbols shown."""
+        for symbol, price in prices.items():
+            slug = _slug(symbol)
+            if symbol not in self.first:
+                self.first[symbol] = price
+                self.history[symbol] = deque(maxlen=self.KEEP)
+                self.mount(
+                    Static("", id=f"px-{slug}", classes="px-label"),
+                    Sparkline([], id=f"spark-{slug}", classes="px-spark"),
+                )
+            elif not record:
+                continue
+            self.history[symbol].append(float(price))  # drawing only; the label is Decimal
+            first = self.first[symbol]
+            change = (price - first) / first * 100 if first else Decimal(0)
+            label = Text(f" {symbol.split('/')[0]} {_px(price)} ")
+            label.append(
+                f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
+            )
+            widget = self.query_one(f"#px-{slug}", Static)
+            widths = self.widths.get(symbol)
+            self.widths[symbol] = label.cell_len
+            widget.update(label, layout=widths != label.cell_len)  # a layout only if it grew
+            self.query_one(f"#spark-{slug}", Sparkline).data = list(self.history[symbol])
+        if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
+            self.shown = set(prices)
+            for symbol in self.first:
+                slug = _slug(symbol)
+                for widget in self.query(f"#px-{slug}, #spark-{slug}"):
+                    widget.display = symbol in self.shown

@@ -1,0 +1,335 @@
+"""Every documented key, driven with Textual's pilot against the real engine in paper mode."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+from textual.command import CommandPalette
+from textual.widgets import Input, Static
+
+from engine.trades import ClosedTrade, TradeStore
+from kobe_tui.app import PANES, KobeApp
+from kobe_tui.screens.confirm import ConfirmScreen
+from kobe_tui.screens.ticket import OrderTicket
+from kobe_tui.widgets.header import KobeHeader
+from kobe_tui.widgets.panes import AlertsPane, JournalPane, OrdersPane
+from tests.cockpit_support import drain, make_app, settle, ticks
+from tests.test_cockpit import _fill_ticket
+
+
+def write_trades(workdir: Path, n: int, special: dict[int, str] | None = None) -> None:
+    """``n`` closed trades, one a minute; trade ``i`` has reason ``special[i]`` when given."""
+    store = TradeStore(workdir / "data")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        reason = (special or {}).get(i, "take-profit hit")
+        store.append(
+            ClosedTrade(
+                trade_id=f"t{i:05d}",
+                opened_at=start + timedelta(minutes=i),
+                closed_at=start + timedelta(minutes=i, seconds=30),
+                wallet="cex_binance",
+                strategy="manual",
+                symbol="BTC/USDT",
+                side="buy",
+                qty=Decimal("0.001"),
+                entry_price=Decimal("95000"),
+                exit_price=Decimal("95100"),
+                fees=Decimal("0.19"),
+                pnl=Decimal("-0.5") if reason == "stop-loss" else Decimal("0.1"),
+                reason=reason,
+            )
+        )
+    store.close()
+
+
+def shown_ids(journal: JournalPane) -> list[str]:
+    table = journal.table
+    return [str(table.coordinate_to_cell_key((r, 0)).row_key.value) for r in range(table.row_count)]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_tab_and_shift_tab_cycle_every_pane(workdir: Path, size: tuple[int, int]) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        seen = []
+        for _ in PANES:
+            await pilot.press("tab")
+            seen.append(app.active_pane)
+        assert seen == [1, 2, 3, 4, 5, 6, 7, 8, 0]
+        await pilot.press("shift+tab")
+        assert app.active_pane == len(PANES) - 1
+        await pilot.press("tab", "tab", "tab")  # to 3 (wallets): its table has the focus
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "wallets-table"
+        if size == (80, 24):  # one pane at a time: the active one
+            shown = [p for p in PANES if app.query_one(f"#{p}").display]
+            assert shown == ["wallets"]
+
+
+async def test_pageup_pagedown_page_the_journal_with_the_focus_in_its_table(
+    workdir: Path,
+) -> None:
+    write_trades(workdir, 120)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        journal = app.query_one(JournalPane)
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.focused is journal.table
+        assert shown_ids(journal)[0] == "t00119"  # newest first
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert journal.page == 1 and shown_ids(journal)[0] == "t00069"
+        await pilot.press("pageup", "pageup")  # the last page holds the oldest; no further
+        await pilot.pause()
+        assert journal.page == 2 and shown_ids(journal)[-1] == "t00000"
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        assert journal.page == 0 and shown_ids(journal)[0] == "t00119"
+
+
+async def test_the_filter_searches_the_whole_journal_newest_first(workdir: Path) -> None:
+    stops = {3: "stop-loss", 40: "stop-loss", 77: "stop-loss", 150: "stop-loss", 290: "stop-loss"}
+    write_trades(workdir, 300, stops)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        journal = app.query_one(JournalPane)
+        await pilot.press("slash")
+        for ch in "stop-loss":
+            await pilot.press(ch if ch != "-" else "minus")
+        await drain(app, pilot)
+        # four of the five are older than the 50-row window: all are found, newest first
+        assert shown_ids(journal) == ["t00290", "t00150", "t00077", "t00040", "t00003"]
+        box = app.query_one("#journal-filter", Input)
+        await pilot.press("escape")  # no filter, the latest window, the focus in the table
+        await drain(app, pilot)
+        assert not box.display and box.value == "" and app.focused is journal.table
+        assert len(shown_ids(journal)) == JournalPane.WINDOW
+
+
+async def test_the_palette_lists_every_action_and_quit_asks_like_q(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in ("Order", "Cancel", "Cancel all", "Close", "Kill", "Reset kill", "Pause"):
+            assert wanted in titles
+        assert titles.count("Quit") == 1  # ours, not Textual's quit-at-once
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert app.query_one(OrdersPane).orders
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        for ch in "Quit":
+            await pilot.press(ch)
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Quit with 1 open orders?" in app.screen.question
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")  # Textual's own quit key asks the same question
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+
+
+async def test_the_palette_runs_the_kill_switch_like_k(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        [kill] = [c for c in app.get_system_commands(app.screen) if c.title == "Kill"]
+        await kill.callback()  # type: ignore[misc]
+        await settle(app, pilot)
+        assert app.risk_state == "TRIPPED"
+        [reset] = [c for c in app.get_system_commands(app.screen) if c.title == "Reset kill"]
+        await reset.callback()  # type: ignore[misc]
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # the same confirmation as K
+
+
+async def test_l_is_available_in_paper_and_says_what_live_needs(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert app.check_action("unlock", ()) is True
+        await pilot.press("L")
+        await pilot.pause()
+        alerts = app.query_one(AlertsPane).alerts
+        assert "mode is paper, not live" in alerts[0][3]
+        assert "ALLOW_LIVE is not 1" in alerts[0][3]
+
+
+async def burst(app: KobeApp, *keys: str) -> None:
+    """Keys handed to the app back to back, with no wait between them (as SSH bundles them)."""
+    driver = app._driver
+    assert driver is not None
+    for key in keys:
+        char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        driver.send_message(event)
+
+
+async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        # from the first field, in one packet: to the amount, erase "15", type 6, tab, the
+        # stop-loss, tab, the take-profit (tab and the editing keys act on arrival)
+        await burst(app, *["tab"] * 5, "backspace", "backspace", "6", "tab", *"93000")
+        await burst(app, "tab", *"98000", "left", "left", "delete", "1")
+        await drain(app, pilot)
+        values: dict[str, Any] = {
+            w: ticket.query_one(f"#{w}", Input).value for w in ("amount", "sl", "tp")
+        }
+        assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
+
+
+async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, OrderTicket)
+        box = app.screen.query_one("#ticket-box")
+        assert box.region.y >= 1  # row 0 is the header's
+        assert app.query_one(KobeHeader).item("mode").strip() == "PAPER"
+
+
+async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
+    workdir: Path,
+) -> None:
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    sim = BinanceSim().start()
+    try:
+        app, clock = make_app(workdir, sim_env(sim))
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(app, pilot)
+            assert app.runtime is not None, app.engine_state
+            await ticks(app, pilot, clock, 1)
+            venue = app.query_one(KobeHeader).item("venue-state")
+            assert "venue ok" in venue and "ms" in venue
+            account = str(app.query_one("#wallets-exchange", Static).render())
+            assert "binance account" in account and "USDT 10,000" in account
+            sim.inject(status=503, body="Service Unavailable", times=1000)  # unreachable
+            await ticks(app, pilot, clock, 1)
+            venue = app.query_one(KobeHeader).item("venue-state")
+            assert f"venue DOWN: since {clock():%H:%M}" in venue
+            alerts = [a[3] for a in app.query_one(AlertsPane).alerts]
+            assert any(a.startswith("binance: ") for a in alerts)
+            assert not any("binance: binance:" in a for a in alerts)
+    finally:
+        sim.stop()
+
+
+async def test_live_unlock_refuses_to_continue_when_balances_cannot_be_read(
+    workdir: Path,
+) -> None:
+    from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
+    from tests.test_cockpit import LIVE_ENV
+
+    def unreadable(settings: object) -> dict[str, Decimal]:
+        raise ConnectionError("binance: network error (connection refused)")
+
+    app, _ = make_app(workdir, LIVE_ENV)
+    app.balances_fetcher = unreadable
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("L")
+        await settle(app, pilot, engine=False)
+        step1 = app.screen
+        assert isinstance(step1, UnlockStep1)
+        text = str(step1.query_one("#unlock1-balances", Static).render())
+        assert "could not be read" in text and "cannot be unlocked" in text
+        assert step1.query_one("#continue").disabled
+        await pilot.click("#continue")
+        await pilot.pause()
+        assert not isinstance(app.screen, UnlockStep2) and app._locked()
+
+
+async def test_orders_name_the_strategy_that_owns_them(workdir: Path) -> None:
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 150)
+        orders = app.query_one(OrdersPane)
+        strategy_orders = [k for k, e in orders.orders.items() if e.source == "strategy"]
+        assert strategy_orders  # the seeded session leaves exits open
+        owners = {str(orders._rows[k][-1]) for k in strategy_orders}
+        assert owners <= {"memecoin_farming", "copy_trading"}, owners
+
+
+async def test_the_risk_pane_shows_each_figure_against_its_limit(workdir: Path) -> None:
+    (workdir / "kobe.toml").write_text(
+        "[risk]\nmax_losing_streak = 4\nmax_daily_loss_usd = 12\ncooldown_after_loss_s = 600\n"
+    )
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("k")
+        await settle(app, pilot)
+        await pilot.press("8")
+        await pilot.pause()
+        body = str(app.query_one("#risk-body", Static).render())
+        assert "kill switch   TRIPPED  manual: tripped from the cockpit" in body
+        assert "max 4" in body and "max 12.00" in body and "600 s after loss" in body
+        assert "warn 10% max 20%" in body
+        assert "profile       LIVE_150, capital 150" in body
+        assert "cex_binance 30" in body  # the wallets' caps
+
+
+async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) -> None:
+    from tests.test_cockpit import LIVE_ENV
+
+    (workdir / "data").mkdir()
+    (workdir / "data" / "execution_runtime.json").write_text("{damaged")
+    app, _ = make_app(workdir, LIVE_ENV)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await drain(app, pilot)
+        assert app.engine_state == "locked"
+        header = app.query_one(KobeHeader)
+        assert header.item("mode") == " LIVE — LOCKED " and header.item("risk-state") == " TRIPPED "
+        body = str(app.query_one("#risk-body", Static).render())
+        assert "execution_runtime.json unreadable" in body
+
+
+async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: Path) -> None:
+    from textual.widgets import Sparkline
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        assert app.settings is not None
+        symbols = list(app.settings.config.symbols)
+        labels = [str(w.render()) for w in app.query(".px-label") if w.display]
+        assert [x.split()[0] for x in labels[: len(symbols)]] == [s.split("/")[0] for s in symbols]
+        btc = app._last_prices["BTC/USDT"]
+        app._show_prices({**app._last_prices, "BTC/USDT": btc * Decimal("1.01")})
+        await pilot.pause()
+        label = str(app.query_one("#px-btc-usdt", Static).render())
+        assert label.endswith("+1.00%")
+        assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
