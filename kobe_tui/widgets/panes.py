@@ -239,6 +239,10 @@ class TablePane(Pane):
     def table(self) -> DataTable[Text]:
         return self._table
 
+    def row_cells(self, key: str) -> tuple[Text, ...]:
+        """Every column's cell of a row, shown or left out for the width."""
+        return self._rows[key]
+
     def page_back(self) -> bool:
         return False  # the table scrolls by a page
 
