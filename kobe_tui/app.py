@@ -12,6 +12,7 @@ stays stopped until the two-step unlock (``L``).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -414,6 +415,7 @@ class KobeApp(App[int]):
             self.post_message(EngineFailed(str(exc)))
             return
         self.runtime = runtime
+        gc.freeze()  # what start-up built lives on: later collections skip it (shorter pauses)
         if self.settings.mode is not Mode.PAPER:
             self.call_from_thread(self._watch_exchange_balances)
         self.post_message(PositionsChanged(runtime.positions()))
