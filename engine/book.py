@@ -218,7 +218,7 @@ class PositionBook:
 
     def _load(self) -> None:
         if not self.use_cache or not self.path.exists():
-            self.rebuilt = self.journal_path.exists()
+            self.rebuilt = self.journal_path.exists() and self.journal_path.stat().st_size > 0
             return
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
@@ -542,17 +542,24 @@ class Bookkeeper:
         self.on_alert = on_alert
         self._saved_at = book.state.offset
         trades_path = book.data_dir / TRADES_FILE
-        if book.rebuilt:  # the whole journal is replayed: every trade already booked counts
-            self._booked = {str(r.get("trade_id")) for r in iter_jsonl(trades_path)}
-        else:  # a crash can only have come between booking and the cache: a tail is enough
-            self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
+        self._trades_path = trades_path
+        # a crash can only have come between booking and the cache: a tail is enough; after a
+        # rebuild from the whole journal, the whole file is read, once, if a close is not in it
+        self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
+        self._read_all = not book.rebuilt
+
+    def _already_booked(self, trade_id: str) -> bool:
+        if trade_id not in self._booked and not self._read_all:
+            self._booked |= {str(r.get("trade_id")) for r in iter_jsonl(self._trades_path)}
+            self._read_all = True
+        return trade_id in self._booked
 
     def catch_up(self) -> list[ClosedTrade]:
         """Bring the book up to the journal; book every trade that closed. Returns them."""
         out = []
         closed = self.book.catch_up(save=False)
         for trade in closed:
-            if trade.trade_id in self._booked:
+            if self._already_booked(trade.trade_id):
                 continue
             self._book(trade)
             out.append(trade)

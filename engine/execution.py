@@ -229,6 +229,20 @@ class ExecutionEngine:
         watch = router.watchdog.get(pos.entry_client_id)
         return protection(pos, watch, attached=attached, engine_running=True)
 
+    def unrealized(self, marks: dict[str, Decimal]) -> tuple[Decimal, dict[str, Decimal]]:
+        """The open positions' unrealized PnL at ``marks`` (symbol -> last price): in all and
+        per wallet. A position with no mark counts at its entry price (zero)."""
+        total, by_wallet = Decimal(0), dict[str, Decimal]()
+        with self._lock:
+            for pos in self.book.positions():
+                mark = marks.get(pos.symbol)
+                if mark is None:
+                    continue
+                value = pos.unrealized(mark)
+                total += value
+                by_wallet[pos.wallet] = by_wallet.get(pos.wallet, Decimal(0)) + value
+        return total, by_wallet
+
     def unprotected(self) -> list[Position]:
         """Positions opened with a TP or SL that nothing covers now."""
         with self._lock:

@@ -22,6 +22,7 @@ with one. ``stop()`` finishes the current step and closes every journal.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -371,12 +372,36 @@ class Runtime:
             if self.agent is not None:
                 self.agent.tick(now, self.execution, self._paused)
             snapshot = self.wallets.on_tick(now)
-            self.risk.on_equity(
-                snapshot.equity_total_usd, {w.id: w.balance for w in snapshot.wallets}
-            )
+            prices = self._prices()
+            marked = self._marked_to_market(snapshot, prices)
+            self.risk.on_equity(marked.equity_total_usd, {w.id: w.balance for w in marked.wallets})
             self._ticks += 1
-            self._emit("wallets", snapshot)
-            self._emit("prices", self._prices())
+            self._emit("wallets", marked)
+            self._emit("prices", prices)
+            self._emit("unprotected", len(self.execution.unprotected()))
+
+    def _marked_to_market(
+        self, snapshot: WalletsSnapshot, prices: dict[str, Decimal]
+    ) -> WalletsSnapshot:
+        """The ledger plus the open positions' unrealized PnL at the last prices: what the
+        header shows and what the risk engine's drawdown is measured on."""
+        total, by_wallet = self.execution.unrealized(prices)
+        if not by_wallet:
+            return snapshot
+        wallets = tuple(
+            dataclasses.replace(
+                w,
+                balance=w.balance + by_wallet.get(w.id, Decimal(0)),
+                pnl_day=w.pnl_day + by_wallet.get(w.id, Decimal(0)),
+            )
+            for w in snapshot.wallets
+        )
+        return dataclasses.replace(
+            snapshot,
+            equity_total_usd=snapshot.equity_total_usd + total,
+            pnl_day=snapshot.pnl_day + total,
+            wallets=wallets,
+        )
 
     def _prices(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}

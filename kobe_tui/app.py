@@ -840,6 +840,21 @@ class KobeApp(App[int]):
         price = f" @ {order.price}" if order.price is not None else ""
         question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {order.qty} {order.symbol}{price}?"
         ref = order.client_id
+        from engine.router import entry_of
+
+        entry_cid = entry_of(ref)
+        held = self.query_one(PositionsPane).positions.get(entry_cid) if entry_cid else None
+        if held is not None and ref[-2:] in ("tp", "sl"):  # one leg cancels the pair
+            legs = ", ".join(
+                f"{name} {value}"
+                for name, value in (("TP", held.take_profit), ("SL", held.stop_loss))
+                if value is not None
+            )
+            question = (
+                f"Cancel the exits of position {held.symbol} {held.qty}"
+                + (f" ({legs})" if legs else "")
+                + "? It will be unprotected."
+            )
 
         def done(yes: bool | None) -> None:
             if yes:

@@ -259,3 +259,26 @@ async def test_bindings_have_ids_descriptions_and_none_is_priority() -> None:
     for b in KobeApp.BINDINGS:
         assert getattr(b, "id", None) and getattr(b, "description", None), b
         assert not getattr(b, "priority", False)
+
+
+async def test_cancelling_one_exit_leg_names_the_position_it_leaves_unprotected(
+    workdir: Path, cli: object
+) -> None:
+    r = cli(  # type: ignore[operator]
+        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--sl", "93000", "--tp", "99000", "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert len(app.query_one(OrdersPane).orders) == 2  # the OCO's two legs
+        await pilot.press("1", "c")
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert confirm.question.startswith("Cancel the exits of position BTC/USDT ")
+        assert "(TP 99000, SL 93000)? It will be unprotected." in confirm.question
+        await pilot.press("enter")  # the default is No
+        await settle(app, pilot)
+        assert len(app.query_one(OrdersPane).orders) == 2

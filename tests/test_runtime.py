@@ -152,3 +152,24 @@ def test_sigterm_finishes_the_step_and_leaves_complete_journals(workdir: Path) -
                 json.loads(line)
     assert not (workdir / "data" / "kobe.lock").read_text()  # released
     assert (workdir / "data" / "wallets_runtime.json").exists()  # it did run
+
+
+def test_equity_is_marked_to_market_and_the_unprotected_count_is_emitted(workdir: Path) -> None:
+    runtime, clock, events = _runtime(workdir)
+    try:
+        for _ in range(60):
+            clock.advance(60)
+            runtime.tick()
+        held = runtime.positions()
+        assert held  # the strategies hold positions
+        [wallets] = [e.payload for e in events if e.kind == "wallets"][-1:]
+        ledger = runtime.wallets.snapshot()
+        unrealized, by_wallet = runtime.execution.unrealized(runtime._prices())
+        assert unrealized != 0
+        assert wallets.equity_total_usd == ledger.equity_total_usd + unrealized
+        w = held[0].wallet
+        assert wallets.wallet(w).balance == ledger.wallet(w).balance + by_wallet[w]
+        counts = [e.payload for e in events if e.kind == "unprotected"]
+        assert counts and counts[-1] == len(runtime.execution.unprotected())
+    finally:
+        runtime.stop()
