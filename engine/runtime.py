@@ -388,19 +388,24 @@ class Runtime:
         total, by_wallet = self.execution.unrealized(prices)
         if not by_wallet:
             return snapshot
-        wallets = tuple(
-            dataclasses.replace(
-                w,
-                balance=w.balance + by_wallet.get(w.id, Decimal(0)),
-                pnl_day=w.pnl_day + by_wallet.get(w.id, Decimal(0)),
+        equity = snapshot.equity_total_usd + total
+        wallets = []
+        for w in snapshot.wallets:
+            balance = w.balance + by_wallet.get(w.id, Decimal(0))
+            pct = (balance / equity * 100).quantize(Decimal("0.01")) if equity else w.pct_equity
+            wallets.append(
+                dataclasses.replace(
+                    w,
+                    balance=balance,
+                    pct_equity=pct,
+                    pnl_day=w.pnl_day + by_wallet.get(w.id, Decimal(0)),
+                )
             )
-            for w in snapshot.wallets
-        )
         return dataclasses.replace(
             snapshot,
-            equity_total_usd=snapshot.equity_total_usd + total,
+            equity_total_usd=equity,
             pnl_day=snapshot.pnl_day + total,
-            wallets=wallets,
+            wallets=tuple(wallets),
         )
 
     def _prices(self) -> dict[str, Decimal]:

@@ -502,6 +502,10 @@ class KobeApp(App[int]):
         self._drain()
 
     def _drain(self) -> None:
+        if not self.query(OrdersPane):  # the panes mount after the first frame: wait for them
+            self._drain_scheduled = True
+            self.set_timer(DRAIN_EVERY, self._drain_when_due)
+            return
         self._drain_scheduled = False
         self._last_drain = self._drawn_at = time.monotonic()
         with self._inbox_lock:
