@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -71,7 +71,7 @@ from engine.exchange.retry import (
 )
 from engine.modes import GateClosed, Settings, gate_problems, require_gate
 from engine.secrets import Secret, redact, register_secret_values
-from engine.untrusted import clean_message
+from engine.untrusted import BadNumber, clean_message, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,15 @@ _LIVE_GATE_PASSED = object()
 
 
 def _dec(value: Any) -> Decimal | None:
-    """A Decimal from what ccxt returns (str, int or float), through ``str`` (never binary)."""
+    """A Decimal from what ccxt returns (str, int or float; never through binary), through the
+    one bounded parser for outside numbers. A value that is not a plain, finite, bounded number
+    fails the call (ExchangeError) rather than becoming zero."""
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
+        return parse_decimal(value, "exchange reply")
+    except BadNumber as exc:
+        raise ExchangeError(f"the exchange answered a number Kobe refuses: {exc}") from None
 
 
 def _dec0(value: Any) -> Decimal:
