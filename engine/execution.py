@@ -185,6 +185,30 @@ class ExecutionEngine:
             )
             raise
 
+    def replace_exits(
+        self,
+        entry_cid: str,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        source: Source,
+    ) -> str:
+        """New TP/SL for a held position, never leaving it bare (see ``Router.replace_exits``);
+        a leg not given keeps its price. Returns what covers it now."""
+        with self._lock:
+            pos = self.book.get(entry_cid)
+        if pos is None or pos.qty <= 0:
+            raise OrderNotFound(f"position {entry_cid}: not open")
+        tp = take_profit if take_profit is not None else pos.take_profit
+        sl = stop_loss if stop_loss is not None else pos.stop_loss
+        router = self.routers[pos.venue]
+        try:
+            router.replace_exits(entry_cid, pos.qty, tp, sl, source)
+        finally:
+            with self._lock:
+                self.book.annotate(entry_cid, strategy=pos.strategy, take_profit=tp, stop_loss=sl)
+        held = self.book.get(entry_cid)
+        return self.protection(held) if held is not None else "closed"
+
     def flatten(self, reason: str) -> list[str]:
         """Cancel Kobe's open entries and close Kobe's positions at market. Never others'."""
         done: list[str] = []

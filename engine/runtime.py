@@ -535,6 +535,13 @@ class Runtime:
         with self._lock:
             return self.execution.close_position(entry_cid, reason)
 
+    def replace_exits(
+        self, entry_cid: str, take_profit: Decimal | None, stop_loss: Decimal | None
+    ) -> str:
+        """New TP/SL for a position (None keeps a leg's price); what now covers it, in words."""
+        with self._lock:
+            return self.execution.replace_exits(entry_cid, take_profit, stop_loss, Source.COCKPIT)
+
     def trip(self, reason: str, source: str) -> None:
         with self._lock:
             self.risk.trip(reason, source)

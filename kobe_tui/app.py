@@ -98,6 +98,7 @@ ENGINE_ACTIONS = {
     "cancel_order",
     "cancel_all",
     "close_position",
+    "edit_exits",
     "trip",
     "reset",
     "pause",
@@ -127,6 +128,7 @@ class KobeApp(App[int]):
         Binding("n", "new_order", "Order", id="order.new"),
         Binding("c", "cancel_order", "Cancel", id="order.cancel"),
         Binding("x", "close_position", "Close", id="position.close"),
+        Binding("e", "edit_exits", "Exits", id="position.exits"),
         Binding("k", "trip", "Kill", id="risk.trip"),
         Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
         Binding("p", "pause", "Pause", id="engine.pause"),
@@ -677,7 +679,7 @@ class KobeApp(App[int]):
             return unavailable
         if action in ("cancel_order", "cancel_all") and not self._has("orders"):
             return unavailable
-        if action == "close_position" and not self._has("positions"):
+        if action in ("close_position", "edit_exits") and not self._has("positions"):
             return unavailable
         return True
 
@@ -907,6 +909,42 @@ class KobeApp(App[int]):
                 self.close_position(cid)
 
         self.push_screen(ConfirmScreen(question, yes="Close at market"), done)
+
+    def action_edit_exits(self) -> None:
+        from kobe_tui.screens.exits import ExitsScreen
+
+        pos = self.query_one(PositionsPane).selected()
+        if pos is None:
+            self.notify("Select a position in the positions pane (2) first", severity="warning")
+            return
+        title = f"New exits for {pos.symbol} {pos.qty} ({pos.wallet})"
+        cid = pos.entry_client_id
+
+        def done(result: tuple[Decimal | None, Decimal | None] | None) -> None:
+            if result is not None:
+                self.replace_exits(cid, *result)
+
+        self.push_screen(ExitsScreen(title, pos.take_profit, pos.stop_loss), done)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def replace_exits(self, cid: str, tp: Decimal | None, sl: Decimal | None) -> None:
+        from engine.exchange.base import ExchangeError
+        from engine.proposal import Refused
+
+        assert self.runtime is not None
+        try:
+            cover = self.runtime.replace_exits(cid, tp, sl)
+        except (ExchangeError, Refused) as exc:
+            self.post_message(
+                ActionDone(
+                    f"New exits not placed ({exc}): the local watchdog covers {cid} "
+                    "while the engine runs",
+                    error=True,
+                )
+            )
+            return
+        self.post_message(ActionDone(f"Exits of {cid} replaced: {cover}"))
+        self.post_message(PositionsChanged(self.runtime.positions()))
 
     @work(thread=True, exit_on_error=False, group="action")
     def close_position(self, cid: str) -> None:

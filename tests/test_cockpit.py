@@ -282,3 +282,29 @@ async def test_cancelling_one_exit_leg_names_the_position_it_leaves_unprotected(
         await pilot.press("enter")  # the default is No
         await settle(app, pilot)
         assert len(app.query_one(OrdersPane).orders) == 2
+
+
+async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
+    workdir: Path, cli: object
+) -> None:
+    from kobe_tui.screens.exits import ExitsScreen
+    from kobe_tui.widgets.panes import PositionsPane
+
+    r = cli(  # type: ignore[operator]
+        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--sl", "93000", "--tp", "99000", "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.query_one(PositionsPane).positions
+        await pilot.press("2", "e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExitsScreen)
+        await pilot.press(*"98000", "enter")  # a new TP; the SL field left empty: kept
+        await settle(app, pilot)
+        orders = app.runtime.open_orders()  # type: ignore[union-attr]
+        prices = {o.client_id[-2:]: o.price for o, _, _ in orders}
+        assert prices["tp"] == Decimal(98000)
+        assert "sl" in prices  # the stop-loss is still there

@@ -1,0 +1,66 @@
+"""``e``: new TP/SL for a position. The new exits are in place (or the local watchdog covers
+the gap) before the old ones are gone; an empty field keeps that leg's price."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from engine.untrusted import BadNumber, parse_decimal
+
+
+class ExitsScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
+    """Returns ``(tp, sl)`` (None: keep that leg), or None when cancelled (the default)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Back", id="exits.back")]
+
+    def __init__(self, title: str, take_profit: Decimal | None, stop_loss: Decimal | None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.old = (take_profit, stop_loss)
+
+    def compose(self) -> ComposeResult:
+        tp, sl = self.old
+        with Vertical(id="exits-box", classes="modal-box"):
+            yield Static(self.title_text, id="exits-title", markup=False)
+            yield Input(placeholder=f"take-profit (now {tp})", id="tp")
+            yield Input(placeholder=f"stop-loss (now {sl})", id="sl")
+            yield Static("", id="exits-error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Back", id="back", variant="primary")
+                yield Button("Replace exits", id="save", variant="warning")
+            yield Static("empty: keep   escape: back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#tp", Input).focus()
+
+    def _value(self, field: str) -> Decimal | None:
+        text = self.query_one(f"#{field}", Input).value.strip()
+        if not text:
+            return None
+        return parse_decimal(text, field, positive=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "save":
+            self.dismiss(None)
+            return
+        try:
+            tp, sl = self._value("tp"), self._value("sl")
+        except BadNumber as exc:
+            self.query_one("#exits-error", Static).update(str(exc))
+            return
+        if tp is None and sl is None:
+            self.query_one("#exits-error", Static).update("give a new TP, a new SL, or both")
+            return
+        self.dismiss((tp, sl))
+
+    def on_input_submitted(self) -> None:
+        self.query_one("#save", Button).press()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
