@@ -9,53 +9,80 @@ from engine.audit import AuditLog
 from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.cli_trade import confirm, require_terminal_or_yes
 from engine.lock import DataDirBusy, DataDirLock
-from engine.risk import RiskEngine, RiskSnapshot, load_risk_snapshot, queue_risk_command
+from engine.risk import (
+    KillState,
+    RiskEngine,
+    RiskState,
+    load_risk_state,
+    queue_risk_command,
+    read_kill_switch,
+)
 from engine.untrusted import operator_text
 
 
-def _status(ctx: Context) -> RiskSnapshot:
+def _status(ctx: Context) -> RiskState:
     """Read-only: no queued command is applied and nothing is written."""
-    return load_risk_snapshot(ctx.settings.data_dir, ctx.clock)
+    return load_risk_state(ctx.settings.data_dir)
 
 
 def cmd_status(ctx: Context) -> int:
-    s = _status(ctx)
+    state = _status(ctx)
+    s = state.snap
+    ks = read_kill_switch(ctx.settings.data_dir)  # a queued trip already blocks entries
+    queued = [
+        {"id": c.id, "action": c.action, "reason": c.reason, "ts": c.ts, "source": c.source}
+        for c in state.pending
+    ]
     data = {
-        "state": s.state.value,
-        "reason": s.reason,
-        "since": s.since,
+        "state": ks.state.value,
+        "reason": ks.reason,
+        "since": ks.since,
         "peak_equity": s.peak_equity,
         "drawdown_pct": s.drawdown_pct.quantize(_CENT) if s.drawdown_pct else s.drawdown_pct,
         "losing_streak": s.losing_streak,
+        "queued": queued,
     }
     if ctx.args.json:
         ctx.json(data)
         return EXIT_OK
-    ctx.print(f"kill switch: {s.state.value}" + (f" ({s.reason})" if s.reason else ""))
-    if s.since is not None:
+    ctx.print(f"kill switch: {ks.state.value}" + (f" ({ks.reason})" if ks.reason else ""))
+    if ks.since is not None:
         ctx.print(f"since:       {data['since']:%Y-%m-%d %H:%M:%S} UTC")
     ctx.print(f"peak equity: {s.peak_equity if s.peak_equity is not None else '-'}")
     ctx.print(f"drawdown:    {data['drawdown_pct']}%")
     ctx.print(f"losing streak: {s.losing_streak}")
+    for c in state.pending:
+        what = c.action + (f" ({c.reason})" if c.reason else "")
+        ctx.print(f"queued:      {what} at {c.ts} from {c.source}, not applied yet")
     return EXIT_OK
 
 
 def _apply(ctx: Context, action: str, **detail: str) -> int:
-    """Queue the command; apply it now if no engine holds the data dir, else the engine will."""
+    """Apply the command now if no engine holds the data dir; otherwise queue it for the engine.
+
+    With the lock, the risk engine is loaded first (a lost state trips there, and commands
+    queued before that are consumed), then the command is queued and applied: so an operator's
+    reset always opens a trip that came from a lost state, and is audited.
+    """
     settings = ctx.settings
-    queue_risk_command(settings.data_dir, action, "cli", ctx.clock, **detail)
     try:
         with DataDirLock(settings.data_dir, f"kobe risk {action}"):
             audit = AuditLog(settings.data_dir, ctx.clock)
             try:
                 engine = RiskEngine(settings.data_dir, settings.config.risk, ctx.clock, audit=audit)
+                queue_risk_command(settings.data_dir, action, "cli", ctx.clock, **detail)
+                engine.apply_commands()
+                engine.close()
             finally:
                 audit.close()
             snap = engine.snapshot()
             ctx.print(
                 f"kill switch: {snap.state.value}" + (f" ({snap.reason})" if snap.reason else "")
             )
+            ok = (snap.state is KillState.TRIPPED) == (action == "trip")
+            return EXIT_OK if ok else EXIT_REFUSED
     except DataDirBusy as exc:
+        queue_risk_command(settings.data_dir, action, "cli", ctx.clock, **detail)
         ctx.print(
             f"queued: {exc.holder} holds the data dir; a running engine applies it within one "
             "tick, otherwise the next command that opens the data dir does"
@@ -80,7 +107,7 @@ def cmd_trip(ctx: Context) -> int:
 
 def cmd_reset(ctx: Context) -> int:
     require_terminal_or_yes(ctx)
-    s = _status(ctx)
+    s = read_kill_switch(ctx.settings.data_dir)
     question = (
         f"Reset the kill switch (now {s.state.value}" + (f": {s.reason}" if s.reason else "") + ")?"
     )

@@ -210,6 +210,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             manager.write_snapshot(clock())
             keeper.close()
             journal.close()
+            risk.close()
             audit.close()
             exchange.close()
 

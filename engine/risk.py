@@ -1,19 +1,21 @@
 """Proposal validation and the kill-switch state as the router reads it.
 
 ``validate_proposal`` lists every reason a proposal cannot go, in words a trader understands.
-The kill switch's state lives in ``execution_runtime.json`` under the data dir (the risk engine
-writes it); :func:`read_kill_switch` reads it and fails closed: a file that cannot be read blocks
-new entries, it never silently opens trading.
+The kill switch's state comes from ``risk_journal.jsonl`` (append-only, fsynced, sequenced);
+``execution_runtime.json`` is its cache. :func:`read_kill_switch` reads them and fails closed: a
+lost or damaged file blocks new entries, it never silently opens trading.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +27,7 @@ from engine.fsutil import atomic_write_text
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps, iso_utc
 from engine.proposal import Proposal, Sizing
-from engine.untrusted import clean_message, operator_text
+from engine.untrusted import clean_message, clean_text, operator_text, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +49,6 @@ class KillSwitch:
     @property
     def tripped(self) -> bool:
         return self.state is KillState.TRIPPED
-
-
-def read_kill_switch(data_dir: Path) -> KillSwitch:
-    """The kill switch as last persisted; ARMED when no risk engine has run yet.
-
-    Fails closed: a state file that cannot be read blocks new entries.
-    """
-    snap = load_risk_snapshot(data_dir, lambda: datetime.now(UTC))
-    pending = list(iter_jsonl(Path(data_dir) / RISK_COMMANDS_FILE))[snap.commands_done :]
-    for record in reversed(pending):  # the latest queued command not applied yet wins
-        if record.get("action") == "trip":
-            return KillSwitch(
-                KillState.TRIPPED, operator_text(record.get("reason") or "manual trip")
-            )
-        if record.get("action") == "reset":
-            break  # a queued reset takes effect only when an engine applies it (audited)
-    return KillSwitch(snap.state, snap.reason, snap.since)
 
 
 def _fmt(value: Decimal) -> str:
@@ -149,10 +134,27 @@ def validate_proposal(
 
 
 # ---------------------------------------------------------------------------------------------
-# The risk engine: safety guards and the kill switch, persisted in execution_runtime.json
+# The risk engine: safety guards and the kill switch.
+#
+# Files (under the data dir):
+# - ``risk_journal.jsonl``: the source of truth. Append-only, fsynced, one line per kill-switch
+#   transition (``armed``, ``warning``, ``trip``, ``reset``) or applied operator command
+#   (``command``, with the command's id), each with a sequence number ``seq``.
+# - ``execution_runtime.json``: a cache (drawdown, peak, streak, day figures, and the ``seq`` of the
+#   last journal line it includes), rewritten atomically after every change.
+# - ``risk_commands.jsonl``: operator commands queued by another process, each with its own id.
+#   A command is pending until the journal says its id was applied: ids never come from the
+#   file's length, so a lost or emptied commands file cannot hide a later trip.
+#
+# Losing a file only makes Kobe safer: a missing or unreadable cache while any history exists, or
+# a journal behind the cache, means TRIPPED ("state lost ..."), until an operator resets it.
 
 
 RISK_COMMANDS_FILE = "risk_commands.jsonl"
+RISK_JOURNAL_FILE = "risk_journal.jsonl"
+# files whose content proves that Kobe has run on this data dir before
+HISTORY_FILES = (RISK_JOURNAL_FILE, RISK_COMMANDS_FILE, "audit.jsonl", "logs/orders.jsonl")
+STATE_LOST = "state lost"
 
 
 @dataclass
@@ -172,7 +174,8 @@ class RiskSnapshot:
     last_loss_at: datetime | None = None
     wallet_peaks: dict[str, Decimal] | None = None
     wallet_drawdown_pct: dict[str, Decimal] | None = None
-    commands_done: int = 0  # lines of risk_commands.jsonl already applied
+    seq: int = 0  # the last risk_journal.jsonl line this snapshot includes
+    legacy_commands_done: int = 0  # older snapshots counted applied commands by line
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -189,38 +192,191 @@ class RiskSnapshot:
             "last_loss_at": self.last_loss_at,
             "wallet_peaks": self.wallet_peaks or {},
             "wallet_drawdown_pct": self.wallet_drawdown_pct or {},
-            "commands_done": self.commands_done,
+            "seq": self.seq,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, object]) -> RiskSnapshot:
-        def dec(v: object) -> Decimal | None:
-            return None if v in (None, "") else Decimal(str(v))
+        """Raises ValueError (naming the key) on anything that is not what Kobe writes."""
 
-        def when(v: object) -> datetime | None:
-            return None if not v else datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+        def dec(key: str) -> Decimal | None:
+            v = raw.get(key)
+            return None if v in (None, "") else parse_decimal(v, key)
 
-        def decmap(v: object) -> dict[str, Decimal]:
-            return {str(k): Decimal(str(x)) for k, x in v.items()} if isinstance(v, dict) else {}
+        def when(key: str) -> datetime | None:
+            v = raw.get(key)
+            if not v:
+                return None
+            moment = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise ValueError(f"{key}: not a UTC time")
+            return moment
 
-        streak = raw.get("losing_streak", 0)
-        done = raw.get("commands_done", 0)
+        def decmap(key: str) -> dict[str, Decimal]:
+            v = raw.get(key) or {}
+            if not isinstance(v, dict):
+                raise ValueError(f"{key}: not an object")
+            return {str(k): parse_decimal(x, f"{key}.{k}") for k, x in v.items()}
+
+        def count(key: str) -> int:
+            v = raw.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{key}: not a count")
+            return v
+
+        if "state" not in raw:
+            raise ValueError("state: missing")
         return cls(
             state=KillState(str(raw["state"]).upper()),
-            reason=clean_message(raw.get("reason") or ""),
-            since=when(raw.get("since")),
-            peak_equity=dec(raw.get("peak_equity")),
-            equity=dec(raw.get("equity")),
-            drawdown_pct=dec(raw.get("drawdown_pct")) or Decimal(0),
-            losing_streak=int(streak) if isinstance(streak, int | str) else 0,
+            reason=str(raw.get("reason") or ""),
+            since=when("since"),
+            peak_equity=dec("peak_equity"),
+            equity=dec("equity"),
+            drawdown_pct=dec("drawdown_pct") or Decimal(0),
+            losing_streak=count("losing_streak"),
             day=str(raw.get("day") or ""),
-            day_start_equity=dec(raw.get("day_start_equity")),
-            pnl_day=dec(raw.get("pnl_day")) or Decimal(0),
-            last_loss_at=when(raw.get("last_loss_at")),
-            wallet_peaks=decmap(raw.get("wallet_peaks")),
-            wallet_drawdown_pct=decmap(raw.get("wallet_drawdown_pct")),
-            commands_done=int(done) if isinstance(done, int | str) else 0,
+            day_start_equity=dec("day_start_equity"),
+            pnl_day=dec("pnl_day") or Decimal(0),
+            last_loss_at=when("last_loss_at"),
+            wallet_peaks=decmap("wallet_peaks"),
+            wallet_drawdown_pct=decmap("wallet_drawdown_pct"),
+            seq=count("seq"),
+            legacy_commands_done=count("commands_done"),
         )
+
+
+@dataclass(frozen=True)
+class RiskCommand:
+    """One line of ``risk_commands.jsonl``: ``trip`` (with a reason) or ``reset``."""
+
+    id: str
+    action: str
+    source: str
+    reason: str
+    ts: str
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> RiskCommand:
+        cid = record.get("id")
+        if not cid:  # older lines had no id: one derived from the line itself
+            cid = "legacy-" + hashlib.sha256(dumps(dict(record)).encode()).hexdigest()[:16]
+        return cls(
+            id=clean_text(cid),
+            action=clean_text(record.get("action") or ""),
+            source=clean_text(record.get("source") or "cli"),
+            reason=operator_text(record.get("reason") or ""),
+            ts=clean_text(record.get("ts") or ""),
+        )
+
+
+@dataclass
+class RiskState:
+    """The risk state as the files give it, before anything is applied or written."""
+
+    snap: RiskSnapshot
+    applied: set[str]  # ids of commands the journal has applied
+    pending: list[RiskCommand]  # queued commands not applied yet, oldest first
+    lost: str  # why the state is lost ("" when it is not)
+
+
+def _has_history(data_dir: Path) -> bool:
+    for name in HISTORY_FILES:
+        try:
+            if (data_dir / name).stat().st_size > 0:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _read_snapshot(path: Path) -> tuple[RiskSnapshot | None, str]:
+    """The cached snapshot, or None and what is wrong with it ("" when it is simply absent)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} unreadable: {exc}"
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        return RiskSnapshot.from_json(raw), ""
+    except (ValueError, TypeError) as exc:
+        return None, f"{path.name} unreadable: {clean_message(exc)}"
+
+
+def load_risk_state(data_dir: Path) -> RiskState:
+    """Read the journal, the cached snapshot and the queued commands; never writes.
+
+    The journal's last transition sets the switch (the snapshot may lag it by one crash). The
+    state is lost (TRIPPED) when the snapshot is missing while history exists, unreadable, or
+    ahead of the journal (the journal was deleted or truncated).
+    """
+    data_dir = Path(data_dir)
+    applied: set[str] = set()
+    last_seq = 0
+    last: dict[str, object] | None = None
+    for record in iter_jsonl(data_dir / RISK_JOURNAL_FILE):
+        seq = record.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            last_seq = max(last_seq, seq)
+        if record.get("event") == "command":
+            applied.add(str(record.get("id")))
+        elif record.get("event") in _TRANSITIONS:
+            last = record
+    snap, problem = _read_snapshot(data_dir / RISK_STATE_FILE)
+    lost = problem
+    if snap is None:
+        if not problem and (last_seq or _has_history(data_dir)):
+            lost = f"{RISK_STATE_FILE} is missing"
+        snap = RiskSnapshot()
+    elif snap.seq > last_seq:
+        lost = (
+            f"{RISK_JOURNAL_FILE} is missing or truncated "
+            f"(the snapshot includes line {snap.seq}, the journal ends at {last_seq})"
+        )
+    if last is not None and not lost:
+        try:
+            snap.state = KillState(str(last.get("state")))
+        except ValueError:
+            lost = f"{RISK_JOURNAL_FILE}: line {last.get('seq')} has no valid state"
+        snap.reason = clean_message(last.get("reason") or "")
+        snap.since = _when(last.get("ts")) or snap.since
+    snap.seq = max(snap.seq, last_seq)
+    commands = [RiskCommand.from_record(r) for r in iter_jsonl(data_dir / RISK_COMMANDS_FILE)]
+    if not last_seq and snap.legacy_commands_done:  # before the journal: by line count
+        applied |= {c.id for c in commands[: snap.legacy_commands_done]}
+    pending = [c for c in commands if c.id not in applied]
+    if lost:
+        snap.state, snap.reason = KillState.TRIPPED, f"{STATE_LOST}: {lost}"
+    return RiskState(snap, applied, pending, lost)
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+_TRANSITIONS = ("armed", "warning", "trip", "reset")
+
+
+def read_kill_switch(data_dir: Path) -> KillSwitch:
+    """The kill switch as the files give it; ARMED only when no risk engine has run yet.
+
+    Fails closed: a lost or unreadable state, or a queued trip not applied yet, is TRIPPED.
+    """
+    state = load_risk_state(data_dir)
+    snap = state.snap
+    for command in reversed(state.pending):  # the latest queued command not applied yet wins
+        if command.action == "trip":
+            return KillSwitch(KillState.TRIPPED, command.reason or "manual trip")
+        if command.action == "reset":
+            break  # a queued reset takes effect only when an engine applies it (audited)
+    return KillSwitch(snap.state, snap.reason, snap.since)
 
 
 class RiskEngine:
@@ -234,10 +390,10 @@ class RiskEngine:
     * ``risk.cooldown_after_loss_s`` after a losing trade: new entries wait (not a trip).
 
     WARNING goes back to ARMED by itself when the drawdown recovers; TRIPPED is left only by an
-    operator's reset. The state is persisted atomically in ``execution_runtime.json`` after every
-    change, so a tripped switch stays tripped across restarts. Operator commands from another
+    operator's reset. Every transition is journaled (fsynced) before the snapshot is rewritten,
+    so a tripped switch stays tripped across restarts and crashes. Operator commands from another
     process (``kobe risk trip`` while an engine runs) arrive through ``risk_commands.jsonl`` and
-    are applied at the next tick.
+    are applied at the next tick. A lost state trips at start (journaled and audited).
     """
 
     def __init__(
@@ -252,21 +408,47 @@ class RiskEngine:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / RISK_STATE_FILE
         self.commands_path = self.data_dir / RISK_COMMANDS_FILE
+        self.journal_path = self.data_dir / RISK_JOURNAL_FILE
         self.cfg = risk
         self.clock = clock
         self.audit = audit
-        self.on_change = on_change
+        self.on_change: Callable[[RiskSnapshot], None] | None = None  # told from the first change
         self._lock = threading.RLock()
-        self._replay_trips_only = False
-        self.snap = self._load()
+        state = load_risk_state(self.data_dir)
+        self.snap = state.snap
+        self._applied = state.applied
+        self._journal = JsonlWriter(self.journal_path, fsync=True)
+        if state.lost:
+            log.error("risk state lost (%s): TRIPPED until an operator resets", state.lost)
+            # commands queued before the loss are consumed: trips change nothing (already
+            # tripped), and a past reset is never applied a second time
+            trips = [c.reason for c in state.pending if c.action == "trip"]
+            for command in state.pending:
+                self._record_command(command, "skipped: state lost")
+            self.snap.state = KillState.ARMED  # so that the trip below is a transition
+            reason = "; ".join([*reversed(trips), self.snap.reason])  # a queued trip's reason first
+            self._trip_locked(reason, "risk")
+        elif not self.path.exists():
+            self._save()  # from the first start on, a missing snapshot means a lost state
         self.apply_commands()
+        self.on_change = on_change
 
-    def _load(self) -> RiskSnapshot:
-        snap = load_risk_snapshot(self.data_dir, self.clock)
-        missing = snap.commands_done == 0 and not self.path.exists()
-        if missing or snap.reason.startswith(f"{RISK_STATE_FILE} unreadable"):
-            self._replay_trips_only = True
-        return snap
+    def close(self) -> None:
+        self._journal.close()
+
+    def _record(self, event: str, **detail: object) -> None:
+        """One journal line (fsynced) before the snapshot that includes it."""
+        self.snap.seq += 1
+        self._journal.append({"seq": self.snap.seq, "ts": self.clock(), "event": event, **detail})
+
+    def _record_command(self, command: RiskCommand, outcome: str) -> None:
+        self._record("command", id=command.id, action=command.action, outcome=outcome)
+        self._applied.add(command.id)
+
+    def _transition(self, state: KillState, reason: str, source: str, event: str) -> None:
+        s = self.snap
+        s.state, s.reason, s.since = state, reason, self.clock()
+        self._record(event, state=state.value, reason=reason, source=source)
 
     def _save(self) -> None:
         atomic_write_text(self.path, dumps(self.snap.to_json(), indent=2) + "\n")
@@ -341,13 +523,13 @@ class RiskEngine:
                 warn = s.drawdown_pct >= self.cfg.warning_drawdown_pct
                 new = KillState.WARNING if warn else KillState.ARMED
                 if new is not s.state:
-                    s.state, s.since = new, now
-                    s.reason = (
+                    reason = (
                         f"drawdown {s.drawdown_pct:.2f}% passed the warning level "
                         f"{self.cfg.warning_drawdown_pct}%"
                         if warn
                         else ""
                     )
+                    self._transition(new, reason, "risk", new.value.lower())
             self._save()
 
     def on_trade_closed(self, pnl: Decimal) -> None:
@@ -388,11 +570,11 @@ class RiskEngine:
             self._trip_locked(reason, source)
 
     def _trip_locked(self, reason: str, source: str) -> None:
-        s = self.snap
-        if s.state is KillState.TRIPPED:
+        if self.snap.state is KillState.TRIPPED:
+            self._save()
             return
         reason = operator_text(reason)  # no secret, no control character is written
-        s.state, s.reason, s.since = KillState.TRIPPED, reason, self.clock()
+        self._transition(KillState.TRIPPED, reason, source, "trip")
         log.warning("kill switch TRIPPED (%s): %s", source, reason)
         self._save()
         if self.audit is not None:
@@ -401,72 +583,64 @@ class RiskEngine:
     def reset(self, source: str) -> None:
         """The operator's explicit reset: back to ARMED, streak and peak start afresh."""
         with self._lock:
-            s = self.snap
-            previous = s.reason
-            s.state, s.reason, s.since = KillState.ARMED, "", self.clock()
-            s.losing_streak = 0
-            s.peak_equity = s.equity
-            s.drawdown_pct = Decimal(0)
-            s.last_loss_at = None
-            s.wallet_peaks = None
-            s.wallet_drawdown_pct = None
-            self._save()
-            if self.audit is not None:
-                self.audit.record("kill_switch_reset", source, previous_reason=previous)
+            self._reset_locked(source)
+
+    def _reset_locked(self, source: str) -> None:
+        s = self.snap
+        previous = s.reason
+        self._transition(KillState.ARMED, "", source, "reset")
+        s.losing_streak = 0
+        s.peak_equity = s.equity
+        s.drawdown_pct = Decimal(0)
+        s.last_loss_at = None
+        s.wallet_peaks = None
+        s.wallet_drawdown_pct = None
+        self._save()
+        if self.audit is not None:
+            self.audit.record("kill_switch_reset", source, previous_reason=previous)
+
+    def pending_commands(self) -> list[RiskCommand]:
+        """Queued commands this engine has not applied yet (read from the commands file)."""
+        with self._lock:
+            commands = (RiskCommand.from_record(r) for r in iter_jsonl(self.commands_path))
+            return [c for c in commands if c.id not in self._applied]
 
     def apply_commands(self) -> int:
         """Apply operator commands queued by another process; returns how many were new."""
         with self._lock:
-            records = list(iter_jsonl(self.commands_path))
-            fresh = records[self.snap.commands_done :]
-            history = self._replay_trips_only
-            self._replay_trips_only = False
-            for record in fresh:
-                self.snap.commands_done += 1
-                action, source = record.get("action"), str(record.get("source") or "cli")
-                if history and action == "reset":
-                    # the state file was missing or unreadable: its history is replayed for
-                    # trips only (fail closed); a past reset is never applied a second time
-                    self._save()
-                    continue
-                if action == "trip":
-                    if self.snap.state is KillState.TRIPPED:
-                        self._save()
-                    self._trip_locked(str(record.get("reason") or "manual trip"), source)
-                elif action == "reset":
-                    self.reset(source)
+            fresh = self.pending_commands()
+            for command in fresh:
+                if command.action == "trip":
+                    self._record_command(command, "applied")
+                    self._trip_locked(command.reason or "manual trip", command.source)
+                elif command.action == "reset":
+                    self._record_command(command, "applied")
+                    self._reset_locked(command.source)
                 else:
-                    log.warning("%s: unknown command %r skipped", self.commands_path, action)
+                    log.warning(
+                        "%s: unknown command %r skipped", self.commands_path, command.action
+                    )
+                    self._record_command(command, "skipped: unknown action")
                     self._save()
             return len(fresh)
 
 
-def load_risk_snapshot(data_dir: Path, clock: Callable[[], datetime]) -> RiskSnapshot:
-    """The persisted risk state; unreadable means TRIPPED (fail closed), never a silent reset."""
-    path = Path(data_dir) / RISK_STATE_FILE
-    if not path.exists():
-        return RiskSnapshot()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        return RiskSnapshot.from_json(raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.error("%s unreadable (%s): TRIPPED until an operator resets", path, exc)
-        return RiskSnapshot(
-            state=KillState.TRIPPED, reason=f"{RISK_STATE_FILE} unreadable: {exc}", since=clock()
-        )
-
-
 def queue_risk_command(
     data_dir: Path, action: str, source: str, clock: Callable[[], datetime], **detail: str
-) -> None:
-    """Queue ``trip`` or ``reset`` for the engine that owns the data dir (flushed, fsynced)."""
+) -> str:
+    """Queue ``trip`` or ``reset`` for the engine that owns the data dir (flushed, fsynced).
+
+    Returns the command's id: unique, never derived from the file's length.
+    """
+    command_id = uuid.uuid4().hex
     writer = JsonlWriter(Path(data_dir) / RISK_COMMANDS_FILE, fsync=True)
     try:
-        writer.append({"ts": clock(), "action": action, "source": source, **detail})
+        writer.append(
+            {"id": command_id, "ts": clock(), "action": action, "source": source, **detail}
+        )
     finally:
         writer.close()
+    return command_id
 
 
 def _drawdown(peak: Decimal | None, value: Decimal) -> Decimal:

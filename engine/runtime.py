@@ -262,6 +262,10 @@ class Runtime:
         self.wallets.ledger.committed = self.execution.book.committed
         if self.agent is not None:
             self.agent.adopt_positions(self.execution)
+        if self.risk.kill_switch().tripped:
+            self._alert(
+                "critical", "kill_switch", f"kill switch TRIPPED: {self.risk.kill_switch().reason}"
+            )
         for venue in self.venues.values():
             venue.router.listeners.append(lambda e: self._emit("order", e))
             try:
@@ -481,6 +485,7 @@ class Runtime:
         self.journal.close()
         self.trades.close()
         self.wallets.close()
+        self.risk.close()
         self.audit.close()
         self.notifier.close()  # a moment for what is queued (the outbox keeps the rest); locked
         self._lock_file.release()

@@ -154,6 +154,7 @@ def test_cli_trip_status_reset(cli: CliRunner, workdir: Path) -> None:
         "peak_equity",
         "drawdown_pct",
         "losing_streak",
+        "queued",
     }
     r = cli("risk", "reset")  # no --yes and no terminal: a usage error, nothing changed
     assert r.code == 2

@@ -19,6 +19,7 @@ from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
 from engine.money import floor_to_step
 from engine.proposal import Proposal, Refused, Sizing, Source
+from engine.risk import RiskEngine
 from engine.router import Router, StaticWallets
 from engine.watchdog import ExitPlan, WatchItem, WatchState
 
@@ -75,6 +76,8 @@ class Rig:
         )
         self.journal = OrderJournal(tmp)
         self.audit = AuditLog(tmp, self.clock)
+        # the risk engine's first start writes its state: from then on, losing it trips
+        RiskEngine(tmp, KobeConfig().risk, self.clock).close()
         self.router = Router(
             self.exchange,
             self.journal,
