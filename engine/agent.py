@@ -10,7 +10,6 @@ kept in ``agent_state.json`` (atomic) so a restart gives positions back to their
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,7 @@ from engine.config import KobeConfig
 from engine.exchange.base import ExchangeError, OrderStatus
 from engine.exchange.dex import DexPaperExchange, build_dex_venue, sync_dex_venue
 from engine.execution import ExecutionEngine
-from engine.fsutil import atomic_write_text
+from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
 from engine.proposal import Refused
 from engine.strategies import Signal, SignalAction, Strategy, build_strategies, signal_to_proposal
@@ -81,8 +80,8 @@ class AgentEngine:
         self.stats = {name: StrategyStats() for name in self.strategies}
         self._signals: list[Signal] = []
         self._by_entry: dict[str, tuple[str, str]] = {}  # entry client id -> (strategy, ref)
-        if state_path.exists():
-            raw = json.loads(state_path.read_text(encoding="utf-8"))
+        raw = read_json_object(state_path, REPAIR_OR_RESTORE) or {}
+        with reading(state_path, REPAIR_OR_RESTORE):
             for cid, link in raw.get("links", {}).items():
                 self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
 

@@ -32,10 +32,10 @@ def last_recorded_time(settings: Settings) -> datetime | None:
         times.append(datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")))
     snapshot = settings.data_dir / "wallets_runtime.json"
     if snapshot.exists():
-        try:
-            raw = json.loads(snapshot.read_text(encoding="utf-8")).get("time")
-            if raw:
-                times.append(datetime.fromisoformat(str(raw).replace("Z", "+00:00")))
+        try:  # a damaged snapshot is refused, naming it, by the wallet manager
+            raw = json.loads(snapshot.read_text(encoding="utf-8"))
+            if isinstance(raw, dict) and raw.get("time"):
+                times.append(datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00")))
         except (OSError, ValueError):
             pass
     return max(times) if times else None

@@ -203,6 +203,9 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         router.committed = manager.ledger.committed = keeper.book.committed
         router.listeners.append(keeper.on_event)
         try:
+            reset = router.paper_reset()
+            if reset is not None:
+                print(f"note: {reset}", file=ctx.err)
             _print_external(ctx, router.reconcile())
             yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
         finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -75,3 +78,47 @@ def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
 
 class StateError(Exception):
     """A state file on disk cannot be restored. Nothing was reset or overwritten. Exit code 1."""
+
+
+# the remedy for a cache the engine cannot rebuild yet
+REPAIR_OR_RESTORE = "repair it or restore it from a backup"
+
+# what a damaged file can raise while it is decoded and its records rebuilt
+DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, IndexError)
+
+
+def damaged(
+    path: Path, exc: BaseException, remedy: str, error: type[StateError] = StateError
+) -> StateError:
+    """The error for a file that cannot be read back: names the file, the problem, the remedy."""
+    problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+    return error(
+        f"{path} is damaged ({problem[:300] or type(exc).__name__}); nothing was reset or "
+        f"overwritten: {remedy}"
+    )
+
+
+@contextlib.contextmanager
+def reading(path: Path, remedy: str, error: type[StateError] = StateError) -> Iterator[None]:
+    """Turn any error met while reading ``path`` into a :class:`StateError` naming the file."""
+    try:
+        yield
+    except DAMAGE as exc:
+        raise damaged(path, exc, remedy, error) from None
+
+
+def read_json_object(
+    path: Path, remedy: str, error: type[StateError] = StateError
+) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (None when there is no file); StateError when it is damaged."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except DAMAGE as exc:
+        raise damaged(path, exc, remedy, error) from None
+    if not isinstance(raw, dict):
+        problem = ValueError(f"a JSON {type(raw).__name__}, not an object")
+        raise damaged(path, problem, remedy, error)
+    return raw

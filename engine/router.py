@@ -1361,6 +1361,29 @@ class Router(RouterView):
             )
         return report
 
+    def paper_reset(self) -> str | None:
+        """A paper account that starts over (its state dir was deleted) while the journal knows
+        its orders: each order the journal has as open is journaled as cancelled (``paper
+        account reset``), never left dangling. Returns what to tell the operator, or None."""
+        if not getattr(self.exchange, "fresh_account", False) or not self.journal_state():
+            return None
+        gone = []
+        for cid, e in list(self.journal_state().items()):
+            if e.event in ("fill", "cancel", "reject"):
+                continue
+            self._journal(
+                "cancel", cid, e.exchange_id, e.symbol, Side(e.side), OrderType(e.type), e.qty,
+                e.price, status="canceled", wallet=e.wallet, source=e.source, reason="paper account reset",
+                filled=e.filled, avg_price=e.avg_price,
+            )  # fmt: skip
+            self.watchdog.remove(cid)
+            gone.append(cid)
+        return (
+            f"{self.exchange_name}: the paper account starts over from the configured balances "
+            f"(its state file is missing); {len(gone)} open order(s) of the old account "
+            "journaled as cancelled (paper account reset)"
+        )
+
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""
         for order in self.exchange.fetch_open_orders():

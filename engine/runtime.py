@@ -268,6 +268,9 @@ class Runtime:
             )
         for venue in self.venues.values():
             venue.router.listeners.append(lambda e: self._emit("order", e))
+            reset = venue.router.paper_reset()
+            if reset is not None:
+                self._alert("warning", "paper_reset", reset)
             try:
                 report = venue.router.reconcile()
             except ExchangeError as exc:

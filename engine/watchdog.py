@@ -9,7 +9,6 @@ limit entry to fill before their exits are placed. The list is persisted atomica
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.base import Side
-from engine.fsutil import atomic_write_text
+from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
 
 WATCHDOG_FILE = "watchdog.json"
@@ -103,8 +102,8 @@ class Watchdog:
         self.path = Path(data_dir) / WATCHDOG_FILE
         self._lock = threading.Lock()
         self._items: dict[str, WatchItem] = {}
-        if self.path.exists():
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        raw = read_json_object(self.path, REPAIR_OR_RESTORE) or {}
+        with reading(self.path, REPAIR_OR_RESTORE):
             for record in raw.get("items", []):
                 item = WatchItem.from_record(record)
                 self._items[item.entry_client_id] = item

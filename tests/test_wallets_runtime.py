@@ -337,7 +337,7 @@ def test_kobe_wallets_on_an_unreadable_snapshot_exits_1(cli: CliRunner, workdir:
     (workdir / "data" / SNAP).write_text("{not json")
     r = cli("wallets")
     assert r.code == 1
-    assert "cannot restore from it" in r.err
+    assert "wallets_runtime.json is damaged" in r.err
 
 
 def test_kobe_wallets_with_a_bad_finance_config_exits_2(cli: CliRunner, workdir: Path) -> None:

@@ -23,7 +23,6 @@ used.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -42,7 +41,7 @@ from engine.exchange.paper import (
     load_paper_markets,
 )
 from engine.exchange.prices import ManualPrices, PriceUnavailable, aware_utc
-from engine.fsutil import atomic_write_text
+from engine.fsutil import DAMAGE, atomic_write_text
 from engine.jsonutil import dumps
 from engine.strategies.base import DexMarket, Strategy
 
@@ -236,7 +235,7 @@ def load_dex_markets(data_dir: Path) -> dict[str, PaperMarket]:
         return {}
     try:
         return load_paper_markets(path)
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except DAMAGE as exc:
         raise PaperStateError(
             f"DEX markets {path} are unreadable ({exc}); the paper DEX account was not reset: "
             f"repair the file, or delete {path.parent} to start again"

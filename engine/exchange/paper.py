@@ -384,6 +384,9 @@ class PaperExchange(Exchange):
         self._client_seq = 0
         self._list_seq = 0
         self._path = None if data_dir is None else Path(data_dir) / state_dir / STATE_FILE
+        # no state file: the account starts from the configured balances (deleting the state
+        # dir is how an operator starts the paper account over); the caller says so
+        self.fresh_account = self._path is not None and not self._path.exists()
         if self._path is not None and self._path.exists():
             self._load(self._path)
 

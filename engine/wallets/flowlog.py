@@ -126,6 +126,7 @@ class Tail:
     ops: list[tuple[Op, int]] = field(default_factory=list)  # (op, seq of its last line)
     last_seq: int = 0  # the last seq kept in the file
     cut_at: int | None = None  # offset from which the file holds only a torn or partial tail
+    gap: str = ""  # lines missing between the snapshot and the end (the file was damaged)
 
 
 def read_tail(path: Path, after_seq: int) -> Tail:
@@ -155,6 +156,12 @@ def read_tail(path: Path, after_seq: int) -> Tail:
                 break
             found.append(line)
     found.reverse()
+    expected = after_seq + 1
+    for line in found:
+        if line.seq != expected:
+            tail.gap = f"line seq {expected} is missing (the next readable one is {line.seq})"
+            break
+        expected += 1
     groups: list[list[Line]] = []
     for line in found:
         if groups and groups[-1][0].op == line.op and line.leg == groups[-1][-1].leg + 1:
@@ -177,6 +184,8 @@ def read_tail(path: Path, after_seq: int) -> Tail:
             if i == len(groups) - 1:
                 tail.cut_at = first.offset
                 tail.last_seq = first.seq - 1
+            else:
+                tail.gap = tail.gap or f"op {first.op} has {len(group)} of its {first.legs} lines"
             continue
         movements = tuple(line.movement for line in group)
         tail.ops.append((Op(first.op, first.time, movements), group[-1].seq))

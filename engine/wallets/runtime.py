@@ -13,18 +13,24 @@ The snapshot file holds the documented fields (``profile_id``, ``equity_total_us
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from engine.config import FinanceConfig, KobeConfig, WalletFlowsConfig
-from engine.fsutil import StateError, atomic_write_text
+from engine.fsutil import (
+    DAMAGE,
+    StateError,
+    atomic_write_text,
+    damaged,
+    read_json_object,
+    reading,
+)
 from engine.jsonutil import dumps, iso_utc
 from engine.money import ZERO
 from engine.wallets.flowlog import FILENAME as FLOWS_FILENAME
@@ -35,6 +41,10 @@ from engine.wallets.snapshot import Alert, WalletsSnapshot, build_snapshot, fina
 log = logging.getLogger(__name__)
 
 RUNTIME_FILENAME = "wallets_runtime.json"
+MONEY_REMEDY = (
+    "restore the wallet files (wallets_runtime.json, wallet_flows.jsonl) from a backup, or move "
+    "the data dir away to start from the config's allocation"
+)
 STATE_VERSION = 1
 
 Clock = Callable[[], datetime]
@@ -203,24 +213,31 @@ class WalletManager:
         after = 0
         if self.snapshot_path.exists():
             after = self._load_snapshot()
-        tail = read_tail(self.flows_path, after)
+        with reading(self.flows_path, MONEY_REMEDY, WalletStateError):
+            tail = read_tail(self.flows_path, after)
+        if tail.last_seq < after or tail.gap:
+            problem = tail.gap or (
+                f"it ends at seq {tail.last_seq}, before the snapshot's {after}"
+                if tail.last_seq
+                else f"it is missing or empty, and the snapshot includes {after} movements"
+            )
+            raise WalletStateError(
+                f"{self.flows_path} is damaged ({problem}); nothing was reset or overwritten: "
+                f"{MONEY_REMEDY}"
+            )
         if tail.cut_at is not None and self._log is not None:
             self._log.cut(tail.cut_at)
         for op, _last_seq in tail.ops:
             self.ledger.apply(op)
         self.replayed_ops = len(tail.ops)
         self._seq = max(after, tail.last_seq)
-        if tail.last_seq and tail.last_seq < after:
-            log.warning(
-                "%s ends at seq %d, before the snapshot's %d", self.flows_path, tail.last_seq, after
-            )
         if tail.ops:
             log.info("wallets: replayed %d op(s) from %s", len(tail.ops), self.flows_path)
 
     def _load_snapshot(self) -> int:
         path = self.snapshot_path
+        doc = read_json_object(path, MONEY_REMEDY, WalletStateError) or {}
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
             state = doc["state"]
             if state.get("version") != STATE_VERSION:
                 raise WalletStateError(f"{path}: unknown state version {state.get('version')!r}")
@@ -246,8 +263,8 @@ class WalletManager:
             return int(state["seq"])
         except WalletStateError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as exc:
-            raise WalletStateError(f"{path}: cannot restore from it: {exc!r}") from None
+        except DAMAGE as exc:
+            raise damaged(path, exc, MONEY_REMEDY, WalletStateError) from None
 
 
 def load_view(cfg: KobeConfig, data_dir: Path, now: datetime | None = None) -> WalletsSnapshot:

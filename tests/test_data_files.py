@@ -1,0 +1,140 @@
+"""Every data file has a rule (issue 15): a damaged file is named and refused, never a traceback
+or a silent reset; deleting ``paper/`` starts the paper account over, and says so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.journal import iter_jsonl
+from tests.conftest import CliRunner
+
+DAMAGE = {
+    "empty": b"",
+    "torn": b'{"items": [',
+    "list": b"[]",
+    "null": b"null",
+    "string": b'"x"',
+    "not utf-8": b"\xff\xfe\x00",
+    "wrong shapes": b'{"items": [1], "positions": {"a": 1}, "links": [1], "state": []}',
+}
+# money and the paper accounts refuse to start; the caches the position book will rebuild are
+# named with their problem (the rebuild is the position book's work)
+FILES = [
+    "positions.json",
+    "agent_state.json",
+    "watchdog.json",
+    "dex/watchdog.json",
+    "dex/markets.json",
+    "wallets_runtime.json",
+    "paper/state.json",
+    "dex/state.json",
+]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data dir after a short run (positions, links, watchdogs, wallets, both paper venues)."""
+    from engine.cli import main
+
+    work = tmp_path_factory.mktemp("ran")
+    assert main(["run", "--headless", "--ticks", "120"], env={}, cwd=work) == 0
+    yield work
+
+
+def copy_of(ran: Path, workdir: Path) -> Path:
+    shutil.rmtree(workdir)
+    shutil.copytree(ran, workdir)
+    return workdir / "data"
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_file_is_named_never_a_traceback(
+    cli: CliRunner, workdir: Path, ran: Path, name: str, damage: str
+) -> None:
+    data = copy_of(ran, workdir)
+    path = data / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(DAMAGE[damage])
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file() and p.name != "kobe.lock"}
+    r = cli("run", "--headless", "--ticks", "2")
+    assert r.code == 1, r.out + r.err
+    assert name.split("/")[-1] in r.err and "Traceback" not in r.err
+    assert path.read_bytes() == DAMAGE[damage]  # nothing reset or overwritten
+    for p, content in before.items():
+        if p.suffix == ".json":
+            assert p.read_bytes() == content, p
+
+
+def test_a_wallets_snapshot_holding_a_list_is_refused_by_every_command(
+    cli: CliRunner, workdir: Path, ran: Path
+) -> None:
+    data = copy_of(ran, workdir)
+    (data / "wallets_runtime.json").write_text("[]")
+    for argv in (("run", "--headless", "--ticks", "1"), ("wallets", "--json"), ("orders",)):
+        r = cli(*argv)
+        assert r.code == 1 and "wallets_runtime.json is damaged" in r.err, argv
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied", "a line lost"])
+def test_lost_wallet_movements_are_refused(
+    cli: CliRunner, workdir: Path, ran: Path, how: str
+) -> None:
+    data = copy_of(ran, workdir)
+    flows = data / "wallet_flows.jsonl"
+    lines = flows.read_bytes().splitlines(keepends=True)
+    snap_seq = json.loads((data / "wallets_runtime.json").read_text())["state"]["seq"]
+    assert len(lines) >= 3 and snap_seq == len(lines)
+    if how == "deleted":
+        flows.unlink()
+    elif how == "emptied":
+        flows.write_bytes(b"")
+    else:  # a line after an older snapshot's seq is lost: the replay would miss money
+        snap = json.loads((data / "wallets_runtime.json").read_text())
+        snap["state"]["seq"] = 1
+        (data / "wallets_runtime.json").write_text(json.dumps(snap))
+        del lines[1]
+        flows.write_bytes(b"".join(lines))
+    r = cli("wallets", "--json")
+    assert r.code == 1 and "wallet_flows.jsonl is damaged" in r.err
+    assert cli("run", "--headless", "--ticks", "1").code == 1
+
+
+def test_a_deleted_wallets_snapshot_is_rebuilt_exactly_from_its_journal(
+    cli: CliRunner, workdir: Path, ran: Path
+) -> None:
+    data = copy_of(ran, workdir)
+    before = json.loads(cli("wallets", "--json").out)
+    (data / "wallets_runtime.json").unlink()
+    after = json.loads(cli("wallets", "--json").out)
+    assert {k: v["balance"] for k, v in after["wallets"].items()} == {
+        k: v["balance"] for k, v in before["wallets"].items()
+    }
+
+
+LIMIT = ("trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "limit", "--price", "1000")
+
+
+def test_deleting_paper_starts_the_account_over_and_cancels_its_orders(
+    cli: CliRunner, workdir: Path
+) -> None:
+    r = cli(*LIMIT, "--quote", "20", "--yes", "--json")
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    shutil.rmtree(workdir / "data" / "paper")
+    r = cli("orders", "--json")
+    assert r.code == 0 and json.loads(r.out) == []
+    assert "the paper account starts over" in r.err and "1 open order(s)" in r.err
+    last = list(iter_jsonl(workdir / "data" / "logs" / "orders.jsonl"))[-1]
+    assert (last["client_id"], last["event"], last["reason"]) == (
+        cid,
+        "cancel",
+        "paper account reset",
+    )
+    r = cli("orders", "--json")  # said once: the new account has its state file now
+    assert "starts over" not in r.err
