@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from engine.config import ConfigError, Mode
 from engine.exchange.base import ExchangeError
-from engine.fsutil import StateError
+from engine.fsutil import StateError, WriteFailed
 from engine.jsonutil import dumps
 from engine.logsetup import setup_logging
 from engine.modes import (
@@ -274,7 +274,7 @@ def main(
     except UsageError as exc:
         print(f"kobe: {exc}", file=err)
         return EXIT_USAGE
-    except StateError as exc:
+    except (StateError, WriteFailed) as exc:
         print(f"kobe: {exc}", file=err)
         return EXIT_REFUSED
     except ExchangeError as exc:  # already redacted by the adapter

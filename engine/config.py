@@ -714,6 +714,8 @@ class NotifyConfig(Section):
 
 class PathsConfig(Section):
     data_dir: str = "data"
+    # below this much free space on the data dir's disk: a failing health check and an alert
+    min_free_mb: int = Field(default=100, ge=0, le=10_000_000)
 
 
 class KobeConfig(Section):

@@ -1,14 +1,87 @@
-"""Crash-safe file writing: atomic replace for snapshots, flushed appends for journals."""
+"""Crash-safe file writing: atomic replace for snapshots, flushed appends for journals.
+
+Every write of a data file goes through :func:`writing`, which turns an ``OSError`` (a full disk,
+an unwritable directory, a file size limit) into :class:`WriteFailed`: one message naming the
+path and what was not written; the engine stops cleanly and the CLI exits 1. Tests simulate a
+full disk through the same seam (:func:`inject_write_fault`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+
+class WriteFailed(Exception):
+    """A data file could not be written (full disk, unwritable). Nothing half-done is left that
+    a reader would take for a record; the engine stops. Exit code 1."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path = Path(path)
+        what = _WHAT.get(self.path.name, "Kobe's state")
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(
+            f"cannot write {self.path} ({reason}): {what} was not written; Kobe stopped so that "
+            "nothing runs unrecorded. Free space or fix the permissions, then start again"
+        )
+
+
+_WHAT = {
+    "orders.jsonl": "an order event",
+    "orders.csv": "an order event",
+    "trades.jsonl": "a closed trade",
+    "wallets_runtime.json": "the wallets snapshot",
+    "wallet_flows.jsonl": "a wallet movement",
+    "execution_runtime.json": "the risk state",
+    "risk_journal.jsonl": "a kill-switch transition",
+    "risk_commands.jsonl": "a kill-switch command",
+    "audit.jsonl": "an operator action",
+    "state.json": "the paper account",
+    "positions.json": "the positions",
+    "agent_state.json": "the strategies' links to their positions",
+    "watchdog.json": "the locally watched exits",
+    "kobe.lock": "the data dir's lock",
+}
+
+_write_fault: Callable[[Path], None] | None = None
+
+
+def inject_write_fault(fault: Callable[[Path], None] | None) -> None:
+    """Tests: ``fault(path)`` runs before every write of a data file; raising
+    ``OSError(errno.ENOSPC, ...)`` there is a full disk. None removes it."""
+    global _write_fault
+    _write_fault = fault
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Around every write of a data file: an OSError becomes :class:`WriteFailed`."""
+    try:
+        if _write_fault is not None:
+            _write_fault(Path(path))
+        yield
+    except OSError as exc:
+        raise WriteFailed(path, exc) from None
+
+
+def append_all(fh: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a raw write may take only part of it).
+
+    Unbuffered, so that a failed write leaves nothing in a buffer for a later flush to add.
+    """
+    view = memoryview(data)
+    while view:
+        written = fh.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, "nothing written")
+        view = view[written:]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -17,18 +90,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     Temp file in the same directory, fsync, rename over the target, fsync the directory.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     fsync_dir(path.parent)
 
 
@@ -50,6 +124,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
+def free_space_check(directory: Path, floor_mb: int) -> tuple[bool, str]:
+    """Whether the disk of ``directory`` (or its nearest existing parent) has ``floor_mb`` free."""
+    probe = Path(directory)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as exc:
+        return False, f"{directory}: free space unknown ({exc.strerror or exc})"
+    free_mb = free // (1024 * 1024)
+    detail = (
+        f"{free_mb} MB free on the disk of {directory} (floor {floor_mb} MB, paths.min_free_mb)"
+    )
+    return free_mb >= floor_mb, detail
+
+
 def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
     """Whether ``directory`` can be written, without leaving anything behind.
 
@@ -58,6 +148,11 @@ def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
     """
     directory = Path(directory)
     name = label or str(directory)
+    if _write_fault is not None:
+        try:
+            _write_fault(directory)
+        except OSError as exc:
+            return False, f"{name}: {exc.strerror or exc}"
     probe = directory
     while not probe.exists():
         if probe.parent == probe:

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
+from engine.fsutil import append_all, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import csv_cell, operator_text
 
@@ -39,15 +40,15 @@ class JsonlWriter:
         self.path = Path(path)
         self.fsync = fsync
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - held open for appends
-        _end_torn_line(self.path, self._fh)
+        with writing(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
+            _end_torn_line(self.path, self._fh)
 
     def append(self, record: Mapping[str, Any], *, fsync: bool | None = None) -> None:
         line = (dumps(dict(record)) + "\n").encode("utf-8")
-        with self._lock:
-            self._fh.write(line)
-            self._fh.flush()
+        with self._lock, writing(self.path):
+            append_all(self._fh, line)
             if self.fsync if fsync is None else fsync:
                 os.fsync(self._fh.fileno())
 
@@ -57,7 +58,7 @@ class JsonlWriter:
                 self._fh.close()
 
 
-def _end_torn_line(path: Path, fh: IO[bytes]) -> None:
+def _end_torn_line(path: Path, fh: BinaryIO) -> None:
     """If the file ends mid-line (a crash mid-write), end that line so new records start clean."""
     size = path.stat().st_size
     if size == 0:
@@ -239,10 +240,11 @@ class OrderJournal:
         self.csv_path = logs / "orders.csv"
         self.fsync_intents = fsync_intents
         self._jsonl = JsonlWriter(self.jsonl_path)
-        logs.mkdir(parents=True, exist_ok=True)
-        _retire_old_csv(self.csv_path)
-        self._csv: IO[bytes] = open(self.csv_path, "ab")  # noqa: SIM115 - held open for appends
-        _end_torn_line(self.csv_path, self._csv)
+        with writing(self.csv_path):
+            logs.mkdir(parents=True, exist_ok=True)
+            _retire_old_csv(self.csv_path)
+            self._csv: BinaryIO = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 - held open
+            _end_torn_line(self.csv_path, self._csv)
         if self.csv_path.stat().st_size == 0:
             self._write_csv_row(list(ORDER_FIELDS), fsync=False)
         self._lock = threading.Lock()
@@ -250,10 +252,10 @@ class OrderJournal:
     def _write_csv_row(self, row: list[str], *, fsync: bool) -> None:
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerow(row)
-        self._csv.write(text.getvalue().encode("utf-8"))
-        self._csv.flush()
-        if fsync:
-            os.fsync(self._csv.fileno())
+        with writing(self.csv_path):
+            append_all(self._csv, text.getvalue().encode("utf-8"))
+            if fsync:
+                os.fsync(self._csv.fileno())
 
     def append(self, event: OrderEvent) -> None:
         durable = self.fsync_intents and event.event in ("intent", "unknown")
@@ -280,7 +282,7 @@ def _retire_old_csv(path: Path) -> None:
     file starts with today's header: one file never mixes two layouts."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
         header = next(csv.reader(fh), None)
     if header == list(ORDER_FIELDS):
         return

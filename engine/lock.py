@@ -8,11 +8,15 @@ engine runs rather than race it. The kernel drops the lock when the process dies
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
 from pathlib import Path
 from types import TracebackType
+
+from engine.config import ConfigError
+from engine.fsutil import writing
 
 LOCK_NAME = "kobe.lock"
 
@@ -33,8 +37,18 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> DataDirLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            kind = "a symlink" if self.path.is_symlink() else "not a regular file"
+            raise ConfigError(
+                [
+                    f"{self.path}: the data dir's lock file is {kind}; Kobe never writes through "
+                    "it: remove it (no engine is using it) and start again"
+                ]
+            )
+        with writing(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_NOFOLLOW: a symlink swapped in meanwhile is refused, its target never truncated
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,14 +59,20 @@ class DataDirLock:
             finally:
                 os.close(fd)
             raise DataDirBusy(self.path, holder) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({self.what})\n".encode(), 0)
+        try:
+            with writing(self.path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} ({self.what})\n".encode(), 0)
+        except BaseException:
+            os.close(fd)  # closing drops the lock
+            raise
         self._fd = fd
         return self
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(OSError):  # a full disk must not hide the release
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

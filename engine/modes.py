@@ -20,7 +20,7 @@ from engine.config import (
     config_path,
     load_config_file,
 )
-from engine.fsutil import dir_writable
+from engine.fsutil import dir_writable, free_space_check
 from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env
 
 BUILTIN_DEFAULTS = "built-in defaults"
@@ -80,6 +80,29 @@ class Settings:
         return self.env.get("ALLOW_LIVE") == "1"
 
 
+NAME_MAX = 255  # bytes in one path component (Linux, macOS)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
+
+
+def data_dir_problem(data_dir: Path) -> str:
+    """Why ``data_dir`` cannot be Kobe's data dir ("" when it can): checked before any use."""
+    text = str(data_dir)
+    shown = text if len(text) <= 80 else text[:60] + "…"
+    if len(text.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+        return f"the path is {len(text)} characters long, the system allows {PATH_MAX - 1}"
+    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in data_dir.parts):
+        return f"a folder name in {shown} is longer than {NAME_MAX} bytes"
+    try:
+        probe = data_dir
+        while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"{shown}: {probe} is not a directory"
+    except OSError as exc:
+        return f"{shown}: {exc.strerror or exc}"
+    return ""
+
+
 def resolve_settings(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
@@ -126,9 +149,13 @@ def resolve_settings(
     if problems:
         raise ConfigError(problems)
 
+    key = "KOBE_DATA_DIR" if merged.get("KOBE_DATA_DIR") else "paths.data_dir"
     data_dir = Path(merged.get("KOBE_DATA_DIR") or cfg.paths.data_dir or "data")
     if not data_dir.is_absolute():
         data_dir = base / data_dir
+    problem = data_dir_problem(data_dir)
+    if problem:
+        raise ConfigError([f"{key}: {problem}"])
 
     return Settings(
         config=cfg,
@@ -315,6 +342,8 @@ def health_checks(settings: Settings) -> list[Check]:
         )
     ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
     checks.append(Check("data dir writable", ok, detail))
+    ok, detail = free_space_check(settings.data_dir, settings.config.paths.min_free_mb)
+    checks.append(Check("data dir free space", ok, detail))
     if mode is not Mode.PAPER:
         checks += permission_checks(settings)
     from engine.notify.health import notify_checks

@@ -38,6 +38,7 @@ from engine.config import Mode
 from engine.exchange.base import Exchange, ExchangeError, Order
 from engine.exchange.factory import build_exchange
 from engine.execution import ExecutionEngine, Position
+from engine.fsutil import WriteFailed, free_space_check
 from engine.indexer.indexer import Indexer
 from engine.journal import OrderJournal
 from engine.lock import DataDirLock
@@ -166,6 +167,7 @@ class Runtime:
         self._built = False
         self._ticks = 0
         self._flattened_trip: datetime | None = None
+        self._low_disk = False
         self._state = EngineState.STOPPED
         self._error = ""
         self.venues: dict[str, _Venue] = {}
@@ -351,6 +353,7 @@ class Runtime:
         with self._lock:
             now = self.clock()
             self._apply_risk_commands()
+            self._check_free_space()
             self._follow_indexer()
             if self.agent is not None:
                 self.agent.before_venues(now)
@@ -440,6 +443,9 @@ class Runtime:
         """One tick; an error stops the engine in the ERROR state, with an alert (False)."""
         try:
             self.tick()
+        except WriteFailed:
+            self._set_state(EngineState.ERROR, "a data file could not be written")
+            raise  # a clean stop: the caller reports the path and what was not written
         except Exception as exc:
             log.exception("engine tick failed")
             self.failure = clean_message(exc)
@@ -483,14 +489,14 @@ class Runtime:
     def close(self) -> None:
         if not self._built:
             return
-        for venue in self.venues.values():
-            venue.exchange.close()
-        self.journal.close()
-        self.trades.close()
-        self.wallets.close()
-        self.risk.close()
-        self.audit.close()
-        self.notifier.close()  # a moment for what is queued (the outbox keeps the rest); locked
+        closers = [v.exchange.close for v in self.venues.values()]
+        closers += [self.journal.close, self.trades.close, self.wallets.close, self.risk.close]
+        # the notifier last: a moment for what is queued (the outbox keeps the rest); locked
+        for close in [*closers, self.audit.close, self.notifier.close]:
+            try:
+                close()
+            except WriteFailed as exc:  # the failure that stopped the engine is reported once
+                log.info("while closing: %s", exc)
         self._lock_file.release()
         self._built = False
         if self._state is not EngineState.STOPPED:
@@ -613,6 +619,15 @@ class Runtime:
             self._venue_health(VenueHealth("down", str(exc), since))
         else:
             self._venue_health(VenueHealth("degraded", str(exc)))
+
+    def _check_free_space(self) -> None:
+        """A warning when the data dir's disk falls below ``paths.min_free_mb`` (once per fall)."""
+        ok, detail = free_space_check(
+            self.settings.data_dir, self.settings.config.paths.min_free_mb
+        )
+        if not ok and not self._low_disk:
+            self._alert("warning", "disk_space", f"low disk space: {detail}")
+        self._low_disk = not ok
 
     def _apply_risk_commands(self) -> None:
         before = self.risk.kill_switch().state

@@ -127,7 +127,13 @@ def test_health_passes_in_paper_and_json_shape(cli: CliRunner) -> None:
     data = json.loads(r.out)
     assert data["mode"] == "paper" and data["ok"] is True
     names = [c["name"] for c in data["checks"]]
-    assert names == ["config valid", "mode allowed", "keys present", "data dir writable"]
+    assert names == [
+        "config valid",
+        "mode allowed",
+        "keys present",
+        "data dir writable",
+        "data dir free space",
+    ]
 
 
 def test_health_live_all_conditions_met_passes(cli: CliRunner) -> None:
@@ -138,11 +144,28 @@ def test_health_live_all_conditions_met_passes(cli: CliRunner) -> None:
 
 
 def test_health_fails_when_data_dir_is_not_writable(cli: CliRunner, workdir: Path) -> None:
+    import errno
+
+    from engine.fsutil import inject_write_fault
+
+    def read_only(path: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    inject_write_fault(read_only)
+    try:
+        r = cli("health")
+    finally:
+        inject_write_fault(None)
+    assert r.code == 1
+    assert "FAIL  data dir writable: ./data: Read-only file system" in r.out
+
+
+def test_a_data_dir_under_a_file_is_a_config_error(cli: CliRunner, workdir: Path) -> None:
     blocker = workdir / "file"
     blocker.write_text("x")
     r = cli("health", env={"KOBE_DATA_DIR": str(blocker / "data")})
-    assert r.code == 1
-    assert "FAIL  data dir writable" in r.out
+    assert r.code == 2
+    assert r.err.startswith("KOBE_DATA_DIR: ") and "is not a directory" in r.err
 
 
 def test_keys_lists_set_or_missing(cli: CliRunner) -> None:

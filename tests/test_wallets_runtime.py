@@ -18,6 +18,7 @@ import pytest
 
 from engine.cli import main
 from engine.config import KobeConfig
+from engine.fsutil import WriteFailed
 from engine.wallets.runtime import WalletManager, WalletStateError
 from tests.conftest import ROOT, CliRunner
 from tests.test_wallets_support import T0, Clock, cfg_from, manager, run_steps, script
@@ -87,7 +88,7 @@ def test_the_snapshot_is_replaced_atomically(tmp_path: Path, monkeypatch: Any) -
 
     monkeypatch.setattr(os, "replace", boom)
     m.on_trade_closed("sniper_sol", D(1), D(0), trade_id="A")
-    with pytest.raises(OSError):
+    with pytest.raises(WriteFailed, match="the wallets snapshot was not written"):
         m.on_tick(clock.step(minutes=1))
     assert (tmp_path / SNAP).read_text() == good  # the old snapshot, whole
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -389,6 +389,8 @@ class PaperExchange(Exchange):
         self.fresh_account = self._path is not None and not self._path.exists()
         if self._path is not None and self._path.exists():
             self._load(self._path)
+        elif self._path is not None:
+            self._save()  # from now on, a missing state file means the account was deleted
 
     def _default_prices(self, tickers: Exchange | TickerFetch | None) -> PriceSource:
         start = self._now()

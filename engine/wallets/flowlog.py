@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
+from engine.fsutil import append_all, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.wallets.flows import Movement, Op
 
@@ -197,7 +198,7 @@ class FlowLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[bytes] | None = None
+        self._fh: BinaryIO | None = None
 
     def cut(self, offset: int) -> None:
         """Drop a torn or partial tail (found by :func:`read_tail`) before appending again."""
@@ -205,7 +206,7 @@ class FlowLog:
         log.warning(
             "%s: cutting %d bytes of torn tail at offset %d", self.path, size - offset, offset
         )
-        with open(self.path, "r+b") as fh:
+        with writing(self.path), open(self.path, "r+b") as fh:
             fh.truncate(offset)
             fh.flush()
             os.fsync(fh.fileno())
@@ -214,13 +215,11 @@ class FlowLog:
         data = encode_op(op, first_seq)
         if not data:
             return
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
-        written = self._fh.write(data)
-        if written != len(data):  # a raw file writes it all or raises; make sure
-            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
-        self._fh.flush()
+        with writing(self.path):
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
+            append_all(self._fh, data)
 
     def close(self) -> None:
         if self._fh is not None:
