@@ -7,11 +7,13 @@ Exit codes everywhere: 0 success; 1 refused or failed (order rejected, check fai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +32,7 @@ from engine.modes import (
     resolve_settings,
 )
 from engine.secrets import EXCHANGE_KEY_VARS
+from engine.untrusted import BadNumber, clean_text, parse_decimal
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -74,6 +77,31 @@ class Context:
 
 
 Handler = Callable[[Context], int]
+
+
+def number_arg(
+    *, minimum: Decimal = Decimal(0), maximum: Decimal, integer: bool = False
+) -> Callable[[str], Any]:
+    """An argparse ``type``: a plain ASCII decimal (no ``_``, no other digits, finite, bounded)
+    above ``minimum`` and at most ``maximum``; an ``int`` when ``integer``. A bad value exits 2
+    naming the flag (argparse adds it)."""
+
+    def parse(text: str) -> Decimal | int:
+        try:
+            value = parse_decimal(text, "value", maximum=maximum)
+        except BadNumber as exc:
+            raise argparse.ArgumentTypeError(
+                f"{exc.problem} (got {clean_text(text, 40)!r})"
+            ) from None
+        if value <= minimum:
+            raise argparse.ArgumentTypeError(f"must be above {minimum} (got {text!r})")
+        if integer:
+            if value != value.to_integral_value():
+                raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})")
+            return int(value)
+        return value
+
+    return parse
 
 
 def utc_now() -> datetime:
@@ -258,8 +286,9 @@ def main(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
+    try:  # argparse writes its usage, help and errors to the command's streams
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     setup_logging(logging.WARNING - 10 * min(args.verbose, 2))

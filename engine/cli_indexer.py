@@ -3,9 +3,10 @@ indexer. The endpoint is ``RPC_SOLANA_HTTP`` (a secret: never printed)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context
+from engine.cli import EXIT_OK, EXIT_REFUSED, Context, number_arg
 from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
 from engine.indexer.indexer import IndexerState
@@ -15,6 +16,7 @@ __all__ = ["INDEXER_DIR", "RPC_VAR", "make_indexer", "make_rpc", "register"]
 
 SCAN_RETRY = RetryPolicy()  # the exchange layer's defaults: 5 attempts, 30 s at most
 STATUS_RETRY = RetryPolicy(max_attempts=2, max_total_s=5.0)  # status answers quickly
+MAX_SLOTS = 10_000  # slots one scan may read
 
 
 def register(sub: Any) -> None:
@@ -22,7 +24,12 @@ def register(sub: Any) -> None:
     isub = p.add_subparsers(dest="indexer_command", metavar="ACTION")
     isub.required = True
     s = isub.add_parser("scan", help="index up to N recent slots after the last one indexed")
-    s.add_argument("--slots", type=int, default=50, help="at most this many slots (default 50)")
+    s.add_argument(
+        "--slots",
+        type=number_arg(maximum=Decimal(MAX_SLOTS), integer=True),
+        default=50,
+        help=f"at most this many slots, 1 to {MAX_SLOTS} (default 50)",
+    )
     s.set_defaults(handler=cmd_scan)
     st = isub.add_parser("status", help="last slot indexed, lines written, endpoint and lag")
     st.add_argument("--json", action="store_true")
@@ -31,9 +38,6 @@ def register(sub: Any) -> None:
 
 def cmd_scan(ctx: Context) -> int:
     s = ctx.settings
-    if ctx.args.slots < 1:
-        print("kobe: indexer scan: --slots must be at least 1", file=ctx.err)
-        return EXIT_REFUSED
     rpc = make_rpc(s, SCAN_RETRY)
     if rpc is None:
         print(

@@ -12,7 +12,8 @@ from decimal import Decimal
 from types import FrameType
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
+from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
+from engine.config import MAX_SEED, YEAR_S
 from engine.journal import OrderEvent, tail_jsonl
 from engine.jsonutil import iso_utc
 from engine.lock import DataDirBusy
@@ -23,6 +24,7 @@ from engine.trades import ClosedTrade
 from engine.wallets.snapshot import WalletsSnapshot
 
 SIM_TICK_SECONDS = 60  # one simulated tick = one minute of market time
+MAX_TICKS = 10_000_000
 
 
 def last_recorded_time(settings: Settings) -> datetime | None:
@@ -83,10 +85,6 @@ def cmd_run(ctx: Context) -> int:
         raise UsageError("run needs --headless (the cockpit is kobe-tui)")
     if (args.ticks is None) == (args.duration is None):
         raise UsageError("give exactly one of --ticks N or --duration SECONDS")
-    if args.ticks is not None and args.ticks <= 0:
-        raise UsageError(f"--ticks: must be positive (got {args.ticks})")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError(f"--duration: must be positive (got {args.duration})")
     settings = with_seed(ctx.settings, args.seed)
     from engine.agent import build_agent
 
@@ -99,10 +97,10 @@ def cmd_run(ctx: Context) -> int:
         )
         sim = SimClock(start)
         clock = sim
-        tick_seconds = SIM_TICK_SECONDS
+        tick_seconds: float = SIM_TICK_SECONDS
     else:
         clock = ctx.clock
-        tick_seconds = args.tick
+        tick_seconds = float(args.tick)
     runtime = Runtime(
         settings,
         confirmed=args.confirm_live,
@@ -160,7 +158,7 @@ def cmd_run(ctx: Context) -> int:
         if args.ticks is not None:
             runtime.run_ticks(args.ticks, advance=lambda: sim.advance(SIM_TICK_SECONDS))
         else:
-            deadline = time.monotonic() + args.duration
+            deadline = time.monotonic() + float(args.duration)
             runtime.run_forever(lambda: time.monotonic() >= deadline)
     finally:
         runtime.stop()
@@ -182,9 +180,26 @@ def cmd_run(ctx: Context) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run the engine: kobe run --headless (--ticks N | --duration S)")
     p.add_argument("--headless", action="store_true", help="without the cockpit")
-    p.add_argument("--ticks", type=int, help="N ticks on a simulated clock from paper.sim_start")
-    p.add_argument("--duration", type=float, help="run for SECONDS on the wall clock")
-    p.add_argument("--tick", type=float, default=5.0, help="seconds between wall-clock ticks")
-    p.add_argument("--seed", type=int, help="replace every seed (paper feed, strategies)")
+    p.add_argument(
+        "--ticks",
+        type=number_arg(maximum=Decimal(MAX_TICKS), integer=True),
+        help="N ticks on a simulated clock from paper.sim_start",
+    )
+    p.add_argument(
+        "--duration",
+        type=number_arg(maximum=Decimal(YEAR_S)),
+        help="run for SECONDS on the wall clock (at most a year)",
+    )
+    p.add_argument(
+        "--tick",
+        type=number_arg(maximum=Decimal(86_400)),
+        default=Decimal(5),
+        help="seconds between wall-clock ticks (default 5)",
+    )
+    p.add_argument(
+        "--seed",
+        type=number_arg(minimum=Decimal(-1), maximum=Decimal(MAX_SEED), integer=True),
+        help="replace every seed (paper feed, strategies)",
+    )
     p.add_argument("--confirm-live", action="store_true", help="the explicit live confirmation")
     p.set_defaults(handler=cmd_run)

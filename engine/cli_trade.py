@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.risk import RiskEngine
 from engine.router import Placement, ReconcileReport, Router, RouterView, entry_of
 from engine.trades import TradeStore
+from engine.untrusted import BadNumber, parse_decimal
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager
 from engine.watchdog import Watchdog
@@ -35,16 +36,18 @@ TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "w
 # Arguments
 
 
+MAX_AMOUNT = Decimal(10) ** 12  # a quote amount or a price: at most 10^12
+
+
 def _decimal(name: str, value: Any) -> Decimal | None:
+    """A flag's (or the trade file's) number: plain ASCII, finite, positive, bounded; exit 2."""
     if value is None:
         return None
+    limit = Decimal(100) if name == "risk" else MAX_AMOUNT
     try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise UsageError(f"--{name}: not a number (got {value!r})") from None
-    if not number.is_finite():
-        raise UsageError(f"--{name}: not a finite number (got {value!r})")
-    return number
+        return parse_decimal(value, f"--{name}", positive=True, maximum=limit)
+    except BadNumber as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _read_trade_file(path: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from engine.wallets.snapshot import WalletsSnapshot
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "wallets", help="sub-wallet balances, % of equity, today's PnL, and finance alerts"
+        "wallets", help="sub-wallet balances, %% of equity, today's PnL, and finance alerts"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_wallets)

@@ -21,9 +21,12 @@ import tomli_w
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    Strict,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -33,7 +36,7 @@ from pydantic import (
 
 from engine.bootstrap import EXCHANGES, Mode
 from engine.fsutil import atomic_write_text
-from engine.untrusted import MESSAGE_MAX, clean_text
+from engine.untrusted import MESSAGE_MAX, BadNumber, clean_text, parse_decimal
 from engine.wallets import policies as live150
 
 __all__ = ["EXCHANGES", "ConfigError", "KobeConfig", "Mode"]
@@ -78,8 +81,8 @@ def _aware_utc(value: datetime) -> datetime:
 
 
 def _symbol(value: str) -> str:
-    base, sep, quote = value.partition("/")
-    if not sep or not base or not quote or not value.isupper() or " " in value:
+    parts = value.split("/")
+    if len(parts) != 2 or not all(p.isascii() and p.isalnum() and p.isupper() for p in parts):
         raise ValueError("must look like BASE/QUOTE in capitals, e.g. BTC/USDT")
     return value
 
@@ -92,6 +95,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _no_duplicates(values: list[str]) -> list[str]:
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once")
+    return values
 
 
 def check_api_url(value: str) -> str:
@@ -123,9 +133,27 @@ def check_api_url(value: str) -> str:
     return value.rstrip("/")
 
 
-Percent = Annotated[Decimal, AfterValidator(_between(0, 100))]
-PositiveDecimal = Annotated[Decimal, AfterValidator(_positive)]
-NonNegativeDecimal = Annotated[Decimal, AfterValidator(_non_negative)]
+YEAR_S = 365 * 24 * 3600  # the longest duration a config may hold
+MAX_SEED = 2**63 - 1
+MAX_NUMBER = Decimal(10) ** 12  # money and every other number: at most 10^12
+Int = Annotated[int, Strict()]  # an integer, never a string, a float or a boolean
+
+
+def _number(value: object) -> Decimal:
+    """A config number: an integer or a decimal, never a string or a boolean; finite, bounded."""
+    if isinstance(value, bool | str):
+        kind = "a boolean" if isinstance(value, bool) else "a string"
+        raise ValueError(f"must be a number, not {kind}")
+    try:
+        return parse_decimal(value, "value", minimum=-MAX_NUMBER, maximum=MAX_NUMBER)
+    except BadNumber as exc:
+        raise ValueError(exc.problem) from None
+
+
+Number = Annotated[Decimal, BeforeValidator(_number)]
+Percent = Annotated[Number, AfterValidator(_between(0, 100))]
+PositiveDecimal = Annotated[Number, AfterValidator(_positive)]
+NonNegativeDecimal = Annotated[Number, AfterValidator(_non_negative)]
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 Symbol = Annotated[str, AfterValidator(_symbol)]
 ApiUrl = Annotated[str, AfterValidator(check_api_url)]
@@ -160,7 +188,7 @@ class Section(BaseModel):
 class ExchangeConfig(Section):
     name: ExchangeName = "binance"
     api_url: ApiUrl = ""
-    timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
+    timeout_ms: Int = Field(default=10_000, ge=100, le=120_000)
 
 
 class PaperConfig(Section):
@@ -170,7 +198,7 @@ class PaperConfig(Section):
     taker_fee_pct: Percent = Decimal("0.1")
     slippage_bps: NonNegativeDecimal = Decimal(5)
     price_source: Literal["simulated", "exchange"] = "simulated"
-    seed: int = 7
+    seed: Int = Field(default=7, ge=0, le=MAX_SEED)
     sim_start: UtcDatetime = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -188,12 +216,12 @@ class RouterConfig(Section):
 class RiskConfig(Section):
     warning_drawdown_pct: Percent = Decimal(10)
     max_drawdown_pct: Percent = Decimal(20)
-    max_losing_streak: int = Field(default=5, ge=1)
+    max_losing_streak: Int = Field(default=5, ge=1, le=10_000)
     min_operational_capital_usd: NonNegativeDecimal = Decimal(100)
     max_daily_loss_usd: NonNegativeDecimal = Decimal(15)
     max_risk_per_trade_pct: Percent = Decimal(2)
-    warning_size_factor: Annotated[Decimal, AfterValidator(_between(0, 1))] = Decimal("0.5")
-    cooldown_after_loss_s: int = Field(default=0, ge=0)
+    warning_size_factor: Annotated[Number, AfterValidator(_between(0, 1))] = Decimal("0.5")
+    cooldown_after_loss_s: Int = Field(default=0, ge=0, le=YEAR_S)
     on_trip: Literal["halt", "flatten"] = "halt"
 
     @model_validator(mode="after")
@@ -388,9 +416,9 @@ class FlowRuleConfig(Section):
     """What every rule has. ``trigger``: ``period`` runs the rule at the first tick of each period
     (periods of ``period_s`` seconds, aligned on UTC); ``tick`` runs it at every tick."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     trigger: RuleTrigger = "period"
-    period_s: int = Field(default=3600, ge=1)
+    period_s: Int = Field(default=3600, ge=1, le=YEAR_S)
 
     def endpoints(self) -> list[tuple[str, str]]:
         """(key, wallet id) for every wallet the rule names."""
@@ -401,7 +429,7 @@ class FeesSweepConfig(FlowRuleConfig):
     """Below fees_policy.buffer_min_usd the fees wallet is topped up to target from ``source``;
     above buffer_max_usd its excess goes to ``destination``."""
 
-    period_s: int = Field(default=live150.FEES_SWEEP_PERIOD_S, ge=1)
+    period_s: Int = Field(default=live150.FEES_SWEEP_PERIOD_S, ge=1, le=YEAR_S)
     source: WalletId = live150.FEES_SWEEP_SOURCE
     destination: WalletId = live150.FEES_SWEEP_DESTINATION
 
@@ -414,7 +442,7 @@ class ProfitsSweepConfig(FlowRuleConfig):
     ``threshold_usd``: ``share_pct`` of it is swept out, ``vault_share_pct`` of that to ``vault``
     and the rest to ``destination``."""
 
-    period_s: int = Field(default=live150.PROFITS_SWEEP_PERIOD_S, ge=1)
+    period_s: Int = Field(default=live150.PROFITS_SWEEP_PERIOD_S, ge=1, le=YEAR_S)
     source: list[WalletId] = Field(
         default_factory=lambda: list(live150.TRADING_WALLETS), min_length=1
     )
@@ -442,7 +470,7 @@ class CompoundingConfig(FlowRuleConfig):
     """When ``source`` holds more than ``threshold_usd``, ``share_pct`` of the excess goes back to
     the ``destination`` wallets in proportion to their allocation, each within its cap."""
 
-    period_s: int = Field(default=live150.COMPOUNDING_PERIOD_S, ge=1)
+    period_s: Int = Field(default=live150.COMPOUNDING_PERIOD_S, ge=1, le=YEAR_S)
     source: WalletId = live150.COMPOUNDING_SOURCE
     threshold_usd: NonNegativeDecimal = live150.COMPOUNDING_THRESHOLD_USD
     share_pct: Percent = live150.COMPOUNDING_SHARE_PCT
@@ -466,7 +494,7 @@ class CompoundingConfig(FlowRuleConfig):
 class WalletFlowsConfig(Section):
     """``[wallet_flows]``: the rules that move money between sub-wallets (bookkeeping only)."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     fees_sweep: FeesSweepConfig = Field(default_factory=FeesSweepConfig)
     profits_sweep: ProfitsSweepConfig = Field(default_factory=ProfitsSweepConfig)
     compounding: CompoundingConfig = Field(default_factory=CompoundingConfig)
@@ -525,7 +553,7 @@ def _quote_asset(value: str) -> str:
     return value
 
 
-StopPct = Annotated[Decimal, AfterValidator(_below_100)]
+StopPct = Annotated[Number, AfterValidator(_below_100)]
 DataPath = Annotated[str, AfterValidator(_data_path)]
 
 
@@ -535,27 +563,33 @@ class MemecoinProviderConfig(Section):
     nothing) or ``onchain`` (the same files; its signals are traded on the paper DEX venue)."""
 
     kind: Literal["stub_random", "onchain_dry_run", "onchain"] = "stub_random"
-    seed: int = 7
+    seed: Int = Field(default=7, ge=0, le=MAX_SEED)
     indexer_dir: DataPath = "indexer"
 
 
 class MemecoinFiltersConfig(Section):
     min_liquidity_usd: NonNegativeDecimal = Decimal(10_000)
     min_volume_usd: NonNegativeDecimal = Decimal(5_000)
-    max_age_s: int = Field(default=3600, ge=1)  # a candidate older than this is not entered
+    max_age_s: Int = Field(
+        default=3600, ge=1, le=YEAR_S
+    )  # a candidate older than this is not entered
     # momentum: its price change since first seen, in % (negative allows a fall; -100: off)
-    min_price_change_pct: Annotated[Decimal, Field(ge=-100)] = Decimal(2)
+    min_price_change_pct: Annotated[Number, Field(ge=-100)] = Decimal(2)
 
 
 class MemecoinFarmingConfig(Section):
-    enabled: bool = True
+    enabled: StrictBool = True
     wallet: WalletId = "sniper_sol"
     entry_size_usd: PositiveDecimal = Decimal(5)
-    hold_time_s: int = Field(default=1800, ge=1)  # exit after this long, if TP/SL did not first
+    hold_time_s: Int = Field(
+        default=1800, ge=1, le=YEAR_S
+    )  # exit after this long, if TP/SL did not first
     tp_pct: PositiveDecimal = Decimal(15)
     sl_pct: StopPct = Decimal(10)
-    max_open_positions: int = Field(default=2, ge=1)
-    entry_interval_s: int = Field(default=600, ge=0)  # at least this long between two entries
+    max_open_positions: Int = Field(default=2, ge=1, le=1000)
+    entry_interval_s: Int = Field(
+        default=600, ge=0, le=YEAR_S
+    )  # at least this long between two entries
     provider: MemecoinProviderConfig = Field(default_factory=MemecoinProviderConfig)
     filters: MemecoinFiltersConfig = Field(default_factory=MemecoinFiltersConfig)
 
@@ -566,19 +600,19 @@ class CopyFeedConfig(Section):
 
     kind: Literal["stub", "jsonl"] = "stub"
     path: DataPath = "copy/leader_trades.jsonl"
-    seed: int = 7
+    seed: Int = Field(default=7, ge=0, le=MAX_SEED)
 
 
 class CopyTradingConfig(Section):
-    enabled: bool = True
+    enabled: StrictBool = True
     wallet: WalletId = "copy_sol"
-    scale: Annotated[Decimal, AfterValidator(_fraction)] = Decimal("0.05")
+    scale: Annotated[Number, AfterValidator(_fraction)] = Decimal("0.05")
     max_trade_usd: PositiveDecimal = Decimal(6)
     min_trade_usd: NonNegativeDecimal = Decimal(1)
     max_slippage_pct: Percent = Decimal(5)
-    max_open_positions: int = Field(default=3, ge=1)
+    max_open_positions: Int = Field(default=3, ge=1, le=1000)
     # only these are copied; an empty list copies nothing
-    allowed_symbols: list[Symbol] = Field(
+    allowed_symbols: Annotated[list[Symbol], AfterValidator(_no_duplicates)] = Field(
         default_factory=lambda: ["BONK/USDC", "WIF/USDC", "POPCAT/USDC", "JUP/USDC"]
     )
     feed: CopyFeedConfig = Field(default_factory=CopyFeedConfig)
@@ -648,19 +682,21 @@ class StrategiesConfig(Section):
 
 
 class TxGuardConfig(Section):
-    hard_disable_send_tx: bool = True
+    hard_disable_send_tx: StrictBool = True
 
 
 class RpcConfig(Section):
-    timeout_s: PositiveDecimal = Decimal(10)
+    timeout_s: Annotated[PositiveDecimal, Field(le=300)] = Decimal(10)
 
 
 class IndexerConfig(Section):
-    enabled: bool = False
+    enabled: StrictBool = False
     program_ids: list[str] = Field(default_factory=list)
     usdc_mint: str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"  # swaps quoted in it are priced
     sol_price_usd: NonNegativeDecimal = Decimal(0)  # prices SOL-quoted swaps; 0: not priced
-    slots_per_tick: int = Field(default=20, ge=1)  # enabled: new slots scanned each engine tick
+    slots_per_tick: Int = Field(
+        default=20, ge=1, le=10_000
+    )  # enabled: new slots scanned each engine tick
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,12 +751,12 @@ class NotifyConfig(Section):
 class PathsConfig(Section):
     data_dir: str = "data"
     # below this much free space on the data dir's disk: a failing health check and an alert
-    min_free_mb: int = Field(default=100, ge=0, le=10_000_000)
+    min_free_mb: Int = Field(default=100, ge=0, le=10_000_000)
 
 
 class KobeConfig(Section):
     mode: Mode = Mode.PAPER
-    symbols: list[Symbol] = Field(
+    symbols: Annotated[list[Symbol], AfterValidator(_no_duplicates)] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"], min_length=1
     )
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)

@@ -146,6 +146,16 @@ def resolve_settings(
     from engine.notify.channels import env_problems  # here: engine.notify builds on this module
 
     problems += env_problems(cfg.notify, merged)
+    if mode is Mode.PAPER:  # the paper venue lists its markets; the others are checked at start
+        from engine.exchange.paper import load_paper_markets
+
+        markets = load_paper_markets()
+        missing = [s for s in cfg.symbols if s not in markets]
+        if missing:
+            problems.append(
+                f"symbols: {', '.join(missing)} has no paper market "
+                f"(paper markets: {', '.join(sorted(markets))})"
+            )
     if problems:
         raise ConfigError(problems)
 

@@ -151,7 +151,7 @@ class Runtime:
         *,
         confirmed: bool = False,
         clock: Callable[[], datetime] | None = None,
-        tick_seconds: int = DEFAULT_TICK_SECONDS,
+        tick_seconds: float = DEFAULT_TICK_SECONDS,
         agent_factory: Callable[[Runtime], Agent | None] | None = None,
     ) -> None:
         self.settings = settings

@@ -1133,7 +1133,18 @@ def log_to_file(data_dir: Path) -> None:
         setup_logging(logging.CRITICAL + 1, Path(os.devnull))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="kobe-tui",
+        description=(
+            "Kobe's cockpit: the engine with its panes, from the keyboard (? shows the keys). "
+            "It reads kobe.toml, .env and KOBE_* like kobe; paper by default. "
+            "Exit: 0 ok, 1 refused, 2 bad config."
+        ),
+    )
+    parser.parse_args(argv)  # --help prints this and exits 0; anything else exits 2
     app = KobeApp(log_file=True)
     log_to_file(app._data_dir_guess())
     app.run()

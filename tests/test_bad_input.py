@@ -1,0 +1,175 @@
+"""Strict, bounded input (issue 15): every malformed argument and config key exits 2 naming it,
+with nothing changed on disk; every ``--help`` works."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import build_parser
+from tests.conftest import ROOT, CliRunner
+
+TRADE = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--yes")
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "problem"),
+    [
+        (("--type", "market", "--quote", "1_5"), "--quote", "not a plain decimal number"),
+        (("--type", "market", "--quote", "١٥"), "--quote", "not a plain decimal number"),
+        (("--type", "market", "--quote", "1e999999999"), "--quote", "not a plain decimal"),
+        (("--type", "market", "--quote", "-5"), "--quote", "must be positive"),
+        (("--type", "market", "--quote", "0"), "--quote", "must be positive"),
+        (("--type", "market", "--quote", "nan"), "--quote", "not a plain decimal number"),
+        (("--type", "market", "--quote", "1e13"), "--quote", "must be at most"),
+        (("--type", "limit", "--price", "1e-999999", "--quote", "15"), "--price", "not a plain"),
+        (("--type", "limit", "--price", "1e-40", "--quote", "15"), "--price", "out of range"),
+        (("--type", "market", "--risk", "101", "--sl", "1"), "--risk", "must be at most 100"),
+        (("--type", "market", "--quote", "15", "--sl", "-1"), "--sl", "must be positive"),
+    ],
+)
+def test_bad_trade_numbers_exit_2_naming_the_flag(
+    cli: CliRunner, workdir: Path, args: tuple[str, ...], flag: str, problem: str
+) -> None:
+    r = cli(*TRADE, *args)
+    assert r.code == 2, r.out + r.err
+    assert r.err.startswith(f"kobe: {flag}: ") and problem in r.err
+    assert not (workdir / "data").exists()  # nothing sent, nothing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (("run", "--headless", "--duration", "nan"), "--duration"),
+        (("run", "--headless", "--duration", "inf"), "--duration"),
+        (("run", "--headless", "--duration", "1e12"), "--duration"),
+        (("run", "--headless", "--duration", "5", "--tick", "-1"), "--tick"),
+        (("run", "--headless", "--duration", "5", "--tick", "0"), "--tick"),
+        (("run", "--headless", "--ticks", "0"), "--ticks"),
+        (("run", "--headless", "--ticks", "1_0"), "--ticks"),
+        (("run", "--headless", "--ticks", "2.5"), "--ticks"),
+        (("run", "--headless", "--ticks", "٥"), "--ticks"),
+        (("run", "--headless", "--ticks", "5", "--seed", "1e99"), "--seed"),
+        (("indexer", "scan", "--slots", "0"), "--slots"),
+        (("indexer", "scan", "--slots", "-3"), "--slots"),
+    ],
+)
+def test_bad_run_and_scan_arguments_exit_2(
+    cli: CliRunner, workdir: Path, argv: tuple[str, ...], flag: str
+) -> None:
+    r = cli(*argv)
+    assert r.code == 2
+    assert f"argument {flag}: " in r.err
+    assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[risk]\ncooldown_after_loss_s = 1e30\n", "risk.cooldown_after_loss_s"),
+        ("[risk]\ncooldown_after_loss_s = 40000000\n", "risk.cooldown_after_loss_s"),
+        ("[strategies.memecoin_farming]\nhold_time_s = 1e20\n", "hold_time_s"),
+        ("[finance]\ncapital_usd = 1e999999999\n", "finance.capital_usd"),
+        ("[finance]\ncapital_usd = 1e13\n", "finance.capital_usd"),
+        ("[risk]\nmax_daily_loss_usd = nan\n", "risk.max_daily_loss_usd"),
+        ("[risk]\nmax_daily_loss_usd = inf\n", "risk.max_daily_loss_usd"),
+        ('[risk]\nmax_daily_loss_usd = "15"\n', "risk.max_daily_loss_usd"),
+        ('[tx_guard]\nhard_disable_send_tx = "no"\n', "tx_guard.hard_disable_send_tx"),
+        ("[tx_guard]\nhard_disable_send_tx = 0\n", "tx_guard.hard_disable_send_tx"),
+        ("[risk]\nmax_losing_streak = true\n", "risk.max_losing_streak"),
+        ('[risk]\nmax_losing_streak = "5"\n', "risk.max_losing_streak"),
+        ('[paper]\nseed = "7"\n', "paper.seed"),
+        ("[wallet_flows.fees_sweep]\nperiod_s = 1e9\n", "wallet_flows.fees_sweep.period_s"),
+        ('symbols = ["BTC/USDT/EUR"]\n', "symbols[0]"),
+        ('symbols = ["BTC/USDT", "BTC/USDT"]\n', "symbols"),
+        ('symbols = ["DOGE/USDT"]\n', "symbols"),
+        ("[rpc]\ntimeout_s = 1e9\n", "rpc.timeout_s"),
+        ("[paths]\nmin_free_mb = -1\n", "paths.min_free_mb"),
+    ],
+)
+def test_malformed_config_exits_2_naming_the_key(
+    cli: CliRunner, workdir: Path, toml: str, key: str
+) -> None:
+    (workdir / "kobe.toml").write_text(toml)
+    for argv in (("health",), ("run", "--headless", "--ticks", "1"), ("risk", "status")):
+        r = cli(*argv)
+        assert r.code == 2, (argv, r.out, r.err)
+        assert key in r.err and "Traceback" not in r.err
+    assert not (workdir / "data").exists()
+
+
+def test_data_dir_paths_are_checked(cli: CliRunner, workdir: Path) -> None:
+    (workdir / "afile").write_text("x")
+    for value, problem in (
+        (str(workdir / "afile"), "is not a directory"),
+        (str(workdir / "afile" / "data"), "is not a directory"),
+        ("d" * 4096, "characters long"),
+        ("x" * 300, "longer than 255 bytes"),
+    ):
+        r = cli("risk", "status", env={"KOBE_DATA_DIR": value})
+        assert r.code == 2 and r.err.startswith("KOBE_DATA_DIR: ") and problem in r.err
+        (workdir / "kobe.toml").write_text(f'[paths]\ndata_dir = "{value}"\n')
+        r = cli("run", "--headless", "--ticks", "1")
+        assert r.code == 2 and r.err.startswith("paths.data_dir: ") and problem in r.err
+        (workdir / "kobe.toml").unlink()
+
+
+def test_a_lock_that_is_a_directory_or_a_symlink_is_refused(cli: CliRunner, workdir: Path) -> None:
+    data = workdir / "data"
+    data.mkdir()
+    (data / "kobe.lock").mkdir()
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 2 and "kobe.lock: the data dir's lock file is not a regular file" in r.err
+    (data / "kobe.lock").rmdir()
+    precious = workdir / "precious.txt"
+    precious.write_text("keep me")
+    (data / "kobe.lock").symlink_to(precious)
+    for argv in (
+        ("run", "--headless", "--ticks", "1"),
+        (*TRADE, "--type", "market", "--quote", "15"),
+    ):
+        r = cli(*argv)
+        assert r.code == 2 and "kobe.lock: the data dir's lock file is a symlink" in r.err
+    assert precious.read_text() == "keep me"  # never truncated through the link
+
+
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    out = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _commands(sub, (*prefix, name))
+    return out
+
+
+COMMANDS = _commands(build_parser())
+
+
+def test_every_command_is_covered() -> None:
+    assert ("wallets",) in COMMANDS and ("risk", "reset") in COMMANDS and len(COMMANDS) > 10
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "kobe")
+def test_every_help_works(cli: CliRunner, workdir: Path, command: tuple[str, ...]) -> None:
+    r = cli(*command, "--help")
+    assert r.code == 0, r.err
+    assert r.out.startswith("usage: kobe") and not r.err
+    assert not (workdir / "data").exists()
+
+
+def test_kobe_tui_help_prints_usage_and_does_not_start(workdir: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()", "--help"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: kobe-tui") and "\x1b[" not in proc.stdout
+    assert not (workdir / "data").exists()  # no engine, no cockpit
