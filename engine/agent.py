@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AGENT_STATE_FILE = "agent_state.json"
+# the strategies' own state (their stub feeds' random state included): a restart continues the
+# same market rather than starting again from the seed
+STRATEGIES_STATE_FILE = "strategies_state.json"
+RESTART_REMEDY = (
+    "repair it, or delete it to start the strategies' feeds again from their seeds (open "
+    "positions are kept)"
+)
 
 
 def reseed(cfg: KobeConfig, seed: int) -> KobeConfig:
@@ -84,6 +91,12 @@ class AgentEngine:
         with reading(state_path, REPAIR_OR_RESTORE):
             for cid, link in raw.get("links", {}).items():
                 self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
+        self.strategies_path = state_path.with_name(STRATEGIES_STATE_FILE)
+        saved = read_json_object(self.strategies_path, RESTART_REMEDY) or {}
+        with reading(self.strategies_path, RESTART_REMEDY):
+            for name, strategy in self.strategies.items():
+                if name in saved:
+                    strategy.restore(saved[name])
 
     # -- the Runtime's Agent protocol ---------------------------------------------------------
 
@@ -139,6 +152,8 @@ class AgentEngine:
             else:
                 self._enter(sig, strategy, execution, now)
         self._signals = []
+        states = {name: s.state() for name, s in self.strategies.items()}
+        atomic_write_text(self.strategies_path, dumps(states) + "\n")
 
     def on_trade_closed(self, trade: ClosedTrade) -> None:
         link = self._by_entry.pop(trade.trade_id, None)

@@ -111,12 +111,19 @@ def cmd_run(ctx: Context) -> int:
     last_wallets: list[WalletsSnapshot] = []
     risk_state: list[str] = []
     broken: list[bool] = []
+    finance_alerts: set[str] = set()  # codes shown: once while each lasts
 
     def on_event(event: EngineEvent) -> None:
         if runtime.stopping and broken:
             return
         if isinstance(event.payload, WalletsSnapshot):
             last_wallets[:] = [event.payload]
+            active = {a.code for a in event.payload.alerts}
+            for a in event.payload.alerts:
+                if a.code not in finance_alerts:
+                    show(f"{iso_utc(event.time)} alert  {a.severity.upper()} {a.code}: {a.message}")
+            finance_alerts.clear()
+            finance_alerts.update(active)
         if isinstance(event.payload, RiskSnapshot):
             key = f"{event.payload.state.value}|{event.payload.reason}"
             if risk_state == [key]:
@@ -124,11 +131,14 @@ def cmd_run(ctx: Context) -> int:
             risk_state[:] = [key]
         line = describe(event)
         if line is not None:
-            try:
-                print(line, file=ctx.out, flush=True)
-            except BrokenPipeError:  # `kobe run ... | head`: stop cleanly, journals complete
-                broken.append(True)
-                runtime.request_stop()
+            show(line)
+
+    def show(line: str) -> None:
+        try:
+            print(line, file=ctx.out, flush=True)
+        except BrokenPipeError:  # `kobe run ... | head`: stop cleanly, journals complete
+            broken.append(True)
+            runtime.request_stop()
 
     runtime.subscribe(on_event)
 

@@ -134,10 +134,10 @@ def free_space_check(directory: Path, floor_mb: int) -> tuple[bool, str]:
     except OSError as exc:
         return False, f"{directory}: free space unknown ({exc.strerror or exc})"
     free_mb = free // (1024 * 1024)
-    detail = (
-        f"{free_mb} MB free on the disk of {directory} (floor {floor_mb} MB, paths.min_free_mb)"
-    )
-    return free_mb >= floor_mb, detail
+    if free_mb >= floor_mb:  # no figure when fine: the cockpit's health pane does not change
+        return True, f"at least {floor_mb} MB free (paths.min_free_mb)"
+    where = f"{free_mb} MB free on the disk of {directory}"
+    return False, f"{where} (floor {floor_mb} MB, paths.min_free_mb)"
 
 
 def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:

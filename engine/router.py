@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -104,6 +104,14 @@ class ClientIds:
         self._n += 1
         ms = int(self._clock().timestamp() * 1000)
         return f"{self._prefix}{_base36(ms)}n{self._n}"
+
+    def resume_after(self, used: Iterable[str]) -> None:
+        """Number on after the ids a previous run used (the journal's tail), as a run that never
+        stopped would: a restart continues the same ids."""
+        for cid in used:
+            _, sep, n = (entry_of(cid) or cid).rpartition("n")
+            if sep and n.isdigit():
+                self._n = max(self._n, int(n))
 
 
 EXIT_SUFFIXES = ("tp", "sl", "cx")

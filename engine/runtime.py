@@ -57,6 +57,7 @@ from engine.wallets.snapshot import WalletsSnapshot
 log = logging.getLogger(__name__)
 
 DEFAULT_TICK_SECONDS = 60
+RESUME_IDS_TAIL = 200  # journal lines read at start to number client ids on
 
 
 class EngineState(StrEnum):
@@ -241,6 +242,7 @@ class Runtime:
         self.journal = OrderJournal(
             data
         )  # one journal for every venue (``exchange`` tells them apart)
+        ids.resume_after(e.client_id for e in self.journal.tail(RESUME_IDS_TAIL))
         cex_router = self._router(cex, s.exchange, book, ids)
         holder.append(cex_router)
         self.venues[s.exchange] = _Venue(s.exchange, cex, cex_router)

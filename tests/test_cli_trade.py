@@ -189,7 +189,7 @@ def test_refusals_exit_1_with_the_reason(cli: CliRunner, argv: list[str], needle
             "exactly one of --quote AMOUNT or --risk PCT",
         ),
         ([*BUY[:-2], "--risk", "1", "--yes"], "--risk needs --sl"),
-        ([*BUY[:-2], "--quote", "abc", "--yes"], "--quote: not a number (got 'abc')"),
+        ([*BUY[:-2], "--quote", "abc", "--yes"], "--quote: not a plain decimal number (got 'abc')"),
         (
             ["trade", "--symbol", "BTC/USDT", "--side", "long", "--type", "market", "--quote", "5"],
             "--side: must be buy or sell",

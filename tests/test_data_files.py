@@ -20,13 +20,17 @@ DAMAGE = {
     "null": b"null",
     "string": b'"x"',
     "not utf-8": b"\xff\xfe\x00",
-    "wrong shapes": b'{"items": [1], "positions": {"a": 1}, "links": [1], "state": []}',
+    "wrong shapes": (
+        b'{"items": [1], "positions": {"a": 1}, "links": [1], "state": [], '
+        b'"memecoin_farming": [1], "copy_trading": {"feed": 1}}'
+    ),
 }
 # money and the paper accounts refuse to start; the caches the position book will rebuild are
 # named with their problem (the rebuild is the position book's work)
 FILES = [
     "positions.json",
     "agent_state.json",
+    "strategies_state.json",
     "watchdog.json",
     "dex/watchdog.json",
     "dex/markets.json",

@@ -147,7 +147,9 @@ def test_feed_tailed_across_ticks_with_a_torn_line(feed_path: Path) -> None:
 
 
 def test_scaling_caps_and_min_size(feed_path: Path) -> None:
-    s = strategy(feed_path, scale="0.1", max_trade_usd=6, min_trade_usd=2, max_open_positions=5)
+    s = strategy(
+        feed_path, scale=Decimal("0.1"), max_trade_usd=6, min_trade_usd=2, max_open_positions=5
+    )
     append(feed_path, trade("a", symbol="WIF/USDC", size="30"))  # 3 USD
     append(feed_path, trade("b", symbol="JUP/USDC", size="1000"))  # 100 -> capped at 6
     append(feed_path, trade("c", symbol="BONK/USDC", size="15"))  # 1.5 < min 2

@@ -259,7 +259,7 @@ def test_held_symbols_are_kept_by_the_provider() -> None:
 def test_seeded_session_enters_and_exits_by_tp_sl_and_hold_time_deterministically() -> None:
     def session(seed: int) -> list[tuple[int, Signal]]:
         s = MemecoinFarming(config(), StubRandomProvider(rng=random.Random(seed)))
-        return run(s, 500)
+        return run(s, 1500)
 
     a = session(7)
     assert a == session(7)  # same seed, same signals

@@ -50,6 +50,17 @@ def prices_state(kind: str, time: datetime, prices: Mapping[str, Decimal]) -> di
     }
 
 
+def rng_state(rng: random.Random) -> dict[str, Any]:
+    """A seeded generator's state, JSON-ready (so a restart continues the same sequence)."""
+    version, internal, _gauss_next = rng.getstate()
+    return {"version": version, "internal": list(internal), "gauss_next": None}
+
+
+def restore_rng(rng: random.Random, state: Mapping[str, Any]) -> None:
+    """Back from :func:`rng_state`; KeyError / TypeError / ValueError when it is not one."""
+    rng.setstate((int(state["version"]), tuple(int(x) for x in state["internal"]), None))
+
+
 def read_prices_state(
     state: Mapping[str, Any], kind: str, label: str
 ) -> tuple[datetime, dict[str, Decimal]]:
@@ -181,12 +192,11 @@ class SimulatedFeed(PriceSource):
         return dict(self._prices)
 
     def state(self) -> dict[str, Any]:
-        version, internal, gauss_next = self._rng.getstate()
         return {
             "kind": self.kind,
             "time": self._time.isoformat(),
             "prices": {symbol: str(price) for symbol, price in self._prices.items()},
-            "rng": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+            "rng": rng_state(self._rng),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -195,9 +205,7 @@ class SimulatedFeed(PriceSource):
                 raise ValueError(f"a {state['kind']!r} feed state, not {self.kind!r}")
             time = aware_utc(datetime.fromisoformat(state["time"]))
             prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
-            rng = state["rng"]
-            rng_state = (int(rng["version"]), tuple(int(x) for x in rng["internal"]), None)
-            self._rng.setstate(rng_state)
+            restore_rng(self._rng, state["rng"])
         except (KeyError, TypeError, ArithmeticError) as exc:
             raise ValueError(f"unreadable simulated feed state: {exc!r}") from None
         self._time = time

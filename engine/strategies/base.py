@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Sizing, Source
@@ -192,6 +194,14 @@ class Strategy(ABC):
     def drain_problems(self) -> list[str]:
         """Bad records its feed skipped since the last call (the engine alerts each once)."""
         return []
+
+    def state(self) -> dict[str, Any]:
+        """What a restart needs to continue where this run stopped (its feed's state included),
+        JSON-ready; its positions come back through :meth:`adopt`."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Back from :meth:`state` (raises KeyError / TypeError / ValueError when damaged)."""
 
 
 # ---------------------------------------------------------------------------------------------

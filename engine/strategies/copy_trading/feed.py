@@ -26,6 +26,7 @@ import json
 import logging
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.base import Side
-from engine.exchange.prices import aware_utc
+from engine.exchange.prices import aware_utc, restore_rng, rng_state
 from engine.fsutil import atomic_write_text
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
@@ -82,6 +83,13 @@ class LeaderFeed(ABC):
     @abstractmethod
     def poll(self, now: datetime) -> list[FeedEvent]:
         """What happened since the last poll, in order."""
+
+    def state(self) -> dict[str, Any]:
+        """What a restart needs to continue; empty when a file holds it (the jsonl offset)."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Back from :meth:`state`."""
 
 
 def parse_feed_record(record: dict[str, Any], quote: str) -> FeedEvent:
@@ -137,7 +145,13 @@ class JsonlLeaderFeed(LeaderFeed):
         self.tail = JsonlTail(path, offset=offset, problems=self.problems)
         self._quote = quote
         self.skipped = 0
-        self._saved = offset
+        self._saved = -1
+        self._save()  # at the first start too: lines added while Kobe is stopped are not lost
+
+    def _save(self) -> None:
+        if self.state_path is not None and self.tail.offset != self._saved:
+            atomic_write_text(self.state_path, json.dumps({"offset": self.tail.offset}) + "\n")
+            self._saved = self.tail.offset
 
     @property
     def path(self) -> Path:
@@ -157,9 +171,7 @@ class JsonlLeaderFeed(LeaderFeed):
                 self.skipped += 1
                 log.warning("%s: leader feed line skipped: %s", self.path.name, exc)
                 self.problems.add(f"{self.path.name}: leader feed line skipped: {exc}")
-        if self.state_path is not None and self.tail.offset != self._saved:
-            atomic_write_text(self.state_path, json.dumps({"offset": self.tail.offset}) + "\n")
-            self._saved = self.tail.offset
+        self._save()
         return out
 
 
@@ -184,7 +196,6 @@ STUB_MARKETS: dict[str, Decimal] = {
 }
 STUB_LEADER = "stub_leader"
 STUB_VOL_BPS = 150  # each step a symbol moves by up to this much
-STUB_LEADER_EDGE_BPS = 30  # and by this much more while the leader holds it (the leader's skill)
 STUB_OPEN_PER_MILLE = 150  # chance per step that the leader opens a position
 STUB_MAX_LEADER_POSITIONS = 3
 STUB_LEADER_PRICE_BPS = 800  # the leader's fill is up to this far from the market price
@@ -195,7 +206,7 @@ STUB_HOLD_STEPS = (15, 45)
 class StubLeaderFeed(LeaderFeed):
     """A seeded leader: deterministic for a seed and the times polled (steps of ``step_s``).
 
-    Every step each symbol's price moves (a drift up while the leader holds it), a price update is
+    Every step each symbol's price moves (a fair random walk: no drift), a price update is
     emitted for each, positions whose time is up are sold, and now and then a new one is bought,
     at a fill up to 8 % from the market (so some are beyond the follower's max slippage).
     """
@@ -229,6 +240,27 @@ class StubLeaderFeed(LeaderFeed):
             out += self._one_step(self._time)
         return out
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rng": rng_state(self._rng),
+            "time": None if self._time is None else self._time.isoformat(),
+            "seq": self._seq,
+            "prices": {s: str(p) for s, p in self._prices.items()},
+            "held": dict(self._held),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("kind") != self.kind:
+            raise ValueError(f"a {state.get('kind')!r} feed state, not {self.kind!r}")
+        prices = {str(s): Decimal(str(p)) for s, p in dict(state["prices"]).items()}
+        held = {str(s): int(n) for s, n in dict(state["held"]).items()}
+        restore_rng(self._rng, state["rng"])
+        time = state["time"]
+        self._time = None if time is None else aware_utc(datetime.fromisoformat(str(time)))
+        self._seq = int(state["seq"])
+        self._prices, self._held = dict(sorted(prices.items())), held
+
     def _trade(
         self, symbol: str, side: Side, price: Decimal, size: Decimal, t: datetime
     ) -> LeaderTrade:
@@ -238,8 +270,7 @@ class StubLeaderFeed(LeaderFeed):
     def _one_step(self, t: datetime) -> list[FeedEvent]:
         out: list[FeedEvent] = []
         for symbol, price in self._prices.items():
-            edge = STUB_LEADER_EDGE_BPS if symbol in self._held else 0
-            bps = edge + self._rng.randrange(-STUB_VOL_BPS, STUB_VOL_BPS + 1)
+            bps = self._rng.randrange(-STUB_VOL_BPS, STUB_VOL_BPS + 1)  # no drift: fair in mean
             self._prices[symbol] = significant(price * (BPS + bps) / BPS)
             out.append(PriceUpdate(symbol, self._prices[symbol], t))
         for symbol in sorted(self._held):

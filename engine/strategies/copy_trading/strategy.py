@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from engine.config import CopyTradingConfig
 from engine.exchange.base import Side
@@ -67,8 +69,26 @@ class CopyTrading(Strategy):
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._exit_after_fill: dict[str, str] = {}  # ref -> the leader's sell that closes it
+        self._leaders: dict[str, str] = {}  # ref -> its key, from a saved state (for adopt)
         self.skipped: deque[Skip] = deque(maxlen=SKIPS_KEPT)
         self.last_signal: Signal | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "feed": self.feed.state(),
+            "prices": {s: str(p) for s, p in sorted(self._prices.items())},
+            "seen": list(self._seen_order),
+            "exit_after_fill": dict(self._exit_after_fill),
+            "leaders": {p.ref: p.key for p in self.book.all()},  # whose position each mirrors
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.feed.restore(state["feed"])
+        self._prices = {str(s): Decimal(str(p)) for s, p in dict(state["prices"]).items()}
+        self._seen_order = deque(str(t) for t in state["seen"])
+        self._seen = set(self._seen_order)
+        self._exit_after_fill = {str(r): str(t) for r, t in dict(state["exit_after_fill"]).items()}
+        self._leaders = {str(r): str(k) for r, k in dict(state.get("leaders", {})).items()}
 
     # -- the tick -----------------------------------------------------------------------------
 
@@ -215,8 +235,8 @@ class CopyTrading(Strategy):
     def adopt(
         self, ref: str, symbol: str, entry_price: Decimal, qty: Decimal, opened_at: datetime
     ) -> None:
-        """Watch a position from an earlier run again: the leader is not known any more, so the
-        next sell of ``symbol`` by any leader closes it."""
+        """Watch a position from an earlier run again: the leader it mirrors when the saved state
+        says; otherwise the next sell of ``symbol`` by any leader closes it."""
         self.book.adopt(
             StrategyPosition(
                 ref=ref,
@@ -227,7 +247,7 @@ class CopyTrading(Strategy):
                 entry_price=entry_price,
                 qty=qty,
                 opened_at=aware_utc(opened_at),
-                key=f"{ANY_LEADER}|{symbol}",
+                key=self._leaders.get(ref, f"{ANY_LEADER}|{symbol}"),
             )
         )
         self._prices.setdefault(symbol, entry_price)

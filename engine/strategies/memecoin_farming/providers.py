@@ -4,8 +4,8 @@
 
 - ``StubRandomProvider`` (``provider.kind = "stub_random"``): offline and deterministic. A seeded
   ``random.Random`` (injected, never the global one) makes candidates appear over time, with a
-  liquidity, a volume that grows, and a price that moves every step with its own drift (some up,
-  some down) and volatility. It moves in fixed steps of ``step_s`` seconds (catching up to the
+  liquidity, a volume that grows, and a price that moves every step as a fair random walk (no
+  drift) with its own volatility; :meth:`state` / :meth:`restore` let a restart continue it. It moves in fixed steps of ``step_s`` seconds (catching up to the
   time it is given), so the same seed and the same times give the same candidates and prices
   whatever the caller's tick. Money is drawn as integers (``randrange``), never as floats.
 - ``OnchainDryRunProvider`` (``provider.kind = "onchain_dry_run"``): reads the indexer's JSONL
@@ -37,13 +37,14 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from engine.exchange.prices import aware_utc
+from engine.exchange.prices import aware_utc, restore_rng, rng_state
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.memecoin_farming.candidates import Candidate
 from engine.strategies.tail import (
@@ -90,6 +91,13 @@ class MemecoinDataProvider(ABC):
         c = self.candidate(symbol)
         return None if c is None else c.price_usd
 
+    def state(self) -> dict[str, Any]:
+        """What a restart needs to continue; empty when the files are the state (the indexer's)."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Back from :meth:`state`."""
+
 
 # ---------------------------------------------------------------------------------------------
 # stub_random
@@ -101,7 +109,6 @@ _SYLLABLES = (
 
 STUB_INITIAL_CANDIDATES = 3
 STUB_SPAWN_PER_MILLE = 300  # chance, per step, that a new candidate appears
-STUB_DRIFT_BPS = (-15, 50)  # a candidate's drift per step, drawn once (bps, inclusive range)
 STUB_VOL_BPS = (80, 300)  # a candidate's volatility per step, drawn once
 STUB_LIQUIDITY_USD = (2_000, 150_000)
 STUB_VOLUME_START_USD = (0, 8_000)
@@ -111,9 +118,37 @@ STUB_VOLUME_STEP_USD = (0, 1_500)
 @dataclass
 class _Coin:
     candidate: Candidate
-    drift_bps: int
     vol_bps: int
     updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.candidate
+        return {
+            "mint": c.mint,
+            "symbol": c.symbol,
+            "price_usd": str(c.price_usd),
+            "liquidity_usd": str(c.liquidity_usd),
+            "volume_usd": str(c.volume_usd),
+            "created_at": c.created_at.isoformat(),
+            "first_price_usd": None if c.first_price_usd is None else str(c.first_price_usd),
+            "vol_bps": self.vol_bps,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> _Coin:
+        first = raw["first_price_usd"]
+        candidate = Candidate(
+            mint=str(raw["mint"]),
+            symbol=str(raw["symbol"]),
+            price_usd=Decimal(str(raw["price_usd"])),
+            liquidity_usd=Decimal(str(raw["liquidity_usd"])),
+            volume_usd=Decimal(str(raw["volume_usd"])),
+            created_at=aware_utc(datetime.fromisoformat(str(raw["created_at"]))),
+            first_price_usd=None if first is None else Decimal(str(first)),
+        )
+        updated = aware_utc(datetime.fromisoformat(str(raw["updated_at"])))
+        return cls(candidate, int(raw["vol_bps"]), updated)
 
 
 class StubRandomProvider(MemecoinDataProvider):
@@ -157,13 +192,11 @@ class StubRandomProvider(MemecoinDataProvider):
             created_at=now,
             first_price_usd=price,
         )
-        self._coins[symbol] = _Coin(
-            candidate, self._between(STUB_DRIFT_BPS), self._between(STUB_VOL_BPS), now
-        )
+        self._coins[symbol] = _Coin(candidate, self._between(STUB_VOL_BPS), now)
 
     def _move(self, coin: _Coin, now: datetime) -> None:
         c = coin.candidate
-        bps = coin.drift_bps + self._rng.randrange(-coin.vol_bps, coin.vol_bps + 1)
+        bps = self._rng.randrange(-coin.vol_bps, coin.vol_bps + 1)  # no drift: fair in mean
         price = significant(c.price_usd * (BPS + bps) / BPS)
         liquidity = (c.liquidity_usd * (BPS + self._rng.randrange(-200, 201)) / BPS).quantize(
             Decimal(1)
@@ -204,6 +237,26 @@ class StubRandomProvider(MemecoinDataProvider):
     def candidate(self, symbol: str) -> Candidate | None:
         coin = self._coins.get(symbol)
         return None if coin is None else coin.candidate
+
+    def state(self) -> dict[str, Any]:
+        """Everything a restart needs to continue the same market (JSON-ready)."""
+        return {
+            "kind": self.kind,
+            "rng": rng_state(self._rng),
+            "time": None if self._time is None else self._time.isoformat(),
+            "seq": self._seq,
+            "coins": [self._coins[s].to_json() for s in sorted(self._coins)],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("kind") != self.kind:
+            raise ValueError(f"a {state.get('kind')!r} provider state, not {self.kind!r}")
+        coins = [_Coin.from_json(raw) for raw in state["coins"]]
+        restore_rng(self._rng, state["rng"])
+        time = state["time"]
+        self._time = None if time is None else aware_utc(datetime.fromisoformat(str(time)))
+        self._seq = int(state["seq"])
+        self._coins = {coin.candidate.symbol: coin for coin in coins}
 
 
 # ---------------------------------------------------------------------------------------------

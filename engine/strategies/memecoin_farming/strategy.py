@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from engine.config import MemecoinFarmingConfig
 from engine.exchange.base import Side
@@ -63,6 +65,21 @@ class MemecoinFarming(Strategy):
     @property
     def dry_run(self) -> bool:
         return self.provider.dry_run
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider.state(),
+            "entered": sorted(self._entered),
+            "last_entry": None if self._last_entry is None else self._last_entry.isoformat(),
+            "last_price": {s: str(p) for s, p in sorted(self._last_price.items())},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.provider.restore(state["provider"])
+        last = state["last_entry"]
+        self._entered = {str(m) for m in state["entered"]}
+        self._last_entry = None if last is None else aware_utc(datetime.fromisoformat(str(last)))
+        self._last_price = {str(s): Decimal(str(p)) for s, p in dict(state["last_price"]).items()}
 
     # -- the tick -----------------------------------------------------------------------------
 
