@@ -100,7 +100,7 @@ def is_loopback(host: str) -> bool:
 def _no_duplicates(values: list[str]) -> list[str]:
     twice = sorted({v for v in values if values.count(v) > 1})
     if twice:
-        raise ValueError(f"lists {', '.join(twice)} more than once")
+        raise ValueError(f"names {', '.join(twice)} more than once")
     return values
 
 
@@ -736,16 +736,13 @@ class NotifyConfig(Section):
     )
     min_severity: NotifySeverity = "info"
     daily_summary_utc: Annotated[str, AfterValidator(_hh_mm)] = "21:00"
-    heartbeat_hours: int = Field(default=0, ge=0, le=168)  # 0: no heartbeat
-    queue_size: int = Field(default=100, ge=1, le=10_000)
+    heartbeat_hours: Int = Field(default=0, ge=0, le=168)  # 0: no heartbeat
+    queue_size: Int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("channels", "events")
     @classmethod
     def _no_repeats(cls, values: list[str]) -> list[str]:
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"names {', '.join(repeated)} more than once")
-        return values
+        return _no_duplicates(values)
 
 
 class PathsConfig(Section):
