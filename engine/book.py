@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.exchange.base import Side
-from engine.fsutil import atomic_write_text
+from engine.fsutil import DAMAGE, atomic_write_text
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
 from engine.jsonutil import dumps
 from engine.router import entry_of
@@ -240,7 +240,7 @@ class PositionBook:
             }
             self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
             self.state = BookState(positions, orders, offset)
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except DAMAGE as exc:
             log.warning(
                 "%s: cannot be used (%s): the position book is rebuilt from %s",
                 self.path,

@@ -19,18 +19,26 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-class WriteFailed(Exception):
+class WriteFailed(OSError):
     """A data file could not be written (full disk, unwritable). Nothing half-done is left that
-    a reader would take for a record; the engine stops. Exit code 1."""
+    a reader would take for a record; the engine stops. Exit code 1.
+
+    An ``OSError`` still, with the original errno: code that degrades on purpose when a write
+    fails (the notification outbox) keeps doing so.
+    """
 
     def __init__(self, path: Path, exc: OSError) -> None:
         self.path = Path(path)
         what = _WHAT.get(self.path.name, "Kobe's state")
         reason = exc.strerror or str(exc) or type(exc).__name__
-        super().__init__(
+        self.message = (
             f"cannot write {self.path} ({reason}): {what} was not written; Kobe stopped so that "
             "nothing runs unrecorded. Free space or fix the permissions, then start again"
         )
+        super().__init__(exc.errno, reason, str(self.path))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 _WHAT = {
@@ -67,6 +75,8 @@ def writing(path: Path) -> Iterator[None]:
         if _write_fault is not None:
             _write_fault(Path(path))
         yield
+    except WriteFailed:
+        raise
     except OSError as exc:
         raise WriteFailed(path, exc) from None
 

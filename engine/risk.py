@@ -436,10 +436,11 @@ class RiskEngine:
     def close(self) -> None:
         self._journal.close()
 
-    def _record(self, event: str, **detail: object) -> None:
+    def _record(self, event: str, ts: datetime | None = None, **detail: object) -> None:
         """One journal line (fsynced) before the snapshot that includes it."""
         self.snap.seq += 1
-        self._journal.append({"seq": self.snap.seq, "ts": self.clock(), "event": event, **detail})
+        line = {"seq": self.snap.seq, "ts": ts or self.clock(), "event": event, **detail}
+        self._journal.append(line)
 
     def _record_command(self, command: RiskCommand, outcome: str) -> None:
         self._record("command", id=command.id, action=command.action, outcome=outcome)
@@ -448,7 +449,8 @@ class RiskEngine:
     def _transition(self, state: KillState, reason: str, source: str, event: str) -> None:
         s = self.snap
         s.state, s.reason, s.since = state, reason, self.clock()
-        self._record(event, state=state.value, reason=reason, source=source)
+        # the line's time is the switch's "since": a restart gives the same one (notes dedupe)
+        self._record(event, s.since, state=state.value, reason=reason, source=source)
 
     def _save(self) -> None:
         atomic_write_text(self.path, dumps(self.snap.to_json(), indent=2) + "\n")

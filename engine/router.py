@@ -1370,25 +1370,31 @@ class Router(RouterView):
         return report
 
     def paper_reset(self) -> str | None:
-        """A paper account that starts over (its state dir was deleted) while the journal knows
-        its orders: each order the journal has as open is journaled as cancelled (``paper
-        account reset``), never left dangling. Returns what to tell the operator, or None."""
-        if not getattr(self.exchange, "fresh_account", False) or not self.journal_state():
+        """A paper account that started over (its state dir was deleted) while the journal has
+        orders the old account acknowledged: each order the journal has as open is journaled as
+        cancelled (``paper account reset``), never left dangling. Returns what to tell the
+        operator, or None. Orders never sent (a lone ``intent``) are left to reconciliation."""
+        noted = getattr(self.exchange, "start_over_noted", None)
+        if not getattr(self.exchange, "fresh_account", False) or noted is None:
             return None
+        state = self.journal_state()
+        noted()
+        if not any(e.event not in ("intent", "unknown", "reject") for e in state.values()):
+            return None  # a new data dir, or nothing the old account knew
         gone = []
-        for cid, e in list(self.journal_state().items()):
-            if e.event in ("fill", "cancel", "reject"):
+        for cid, e in list(state.items()):
+            if e.event in ("fill", "cancel", "reject", "intent", "unknown"):
                 continue
             self._journal(
                 "cancel", cid, e.exchange_id, e.symbol, Side(e.side), OrderType(e.type), e.qty,
-                e.price, status="canceled", wallet=e.wallet, source=e.source, reason="paper account reset",
-                filled=e.filled, avg_price=e.avg_price,
+                e.price, status="canceled", wallet=e.wallet, source=e.source,
+                reason="paper account reset", filled=e.filled, avg_price=e.avg_price,
             )  # fmt: skip
             self.watchdog.remove(cid)
             gone.append(cid)
         return (
             f"{self.exchange_name}: the paper account starts over from the configured balances "
-            f"(its state file is missing); {len(gone)} open order(s) of the old account "
+            f"(its state file was missing); {len(gone)} open order(s) of the old account "
             "journaled as cancelled (paper account reset)"
         )
 

@@ -261,3 +261,23 @@ def test_kill_9_at_any_moment_never_arms_a_trip(tmp_path: Path, seed: int) -> No
     # and deleting the snapshot after the kill trips, whatever the state was
     (tmp_path / "execution_runtime.json").unlink()
     assert read_kill_switch(tmp_path).tripped
+
+
+def test_since_survives_a_restart_with_a_moving_clock(tmp_path: Path) -> None:
+    """The journal's line and the snapshot share one time: a restart shows the same "since"."""
+    from datetime import timedelta
+
+    ticks = iter(range(1000))
+
+    def moving() -> datetime:
+        return T0 + timedelta(microseconds=next(ticks))
+
+    cfg = RiskConfig(min_operational_capital_usd=Decimal(0))
+    engine = RiskEngine(tmp_path, cfg, moving)
+    engine.trip("drill", "cli")
+    since = engine.kill_switch().since
+    engine.close()
+    (tmp_path / "execution_runtime.json").write_text(  # an older cache: the journal decides
+        json.dumps({"state": "ARMED", "seq": 0})
+    )
+    assert load_risk_state(tmp_path).snap.since == since

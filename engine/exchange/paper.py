@@ -385,12 +385,12 @@ class PaperExchange(Exchange):
         self._list_seq = 0
         self._path = None if data_dir is None else Path(data_dir) / state_dir / STATE_FILE
         # no state file: the account starts from the configured balances (deleting the state
-        # dir is how an operator starts the paper account over); the caller says so
+        # dir is how an operator starts the paper account over). It stays "fresh", saved so,
+        # until a trading session has said so (:meth:`start_over_noted`): a read-only command
+        # in between does not hide it.
         self.fresh_account = self._path is not None and not self._path.exists()
         if self._path is not None and self._path.exists():
             self._load(self._path)
-        elif self._path is not None:
-            self._save()  # from now on, a missing state file means the account was deleted
 
     def _default_prices(self, tickers: Exchange | TickerFetch | None) -> PriceSource:
         start = self._now()
@@ -1023,6 +1023,7 @@ class PaperExchange(Exchange):
         assets = sorted(set(self._free) | set(self._locked))
         return {
             "version": STATE_VERSION,
+            "fresh": self.fresh_account,
             "seed": self._seed,
             "counters": {
                 "order": self._order_seq,
@@ -1048,6 +1049,12 @@ class PaperExchange(Exchange):
 
     def close(self) -> None:
         self.save()
+
+    def start_over_noted(self) -> None:
+        """A trading session has told the operator that this account started over."""
+        with self._lock:
+            self.fresh_account = False
+            self._save()
 
     def _load(self, path: Path) -> None:
         def broken(problem: str) -> PaperStateError:
@@ -1105,3 +1112,4 @@ class PaperExchange(Exchange):
         self._free, self._locked, self._entry = free, locked, entry
         self._orders = {rec.id: rec for rec in orders}
         self._order_seq, self._client_seq, self._list_seq = order_seq, client_seq, list_seq
+        self.fresh_account = raw.get("fresh") is True
