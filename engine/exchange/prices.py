@@ -61,6 +61,29 @@ def restore_rng(rng: random.Random, state: Mapping[str, Any]) -> None:
     rng.setstate((int(state["version"]), tuple(int(x) for x in state["internal"]), None))
 
 
+def walk_state(kind: str, rng: random.Random, time: datetime | None, seq: int) -> dict[str, Any]:
+    """What every seeded stub saves: its kind, random state, the time it reached, its counter."""
+    return {
+        "kind": kind,
+        "rng": rng_state(rng),
+        "time": None if time is None else time.isoformat(),
+        "seq": seq,
+    }
+
+
+def restore_walk(
+    state: Mapping[str, Any], kind: str, rng: random.Random
+) -> tuple[datetime | None, int]:
+    """Back from :func:`walk_state`: the generator is restored; returns ``(time, seq)``."""
+    if state.get("kind") != kind:
+        raise ValueError(f"a {state.get('kind')!r} state, not {kind!r}")
+    restore_rng(rng, state["rng"])
+    time = state["time"]
+    return (None if time is None else aware_utc(datetime.fromisoformat(str(time)))), int(
+        state["seq"]
+    )
+
+
 def read_prices_state(
     state: Mapping[str, Any], kind: str, label: str
 ) -> tuple[datetime, dict[str, Decimal]]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.base import Side
-from engine.exchange.prices import aware_utc, restore_rng, rng_state
+from engine.exchange.prices import aware_utc, restore_walk, walk_state
 from engine.fsutil import atomic_write_text
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
@@ -242,23 +242,15 @@ class StubLeaderFeed(LeaderFeed):
 
     def state(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "rng": rng_state(self._rng),
-            "time": None if self._time is None else self._time.isoformat(),
-            "seq": self._seq,
+            **walk_state(self.kind, self._rng, self._time, self._seq),
             "prices": {s: str(p) for s, p in self._prices.items()},
             "held": dict(self._held),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        if state.get("kind") != self.kind:
-            raise ValueError(f"a {state.get('kind')!r} feed state, not {self.kind!r}")
         prices = {str(s): Decimal(str(p)) for s, p in dict(state["prices"]).items()}
         held = {str(s): int(n) for s, n in dict(state["held"]).items()}
-        restore_rng(self._rng, state["rng"])
-        time = state["time"]
-        self._time = None if time is None else aware_utc(datetime.fromisoformat(str(time)))
-        self._seq = int(state["seq"])
+        self._time, self._seq = restore_walk(state, self.kind, self._rng)
         self._prices, self._held = dict(sorted(prices.items())), held
 
     def _trade(

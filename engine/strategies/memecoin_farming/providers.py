@@ -44,7 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.exchange.prices import aware_utc, restore_rng, rng_state
+from engine.exchange.prices import aware_utc, restore_walk, walk_state
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.memecoin_farming.candidates import Candidate
 from engine.strategies.tail import (
@@ -241,21 +241,13 @@ class StubRandomProvider(MemecoinDataProvider):
     def state(self) -> dict[str, Any]:
         """Everything a restart needs to continue the same market (JSON-ready)."""
         return {
-            "kind": self.kind,
-            "rng": rng_state(self._rng),
-            "time": None if self._time is None else self._time.isoformat(),
-            "seq": self._seq,
+            **walk_state(self.kind, self._rng, self._time, self._seq),
             "coins": [self._coins[s].to_json() for s in sorted(self._coins)],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        if state.get("kind") != self.kind:
-            raise ValueError(f"a {state.get('kind')!r} provider state, not {self.kind!r}")
         coins = [_Coin.from_json(raw) for raw in state["coins"]]
-        restore_rng(self._rng, state["rng"])
-        time = state["time"]
-        self._time = None if time is None else aware_utc(datetime.fromisoformat(str(time)))
-        self._seq = int(state["seq"])
+        self._time, self._seq = restore_walk(state, self.kind, self._rng)
         self._coins = {coin.candidate.symbol: coin for coin in coins}
 
 
