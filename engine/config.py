@@ -81,6 +81,8 @@ def _aware_utc(value: datetime) -> datetime:
 
 
 def _symbol(value: str) -> str:
+    if clean_text(value, MESSAGE_MAX) != value:
+        return value  # control characters: Section._plain_text says so, for every string
     parts = value.split("/")
     if len(parts) != 2 or not all(p.isascii() and p.isalnum() and p.isupper() for p in parts):
         raise ValueError("must look like BASE/QUOTE in capitals, e.g. BTC/USDT")
