@@ -33,6 +33,7 @@ from engine.exchange.paper import PaperExchange, load_paper_markets
 from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
 from engine.proposal import Proposal, Refused, Sizing, Source
+from engine.risk import RiskEngine
 from engine.router import Router, StaticWallets
 from engine.secrets import Secret
 from tests.binance_sim import API_KEY, API_SECRET, BinanceSim, SymbolSpec
@@ -169,6 +170,8 @@ def proposals(seed: int = 13) -> list[Proposal]:
 
 def router_for(exchange: Exchange, data_dir: Path, mode: str) -> Router:
     data_dir.mkdir(parents=True)
+    # the risk engine's first start writes its state: from then on, losing it trips
+    RiskEngine(data_dir, KobeConfig().risk, lambda: T0).close()
     return Router(
         exchange,
         OrderJournal(data_dir),
