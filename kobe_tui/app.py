@@ -362,11 +362,11 @@ class KobeApp(App[int]):
         Called from a worker thread; its messages are posted before the engine's first ones.
         """
         from engine.journal import OrderEvent, tail_jsonl
-        from engine.risk import load_risk_snapshot
+        from engine.risk import load_risk_state
         from engine.wallets.runtime import load_view
 
-        # the kill switch as the risk state file says (unreadable: TRIPPED), engine or not
-        self.post_message(RiskChanged(load_risk_snapshot(settings.data_dir, self.clock)))
+        # the kill switch as the risk files say (lost or unreadable: TRIPPED), engine or not
+        self.post_message(RiskChanged(load_risk_state(settings.data_dir).snap))
 
         try:
             self.post_message(WalletsChanged(load_view(settings.config, settings.data_dir)))
