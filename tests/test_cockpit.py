@@ -264,11 +264,7 @@ async def test_bindings_have_ids_descriptions_and_none_is_priority() -> None:
 async def test_cancelling_one_exit_leg_names_the_position_it_leaves_unprotected(
     workdir: Path, cli: object
 ) -> None:
-    r = cli(  # type: ignore[operator]
-        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
-        "--sl", "93000", "--tp", "99000", "--yes",
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    _buy_with_exits(cli)
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -290,11 +286,7 @@ async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
     from kobe_tui.screens.exits import ExitsScreen
     from kobe_tui.widgets.panes import PositionsPane
 
-    r = cli(  # type: ignore[operator]
-        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
-        "--sl", "93000", "--tp", "99000", "--yes",
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    _buy_with_exits(cli)
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -308,3 +300,12 @@ async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
         prices = {o.client_id[-2:]: o.price for o, _, _ in orders}
         assert prices["tp"] == Decimal(98000)
         assert "sl" in prices  # the stop-loss is still there
+
+
+def _buy_with_exits(cli: object) -> None:
+    """A BTC position placed from the CLI, with its OCO (TP 99000, SL 93000)."""
+    r = cli(  # type: ignore[operator]
+        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--sl", "93000", "--tp", "99000", "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
