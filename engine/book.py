@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 POSITIONS_FILE = "positions.json"
 CACHE_VERSION = 2
+SAVE_EVERY_BYTES = 64 * 1024  # journal read between two cache writes when nothing closes
 ZERO = Decimal(0)
 FILL_EVENTS = ("partial_fill", "fill", "cancel", "reject")  # events that carry a final filled
 
@@ -563,10 +564,17 @@ class Bookkeeper:
                 continue
             self._book(trade)
             out.append(trade)
-        if closed or self.book.state.offset != self._saved_at:
-            self.book.save()  # the cache moves past a close only once the trade is booked
-            self._saved_at = self.book.state.offset
+        # the cache moves past a close only once the trade is booked; other events are saved in
+        # batches (the journal is the truth: a cache a little behind replays the rest, exactly)
+        if closed or self.book.state.offset - self._saved_at >= SAVE_EVERY_BYTES:
+            self.save()
         return out
+
+    def save(self) -> None:
+        """Write the cache now (at a close, every ``SAVE_EVERY_BYTES`` of journal, and on close)."""
+        if self.book.state.offset != self._saved_at:
+            self.book.save()
+            self._saved_at = self.book.state.offset
 
     def on_event(self, _event: OrderEvent) -> None:
         """A router's listener: each journaled event moves the book (and may book a trade)."""
@@ -591,6 +599,7 @@ class Bookkeeper:
             self.on_closed(trade)
 
     def close(self) -> None:
+        self.save()
         self.trades.close()
         if self.wallets is not None:
             self.wallets.close()

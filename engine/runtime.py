@@ -492,6 +492,7 @@ class Runtime:
         if not self._built:
             return
         closers = [v.exchange.close for v in self.venues.values()]
+        closers += [self.execution.keeper.save]  # the position book's cache, up to date
         closers += [self.journal.close, self.trades.close, self.wallets.close, self.risk.close]
         # the notifier last: a moment for what is queued (the outbox keeps the rest); locked
         for close in [*closers, self.audit.close, self.notifier.close]:

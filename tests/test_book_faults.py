@@ -5,6 +5,7 @@ sibling look-up fails."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from decimal import Decimal as D
@@ -204,3 +205,19 @@ def test_a_cancel_whose_sibling_lookup_fails_is_still_audited(tmp_path: Path) ->
         audit = next(tmp_path.rglob("audit.jsonl"))
     lines = [x for x in audit.read_text().splitlines() if '"cancel"' in x]
     assert lines, "the cancel was sent (the OCO is gone) but audit.jsonl has no record of it"
+
+
+def test_the_cache_is_written_in_batches_and_a_stale_one_replays_exactly(tmp_path: Path) -> None:
+    j = OrderJournal(tmp_path)
+    keeper = Bookkeeper(PositionBook(tmp_path, "paper"), trades=TradeStore(tmp_path))
+    j.append(ev("intent", "kobe1D1", status="new"))
+    keeper.catch_up()
+    cache = tmp_path / "positions.json"
+    assert not cache.exists()  # nothing closed, a few bytes of journal: no write yet
+    j.append(ev("fill", "kobe1D1", filled="1", avg="100", status="filled"))
+    keeper.catch_up()
+    fresh = PositionBook(tmp_path, "paper", read_only=True)
+    fresh.catch_up()  # no cache: the journal alone gives the same book
+    assert fresh.get("kobe1D1") == keeper.book.get("kobe1D1")
+    keeper.close()  # closing writes it
+    assert json.loads(cache.read_text())["offset"] == keeper.book.state.offset
