@@ -10,8 +10,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.config import FinanceConfig
-from engine.modes import Settings
-from engine.wallets.runtime import load_view
 from engine.wallets.snapshot import WalletsSnapshot
 
 CEX_CHAINS = ("binance", "bybit", "okx")
@@ -48,7 +46,3 @@ class LedgerWallets:
             where = "the Solana DEX venue" if view.chain == "solana" else view.chain
             return f"wallet {wallet_id} trades on {where}, not on {exchange_name}"
         return None
-
-
-def wallet_book(settings: Settings) -> LedgerWallets:
-    return LedgerWallets(load_view(settings.config, settings.data_dir), settings.config.finance)

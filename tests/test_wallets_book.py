@@ -5,9 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from engine.modes import resolve_settings
-from engine.wallet_book import wallet_book
+from engine.modes import Settings, resolve_settings
+from engine.wallet_book import LedgerWallets
+from engine.wallets.runtime import load_view
 from tests.test_wallets_support import Clock, manager
+
+
+def wallet_book(settings: Settings) -> LedgerWallets:
+    """The router's view as a command opens it: the wallet files, read without writing."""
+    return LedgerWallets(load_view(settings.config, settings.data_dir), settings.config.finance)
 
 
 def test_the_book_reads_the_allocation_then_the_runtime_state(workdir: Path) -> None:

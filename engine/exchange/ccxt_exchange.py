@@ -69,7 +69,7 @@ from engine.exchange.retry import (
     call_with_retries,
     place_order_once,
 )
-from engine.modes import GateClosed, Settings, gate_problems, require_gate
+from engine.modes import GateClosed, Settings, require_gate
 from engine.secrets import Secret, redact, register_secret_values
 from engine.untrusted import BadNumber, clean_message, parse_decimal
 
@@ -298,6 +298,55 @@ class CcxtExchange(Exchange):
         ``confirmed`` is the operator's explicit live confirmation (``--confirm-live``, the
         cockpit's unlock). Paper mode has no ccxt exchange: ValueError.
         """
+        return cls._through_gate(
+            settings,
+            confirmed,
+            retry=retry,
+            on_unknown=on_unknown,
+            timeout_ms=timeout_ms,
+            ccxt_config=ccxt_config,
+            read_only=False,
+        )
+
+    @classmethod
+    def reader_from_settings(
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout_ms: int | None = None,
+        ccxt_config: Mapping[str, Any] | None = None,
+    ) -> ReadOnlyExchange:
+        """A client for ``settings`` that can only read: what read-only commands hold.
+
+        Every condition of the gate applies except the operator's live confirmation, which is
+        for sending. The ccxt client inside refuses any request but GET at its HTTP layer, and
+        the object handed out has no create or cancel method at all.
+        """
+        return ReadOnlyExchange(
+            cls._through_gate(
+                settings,
+                True,
+                retry=retry,
+                on_unknown=None,
+                timeout_ms=timeout_ms,
+                ccxt_config=ccxt_config,
+                read_only=True,
+            )
+        )
+
+    @classmethod
+    def _through_gate(
+        cls,
+        settings: Settings,
+        confirmed: bool,
+        *,
+        retry: RetryPolicy | None,
+        on_unknown: UnknownHook | None,
+        timeout_ms: int | None,
+        ccxt_config: Mapping[str, Any] | None,
+        read_only: bool,
+    ) -> CcxtExchange:
         if settings.mode is Mode.PAPER:
             raise ValueError("paper mode trades on the paper exchange, not through ccxt")
         require_gate(settings, confirmed)
@@ -317,48 +366,8 @@ class CcxtExchange(Exchange):
             on_unknown=on_unknown,
             quote_asset=settings.config.paper.quote_asset,
             ccxt_config=ccxt_config,
+            read_only=read_only,
             _live=_LIVE_GATE_PASSED if live else None,
-        )
-
-    @classmethod
-    def reader_from_settings(
-        cls,
-        settings: Settings,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout_ms: int | None = None,
-        ccxt_config: Mapping[str, Any] | None = None,
-    ) -> ReadOnlyExchange:
-        """A client for ``settings`` that can only read: what read-only commands hold.
-
-        Every condition of the gate applies except the operator's live confirmation, which is
-        for sending. The ccxt client inside refuses any request but GET at its HTTP layer, and
-        the object handed out has no create or cancel method at all.
-        """
-        if settings.mode is Mode.PAPER:
-            raise ValueError("paper mode trades on the paper exchange, not through ccxt")
-        problems = gate_problems(settings, True)
-        if problems:
-            raise GateClosed(settings.mode, problems)
-        names = settings.key_vars
-        key, secret = settings.secrets.get(names[0]), settings.secrets.get(names[1])
-        password = settings.secrets.get(names[2]) if len(names) > 2 else None
-        live = settings.mode is Mode.LIVE
-        return ReadOnlyExchange(
-            cls(
-                settings.exchange,
-                api_key=key,
-                secret=secret,
-                password=password,
-                sandbox=not live,
-                api_url=settings.api_url,
-                timeout_ms=timeout_ms or settings.config.exchange.timeout_ms,
-                retry=retry,
-                quote_asset=settings.config.paper.quote_asset,
-                ccxt_config=ccxt_config,
-                read_only=True,
-                _live=_LIVE_GATE_PASSED if live else None,
-            )
         )
 
     def _refuse_writes(self) -> None:
