@@ -291,10 +291,15 @@ class RouterView:
             for symbol in sorted({event.symbol for _, event in tracked})
             for o in self.exchange.fetch_open_orders(symbol)
         }
+        # TP/SL the exchange holds for an entry (Bybit, OKX) are read by the entry's ids
+        attached = {leg.client_id: leg for leg in self._held_legs(tracked)}
+        open_now.update({cid: leg for cid, leg in attached.items() if leg.status.is_open})
         self._seen_open = set(open_now)
         changed = 0
         for cid, event in tracked:
-            current = open_now.get(cid)
+            current = open_now.get(cid) or attached.get(cid)
+            if current is None and self._attached_leg(cid, event.symbol):
+                continue  # not found by the entry's ids this time: asked again next tick
             if current is None:
                 current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
                 if current is None:
@@ -309,6 +314,27 @@ class RouterView:
                 )
             changed += 1
         return changed
+
+    def _attached_leg(self, cid: str, symbol: str) -> bool:
+        """A TP/SL leg the exchange made from an entry's attached prices: on a venue that
+        attaches them, Kobe never sends a ``tp``/``sl`` leg itself."""
+        return cid[-2:] in ("tp", "sl") and self.exchange.capabilities(symbol).attached_tp_sl
+
+    def _held_legs(self, tracked: Iterable[tuple[str, OrderEvent]]) -> list[Order]:
+        """The exchange's current view of the attached TP/SL among ``tracked`` (client id and
+        last event of orders Kobe has as open): one read per entry."""
+        entries = {
+            (entry_of(cid) or "", event.symbol)
+            for cid, event in tracked
+            if self._attached_leg(cid, event.symbol)
+        }
+        return [leg for e, symbol in sorted(entries) for leg in self._attached_legs(symbol, e)]
+
+    def _attached_legs(self, symbol: str, entry_cid: str) -> list[Order]:
+        entry = self.journal_state().get(entry_cid)
+        if entry is None or not entry.exchange_id:
+            return []
+        return self.exchange.fetch_attached_exits(symbol, entry.exchange_id, entry_cid)
 
     def _settle_unknown(self, report: ReconcileReport) -> list[tuple[str, Order | None]]:
         """Intents whose outcome is unknown: looked up by client id, their real state journaled.
@@ -404,8 +430,14 @@ class RouterView:
     def open_orders(self) -> list[tuple[Order, str, str]]:
         """Open orders with the wallet and source the journal knows (``external`` otherwise)."""
         last = self.journal_state()
+        held = [
+            (cid, e)
+            for cid, e in last.items()
+            if e.event in ("ack", "partial_fill") and _is_open(e.status)
+        ]
         out = []
-        for order in self.exchange.fetch_open_orders():
+        orders = self.exchange.fetch_open_orders()
+        for order in orders + [leg for leg in self._held_legs(held) if leg.status.is_open]:
             event = last.get(order.client_id)
             if event is None:
                 out.append((order, "", "external"))
@@ -426,6 +458,28 @@ class RouterView:
         if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
             qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
         return qty
+
+    def _journal_attached(self, symbol: str, entry_cid: str, why: str) -> tuple[Order, ...]:
+        """The TP/SL the exchange holds for ``entry_cid`` (attached to it), read by the entry's
+        ids and journaled under Kobe's ids where they changed: armed (``ack``), fired (their
+        fill, booked like any exit) or removed with their sibling (``cancel``)."""
+        entry = self.journal_state().get(entry_cid)
+        if entry is None:
+            return ()
+        legs = tuple(self._attached_legs(symbol, entry_cid))
+        for leg in legs:
+            last = self.journal_state().get(leg.client_id)
+            if last is None:
+                self._journal_order(
+                    "ack", leg, entry.wallet, entry.source, f"attached exit, {why} on the exchange"
+                )
+            elif leg.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and _is_open(
+                last.status
+            ):
+                self._journal_order("cancel", leg, entry.wallet, entry.source, "its sibling fired")
+            if leg.filled > (last.filled if last is not None else 0):
+                self._journal_fill(leg, entry.wallet, entry.source)
+        return legs
 
     def _exits_live(self, entry_cid: str) -> bool:
         """True when the exchange has confirmed an exit of ``entry_cid``: one resting (acked,
@@ -923,6 +977,15 @@ class Router(RouterView):
 
         A sell never asks for more than the account has free of the asset, rounded down to the
         step: what is left below one step stays in the book as dust."""
+        if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
+            # confirmed by reading them, and journaled
+            legs = self._journal_attached(item.symbol, item.entry_client_id, "confirmed")
+            if not legs:
+                raise InvalidOrder(
+                    f"{self.exchange_name} shows no TP/SL attached to entry {item.entry_client_id}"
+                )
+            self.watchdog.remove(item.entry_client_id)
+            return legs, None
         exit_side = item.side.opposite
         if exit_side is Side.SELL:
             base = self.exchange.market(item.symbol).base
@@ -997,9 +1060,6 @@ class Router(RouterView):
             )
             self.watchdog.remove(item.entry_client_id)
             return (oco.take_profit, oco.stop_loss), None
-        if item.exits is ExitPlan.ATTACHED:
-            self.watchdog.remove(item.entry_client_id)  # the exchange holds them
-            return (), None
         new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
         return (), new
 
@@ -1059,6 +1119,14 @@ class Router(RouterView):
             if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
                 with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
                     self.cancel(order.id, source)
+        held = self.journal_state()
+        if any(
+            _is_open(held[f"{entry_cid}{leg}"].status)
+            for leg in ("tp", "sl")
+            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", last.symbol)
+        ):
+            with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
+                self._cancel_attached(entry_cid, last.symbol, source)
         if plan is ExitPlan.WATCHDOG:
             return (), item
         return self._send_exits(item, qty)
@@ -1400,6 +1468,16 @@ class Router(RouterView):
 
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""
+        last = self.journal_state()
+        event = last.get(ref) or next((e for e in last.values() if e.exchange_id == ref), None)
+        if (
+            event is not None
+            and self._attached_leg(event.client_id, event.symbol)
+            and _is_open(event.status)
+        ):
+            entry_cid = entry_of(event.client_id) or ""
+            legs = self._cancel_attached(entry_cid, event.symbol, source)
+            return next(leg for leg in legs if leg.client_id == event.client_id)
         for order in self.exchange.fetch_open_orders():
             if ref in (order.id, order.client_id):
                 break
@@ -1431,6 +1509,30 @@ class Router(RouterView):
         if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
             self.watchdog.remove(order.client_id)
         return cancelled
+
+    def _cancel_attached(self, entry_cid: str, symbol: str, source: Source) -> list[Order]:
+        """Cancel the TP/SL the exchange holds for ``entry_cid`` (both legs: the pair goes as
+        one), audited and journaled."""
+        entry = self.journal_state().get(entry_cid)
+        if entry is None or not entry.exchange_id:
+            raise OrderNotFound(f"position {entry_cid}: unknown entry")
+        audit = {"order_id": entry.exchange_id, "client_id": f"{entry_cid}tp+sl", "symbol": symbol}
+        try:
+            legs = self.exchange.cancel_attached_exits(symbol, entry.exchange_id, entry_cid)
+        except ExchangeError as exc:
+            self._audit_send("cancel", source.value, **audit, outcome=f"failed: {exc}")
+            raise
+        self._audit_send("cancel", source.value, **audit, outcome="cancelled")
+        for leg in legs:
+            before = self.journal_state().get(leg.client_id)
+            if leg.filled > (before.filled if before is not None else 0):
+                self._journal_fill(leg, entry.wallet, entry.source)  # fired meanwhile
+            if not leg.status.is_open:
+                self._journal_order(
+                    "cancel", leg, entry.wallet, source.value,
+                    f"cancelled by operator ({source.value})",
+                )  # fmt: skip
+        return legs
 
     def _settle_sibling(self, leg: Order, wallet: str, source: str) -> None:
         """An OCO leg was cancelled: its sibling went with it on the venue; journal that too."""

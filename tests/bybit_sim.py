@@ -179,6 +179,9 @@ class BybitSim(SpotSim):
             return self._create(p)
         if path == ORDER_CANCEL and method == "POST":
             order = self._find(p)
+            if order.role and p.get("orderFilter") not in ("tpslOrder", "StopOrder"):
+                # a TP/SL order is cancelled under its filter only ("Order by default")
+                raise Refusal("not_found", str(p.get("orderId") or p.get("orderLinkId")))
             self.book.cancel(order)
             return {"orderId": order.order_id, "orderLinkId": order.client_id}
         if path == ORDER_REALTIME:
@@ -302,6 +305,8 @@ class BybitSim(SpotSim):
         return {
             "orderId": o.order_id,
             "orderLinkId": o.client_id,
+            # a TP/SL order made from an entry's attached prices names the entry's client id
+            "parentOrderLinkId": self.book.orders[o.parent].client_id if o.parent else "",
             "blockTradeId": "",
             "symbol": o.symbol,
             "price": _s(o.price),

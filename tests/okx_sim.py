@@ -39,6 +39,7 @@ CANCEL = "/api/v5/trade/cancel-order"
 PENDING = "/api/v5/trade/orders-pending"
 HISTORY = "/api/v5/trade/orders-history"
 ALGO_PENDING = "/api/v5/trade/orders-algo-pending"
+CANCEL_ALGOS = "/api/v5/trade/cancel-algos"  # body: a list of {algoId, instId}
 BALANCE = "/api/v5/account/balance"
 TICKER = "/api/v5/market/ticker"
 
@@ -136,6 +137,9 @@ class OkxSim(SpotSim):
     def dispatch(self, method: str, path: str, query: str, body: str, headers: Any) -> Any:
         if path not in PUBLIC:
             self._auth(method, path, query, body, headers)
+        if path == CANCEL_ALGOS and method == "POST":
+            with self._lock:
+                return {"code": "0", "msg": "", "data": self._cancel_algos(json.loads(body))}
         params = self.params(method, query, body)
         with self._lock:
             try:
@@ -284,6 +288,22 @@ class OkxSim(SpotSim):
             leg = "takeProfit" if "takeProfit" in refusal.detail else "stopLoss"
             raise Refusal("tpsl", f"{side}:{leg}") from None
         return self._ack(order)
+
+    def _cancel_algos(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Cancel TP/SL algos by ``algoId``: an entry's attached pair goes as one."""
+        answers = []
+        for item in items:
+            parent = str(item.get("algoId", ""))[1:]
+            legs = (
+                [o for o in self.book.exits(parent) if o.status == "untriggered"] if parent else []
+            )
+            if not legs or legs[0].symbol != item.get("instId"):
+                code, msg = CODES["not_found"]
+                answers.append({"algoId": item.get("algoId"), "sCode": str(code), "sMsg": msg})
+                continue
+            self.book.cancel(legs[0])
+            answers.append({"algoId": item["algoId"], "algoClOrdId": "", "sCode": "0", "sMsg": ""})
+        return answers
 
     def _ack(self, order: SpotOrder) -> dict[str, Any]:
         return {

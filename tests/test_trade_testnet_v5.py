@@ -57,7 +57,14 @@ def test_trade_places_one_entry_with_its_tp_sl_on_the_exchange(
     assert legs == {"tp": Decimal(100000), "sl": Decimal(90000)}  # held by the exchange
     events = [(e["event"], e["client_id"]) for e in journal(workdir)]
     cid = out["entry"]["client_id"]
-    assert events == [("intent", cid), ("ack", cid), ("fill", cid)]
+    # the exchange's TP/SL, found by the entry's ids, are journaled under Kobe's: the cover is
+    # confirmed, not assumed
+    assert events == [
+        ("intent", cid), ("ack", cid), ("fill", cid), ("ack", f"{cid}sl"), ("ack", f"{cid}tp"),
+    ]  # fmt: skip
+    legs_journaled = {e["client_id"][-2:]: e for e in journal(workdir) if e["event"] == "ack"}
+    assert legs_journaled["tp"]["status"] == "open" and legs_journaled["sl"]["status"] == "open"
+    assert out["exits"] and {x["client_id"] for x in out["exits"]} == {f"{cid}tp", f"{cid}sl"}
 
 
 def test_bybit_market_entry_with_exits_is_guarded_locally(
@@ -129,11 +136,6 @@ def test_run_after_the_take_profit_fired_sends_nothing_again(
     assert [leg.executed for leg in sim.book.exits() if leg.executed] == [legs["tp"].qty]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Kobe does not yet learn that a TP/SL held by Bybit or OKX fired: the exit is not "
-    "journaled and the trade not booked (see README, Exchanges: 'Not proven yet')",
-)
 def test_the_exchange_held_take_profit_is_booked_once(
     cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
 ) -> None:
@@ -145,3 +147,49 @@ def test_the_exchange_held_take_profit_is_booked_once(
     assert [e["side"] for e in fills] == ["buy", "sell"]
     trades = (workdir / "data" / "trades.jsonl").read_text().splitlines()
     assert len(trades) == 1
+    cid = fills[0]["client_id"]
+    assert fills[1]["client_id"] == f"{cid}tp"  # linked to its position by the entry's ids
+    assert Decimal(fills[1]["fee"]) > 0 and fills[1]["fee_asset"] == "USDT"  # as charged
+    cancels = [e["client_id"] for e in journal(workdir) if e["event"] == "cancel"]
+    assert cancels == [f"{cid}sl"]  # the sibling the exchange removed with the fire
+    trade = json.loads(trades[0])
+    assert Decimal(trade["exit_price"]) >= Decimal(100000)
+    # a second engine run finds nothing new: the fire is booked once
+    assert cli("run", "--headless", "--duration", "0.8", "--tick", "0.4", env=env).code == 0
+    assert [e["event"] for e in journal(workdir)].count("fill") == 2
+    assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
+
+
+def test_cancelling_a_leg_cancels_the_pair_the_exchange_holds(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    r = cli(*trade_args(venue), env=env)
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("cancel", f"{cid}tp", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert {leg.status for leg in sim.book.exits()} == {"canceled"}  # both legs, on the exchange
+    cancels = sorted(e["client_id"] for e in journal(workdir) if e["event"] == "cancel")
+    assert cancels == [f"{cid}sl", f"{cid}tp"]
+    positions = json.loads(cli("positions", "--json", env=env).out)
+    assert positions[0]["protection"] == "UNPROTECTED"  # said, not hidden
+    # cancelled: the price through the old take-profit sells nothing on the exchange
+    sim.set_price(venue.market_id, Decimal(100500))
+    assert [leg.executed for leg in sim.book.exits() if leg.executed] == []
+
+
+def test_new_exits_replace_the_pair_the_exchange_holds(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    r = cli(*trade_args(venue), env=env)
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("exits", cid, "--tp", "101000", "--sl", "91000", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert {leg.status for leg in sim.book.exits()} == {"canceled"}  # the old pair is gone
+    positions = json.loads(cli("positions", "--json", env=env).out)
+    assert positions[0]["protection"].startswith("watchdog")  # the new prices, guarded
+    sim.set_price(venue.market_id, Decimal(100500))  # the old take-profit fires nothing
+    assert [leg.executed for leg in sim.book.exits() if leg.executed] == []

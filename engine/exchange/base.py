@@ -278,6 +278,13 @@ class ExchangeReader(ABC):
     @abstractmethod
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
 
+    def fetch_attached_exits(self, symbol: str, entry_id: str, entry_client_id: str) -> list[Order]:
+        """The TP/SL the exchange holds for one entry (attached to it when it was placed), as
+        orders under Kobe's ids (``<entry>tp``, ``<entry>sl``): armed legs open, a leg that
+        fired as the order it placed, a leg its sibling's fire removed as canceled. Empty where
+        exits are never attached to entries (paper, Binance)."""
+        return []
+
     @abstractmethod
     def fetch_positions(self, symbol: str | None = None) -> list[Position]: ...
 
@@ -339,6 +346,13 @@ class Exchange(ExchangeReader):
     def cancel_order(self, id: str, symbol: str) -> Order:
         """Cancel; an order already filled or gone raises :class:`OrderNotFound` saying so."""
 
+    def cancel_attached_exits(
+        self, symbol: str, entry_id: str, entry_client_id: str
+    ) -> list[Order]:
+        """Cancel the armed TP/SL the exchange holds for one entry; returns them, cancelled.
+        None armed: :class:`OrderNotFound`."""
+        raise NotSupported(f"{self.name}: no TP/SL attached to entries here")
+
 
 class ReadOnlyExchange(ExchangeReader):
     """A venue seen through its reads only. It has no ``create_order``, ``create_oco`` or
@@ -377,6 +391,9 @@ class ReadOnlyExchange(ExchangeReader):
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.__venue.fetch_open_orders(symbol)
+
+    def fetch_attached_exits(self, symbol: str, entry_id: str, entry_client_id: str) -> list[Order]:
+        return self.__venue.fetch_attached_exits(symbol, entry_id, entry_client_id)
 
     def fetch_positions(self, symbol: str | None = None) -> list[Position]:
         return self.__venue.fetch_positions(symbol)
