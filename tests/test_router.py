@@ -4,6 +4,7 @@ every refusal, and the journal's lines after each path."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -246,7 +247,37 @@ def test_attached_tp_sl_where_the_venue_supports_it(tmp_path: Path) -> None:
     assert placed.plan.exits is ExitPlan.ATTACHED
     assert params_seen[0]["take_profit"] == Decimal(100000)
     assert params_seen[0]["stop_loss"] == Decimal(90000)
-    assert rig.router.watchdog.items() == []
+    # this venue took the prices but shows no TP/SL for the entry: never assumed held, the
+    # local watchdog guards the position and says so
+    [item] = rig.router.watchdog.items()
+    assert item.exits is ExitPlan.WATCHDOG and item.state is WatchState.WATCHING
+    assert any("EXCHANGE EXITS NOT PLACED" in n for n in placed.notes)
+
+
+def test_attached_tp_sl_confirmed_on_the_venue_are_journaled_as_the_cover(
+    tmp_path: Path,
+) -> None:
+    class Holding(PaperExchange):
+        def capabilities(self, symbol: str) -> Capabilities:
+            return Capabilities(native_oco=False, attached_tp_sl=True)
+
+        def fetch_attached_exits(self, symbol: str, entry_id: str, cid: str) -> list[Order]:
+            entry = self.fetch_order(entry_id, symbol)
+            return [
+                replace(entry, id=f"{entry_id}{leg}", client_id=f"{cid}{leg}", side=Side.SELL,
+                        filled=Decimal(0), avg_price=None, status=OrderStatus.OPEN,
+                        stop_price=price, fee=Decimal(0), fee_asset="", fills=())
+                for leg, price in (("sl", Decimal(90000)), ("tp", Decimal(100000)))
+            ]  # fmt: skip
+
+    rig = Rig(tmp_path, exchange_cls=Holding)
+    placed = rig.router.submit(buy())
+    cid = placed.entry.client_id
+    assert rig.router.watchdog.items() == []  # confirmed on the exchange
+    assert [o.client_id for o in placed.exits] == [f"{cid}sl", f"{cid}tp"]
+    state = rig.router.journal_state()
+    assert state[f"{cid}tp"].event == "ack" and state[f"{cid}tp"].status == "open"
+    assert rig.router._exits_live(cid)
 
 
 def test_limit_entry_waits_then_places_its_oco(tmp_path: Path) -> None:
