@@ -65,6 +65,15 @@ def test_trade_places_one_entry_with_its_tp_sl_on_the_exchange(
     legs_journaled = {e["client_id"][-2:]: e for e in journal(workdir) if e["event"] == "ack"}
     assert legs_journaled["tp"]["status"] == "open" and legs_journaled["sl"]["status"] == "open"
     assert out["exits"] and {x["client_id"] for x in out["exits"]} == {f"{cid}tp", f"{cid}sl"}
+    env = sim_env(venue, sim)
+    [position] = json.loads(cli("positions", "--json", env=env).out)
+    assert position["protection"] == "exchange"
+    assert {(x["client_id"], x["status"]) for x in position["exits"]} == {
+        (f"{cid}tp", "open"), (f"{cid}sl", "open"),
+    }  # fmt: skip
+    listed = cli("orders", "--json", env=env)
+    assert listed.code == 0, listed.err
+    assert {f"{cid}tp", f"{cid}sl"} <= {o["client_id"] for o in json.loads(listed.out)}
 
 
 def test_bybit_market_entry_with_exits_is_guarded_locally(
