@@ -174,6 +174,9 @@ class OrderEvent:
     reason: str
     strategy: str = ""  # an entry's strategy (intents), so the position book can rebuild links
     ref: str = ""  # the strategy's reference for the position
+    # a fee charged in a third asset (BNB): its price in the quote asset, read once at the fill
+    # and journaled with it, so that a replay books the same fees without the network
+    fee_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.event not in ORDER_EVENTS:
@@ -213,6 +216,7 @@ class OrderEvent:
             reason=str(record.get("reason") or ""),
             strategy=str(record.get("strategy") or ""),
             ref=str(record.get("ref") or ""),
+            fee_rate=dec(record.get("fee_rate")),
         )
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.binance_sim import BinanceSim
+from engine.book import PositionBook
+from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim, SymbolSpec
 from tests.conftest import CliRunner
 from tests.test_ccxt_contract import sim_env
 
@@ -191,4 +192,70 @@ def test_an_orders_csv_with_old_columns_is_kept_aside_not_mixed(
     assert cli(*BUY, "--yes").code == 0
     assert (logs / "orders.1.csv").read_text().startswith("ts,mode,exchange\n")
     header = (logs / "orders.csv").read_text().splitlines()[0]
-    assert header.endswith(",reason,strategy,ref")
+    assert header.endswith(",reason,strategy,ref,fee_rate")
+
+
+BNB_MARKET = SymbolSpec(
+    "BNBUSDT", "BNB", "USDT", Decimal(600), Decimal("0.01"), Decimal("0.001"), Decimal("0.001"),
+    Decimal(5),
+)  # fmt: skip
+
+
+def journal(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_testnet_fees_paid_in_bnb_are_booked_in_usdt_at_the_bnb_price_and_replay_offline(
+    cli: CliRunner, workdir: Path
+) -> None:
+    balances = {"USDT": Decimal(10_000), "BNB": Decimal(1)}
+    symbols = (*DEFAULT_SYMBOLS, BNB_MARKET)
+    with BinanceSim(balances=balances, symbols=symbols, commission_asset="BNB") as sim:
+        env = sim_env(sim)
+        r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=env)
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        tp = next(x for x in out["exits"] if x["client_id"].endswith("tp"))
+        sim.set_price("BNBUSDT", Decimal(650))  # BNB moved before the exit filled
+        sim.fill(int(tp["id"]))
+        r = cli("cancel", "--all", "--yes", env=env)  # a sending start syncs and books it
+        assert r.code == 0, r.err
+    cid = out["entry"]["client_id"]
+    events = journal(workdir)
+    [entry] = [e for e in events if e["client_id"] == cid and e["event"] == "fill"]
+    [exit_] = [e for e in events if e["client_id"] == f"{cid}tp" and e["event"] == "fill"]
+    # each fill carries the BNB/USDT price read at it: a replay needs no network
+    assert (entry["fee_asset"], Decimal(entry["fee_rate"])) == ("BNB", 600)
+    assert (exit_["fee_asset"], Decimal(exit_["fee_rate"])) == ("BNB", 650)
+    # nothing was taken in BTC: the exits sell the whole fill
+    assert Decimal(exit_["filled"]) == Decimal(entry["filled"]) == Decimal("0.00015")
+    [t] = trades(workdir)
+    fees = Decimal(entry["fee"]) * Decimal(entry["fee_rate"]) + Decimal(exit_["fee"]) * Decimal(
+        exit_["fee_rate"]
+    )
+    assert Decimal(t["fees"]) == fees
+    # 0.1 % of each leg's notional (the BNB commission is rounded down to 8 decimals)
+    notional = Decimal("0.00015") * (Decimal(95000) + Decimal(100000))
+    assert Decimal(0) <= notional / 1000 - fees < Decimal("0.0001")
+    assert Decimal(t["pnl"]) == Decimal("0.00015") * 5000 - fees
+
+    # the simulator is gone: the book rebuilt from the journal alone books the same trade
+    (workdir / "data" / "positions.json").unlink(missing_ok=True)
+    [again] = PositionBook(workdir / "data", "testnet", read_only=True).catch_up()
+    assert (again.fees, again.pnl) == (Decimal(t["fees"]), Decimal(t["pnl"]))
+
+
+def test_a_bnb_fee_with_no_bnb_price_is_alerted_and_shown_apart_never_booked_as_zero(
+    cli: CliRunner, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    balances = {"USDT": Decimal(10_000), "BNB": Decimal(1)}
+    with BinanceSim(balances=balances, commission_asset="BNB") as sim:  # no BNB/USDT market
+        r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=sim_env(sim))
+        assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
+        [pos] = json.loads(cli("positions", "--json", env=sim_env(sim)).out)
+    assert "fee_unpriced" in caplog.text and "no BNB/USDT price" in caplog.text
+    [entry] = [e for e in journal(workdir) if e["client_id"] == cid and e["event"] == "fill"]
+    assert entry["fee_asset"] == "BNB" and entry["fee_rate"] is None
+    assert pos["fees"] == "0" and pos["fees_unpriced"] == f"{Decimal(entry['fee'])} BNB"
