@@ -156,15 +156,28 @@ class AgentEngine:
         atomic_write_text(self.strategies_path, dumps(states) + "\n")
 
     def on_trade_closed(self, trade: ClosedTrade) -> None:
-        link = self._by_entry.pop(trade.trade_id, None)
-        if link is None:
-            return
-        name, ref = link
-        self._save()
-        strategy = self.strategies.get(name)
-        if strategy is not None:
+        linked = self._unlink(trade.trade_id)
+        if linked is not None:
+            strategy, ref = linked
             strategy.on_position_closed(ref, trade.exit_price, trade.closed_at)
-            self.stats[name].closed += 1
+            self.stats[strategy.name].closed += 1
+
+    def on_position_dust(self, entry_cid: str) -> None:
+        """``entry_cid`` is too small to sell: its strategy's slot is free from now on."""
+        linked = self._unlink(entry_cid)
+        if linked is not None:
+            strategy, ref = linked
+            strategy.on_position_dust(ref)
+
+    def _unlink(self, entry_cid: str) -> tuple[Strategy, str] | None:
+        """Forget the link of ``entry_cid`` (saved); its strategy and ref, if it had one."""
+        link = self._by_entry.pop(entry_cid, None)
+        if link is None:
+            return None
+        self._save()
+        name, ref = link
+        strategy = self.strategies.get(name)
+        return None if strategy is None else (strategy, ref)
 
     def status(self) -> dict[str, Any]:
         return {name: vars(stats) for name, stats in self.stats.items()}
