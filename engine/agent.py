@@ -16,11 +16,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.book import Position
 from engine.config import KobeConfig
 from engine.exchange.base import ExchangeError, OrderStatus
 from engine.exchange.dex import DexPaperExchange, build_dex_venue, sync_dex_venue
 from engine.execution import ExecutionEngine
-from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
+from engine.fsutil import (
+    REPAIR_OR_RESTORE,
+    StateError,
+    atomic_write_text,
+    keep_aside,
+    read_json_object,
+    reading,
+)
 from engine.jsonutil import dumps
 from engine.proposal import Refused
 from engine.strategies import Signal, SignalAction, Strategy, build_strategies, signal_to_proposal
@@ -87,10 +95,15 @@ class AgentEngine:
         self.stats = {name: StrategyStats() for name in self.strategies}
         self._signals: list[Signal] = []
         self._by_entry: dict[str, tuple[str, str]] = {}  # entry client id -> (strategy, ref)
-        raw = read_json_object(state_path, REPAIR_OR_RESTORE) or {}
-        with reading(state_path, REPAIR_OR_RESTORE):
-            for cid, link in raw.get("links", {}).items():
-                self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
+        self._damaged: StateError | None = None  # agent_state.json could not be read
+        try:
+            raw = read_json_object(state_path, REPAIR_OR_RESTORE) or {}
+            with reading(state_path, REPAIR_OR_RESTORE):
+                for cid, link in raw.get("links", {}).items():
+                    self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
+        except StateError as exc:  # the links are rebuilt from the order journal (adopt)
+            self._by_entry = {}
+            self._damaged = exc
         self.strategies_path = state_path.with_name(STRATEGIES_STATE_FILE)
         saved = read_json_object(self.strategies_path, RESTART_REMEDY) or {}
         with reading(self.strategies_path, RESTART_REMEDY):
@@ -106,6 +119,8 @@ class AgentEngine:
     def adopt_positions(self, execution: ExecutionEngine) -> None:
         """After a restart: give each open position back to the strategy that opened it."""
         open_ids = {p.entry_client_id: p for p in execution.positions()}
+        if self._damaged is not None:
+            self._set_damaged_aside(list(open_ids.values()))
         for held in open_ids.values():  # links lost with agent_state.json: the journal has them
             known = held.entry_client_id in self._by_entry
             if not known and held.ref and held.strategy in self.strategies:
@@ -118,6 +133,29 @@ class AgentEngine:
                 continue
             strategy.adopt(ref, pos.symbol, pos.entry_price, pos.qty, pos.opened_at)
         self._save()
+
+    def _set_damaged_aside(self, held: list[Position]) -> None:
+        """A damaged ``agent_state.json``: every open strategy position must be relinkable
+        from the order journal (its entry intent names the strategy and the ref), or the
+        start is refused as before, the file untouched. Then the file is kept aside, said."""
+        assert self._damaged is not None
+        lost = [p.entry_client_id for p in held if p.strategy in self.strategies and not p.ref]
+        if lost:
+            raise StateError(
+                f"{self._damaged}; the order journal cannot relink {', '.join(lost)} "
+                "(no strategy reference in their entry intents)"
+            )
+        kept = keep_aside(self.state_path)
+        relinked = sum(1 for p in held if p.strategy in self.strategies)
+        cause = self._damaged.__context__  # what reading it raised, when it raised
+        problem = f" ({clean_message(cause)})" if cause is not None else ""
+        message = (
+            f"{self.state_path} is damaged{problem}: kept as {kept.name}; the strategies' links "
+            f"were rebuilt from the order journal ({relinked} open position(s))"
+        )
+        log.warning("%s", message)
+        self.runtime._alert("warning", "agent_state", message)
+        self._damaged = None
 
     def before_venues(self, now: datetime) -> None:
         """The strategies look at their feeds; the DEX venue gets their markets and prices."""

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine.fsutil import append_all, writing
+from engine.fsutil import append_all, keep_aside, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import csv_cell, operator_text
 
@@ -290,10 +290,7 @@ def _retire_old_csv(path: Path) -> None:
         header = next(csv.reader(fh), None)
     if header == list(ORDER_FIELDS):
         return
-    n = 1
-    while (old := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
-        n += 1
-    path.rename(old)
+    old = keep_aside(path)
     log.warning("%s: written with other columns; kept as %s, a new file starts", path, old.name)
 
 

@@ -183,6 +183,47 @@ def test_strategy_links_rebuild_from_the_journal_when_agent_state_is_lost(
     assert {cid: rebuilt.get(cid) for cid in kept} == kept
 
 
+@pytest.mark.parametrize(
+    "damage", [b"{not json", b"[]", b'{"links": {"x": 1}}', b"\xff\xfe"], ids=str
+)
+def test_a_damaged_agent_state_is_kept_aside_and_the_links_rebuilt_from_the_journal(
+    cli: CliRunner, workdir: Path, damage: bytes
+) -> None:
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    state = workdir / "data" / "agent_state.json"
+    links = json.loads(state.read_text())["links"]
+    assert links, "the seeded run should leave strategy positions open"
+    state.write_bytes(damage)
+    r = cli("run", "--headless", "--ticks", "1", "--seed", "7")
+    assert r.code == 0, r.err
+    assert "agent_state.json is damaged" in r.out and "kept as agent_state.1.json" in r.out
+    assert (workdir / "data" / "agent_state.1.json").read_bytes() == damage
+    rebuilt = json.loads(state.read_text())["links"]
+    still_open = {p["entry_client_id"] for p in json.loads(cli("positions", "--json").out)}
+    kept = {cid: link for cid, link in links.items() if cid in still_open}
+    assert kept, "some strategy positions should still be open"
+    assert {cid: rebuilt.get(cid) for cid in kept} == kept
+
+
+def test_a_damaged_agent_state_the_journal_cannot_replace_still_refuses_to_start(
+    cli: CliRunner, workdir: Path
+) -> None:
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    data = workdir / "data"
+    journal = data / "logs" / "orders.jsonl"
+    records = [json.loads(x) for x in journal.read_text().splitlines()]
+    for record in records:  # an older journal: its intents did not name the strategy's ref
+        record["ref"] = ""
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (data / "positions.json").unlink()
+    (data / "agent_state.json").write_text("{not json")
+    r = cli("run", "--headless", "--ticks", "1", "--seed", "7")
+    assert r.code == 1
+    assert "agent_state.json is damaged" in r.err and "cannot relink" in r.err
+    assert (data / "agent_state.json").read_text() == "{not json"  # untouched
+    assert not (data / "agent_state.1.json").exists()
+
+
 def test_an_orders_csv_with_old_columns_is_kept_aside_not_mixed(
     cli: CliRunner, workdir: Path
 ) -> None:
