@@ -5,7 +5,9 @@ venue gets their markets and prices and moves; after the venues, ``tick`` turns 
 proposals for the ExecutionEngine (unless the engine is paused: a pause stops new entries only)
 and exit signals into closes of the position they name. Fills and closed trades come back to the
 strategy that asked. The link between a strategy's position (``ref``) and the entry's client id is
-kept in ``agent_state.json`` (atomic) so a restart gives positions back to their strategy.
+kept in ``agent_state.json`` (atomic) so a restart gives positions back to their strategy; the
+entry intents in the order journal name both too, so a lost or damaged file (kept aside) is
+rebuilt from them. A position that leaves its strategy as dust frees its slot at once.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class AgentEngine:
         """After a restart: give each open position back to the strategy that opened it."""
         open_ids = {p.entry_client_id: p for p in execution.positions()}
         if self._damaged is not None:
-            self._set_damaged_aside(list(open_ids.values()))
+            self._set_damaged_aside(self._damaged, list(open_ids.values()))
         for held in open_ids.values():  # links lost with agent_state.json: the journal has them
             known = held.entry_client_id in self._by_entry
             if not known and held.ref and held.strategy in self.strategies:
@@ -134,20 +136,19 @@ class AgentEngine:
             strategy.adopt(ref, pos.symbol, pos.entry_price, pos.qty, pos.opened_at)
         self._save()
 
-    def _set_damaged_aside(self, held: list[Position]) -> None:
+    def _set_damaged_aside(self, damaged: StateError, held: list[Position]) -> None:
         """A damaged ``agent_state.json``: every open strategy position must be relinkable
         from the order journal (its entry intent names the strategy and the ref), or the
         start is refused as before, the file untouched. Then the file is kept aside, said."""
-        assert self._damaged is not None
         lost = [p.entry_client_id for p in held if p.strategy in self.strategies and not p.ref]
         if lost:
             raise StateError(
-                f"{self._damaged}; the order journal cannot relink {', '.join(lost)} "
+                f"{damaged}; the order journal cannot relink {', '.join(lost)} "
                 "(no strategy reference in their entry intents)"
             )
         kept = keep_aside(self.state_path)
         relinked = sum(1 for p in held if p.strategy in self.strategies)
-        cause = self._damaged.__context__  # what reading it raised, when it raised
+        cause = damaged.__context__  # what reading it raised, when it raised
         problem = f" ({clean_message(cause)})" if cause is not None else ""
         message = (
             f"{self.state_path} is damaged{problem}: kept as {kept.name}; the strategies' links "
