@@ -5,7 +5,9 @@ venue gets their markets and prices and moves; after the venues, ``tick`` turns 
 proposals for the ExecutionEngine (unless the engine is paused: a pause stops new entries only)
 and exit signals into closes of the position they name. Fills and closed trades come back to the
 strategy that asked. The link between a strategy's position (``ref``) and the entry's client id is
-kept in ``agent_state.json`` (atomic) so a restart gives positions back to their strategy.
+kept in ``agent_state.json`` (atomic) so a restart gives positions back to their strategy; the
+entry intents in the order journal name both too, so a lost or damaged file (kept aside) is
+rebuilt from them. A position that leaves its strategy as dust frees its slot at once.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.book import Position
 from engine.config import KobeConfig
 from engine.exchange.base import ExchangeError, OrderStatus
 from engine.exchange.dex import DexPaperExchange, build_dex_venue, sync_dex_venue
 from engine.execution import ExecutionEngine
-from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
+from engine.fsutil import (
+    REPAIR_OR_RESTORE,
+    StateError,
+    atomic_write_text,
+    keep_aside,
+    read_json_object,
+    reading,
+)
 from engine.jsonutil import dumps
 from engine.proposal import Refused
 from engine.strategies import Signal, SignalAction, Strategy, build_strategies, signal_to_proposal
@@ -87,10 +97,15 @@ class AgentEngine:
         self.stats = {name: StrategyStats() for name in self.strategies}
         self._signals: list[Signal] = []
         self._by_entry: dict[str, tuple[str, str]] = {}  # entry client id -> (strategy, ref)
-        raw = read_json_object(state_path, REPAIR_OR_RESTORE) or {}
-        with reading(state_path, REPAIR_OR_RESTORE):
-            for cid, link in raw.get("links", {}).items():
-                self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
+        self._damaged: StateError | None = None  # agent_state.json could not be read
+        try:
+            raw = read_json_object(state_path, REPAIR_OR_RESTORE) or {}
+            with reading(state_path, REPAIR_OR_RESTORE):
+                for cid, link in raw.get("links", {}).items():
+                    self._by_entry[str(cid)] = (str(link["strategy"]), str(link["ref"]))
+        except StateError as exc:  # the links are rebuilt from the order journal (adopt)
+            self._by_entry = {}
+            self._damaged = exc
         self.strategies_path = state_path.with_name(STRATEGIES_STATE_FILE)
         saved = read_json_object(self.strategies_path, RESTART_REMEDY) or {}
         with reading(self.strategies_path, RESTART_REMEDY):
@@ -106,6 +121,8 @@ class AgentEngine:
     def adopt_positions(self, execution: ExecutionEngine) -> None:
         """After a restart: give each open position back to the strategy that opened it."""
         open_ids = {p.entry_client_id: p for p in execution.positions()}
+        if self._damaged is not None:
+            self._set_damaged_aside(self._damaged, list(open_ids.values()))
         for held in open_ids.values():  # links lost with agent_state.json: the journal has them
             known = held.entry_client_id in self._by_entry
             if not known and held.ref and held.strategy in self.strategies:
@@ -118,6 +135,28 @@ class AgentEngine:
                 continue
             strategy.adopt(ref, pos.symbol, pos.entry_price, pos.qty, pos.opened_at)
         self._save()
+
+    def _set_damaged_aside(self, damaged: StateError, held: list[Position]) -> None:
+        """A damaged ``agent_state.json``: every open strategy position must be relinkable
+        from the order journal (its entry intent names the strategy and the ref), or the
+        start is refused as before, the file untouched. Then the file is kept aside, said."""
+        lost = [p.entry_client_id for p in held if p.strategy in self.strategies and not p.ref]
+        if lost:
+            raise StateError(
+                f"{damaged}; the order journal cannot relink {', '.join(lost)} "
+                "(no strategy reference in their entry intents)"
+            )
+        kept = keep_aside(self.state_path)
+        relinked = sum(1 for p in held if p.strategy in self.strategies)
+        cause = damaged.__context__  # what reading it raised, when it raised
+        problem = f" ({clean_message(cause)})" if cause is not None else ""
+        message = (
+            f"{self.state_path} is damaged{problem}: kept as {kept.name}; the strategies' links "
+            f"were rebuilt from the order journal ({relinked} open position(s))"
+        )
+        log.warning("%s", message)
+        self.runtime._alert("warning", "agent_state", message)
+        self._damaged = None
 
     def before_venues(self, now: datetime) -> None:
         """The strategies look at their feeds; the DEX venue gets their markets and prices."""
@@ -156,15 +195,28 @@ class AgentEngine:
         atomic_write_text(self.strategies_path, dumps(states) + "\n")
 
     def on_trade_closed(self, trade: ClosedTrade) -> None:
-        link = self._by_entry.pop(trade.trade_id, None)
-        if link is None:
-            return
-        name, ref = link
-        self._save()
-        strategy = self.strategies.get(name)
-        if strategy is not None:
+        linked = self._unlink(trade.trade_id)
+        if linked is not None:
+            strategy, ref = linked
             strategy.on_position_closed(ref, trade.exit_price, trade.closed_at)
-            self.stats[name].closed += 1
+            self.stats[strategy.name].closed += 1
+
+    def on_position_dust(self, entry_cid: str) -> None:
+        """``entry_cid`` is too small to sell: its strategy's slot is free from now on."""
+        linked = self._unlink(entry_cid)
+        if linked is not None:
+            strategy, ref = linked
+            strategy.on_position_dust(ref)
+
+    def _unlink(self, entry_cid: str) -> tuple[Strategy, str] | None:
+        """Forget the link of ``entry_cid`` (saved); its strategy and ref, if it had one."""
+        link = self._by_entry.pop(entry_cid, None)
+        if link is None:
+            return None
+        self._save()
+        name, ref = link
+        strategy = self.strategies.get(name)
+        return None if strategy is None else (strategy, ref)
 
     def status(self) -> dict[str, Any]:
         return {name: vars(stats) for name, stats in self.stats.items()}

@@ -94,6 +94,10 @@ class Position:
     exit_fees: Decimal = ZERO  # their fees, quote
     exits: tuple[ExitOrder, ...] = ()
     dust: bool = False  # too small to sell on its venue: flagged once, never retried
+    # fees charged in a third asset whose price in the quote asset could not be had at the
+    # fill (the router alerted): kept apart in their own asset, never counted as 0 silently
+    fees_unpriced: Decimal = ZERO
+    fees_unpriced_asset: str = ""
 
     @property
     def cost(self) -> Decimal:
@@ -153,6 +157,8 @@ class Position:
             exit_value=d0(r.get("exit_value")),
             exit_fees=d0(r.get("exit_fees")),
             dust=bool(r.get("dust")),
+            fees_unpriced=d0(r.get("fees_unpriced")),
+            fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),
@@ -186,11 +192,33 @@ def _base(symbol: str) -> str:
     return symbol.split("/", 1)[0]
 
 
-def _fee_in_quote(symbol: str, fee: Decimal, asset: str, price: Decimal | None) -> Decimal:
-    """A fee in the base asset is valued at the fill's price; in the quote asset, as it is."""
-    if asset == _base(symbol) and price is not None:
-        return fee * price
-    return fee
+def _fee_in_quote(e: OrderEvent, fee: Decimal) -> Decimal | None:
+    """``fee`` (part of ``e``'s) in the quote asset: a fee in the base asset at the fill's
+    price, one in a third asset (BNB) at the rate journaled with the fill, one in the quote
+    asset as it is. None: a third asset with no rate (not convertible)."""
+    base, _, quote = e.symbol.partition("/")
+    if e.fee_asset == base and e.avg_price is not None:
+        return fee * e.avg_price
+    if e.fee_asset in ("", base, quote) or fee <= 0:
+        return fee
+    return None if e.fee_rate is None else fee * e.fee_rate
+
+
+def _with_fee(pos: Position, e: OrderEvent, fee: Decimal, *, entry: bool) -> Position:
+    """``pos`` with ``fee`` (of event ``e``) booked on its entry or exit leg, in the quote
+    asset; a fee that cannot be converted is kept apart, in its own asset, and logged."""
+    in_quote = _fee_in_quote(e, fee)
+    if in_quote is not None:
+        if entry:
+            return replace(pos, entry_fee=pos.entry_fee + in_quote)
+        return replace(pos, exit_fees=pos.exit_fees + in_quote)
+    log.warning(
+        "%s: fee %s %s has no price in the quote asset: not counted in the trade's fees",
+        e.client_id,
+        fee,
+        e.fee_asset,
+    )
+    return replace(pos, fees_unpriced=pos.fees_unpriced + fee, fees_unpriced_asset=e.fee_asset)
 
 
 class PositionBook:
@@ -373,9 +401,9 @@ class PositionBook:
                 filled=filled,
                 qty=pos.qty + d_qty - (fee_base if pos.side is Side.BUY else ZERO),
                 entry_price=e.avg_price if e.avg_price is not None else pos.entry_price,
-                entry_fee=pos.entry_fee + _fee_in_quote(e.symbol, d_fee, e.fee_asset, e.avg_price),
                 opened_at=e.ts if pos.filled == 0 else pos.opened_at,
             )
+            pos = _with_fee(pos, e, d_fee, entry=True)
         if e.event in ("fill", "cancel", "reject"):
             pos = replace(pos, pending=False)
             if pos.filled <= 0:  # cancelled or refused with nothing filled: no position
@@ -415,8 +443,8 @@ class PositionBook:
                 qty=pos.qty - sold,
                 exit_qty=pos.exit_qty + sold,
                 exit_value=pos.exit_value + d_value,
-                exit_fees=pos.exit_fees + _fee_in_quote(e.symbol, d_fee, e.fee_asset, e.avg_price),
             )
+            pos = _with_fee(pos, e, d_fee, entry=False)
         self.state.positions[entry_cid] = pos
         if step is None or pos.pending:
             return None
@@ -437,6 +465,14 @@ class PositionBook:
                 pos.entry_client_id,
                 pos.qty,
                 pos.symbol,
+            )
+        if pos.fees_unpriced > 0:
+            log.warning(
+                "%s: closed; its fees leave out %s %s (no price in %s at the fill)",
+                pos.entry_client_id,
+                pos.fees_unpriced,
+                pos.fees_unpriced_asset,
+                pos.symbol.partition("/")[2],
             )
         exit_price = pos.exit_value / pos.exit_qty
         sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)

@@ -433,7 +433,8 @@ def cmd_positions(ctx: Context) -> int:
         mark = f"mark {r['mark']} uPnL {r['unrealized_pnl']}" if r["mark"] is not None else "mark ?"
         ctx.print(
             f"{r['wallet']:<12} {r['venue']:<8} {r['symbol']:<14} qty {r['qty']} @ "
-            f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}  {mark}  [{exits}]  "
+            f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}"
+            f"{' + ' + r['fees_unpriced'] if r['fees_unpriced'] else ''}  {mark}  [{exits}]  "
             f"{r['protection']}  {r['strategy']} ({r['source']})"
         )
     return EXIT_OK
@@ -472,6 +473,10 @@ def position_json(p: Position, mark: Decimal | None, cover: str = "") -> dict[st
         "entry_price": p.entry_price,
         "cost": p.cost,
         "fees": p.entry_fee + p.exit_fees,
+        # a fee in a third asset with no price in the quote asset at its fill: not in ``fees``
+        "fees_unpriced": (
+            f"{p.fees_unpriced} {p.fees_unpriced_asset}" if p.fees_unpriced > 0 else None
+        ),
         "mark": mark,
         "unrealized_pnl": p.unrealized(mark) if mark is not None else None,
         "exits": [

@@ -52,6 +52,7 @@ class ExecutionEngine:
         on_closed: Callable[[ClosedTrade], None] | None = None,
         on_alert: Callable[[str, str], None] | None = None,
         mode: str | None = None,
+        on_dust: Callable[[str], None] | None = None,
     ) -> None:
         self.routers = routers
         self.risk = risk
@@ -61,6 +62,7 @@ class ExecutionEngine:
         self.venue_of_wallet = venue_of_wallet
         self.on_closed = on_closed
         self.on_alert = on_alert
+        self.on_dust = on_dust  # told of a position that became dust (the strategies' slots)
         self._lock = threading.RLock()
         mode = mode or next((r.mode for name, r in routers.items() if name != "dex"), "paper")
         self.book = PositionBook(Path(data_dir), mode)
@@ -291,8 +293,11 @@ class ExecutionEngine:
         self._unprotected = set(now)
 
     def _on_dust(self, entry_cid: str) -> None:
+        """The one path for dust: the book flags it, then whoever holds a slot for it hears."""
         with self._lock:
             self.book.mark_dust(entry_cid)
+        if self.on_dust is not None:
+            self.on_dust(entry_cid)
 
     # -- helpers ------------------------------------------------------------------------------
 

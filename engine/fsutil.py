@@ -212,6 +212,19 @@ def reading(path: Path, remedy: str, error: type[StateError] = StateError) -> It
         raise damaged(path, exc, remedy, error) from None
 
 
+def keep_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free ``<stem>.<n><suffix>`` beside it (``orders.1.csv``,
+    ``agent_state.1.json``): kept for the operator, out of the way of a new file."""
+    path = Path(path)
+    n = 1
+    while (old := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    with writing(path):
+        path.rename(old)
+    fsync_dir(path.parent)
+    return old
+
+
 def read_json_object(
     path: Path, remedy: str, error: type[StateError] = StateError
 ) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine.fsutil import append_all, writing
+from engine.fsutil import append_all, keep_aside, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import csv_cell, operator_text
 
@@ -174,6 +174,9 @@ class OrderEvent:
     reason: str
     strategy: str = ""  # an entry's strategy (intents), so the position book can rebuild links
     ref: str = ""  # the strategy's reference for the position
+    # a fee charged in a third asset (BNB): its price in the quote asset, read once at the fill
+    # and journaled with it, so that a replay books the same fees without the network
+    fee_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.event not in ORDER_EVENTS:
@@ -213,6 +216,7 @@ class OrderEvent:
             reason=str(record.get("reason") or ""),
             strategy=str(record.get("strategy") or ""),
             ref=str(record.get("ref") or ""),
+            fee_rate=dec(record.get("fee_rate")),
         )
 
 
@@ -286,10 +290,7 @@ def _retire_old_csv(path: Path) -> None:
         header = next(csv.reader(fh), None)
     if header == list(ORDER_FIELDS):
         return
-    n = 1
-    while (old := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
-        n += 1
-    path.rename(old)
+    old = keep_aside(path)
     log.warning("%s: written with other columns; kept as %s, a new file starts", path, old.name)
 
 

@@ -260,6 +260,9 @@ class RouterView:
         self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
         self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
         self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
+        # told of what needs the operator (severity, code, message); the engine makes alerts
+        self.on_alert: Callable[[str, str, str], None] = _log_alert
+        self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
 
     def journal_state(self) -> dict[str, OrderEvent]:
         """The last event per client id: read from the journal's tail once, then kept current."""
@@ -520,6 +523,7 @@ class RouterView:
         fee_asset: str = "",
         strategy: str = "",
         ref: str = "",
+        fee_rate: Decimal | None = None,
     ) -> None:
         event = OrderEvent(
             ts=self.clock(),
@@ -543,6 +547,7 @@ class RouterView:
             reason=reason,
             strategy=strategy,
             ref=ref,
+            fee_rate=fee_rate,
         )
         self.journal.append(event)
         state = self.journal_state()
@@ -550,6 +555,7 @@ class RouterView:
             self._filled[cid] = max(filled, self._filled.get(cid, ZERO))
         elif kind == "intent":  # a new order under this id (a re-sent exit): fills start over
             self._filled.pop(cid, None)
+            self._fee_rates.pop(cid, None)
         state.pop(cid, None)
         state[cid] = event  # newest last: the oldest finished orders are forgotten first
         if len(state) > KEEP_FINISHED * 2:
@@ -567,6 +573,7 @@ class RouterView:
         for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del state[cid]
             self._filled.pop(cid, None)
+            self._fee_rates.pop(cid, None)
 
     def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
         self._journal(
@@ -586,7 +593,39 @@ class RouterView:
             avg_price=o.avg_price,
             fee=o.fee,
             fee_asset=o.fee_asset,
+            fee_rate=self._fee_rate(o),
         )
+
+    def _fee_rate(self, o: Order) -> Decimal | None:
+        """A fee charged in a third asset (BNB on Binance): its price in the quote asset, from
+        the exchange's ticker of FEE/QUOTE, read once per order and journaled with each of its
+        events (the book replays it, never the network). None for a fee in the base or the
+        quote asset; None with an alert when no price can be had: that fee is not counted as 0
+        silently."""
+        if o.fee <= 0 or not o.fee_asset:
+            return None
+        base, _, quote = o.symbol.partition("/")
+        if o.fee_asset in (base, quote):
+            return None
+        if o.client_id in self._fee_rates:
+            return self._fee_rates[o.client_id]
+        pair = f"{o.fee_asset}/{quote}"
+        rate: Decimal | None = None
+        try:
+            last = self.exchange.fetch_ticker(pair).last
+            if not last.is_finite() or last <= 0:
+                raise ExchangeError(f"{pair}: no usable last price ({last})")
+            rate = last
+        except ExchangeError as exc:
+            self.on_alert(
+                "error",
+                "fee_unpriced",
+                f"{o.symbol} order {o.client_id}: its fee {_fmt(o.fee)} {o.fee_asset} cannot be "
+                f"converted to {quote} (no {pair} price: {exc}); it is left out of the trade's "
+                f"fees and shown apart (kobe positions: fees_unpriced)",
+            )
+        self._fee_rates[o.client_id] = rate
+        return rate
 
     def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
         """Journal ``o``'s fill once: a fill already journaled (same cumulative quantity, found
@@ -650,8 +689,6 @@ class Router(RouterView):
         self._resting: dict[str, datetime] = {}  # stop legs seen resting past their limit
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
-        # told of what needs the operator (severity, code, message); the engine makes alerts
-        self.on_alert: Callable[[str, str, str], None] = _log_alert
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
 
     # -----------------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ class Agent(Protocol):
 
     def on_trade_closed(self, trade: ClosedTrade) -> None: ...
 
+    def on_position_dust(self, entry_cid: str) -> None: ...
+
     def dex_venue(self) -> Exchange | None: ...
 
     def before_venues(self, now: datetime) -> None: ...
@@ -261,6 +263,7 @@ class Runtime:
             venue_of_wallet=self.venue_of_wallet,
             wallets=self.wallets,
             on_closed=self._on_closed,
+            on_dust=self._on_dust,
             on_alert=lambda sev, msg: self._alert(sev, "execution", msg),
         )
         self.wallets.ledger.committed = self.execution.book.committed
@@ -656,6 +659,11 @@ class Runtime:
         if self.agent is not None:
             self.agent.on_trade_closed(trade)
         self._emit("trade", trade)
+
+    def _on_dust(self, entry_cid: str) -> None:
+        """A position became dust: the strategy that held it gets its slot back now."""
+        if self.agent is not None:
+            self.agent.on_position_dust(entry_cid)
 
 
 class _LiveWallets:

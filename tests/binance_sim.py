@@ -9,7 +9,7 @@ The exchange's rules, as Binance spot documents them: filters LOT_SIZE, PRICE_FI
 PERCENT_PRICE_BY_SIDE (a limit price against the average price) and NOTIONAL (a market order's
 on the average price, not its fill price), each refused with -1013 "Filter failure: <NAME>";
 commission per trade in the asset received (base for a buy, quote for a sell), rounded down to 8
-decimals; an order book with depth (:meth:`BinanceSim.set_book`) that market orders and crossing
+decimals, or in a third asset when asked (``commission_asset="BNB"``: paying fees in BNB); an order book with depth (:meth:`BinanceSim.set_book`) that market orders and crossing
 limits walk, the rest of a limit resting at its price.
 
 Nothing here imports the engine: it is the other side of the wire.
@@ -179,6 +179,8 @@ class BinanceSim(SimServer):
         fee_rate: Decimal = Decimal("0.001"),
         clock_offset_ms: int = 0,
         maker_fee_rate: Decimal | None = None,
+        commission_asset: str = "",
+        commission_asset_price: Decimal = Decimal(600),
     ) -> None:
         super().__init__(clock_offset_ms)
         self.api_key = api_key
@@ -193,6 +195,10 @@ class BinanceSim(SimServer):
         self.books: dict[str, tuple[list[Level], list[Level]]] = {}  # symbol -> (bids, asks)
         self.fee_rate = fee_rate  # taker
         self.maker_fee_rate = fee_rate if maker_fee_rate is None else maker_fee_rate
+        # pay fees in a third asset (BNB on Binance), valued at its market's price (a symbol
+        # <asset><quote> among ``symbols``), else at ``commission_asset_price``
+        self.commission_asset = commission_asset
+        self.commission_asset_price = commission_asset_price
         self.orders: dict[int, SimOrder] = {}
         self.orders_created = 0
         self.can_withdraw = False  # the key's restrictions (GET /sapi/v1/account/apiRestrictions)
@@ -548,7 +554,15 @@ class BinanceSim(SimServer):
         spec = self.symbols[order.symbol]
         cost = qty * price
         rate = self.maker_fee_rate if maker else self.fee_rate
-        if order.side == "BUY":
+        if self.commission_asset:  # in the third asset; the trade itself moves in full
+            fee_asset = self.commission_asset
+            value = self.prices.get(f"{fee_asset}{spec.quote}", self.commission_asset_price)
+            fee = (cost * rate / value).quantize(COMMISSION, ROUND_DOWN)
+            self.balances[fee_asset] = self.balances.get(fee_asset, Decimal(0)) - fee
+            sign = Decimal(1) if order.side == "BUY" else Decimal(-1)
+            self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) - sign * cost
+            self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + sign * qty
+        elif order.side == "BUY":
             fee = (qty * rate).quantize(COMMISSION, ROUND_DOWN)
             self.balances[spec.quote] = self.balances.get(spec.quote, Decimal(0)) - cost
             self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + qty - fee

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.binance_sim import BinanceSim
+from engine.book import PositionBook
+from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim, SymbolSpec
 from tests.conftest import CliRunner
 from tests.test_ccxt_contract import sim_env
 
@@ -182,6 +183,47 @@ def test_strategy_links_rebuild_from_the_journal_when_agent_state_is_lost(
     assert {cid: rebuilt.get(cid) for cid in kept} == kept
 
 
+@pytest.mark.parametrize(
+    "damage", [b"{not json", b"[]", b'{"links": {"x": 1}}', b"\xff\xfe"], ids=str
+)
+def test_a_damaged_agent_state_is_kept_aside_and_the_links_rebuilt_from_the_journal(
+    cli: CliRunner, workdir: Path, damage: bytes
+) -> None:
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    state = workdir / "data" / "agent_state.json"
+    links = json.loads(state.read_text())["links"]
+    assert links, "the seeded run should leave strategy positions open"
+    state.write_bytes(damage)
+    r = cli("run", "--headless", "--ticks", "1", "--seed", "7")
+    assert r.code == 0, r.err
+    assert "agent_state.json is damaged" in r.out and "kept as agent_state.1.json" in r.out
+    assert (workdir / "data" / "agent_state.1.json").read_bytes() == damage
+    rebuilt = json.loads(state.read_text())["links"]
+    still_open = {p["entry_client_id"] for p in json.loads(cli("positions", "--json").out)}
+    kept = {cid: link for cid, link in links.items() if cid in still_open}
+    assert kept, "some strategy positions should still be open"
+    assert {cid: rebuilt.get(cid) for cid in kept} == kept
+
+
+def test_a_damaged_agent_state_the_journal_cannot_replace_still_refuses_to_start(
+    cli: CliRunner, workdir: Path
+) -> None:
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    data = workdir / "data"
+    journal = data / "logs" / "orders.jsonl"
+    records = [json.loads(x) for x in journal.read_text().splitlines()]
+    for record in records:  # an older journal: its intents did not name the strategy's ref
+        record["ref"] = ""
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (data / "positions.json").unlink()
+    (data / "agent_state.json").write_text("{not json")
+    r = cli("run", "--headless", "--ticks", "1", "--seed", "7")
+    assert r.code == 1
+    assert "agent_state.json is damaged" in r.err and "cannot relink" in r.err
+    assert (data / "agent_state.json").read_text() == "{not json"  # untouched
+    assert not (data / "agent_state.1.json").exists()
+
+
 def test_an_orders_csv_with_old_columns_is_kept_aside_not_mixed(
     cli: CliRunner, workdir: Path
 ) -> None:
@@ -191,4 +233,70 @@ def test_an_orders_csv_with_old_columns_is_kept_aside_not_mixed(
     assert cli(*BUY, "--yes").code == 0
     assert (logs / "orders.1.csv").read_text().startswith("ts,mode,exchange\n")
     header = (logs / "orders.csv").read_text().splitlines()[0]
-    assert header.endswith(",reason,strategy,ref")
+    assert header.endswith(",reason,strategy,ref,fee_rate")
+
+
+BNB_MARKET = SymbolSpec(
+    "BNBUSDT", "BNB", "USDT", Decimal(600), Decimal("0.01"), Decimal("0.001"), Decimal("0.001"),
+    Decimal(5),
+)  # fmt: skip
+
+
+def journal(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_testnet_fees_paid_in_bnb_are_booked_in_usdt_at_the_bnb_price_and_replay_offline(
+    cli: CliRunner, workdir: Path
+) -> None:
+    balances = {"USDT": Decimal(10_000), "BNB": Decimal(1)}
+    symbols = (*DEFAULT_SYMBOLS, BNB_MARKET)
+    with BinanceSim(balances=balances, symbols=symbols, commission_asset="BNB") as sim:
+        env = sim_env(sim)
+        r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=env)
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        tp = next(x for x in out["exits"] if x["client_id"].endswith("tp"))
+        sim.set_price("BNBUSDT", Decimal(650))  # BNB moved before the exit filled
+        sim.fill(int(tp["id"]))
+        r = cli("cancel", "--all", "--yes", env=env)  # a sending start syncs and books it
+        assert r.code == 0, r.err
+    cid = out["entry"]["client_id"]
+    events = journal(workdir)
+    [entry] = [e for e in events if e["client_id"] == cid and e["event"] == "fill"]
+    [exit_] = [e for e in events if e["client_id"] == f"{cid}tp" and e["event"] == "fill"]
+    # each fill carries the BNB/USDT price read at it: a replay needs no network
+    assert (entry["fee_asset"], Decimal(entry["fee_rate"])) == ("BNB", 600)
+    assert (exit_["fee_asset"], Decimal(exit_["fee_rate"])) == ("BNB", 650)
+    # nothing was taken in BTC: the exits sell the whole fill
+    assert Decimal(exit_["filled"]) == Decimal(entry["filled"]) == Decimal("0.00015")
+    [t] = trades(workdir)
+    fees = Decimal(entry["fee"]) * Decimal(entry["fee_rate"]) + Decimal(exit_["fee"]) * Decimal(
+        exit_["fee_rate"]
+    )
+    assert Decimal(t["fees"]) == fees
+    # 0.1 % of each leg's notional (the BNB commission is rounded down to 8 decimals)
+    notional = Decimal("0.00015") * (Decimal(95000) + Decimal(100000))
+    assert Decimal(0) <= notional / 1000 - fees < Decimal("0.0001")
+    assert Decimal(t["pnl"]) == Decimal("0.00015") * 5000 - fees
+
+    # the simulator is gone: the book rebuilt from the journal alone books the same trade
+    (workdir / "data" / "positions.json").unlink(missing_ok=True)
+    [again] = PositionBook(workdir / "data", "testnet", read_only=True).catch_up()
+    assert (again.fees, again.pnl) == (Decimal(t["fees"]), Decimal(t["pnl"]))
+
+
+def test_a_bnb_fee_with_no_bnb_price_is_alerted_and_shown_apart_never_booked_as_zero(
+    cli: CliRunner, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    balances = {"USDT": Decimal(10_000), "BNB": Decimal(1)}
+    with BinanceSim(balances=balances, commission_asset="BNB") as sim:  # no BNB/USDT market
+        r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=sim_env(sim))
+        assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
+        [pos] = json.loads(cli("positions", "--json", env=sim_env(sim)).out)
+    assert "fee_unpriced" in caplog.text and "no BNB/USDT price" in caplog.text
+    [entry] = [e for e in journal(workdir) if e["client_id"] == cid and e["event"] == "fill"]
+    assert entry["fee_asset"] == "BNB" and entry["fee_rate"] is None
+    assert pos["fees"] == "0" and pos["fees_unpriced"] == f"{Decimal(entry['fee'])} BNB"

@@ -26,9 +26,9 @@ DAMAGE = {
     ),
 }
 # money and the paper accounts refuse to start; the caches not rebuilt yet are named with their
-# problem (positions.json is rebuilt from the order journal by the position book)
+# problem (positions.json is rebuilt from the order journal by the position book, and so are
+# agent_state.json's links: tests/test_book.py)
 FILES = [
-    "agent_state.json",
     "strategies_state.json",
     "watchdog.json",
     "dex/watchdog.json",

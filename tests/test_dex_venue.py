@@ -65,6 +65,9 @@ class FeedOnly(Strategy):
     def on_position_closed(self, ref: str, exit_price: Decimal, now: datetime) -> None:
         pass
 
+    def on_position_dust(self, ref: str) -> None:
+        pass
+
     def prices(self) -> dict[str, Decimal]:
         return dict(self.quotes)
 

@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from engine.agent import build_agent
+from engine.agent import AgentEngine, build_agent
 from engine.journal import iter_jsonl
 from engine.modes import resolve_settings
 from engine.runtime import EngineEvent, Runtime, SimClock
@@ -171,5 +171,39 @@ def test_equity_is_marked_to_market_and_the_unprotected_count_is_emitted(workdir
         assert wallets.wallet(w).balance == ledger.wallet(w).balance + by_wallet[w]
         counts = [e.payload for e in events if e.kind == "unprotected"]
         assert counts and counts[-1] == len(runtime.execution.unprotected())
+    finally:
+        runtime.stop()
+
+
+def test_a_strategy_position_that_becomes_dust_frees_its_slot_in_the_same_run(
+    workdir: Path,
+) -> None:
+    runtime, clock, _ = _runtime(workdir)
+    try:
+        held: dict[str, str] = {}  # strategy -> an entry client id it holds
+        for _ in range(400):
+            clock.advance(60)
+            runtime.tick()
+            for p in runtime.positions():
+                held.setdefault(p.strategy, p.entry_client_id)
+            if {"memecoin_farming", "copy_trading"} <= held.keys():
+                break
+        assert {"memecoin_farming", "copy_trading"} <= held.keys()
+        agent = runtime.agent
+        assert isinstance(agent, AgentEngine)
+        router = runtime.venues["dex"].router
+        for name in ("memecoin_farming", "copy_trading"):
+            strategy = agent.strategies[name]
+            [pos] = [p for p in runtime.positions() if p.entry_client_id == held[name]]
+            refs = {p.ref for p in strategy.positions()}
+            assert pos.ref in refs
+            # what the router does when its watchdog finds the position too small to sell
+            # (tests/test_protection.py drives that finding itself)
+            router.on_dust(pos.entry_client_id)
+            assert pos.ref not in {p.ref for p in strategy.positions()}  # the slot is free
+            assert len(strategy.positions()) == len(refs) - 1
+            assert held[name] in {p.entry_client_id for p in runtime.execution.book.dust()}
+        saved = json.loads((workdir / "data" / "agent_state.json").read_text())["links"]
+        assert not set(held.values()) & set(saved)
     finally:
         runtime.stop()

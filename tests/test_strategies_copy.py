@@ -206,6 +206,21 @@ def test_one_mirror_per_leader_position_and_max_open_positions(feed_path: Path) 
     ]
 
 
+def test_a_position_left_as_dust_frees_its_slot_for_the_next_leader_trade(
+    feed_path: Path,
+) -> None:
+    s = strategy(feed_path, max_open_positions=1)
+    append(feed_path, trade("1", symbol="WIF/USDC"))
+    [enter] = s.tick(at(1))
+    s.on_entry_filled(enter.ref, D(2), D(50), at(1))
+    append(feed_path, trade("2", symbol="JUP/USDC"))
+    assert s.tick(at(2)) == []  # the one slot is taken
+    s.on_position_dust(enter.ref)  # what is left of WIF cannot be sold: no longer ours
+    append(feed_path, trade("3", symbol="JUP/USDC"))
+    assert [x.symbol for x in s.tick(at(3))] == ["JUP/USDC"]
+    assert s.book.counts.closed == 0  # dust is not a closed trade
+
+
 def test_a_sell_while_the_entry_is_pending_closes_it_once_filled(feed_path: Path) -> None:
     s = strategy(feed_path)
     append(feed_path, trade("in") + trade("out", side="sell"))

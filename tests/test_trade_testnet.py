@@ -101,3 +101,23 @@ def test_wrong_keys_end_in_an_authentication_error_and_no_order(
     assert "uthentication" in r.err
     assert sim.orders_created == 0
     assert "not-the-secret-at-all" not in r.err + r.out
+
+
+def test_a_symbol_the_exchange_does_not_list_is_refused_naming_it(
+    cli: CliRunner, sim: BinanceSim, workdir: Path
+) -> None:
+    (workdir / "kobe.toml").write_text('symbols = ["BTC/USDT", "DOGE/USDT"]\n')
+    for argv in (TRADE, ["run", "--headless", "--ticks", "3"]):
+        r = cli(*argv, env=sim_env(sim))
+        assert r.code == 2, r.err
+        assert "symbols: DOGE/USDT has no spot market on binance (testnet)" in r.err
+    assert sim.orders_created == 0
+
+
+def test_symbols_are_checked_from_the_markets_already_loaded_not_per_tick(
+    cli: CliRunner, sim: BinanceSim, workdir: Path
+) -> None:
+    (workdir / "kobe.toml").write_text('symbols = ["BTC/USDT", "ETH/USDT"]\n')
+    r = cli("run", "--headless", "--ticks", "5", env=sim_env(sim))
+    assert r.code == 0, r.err
+    assert sim.count("GET", "/api/v3/exchangeInfo") == 1

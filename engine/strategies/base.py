@@ -10,7 +10,8 @@ The contract with the engine (the AgentEngine, issue 7), once per engine tick, i
    each exit signal closes the position its ``ref`` names; the outcome is told back to the
    strategy: :meth:`Strategy.on_entry_filled` / :meth:`Strategy.on_entry_failed` /
    :meth:`Strategy.on_exit_failed` / :meth:`Strategy.on_position_closed` (also when the position
-   was closed by something else: a protective exit on the venue, the kill switch's flatten).
+   was closed by something else: a protective exit on the venue, the kill switch's flatten) /
+   :meth:`Strategy.on_position_dust` (what is left is too small to sell: the slot is free).
 
 A strategy never places an order itself and never touches a chain: Solana trades are simulated on
 the paper DEX venue in every mode.
@@ -180,6 +181,11 @@ class Strategy(ABC):
         """The position ``ref`` is closed (by the strategy's exit or anything else)."""
 
     @abstractmethod
+    def on_position_dust(self, ref: str) -> None:
+        """The position ``ref`` is too small to sell on its venue (dust): it stays in the
+        engine's book, shown, but is no longer this strategy's: its slot is free."""
+
+    @abstractmethod
     def prices(self) -> dict[str, Decimal]:
         """Current prices of the symbols this strategy trades (fed to the DEX venue)."""
 
@@ -344,6 +350,13 @@ class PositionBook:
     def closing(self, ref: str) -> None:
         pos = self._by_ref[ref]
         self._by_ref[ref] = replace(pos, state=PositionState.CLOSING)
+
+    def dropped(self, ref: str) -> StrategyPosition | None:
+        """``ref`` left as dust: forgotten without counting as a closed trade."""
+        pos = self._by_ref.pop(ref, None)
+        if pos is not None:
+            log.info("%s: %s %s is dust: its slot is free", self.strategy, ref, pos.symbol)
+        return pos
 
     def closed(self, ref: str, exit_price: Decimal) -> StrategyPosition | None:
         pos = self._by_ref.pop(ref, None)

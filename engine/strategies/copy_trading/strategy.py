@@ -260,7 +260,12 @@ class CopyTrading(Strategy):
         self.book.exit_failed(ref, reason)
 
     def on_position_closed(self, ref: str, exit_price: Decimal, now: datetime) -> None:
-        pos = self.book.closed(ref, exit_price)
+        self._forget(ref, self.book.closed(ref, exit_price))
+
+    def on_position_dust(self, ref: str) -> None:
+        self._forget(ref, self.book.dropped(ref))
+
+    def _forget(self, ref: str, pos: StrategyPosition | None) -> None:
         self._exit_after_fill.pop(ref, None)
         if pos is not None and not self._tracked(pos.symbol):
             self._prices.pop(pos.symbol, None)

@@ -247,6 +247,11 @@ class MemecoinFarming(Strategy):
     def on_exit_failed(self, ref: str, reason: str) -> None:
         self.book.exit_failed(ref, reason)
 
+    def on_position_dust(self, ref: str) -> None:
+        pos = self.book.dropped(ref)
+        if pos is not None:
+            self._last_price.pop(pos.symbol, None)
+
     def on_position_closed(self, ref: str, exit_price: Decimal, now: datetime) -> None:
         pos = self.book.closed(ref, exit_price)
         if pos is not None:
