@@ -1,0 +1,299 @@
+"""Sending an entry and putting its protective exits in place (OCO, attached, watchdog)."""
+
+from __future__ import annotations
+
+import contextlib
+from decimal import Decimal
+
+from engine.exchange.base import (
+    AuthenticationError,
+    ExchangeError,
+    InsufficientFunds,
+    InvalidOrder,
+    NotSupported,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from engine.proposal import Refused, Source
+from engine.router.orders import (
+    EXIT_SUFFIXES,
+    REFUSALS,
+    OrderPlan,
+    Placement,
+    entry_of,
+    is_open_status,
+)
+from engine.router.planning import Planning
+from engine.watchdog import ExitPlan, WatchItem, WatchState
+
+
+class Exits(Planning):
+    """An entry sent, and its exits placed, confirmed or replaced."""
+
+    def execute(self, plan: OrderPlan) -> Placement:
+        p = plan.proposal
+        ks = self.kill_switch()  # again: it may have tripped since the plan was shown
+        if ks.tripped:
+            raise Refused([f"kill switch is TRIPPED: {ks.reason or 'no reason given'}"])
+        cid = self.ids.next()
+        while cid in self.journal_state():  # e.g. a simulated clock started again
+            cid = self.ids.next()
+        price = plan.entry_price if p.entry_type is OrderType.LIMIT else None
+        self._journal_plan("intent", cid, plan, status="new", reason=p.reason)
+        watch: WatchItem | None = None
+        if plan.exits is not ExitPlan.NONE:
+            # persisted before sending: a crash after the send can still resume the exits
+            watch = WatchItem(
+                entry_client_id=cid,
+                entry_id="",
+                symbol=p.symbol,
+                side=p.side,
+                qty=plan.qty,
+                take_profit=p.take_profit,
+                stop_loss=p.stop_loss,
+                wallet=p.wallet,
+                source=p.source.value,
+                exits=plan.exits,
+                state=WatchState.PENDING_ENTRY,
+            )
+            self.watchdog.add(watch)
+        params: dict[str, object] = {"client_id": cid}
+        if plan.exits is ExitPlan.ATTACHED:
+            params["take_profit"] = p.take_profit
+            params["stop_loss"] = p.stop_loss
+        self._inflight[cid] = (p, plan)
+        try:
+            order = self.exchange.create_order(
+                p.symbol, p.side, p.entry_type, plan.qty, price, params
+            )
+        except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
+            self._journal_reject(cid, p, plan, str(exc))
+            self.watchdog.remove(cid)
+            self._audit_order(p, cid, None, f"rejected: {exc}")
+            raise Refused([f"{self.exchange_name} refused the order: {exc}"]) from exc
+        except ExchangeError as exc:
+            self._journal_plan(
+                "unknown", cid, plan, status="unknown", reason=f"outcome unknown: {exc}"
+            )
+            self._audit_order(p, cid, None, f"outcome unknown: {exc}")
+            raise
+        finally:
+            self._inflight.pop(cid, None)
+        self._journal_order("ack", order, p.wallet, p.source.value, p.reason)
+        self._journal_fill(order, p.wallet, p.source.value)
+        self._audit_order(p, cid, order.id, "placed")
+        exits: tuple[Order, ...] = ()
+        notes: list[str] = []
+        if watch is not None:
+            recorded = self.watchdog.update(cid, entry_id=order.id)
+            watch = recorded
+            if order.status is OrderStatus.FILLED:
+                try:
+                    exits, watch = self._place_exits(recorded, order)
+                except REFUSALS as exc:
+                    watch = self._fall_back_to_watchdog(recorded, order, exc)
+                    notes.append(
+                        f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
+                        "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
+                    )
+                except ExchangeError as exc:  # they may exist: looked up, never sent twice
+                    notes.append(
+                        f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
+                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
+                    )
+            if plan.exits is ExitPlan.WATCHDOG:
+                notes.append(
+                    "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
+                )
+        return Placement(plan, order, exits, watch, tuple(notes))
+
+    def _place_exits(
+        self, item: WatchItem, entry: Order
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """The entry filled: put its exits in place. Returns the exit orders and the new item.
+
+        Never twice: if the journal shows exits already sent for this entry (a crash came
+        between the send and the bookkeeping), the item is dropped instead.
+        """
+        self._settle_exits(item.entry_client_id, item.symbol)
+        if self._exits_live(item.entry_client_id):
+            self.watchdog.remove(item.entry_client_id)
+            return (), None
+        return self._send_exits(item, self.net_qty(item.symbol, entry))
+
+    def _settle_exits(self, entry_cid: str, symbol: str) -> None:
+        """Exits whose send was not answered (``intent`` or ``unknown`` last) are looked up by
+        client id and their real state journaled, before anything is sent again: an exit that
+        reached the exchange is never sent twice."""
+        state = self.journal_state()
+        for suffix in EXIT_SUFFIXES:
+            cid = f"{entry_cid}{suffix}"
+            event = state.get(cid)
+            if event is None or event.event not in ("intent", "unknown"):
+                continue
+            self._look_up(cid, event, "before sending again")
+
+    def _send_exits(
+        self, item: WatchItem, qty: Decimal
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """Put ``item``'s exits for ``qty`` in place: a native OCO, attached exits, or the local
+        watchdog. The watchdog item is dropped only once the exchange has confirmed the OCO.
+
+        A sell never asks for more than the account has free of the asset, rounded down to the
+        step: what is left below one step stays in the book as dust."""
+        if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
+            # confirmed by reading them, and journaled
+            legs = self._journal_attached(item.symbol, item.entry_client_id, "confirmed")
+            if not legs:
+                raise InvalidOrder(
+                    f"{self.exchange_name} shows no TP/SL attached to entry {item.entry_client_id}"
+                )
+            self.watchdog.remove(item.entry_client_id)
+            return legs, None
+        exit_side = item.side.opposite
+        if exit_side is Side.SELL:
+            base = self.exchange.market(item.symbol).base
+            qty = self.exchange.amount_to_precision(
+                item.symbol, min(qty, self.exchange.get_balance(base))
+            )
+        if item.exits is ExitPlan.OCO:
+            assert item.take_profit is not None and item.stop_loss is not None
+            cid = item.entry_client_id
+            for leg, leg_price in (("tp", item.take_profit), ("sl", item.stop_loss)):
+                self._journal(
+                    "intent",
+                    f"{cid}{leg}",
+                    None,
+                    item.symbol,
+                    exit_side,
+                    OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
+                    qty,
+                    leg_price,
+                    status="new",
+                    wallet=item.wallet,
+                    source=item.source,
+                    reason=f"protective exit ({'take-profit' if leg == 'tp' else 'stop-loss'})",
+                )
+            audit = {
+                "client_id": f"{cid}oco",
+                "symbol": item.symbol,
+                "side": exit_side.value,
+                "type": "oco",
+                "qty": qty,
+                "wallet": item.wallet,
+            }
+            try:
+                oco = self.exchange.create_oco(
+                    item.symbol,
+                    exit_side,
+                    qty,
+                    item.take_profit,
+                    item.stop_loss,
+                    {
+                        "client_id": f"{cid}oco",
+                        "tp_client_id": f"{cid}tp",
+                        "sl_client_id": f"{cid}sl",
+                        "stop_limit_price": self._stop_limit(
+                            self.exchange.market(item.symbol), exit_side, item.stop_loss
+                        ),
+                    },
+                )
+            except ExchangeError as exc:
+                self._audit_send("exit_order", item.source, **audit, outcome=f"failed: {exc}")
+                refused = isinstance(exc, REFUSALS)  # a refusal: the legs never existed
+                for leg in ("tp", "sl"):  # else the outcome is unknown: looked up before acting
+                    self._journal(
+                        "reject" if refused else "unknown",
+                        f"{cid}{leg}",
+                        None,
+                        item.symbol,
+                        exit_side,
+                        OrderType.LIMIT_MAKER if leg == "tp" else OrderType.STOP_LOSS_LIMIT,
+                        qty,
+                        item.take_profit if leg == "tp" else item.stop_loss,
+                        status="rejected" if refused else "unknown",
+                        wallet=item.wallet,
+                        source=item.source,
+                        reason=f"OCO {'refused' if refused else 'outcome unknown'}: {exc}",
+                    )
+                raise
+            for leg_order in (oco.take_profit, oco.stop_loss):
+                self._journal_order("ack", leg_order, item.wallet, item.source, "protective exit")
+            self._audit_send(
+                "exit_order", item.source, **audit, order_id=oco.list_id, outcome="placed"
+            )
+            self.watchdog.remove(item.entry_client_id)
+            return (oco.take_profit, oco.stop_loss), None
+        new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
+        return (), new
+
+    def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
+        self.on_alert(
+            "warning",
+            "exits_fallback",
+            f"entry {item.entry_client_id} ({item.symbol}) filled but its exits could not be "
+            f"placed ({exc}): the local watchdog guards it, only while an engine runs",
+        )
+        return self.watchdog.update(
+            item.entry_client_id,
+            qty=self.net_qty(item.symbol, entry),
+            exits=ExitPlan.WATCHDOG,
+            state=WatchState.WATCHING,
+        )
+
+    def replace_exits(
+        self,
+        entry_cid: str,
+        qty: Decimal,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        source: Source,
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """New TP/SL for a position, never leaving it bare: the local watchdog covers it with
+        the new prices first (persisted), the old exits are cancelled, then the new ones are
+        placed; the watchdog item goes only once the exchange has confirmed them."""
+        last = self.journal_state().get(entry_cid)
+        if last is None:
+            raise OrderNotFound(f"position {entry_cid}: unknown entry")
+        if take_profit is None and stop_loss is None:
+            raise Refused(["give --tp, --sl or both"])
+        side = Side(last.side)
+        both = take_profit is not None and stop_loss is not None
+        oco = both and self.exits_policy != "watchdog"
+        plan = (
+            ExitPlan.OCO
+            if oco and self.exchange.capabilities(last.symbol).native_oco
+            else (ExitPlan.WATCHDOG)
+        )
+        item = WatchItem(
+            entry_client_id=entry_cid,
+            entry_id=last.exchange_id or "",
+            symbol=last.symbol,
+            side=side,
+            qty=qty,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            wallet=last.wallet,
+            source=last.source,
+            exits=plan,
+            state=WatchState.WATCHING,
+        )
+        self.watchdog.add(item)  # the cover during the gap, persisted before anything moves
+        for order in self.exchange.fetch_open_orders(last.symbol):
+            if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
+                with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
+                    self.cancel(order.id, source)
+        held = self.journal_state()
+        if any(
+            is_open_status(held[f"{entry_cid}{leg}"].status)
+            for leg in ("tp", "sl")
+            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", last.symbol)
+        ):
+            with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
+                self._cancel_attached(entry_cid, last.symbol, source)
+        if plan is ExitPlan.WATCHDOG:
+            return (), item
+        return self._send_exits(item, qty)

@@ -1,0 +1,234 @@
+"""Planning: a proposal sized into an order plan, within the wallet and the venue's rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from engine.exchange.base import (
+    InvalidOrder,
+    MarketRules,
+    OrderType,
+    Side,
+    stop_limit_price,
+)
+from engine.money import floor_to_step, round_price
+from engine.proposal import Proposal, Refused, Sizing
+from engine.risk import validate_proposal
+from engine.router.core import RouterCore
+from engine.router.orders import (
+    ZERO,
+    OrderPlan,
+    fmt_money,
+    fmt_qty,
+)
+from engine.watchdog import ExitPlan
+
+
+class Planning(RouterCore):
+    """Plans: sizing, caps, the exit plan; nothing is sent here."""
+
+    def plan(self, proposal: Proposal) -> OrderPlan:
+        """Validate and size ``proposal``; raises :class:`Refused` with every reason."""
+        p = proposal
+        try:
+            market: MarketRules | None = self.exchange.market(p.symbol)
+        except InvalidOrder:
+            market = None
+        reference: Decimal | None = p.price
+        base_held: Decimal | None = None
+        if market is not None:
+            if p.entry_type is OrderType.MARKET:
+                t = self.exchange.fetch_ticker(p.symbol)
+                side_price = t.ask if p.side is Side.BUY else t.bid
+                reference = side_price if side_price is not None else t.last
+            base_held = self.exchange.get_balance(market.base)
+        reasons = validate_proposal(
+            p,
+            market=market,
+            reference_price=reference,
+            risk=self.risk,
+            kill_switch=self.kill_switch(),
+            mode_problems=self.mode_problems(),
+            base_held=base_held,
+        )
+        try:
+            wallet_balance = self.wallets.balance(p.wallet)
+        except KeyError:
+            reasons.append(f"unknown wallet {p.wallet}")
+            wallet_balance = ZERO
+        else:
+            problem = self.wallets.venue_problem(p.wallet, self.exchange_name)
+            if problem:
+                reasons.append(problem)
+        if reasons:
+            raise Refused(reasons)
+        assert market is not None and reference is not None and base_held is not None
+        return self._size(p, market, reference, wallet_balance, base_held)
+
+    def _size(
+        self,
+        p: Proposal,
+        m: MarketRules,
+        ref: Decimal,
+        wallet_balance: Decimal,
+        base_held: Decimal,
+    ) -> OrderPlan:
+        notes: list[str] = []
+        quote_free = self.exchange.get_balance(m.quote)
+        cap = self.wallets.cap(p.wallet)
+        factor = self.size_factor()
+        if p.side is Side.BUY:
+            committed = self.committed(p.wallet)
+            available = max(ZERO, wallet_balance - committed)
+            room = max(ZERO, cap - committed) if cap is not None else available
+            fundable = min(available, quote_free, room)
+            if p.sizing is Sizing.QUOTE:
+                need = p.amount
+                if need > available:
+                    if committed > 0:
+                        raise Refused(
+                            [
+                                f"insufficient balance: need {fmt_qty(need)} {m.quote}; "
+                                f"{p.wallet} can spend {fmt_money(available)} {m.quote}: balance "
+                                f"{fmt_money(wallet_balance)}, open {fmt_money(committed)}"
+                            ]
+                        )
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {fmt_qty(need)} {m.quote}, "
+                            f"wallet {p.wallet} has {fmt_qty(wallet_balance)}"
+                        ]
+                    )
+                if cap is not None and committed + need > cap:
+                    raise Refused(
+                        [
+                            f"{fmt_qty(need)} {m.quote} would lift wallet {p.wallet}'s exposure to "
+                            f"{fmt_money(committed + need)} {m.quote}, over its cap {fmt_qty(cap)} "
+                            f"(open {fmt_money(committed)})"
+                        ]
+                    )
+                if need > quote_free:
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {fmt_qty(need)} {m.quote}, the "
+                            f"{self.exchange_name} account has {fmt_qty(quote_free)} free"
+                        ]
+                    )
+                raw_qty = need / ref
+            else:
+                assert p.stop_loss is not None
+                risk_cash = wallet_balance * p.amount / 100 * factor
+                raw_qty = risk_cash / abs(ref - p.stop_loss)
+                if raw_qty * ref > fundable:
+                    raw_qty = fundable / ref
+                    notes.append(f"size capped at {fmt_qty(fundable)} {m.quote} (balance or cap)")
+        else:
+            if p.sizing is Sizing.QUOTE:
+                raw_qty = p.amount / ref
+                if raw_qty > base_held:
+                    raise Refused(
+                        [
+                            f"insufficient balance: need {fmt_qty(raw_qty.quantize(m.step_size))} "
+                            f"{m.base}, you hold {fmt_qty(base_held)}"
+                        ]
+                    )
+            else:
+                assert p.stop_loss is not None
+                risk_cash = wallet_balance * p.amount / 100 * factor
+                raw_qty = min(risk_cash / abs(ref - p.stop_loss), base_held)
+        if factor != 1 and p.sizing is Sizing.RISK:
+            notes.append(f"risk scaled by {fmt_qty(factor)} (kill switch in WARNING)")
+        # Rounded once, here, from the market's step and tick, for every venue (paper and ccxt
+        # get identical numbers and refuse anything else): quantities down to the step; a buy's
+        # prices down and a sell's up, never past the operator's. The exits are on the other side.
+        qty = floor_to_step(raw_qty, m.step_size)
+        price = ref
+        if p.entry_type is OrderType.LIMIT:
+            price = round_price(ref, m.tick_size, buy=p.side is Side.BUY)
+        exit_buy = p.side is Side.SELL
+        p = replace(
+            p,
+            price=price if p.entry_type is OrderType.LIMIT else p.price,
+            stop_loss=None
+            if p.stop_loss is None
+            else round_price(p.stop_loss, m.tick_size, buy=exit_buy),
+            take_profit=None
+            if p.take_profit is None
+            else round_price(p.take_profit, m.tick_size, buy=exit_buy),
+        )
+        if qty <= 0:
+            raise Refused(
+                [
+                    f"quantity rounds to zero at step {fmt_qty(m.step_size)} {m.base} "
+                    f"(computed {raw_qty:.8f})"
+                ]
+            )
+        if qty < m.min_qty:
+            raise Refused(
+                [
+                    f"quantity {fmt_qty(qty)} {m.base} is below the minimum {fmt_qty(m.min_qty)} {m.base}"
+                ]
+            )
+        notional = qty * price
+        if notional < m.min_notional:
+            raise Refused(
+                [
+                    f"order value {notional.quantize(Decimal('0.01'))} {m.quote} is below the "
+                    f"exchange minimum {fmt_qty(m.min_notional)} {m.quote}"
+                ]
+            )
+        rate = self.taker_fee if p.entry_type is OrderType.MARKET else self.maker_fee
+        fee = notional * rate
+        self._check_exits_fit(p, m, qty, rate)
+        risk_amount = None
+        if p.stop_loss is not None:
+            risk_amount = qty * abs(price - p.stop_loss) + fee + qty * p.stop_loss * self.taker_fee
+        return OrderPlan(
+            proposal=p,
+            market=m,
+            qty=qty,
+            entry_price=price,
+            notional=notional,
+            fee_estimate=fee,
+            risk_amount=risk_amount,
+            exits=self._exit_plan(p),
+            notes=tuple(notes),
+        )
+
+    def _check_exits_fit(self, p: Proposal, m: MarketRules, qty: Decimal, rate: Decimal) -> None:
+        """Refuse an entry whose exits could not be placed: what a buy leaves in hand (its fee
+        may be taken in the base asset), rounded down to the step, must meet the venue's
+        minimum quantity and value at the lowest exit price."""
+        legs = [x for x in (p.stop_loss, p.take_profit) if x is not None]
+        if p.side is not Side.BUY or not legs:
+            return
+        held = self.exchange.amount_to_precision(p.symbol, qty - qty * rate)
+        if p.stop_loss is not None:  # the stop leg sells at its limit, below the stop
+            legs.append(self._stop_limit(m, Side.SELL, p.stop_loss))
+        lowest = min(legs)
+        if held < m.min_qty or held * lowest < m.min_notional:
+            raise Refused(
+                [
+                    f"its exits could not be placed: {fmt_qty(held)} {m.base} left after fees is "
+                    f"{fmt_money(held * lowest)} {m.quote} at {fmt_qty(lowest)}, below the exchange "
+                    f"minimum {fmt_qty(m.min_notional)} {m.quote} (or {fmt_qty(m.min_qty)} {m.base}); "
+                    "buy a little more"
+                ]
+            )
+
+    def _stop_limit(self, m: MarketRules, side: Side, stop: Decimal) -> Decimal:
+        """The limit of a stop leg, from ``router.stop_limit_offset_pct``: the same on every venue."""
+        return stop_limit_price(m, side, stop, self.settings.stop_limit_offset_pct / 100)
+
+    def _exit_plan(self, p: Proposal) -> ExitPlan:
+        if p.take_profit is None and p.stop_loss is None:
+            return ExitPlan.NONE
+        if self.exits_policy == "watchdog":
+            return ExitPlan.WATCHDOG
+        caps = self.exchange.capabilities(p.symbol)
+        if caps.native_oco and p.take_profit is not None and p.stop_loss is not None:
+            return ExitPlan.OCO
+        if caps.attached_tp_sl and (caps.attached_on_market or p.entry_type is OrderType.LIMIT):
+            return ExitPlan.ATTACHED
+        return ExitPlan.WATCHDOG

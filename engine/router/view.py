@@ -1,0 +1,441 @@
+"""RouterView: a venue and the order journal, read (no sending)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from engine.audit import AuditLog
+from engine.exchange.base import (
+    ExchangeError,
+    ExchangeReader,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from engine.journal import OrderEvent, OrderJournal
+from engine.router.orders import (
+    EXIT_SUFFIXES,
+    KEEP_FINISHED,
+    RECONCILE_TAIL,
+    ZERO,
+    ReconcileReport,
+    entry_of,
+    fmt_qty,
+    is_open_status,
+    log_alert,
+)
+from engine.watchdog import Watchdog, WatchItem, WatchState
+
+
+class RouterView:
+    """A venue and the order journal, read: what is open, what happened, what would be done.
+
+    It holds an :class:`ExchangeReader` and no sending method: read-only commands (``kobe orders``)
+    work through this, and say what reconciliation *would* send (:meth:`review`) instead of
+    sending it. It may journal what it reads (an outcome found, a fill). :class:`Router` adds the
+    sending.
+    """
+
+    def __init__(
+        self,
+        exchange: ExchangeReader,
+        journal: OrderJournal,
+        *,
+        data_dir: Path,
+        mode: str,
+        exchange_name: str,
+        clock: Callable[[], datetime],
+        audit: AuditLog | None = None,
+        watchdog_dir: Path | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.data_dir = Path(data_dir)
+        self.mode = mode
+        self.exchange_name = exchange_name
+        self.clock = clock
+        self.audit = audit
+        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
+        self._last: dict[str, OrderEvent] | None = None  # last event per client id
+        self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
+        self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
+        self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
+        # told of what needs the operator (severity, code, message); the engine makes alerts
+        self.on_alert: Callable[[str, str, str], None] = log_alert
+        self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
+
+    def journal_state(self) -> dict[str, OrderEvent]:
+        """The last event per client id: read from the journal's tail once, then kept current."""
+        if self._last is None:
+            self._last = {}
+            for event in self.journal.tail(RECONCILE_TAIL):
+                if event.exchange == self.exchange_name:  # a journal may serve several venues
+                    self._last[event.client_id] = event
+                    if event.event in ("fill", "partial_fill"):
+                        self._filled[event.client_id] = event.filled
+        return self._last
+
+    def sync(self) -> int:
+        """Journal what happened on the exchange to orders the journal has as open.
+
+        The paper venues report fills as events; a real exchange is asked: an order Kobe has as
+        open that is no longer in the open orders is looked up and its fill or cancel journaled.
+        Returns how many orders changed.
+        """
+        tracked = [
+            (cid, event)
+            for cid, event in self.journal_state().items()
+            if event.event in ("ack", "partial_fill") and OrderStatus(event.status).is_open
+        ]
+        # one open-orders call per symbol Kobe has orders on: the cheap form on every exchange
+        # (Binance weighs a call without a symbol 80, with one 6); none at all when nothing is open
+        open_now = {
+            o.client_id: o
+            for symbol in sorted({event.symbol for _, event in tracked})
+            for o in self.exchange.fetch_open_orders(symbol)
+        }
+        # TP/SL the exchange holds for an entry (Bybit, OKX) are read by the entry's ids
+        attached = {leg.client_id: leg for leg in self._held_legs(tracked)}
+        open_now.update({cid: leg for cid, leg in attached.items() if leg.status.is_open})
+        self._seen_open = set(open_now)
+        changed = 0
+        for cid, event in tracked:
+            current = open_now.get(cid) or attached.get(cid)
+            if current is None and self._attached_leg(cid, event.symbol):
+                continue  # not found by the entry's ids this time: asked again next tick
+            if current is None:
+                current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+                if current is None:
+                    continue
+            if current.filled == event.filled and current.status.value == event.status:
+                continue
+            if current.filled > event.filled:
+                self._journal_fill(current, event.wallet, event.source)
+            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                self._journal_order(
+                    "cancel", current, event.wallet, event.source, "on the exchange"
+                )
+            changed += 1
+        return changed
+
+    def _attached_leg(self, cid: str, symbol: str) -> bool:
+        """A TP/SL leg the exchange made from an entry's attached prices: on a venue that
+        attaches them, Kobe never sends a ``tp``/``sl`` leg itself."""
+        return cid[-2:] in ("tp", "sl") and self.exchange.capabilities(symbol).attached_tp_sl
+
+    def _held_legs(self, tracked: Iterable[tuple[str, OrderEvent]]) -> list[Order]:
+        """The exchange's current view of the attached TP/SL among ``tracked`` (client id and
+        last event of orders Kobe has as open): one read per entry."""
+        entries = {
+            (entry_of(cid) or "", event.symbol)
+            for cid, event in tracked
+            if self._attached_leg(cid, event.symbol)
+        }
+        return [leg for e, symbol in sorted(entries) for leg in self._attached_legs(symbol, e)]
+
+    def _attached_legs(self, symbol: str, entry_cid: str) -> list[Order]:
+        entry = self.journal_state().get(entry_cid)
+        if entry is None or not entry.exchange_id:
+            return []
+        return self.exchange.fetch_attached_exits(symbol, entry.exchange_id, entry_cid)
+
+    def _settle_unknown(self, report: ReconcileReport) -> list[tuple[str, Order | None]]:
+        """Intents whose outcome is unknown: looked up by client id, their real state journaled.
+
+        Returns each settled client id with the order found (None: never reached the exchange).
+        """
+        settled: list[tuple[str, Order | None]] = []
+        for cid, event in list(self.journal_state().items()):
+            if event.event not in ("intent", "unknown"):
+                continue
+            found = self._look_up(cid, event, "at start-up")
+            settled.append((cid, found))
+            report.resolved.append(cid)
+        return settled
+
+    def _look_up(self, cid: str, event: OrderEvent, when: str) -> Order | None:
+        """An order whose send was not answered, looked up by client id: what is found is
+        journaled (``ack`` and its fill), or ``reject`` when the exchange never had it."""
+        found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+        if found is None:
+            self._journal(
+                "reject",
+                cid,
+                None,
+                event.symbol,
+                Side(event.side),
+                OrderType(event.type),
+                event.qty,
+                event.price,
+                status="rejected",
+                wallet=event.wallet,
+                source=event.source,
+                reason=f"not on the exchange: never sent (looked up {when})",
+            )
+        else:
+            self._journal_order("ack", found, event.wallet, event.source, f"found {when}")
+            self._journal_fill(found, event.wallet, event.source)
+        return found
+
+    def _external(self) -> list[Order]:
+        """Open orders on the exchange that are not Kobe's (not in the journal nor watched)."""
+        known = set(self.journal_state()) | {i.entry_client_id for i in self.watchdog.items()}
+        external = []
+        for order in self.exchange.fetch_open_orders():
+            base_id = entry_of(order.client_id) or ""
+            if order.client_id not in known and base_id not in known:
+                external.append(order)
+        return external
+
+    def review(self) -> ReconcileReport:
+        """Reconciliation without sending: outcomes settled in the journal, external orders
+        listed, and what a sending session would do (``report.would``), sent never."""
+        report = ReconcileReport()
+        self._settle_unknown(report)
+        self.sync()  # fills and cancels that happened while no engine ran
+        report.external = self._external()
+        for item in self.watchdog.items():
+            try:
+                what = self._would(item)
+            except ExchangeError as exc:
+                what = f"{item.symbol} {item.entry_client_id}: could not be checked ({exc})"
+            if what:
+                report.would.append(what)
+        return report
+
+    def _would(self, item: WatchItem) -> str | None:
+        """What :meth:`Router.poll` would send for ``item`` now, in words; None: nothing."""
+        if item.state is WatchState.PENDING_ENTRY:
+            entry = (
+                self.exchange.fetch_order(item.entry_id, item.symbol)
+                if item.entry_id
+                else self.exchange.fetch_order_by_client_id(item.entry_client_id, item.symbol)
+            )
+            if entry is None or entry.filled <= 0 or entry.status.is_open:
+                return None
+            if self._exits_live(item.entry_client_id):
+                return None
+            return (
+                f"entry {item.entry_client_id} ({item.side.value} {fmt_qty(entry.filled)} "
+                f"{item.symbol}) filled: its exits ({item.exits.value}) would be placed"
+            )
+        if item.state is WatchState.WATCHING:
+            price = self.exchange.fetch_ticker(item.symbol).last
+            leg = item.touched(price)
+            if leg is not None and not self._exits_live(item.entry_client_id):
+                return (
+                    f"{leg.replace('_', '-')} of {item.entry_client_id} touched at "
+                    f"{fmt_qty(price)}: the watchdog would {item.side.opposite.value} "
+                    f"{fmt_qty(item.qty)} {item.symbol} at market"
+                )
+        return None
+
+    def open_orders(self) -> list[tuple[Order, str, str]]:
+        """Open orders with the wallet and source the journal knows (``external`` otherwise)."""
+        last = self.journal_state()
+        held = [
+            (cid, e)
+            for cid, e in last.items()
+            if e.event in ("ack", "partial_fill") and is_open_status(e.status)
+        ]
+        out = []
+        orders = self.exchange.fetch_open_orders()
+        for order in orders + [leg for leg in self._held_legs(held) if leg.status.is_open]:
+            event = last.get(order.client_id)
+            if event is None:
+                out.append((order, "", "external"))
+            else:
+                out.append((order, event.wallet, event.source))
+        return out
+
+    def on_order_update(self, kind: str, order: Order, reason: str = "") -> None:
+        """Journal a fill or cancel that happened on the venue (e.g. a resting order filled)."""
+        event = self.journal_state().get(order.client_id)
+        wallet = event.wallet if event else ""
+        source = event.source if event else "external"
+        self._journal_order(kind, order, wallet, source, reason)
+
+    def net_qty(self, symbol: str, entry: Order) -> Decimal:
+        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours."""
+        qty = entry.filled
+        if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
+            qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
+        return qty
+
+    def _journal_attached(self, symbol: str, entry_cid: str, why: str) -> tuple[Order, ...]:
+        """The TP/SL the exchange holds for ``entry_cid`` (attached to it), read by the entry's
+        ids and journaled under Kobe's ids where they changed: armed (``ack``), fired (their
+        fill, booked like any exit) or removed with their sibling (``cancel``)."""
+        entry = self.journal_state().get(entry_cid)
+        if entry is None:
+            return ()
+        legs = tuple(self._attached_legs(symbol, entry_cid))
+        for leg in legs:
+            last = self.journal_state().get(leg.client_id)
+            if last is None:
+                self._journal_order(
+                    "ack", leg, entry.wallet, entry.source, f"attached exit, {why} on the exchange"
+                )
+            elif leg.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and is_open_status(
+                last.status
+            ):
+                self._journal_order("cancel", leg, entry.wallet, entry.source, "its sibling fired")
+            if leg.filled > (last.filled if last is not None else 0):
+                self._journal_fill(leg, entry.wallet, entry.source)
+        return legs
+
+    def _exits_live(self, entry_cid: str) -> bool:
+        """True when the exchange has confirmed an exit of ``entry_cid``: one resting (acked,
+        open), partly filled, or filled. An intent alone proves nothing: the send may have
+        failed, so it never counts as cover."""
+        state = self.journal_state()
+        for suffix in EXIT_SUFFIXES:
+            event = state.get(f"{entry_cid}{suffix}")
+            if event is None:
+                continue
+            if event.event in ("fill", "partial_fill"):
+                return True
+            if event.event == "ack" and is_open_status(event.status):
+                return True
+        return False
+
+    # -----------------------------------------------------------------------------------------
+    # Journal helpers
+
+    def _journal(
+        self,
+        kind: str,
+        cid: str,
+        exchange_id: str | None,
+        symbol: str,
+        side: Side,
+        type_: OrderType,
+        qty: Decimal,
+        price: Decimal | None,
+        *,
+        status: str,
+        wallet: str,
+        source: str,
+        reason: str,
+        filled: Decimal = ZERO,
+        avg_price: Decimal | None = None,
+        fee: Decimal = ZERO,
+        fee_asset: str = "",
+        strategy: str = "",
+        ref: str = "",
+        fee_rate: Decimal | None = None,
+    ) -> None:
+        event = OrderEvent(
+            ts=self.clock(),
+            mode=self.mode,
+            exchange=self.exchange_name,
+            event=kind,
+            client_id=cid,
+            exchange_id=exchange_id,
+            symbol=symbol,
+            side=side.value,
+            type=type_.value,
+            qty=qty,
+            price=price,
+            filled=filled,
+            avg_price=avg_price,
+            fee=fee,
+            fee_asset=fee_asset,
+            status=status,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+            strategy=strategy,
+            ref=ref,
+            fee_rate=fee_rate,
+        )
+        self.journal.append(event)
+        state = self.journal_state()
+        if kind in ("fill", "partial_fill"):
+            self._filled[cid] = max(filled, self._filled.get(cid, ZERO))
+        elif kind == "intent":  # a new order under this id (a re-sent exit): fills start over
+            self._filled.pop(cid, None)
+            self._fee_rates.pop(cid, None)
+        state.pop(cid, None)
+        state[cid] = event  # newest last: the oldest finished orders are forgotten first
+        if len(state) > KEEP_FINISHED * 2:
+            self._forget_finished(state)
+        for listener in self.listeners:
+            listener(event)
+
+    def _forget_finished(self, state: dict[str, OrderEvent]) -> None:
+        """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
+        finished = [
+            cid
+            for cid, e in state.items()
+            if e.event in ("fill", "cancel", "reject") and not OrderStatus(e.status).is_open
+        ]
+        for cid in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del state[cid]
+            self._filled.pop(cid, None)
+            self._fee_rates.pop(cid, None)
+
+    def _journal_order(self, kind: str, o: Order, wallet: str, source: str, reason: str) -> None:
+        self._journal(
+            kind,
+            o.client_id,
+            o.id,
+            o.symbol,
+            o.side,
+            o.type,
+            o.qty,
+            o.price if o.price is not None else o.stop_price,
+            status=o.status.value,
+            wallet=wallet,
+            source=source,
+            reason=reason,
+            filled=o.filled,
+            avg_price=o.avg_price,
+            fee=o.fee,
+            fee_asset=o.fee_asset,
+            fee_rate=self._fee_rate(o),
+        )
+
+    def _fee_rate(self, o: Order) -> Decimal | None:
+        """A fee charged in a third asset (BNB on Binance): its price in the quote asset, from
+        the exchange's ticker of FEE/QUOTE, read once per order and journaled with each of its
+        events (the book replays it, never the network). None for a fee in the base or the
+        quote asset; None with an alert when no price can be had: that fee is not counted as 0
+        silently."""
+        if o.fee <= 0 or not o.fee_asset:
+            return None
+        base, _, quote = o.symbol.partition("/")
+        if o.fee_asset in (base, quote):
+            return None
+        if o.client_id in self._fee_rates:
+            return self._fee_rates[o.client_id]
+        pair = f"{o.fee_asset}/{quote}"
+        rate: Decimal | None = None
+        try:
+            last = self.exchange.fetch_ticker(pair).last
+            if not last.is_finite() or last <= 0:
+                raise ExchangeError(f"{pair}: no usable last price ({last})")
+            rate = last
+        except ExchangeError as exc:
+            self.on_alert(
+                "error",
+                "fee_unpriced",
+                f"{o.symbol} order {o.client_id}: its fee {fmt_qty(o.fee)} {o.fee_asset} cannot be "
+                f"converted to {quote} (no {pair} price: {exc}); it is left out of the trade's "
+                f"fees and shown apart (kobe positions: fees_unpriced)",
+            )
+        self._fee_rates[o.client_id] = rate
+        return rate
+
+    def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
+        """Journal ``o``'s fill once: a fill already journaled (same cumulative quantity, found
+        again by a look-up, a sync or a restart) is not written twice."""
+        self.journal_state()
+        if o.filled <= 0 or o.filled <= self._filled.get(o.client_id, ZERO):
+            return
+        kind = "fill" if o.filled >= o.qty else "partial_fill"
+        self._journal_order(kind, o, wallet, source, reason)

@@ -1,0 +1,285 @@
+"""The local watchdog's poll: pending entries, touched exits, resting stops, dust."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from decimal import Decimal
+
+from engine.exchange.base import (
+    AuthenticationError,
+    ExchangeError,
+    InsufficientFunds,
+    InvalidOrder,
+    NotSupported,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from engine.router.exits import Exits
+from engine.router.orders import (
+    MAX_BACKOFF_S,
+    REFUSALS,
+    entry_of,
+    fmt_qty,
+    is_open_status,
+    log,
+    source_of,
+)
+from engine.watchdog import WatchItem, WatchState
+
+
+class Watching(Exits):
+    """Each poll: entries that filled get their exits, touched exits fire, with backoff."""
+
+    def poll(self, prices: dict[str, Decimal] | None = None) -> list[Order]:
+        """Advance pending entries and fire watched exits. Returns the exit orders sent."""
+        sent: list[Order] = []
+        prices = dict(prices or {})  # a ticker read once per symbol per poll, shared by its items
+        seen_open, self._seen_open = self._seen_open, set()
+        for item in self.watchdog.items():
+            try:
+                if item.state is WatchState.PENDING_ENTRY and not item.entry_id:
+                    found = self.exchange.fetch_order_by_client_id(
+                        item.entry_client_id, item.symbol
+                    )
+                    if found is None:
+                        last = self.journal_state().get(item.entry_client_id)
+                        if last is None or last.event == "reject":
+                            self.watchdog.remove(item.entry_client_id)
+                        continue
+                    item = self.watchdog.update(item.entry_client_id, entry_id=found.id)
+                if item.entry_client_id in seen_open:
+                    continue  # still resting: this tick's sync saw it among the open orders
+                if item.state is WatchState.PENDING_ENTRY and item.entry_id:
+                    entry = self.exchange.fetch_order(item.entry_id, item.symbol)
+                    if entry.status is OrderStatus.FILLED or (
+                        entry.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+                        and entry.filled > 0
+                    ):
+                        self._journal_fill(entry, item.wallet, item.source)
+                        try:
+                            exits, _ = self._place_exits(item, entry)
+                        except REFUSALS as exc:
+                            self._fall_back_to_watchdog(item, entry, exc)
+                            raise
+                        sent += exits
+                    elif not entry.status.is_open:
+                        self.watchdog.remove(item.entry_client_id)
+                elif item.state is WatchState.WATCHING:
+                    if item.retry_at is not None and self.clock() < item.retry_at:
+                        continue  # a refused exit waits out its backoff
+                    price = prices.get(item.symbol)
+                    if price is None:
+                        price = prices[item.symbol] = self.exchange.fetch_ticker(item.symbol).last
+                    leg = item.touched(price)
+                    if leg is not None:
+                        self._settle_exits(item.entry_client_id, item.symbol)
+                        if self._exits_live(item.entry_client_id):
+                            self.watchdog.remove(item.entry_client_id)  # confirmed on the venue
+                            continue
+                        fired = self._fire_or_back_off(item, leg, price)
+                        if fired is not None:
+                            sent.append(fired)
+            except ExchangeError as exc:
+                log.warning("watchdog: %s %s: %s", item.symbol, item.entry_client_id, exc)
+        try:
+            sent += self._sell_resting_stops(prices)
+        except ExchangeError as exc:
+            log.warning("watchdog: resting stops: %s", exc)
+        return sent
+
+    def _sell_resting_stops(self, prices: dict[str, Decimal]) -> list[Order]:
+        """A stop-limit that triggered in a gap rests at its limit, unfilled, while the price
+        runs away: once it has rested ``stop_rest_timeout_s`` or the price is
+        ``stop_rest_distance_pct`` past its limit, it is cancelled and sold at market."""
+        sent: list[Order] = []
+        now = self.clock()
+        cfg = self.settings
+        for cid, e in list(self.journal_state().items()):
+            if not cid.endswith("sl") or e.type != OrderType.STOP_LOSS_LIMIT.value:
+                continue
+            if (
+                e.event not in ("ack", "partial_fill")
+                or not is_open_status(e.status)
+                or e.price is None
+            ):
+                self._resting.pop(cid, None)
+                continue
+            price = prices.get(e.symbol)
+            if price is None:
+                price = prices[e.symbol] = self.exchange.fetch_ticker(e.symbol).last
+            limit = e.price
+            past = price < limit if e.side == Side.SELL.value else price > limit
+            if not past:
+                self._resting.pop(cid, None)
+                continue
+            since = self._resting.setdefault(cid, now)
+            distance = abs(limit - price) / limit * 100
+            if now - since < timedelta(seconds=cfg.stop_rest_timeout_s) and (
+                distance < cfg.stop_rest_distance_pct
+            ):
+                continue
+            entry_cid = entry_of(cid)
+            assert entry_cid is not None
+            with contextlib.suppress(OrderNotFound):  # filled or gone meanwhile: settled below
+                self.cancel(e.exchange_id or cid, source_of(e.source))
+            self._resting.pop(cid, None)
+            after = self.journal_state().get(cid)
+            if after is None or after.event != "cancel":
+                continue
+            remaining = after.qty - after.filled
+            if remaining <= 0:
+                continue
+            reason = (
+                f"stop {cid} rested at its limit {fmt_qty(limit)} after a gap (price "
+                f"{fmt_qty(price)}): sold at market (local watchdog)"
+            )
+            order = self.send_exit(
+                entry_cid, "cx", e.symbol, Side(e.side), remaining, e.wallet, e.source, reason
+            )
+            self.on_alert("critical", "stop_rested", f"{e.symbol}: {reason}")
+            sent.append(order)
+        return sent
+
+    def _fire_or_back_off(self, item: WatchItem, leg: str, price: Decimal) -> Order | None:
+        """Send the watched exit; a refusal backs off exponentially (capped at 5 minutes) with
+        one alert per episode; a position too small to sell is dust: flagged once, not retried.
+        """
+        cid = item.entry_client_id
+        dust = self._dust(item.symbol, item.qty, price)
+        if dust is not None:
+            self.watchdog.remove(cid)
+            self.on_alert(
+                "warning",
+                "dust",
+                f"{item.symbol} {fmt_qty(item.qty)} ({item.wallet}, entry {cid}) is dust: {dust}; "
+                "it is not sold and no longer watched",
+            )
+            self.on_dust(cid)
+            return None
+        try:
+            order = self._fire(item, leg, price)
+        except REFUSALS as exc:
+            attempts = item.attempts + 1
+            wait = min(MAX_BACKOFF_S, 2**attempts)
+            self.watchdog.update(
+                cid,
+                attempts=attempts,
+                retry_at=self.clock() + timedelta(seconds=wait),
+                last_error=str(exc),
+            )
+            if attempts == 1:
+                self.on_alert(
+                    "critical",
+                    "exit_refused",
+                    f"{item.symbol} {fmt_qty(item.qty)} ({item.wallet}, entry {cid}): the "
+                    f"{leg.replace('_', '-')} exit was refused: {exc}; retrying with backoff "
+                    "(up to every 5 minutes) until it goes through",
+                )
+            return None
+        if item.attempts:
+            self.on_alert(
+                "info",
+                "exit_refused",
+                f"{item.symbol} {cid}: the exit went through after {item.attempts} refusal(s)",
+            )
+        return order
+
+    def _dust(self, symbol: str, qty: Decimal, price: Decimal) -> str | None:
+        """Why ``qty`` can never be sold on this venue (below its minimum quantity once on the
+        step), or None. A value below the minimum notional is not dust: the price may come
+        back, so such an exit is refused, backed off and alerted like any refusal."""
+        m = self.exchange.market(symbol)
+        sellable = self.exchange.amount_to_precision(symbol, qty)
+        if sellable < m.min_qty or sellable <= 0:
+            return f"below the minimum quantity {fmt_qty(m.min_qty)} {m.base}"
+        return None
+
+    def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
+        reason = f"{leg.replace('_', '-')} touched at {fmt_qty(price)} (local watchdog)"
+        suffix = "tp" if leg == "take_profit" else "sl"
+        order = self.send_exit(
+            item.entry_client_id,
+            suffix,
+            item.symbol,
+            item.side.opposite,
+            item.qty,
+            item.wallet,
+            item.source,
+            reason,
+        )
+        self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
+        return order
+
+    def send_exit(
+        self,
+        entry_cid: str,
+        suffix: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        wallet: str,
+        source: str,
+        reason: str,
+    ) -> Order:
+        """Close (part of) a position at market; the client id is ``<entry id><suffix>``."""
+        cid = f"{entry_cid}{suffix}"
+        self._journal(
+            "intent",
+            cid,
+            None,
+            symbol,
+            side,
+            OrderType.MARKET,
+            qty,
+            None,
+            status="new",
+            wallet=wallet,
+            source=source,
+            reason=reason,
+        )
+        try:
+            order = self.exchange.create_order(
+                symbol, side, OrderType.MARKET, qty, None, {"client_id": cid}
+            )
+        except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
+            self._journal(
+                "reject",
+                cid,
+                None,
+                symbol,
+                side,
+                OrderType.MARKET,
+                qty,
+                None,
+                status="rejected",
+                wallet=wallet,
+                source=source,
+                reason=str(exc),
+            )
+            self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"rejected: {exc}")
+            raise
+        except ExchangeError as exc:
+            self._journal(
+                "unknown",
+                cid,
+                None,
+                symbol,
+                side,
+                OrderType.MARKET,
+                qty,
+                None,
+                status="unknown",
+                wallet=wallet,
+                source=source,
+                reason=f"outcome unknown: {exc}; looked up before any new exit",
+            )
+            self._audit_exit(cid, None, symbol, side, qty, wallet, source, f"unknown: {exc}")
+            raise
+        self._journal_order("ack", order, wallet, source, reason)
+        self._audit_exit(cid, order.id, symbol, side, qty, wallet, source, "placed")
+        self._journal_fill(order, wallet, source, reason)
+        return order
