@@ -49,6 +49,8 @@ from engine.exchange.base import (
 )
 from engine.exchange.paper.account import PaperAccount
 from engine.exchange.paper.markets import (
+    BPS,
+    HUNDRED,
     PaperMarket,
     check_filters,
     default_prices,
@@ -56,8 +58,6 @@ from engine.exchange.paper.markets import (
     load_paper_markets,
 )
 from engine.exchange.paper.orderbook import (
-    BPS,
-    HUNDRED,
     Level,
     book_levels,
     crossing_liquidity,

@@ -30,12 +30,13 @@ from engine.exchange.prices import (
 from engine.money import D
 
 MARKETS_FILE = "paper_markets.json"
+BPS = Decimal(10_000)  # basis points: the book's level gaps, the slippage
+HUNDRED = Decimal(100)  # percent: the fees, the book's depth spread
 
 
 def fmt(value: Decimal) -> str:
     """A decimal for a message: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,8 @@ from decimal import Decimal
 from itertools import count
 
 from engine.exchange.base import Side
-from engine.exchange.paper.markets import PaperMarket
+from engine.exchange.paper.markets import BPS, HUNDRED, PaperMarket
 from engine.money import ZERO, ceil_to_step, floor_to_step
-
-BPS = Decimal(10_000)
-HUNDRED = Decimal(100)
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
 
