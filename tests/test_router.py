@@ -435,7 +435,7 @@ def test_prices_round_once_in_the_router_by_side(
 def test_rejected_by_the_venue_is_journaled(tmp_path: Path) -> None:
     rig = Rig(tmp_path, balances={"USDT": Decimal(1000)})
     plan = rig.router.plan(buy(stop_loss=None, take_profit=None))
-    rig.exchange._free["USDT"] = Decimal(1)  # the account changed between plan and send
+    rig.exchange._account.free["USDT"] = Decimal(1)  # the account changed between plan and send
     with pytest.raises(Refused, match="binance refused the order"):
         rig.router.execute(plan)
     assert [r["event"] for r in rig.lines()] == ["intent", "reject"]

@@ -1,0 +1,184 @@
+"""The paper venue's markets, their default price source and the filters every order meets.
+
+Markets and their filters come from ``engine/data/paper_markets.json`` (Binance spot's
+PRICE_FILTER, LOT_SIZE, PERCENT_PRICE_BY_SIDE and NOTIONAL values); orders breaking them are
+refused with :class:`InvalidOrder` naming the filter and the values, exactly where Binance would
+refuse (-1013). Nothing is rounded here: a quantity off the step or a price off the tick is
+refused (the router rounds, once, for every venue). A market order's NOTIONAL is checked on the
+average (last) price, as Binance checks it, not on what it fills at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+from engine.config import PaperConfig
+from engine.exchange.base import Exchange, InvalidOrder, MarketRules, Side, check_precision
+from engine.exchange.prices import (
+    ExchangeTickerSource,
+    PriceSource,
+    SimSymbol,
+    SimulatedFeed,
+    TickerFetch,
+)
+from engine.money import D
+
+MARKETS_FILE = "paper_markets.json"
+BPS = Decimal(10_000)  # basis points: the book's level gaps, the slippage
+HUNDRED = Decimal(100)  # percent: the fees, the book's depth spread
+
+
+def fmt(value: Decimal) -> str:
+    """A decimal for a message: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class BookParams:
+    """The shape of a market's synthetic order book."""
+
+    level_quote: Decimal  # quote held by one level (on average)
+    level_gap_bps: Decimal  # distance between consecutive levels
+
+
+@dataclass(frozen=True)
+class PercentPriceBySide:
+    """Binance's PERCENT_PRICE_BY_SIDE: a buy's price must lie between ``bid_down`` and
+    ``bid_up`` times the average price, a sell's between ``ask_down`` and ``ask_up`` times it."""
+
+    bid_up: Decimal = Decimal(5)
+    bid_down: Decimal = Decimal("0.2")
+    ask_up: Decimal = Decimal(5)
+    ask_down: Decimal = Decimal("0.2")
+
+
+@dataclass(frozen=True)
+class PaperMarket:
+    rules: MarketRules
+    start_price: Decimal
+    annual_volatility: Decimal
+    book: BookParams
+    percent_price: PercentPriceBySide = PercentPriceBySide()
+
+
+def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
+    """The markets shipped with the project (or those of ``path``), keyed by symbol."""
+    if path is None:
+        text = resources.files("engine").joinpath("data", MARKETS_FILE).read_text("utf-8")
+        source = f"engine/data/{MARKETS_FILE}"
+    else:
+        text = path.read_text("utf-8")
+        source = str(path)
+    try:
+        raw = json.loads(text, parse_float=Decimal)
+        out: dict[str, PaperMarket] = {}
+        for symbol, m in raw["markets"].items():
+            max_qty = m.get("max_qty")
+            rules = MarketRules(
+                symbol=symbol,
+                base=str(m["base"]),
+                quote=str(m["quote"]),
+                tick_size=D(m["tick_size"]),
+                step_size=D(m["step_size"]),
+                min_qty=D(m["min_qty"]),
+                min_notional=D(m["min_notional"]),
+                max_qty=None if max_qty is None else D(max_qty),
+            )
+            out[symbol] = PaperMarket(
+                rules=rules,
+                start_price=D(m["start_price"]),
+                annual_volatility=D(m["annual_volatility"]),
+                book=BookParams(D(m["book_level_quote"]), D(m["book_level_gap_bps"])),
+                percent_price=PercentPriceBySide(
+                    **{k: D(v) for k, v in m.get("percent_price_by_side", {}).items()}
+                ),
+            )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"{source}: bad market file: {exc!r}") from None
+    return out
+
+
+def default_prices(
+    config: PaperConfig,
+    markets: Mapping[str, PaperMarket],
+    tickers: Exchange | TickerFetch | None,
+    *,
+    start: datetime,
+) -> PriceSource:
+    """The source ``paper.price_source`` names for ``markets``: the seeded random walk, or the
+    ``tickers`` of an exchange (an :class:`Exchange` or a callable returning a ticker)."""
+    if config.price_source == "exchange":
+        if tickers is None:
+            raise ValueError(
+                "paper.price_source = 'exchange' needs a ticker source "
+                "(pass tickers=<an Exchange or a callable returning a Ticker>)"
+            )
+        ticks = {s: m.rules.tick_size for s, m in markets.items()}
+        return ExchangeTickerSource(tickers, markets, tick_sizes=ticks, start=start)
+    specs = {
+        s: SimSymbol(m.start_price, m.rules.tick_size, m.annual_volatility)
+        for s, m in markets.items()
+    }
+    return SimulatedFeed(specs, start=start, seed=config.seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+
+
+def check_filters(
+    market: PaperMarket,
+    average: Decimal,
+    side: Side,
+    qty: Decimal,
+    price: Decimal | None,
+    notional_price: Decimal,
+    stop: Decimal | None = None,
+) -> None:
+    """Binance's filters, in its order: LOT_SIZE, PRICE_FILTER, PERCENT_PRICE_BY_SIDE (on a
+    limit price, against the ``average`` price), NOTIONAL (at ``notional_price``)."""
+    rules = market.rules
+    if not qty.is_finite() or qty <= 0:
+        raise InvalidOrder(f"quantity must be positive (got {qty})")
+    prices = tuple(p for p in (price, stop) if p is not None)
+    for p in prices:
+        if not p.is_finite() or p <= 0:
+            raise InvalidOrder(f"price must be positive (got {p})")
+    if qty < rules.min_qty:
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {fmt(qty)} is below the minimum quantity "
+            f"{fmt(rules.min_qty)} ({rules.symbol})"
+        )
+    if rules.max_qty is not None and qty > rules.max_qty:
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {fmt(qty)} is above the maximum quantity "
+            f"{fmt(rules.max_qty)} ({rules.symbol})"
+        )
+    check_precision(rules, qty, prices)
+    if price is not None:
+        check_percent_price(market, average, side, price)
+    notional = qty * notional_price
+    if notional < rules.min_notional:
+        raise InvalidOrder(
+            f"NOTIONAL: notional {fmt(notional)} {rules.quote} "
+            f"({fmt(qty)} x {fmt(notional_price)}) is below the minimum notional "
+            f"{fmt(rules.min_notional)} {rules.quote} ({rules.symbol})"
+        )
+
+
+def check_percent_price(market: PaperMarket, average: Decimal, side: Side, price: Decimal) -> None:
+    rules, band = market.rules, market.percent_price
+    up, down = (band.bid_up, band.bid_down) if side is Side.BUY else (band.ask_up, band.ask_down)
+    low, high = average * down, average * up
+    if not low <= price <= high:
+        raise InvalidOrder(
+            f"PERCENT_PRICE_BY_SIDE: a {side.value} price {fmt(price)} must lie between "
+            f"{fmt(low)} and {fmt(high)} ({fmt(down)}x-{fmt(up)}x the average price "
+            f"{fmt(average)}, {rules.symbol})"
+        )
