@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.book import Position
 from engine.config import KobeConfig
 from engine.exchange.base import ExchangeError, OrderStatus
 from engine.exchange.dex import DexPaperExchange, build_dex_venue, sync_dex_venue
@@ -32,6 +31,7 @@ from engine.fsutil import (
     reading,
 )
 from engine.jsonutil import dumps
+from engine.position import Position
 from engine.proposal import Refused
 from engine.strategies import Signal, SignalAction, Strategy, build_strategies, signal_to_proposal
 from engine.trades import ClosedTrade

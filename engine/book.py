@@ -20,156 +20,39 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from engine.exchange.base import Side
 from engine.fsutil import DAMAGE, atomic_write_text
-from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
+from engine.journal import OrderEvent
 from engine.jsonutil import dumps
+from engine.position import (
+    FILL_EVENTS,
+    ZERO,
+    ExitOrder,
+    Position,
+    base_of,
+    dec_or_none,
+    leg_reason,
+    with_fee,
+)
 from engine.router import entry_of
-from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
-from engine.watchdog import WatchItem, WatchState
-
-if TYPE_CHECKING:
-    from engine.risk import RiskEngine
-
-
-class WalletSink(Protocol):
-    """What the bookkeeper needs of the wallet manager: idempotent by trade id."""
-
-    def on_trade_closed(
-        self, wallet_id: str, pnl_usd: Decimal, fees_usd: Decimal, *, trade_id: str
-    ) -> bool: ...
-
-    def close(self) -> None: ...
-
+from engine.trades import ClosedTrade
 
 log = logging.getLogger(__name__)
 
+
 POSITIONS_FILE = "positions.json"
+
+
 CACHE_VERSION = 2
+
+
 SAVE_EVERY_BYTES = 64 * 1024  # journal read between two cache writes when nothing closes
-ZERO = Decimal(0)
-FILL_EVENTS = ("partial_fill", "fill", "cancel", "reject")  # events that carry a final filled
-
-
-@dataclass(frozen=True)
-class ExitOrder:
-    client_id: str
-    type: str
-    price: Decimal | None
-    status: str
-    filled: Decimal = ZERO
-
-
-@dataclass(frozen=True)
-class Position:
-    """A position Kobe opened: an entry that filled (``qty`` > 0), or one still pending."""
-
-    entry_client_id: str
-    venue: str
-    symbol: str
-    side: Side
-    qty: Decimal  # held now: filled (net of a base-asset fee) minus what the exits sold
-    entry_price: Decimal | None  # average fill price of the entry
-    entry_fee: Decimal  # quote currency
-    wallet: str
-    strategy: str
-    opened_at: datetime
-    take_profit: Decimal | None
-    stop_loss: Decimal | None
-    pending: bool  # the entry order is still working (open, or partly filled)
-    source: str = ""
-    ref: str = ""  # the strategy's reference for it (from the entry's intent)
-    ordered: Decimal = ZERO  # the entry order's quantity
-    limit: Decimal | None = None  # the entry's limit price (None: market)
-    filled: Decimal = ZERO  # the entry's gross fill
-    exit_qty: Decimal = ZERO  # sold by exits so far
-    exit_value: Decimal = ZERO  # their proceeds, quote
-    exit_fees: Decimal = ZERO  # their fees, quote
-    exits: tuple[ExitOrder, ...] = ()
-    dust: bool = False  # too small to sell on its venue: flagged once, never retried
-    # fees charged in a third asset whose price in the quote asset could not be had at the
-    # fill (the router alerted): kept apart in their own asset, never counted as 0 silently
-    fees_unpriced: Decimal = ZERO
-    fees_unpriced_asset: str = ""
-
-    @property
-    def cost(self) -> Decimal:
-        """Quote tied up in what is still held (at the entry price), plus its entry fee."""
-        if self.entry_price is None or self.filled <= 0:
-            return ZERO
-        held = self.qty * self.entry_price
-        return held + self.entry_fee * (self.qty / self.filled if self.filled else 1)
-
-    @property
-    def locked(self) -> Decimal:
-        """Quote a working buy entry still holds on the exchange (its unfilled part)."""
-        if not self.pending or self.side is not Side.BUY:
-            return ZERO
-        price = self.limit if self.limit is not None else (self.entry_price or ZERO)
-        return max(ZERO, self.ordered - self.filled) * price
-
-    def unrealized(self, mark: Decimal) -> Decimal:
-        if self.entry_price is None:
-            return ZERO
-        sign = Decimal(1) if self.side is Side.BUY else Decimal(-1)
-        return sign * (mark - self.entry_price) * self.qty
-
-    def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["exits"] = [asdict(x) for x in self.exits]
-        return record
-
-    @classmethod
-    def from_record(cls, r: dict[str, Any]) -> Position:
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(str(v))
-
-        def d0(v: Any) -> Decimal:
-            return Decimal(str(v)) if v is not None else ZERO
-
-        return cls(
-            entry_client_id=str(r["entry_client_id"]),
-            venue=str(r["venue"]),
-            symbol=str(r["symbol"]),
-            side=Side(r["side"]),
-            qty=d0(r["qty"]),
-            entry_price=dec(r.get("entry_price")),
-            entry_fee=d0(r.get("entry_fee")),
-            wallet=str(r["wallet"]),
-            strategy=str(r["strategy"]),
-            opened_at=datetime.fromisoformat(str(r["opened_at"]).replace("Z", "+00:00")),
-            take_profit=dec(r.get("take_profit")),
-            stop_loss=dec(r.get("stop_loss")),
-            pending=bool(r.get("pending")),
-            source=str(r.get("source") or ""),
-            ref=str(r.get("ref") or ""),
-            ordered=d0(r.get("ordered")),
-            limit=dec(r.get("limit")),
-            filled=d0(r.get("filled")),
-            exit_qty=d0(r.get("exit_qty")),
-            exit_value=d0(r.get("exit_value")),
-            exit_fees=d0(r.get("exit_fees")),
-            dust=bool(r.get("dust")),
-            fees_unpriced=d0(r.get("fees_unpriced")),
-            fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
-            exits=tuple(
-                ExitOrder(
-                    client_id=str(x["client_id"]),
-                    type=str(x["type"]),
-                    price=dec(x.get("price")),
-                    status=str(x["status"]),
-                    filled=d0(x.get("filled")),
-                )
-                for x in r.get("exits", [])
-            ),
-        )
 
 
 @dataclass
@@ -186,39 +69,6 @@ class BookState:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, _OrderSeen] = field(default_factory=dict)
     offset: int = 0  # bytes of orders.jsonl applied
-
-
-def _base(symbol: str) -> str:
-    return symbol.split("/", 1)[0]
-
-
-def _fee_in_quote(e: OrderEvent, fee: Decimal) -> Decimal | None:
-    """``fee`` (part of ``e``'s) in the quote asset: a fee in the base asset at the fill's
-    price, one in a third asset (BNB) at the rate journaled with the fill, one in the quote
-    asset as it is. None: a third asset with no rate (not convertible)."""
-    base, _, quote = e.symbol.partition("/")
-    if e.fee_asset == base and e.avg_price is not None:
-        return fee * e.avg_price
-    if e.fee_asset in ("", base, quote) or fee <= 0:
-        return fee
-    return None if e.fee_rate is None else fee * e.fee_rate
-
-
-def _with_fee(pos: Position, e: OrderEvent, fee: Decimal, *, entry: bool) -> Position:
-    """``pos`` with ``fee`` (of event ``e``) booked on its entry or exit leg, in the quote
-    asset; a fee that cannot be converted is kept apart, in its own asset, and logged."""
-    in_quote = _fee_in_quote(e, fee)
-    if in_quote is not None:
-        if entry:
-            return replace(pos, entry_fee=pos.entry_fee + in_quote)
-        return replace(pos, exit_fees=pos.exit_fees + in_quote)
-    log.warning(
-        "%s: fee %s %s has no price in the quote asset: not counted in the trade's fees",
-        e.client_id,
-        fee,
-        e.fee_asset,
-    )
-    return replace(pos, fees_unpriced=pos.fees_unpriced + fee, fees_unpriced_asset=e.fee_asset)
 
 
 class PositionBook:
@@ -380,8 +230,8 @@ class PositionBook:
                 wallet=e.wallet,
                 strategy=e.strategy or str(note.get("strategy") or "manual"),
                 opened_at=e.ts,
-                take_profit=_dec(note.get("take_profit")),
-                stop_loss=_dec(note.get("stop_loss")),
+                take_profit=dec_or_none(note.get("take_profit")),
+                stop_loss=dec_or_none(note.get("stop_loss")),
                 pending=True,
                 source=e.source,
                 ref=e.ref,
@@ -394,7 +244,7 @@ class PositionBook:
         step = self._increment(e)
         if step is not None:
             d_qty, d_fee, _ = step
-            fee_base = d_fee if e.fee_asset == _base(e.symbol) else ZERO
+            fee_base = d_fee if e.fee_asset == base_of(e.symbol) else ZERO
             filled = pos.filled + d_qty
             pos = replace(
                 pos,
@@ -403,7 +253,7 @@ class PositionBook:
                 entry_price=e.avg_price if e.avg_price is not None else pos.entry_price,
                 opened_at=e.ts if pos.filled == 0 else pos.opened_at,
             )
-            pos = _with_fee(pos, e, d_fee, entry=True)
+            pos = with_fee(pos, e, d_fee, entry=True)
         if e.event in ("fill", "cancel", "reject"):
             pos = replace(pos, pending=False)
             if pos.filled <= 0:  # cancelled or refused with nothing filled: no position
@@ -444,7 +294,7 @@ class PositionBook:
                 exit_qty=pos.exit_qty + sold,
                 exit_value=pos.exit_value + d_value,
             )
-            pos = _with_fee(pos, e, d_fee, entry=False)
+            pos = with_fee(pos, e, d_fee, entry=False)
         self.state.positions[entry_cid] = pos
         if step is None or pos.pending:
             return None
@@ -491,7 +341,7 @@ class PositionBook:
             exit_price=exit_price,
             fees=fees,
             pnl=pnl,
-            reason=e.reason or _leg_reason(e.client_id),
+            reason=e.reason or leg_reason(e.client_id),
         )
 
     # -- what callers set and read ------------------------------------------------------------
@@ -553,99 +403,6 @@ class PositionBook:
         )
 
 
-class Bookkeeper:
-    """Hands each closed trade on exactly once: the wallets, the risk engine, ``trades.jsonl``.
-
-    In that order: the wallets dedupe by trade id themselves; ``trades.jsonl`` is the record
-    that a trade was booked. A crash between the risk engine and that record books the risk
-    side twice at the next start (the safe direction), never the money.
-    """
-
-    def __init__(
-        self,
-        book: PositionBook,
-        *,
-        trades: TradeStore,
-        risk: RiskEngine | None = None,
-        wallets: WalletSink | None = None,
-        on_closed: Callable[[ClosedTrade], None] | None = None,
-        on_alert: Callable[[str, str], None] | None = None,
-    ) -> None:
-        self.book = book
-        self.trades = trades
-        self.risk = risk
-        self.wallets = wallets
-        self.on_closed = on_closed
-        self.on_alert = on_alert
-        self._saved_at = book.state.offset
-        trades_path = book.data_dir / TRADES_FILE
-        self._trades_path = trades_path
-        # a crash can only have come between booking and the cache: a tail is enough; after a
-        # rebuild from the whole journal, the whole file is read, once, if a close is not in it
-        self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
-        self._read_all = not book.rebuilt
-
-    def _already_booked(self, trade_id: str) -> bool:
-        if trade_id not in self._booked and not self._read_all:
-            self._booked |= {str(r.get("trade_id")) for r in iter_jsonl(self._trades_path)}
-            self._read_all = True
-        return trade_id in self._booked
-
-    def catch_up(self) -> list[ClosedTrade]:
-        """Bring the book up to the journal; book every trade that closed. Returns them."""
-        out = []
-        closed = self.book.catch_up(save=False)
-        for trade in closed:
-            if self._already_booked(trade.trade_id):
-                continue
-            self._book(trade)
-            out.append(trade)
-        # the cache moves past a close only once the trade is booked; other events are saved in
-        # batches (the journal is the truth: a cache a little behind replays the rest, exactly)
-        if closed or self.book.state.offset - self._saved_at >= SAVE_EVERY_BYTES:
-            self.save()
-        return out
-
-    def save(self) -> None:
-        """Write the cache now (at a close, every ``SAVE_EVERY_BYTES`` of journal, and on close)."""
-        if self.book.state.offset != self._saved_at:
-            self.book.save()
-            self._saved_at = self.book.state.offset
-
-    def on_event(self, _event: OrderEvent) -> None:
-        """A router's listener: each journaled event moves the book (and may book a trade)."""
-        self.catch_up()
-
-    def _book(self, trade: ClosedTrade) -> None:
-        if self.wallets is not None:
-            try:
-                # the wallet manager books the gross PnL and pays the fees from the fees wallet
-                self.wallets.on_trade_closed(
-                    trade.wallet, trade.pnl + trade.fees, trade.fees, trade_id=trade.trade_id
-                )
-            except ValueError as exc:
-                self._alert(
-                    "error", f"wallet {trade.wallet}: trade {trade.trade_id} not booked: {exc}"
-                )
-        if self.risk is not None:
-            self.risk.on_trade_closed(trade.pnl)
-        self.trades.append(trade)
-        self._booked.add(trade.trade_id)
-        if self.on_closed is not None:
-            self.on_closed(trade)
-
-    def close(self) -> None:
-        self.save()
-        self.trades.close()
-        if self.wallets is not None:
-            self.wallets.close()
-
-    def _alert(self, severity: str, message: str) -> None:
-        log.warning("%s", message)
-        if self.on_alert is not None:
-            self.on_alert(severity, message)
-
-
 def _event(raw: bytes, path: Path) -> OrderEvent | None:
     try:
         record = json.loads(raw)
@@ -655,42 +412,3 @@ def _event(raw: bytes, path: Path) -> OrderEvent | None:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, ArithmeticError) as exc:
         log.warning("%s: a record cannot be read (%s): skipped", path, exc)
         return None
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
-
-
-def _leg_reason(client_id: str) -> str:
-    if client_id.endswith("tp"):
-        return "take-profit"
-    if client_id.endswith("sl"):
-        return "stop-loss"
-    return "closed"
-
-
-UNPROTECTED = "UNPROTECTED"
-
-
-def protection(
-    pos: Position, watch: WatchItem | None, *, attached: bool, engine_running: bool
-) -> str:
-    """What covers ``pos`` now, in words; ``UNPROTECTED`` when it was opened with a TP or SL
-    and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
-    if pos.dust:
-        return "dust"
-    if any(_is_live(x.status) for x in pos.exits):
-        return "exchange"
-    if watch is not None and watch.state is WatchState.WATCHING:
-        return "watchdog" if engine_running else "watchdog (needs a running engine)"
-    if watch is not None and watch.state is WatchState.PENDING_ENTRY:
-        return "exits after the entry fills"
-    if pos.take_profit is None and pos.stop_loss is None and not pos.exits:
-        return "no exits (operator's choice)"
-    if attached and not pos.exits:
-        return "exchange (attached to the entry)"
-    return UNPROTECTED
-
-
-def _is_live(status: str) -> bool:
-    return status in ("open", "partially_filled")

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.book import Bookkeeper, Position, PositionBook, protection
+from engine.book import PositionBook
+from engine.bookkeeper import Bookkeeper
 from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
 from engine.exchange.base import Exchange, ExchangeError, Order, OrderNotFound, OrderType, Side
 from engine.journal import OrderJournal
 from engine.lock import DataDirBusy, DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
+from engine.position import Position, protection
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.risk import RiskEngine
 from engine.router import Placement, ReconcileReport, Router, RouterView, entry_of

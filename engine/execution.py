@@ -26,9 +26,11 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from engine.book import UNPROTECTED, Bookkeeper, Position, PositionBook, WalletSink, protection
+from engine.book import PositionBook
+from engine.bookkeeper import Bookkeeper, WalletSink
 from engine.exchange.base import ExchangeError, Order, OrderNotFound
 from engine.journal import OrderEvent
+from engine.position import UNPROTECTED, Position, protection
 from engine.proposal import Proposal, Refused, Source
 from engine.risk import RiskEngine
 from engine.router import OrderPlan, Placement, Router, entry_of

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.book import Bookkeeper, PositionBook
+from engine.book import PositionBook
+from engine.bookkeeper import Bookkeeper
 from engine.exchange.base import ExchangeUnavailable, OrderOutcomeUnknown, OrderType, Side
 from engine.journal import OrderEvent, OrderJournal
 from engine.proposal import Source

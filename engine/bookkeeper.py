@@ -1,0 +1,121 @@
+"""The bookkeeper: each closed trade of the book handed on once (wallets, then risk, then
+``trades.jsonl``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from engine.book import SAVE_EVERY_BYTES, PositionBook
+from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
+from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
+
+if TYPE_CHECKING:
+    from engine.risk import RiskEngine
+
+log = logging.getLogger(__name__)
+
+
+class WalletSink(Protocol):
+    """What the bookkeeper needs of the wallet manager: idempotent by trade id."""
+
+    def on_trade_closed(
+        self, wallet_id: str, pnl_usd: Decimal, fees_usd: Decimal, *, trade_id: str
+    ) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class Bookkeeper:
+    """Hands each closed trade on exactly once: the wallets, the risk engine, ``trades.jsonl``.
+
+    In that order: the wallets dedupe by trade id themselves; ``trades.jsonl`` is the record
+    that a trade was booked. A crash between the risk engine and that record books the risk
+    side twice at the next start (the safe direction), never the money.
+    """
+
+    def __init__(
+        self,
+        book: PositionBook,
+        *,
+        trades: TradeStore,
+        risk: RiskEngine | None = None,
+        wallets: WalletSink | None = None,
+        on_closed: Callable[[ClosedTrade], None] | None = None,
+        on_alert: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.book = book
+        self.trades = trades
+        self.risk = risk
+        self.wallets = wallets
+        self.on_closed = on_closed
+        self.on_alert = on_alert
+        self._saved_at = book.state.offset
+        trades_path = book.data_dir / TRADES_FILE
+        self._trades_path = trades_path
+        # a crash can only have come between booking and the cache: a tail is enough; after a
+        # rebuild from the whole journal, the whole file is read, once, if a close is not in it
+        self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
+        self._read_all = not book.rebuilt
+
+    def _already_booked(self, trade_id: str) -> bool:
+        if trade_id not in self._booked and not self._read_all:
+            self._booked |= {str(r.get("trade_id")) for r in iter_jsonl(self._trades_path)}
+            self._read_all = True
+        return trade_id in self._booked
+
+    def catch_up(self) -> list[ClosedTrade]:
+        """Bring the book up to the journal; book every trade that closed. Returns them."""
+        out = []
+        closed = self.book.catch_up(save=False)
+        for trade in closed:
+            if self._already_booked(trade.trade_id):
+                continue
+            self._book(trade)
+            out.append(trade)
+        # the cache moves past a close only once the trade is booked; other events are saved in
+        # batches (the journal is the truth: a cache a little behind replays the rest, exactly)
+        if closed or self.book.state.offset - self._saved_at >= SAVE_EVERY_BYTES:
+            self.save()
+        return out
+
+    def save(self) -> None:
+        """Write the cache now (at a close, every ``SAVE_EVERY_BYTES`` of journal, and on close)."""
+        if self.book.state.offset != self._saved_at:
+            self.book.save()
+            self._saved_at = self.book.state.offset
+
+    def on_event(self, _event: OrderEvent) -> None:
+        """A router's listener: each journaled event moves the book (and may book a trade)."""
+        self.catch_up()
+
+    def _book(self, trade: ClosedTrade) -> None:
+        if self.wallets is not None:
+            try:
+                # the wallet manager books the gross PnL and pays the fees from the fees wallet
+                self.wallets.on_trade_closed(
+                    trade.wallet, trade.pnl + trade.fees, trade.fees, trade_id=trade.trade_id
+                )
+            except ValueError as exc:
+                self._alert(
+                    "error", f"wallet {trade.wallet}: trade {trade.trade_id} not booked: {exc}"
+                )
+        if self.risk is not None:
+            self.risk.on_trade_closed(trade.pnl)
+        self.trades.append(trade)
+        self._booked.add(trade.trade_id)
+        if self.on_closed is not None:
+            self.on_closed(trade)
+
+    def close(self) -> None:
+        self.save()
+        self.trades.close()
+        if self.wallets is not None:
+            self.wallets.close()
+
+    def _alert(self, severity: str, message: str) -> None:
+        log.warning("%s", message)
+        if self.on_alert is not None:
+            self.on_alert(severity, message)

@@ -1,0 +1,207 @@
+"""A position of the book, its exit orders, and what covers it (``protection``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.exchange.base import Side
+from engine.journal import OrderEvent
+from engine.watchdog import WatchItem, WatchState
+
+log = logging.getLogger(__name__)
+
+
+ZERO = Decimal(0)
+
+
+FILL_EVENTS = ("partial_fill", "fill", "cancel", "reject")  # events that carry a final filled
+
+
+@dataclass(frozen=True)
+class ExitOrder:
+    client_id: str
+    type: str
+    price: Decimal | None
+    status: str
+    filled: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Position:
+    """A position Kobe opened: an entry that filled (``qty`` > 0), or one still pending."""
+
+    entry_client_id: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal  # held now: filled (net of a base-asset fee) minus what the exits sold
+    entry_price: Decimal | None  # average fill price of the entry
+    entry_fee: Decimal  # quote currency
+    wallet: str
+    strategy: str
+    opened_at: datetime
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+    pending: bool  # the entry order is still working (open, or partly filled)
+    source: str = ""
+    ref: str = ""  # the strategy's reference for it (from the entry's intent)
+    ordered: Decimal = ZERO  # the entry order's quantity
+    limit: Decimal | None = None  # the entry's limit price (None: market)
+    filled: Decimal = ZERO  # the entry's gross fill
+    exit_qty: Decimal = ZERO  # sold by exits so far
+    exit_value: Decimal = ZERO  # their proceeds, quote
+    exit_fees: Decimal = ZERO  # their fees, quote
+    exits: tuple[ExitOrder, ...] = ()
+    dust: bool = False  # too small to sell on its venue: flagged once, never retried
+    # fees charged in a third asset whose price in the quote asset could not be had at the
+    # fill (the router alerted): kept apart in their own asset, never counted as 0 silently
+    fees_unpriced: Decimal = ZERO
+    fees_unpriced_asset: str = ""
+
+    @property
+    def cost(self) -> Decimal:
+        """Quote tied up in what is still held (at the entry price), plus its entry fee."""
+        if self.entry_price is None or self.filled <= 0:
+            return ZERO
+        held = self.qty * self.entry_price
+        return held + self.entry_fee * (self.qty / self.filled if self.filled else 1)
+
+    @property
+    def locked(self) -> Decimal:
+        """Quote a working buy entry still holds on the exchange (its unfilled part)."""
+        if not self.pending or self.side is not Side.BUY:
+            return ZERO
+        price = self.limit if self.limit is not None else (self.entry_price or ZERO)
+        return max(ZERO, self.ordered - self.filled) * price
+
+    def unrealized(self, mark: Decimal) -> Decimal:
+        if self.entry_price is None:
+            return ZERO
+        sign = Decimal(1) if self.side is Side.BUY else Decimal(-1)
+        return sign * (mark - self.entry_price) * self.qty
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["exits"] = [asdict(x) for x in self.exits]
+        return record
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Position:
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(str(v))
+
+        def d0(v: Any) -> Decimal:
+            return Decimal(str(v)) if v is not None else ZERO
+
+        return cls(
+            entry_client_id=str(r["entry_client_id"]),
+            venue=str(r["venue"]),
+            symbol=str(r["symbol"]),
+            side=Side(r["side"]),
+            qty=d0(r["qty"]),
+            entry_price=dec(r.get("entry_price")),
+            entry_fee=d0(r.get("entry_fee")),
+            wallet=str(r["wallet"]),
+            strategy=str(r["strategy"]),
+            opened_at=datetime.fromisoformat(str(r["opened_at"]).replace("Z", "+00:00")),
+            take_profit=dec(r.get("take_profit")),
+            stop_loss=dec(r.get("stop_loss")),
+            pending=bool(r.get("pending")),
+            source=str(r.get("source") or ""),
+            ref=str(r.get("ref") or ""),
+            ordered=d0(r.get("ordered")),
+            limit=dec(r.get("limit")),
+            filled=d0(r.get("filled")),
+            exit_qty=d0(r.get("exit_qty")),
+            exit_value=d0(r.get("exit_value")),
+            exit_fees=d0(r.get("exit_fees")),
+            dust=bool(r.get("dust")),
+            fees_unpriced=d0(r.get("fees_unpriced")),
+            fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
+            exits=tuple(
+                ExitOrder(
+                    client_id=str(x["client_id"]),
+                    type=str(x["type"]),
+                    price=dec(x.get("price")),
+                    status=str(x["status"]),
+                    filled=d0(x.get("filled")),
+                )
+                for x in r.get("exits", [])
+            ),
+        )
+
+
+def base_of(symbol: str) -> str:
+    return symbol.split("/", 1)[0]
+
+
+def _fee_in_quote(e: OrderEvent, fee: Decimal) -> Decimal | None:
+    """``fee`` (part of ``e``'s) in the quote asset: a fee in the base asset at the fill's
+    price, one in a third asset (BNB) at the rate journaled with the fill, one in the quote
+    asset as it is. None: a third asset with no rate (not convertible)."""
+    base, _, quote = e.symbol.partition("/")
+    if e.fee_asset == base and e.avg_price is not None:
+        return fee * e.avg_price
+    if e.fee_asset in ("", base, quote) or fee <= 0:
+        return fee
+    return None if e.fee_rate is None else fee * e.fee_rate
+
+
+def with_fee(pos: Position, e: OrderEvent, fee: Decimal, *, entry: bool) -> Position:
+    """``pos`` with ``fee`` (of event ``e``) booked on its entry or exit leg, in the quote
+    asset; a fee that cannot be converted is kept apart, in its own asset, and logged."""
+    in_quote = _fee_in_quote(e, fee)
+    if in_quote is not None:
+        if entry:
+            return replace(pos, entry_fee=pos.entry_fee + in_quote)
+        return replace(pos, exit_fees=pos.exit_fees + in_quote)
+    log.warning(
+        "%s: fee %s %s has no price in the quote asset: not counted in the trade's fees",
+        e.client_id,
+        fee,
+        e.fee_asset,
+    )
+    return replace(pos, fees_unpriced=pos.fees_unpriced + fee, fees_unpriced_asset=e.fee_asset)
+
+
+def leg_reason(client_id: str) -> str:
+    if client_id.endswith("tp"):
+        return "take-profit"
+    if client_id.endswith("sl"):
+        return "stop-loss"
+    return "closed"
+
+
+UNPROTECTED = "UNPROTECTED"
+
+
+def protection(
+    pos: Position, watch: WatchItem | None, *, attached: bool, engine_running: bool
+) -> str:
+    """What covers ``pos`` now, in words; ``UNPROTECTED`` when it was opened with a TP or SL
+    and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
+    if pos.dust:
+        return "dust"
+    if any(_is_live(x.status) for x in pos.exits):
+        return "exchange"
+    if watch is not None and watch.state is WatchState.WATCHING:
+        return "watchdog" if engine_running else "watchdog (needs a running engine)"
+    if watch is not None and watch.state is WatchState.PENDING_ENTRY:
+        return "exits after the entry fills"
+    if pos.take_profit is None and pos.stop_loss is None and not pos.exits:
+        return "no exits (operator's choice)"
+    if attached and not pos.exits:
+        return "exchange (attached to the entry)"
+    return UNPROTECTED
+
+
+def _is_live(status: str) -> bool:
+    return status in ("open", "partially_filled")
+
+
+def dec_or_none(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
