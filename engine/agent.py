@@ -38,7 +38,7 @@ from engine.trades import ClosedTrade
 from engine.untrusted import clean_message
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime
+    from engine.runtime_parts import RuntimeParts
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class StrategyStats:
 class AgentEngine:
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: RuntimeParts,
         strategies: list[Strategy],
         dex: DexPaperExchange | None,
         state_path: Path,
@@ -271,7 +271,7 @@ class AgentEngine:
         atomic_write_text(self.state_path, dumps({"links": links}, indent=1) + "\n")
 
 
-def build_agent(runtime: Runtime) -> AgentEngine:
+def build_agent(runtime: RuntimeParts) -> AgentEngine:
     s = runtime.settings
     strategies = build_strategies(s.config.strategies, s.data_dir)
     dex = build_dex_venue(s.config, s.data_dir, runtime.clock) if strategies else None
