@@ -4,7 +4,8 @@ It speaks what the real ccxt asks of Bybit's v5 API for spot trading with Kobe's
 running it): server time, spot instruments, tickers, the API key's and the account's info (ccxt
 asks whether the account is unified), the unified wallet balance, ``order/create`` (with
 ``orderLinkId`` and attached ``takeProfit`` / ``stopLoss``), ``order/cancel``, ``order/realtime``
-(open orders), ``order/history`` (closed ones) and ``execution/list``.
+(open orders), ``order/history`` (closed ones) and ``execution/list``. Order lists come one page
+at a time, newest first, ``limit`` 20 unless asked (at most 50), as the v5 docs say of both.
 
 Private requests are checked the way Bybit documents it: ``X-BAPI-API-KEY``, ``X-BAPI-TIMESTAMP``,
 ``X-BAPI-RECV-WINDOW`` and ``X-BAPI-SIGN``, the hex HMAC-SHA256 of timestamp + key + recv window +
@@ -297,7 +298,15 @@ class BybitSim(SpotSim):
                 continue  # conditional exits are listed only under orderFilter StopOrder/tpslOrder
             if keep(o):
                 rows.append(self._order_json(o))
-        return {"category": "spot", "list": rows, "nextPageCursor": ""}
+        # one page, newest first: "limit [1, 50]. Default: 20", the next one by "cursor"
+        limit = min(max(int(p.get("limit") or 20), 1), 50)
+        start = int(p.get("cursor") or 0)
+        more = start + limit < len(rows)
+        return {
+            "category": "spot",
+            "list": rows[start : start + limit],
+            "nextPageCursor": str(start + limit) if more else "",
+        }
 
     def _order_json(self, o: SpotOrder) -> dict[str, Any]:
         left = o.qty - o.executed if o.status == "open" else Decimal(0)

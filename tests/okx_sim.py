@@ -322,11 +322,13 @@ class OkxSim(SpotSim):
         return order
 
     def _orders(self, p: dict[str, Any], keep: Callable[[SpotOrder], bool]) -> list[Any]:
-        return [
+        rows = [
             self._order_json(o)
-            for o in reversed(self.book.entries() + self._fired())
+            for o in sorted(self.book.entries() + self._fired(), key=lambda o: -int(o.order_id))
             if keep(o) and p.get("instId") in (None, o.symbol)
         ]
+        # one page, newest first: "limit ... The maximum is 100; The default is 100"
+        return rows[: min(max(int(p.get("limit") or 100), 1), 100)]
 
     def _fired(self) -> list[SpotOrder]:
         """A triggered TP/SL becomes an ordinary market order (OKX links it by algoId)."""

@@ -52,10 +52,13 @@ class Fault:
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    query: str | None = None  # only requests whose query string contains this
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or self.path == path
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        return (
+            (self.method is None or self.method == method)
+            and (self.path is None or self.path == path)
+            and (self.query is None or self.query in query)
         )
 
 
@@ -122,19 +125,21 @@ class SimServer:
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
+        query: str | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` requests matching ``method`` and ``path``.
 
         ``inject(status=429, retry_after=1)``, ``inject(status=503, body="Service Unavailable")``,
         ``inject("slow", delay=0.5, method="GET", path=...)``,
         ``inject("late", delay=0.5, method="POST", path=...)``,
-        ``inject("drop", method="POST", path=...)``, ``inject(status=400, body={...})``.
+        ``inject("drop", method="POST", path=...)``, ``inject(status=400, body={...})``; ``query="orderFilter=tpslOrder"`` narrows it to requests
+        whose query string contains that.
         """
         sent = dict(headers or {})
         if retry_after is not None:
             sent["Retry-After"] = str(retry_after)
         text = json.dumps(body) if isinstance(body, dict) else body
-        fault = Fault(kind, method, path, times, status, text, sent, delay)
+        fault = Fault(kind, method, path, times, status, text, sent, delay, query)
         with self._lock:
             self.faults.append(fault)
 
@@ -150,7 +155,7 @@ class SimServer:
             self.requests.append((method, path))
             self.queries.append(query)
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, query):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
