@@ -1,0 +1,349 @@
+"""The TP/SL Bybit and OKX hold for an entry, attacked as an exchange, a trader and an attacker would.
+
+The real ccxt drives ``kobe`` (testnet mode, ``KOBE_EXCHANGE_URL``) against the v5 simulators:
+faults on the legs' read right after the fill, fires while no engine runs, fires far back in a
+paged history, lost cancels, an interrupted ``kobe exits``, odd values in the exchange's answers,
+two positions on one symbol, and the requests a tick spends as positions pile up. A test marked
+``xfail(strict=True)`` shows a defect that is still there (the reason names it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.agent import build_agent
+from engine.exchange.base import OrderType, Side
+from engine.modes import resolve_settings
+from engine.proposal import Proposal, Sizing, Source
+from engine.runtime import Runtime
+from tests import bybit_sim, okx_sim
+from tests import test_ccxt_contract_v5 as contract
+from tests import test_trade_testnet_v5 as v5
+from tests.conftest import CliRunner
+from tests.test_ccxt_contract_v5 import VENUES, Venue, sim_env
+from tests.test_request_budget import FINANCE
+
+venue = contract.venue  # the fixtures: each test runs against Bybit's and OKX's simulators
+sim = contract.sim
+fast = v5.fast
+journal = v5.journal
+trade_args = v5.trade_args
+
+TP, SL = Decimal(100000), Decimal(90000)  # trade_args' exits, around an entry at 95 000
+LEGS_READ = {  # the request that lists an entry's armed TP/SL: (path, query it contains)
+    "bybit": (bybit_sim.ORDER_REALTIME, "orderFilter=tpslOrder"),
+    "okx": (okx_sim.ALGO_PENDING, None),
+}
+CANCEL_LEGS = {"bybit": bybit_sim.ORDER_CANCEL, "okx": okx_sim.CANCEL_ALGOS}
+
+
+def run(cli: CliRunner, env: dict[str, str], seconds: str = "1.2") -> None:
+    r = cli("run", "--headless", "--duration", seconds, "--tick", "0.4", env=env)
+    assert r.code == 0, r.err
+
+
+def events(workdir: Path, cid: str = "") -> list[tuple[str, str]]:
+    return [
+        (e["event"], e["client_id"]) for e in journal(workdir) if e["client_id"].startswith(cid)
+    ]
+
+
+def trades(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "trades.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def place(cli: CliRunner, venue: Venue, env: dict[str, str], *extra: str) -> dict[str, Any]:
+    r = cli(*trade_args(venue, *extra), env=env)
+    assert r.code == 0, r.err
+    out: dict[str, Any] = json.loads(r.out)
+    return out
+
+
+def empty_page(venue: Venue) -> dict[str, Any]:
+    """A successful answer that lists nothing: what a read lagging behind the fill sees."""
+    if venue.name == "bybit":
+        return {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": []}}
+    return {"code": "0", "msg": "", "data": []}
+
+
+def sells(sim: Any) -> list[Any]:
+    """Every sell the exchange executed: Kobe's own orders and the fired TP/SL legs."""
+    return [o for o in sim.book.orders.values() if o.side == "sell" and o.executed > 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The legs' read right after the entry fill
+
+
+def test_a_failed_legs_read_after_the_fill_is_confirmed_by_the_next_run(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    """503 on every try of the legs' read: the CLI says the exits' outcome is unknown (it does
+    not claim them, nor hand them to the watchdog); the next ``kobe run`` finds them by the
+    entry's ids and journals them; nothing is sent twice."""
+    env = sim_env(venue, sim)
+    path, query = LEGS_READ[venue.name]
+    sim.inject(status=503, body="Unavailable", method="GET", path=path, query=query, times=5)
+    out = place(cli, venue, env)
+    cid = out["entry"]["client_id"]
+    assert out["entry"]["status"] == "filled"
+    assert out["exits"] == [] and out["watched"] is True
+    assert any("OUTCOME UNKNOWN" in note for note in out["notes"]), out["notes"]
+    assert events(workdir) == [("intent", cid), ("ack", cid), ("fill", cid)]
+    sim.faults.clear()
+    run(cli, env)
+    assert sorted(events(workdir)[3:]) == [("ack", f"{cid}sl"), ("ack", f"{cid}tp")], events(
+        workdir
+    )
+    [position] = json.loads(cli("positions", "--json", env=env).out)
+    assert position["protection"] == "exchange"
+    assert sim.orders_created == 1  # no second entry, no exit of Kobe's own
+    assert {leg.status for leg in sim.book.exits()} == {"untriggered"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="legs not listed yet right after the fill (an empty first page) fall back to the "
+    "watchdog and are never looked up again: the exchange's pair is orphaned, its fire is not "
+    "booked and the watchdog sells a second time",
+)
+def test_legs_listed_late_are_still_followed_and_never_doubled(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    path, query = LEGS_READ[venue.name]
+    sim.inject(status=200, body=empty_page(venue), method="GET", path=path, query=query)
+    out = place(cli, venue, env)
+    cid = out["entry"]["client_id"]
+    assert len(sim.book.exits()) == 2  # the exchange holds the pair all along
+    sim.set_price(venue.market_id, Decimal(100500))  # the TP fires while no engine runs
+    run(cli, env)
+    assert len(sells(sim)) == 1, "one position, sold twice"
+    assert ("fill", f"{cid}tp") in events(workdir)
+    assert len(trades(workdir)) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Fires while no engine runs
+
+
+def test_the_stop_loss_fired_offline_is_booked_once_as_a_loss(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    cid = place(cli, venue, env)["entry"]["client_id"]
+    sim.set_price(venue.market_id, Decimal(89000))  # through the stop-loss, a gap below it
+    run(cli, env)
+    assert ("fill", f"{cid}sl") in events(workdir) and ("cancel", f"{cid}tp") in events(workdir)
+    assert ("fill", f"{cid}tp") not in events(workdir)
+    [trade] = trades(workdir)
+    assert Decimal(trade["exit_price"]) <= SL and Decimal(trade["pnl"]) < 0
+    run(cli, env, "0.8")  # a second engine finds nothing new
+    assert [e for e, _ in events(workdir)].count("fill") == 2 and len(trades(workdir)) == 1
+    assert len(sells(sim)) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a fire older than one page of order history (Bybit 20, OKX 100 orders) is never "
+    "found: _attached_raw reads only the first page, the position stays open and unbooked",
+)
+def test_a_fire_far_back_in_the_history_is_still_booked(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    cid = place(cli, venue, env)["entry"]["client_id"]
+    sim.set_price(venue.market_id, Decimal(100500))  # the TP fires while no engine runs
+    # then the trader (or another bot on the key) works the symbol by hand: a page of orders
+    for n in range(105 if venue.name == "okx" else 25):
+        order = sim.book.place(venue.market_id, "buy", "limit", Decimal("0.0002"), Decimal(60000),
+                               f"manual{n}")  # fmt: skip
+        sim.book.cancel(order)
+    run(cli, env)
+    assert ("fill", f"{cid}tp") in events(workdir)
+    assert len(trades(workdir)) == 1
+
+
+def test_two_positions_on_one_symbol_each_keep_their_own_legs(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    """The first position's TP fires; the second, with a higher TP, stays armed: legs are
+    linked by each entry's own ids, never by symbol or side."""
+    (workdir / "kobe.toml").write_text(FINANCE + "[exchange]\ntimeout_ms = 400\n")  # room for 2
+    env = sim_env(venue, sim)
+    first = place(cli, venue, env)["entry"]["client_id"]
+    args = trade_args(venue)
+    args[args.index("--tp") + 1] = "102000"
+    r = cli(*args, env=env)
+    assert r.code == 0, r.err
+    second = json.loads(r.out)["entry"]["client_id"]
+    sim.set_price(venue.market_id, Decimal(100500))
+    run(cli, env)
+    assert ("fill", f"{first}tp") in events(workdir)
+    assert ("cancel", f"{first}sl") in events(workdir)
+    assert [e for e, _ in events(workdir, second)] == ["intent", "ack", "fill", "ack", "ack"]
+    [trade] = trades(workdir)
+    [open_position] = json.loads(cli("positions", "--json", env=env).out)
+    assert open_position["protection"] == "exchange"
+    assert {x["client_id"] for x in open_position["exits"]} == {f"{second}tp", f"{second}sl"}
+    assert Decimal(trade["exit_price"]) >= TP
+
+
+# ---------------------------------------------------------------------------------------------
+# Cancel and replace
+
+
+def test_a_cancel_whose_answer_is_lost_settles_both_legs(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    cid = place(cli, venue, env)["entry"]["client_id"]
+    sim.inject("drop", method="POST", path=CANCEL_LEGS[venue.name])
+    r = cli("cancel", f"{cid}sl", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert {leg.status for leg in sim.book.exits()} == {"canceled"}
+    assert sorted(c for e, c in events(workdir) if e == "cancel") == [f"{cid}sl", f"{cid}tp"]
+    run(cli, env, "0.8")
+    assert sorted(c for e, c in events(workdir) if e == "cancel") == [f"{cid}sl", f"{cid}tp"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kobe exits stopped before the old pair is cancelled (a 5xx, a crash) says the "
+    "watchdog now guards the new prices, but the next run drops that watchdog item (the old "
+    "legs look live) and never retries the cancel: the tighter stop is silently ignored",
+)
+def test_an_interrupted_replace_keeps_the_new_stop_and_never_sells_twice(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    env = sim_env(venue, sim)
+    cid = place(cli, venue, env)["entry"]["client_id"]
+    sim.inject(status=503, body="Unavailable", method="POST", path=CANCEL_LEGS[venue.name],
+               times=5)  # fmt: skip
+    r = cli("exits", cid, "--tp", "101000", "--sl", "94000", "--yes", env=env)
+    assert r.code == 1 and "watchdog covers the position with the new prices" in r.err, r.err
+    sim.set_price(venue.market_id, Decimal(93500))  # under the new stop, over the old one
+    run(cli, env)
+    assert len(sells(sim)) == 1, "the stop the trader set at 94 000 was not honoured"
+    sim.set_price(venue.market_id, Decimal(89000))  # and on, through the old stop
+    run(cli, env, "0.8")
+    assert len(sells(sim)) == 1, "the old stop sold the position a second time"
+    assert len(trades(workdir)) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Odd values from the exchange
+
+
+@pytest.mark.parametrize("trigger", ["abc", "-1", "1e400"])
+def test_a_malformed_trigger_price_costs_an_alert_never_the_engine(
+    cli: CliRunner, fast: None, workdir: Path, trigger: str
+) -> None:
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env = sim_env(bybit, server)
+        cid = place(cli, bybit, env)["entry"]["client_id"]
+        plain = server._order_json
+
+        def odd(o: Any) -> dict[str, Any]:
+            row: dict[str, Any] = plain(o)
+            if o.role:
+                row["triggerPrice"] = trigger
+            return row
+
+        server._order_json = odd
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        assert server.orders_created == 1  # nothing sent on a value it could not read
+        legs = {c: e for e, c in events(workdir, cid) if c != cid}
+        assert set(legs) == {f"{cid}tp", f"{cid}sl"}  # still tracked, never dropped
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("parentOrderLinkId", ""), ("stopOrderType", "PartialTakeProfit"), ("stopOrderType", "")],
+)
+def test_legs_the_exchange_no_longer_links_are_not_claimed_as_filled(
+    cli: CliRunner, fast: None, workdir: Path, field: str, value: str
+) -> None:
+    """The exchange stops naming the entry (or the leg's kind): Kobe neither books a fire it
+    cannot link nor marks the legs gone; it keeps them open and sends nothing."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env = sim_env(bybit, server)
+        cid = place(cli, bybit, env)["entry"]["client_id"]
+        plain = server._order_json
+
+        def odd(o: Any) -> dict[str, Any]:
+            row: dict[str, Any] = plain(o)
+            if o.role:
+                row[field] = value
+            return row
+
+        server._order_json = odd
+        run(cli, env)
+        assert server.orders_created == 1
+        assert [e for e, _ in events(workdir, cid)] == ["intent", "ack", "fill", "ack", "ack"]
+        assert trades(workdir) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests per tick as positions pile up
+
+
+@pytest.fixture
+def engine(venue: Venue, sim: Any, workdir: Path) -> Iterator[Runtime]:
+    (workdir / "kobe.toml").write_text(FINANCE)
+    runtime = Runtime(resolve_settings(sim_env(venue, sim), workdir), agent_factory=build_agent)
+    runtime.build()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _legs_reads_per_tick(venue: Venue, sim: Any, runtime: Runtime) -> int:
+    path, query = LEGS_READ[venue.name]
+    mark = len(sim.requests)
+    runtime.tick()
+    seen = zip(sim.requests[mark:], sim.queries[mark:], strict=True)
+    return sum(1 for (m, p), q in seen if m == "GET" and p == path and (query or "") in q)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the legs are read once per entry each tick (the same symbol-wide list N times): "
+    "requests grow with the number of positions instead of one read per symbol",
+)
+def test_the_legs_read_per_tick_does_not_grow_with_positions(
+    venue: Venue, sim: Any, engine: Runtime
+) -> None:
+    engine.tick()
+
+    def buy() -> None:
+        entry = OrderType.LIMIT if venue.name == "bybit" else OrderType.MARKET
+        engine.submit(
+            Proposal(
+                symbol="BTC/USDT", side=Side.BUY, entry_type=entry, sizing=Sizing.QUOTE,
+                amount=Decimal(8), wallet=f"cex_{venue.name}", source=Source.COCKPIT,
+                price=Decimal(95000) if entry is OrderType.LIMIT else None,
+                take_profit=TP, stop_loss=SL,
+            )
+        )  # fmt: skip
+
+    buy()
+    engine.tick()
+    one = _legs_reads_per_tick(venue, sim, engine)
+    for _ in range(5):
+        buy()
+    engine.tick()
+    six = _legs_reads_per_tick(venue, sim, engine)
+    assert one >= 1
+    assert six == one, f"{one} legs read(s) a tick for 1 position, {six} for 6"
