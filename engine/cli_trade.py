@@ -622,9 +622,16 @@ def cmd_exits(ctx: Context) -> int:
             except Refused as exc:
                 return _refused(ctx, exc.reasons)
             except ExchangeError as exc:
+                item = s.router.watchdog.get(held.entry_client_id)
+                old = (
+                    "; the old exits are still armed on the exchange: the engine cancels them "
+                    "first (tried again each tick)"
+                    if item is not None and item.replaces
+                    else ""
+                )
                 print(
                     f"the new exits could not be placed ({exc}): the local watchdog covers the "
-                    "position with the new prices, only while kobe run or kobe-tui runs",
+                    f"position with the new prices, only while kobe run or kobe-tui runs{old}",
                     file=ctx.err,
                 )
                 return EXIT_REFUSED

@@ -53,6 +53,7 @@ class WatchItem:
     attempts: int = 0  # exits refused in a row (this episode)
     retry_at: datetime | None = None  # no new attempt before this time (backoff)
     last_error: str = ""
+    replaces: bool = False  # the position's old exits are still to be cancelled (kobe exits)
 
     def touched(self, price: Decimal) -> str | None:
         """``take_profit`` or ``stop_loss`` when ``price`` touches that leg, else None."""
@@ -94,6 +95,7 @@ class WatchItem:
                 else None
             ),
             last_error=str(raw.get("last_error") or ""),
+            replaces=raw.get("replaces") is True,
         )
 
 

@@ -55,8 +55,10 @@ class Router(Watching):
             elif item is not None and not item.entry_id:
                 self.watchdog.update(cid, entry_id=found.id)
         for item in self.watchdog.items():
-            if item.state is not WatchState.PENDING_ENTRY and self._exits_live(
-                item.entry_client_id
+            if (
+                item.state is not WatchState.PENDING_ENTRY
+                and not item.replaces  # the old exits are live until `kobe exits` cancels them
+                and self._exits_live(item.entry_client_id)
             ):
                 self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash
         self.sync()  # fills and cancels that happened while no engine ran

@@ -104,6 +104,12 @@ class Exits(Planning):
                         f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
                         "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
                     )
+            if plan.exits is ExitPlan.ATTACHED and not exits and watch is not None:
+                notes.append(
+                    f"EXITS NOT CONFIRMED YET: {self.exchange_name} does not list the TP/SL "
+                    "attached to the entry yet; the local watchdog guards it (only while `kobe "
+                    "run` or `kobe-tui` is running) and looks them up again each tick"
+                )
             if plan.exits is ExitPlan.WATCHDOG:
                 notes.append(
                     "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
@@ -147,12 +153,21 @@ class Exits(Planning):
         if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
             # confirmed by reading them, and journaled
             legs = self._journal_attached(item.symbol, item.entry_client_id, "confirmed")
-            if not legs:
-                raise InvalidOrder(
-                    f"{self.exchange_name} shows no TP/SL attached to entry {item.entry_client_id}"
-                )
-            self.watchdog.remove(item.entry_client_id)
-            return legs, None
+            if legs:
+                self.watchdog.remove(item.entry_client_id)
+                return legs, None
+            # not listed (yet): never taken for a refusal, since the exchange may hold them. The
+            # watchdog guards the position meanwhile, and reads them again before it would sell
+            self.on_alert(
+                "warning",
+                "exits_unconfirmed",
+                f"entry {item.entry_client_id} ({item.symbol}) filled; {self.exchange_name} does "
+                "not list the TP/SL attached to it yet: the local watchdog guards it (while an "
+                "engine runs) and looks them up again each tick",
+            )
+            return (), self.watchdog.update(
+                item.entry_client_id, qty=qty, state=WatchState.WATCHING
+            )
         exit_side = item.side.opposite
         if exit_side is Side.SELL:
             base = self.exchange.market(item.symbol).base
@@ -261,6 +276,7 @@ class Exits(Planning):
         if take_profit is None and stop_loss is None:
             raise Refused(["give --tp, --sl or both"])
         side = Side(last.side)
+        qty = self.exchange.amount_to_precision(last.symbol, qty)  # what a sell can ask for
         both = take_profit is not None and stop_loss is not None
         oco = both and self.exits_policy != "watchdog"
         plan = (
@@ -280,9 +296,21 @@ class Exits(Planning):
             source=last.source,
             exits=plan,
             state=WatchState.WATCHING,
+            replaces=True,
         )
-        self.watchdog.add(item)  # the cover during the gap, persisted before anything moves
-        for order in self.exchange.fetch_open_orders(last.symbol):
+        # the cover during the gap, persisted before anything moves; it says the old exits are
+        # still to be cancelled, so an interruption here is resumed, never forgotten
+        self.watchdog.add(item)
+        return self._replace_old_exits(item, source)
+
+    def _replace_old_exits(
+        self, item: WatchItem, source: Source
+    ) -> tuple[tuple[Order, ...], WatchItem | None]:
+        """Cancel a position's old exits (its OCO legs, or the pair the exchange holds for
+        it), then put the item's new ones in place. Raises on a failed cancel: the item keeps
+        ``replaces`` and the next poll tries again."""
+        entry_cid, symbol = item.entry_client_id, item.symbol
+        for order in self.exchange.fetch_open_orders(symbol):
             if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
                 with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
                     self.cancel(order.id, source)
@@ -290,10 +318,11 @@ class Exits(Planning):
         if any(
             is_open_status(held[f"{entry_cid}{leg}"].status)
             for leg in ("tp", "sl")
-            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", last.symbol)
+            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", symbol)
         ):
             with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
-                self._cancel_attached(entry_cid, last.symbol, source)
-        if plan is ExitPlan.WATCHDOG:
+                self._cancel_attached(entry_cid, symbol, source)
+        item = self.watchdog.update(entry_cid, replaces=False)
+        if item.exits is ExitPlan.WATCHDOG:
             return (), item
-        return self._send_exits(item, qty)
+        return self._send_exits(item, item.qty)

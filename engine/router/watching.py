@@ -28,7 +28,7 @@ from engine.router.orders import (
     log,
     source_of,
 )
-from engine.watchdog import WatchItem, WatchState
+from engine.watchdog import ExitPlan, WatchItem, WatchState
 
 
 class Watching(Exits):
@@ -69,6 +69,15 @@ class Watching(Exits):
                     elif not entry.status.is_open:
                         self.watchdog.remove(item.entry_client_id)
                 elif item.state is WatchState.WATCHING:
+                    if item.replaces:  # `kobe exits` was interrupted: its cancel, again
+                        exits, _ = self._replace_old_exits(item, source_of(item.source))
+                        sent += exits
+                        continue
+                    if item.exits is ExitPlan.ATTACHED and self._journal_attached(
+                        item.symbol, item.entry_client_id, "found"
+                    ):
+                        self.watchdog.remove(item.entry_client_id)  # the exchange holds them
+                        continue
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
