@@ -12,6 +12,7 @@ needs ``OKX_PASSWORD``); keys may also come from ``./.env``. They place one smal
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -86,3 +87,40 @@ def test_limit_order_far_from_the_market_then_cancel(testnet: CcxtExchange) -> N
     assert cancelled.status is OrderStatus.CANCELED
     with pytest.raises(OrderNotFound):
         testnet.cancel_order(order.id, SYMBOL)
+
+
+def test_attached_tp_sl_are_found_by_the_entry_ids(testnet: CcxtExchange) -> None:
+    """Bybit and OKX: the TP/SL attached to a filled entry are listed under the entry's ids
+    (Bybit ``parentOrderLinkId``, OKX ``attachAlgoId``), the link Kobe books their fire by;
+    the simulators assume it, this proves it on the real testnet. Cleans up after itself:
+    the legs are cancelled and what was bought is sold back."""
+    if not testnet.capabilities(SYMBOL).attached_tp_sl:
+        pytest.skip(f"{testnet.name}: exits are a native OCO there, nothing is attached")
+    rules = testnet.market(SYMBOL)
+    last = testnet.fetch_ticker(SYMBOL).last
+    price = testnet.price_to_precision(SYMBOL, last * Decimal("1.01"))  # marketable
+    qty = testnet.amount_to_precision(
+        SYMBOL, max(ceil_to_step(max(rules.min_notional, Decimal(5)) * 2 / price, rules.step_size),
+                    rules.min_qty),
+    )  # fmt: skip
+    tp = testnet.price_to_precision(SYMBOL, last * Decimal("1.5"))
+    sl = testnet.price_to_precision(SYMBOL, last * Decimal("0.5"))
+    entry = testnet.create_order(
+        SYMBOL, Side.BUY, OrderType.LIMIT, qty, price, {"take_profit": tp, "stop_loss": sl}
+    )
+    legs = []
+    try:
+        for _ in range(20):  # the exchange arms them once the entry has filled
+            legs = testnet.fetch_attached_exits(SYMBOL, entry.id, entry.client_id)
+            if len(legs) == 2:
+                break
+            time.sleep(0.5)
+        assert {leg.client_id for leg in legs} == {f"{entry.client_id}tp", f"{entry.client_id}sl"}
+        assert all(leg.status.is_open for leg in legs)
+        assert {leg.client_id[-2:]: leg.stop_price for leg in legs} == {"tp": tp, "sl": sl}
+    finally:
+        if legs:
+            testnet.cancel_attached_exits(SYMBOL, entry.id, entry.client_id)
+        held = testnet.amount_to_precision(SYMBOL, testnet.get_balance(rules.base))
+        if held >= rules.min_qty:
+            testnet.create_order(SYMBOL, Side.SELL, OrderType.MARKET, min(held, qty), None)
