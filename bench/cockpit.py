@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import statistics
@@ -213,7 +212,9 @@ def reset_data(data: Path) -> None:
 
 def first_frame(cwd: Path) -> dict[str, Any]:
     reset_data(cwd / "data")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOBE_", "EXCHANGE"))}
+    from bench.startup import child_env
+
+    env = child_env()
     env["PYTHONPATH"] = str(ROOT)
     start = time.time()
     proc = subprocess.run(

@@ -18,8 +18,6 @@ import unicodedata
 from collections import deque
 from decimal import Decimal, InvalidOperation
 
-from engine.secrets import redact
-
 NAME_MAX = 200  # names, symbols, ids
 MESSAGE_MAX = 1000  # reasons, error messages, free text
 
@@ -65,6 +63,8 @@ def clean_message(value: object) -> str:
 def operator_text(value: object) -> str:
     """Free text an operator typed (a kill-switch reason): known secrets redacted, then cleaned,
     before it is written anywhere."""
+    from engine.secrets import redact  # here: the cockpit's first frame needs no pydantic
+
     return clean_message(redact(value if isinstance(value, str) else str(value)))
 
 
