@@ -520,7 +520,7 @@ class KobeApp(App[int]):
             self.read_positions()  # off the UI thread: a tick may hold the engine's lock
         orders = self.query_one(OrdersPane)
         for event in inbox.get("order", []):
-            orders.apply(event, self._owner(event))
+            orders.apply(event, self._position_of(event))
         if trades:
             self.query_one(JournalPane).add_many(trades)
             self.query_one(StatsPane).add_many(trades)
@@ -551,16 +551,11 @@ class KobeApp(App[int]):
     # -- messages -----------------------------------------------------------------------------
 
     def on_order_updated(self, message: OrderUpdated) -> None:
-        self.query_one(OrdersPane).apply(message.event, self._owner(message.event))
+        self.query_one(OrdersPane).apply(message.event, self._position_of(message.event))
 
-    def _owner(self, e: Any) -> str | None:
-        """The strategy owning an order (an entry or one of its exits), from the positions."""
-        if e.source != "strategy":
-            return None
-        from engine.router import entry_of
-
-        pos = self.query_one(PositionsPane).positions.get(entry_of(e.client_id) or e.client_id)
-        return pos.strategy if pos is not None else None
+    def _position_of(self, e: Any) -> Any:
+        """The position an order opened or protects (its owner, and what an exit covers)."""
+        return self.query_one(PositionsPane).of_order(e.client_id)
 
     def on_trade_closed(self, message: TradeClosed) -> None:
         self.query_one(JournalPane).add(message.trade)
@@ -573,8 +568,8 @@ class KobeApp(App[int]):
     def on_positions_changed(self, message: PositionsChanged) -> None:
         self.query_one(PositionsPane).show(message.positions)
         orders = self.query_one(OrdersPane)
-        for event in list(orders.orders.values()):  # the owners, now that positions are known
-            orders.apply(event, self._owner(event))
+        for event in list(orders.orders.values()):  # owners and protected positions, now known
+            orders.apply(event, self._position_of(event))
         self._show_prices(self._last_prices, record=False)  # the strip follows what is held
         self._refresh_targets()
 

@@ -280,6 +280,33 @@ async def test_cancelling_one_exit_leg_names_the_position_it_leaves_unprotected(
         assert len(app.query_one(OrdersPane).orders) == 2
 
 
+async def test_each_exit_names_the_position_it_protects(workdir: Path, cli: object) -> None:
+    from kobe_tui.widgets.panes import PositionsPane, position_label
+
+    _buy_with_exits(cli)
+    r = cli(  # type: ignore[operator]
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "limit", "--price", "3000",
+        "--quote", "5.5", "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:  # the orders pane on its own
+        await settle(app, pilot)
+        [pos] = app.query_one(PositionsPane).positions.values()
+        orders = app.query_one(OrdersPane)
+        column = [c.key for c in OrdersPane.COLUMNS].index("protects")
+        shown = {cid: str(orders._rows[cid][column]) for cid in orders.orders}
+        legs = {x.client_id for x in pos.exits}
+        assert len(legs) == 2 and legs <= set(shown)  # the OCO's two legs, from the book
+        label = position_label(pos)
+        assert label.startswith("long ") and " @ " in label
+        assert {shown[cid] for cid in legs} == {label}, shown
+        [entry] = set(shown) - legs  # the resting ETH entry protects nothing
+        assert orders.orders[entry].symbol == "ETH/USDT" and shown[entry] == ""
+        labels = [str(c.label) for c in orders.table.columns.values()]
+        assert "protects" in labels  # a column on screen at this width, not only kept
+
+
 async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
     workdir: Path, cli: object
 ) -> None:

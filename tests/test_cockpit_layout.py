@@ -35,6 +35,14 @@ def test_columns_fit_by_priority_and_text_gives_way_first() -> None:
     assert fit_columns(COLS, content, 20) == [None, 8, 9, None]
 
 
+def test_an_optional_column_takes_no_room_until_a_row_fills_it() -> None:
+    cols = (*COLS[:3], Col("protects", "protects", keep=6, optional=True))
+    # nothing to show yet (content 0): left out, so time keeps its place at 32 cells
+    assert fit_columns(cols, [5, 8, 9, 0], 32) == [5, 8, 9, None]
+    # filled: it outranks time (keep 2), which gives way
+    assert fit_columns(cols, [5, 8, 9, 17], 42) == [None, 8, 9, 17]
+
+
 async def test_no_money_column_is_cut_at_120x40(workdir: Path) -> None:
     write_trades(workdir, 60, {59: "stop-loss: price fell through the stop while the feed lagged"})
     app, _ = make_app(workdir)

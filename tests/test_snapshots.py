@@ -70,6 +70,13 @@ def test_panes_at_80x24(snap_compare: SnapCompare, stable_cwd: Path, pane: str) 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
 
+def test_orders_pane_at_80x24_names_the_position_each_exit_protects(
+    snap_compare: SnapCompare, stable_cwd: Path
+) -> None:
+    app, _ = make_app(stable_cwd)  # the seeded session holds positions with exits at tick 60
+    assert snap_compare(app, terminal_size=(80, 24), run_before=running(60))
+
+
 def test_order_ticket_at_80x24_leaves_the_header_in_sight(
     snap_compare: SnapCompare, stable_cwd: Path
 ) -> None:

@@ -93,19 +93,21 @@ def _day_hhmm(moment: datetime) -> str:
 class Col:
     """A table column. ``text`` columns (free text) truncate with an ellipsis; the others (prices,
     quantities, money, ids, times) always show whole. When the pane is too narrow, the columns
-    with the lowest ``keep`` go first (``keep`` 9: never dropped)."""
+    with the lowest ``keep`` go first (``keep`` 9: never dropped). An ``optional`` column is left
+    out until a row has something to show in it."""
 
     key: str
     label: str
     keep: int = 9
     text: bool = False
     least: int = 8  # a free-text column narrower than this is left out instead
+    optional: bool = False
 
 
 def fit_columns(cols: tuple[Col, ...], content: list[int], avail: int) -> list[int | None]:
     """Each column's width for ``avail`` cells (None: dropped). Whole columns first, by priority;
     free text shares what is left, never wider than its content. Cells have one space each side."""
-    shown = list(range(len(cols)))
+    shown = [i for i in range(len(cols)) if content[i]]  # 0: an optional column, still empty
 
     def need(i: int) -> int:
         return (min(content[i], cols[i].least) if cols[i].text else content[i]) + 2
@@ -187,7 +189,7 @@ class TablePane(Pane):
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
         self._rows: dict[str, tuple[Text, ...]] = {}
-        self._content = [cell_len(c.label) for c in self.COLUMNS]
+        self._content = [0 if c.optional else cell_len(c.label) for c in self.COLUMNS]
         self._widths: list[int | None] = list(self._content)
         self._avail = 0
 
@@ -273,7 +275,8 @@ class TablePane(Pane):
         grew = False
         for i, cell in enumerate(row):
             if cell.cell_len > self._content[i]:
-                self._content[i], grew = cell.cell_len, True
+                self._grow(i, cell)
+                grew = True
         table = self.table
         if grew:
             self._widths = []  # re-fit: a wider price is never cut
@@ -291,10 +294,15 @@ class TablePane(Pane):
         self._rows = {key: self._cells(cells) for key, cells in rows}
         for row in self._rows.values():
             for i, cell in enumerate(row):
-                self._content[i] = max(self._content[i], cell.cell_len)
+                if cell.cell_len > self._content[i]:
+                    self._grow(i, cell)
         self._widths = []
         self._fit()
         self.show_empty(self.table.row_count == 0)
+
+    def _grow(self, i: int, cell: Text) -> None:
+        """Column ``i`` as wide as ``cell`` (and never narrower than its label)."""
+        self._content[i] = max(cell.cell_len, cell_len(self.COLUMNS[i].label))
 
     def drop(self, key: str) -> None:
         self._rows.pop(key, None)
@@ -327,6 +335,7 @@ class OrdersPane(TablePane):
         Col("price", "price"),
         Col("filled", "filled", keep=4),
         Col("status", "status", keep=5),
+        Col("protects", "protects", keep=6, optional=True),
         Col("source", "owner", keep=3, text=True),
     )
 
@@ -334,9 +343,11 @@ class OrdersPane(TablePane):
         super().__init__(pane_id, number)
         self.orders: dict[str, OrderEvent] = {}  # client id -> last event, open ones only
 
-    def apply(self, e: OrderEvent, owner: str | None = None) -> None:
+    def apply(self, e: OrderEvent, position: Position | None = None) -> None:
         """One journal event: the row is added, updated or dropped by the order's client id.
-        ``owner``: the strategy that owns it, when known (else its source: cockpit, cli, …)."""
+        ``position``: the position book's position the order opened or, for an exit (a TP/SL
+        leg, an OCO), the one it protects, when known. The owner is the position's strategy
+        for a strategy's order (else the order's source: cockpit, cli, …)."""
         terminal = e.event in ("fill", "cancel", "reject") or e.status in (
             "filled",
             "canceled",
@@ -350,6 +361,10 @@ class OrdersPane(TablePane):
         self.orders[e.client_id] = e
         side = Text(e.side.upper(), style="green" if e.side == "buy" else "red")
         status = {"unknown": "UNKNOWN", "intent": "sending"}.get(e.event, e.status)
+        owner = position.strategy if position is not None and e.source == "strategy" else ""
+        protects = ""
+        if position is not None and e.client_id != position.entry_client_id:
+            protects = position_label(position)
         self.upsert(
             e.client_id,
             (
@@ -361,6 +376,7 @@ class OrdersPane(TablePane):
                 _px(e.price),
                 _px(e.filled),
                 status,
+                protects,
                 owner or e.source,
             ),
         )
@@ -368,6 +384,13 @@ class OrdersPane(TablePane):
     def selected(self) -> OrderEvent | None:
         key = self.selected_key()
         return self.orders.get(key) if key is not None else None
+
+
+def position_label(p: Position) -> str:
+    """A position named short, the way a trader reads it: ``long @ 95,047.5`` (the symbol is
+    the order's own; the side and entry price tell two positions in one symbol apart)."""
+    held = "long" if p.side.value == "buy" else "short"
+    return f"{held} @ {_px(p.entry_price)}"
 
 
 class PositionsPane(TablePane):
@@ -387,6 +410,7 @@ class PositionsPane(TablePane):
         super().__init__(pane_id, number)
         self.positions: dict[str, Position] = {}
         self.marks: dict[str, Decimal] = {}
+        self._by_order: dict[str, Position] = {}  # entry's and exits' client ids -> position
 
     def show(self, positions: Iterable[Position]) -> None:
         fresh = {p.entry_client_id: p for p in positions}
@@ -394,7 +418,22 @@ class PositionsPane(TablePane):
             if key not in fresh:
                 self.drop(key)
         self.positions = fresh
+        self._by_order = {
+            cid: p
+            for p in fresh.values()
+            for cid in (p.entry_client_id, *(x.client_id for x in p.exits))
+        }
         self._draw()
+
+    def of_order(self, client_id: str) -> Position | None:
+        """The position an order opened or protects: its entry or one of its exits (the book's
+        ``exits``; an exit the book has not listed yet is named after its entry)."""
+        found = self._by_order.get(client_id)
+        if found is not None or not self.positions:
+            return found
+        from engine.router import entry_of
+
+        return self.positions.get(entry_of(client_id) or "")
 
     def mark(self, prices: dict[str, Decimal]) -> None:
         self.marks.update(prices)
