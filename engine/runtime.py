@@ -26,6 +26,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 from engine.exchange.base import ExchangeError, Order
@@ -42,9 +43,12 @@ from engine.runtime_types import (
     RuntimeStatus,
     SimClock,
     VenueHealth,
+    VenueParts,
     wall_clock,
 )
+from engine.secrets import redact
 from engine.untrusted import clean_message
+from engine.wallets.snapshot import Alert as WalletAlert
 from engine.wallets.snapshot import WalletsSnapshot
 
 
@@ -61,6 +65,7 @@ class Runtime(RuntimeParts):
             self._follow_indexer()
             if self.agent is not None:
                 self.agent.before_venues(now)
+            self._venue_marks = {}
             for venue in self.venues.values():
                 if venue.name == "dex" and self.agent is not None:
                     continue  # the agent moved it, with the strategies' prices
@@ -70,6 +75,7 @@ class Runtime(RuntimeParts):
                         ms = venue.exchange.ping()  # to our orders (one light call a tick)
                         venue.router.sync()
                         self._venue_health(VenueHealth("ok", latency_ms=int(ms)))
+                        self._venue_marks[venue.name] = self._read_marks(venue, now)
                         continue
                     events = advance(now)
                 except ExchangeError as exc:
@@ -82,7 +88,7 @@ class Runtime(RuntimeParts):
                     continue
                 for ev in events:
                     venue.router.on_order_update(ev.kind, ev.order, ev.reason)
-            self.execution.poll()
+            self.execution.poll(self._venue_marks)  # the watchdog reuses those tickers
             if self.agent is not None:
                 self.agent.tick(now, self.execution, self._paused)
             snapshot = self.wallets.on_tick(now)
@@ -94,11 +100,50 @@ class Runtime(RuntimeParts):
             self._emit("prices", prices)
             self._emit("unprotected", len(self.execution.unprotected()))
 
+    def _read_marks(self, venue: VenueParts, now: datetime) -> dict[str, Decimal]:
+        """Testnet, live: one ticker per symbol Kobe holds a position in on ``venue`` (the
+        request budget's ticker row). A symbol whose ticker fails stays unmarked this tick."""
+        marks: dict[str, Decimal] = {}
+        for symbol in sorted(
+            {p.symbol for p in self.execution.positions() if p.venue == venue.name}
+        ):
+            try:
+                marks[symbol] = venue.exchange.fetch_ticker(symbol).last
+            except ExchangeError as exc:
+                log.warning("%s: no price for %s: %s", venue.name, symbol, redact(str(exc)))
+                continue
+            self._marked_at[symbol] = now
+        return marks
+
+    def _unmarked(self, prices: dict[str, Decimal]) -> WalletAlert | None:
+        """Positions on a real venue with no price this tick: their unrealized PnL is left out
+        of equity (never guessed), and an alert says which and since when."""
+        real = {n for n, v in self.venues.items() if getattr(v.exchange, "advance", None) is None}
+        missing = sorted(
+            {p.symbol for p in self.execution.positions() if p.venue in real}.difference(prices)
+        )
+        if not missing:
+            return None
+        named = ", ".join(
+            f"{s} since {self._marked_at[s]:%H:%M}" if s in self._marked_at else f"{s} (none yet)"
+            for s in missing
+        )
+        return WalletAlert(
+            "warning",
+            "unmarked",
+            f"no price for {named}: {'its' if len(missing) == 1 else 'their'} unrealized PnL "
+            "is left out of equity",
+        )
+
     def _marked_to_market(
         self, snapshot: WalletsSnapshot, prices: dict[str, Decimal]
     ) -> WalletsSnapshot:
         """The ledger plus the open positions' unrealized PnL at the last prices: what the
-        header shows and what the risk engine's drawdown is measured on."""
+        header shows and what the risk engine's drawdown is measured on. A position on a real
+        venue without this tick's price adds nothing and raises the ``unmarked`` alert."""
+        unmarked = self._unmarked(prices)
+        if unmarked is not None:
+            snapshot = dataclasses.replace(snapshot, alerts=(*snapshot.alerts, unmarked))
         total, by_wallet = self.execution.unrealized(prices)
         if not by_wallet:
             return snapshot
@@ -128,6 +173,7 @@ class Runtime(RuntimeParts):
             prices = getattr(venue.exchange, "prices", None)
             if prices is not None:
                 out.update(prices.prices())
+            out.update(self._venue_marks.get(venue.name, {}))
         return out
 
     def run_ticks(self, n: int, advance: Callable[[], None] | None = None) -> None:

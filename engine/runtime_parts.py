@@ -80,6 +80,10 @@ class RuntimeParts:
         self.failure = ""  # the error that stopped the engine, kept after stop()
         self.indexer: Indexer | None = None  # follows new slots each tick (``[indexer] enabled``)
         self._health: VenueHealth | None = None  # a real exchange's state (testnet, live)
+        # testnet, live: this tick's ticker of each symbol held on a real venue, per venue, and
+        # when each symbol last had one (a position without this tick's price is unmarked)
+        self._venue_marks: dict[str, dict[str, Decimal]] = {}
+        self._marked_at: dict[str, datetime] = {}
 
     def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
         self._subscribers.append(callback)

@@ -307,6 +307,25 @@ async def test_each_exit_names_the_position_it_protects(workdir: Path, cli: obje
         assert "protects" in labels  # a column on screen at this width, not only kept
 
 
+async def test_a_position_without_this_ticks_price_shows_no_mark(
+    workdir: Path, cli: object
+) -> None:
+    from kobe_tui.widgets.panes import PositionsPane
+
+    _buy_with_exits(cli)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        pane = app.query_one(PositionsPane)
+        [key] = pane.positions
+        mark = [c.key for c in PositionsPane.COLUMNS].index("mark")
+        pane.mark({"BTC/USDT": Decimal("96000")})
+        assert str(pane.row_cells(key)[mark]) == "96,000"
+        pane.mark({"ETH/USDT": Decimal("3500")})  # a tick whose BTC ticker failed
+        assert str(pane.row_cells(key)[mark]) == "—"  # not the last price, as if current
+        assert str(pane.row_cells(key)[mark + 1]) == "—"  # nor a uPnL from it
+
+
 async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
     workdir: Path, cli: object
 ) -> None:

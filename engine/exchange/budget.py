@@ -10,7 +10,9 @@ tests/test_request_budget.py).
 
 What the engine does each tick (``Runtime.tick``): ``Router.sync`` asks for the open orders of each
 symbol Kobe has open orders on (none when nothing is open) and looks up, by client id, an order that
-left them; ``Router.poll`` reads a pending entry with exits by id and one ticker per watched symbol.
+left them; ``Runtime`` reads one ticker per symbol Kobe holds a position in (its mark), which
+``Router.poll`` reuses, reading a pending entry with exits by id and a ticker per other watched
+symbol.
 """
 
 from __future__ import annotations

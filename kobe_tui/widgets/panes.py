@@ -436,7 +436,9 @@ class PositionsPane(TablePane):
         return self.positions.get(entry_of(client_id) or "")
 
     def mark(self, prices: dict[str, Decimal]) -> None:
-        self.marks.update(prices)
+        """The engine's prices of this tick. A symbol left out (a real venue's ticker that
+        failed) shows no mark and no uPnL, never the last one as if it were current."""
+        self.marks = dict(prices)
         self._draw()
 
     def _draw(self) -> None:

@@ -1,0 +1,99 @@
+"""Testnet and live: positions are marked to market with the exchange's ticker, one read per held
+symbol a tick; a position without this tick's price adds nothing to equity and an alert names it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.agent import build_agent
+from engine.exchange.base import OrderType, Side
+from engine.modes import resolve_settings
+from engine.proposal import Proposal, Sizing, Source
+from engine.runtime import EngineEvent, Runtime, SimClock
+from tests import binance_sim
+from tests.test_request_budget import FINANCE
+
+TICKER = "/api/v3/ticker/24hr"
+
+
+@pytest.fixture
+def engine(workdir: Path) -> Iterator[tuple[Any, Runtime, SimClock, list[EngineEvent]]]:
+    (workdir / "kobe.toml").write_text(FINANCE)
+    with binance_sim.BinanceSim() as sim:
+        env = {
+            "KOBE_MODE": "testnet",
+            "EXCHANGE": "binance",
+            "KOBE_EXCHANGE_URL": sim.url,
+            "BINANCE_KEY": binance_sim.API_KEY,
+            "BINANCE_SECRET": binance_sim.API_SECRET,
+            "BINANCE_TESTNET": "1",
+        }
+        clock = SimClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+        runtime = Runtime(
+            resolve_settings(env, workdir), clock=clock, tick_seconds=5, agent_factory=build_agent
+        )
+        events: list[EngineEvent] = []
+        runtime.subscribe(events.append)
+        runtime.build()
+        try:
+            yield sim, runtime, clock, events
+        finally:
+            runtime.close()
+
+
+def _last(events: list[EngineEvent], kind: str) -> Any:
+    return [e.payload for e in events if e.kind == kind][-1]
+
+
+def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_fails(
+    engine: tuple[Any, Runtime, SimClock, list[EngineEvent]],
+) -> None:
+    sim, runtime, clock, events = engine
+    runtime.tick()  # markets, clock: loaded once
+    assert sim.count("GET", TICKER) == 0  # nothing held: no ticker read
+    runtime.submit(
+        Proposal(
+            symbol="ETH/USDT",
+            side=Side.BUY,
+            entry_type=OrderType.MARKET,
+            sizing=Sizing.QUOTE,
+            amount=Decimal(20),
+            wallet="cex_binance",
+            source=Source.COCKPIT,
+            stop_loss=Decimal(3000),
+            take_profit=Decimal(4000),
+        )
+    )
+    [pos] = [p for p in runtime.positions() if p.venue == "binance"]
+    assert pos.entry_price is not None
+    sim.set_price("ETHUSDT", Decimal(3600))
+    before = sim.count("GET", TICKER)
+    clock.advance(60)
+    runtime.tick()
+    assert sim.count("GET", TICKER) == before + 1  # one read for the one held symbol
+    assert _last(events, "prices")["ETH/USDT"] == Decimal(3600)
+    wallets = _last(events, "wallets")
+    ledger = runtime.wallets.snapshot()
+    unrealized = (Decimal(3600) - pos.entry_price) * pos.qty
+    assert unrealized > 0
+    assert wallets.equity_total_usd == ledger.equity_total_usd + unrealized
+    assert "unmarked" not in {a.code for a in wallets.alerts}
+
+    # the ticker fails (not a network error: no retry): no price this tick, none guessed
+    sim.inject(status=400, body={"code": -1121, "msg": "Invalid symbol."}, path=TICKER, times=5)
+    clock.advance(60)
+    runtime.tick()
+    assert "ETH/USDT" not in _last(events, "prices")
+    wallets = _last(events, "wallets")
+    assert wallets.equity_total_usd == runtime.wallets.snapshot().equity_total_usd
+    [alert] = [a for a in wallets.alerts if a.code == "unmarked"]
+    assert alert.severity == "warning"
+    assert alert.message == (
+        "no price for ETH/USDT since 09:31: its unrealized PnL is left out of equity"
+    )
