@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Select, Static
 
 from engine.modes import Settings
@@ -43,6 +44,30 @@ async def test_first_frame_then_settings_from_a_worker(workdir: Path) -> None:
         pane = app.query_one(HealthPane)
         assert "keys present" in pane.rows and "…" not in pane.rows
         assert pane.has_class("failing")  # no okx keys: testnet cannot run
+
+
+async def test_the_collector_paused_for_start_up_runs_again(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import kobe_tui.app as cockpit
+
+    try:
+        app, _ = make_app(workdir)
+        cockpit.pause_gc_for_startup()  # as main() does
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            assert app.runtime is not None and gc.isenabled()  # the engine is built
+        monkeypatch.setattr(cockpit, "STARTUP_GC_S", 0.05)
+        app = KobeApp(env={"KOBE_MODE": "live"}, cwd=workdir)  # locked: no engine is built
+        cockpit.pause_gc_for_startup()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.pause(0.2)
+            assert app.runtime is None and gc.isenabled()  # back all the same
+    finally:
+        gc.enable()
 
 
 async def test_refused_config_closes_with_exit_2_and_its_lines(workdir: Path) -> None:
