@@ -70,6 +70,17 @@ async def test_the_collector_paused_for_start_up_runs_again(
         gc.enable()
 
 
+def test_the_first_frame_needs_no_pydantic() -> None:
+    """What the first frame imports (the app, its header and panes) leaves pydantic to the
+    settings worker: the config's models cost their time after the header is on screen."""
+    import subprocess
+    import sys
+
+    code = "import sys, kobe_tui.app; print('pydantic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 async def test_refused_config_closes_with_exit_2_and_its_lines(workdir: Path) -> None:
     (workdir / "kobe.toml").write_text("[risk]\nmax_drawdown_pct = 140\n")
     app = KobeApp(env={}, cwd=workdir)
