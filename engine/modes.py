@@ -1,4 +1,4 @@
-"""Resolved settings (config + environment), the live gate, and the health checks.
+"""Resolved settings (config + environment) and the live gate (the health checks: ``engine.health``).
 
 Nothing here downgrades or upgrades a mode: the mode asked for is the mode checked, and a refusal
 names every unmet condition.
@@ -20,7 +20,6 @@ from engine.config import (
     config_path,
     load_config_file,
 )
-from engine.fsutil import dir_writable, free_space_check
 from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env
 
 BUILTIN_DEFAULTS = "built-in defaults"
@@ -248,120 +247,3 @@ def require_gate(settings: Settings, confirmed: bool) -> None:
     problems = gate_problems(settings, confirmed)
     if problems:
         raise GateClosed(settings.mode, problems)
-
-
-# ---------------------------------------------------------------------------------------------
-# Health
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    warning: bool = False  # passes, but the operator should act (shown as "warn")
-
-
-def readable_by_others(path: Path) -> bool:
-    """Group or other users may read ``path`` (or, for a directory, list or enter it)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & (0o055 if path.is_dir() else 0o044))
-
-
-def permission_checks(settings: Settings) -> list[Check]:
-    """Testnet and live: warn when ``.env`` (the keys) or the data dir can be read by others."""
-    checks: list[Check] = []
-    for label, path, fix in (
-        (".env", settings.cwd / ".env", "chmod 600"),
-        ("data dir", settings.data_dir, "chmod 700"),
-    ):
-        if not path.exists():
-            continue
-        shown = settings.display_path(path)
-        if readable_by_others(path):
-            detail = f"{shown} can be read by other users: {fix} {shown}"
-            checks.append(Check(f"{label} private", True, detail, warning=True))
-        else:
-            checks.append(Check(f"{label} private", True, f"{shown}: only its owner can read it"))
-    return checks
-
-
-def health_checks(settings: Settings) -> list[Check]:
-    """The checks for the configured mode. Confirmation is an action, not a health condition.
-    With ``RPC_SOLANA_HTTP`` set: "solana rpc" (the endpoint answers; the indexer's slot lag)."""
-    checks: list[Check] = [
-        Check("config valid", True, f"{settings.config_source}"),
-    ]
-    mode = settings.mode
-    if mode is Mode.PAPER:
-        checks.append(Check("mode allowed", True, "paper: offline, simulated fills"))
-        checks.append(Check("keys present", True, "not needed in paper"))
-    else:
-        problems = gate_problems(settings, confirmed=True)
-        missing = settings.missing_keys()
-        checks.append(
-            Check(
-                "keys present",
-                not missing,
-                f"{settings.exchange}: "
-                + (("missing " + ", ".join(missing)) if missing else ", ".join(settings.key_vars)),
-            )
-        )
-        if mode is Mode.TESTNET:
-            marked = settings.keys_marked_testnet()
-            checks.append(
-                Check(
-                    "testnet keys",
-                    marked,
-                    f"{settings.testnet_flag}=1"
-                    if marked
-                    else (
-                        f"{settings.testnet_flag}=1 from .env does not apply to keys from "
-                        "the environment"
-                        if settings.marking_ignored()
-                        else f"{settings.testnet_flag} is not 1"
-                    ),
-                )
-            )
-        else:
-            allow = settings.allow_live()
-            checks.append(
-                Check("ALLOW_LIVE", allow, "ALLOW_LIVE=1" if allow else "ALLOW_LIVE is not 1")
-            )
-            marked = settings.testnet_flag_set()
-            checks.append(
-                Check(
-                    "live keys",
-                    not marked,
-                    f"{settings.testnet_flag}=1 marks them testnet" if marked else "not testnet",
-                )
-            )
-        checks.append(
-            Check(
-                "mode allowed",
-                not problems,
-                (
-                    f"{mode.value} refused: {len(problems)} condition(s) unmet"
-                    if problems
-                    else f"{mode.value} on {settings.exchange}"
-                ),
-            )
-        )
-    ok, detail = dir_writable(settings.data_dir, settings.display_path(settings.data_dir))
-    checks.append(Check("data dir writable", ok, detail))
-    ok, detail = free_space_check(settings.data_dir, settings.config.paths.min_free_mb)
-    checks.append(Check("data dir free space", ok, detail))
-    if mode is not Mode.PAPER:
-        checks += permission_checks(settings)
-    from engine.notify.health import notify_checks
-
-    checks += notify_checks(settings)  # one per channel of [notify] channels (none: no row)
-    if settings.secrets.is_set("RPC_SOLANA_HTTP"):
-        from engine.indexer.setup import rpc_health
-
-        ok, detail = rpc_health(settings)  # the URL is a secret: never in the detail
-        checks.append(Check("solana rpc", ok, detail))
-    return checks

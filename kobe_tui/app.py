@@ -271,7 +271,7 @@ class KobeApp(App[int]):
         self._show_active()
         self.call_after_refresh(self.query_one(JournalPane).load)  # the tail, after the first frame
         if self.settings is not None:
-            from engine.modes import health_checks
+            from engine.health import health_checks
 
             self._settings_ready(self.settings, health_checks(self.settings))
         else:
@@ -284,7 +284,8 @@ class KobeApp(App[int]):
     def load_settings(self) -> None:
         """Validate the config and run the health checks off the UI thread."""
         from engine.config import ConfigError
-        from engine.modes import health_checks, resolve_settings
+        from engine.health import health_checks
+        from engine.modes import resolve_settings
 
         try:
             settings = resolve_settings(self._env, self._cwd)

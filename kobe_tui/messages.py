@@ -13,8 +13,9 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from engine.execution import Position
+    from engine.health import Check
     from engine.journal import OrderEvent
-    from engine.modes import Check, Settings
+    from engine.modes import Settings
     from engine.risk import RiskSnapshot
     from engine.runtime import AlertEvent, RuntimeStatus
     from engine.stats import TradeStats

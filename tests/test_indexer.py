@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from engine import cli_indexer
 from engine.agent import build_agent
+from engine.cli import indexer as cli_indexer
 from engine.config import MemecoinFarmingConfig
 from engine.exchange.base import ExchangeUnavailable
 from engine.exchange.retry import RetryPolicy
+from engine.health import Check, health_checks
 from engine.indexer import Indexer, SolanaRpc
 from engine.indexer import setup as indexer_setup
-from engine.modes import Check, health_checks, resolve_settings
+from engine.modes import resolve_settings
 from engine.runtime import EngineEvent, Runtime, SimClock
 from engine.secrets import Secret
 from engine.strategies.base import SignalAction

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context, number_arg
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, number_arg
 from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
 from engine.indexer.indexer import IndexerState

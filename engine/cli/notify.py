@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context
 from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
 from engine.notify.channels import build_channels

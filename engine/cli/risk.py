@@ -6,8 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
-from engine.cli_trade import confirm, require_terminal_or_yes
+from engine.cli.shared import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    Context,
+    UsageError,
+    confirm,
+    require_terminal_or_yes,
+)
 from engine.lock import DataDirBusy, DataDirLock
 from engine.risk import (
     KillState,

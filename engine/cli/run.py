@@ -12,14 +12,15 @@ from decimal import Decimal
 from types import FrameType
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
 from engine.config import MAX_SEED, YEAR_S
 from engine.journal import OrderEvent, tail_jsonl
 from engine.jsonutil import iso_utc
 from engine.lock import DataDirBusy
 from engine.modes import Settings
 from engine.risk import RiskSnapshot
-from engine.runtime import AlertEvent, EngineEvent, Runtime, RuntimeStatus, SimClock
+from engine.runtime import Runtime
+from engine.runtime_types import AlertEvent, EngineEvent, RuntimeStatus, SimClock
 from engine.trades import ClosedTrade
 from engine.wallets.snapshot import WalletsSnapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.cli import EXIT_OK, Context
+from engine.cli.shared import EXIT_OK, Context
 from engine.stats import Bucket, TradeStats, load_stats
 
 

@@ -1,35 +1,31 @@
-"""``kobe trade``, ``kobe orders``, ``kobe cancel``: one order path, the same as the cockpit's."""
+"""``kobe trade``, ``kobe exits``, ``kobe cancel``: one order path, the same as the cockpit's."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.audit import AuditLog
-from engine.book import PositionBook
-from engine.bookkeeper import Bookkeeper
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context, UsageError
-from engine.exchange.base import Exchange, ExchangeError, Order, OrderNotFound, OrderType, Side
-from engine.journal import OrderJournal
-from engine.lock import DataDirBusy, DataDirLock
-from engine.modes import GateClosed, Settings, gate_problems
-from engine.position import Position, protection
+from engine.cli.orders import order_json
+from engine.cli.session import Session, trading_session
+from engine.cli.shared import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    Context,
+    UsageError,
+    confirm,
+    require_terminal_or_yes,
+)
+from engine.exchange.base import ExchangeError, Order, OrderNotFound, OrderType, Side
+from engine.lock import DataDirBusy
+from engine.modes import Settings
+from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
-from engine.risk import RiskEngine
-from engine.router import Placement, ReconcileReport, Router, RouterView, entry_of
-from engine.trades import TradeStore
+from engine.router import Placement, entry_of
 from engine.untrusted import BadNumber, parse_decimal
-from engine.wallet_book import LedgerWallets
-from engine.wallets.runtime import WalletManager
-from engine.watchdog import Watchdog
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 
@@ -119,183 +115,6 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     )
 
 
-def require_terminal_or_yes(ctx: Context) -> None:
-    """Checked before anything is opened: without --yes a command must be able to ask."""
-    if getattr(ctx.args, "yes", False):
-        return
-    stdin = sys.stdin
-    if stdin is None or not stdin.isatty():
-        raise UsageError("no terminal to confirm on: pass --yes to confirm")
-
-
-def confirm(ctx: Context, question: str) -> bool:
-    """Ask on the terminal; no terminal and no --yes is a usage error (exit 2)."""
-    if getattr(ctx.args, "yes", False):
-        return True
-    require_terminal_or_yes(ctx)
-    print(f"{question} [y/N] ", end="", file=ctx.out, flush=True)
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
-# ---------------------------------------------------------------------------------------------
-# The session a command works in: lock, exchange, journal, router
-
-
-@dataclass
-class Session:
-    settings: Settings
-    exchange: Exchange
-    journal: OrderJournal
-    audit: AuditLog
-    router: Router
-    risk: RiskEngine
-    book: PositionBook
-
-
-@contextmanager
-def trading_session(ctx: Context, command: str) -> Iterator[Session]:
-    """Gate (live needs ``--confirm-live``), lock, exchange, journal, router; closed on the way out.
-
-    Reconciliation runs first and may send (pending exits, watchdog sells): only here, where the
-    gate has passed with the confirmation.
-    """
-    from engine.exchange.factory import build_exchange
-
-    settings = ctx.settings
-    confirmed = bool(getattr(ctx.args, "confirm_live", False))
-    problems = gate_problems(settings, confirmed)
-    if problems:
-        raise GateClosed(settings.mode, problems)
-    clock = ctx.clock
-    with DataDirLock(settings.data_dir, command):
-        holder: list[Router] = []
-        exchange = build_exchange(
-            settings,
-            confirmed=confirmed,
-            clock=clock,
-            on_unknown=lambda cid, why: holder[0].on_unknown(cid, why) if holder else None,
-        )
-        journal = OrderJournal(settings.data_dir)
-        audit = AuditLog(settings.data_dir, clock)
-        cfg = settings.config
-        # the risk engine applies kill-switch commands queued by `kobe risk` and gives the
-        # cooldown and the WARNING size factor: the same guards as the running engine's
-        risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
-        # the one position book: what this command's orders (and their exits, wherever they
-        # filled) do to positions and money is booked here as in the running engine
-        manager = WalletManager.from_config(cfg, settings.data_dir, clock=clock)
-        keeper = open_bookkeeper(settings, risk, manager)
-        router = Router(
-            exchange,
-            journal,
-            data_dir=settings.data_dir,
-            mode=settings.mode.value,
-            exchange_name=settings.exchange,
-            risk=cfg.risk,
-            wallets=LedgerWallets(manager.snapshot(), cfg.finance),
-            clock=clock,
-            maker_fee_pct=cfg.paper.maker_fee_pct,
-            taker_fee_pct=cfg.paper.taker_fee_pct,
-            mode_problems=lambda: gate_problems(settings, confirmed),
-            exits_policy=cfg.router.exits,
-            audit=audit,
-            kill_switch=risk.kill_switch,
-            size_factor=risk.size_factor,
-            settings=cfg.router,
-        )
-        holder.append(router)
-        router.committed = manager.ledger.committed = keeper.book.committed
-        router.listeners.append(keeper.on_event)
-        try:
-            reset = router.paper_reset()
-            if reset is not None:
-                print(f"note: {reset}", file=ctx.err)
-            _print_external(ctx, router.reconcile())
-            yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
-        finally:
-            keeper.catch_up()
-            manager.write_snapshot(clock())
-            keeper.close()
-            journal.close()
-            risk.close()
-            audit.close()
-            exchange.close()
-
-
-def open_bookkeeper(settings: Settings, risk: RiskEngine, wallets: WalletManager) -> Bookkeeper:
-    """The position book of ``settings``' mode, caught up with the journal, trades booked."""
-    data = settings.data_dir
-    keeper = Bookkeeper(
-        PositionBook(data, settings.mode.value), trades=TradeStore(data), risk=risk, wallets=wallets
-    )
-    keeper.catch_up()
-    return keeper
-
-
-@contextmanager
-def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
-    """Lock, a read-only venue and the journal: for commands that must never send.
-
-    Live needs every condition of the gate but the confirmation. The venue is a
-    :class:`ReadOnlyExchange`, which has no way to create or cancel; what reconciliation would
-    send is printed instead (the next ``kobe trade``/``cancel``/``run`` or the cockpit does it).
-    """
-    from engine.exchange.factory import build_reader
-
-    settings = ctx.settings
-    with DataDirLock(settings.data_dir, command):
-        reader = build_reader(settings, clock=ctx.clock)
-        journal = OrderJournal(settings.data_dir)
-        view = RouterView(
-            reader,
-            journal,
-            data_dir=settings.data_dir,
-            mode=settings.mode.value,
-            exchange_name=settings.exchange,
-            clock=ctx.clock,
-        )
-        try:
-            report = view.review()
-            _print_external(ctx, report)
-            for what in report.would:
-                print(
-                    f"note: {what}; not sent by this read-only command (kobe run, trade, "
-                    "cancel or the cockpit will)",
-                    file=ctx.err,
-                )
-            yield view
-        finally:
-            journal.close()
-            reader.close()
-
-
-def _print_external(ctx: Context, report: ReconcileReport) -> None:
-    for order in report.external:
-        print(
-            f"note: external order {order.id} ({order.side.value} {order.qty} "
-            f"{order.symbol}) is not Kobe's: left alone",
-            file=ctx.err,
-        )
-
-
-def order_json(order: Order, wallet: str = "", source: str = "") -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "client_id": order.client_id,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "type": order.type.value,
-        "qty": order.qty,
-        "price": order.price if order.price is not None else order.stop_price,
-        "filled": order.filled,
-        "status": order.status.value,
-        "created_at": order.created_at,
-        "wallet": wallet,
-        "source": source,
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -307,11 +126,11 @@ def cmd_trade(ctx: Context) -> int:
         with trading_session(ctx, "kobe trade") as s:
             block = s.risk.entry_block()
             if block is not None:
-                return _refused(ctx, [block])
+                return refused(ctx, [block])
             try:
                 plan = s.router.plan(proposal)
             except Refused as exc:
-                return _refused(ctx, exc.reasons)
+                return refused(ctx, exc.reasons)
             if not ctx.args.json:
                 ctx.print(f"[{s.settings.mode.value.upper()} on {s.settings.exchange}] plan:")
                 for line in plan.lines():
@@ -322,7 +141,7 @@ def cmd_trade(ctx: Context) -> int:
             try:
                 placed = s.router.execute(plan)
             except Refused as exc:
-                return _refused(ctx, exc.reasons)
+                return refused(ctx, exc.reasons)
             except ExchangeError as exc:
                 print(f"order outcome unknown: {exc}", file=ctx.err)
                 print("it will be looked up by its client id at the next start", file=ctx.err)
@@ -340,7 +159,7 @@ def cmd_trade(ctx: Context) -> int:
         return EXIT_REFUSED
 
 
-def _refused(ctx: Context, reasons: list[str]) -> int:
+def refused(ctx: Context, reasons: list[str]) -> int:
     print("refused:", file=ctx.err)
     for reason in reasons:
         print(f"  - {reason}", file=ctx.err)
@@ -380,116 +199,6 @@ def _print_placement(ctx: Context, placed: Placement) -> None:
         ctx.print(f"exit  {o.id} (client {o.client_id}): {o.type.value} {o.status.value}")
     for note in placed.notes:
         ctx.print(f"note: {note}")
-
-
-def cmd_orders(ctx: Context) -> int:
-    try:
-        with reading_session(ctx, "kobe orders") as view:
-            rows = view.open_orders()
-    except DataDirBusy as exc:
-        print(f"kobe orders: {exc}", file=ctx.err)
-        return EXIT_REFUSED
-    if ctx.args.json:
-        ctx.json([order_json(o, w, src) for o, w, src in rows])
-        return EXIT_OK
-    if not rows:
-        ctx.print("No open orders")
-        return EXIT_OK
-    for o, wallet, source in rows:
-        price = o.price if o.price is not None else o.stop_price
-        ctx.print(
-            f"{o.id:>12}  {o.client_id:<24} {o.symbol:<10} {o.side.value:<4} {o.type.value:<15}"
-            f" qty {o.qty} @ {price}  filled {o.filled}  {o.status.value}  {wallet} {source}"
-        )
-    return EXIT_OK
-
-
-def cmd_positions(ctx: Context) -> int:
-    """The position book, read only: it works while an engine holds the data dir."""
-    settings = ctx.settings
-    book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
-    book.catch_up()
-    held = book.positions() + book.dust()
-    marks, running = _marks(ctx, {p.symbol for p in held if p.venue == settings.exchange})
-    watchdogs = {
-        "dex": Watchdog(settings.data_dir / "dex"),
-        settings.exchange: Watchdog(settings.data_dir),
-    }
-    attached = settings.exchange in ("bybit", "okx") and settings.config.router.exits != "watchdog"
-    rows = []
-    for p in held:
-        cex = p.venue == settings.exchange
-        watch = watchdogs[p.venue].get(p.entry_client_id) if p.venue in watchdogs else None
-        cover = protection(p, watch, attached=attached and cex, engine_running=running)
-        rows.append(position_json(p, marks.get(p.symbol) if cex else None, cover))
-    if ctx.args.json:
-        ctx.json(rows)
-        return EXIT_OK
-    if not rows:
-        ctx.print("No open positions")
-        return EXIT_OK
-    for r in rows:
-        exits = ", ".join(f"{x['type']} {x['price']} {x['status']}" for x in r["exits"]) or (
-            "no exits"
-        )
-        mark = f"mark {r['mark']} uPnL {r['unrealized_pnl']}" if r["mark"] is not None else "mark ?"
-        ctx.print(
-            f"{r['wallet']:<12} {r['venue']:<8} {r['symbol']:<14} qty {r['qty']} @ "
-            f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}"
-            f"{' + ' + r['fees_unpriced'] if r['fees_unpriced'] else ''}  {mark}  [{exits}]  "
-            f"{r['protection']}  {r['strategy']} ({r['source']})"
-        )
-    return EXIT_OK
-
-
-def _marks(ctx: Context, symbols: set[str]) -> tuple[dict[str, Decimal], bool]:
-    """Last prices from the venue, read only; none while an engine holds the data dir.
-    Also whether an engine runs (the local watchdog covers positions only then)."""
-    from engine.exchange.factory import build_reader
-
-    try:
-        with DataDirLock(ctx.settings.data_dir, "kobe positions"):
-            if not symbols:
-                return {}, False
-            reader = build_reader(ctx.settings, clock=ctx.clock)
-            try:
-                return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}, False
-            finally:
-                reader.close()
-    except DataDirBusy as exc:
-        if symbols:
-            print(f"note: no mark prices ({exc})", file=ctx.err)
-        return {}, True
-    except (ExchangeError, GateClosed) as exc:
-        print(f"note: no mark prices ({exc})", file=ctx.err)
-        return {}, False
-
-
-def position_json(p: Position, mark: Decimal | None, cover: str = "") -> dict[str, Any]:
-    return {
-        "entry_client_id": p.entry_client_id,
-        "wallet": p.wallet,
-        "venue": p.venue,
-        "symbol": p.symbol,
-        "qty": p.qty,
-        "entry_price": p.entry_price,
-        "cost": p.cost,
-        "fees": p.entry_fee + p.exit_fees,
-        # a fee in a third asset with no price in the quote asset at its fill: not in ``fees``
-        "fees_unpriced": (
-            f"{p.fees_unpriced} {p.fees_unpriced_asset}" if p.fees_unpriced > 0 else None
-        ),
-        "mark": mark,
-        "unrealized_pnl": p.unrealized(mark) if mark is not None else None,
-        "exits": [
-            {"client_id": x.client_id, "type": x.type, "price": x.price, "status": x.status}
-            for x in p.exits
-        ],
-        "opened_at": p.opened_at,
-        "source": p.source,
-        "strategy": p.strategy,
-        "protection": cover,
-    }
 
 
 def cmd_cancel(ctx: Context) -> int:
@@ -620,7 +329,7 @@ def cmd_exits(ctx: Context) -> int:
                     held.entry_client_id, held.qty, tp, sl, Source.CLI
                 )
             except Refused as exc:
-                return _refused(ctx, exc.reasons)
+                return refused(ctx, exc.reasons)
             except ExchangeError as exc:
                 item = s.router.watchdog.get(held.entry_client_id)
                 old = (
@@ -651,7 +360,7 @@ def cmd_exits(ctx: Context) -> int:
         return EXIT_REFUSED
 
 
-def register(sub: Any) -> None:
+def register_trade(sub: Any) -> None:
     p = sub.add_parser("trade", help="plan, confirm and place one order with its TP/SL")
     p.add_argument("--symbol")
     p.add_argument("--side", help="buy or sell")
@@ -670,16 +379,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_trade)
 
-    p = sub.add_parser("orders", help="open orders")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_orders)
 
-    p = sub.add_parser(
-        "positions", help="open positions from the position book (works while an engine runs)"
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_positions)
-
+def register_exits(sub: Any) -> None:
     p = sub.add_parser(
         "exits", help="replace a position's TP/SL safely (new exits before the old go)"
     )
@@ -690,6 +391,8 @@ def register(sub: Any) -> None:
     p.add_argument("--confirm-live", action="store_true", help="the explicit live confirmation")
     p.set_defaults(handler=cmd_exits)
 
+
+def register_cancel(sub: Any) -> None:
     p = sub.add_parser("cancel", help="cancel an order (exchange id or client id) or --all")
     p.add_argument("order", nargs="?")
     p.add_argument("--all", action="store_true")

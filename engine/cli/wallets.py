@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.cli import EXIT_OK, EXIT_REFUSED, Context
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context
 from engine.wallets.runtime import WalletStateError, load_view
 from engine.wallets.snapshot import WalletsSnapshot
 

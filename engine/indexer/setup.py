@@ -1,6 +1,6 @@
 """The indexer built from the settings: the RPC client (``RPC_SOLANA_HTTP``, a secret: never
 printed), the :class:`Indexer` on ``<data dir>/indexer``, and the endpoint's health check (shared
-by ``kobe indexer``, the Runtime's slot following and ``engine.modes.health_checks``)."""
+by ``kobe indexer``, the Runtime's slot following and ``engine.health.health_checks``)."""
 
 from __future__ import annotations
 

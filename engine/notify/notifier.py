@@ -43,7 +43,7 @@ from engine.router import entry_of
 
 if TYPE_CHECKING:
     from engine.modes import Settings
-    from engine.runtime import EngineEvent
+    from engine.runtime_types import EngineEvent
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 from kobe_tui.widgets.panes import literal
 
 if TYPE_CHECKING:
-    from engine.modes import Check
+    from engine.health import Check
     from engine.notify import ChannelStatus
 
 
@@ -35,7 +35,7 @@ class HealthPane(DataTable[Text]):
 
     def show_deliveries(self, statuses: list[ChannelStatus]) -> None:
         """The running engine's notification channels: the last delivery (its error, if any)."""
-        from engine.modes import Check
+        from engine.health import Check
 
         checks = []
         for s in statuses:

@@ -1,0 +1,162 @@
+"""The sessions the order commands work in: the lock, the venue, the journal, the router.
+
+``trading_session`` (``kobe trade``, ``exits``, ``cancel``) passes the gate and may send;
+``reading_session`` (``kobe orders``) holds a venue that cannot send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from engine.audit import AuditLog
+from engine.book import PositionBook
+from engine.bookkeeper import Bookkeeper
+from engine.cli.shared import Context
+from engine.exchange.base import Exchange
+from engine.journal import OrderJournal
+from engine.lock import DataDirLock
+from engine.modes import GateClosed, Settings, gate_problems
+from engine.risk import RiskEngine
+from engine.router import ReconcileReport, Router, RouterView
+from engine.trades import TradeStore
+from engine.wallet_book import LedgerWallets
+from engine.wallets.runtime import WalletManager
+
+
+@dataclass
+class Session:
+    settings: Settings
+    exchange: Exchange
+    journal: OrderJournal
+    audit: AuditLog
+    router: Router
+    risk: RiskEngine
+    book: PositionBook
+
+
+@contextmanager
+def trading_session(ctx: Context, command: str) -> Iterator[Session]:
+    """Gate (live needs ``--confirm-live``), lock, exchange, journal, router; closed on the way out.
+
+    Reconciliation runs first and may send (pending exits, watchdog sells): only here, where the
+    gate has passed with the confirmation.
+    """
+    from engine.exchange.factory import build_exchange
+
+    settings = ctx.settings
+    confirmed = bool(getattr(ctx.args, "confirm_live", False))
+    problems = gate_problems(settings, confirmed)
+    if problems:
+        raise GateClosed(settings.mode, problems)
+    clock = ctx.clock
+    with DataDirLock(settings.data_dir, command):
+        holder: list[Router] = []
+        exchange = build_exchange(
+            settings,
+            confirmed=confirmed,
+            clock=clock,
+            on_unknown=lambda cid, why: holder[0].on_unknown(cid, why) if holder else None,
+        )
+        journal = OrderJournal(settings.data_dir)
+        audit = AuditLog(settings.data_dir, clock)
+        cfg = settings.config
+        # the risk engine applies kill-switch commands queued by `kobe risk` and gives the
+        # cooldown and the WARNING size factor: the same guards as the running engine's
+        risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
+        # the one position book: what this command's orders (and their exits, wherever they
+        # filled) do to positions and money is booked here as in the running engine
+        manager = WalletManager.from_config(cfg, settings.data_dir, clock=clock)
+        keeper = open_bookkeeper(settings, risk, manager)
+        router = Router(
+            exchange,
+            journal,
+            data_dir=settings.data_dir,
+            mode=settings.mode.value,
+            exchange_name=settings.exchange,
+            risk=cfg.risk,
+            wallets=LedgerWallets(manager.snapshot(), cfg.finance),
+            clock=clock,
+            maker_fee_pct=cfg.paper.maker_fee_pct,
+            taker_fee_pct=cfg.paper.taker_fee_pct,
+            mode_problems=lambda: gate_problems(settings, confirmed),
+            exits_policy=cfg.router.exits,
+            audit=audit,
+            kill_switch=risk.kill_switch,
+            size_factor=risk.size_factor,
+            settings=cfg.router,
+        )
+        holder.append(router)
+        router.committed = manager.ledger.committed = keeper.book.committed
+        router.listeners.append(keeper.on_event)
+        try:
+            reset = router.paper_reset()
+            if reset is not None:
+                print(f"note: {reset}", file=ctx.err)
+            _print_external(ctx, router.reconcile())
+            yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
+        finally:
+            keeper.catch_up()
+            manager.write_snapshot(clock())
+            keeper.close()
+            journal.close()
+            risk.close()
+            audit.close()
+            exchange.close()
+
+
+def open_bookkeeper(settings: Settings, risk: RiskEngine, wallets: WalletManager) -> Bookkeeper:
+    """The position book of ``settings``' mode, caught up with the journal, trades booked."""
+    data = settings.data_dir
+    keeper = Bookkeeper(
+        PositionBook(data, settings.mode.value), trades=TradeStore(data), risk=risk, wallets=wallets
+    )
+    keeper.catch_up()
+    return keeper
+
+
+@contextmanager
+def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
+    """Lock, a read-only venue and the journal: for commands that must never send.
+
+    Live needs every condition of the gate but the confirmation. The venue is a
+    :class:`ReadOnlyExchange`, which has no way to create or cancel; what reconciliation would
+    send is printed instead (the next ``kobe trade``/``cancel``/``run`` or the cockpit does it).
+    """
+    from engine.exchange.factory import build_reader
+
+    settings = ctx.settings
+    with DataDirLock(settings.data_dir, command):
+        reader = build_reader(settings, clock=ctx.clock)
+        journal = OrderJournal(settings.data_dir)
+        view = RouterView(
+            reader,
+            journal,
+            data_dir=settings.data_dir,
+            mode=settings.mode.value,
+            exchange_name=settings.exchange,
+            clock=ctx.clock,
+        )
+        try:
+            report = view.review()
+            _print_external(ctx, report)
+            for what in report.would:
+                print(
+                    f"note: {what}; not sent by this read-only command (kobe run, trade, "
+                    "cancel or the cockpit will)",
+                    file=ctx.err,
+                )
+            yield view
+        finally:
+            journal.close()
+            reader.close()
+
+
+def _print_external(ctx: Context, report: ReconcileReport) -> None:
+    for order in report.external:
+        print(
+            f"note: external order {order.id} ({order.side.value} {order.qty} "
+            f"{order.symbol}) is not Kobe's: left alone",
+            file=ctx.err,
+        )
