@@ -154,7 +154,8 @@ def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
     """Whether ``directory`` can be written, without leaving anything behind.
 
     An existing directory is probed with a temp file that is removed at once; a missing one is
-    judged by its nearest existing parent (the engine creates it on first use).
+    judged by its nearest existing parent (the engine creates it on first use). The detail stays
+    true after the engine has created it: a pane that shows it later does not lie.
     """
     directory = Path(directory)
     name = label or str(directory)
@@ -178,7 +179,7 @@ def dir_writable(directory: Path, label: str | None = None) -> tuple[bool, str]:
     os.unlink(tmp)
     if probe == directory:
         return True, f"{name} is writable"
-    return True, f"{name} will be created"
+    return True, f"{name}: writable, created on first use"
 
 
 class StateError(Exception):

@@ -160,6 +160,27 @@ def test_health_fails_when_data_dir_is_not_writable(cli: CliRunner, workdir: Pat
     assert "FAIL  data dir writable: ./data: Read-only file system" in r.out
 
 
+def test_the_data_dir_check_tells_the_truth_before_and_after_the_dir_exists(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """Before the first run the data dir is missing: its parent is probed, and the detail says
+    what stays true once the engine has created it (the cockpit shows it for a whole session)."""
+
+    def detail() -> str:
+        r = cli("health", "--json")
+        assert r.code == 0, r.err
+        checks = {c["name"]: c["detail"] for c in json.loads(r.out)["checks"]}
+        return str(checks["data dir writable"])
+
+    assert not (workdir / "data").exists()
+    assert detail() == "./data: writable, created on first use"
+    assert not (workdir / "data").exists()  # the check created nothing
+    assert cli("run", "--headless", "--ticks", "1").code == 0
+    assert (workdir / "data").is_dir()
+    assert detail() == "./data is writable"
+    assert not [p.name for p in (workdir / "data").iterdir() if p.name.startswith(".kobe-probe")]
+
+
 def test_a_data_dir_under_a_file_is_a_config_error(cli: CliRunner, workdir: Path) -> None:
     blocker = workdir / "file"
     blocker.write_text("x")
