@@ -29,3 +29,27 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make run" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def test_the_readme_names_only_modules_that_exist() -> None:
+    """Module references in the README (``engine/...`` paths and the Layout block) stay true
+    when modules move."""
+    readme = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"`((?:engine|kobe_tui)/[\w/.]*)`", readme))
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    folder = inner = ""
+    for line in layout.splitlines():
+        top = re.match(r"(\S+/)\s", line)
+        entry = re.match(r"  (\S+)\s", line)
+        if top:
+            folder = inner = top.group(1)
+            paths.add(folder)
+            continue
+        if entry:
+            inner = folder + entry.group(1)
+            paths.add(inner)
+        if inner.endswith("/"):  # a package: the modules its lines name
+            paths |= {inner + name for name in re.findall(r"\b(\w+\.py)\b", line)}
+    assert len(paths) > 20
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"the README names modules that do not exist: {missing}"
