@@ -28,7 +28,7 @@ from engine.risk.state import (
 )
 from engine.untrusted import operator_text
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("engine.risk")  # the name its log lines had before the split
 
 
 class RiskEngine:
