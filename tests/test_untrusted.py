@@ -65,10 +65,10 @@ def test_csv_cell_neutralises_formulas_but_keeps_negative_numbers() -> None:
 
 def test_numbers_in_exchange_replies_go_through_the_bounded_parser() -> None:
     from engine.exchange.base import ExchangeError
-    from engine.exchange.ccxt_exchange import _dec
+    from engine.exchange.ccxt_parse import dec
 
-    assert _dec("95000.10") == Decimal("95000.10") and _dec(0.1) == Decimal("0.1")
-    assert _dec(None) is None and _dec("") is None
+    assert dec("95000.10") == Decimal("95000.10") and dec(0.1) == Decimal("0.1")
+    assert dec(None) is None and dec("") is None
     for bad in ("1e-999999999", "NaN", "Infinity", "1_5"):
         with pytest.raises(ExchangeError, match="the exchange answered a number Kobe refuses"):
-            _dec(bad)
+            dec(bad)

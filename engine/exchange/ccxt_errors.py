@@ -1,0 +1,150 @@
+"""ccxt's errors mapped onto Kobe's hierarchy (:mod:`engine.exchange.base`), with retry hints.
+
+ccxt's own classes first; where ccxt falls back to a plain ``ExchangeError`` (Binance with a
+custom base URL; Bybit's system error), the exchange's code in the body decides. Every message is
+redacted by value and stripped of control characters before it leaves: the exchange's words are
+data. ccxt's module is passed in, never imported here (paper mode never loads it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from engine.exchange.base import (
+    AuthenticationError,
+    ExchangeError,
+    ExchangeUnavailable,
+    InsufficientFunds,
+    InvalidOrder,
+    NetworkError,
+    NotSupported,
+    OrderNotFound,
+    RateLimited,
+    RequestTimeout,
+)
+from engine.secrets import redact
+from engine.untrusted import clean_message
+
+# Exchange error codes mapped by code where ccxt falls back to a plain ExchangeError (Binance with a
+# custom base URL; Bybit's system error, which its docs say to retry).
+BINANCE_CODES: dict[int, type[ExchangeError]] = {
+    -1003: RateLimited,  # too many requests
+    -1013: InvalidOrder,  # filter failure (LOT_SIZE, PRICE_FILTER, NOTIONAL)
+    -1111: InvalidOrder,  # precision over the maximum
+    -1121: InvalidOrder,  # invalid symbol
+    -2010: InsufficientFunds,  # new order rejected (insufficient balance)
+    -2011: OrderNotFound,  # cancel rejected: unknown order
+    -2013: OrderNotFound,  # order does not exist
+    -2014: AuthenticationError,  # API-key format invalid
+    -2015: AuthenticationError,  # invalid API-key, IP, or permissions
+    -1022: AuthenticationError,  # signature not valid
+    -1001: ExchangeUnavailable,  # internal error: disconnected
+    -1007: ExchangeUnavailable,  # timeout waiting for the backend: outcome unknown
+}
+EXCHANGE_CODES: dict[str, dict[int, type[ExchangeError]]] = {
+    "binance": BINANCE_CODES,
+    "bybit": {10016: ExchangeUnavailable},  # "System error. Please try again later."
+    "okx": {},
+}
+
+# The exchange's own code and words in an error body: OKX's per-order sCode/sMsg first (its
+# top-level msg only says "All operations failed"), then Bybit's retCode/retMsg, then code/msg.
+_CODE_RES = tuple(re.compile(rf'"{name}"\s*:\s*"?(-?\d+)') for name in ("sCode", "retCode", "code"))
+_MSG_RES = tuple(
+    re.compile(rf'"{name}"\s*:\s*"((?:[^"\\]|\\.)+)"') for name in ("sMsg", "retMsg", "msg")
+)
+_STATUS_RE = re.compile(r"\b(418|429)\b")
+
+
+def _first(patterns: tuple[re.Pattern[str], ...], message: str) -> str | None:
+    for pattern in patterns:
+        found = pattern.search(message)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _exchange_code(message: str) -> int | None:
+    code = _first(_CODE_RES, message)
+    return None if code is None else int(code)
+
+
+def _exchange_reason(message: str) -> str:
+    """The exchange's own words from a ccxt message (message and code of a JSON body)."""
+    text = _first(_MSG_RES, message)
+    if text is None:
+        return message
+    code = _exchange_code(message)
+    return f"{text} ({code})" if code is not None else text
+
+
+def retry_after(headers: Any, epoch_s: Callable[[], float]) -> float | None:
+    """The exchange's retry hint in the last answer's ``headers``, in seconds: ``Retry-After``
+    (Binance), or Bybit's ``X-Bapi-Limit-Reset-Timestamp`` (when the limit resets, in epoch
+    milliseconds, read against the wall clock ``epoch_s``)."""
+    try:
+        found = {str(k).lower(): v for k, v in (headers or {}).items()}
+    except AttributeError:
+        return None
+    try:
+        if "retry-after" in found:
+            return max(0.0, float(found["retry-after"]))
+        if "x-bapi-limit-reset-timestamp" in found:
+            reset_ms = float(found["x-bapi-limit-reset-timestamp"])
+            return max(0.0, reset_ms / 1000 - epoch_s())
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def map_error(
+    exc: Exception, ccxt: Any, name: str, wait: Callable[[], float | None]
+) -> ExchangeError:
+    """``exc``, raised by ccxt (the module ``ccxt``) for exchange ``name``, as Kobe's error;
+    ``wait`` reads the exchange's retry hint (:func:`retry_after`) when a limit was hit."""
+    message = clean_message(redact(str(exc)))  # the exchange's words are data
+    reason = _exchange_reason(message)
+    code = _exchange_code(message)
+    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+        if code in (-2015, -2014, -1022):  # ccxt calls a later -2015 a ban; it is the key
+            return AuthenticationError(f"{name}: {reason}")
+        found = _STATUS_RE.search(message)
+        status = found.group(1) if found else None
+        banned = status == "418"
+        hint = wait()
+        what = {"418": "IP banned (418)", "429": "rate limited (429)"}.get(
+            status or "", "rate limited"
+        )
+        said = f": {reason}" if _first(_MSG_RES, message) else ""
+        after = f", Retry-After {hint:g}s" if hint is not None else ""
+        return RateLimited(f"{name}: {what}{said}{after}", retry_after=hint, banned=banned)
+    if isinstance(exc, ccxt.RequestTimeout):
+        return RequestTimeout(f"{name}: request timed out ({message})")
+    if isinstance(exc, ccxt.ExchangeNotAvailable):
+        return ExchangeUnavailable(f"{name}: exchange unavailable ({message})")
+    if isinstance(exc, ccxt.InvalidNonce):
+        return ExchangeError(f"{name}: clock out of sync with the exchange: {reason}")
+    if isinstance(exc, ccxt.NetworkError):
+        return NetworkError(f"{name}: network error ({message})")
+    if isinstance(exc, ccxt.AuthenticationError):
+        return AuthenticationError(f"{name}: authentication failed: {reason}")
+    if isinstance(exc, ccxt.InsufficientFunds):
+        return InsufficientFunds(f"{name}: insufficient funds: {reason}")
+    if isinstance(exc, ccxt.OrderNotFound):
+        return OrderNotFound(f"{name}: order not found: {reason}")
+    if isinstance(exc, ccxt.NotSupported):
+        return NotSupported(f"{name}: {reason}")
+    if isinstance(exc, ccxt.InvalidOrder | ccxt.BadRequest | ccxt.BadSymbol):
+        return InvalidOrder(f"{name}: {reason}")
+    kind = EXCHANGE_CODES[name].get(code) if code is not None else None
+    if kind is not None:
+        if kind is InvalidOrder:
+            return InvalidOrder(f"{name}: {reason}")
+        if kind is RateLimited:
+            return RateLimited(f"{name}: {reason}", retry_after=wait())
+        return kind(f"{name}: {reason}")
+    if isinstance(exc, ccxt.OperationFailed):  # ccxt's transient kind (e.g. a JSON 5xx)
+        return ExchangeUnavailable(f"{name}: exchange unavailable ({message})")
+    return ExchangeError(f"{name}: {reason}")

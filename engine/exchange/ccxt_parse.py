@@ -1,0 +1,176 @@
+"""What ccxt answers, read as Kobe's types: numbers, times, markets, orders and their fills.
+
+Pure functions over ccxt's unified dicts (no ccxt import, no calls): every number through the
+one bounded parser for outside numbers (:func:`engine.untrusted.parse_decimal`), every result
+typed with ``Decimal`` fields. The bottom of the ccxt adapter's modules: it imports none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.exchange.base import (
+    ExchangeError,
+    Fill,
+    MarketRules,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from engine.untrusted import BadNumber, parse_decimal
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+STATUS_MAP = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def dec(value: Any) -> Decimal | None:
+    """A Decimal from what ccxt returns (str, int or float; never through binary), through the
+    one bounded parser for outside numbers. A value that is not a plain, finite, bounded number
+    fails the call (ExchangeError) rather than becoming zero."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_decimal(value, "exchange reply")
+    except BadNumber as exc:
+        raise ExchangeError(f"the exchange answered a number Kobe refuses: {exc}") from None
+
+
+def dec0(value: Any) -> Decimal:
+    found = dec(value)
+    return ZERO if found is None else found
+
+
+def utc_ms(value: Any) -> datetime:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return datetime.now(UTC)
+
+
+def market_rules(m: Mapping[str, Any], tick_size: bool) -> MarketRules:
+    """One ccxt market as Kobe's rules; ``tick_size``: ccxt's precision is an increment (its
+    ``TICK_SIZE`` mode), else a number of decimal places."""
+    precision = m.get("precision") or {}
+    limits = m.get("limits") or {}
+    amount = limits.get("amount") or {}
+    cost = limits.get("cost") or {}
+
+    def increment(value: Any) -> Decimal:
+        found = dec(value)
+        if found is None:
+            return ZERO
+        if tick_size:
+            return found
+        return Decimal(1).scaleb(-int(found))  # decimal places
+
+    step = increment(precision.get("amount"))
+    return MarketRules(
+        symbol=m["symbol"],
+        base=m["base"],
+        quote=m["quote"],
+        tick_size=increment(precision.get("price")),
+        step_size=step,
+        min_qty=dec(amount.get("min")) or step,
+        min_notional=dec0(cost.get("min")),
+        max_qty=dec(amount.get("max")),
+        spot=bool(m.get("spot", True)),
+    )
+
+
+def order_type(o: Mapping[str, Any]) -> OrderType:
+    info = o.get("info") or {}
+    raw = str(info.get("type") or o.get("type") or "").lower()
+    try:
+        return OrderType(raw)
+    except ValueError:
+        return OrderType.MARKET if o.get("type") == "market" else OrderType.LIMIT
+
+
+def _fill(
+    t: Mapping[str, Any], order_id: str, client_id: str, symbol: str, side: Side, when: Any = None
+) -> Fill:
+    """One ccxt trade as a fill of the order; ``when``: the order's time, for a trade without."""
+    fee = t.get("fee") or {}
+    return Fill(
+        order_id=order_id,
+        client_id=client_id,
+        symbol=symbol,
+        side=side,
+        qty=dec0(t.get("amount")),
+        price=dec0(t.get("price")),
+        fee=dec0(fee.get("cost")),
+        fee_asset=str(fee.get("currency") or ""),
+        time=utc_ms(t.get("timestamp") or when),
+    )
+
+
+def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
+    """A ccxt order as Kobe's; ``client_id`` stands in when the answer names none."""
+    info = o.get("info") or {}
+    qty = dec0(o.get("amount"))
+    filled = dec0(o.get("filled"))
+    status = STATUS_MAP.get(str(o.get("status")), OrderStatus.UNKNOWN)
+    if status is OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    type_ = order_type(o)
+    fee, fee_asset = ZERO, ""
+    fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
+    for f in fees:
+        if f and f.get("cost") is not None:
+            fee += dec0(f.get("cost"))
+            fee_asset = fee_asset or str(f.get("currency") or "")
+    side = Side(str(o.get("side")))
+    order_id = str(o.get("id"))
+    cid = str(o.get("clientOrderId") or client_id)
+    symbol = str(o.get("symbol"))
+    fills = tuple(
+        _fill(t, order_id, cid, symbol, side, o.get("timestamp")) for t in (o.get("trades") or [])
+    )
+    list_id = info.get("orderListId")
+    return Order(
+        id=order_id,
+        client_id=cid,
+        symbol=symbol,
+        side=side,
+        type=type_,
+        qty=qty,
+        price=None if type_ is OrderType.MARKET else dec(o.get("price")),
+        filled=filled,
+        avg_price=dec(o.get("average")) if filled > 0 else None,
+        status=status,
+        created_at=utc_ms(o.get("timestamp")),
+        fee=fee,
+        fee_asset=fee_asset,
+        stop_price=dec(o.get("triggerPrice") or o.get("stopPrice")) or None,
+        list_id=None if list_id in (None, -1, "-1") else str(list_id),
+        fills=fills,
+    )
+
+
+def with_trade_fees(order: Order, trades: Iterable[Mapping[str, Any]]) -> Order:
+    """``order`` with its fills and fees from its own ccxt trades, as charged (asset and
+    amount); unchanged when there are none."""
+    fills = tuple(_fill(t, order.id, order.client_id, order.symbol, order.side) for t in trades)
+    if not fills:
+        return order
+    assets = {f.fee_asset for f in fills if f.fee_asset}
+    if len(assets) > 1:
+        log.warning("order %s: fees in several assets %s", order.id, sorted(assets))
+    asset = next(iter(sorted(assets)), "")
+    fee = sum((f.fee for f in fills if f.fee_asset == asset), ZERO)
+    return replace(order, fee=fee, fee_asset=asset, fills=fills)
