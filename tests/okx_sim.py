@@ -40,6 +40,7 @@ PENDING = "/api/v5/trade/orders-pending"
 HISTORY = "/api/v5/trade/orders-history"
 ALGO_PENDING = "/api/v5/trade/orders-algo-pending"
 CANCEL_ALGOS = "/api/v5/trade/cancel-algos"  # body: a list of {algoId, instId}
+ALGO = "/api/v5/trade/order-algo"  # one algo by algoId, whatever its state (armed, fired, gone)
 BALANCE = "/api/v5/account/balance"
 TICKER = "/api/v5/market/ticker"
 
@@ -182,6 +183,8 @@ class OkxSim(SpotSim):
             return self._orders(p, lambda o: o.status in ("filled", "canceled"))
         if path == ALGO_PENDING:
             return self._algos(p)
+        if path == ALGO:
+            return [self._algo(p)]
         if path in ("/api/v5/trade/fills", "/api/v5/trade/fills-history"):  # 3 days, 3 months
             return self._fills(p)
         raise ApiError(404, 50000, f"no such endpoint {method} {path}")
@@ -289,6 +292,39 @@ class OkxSim(SpotSim):
             raise Refusal("tpsl", f"{side}:{leg}") from None
         return self._ack(order)
 
+    def _algo(self, p: dict[str, Any]) -> dict[str, Any]:
+        """An attached TP/SL algo by ``algoId``: ``live`` while armed, ``effective`` once a leg
+        fired (``ordIdList`` names the order it placed, ``actualSide`` which leg), ``canceled``."""
+        legs = {leg.role: leg for leg in self.book.exits(str(p.get("algoId", ""))[1:])}
+        if not legs or p.get("algoId", "")[:1] != "a":
+            raise Refusal("not_found", str(p.get("algoId")))
+        first = next(iter(legs.values()))
+        fired = [leg for leg in legs.values() if leg.status in ("triggered", "filled")]
+        state = "effective" if fired else (
+            "live" if first.status == "untriggered" else "canceled"
+        )  # fmt: skip
+        tp, sl = legs.get("tp"), legs.get("sl")
+        return {
+            "instType": "SPOT",
+            "instId": first.symbol,
+            "algoId": p["algoId"],
+            "algoClOrdId": "",
+            "ordType": "oco" if tp and sl else "conditional",
+            "side": first.side,
+            "sz": _s(first.qty),
+            "tdMode": "cash",
+            "state": state,
+            "actualSide": fired[0].role if fired else "",
+            "ordId": fired[0].order_id if fired else "",
+            "ordIdList": [fired[0].order_id] if fired else [],
+            "tpTriggerPx": _s(tp.trigger) if tp else "",
+            "tpOrdPx": "-1" if tp else "",
+            "slTriggerPx": _s(sl.trigger) if sl else "",
+            "slOrdPx": "-1" if sl else "",
+            "cTime": str(first.created_ms),
+            "uTime": str(first.updated_ms),
+        }
+
     def _cancel_algos(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Cancel TP/SL algos by ``algoId``: an entry's attached pair goes as one."""
         answers = []
@@ -317,7 +353,9 @@ class OkxSim(SpotSim):
 
     def _find(self, p: dict[str, Any]) -> SpotOrder:
         order = self.book.find(str(p.get("ordId") or ""), str(p.get("clOrdId") or ""))
-        if order.role or order.symbol != p.get("instId"):
+        # an armed TP/SL is an algo, not an order; the order a fired one placed is a plain one
+        armed = order.role and order.status in ("untriggered", "deactivated", "canceled")
+        if armed or order.symbol != p.get("instId"):
             raise Refusal("not_found", str(p.get("ordId") or p.get("clOrdId")))
         return order
 

@@ -144,11 +144,6 @@ def test_the_stop_loss_fired_offline_is_booked_once_as_a_loss(
     assert len(sells(sim)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a fire older than one page of order history (Bybit 20, OKX 100 orders) is never "
-    "found: _attached_raw reads only the first page, the position stays open and unbooked",
-)
 def test_a_fire_far_back_in_the_history_is_still_booked(
     cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
 ) -> None:
@@ -306,11 +301,6 @@ def _legs_reads_per_tick(venue: Venue, sim: Any, runtime: Runtime) -> int:
     return sum(1 for (m, p), q in seen if m == "GET" and p == path and (query or "") in q)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the legs are read once per entry each tick (the same symbol-wide list N times): "
-    "requests grow with the number of positions instead of one read per symbol",
-)
 def test_the_legs_read_per_tick_does_not_grow_with_positions(
     venue: Venue, sim: Any, engine: Runtime
 ) -> None:
@@ -363,12 +353,6 @@ def test_a_resting_entry_that_fills_later_gets_its_legs_confirmed_by_the_engine(
     assert sim.orders_created == 1 and sells(sim) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bybit lists armed TP/SL 20 a page (newest first): with more than 10 positions on a "
-    "symbol, the oldest entry's legs are not on the first page, so cancelling them says 'no "
-    "armed TP/SL' and kobe exits leaves them armed (its OrderNotFound is suppressed)",
-)
 def test_the_oldest_of_many_positions_can_still_cancel_its_legs(
     cli: CliRunner, fast: None, workdir: Path
 ) -> None:

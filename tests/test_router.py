@@ -262,7 +262,9 @@ def test_attached_tp_sl_confirmed_on_the_venue_are_journaled_as_the_cover(
         def capabilities(self, symbol: str) -> Capabilities:
             return Capabilities(native_oco=False, attached_tp_sl=True)
 
-        def fetch_attached_exits(self, symbol: str, entry_id: str, cid: str) -> list[Order]:
+        def fetch_attached_exits(
+            self, symbol: str, entry_id: str, cid: str, leg_ids: Any = None
+        ) -> list[Order]:
             entry = self.fetch_order(entry_id, symbol)
             return [
                 replace(entry, id=f"{entry_id}{leg}", client_id=f"{cid}{leg}", side=Side.SELL,

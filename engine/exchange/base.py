@@ -7,6 +7,7 @@ Two kinds of venue implement it: the in-process ``PaperExchange`` and the ``Ccxt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -114,6 +115,15 @@ class Order:
     @property
     def remaining(self) -> Decimal:
         return self.qty - self.filled
+
+
+@dataclass(frozen=True)
+class AttachedRef:
+    """An entry whose TP/SL the exchange holds: its ids, and its legs' ids once known."""
+
+    entry_id: str
+    entry_client_id: str
+    leg_ids: Mapping[str, str] = field(default_factory=dict)  # "tp"/"sl" -> exchange id
 
 
 @dataclass(frozen=True)
@@ -278,12 +288,32 @@ class ExchangeReader(ABC):
     @abstractmethod
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
 
-    def fetch_attached_exits(self, symbol: str, entry_id: str, entry_client_id: str) -> list[Order]:
+    def fetch_attached_exits(
+        self,
+        symbol: str,
+        entry_id: str,
+        entry_client_id: str,
+        leg_ids: Mapping[str, str] | None = None,
+    ) -> list[Order]:
         """The TP/SL the exchange holds for one entry (attached to it when it was placed), as
         orders under Kobe's ids (``<entry>tp``, ``<entry>sl``): armed legs open, a leg that
-        fired as the order it placed, a leg its sibling's fire removed as canceled. Empty where
-        exits are never attached to entries (paper, Binance)."""
+        fired as the order it placed, a leg its sibling's fire removed as canceled. ``leg_ids``:
+        the legs' own exchange ids where known (``tp``/``sl``), looked up by id when they are not
+        on the first page of a list. Empty where exits are never attached to entries (paper,
+        Binance)."""
         return []
+
+    def fetch_attached_exits_of(
+        self, symbol: str, refs: Sequence[AttachedRef]
+    ) -> dict[str, list[Order]]:
+        """:meth:`fetch_attached_exits` for several entries on one symbol, by entry client id
+        (a venue may read its list of armed legs once for all of them)."""
+        return {
+            r.entry_client_id: self.fetch_attached_exits(
+                symbol, r.entry_id, r.entry_client_id, r.leg_ids
+            )
+            for r in refs
+        }
 
     @abstractmethod
     def fetch_positions(self, symbol: str | None = None) -> list[Position]: ...
@@ -347,7 +377,11 @@ class Exchange(ExchangeReader):
         """Cancel; an order already filled or gone raises :class:`OrderNotFound` saying so."""
 
     def cancel_attached_exits(
-        self, symbol: str, entry_id: str, entry_client_id: str
+        self,
+        symbol: str,
+        entry_id: str,
+        entry_client_id: str,
+        leg_ids: Mapping[str, str] | None = None,
     ) -> list[Order]:
         """Cancel the armed TP/SL the exchange holds for one entry; returns them, cancelled.
         None armed: :class:`OrderNotFound`."""
@@ -392,8 +426,19 @@ class ReadOnlyExchange(ExchangeReader):
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.__venue.fetch_open_orders(symbol)
 
-    def fetch_attached_exits(self, symbol: str, entry_id: str, entry_client_id: str) -> list[Order]:
-        return self.__venue.fetch_attached_exits(symbol, entry_id, entry_client_id)
+    def fetch_attached_exits(
+        self,
+        symbol: str,
+        entry_id: str,
+        entry_client_id: str,
+        leg_ids: Mapping[str, str] | None = None,
+    ) -> list[Order]:
+        return self.__venue.fetch_attached_exits(symbol, entry_id, entry_client_id, leg_ids)
+
+    def fetch_attached_exits_of(
+        self, symbol: str, refs: Sequence[AttachedRef]
+    ) -> dict[str, list[Order]]:
+        return self.__venue.fetch_attached_exits_of(symbol, refs)
 
     def fetch_positions(self, symbol: str | None = None) -> list[Position]:
         return self.__venue.fetch_positions(symbol)

@@ -74,6 +74,8 @@ REQUEST_BUDGET: dict[tuple[str, str, str], Limit] = {
     ("okx", "GET /api/v5/trade/fills", ""): _own(60, 2),
     ("okx", "GET /api/v5/trade/fills-history", ""): _own(10, 2),
     ("okx", "GET /api/v5/trade/orders-algo-pending", ""): _own(20, 2),
+    ("okx", "GET /api/v5/trade/order-algo", ""): _own(20, 2),
+    ("okx", "POST /api/v5/trade/cancel-algos", ""): _own(20, 2),
     ("okx", "GET /api/v5/account/balance", ""): _own(10, 2),
     ("okx", "GET /api/v5/market/ticker", ""): _own(20, 2),
     ("okx", "GET /api/v5/public/instruments", ""): _own(20, 2),

@@ -8,95 +8,174 @@ Kobe's orders with the client ids ``<entry's client id>tp`` / ``...sl``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from engine.exchange.base import Order, OrderNotFound, OrderStatus, OrderType
+from engine.exchange.base import AttachedRef, Order, OrderNotFound, OrderStatus, OrderType
 from engine.exchange.ccxt_client import CcxtClient
 from engine.exchange.ccxt_parse import ZERO, dec, to_order
 
 # Bybit: the TP/SL orders it made from an entry's attached prices, and where they are listed
 BYBIT_ROLES = {"TakeProfit": "tp", "StopLoss": "sl"}
 TPSL_FILTER = {"orderFilter": "tpslOrder"}
+ARMED_PAGE = 50  # Bybit's largest page of open orders
 
 
 class CcxtAttachedExits(CcxtClient):
     """A ccxt client that also follows the TP/SL attached to entries (Bybit, OKX)."""
 
-    def fetch_attached_exits(self, symbol: str, entry_id: str, entry_client_id: str) -> list[Order]:
-        """The TP/SL attached to one entry, linked by the entry's own ids, as Kobe's orders.
+    def fetch_attached_exits(
+        self,
+        symbol: str,
+        entry_id: str,
+        entry_client_id: str,
+        leg_ids: Mapping[str, str] | None = None,
+    ) -> list[Order]:
+        ref = AttachedRef(entry_id, entry_client_id, dict(leg_ids or {}))
+        return self.fetch_attached_exits_of(symbol, [ref]).get(entry_client_id, [])
+
+    def fetch_attached_exits_of(
+        self, symbol: str, refs: Sequence[AttachedRef]
+    ) -> dict[str, list[Order]]:
+        """The TP/SL attached to entries on ``symbol``, linked by each entry's own ids, as
+        Kobe's orders; the list of armed legs is read once for all of them.
 
         Bybit names the entry's ``orderLinkId`` on each TP/SL order it made from it
-        (``parentOrderLinkId``): armed ones are listed under ``orderFilter=tpslOrder``, fired or
-        deactivated ones in the order history. OKX gives the entry its TP/SL algo's id
-        (``attachAlgoOrds[].attachAlgoId``): armed, it is a pending algo with that ``algoId``;
-        fired, the order it placed carries that ``algoId``, and the other leg went with it. The
-        history is read only when an armed leg is missing.
+        (``parentOrderLinkId``): armed ones are listed under ``orderFilter=tpslOrder`` (a page of
+        50); a leg not there is asked for by its own id (history, then armed). OKX gives the
+        entry its TP/SL algo's id (``attachAlgoOrds[].attachAlgoId``): armed, it is a pending
+        algo; otherwise the algo itself (``order-algo``) says what became of it: the order a
+        fired leg placed (``ordIdList``, ``actualSide``), or cancelled. Never a scan of the
+        symbol's history beyond one page: a leg is found by an id wherever it is.
         """
-        if not self.capabilities(symbol).attached_tp_sl:
-            return []
+        if not refs or not self.capabilities(symbol).attached_tp_sl:
+            return {}
         self.load_markets()
-        return self._read(
-            lambda: self._attached_raw(symbol, entry_id, entry_client_id),
-            f"look up the exits of {entry_client_id}",
-        )
+        read = self._bybit_legs if self.name == "bybit" else self._okx_legs
+        return self._read(lambda: read(symbol, refs), f"look up the exits on {symbol}")
 
-    def _attached_raw(self, symbol: str, entry_id: str, entry_cid: str) -> list[Order]:
-        legs: dict[str, Order] = {}
-        if self.name == "bybit":
-            for armed in (True, False):
-                if armed:
-                    rows = self._raw(
-                        partial(self._ex.fetch_open_orders, symbol, None, None, TPSL_FILTER)
-                    )
-                elif {"tp", "sl"} <= set(legs):
-                    break
-                else:
-                    rows = self._raw(
+    def _bybit_legs(self, symbol: str, refs: Sequence[AttachedRef]) -> dict[str, list[Order]]:
+        armed: list[Any] = self._raw(
+            partial(self._ex.fetch_open_orders, symbol, None, ARMED_PAGE, dict(TPSL_FILTER))
+        )
+        history: list[Any] | None = None  # the first page, only for legs never confirmed
+        out: dict[str, list[Order]] = {}
+        for ref in refs:
+            cid = ref.entry_client_id
+            legs = self._bybit_match(armed, cid, {})
+            for role, leg_id in sorted(ref.leg_ids.items()):
+                if role not in legs:  # known: asked for by its own id, wherever it is
+                    legs = self._bybit_match(self._bybit_by_id(symbol, leg_id), cid, legs)
+            if not ref.leg_ids and len(legs) < 2:
+                if history is None:
+                    history = self._raw(
                         partial(self._ex.fetch_canceled_and_closed_orders, symbol, None, None, {})
                     )
-                for raw in rows:
-                    info = raw.get("info") or {}
-                    role = BYBIT_ROLES.get(str(info.get("stopOrderType")))
-                    if role and info.get("parentOrderLinkId") == entry_cid and role not in legs:
-                        legs[role] = self._leg(raw, f"{entry_cid}{role}")
-            return [legs[r] for r in sorted(legs)]
-        algo = self._attached_algo(symbol, entry_id)
-        if algo is None:
-            return []
-        algo_id, triggers = algo
-        params = {"trigger": True, "ordType": "conditional,oco", "algoId": algo_id}
-        for raw in self._raw(partial(self._ex.fetch_open_orders, symbol, None, None, params)):
-            if (raw.get("info") or {}).get("algoId") == algo_id:
-                order = to_order(raw)
-                return [
-                    replace(order, client_id=f"{entry_cid}{role}", type=OrderType.MARKET,
-                            price=None, stop_price=trigger)
-                    for role, trigger in sorted(triggers.items())
-                ]  # fmt: skip
-        history = self._raw(partial(self._ex.fetch_closed_orders, symbol, None, None, {}))
-        for raw in history:
-            if (raw.get("info") or {}).get("algoId") != algo_id:
-                continue
-            fired = to_order(raw)
-            paid = fired.avg_price or ZERO
-            role = min(triggers, key=lambda r: abs(triggers[r] - paid))  # the leg it fired at
-            for leg, trigger in sorted(triggers.items()):
-                if leg == role:
-                    legs[leg] = self._with_fees(
-                        replace(fired, client_id=f"{entry_cid}{leg}", stop_price=trigger)
-                    )
-                else:  # OKX removes the other leg with the fire: it never had an order
-                    legs[leg] = replace(
-                        fired, client_id=f"{entry_cid}{leg}", status=OrderStatus.CANCELED,
-                        filled=ZERO, avg_price=None, fee=ZERO, fee_asset="", fills=(),
-                        stop_price=trigger,
+                legs = self._bybit_match(history, cid, legs)
+            fired = [leg for leg in legs.values() if leg.status is OrderStatus.FILLED]
+            for role in ref.leg_ids:
+                if role not in legs and fired:  # gone from every list once its sibling fired
+                    legs[role] = replace(
+                        fired[0], client_id=f"{cid}{role}", id=ref.leg_ids[role],
+                        status=OrderStatus.CANCELED, filled=ZERO, avg_price=None, fee=ZERO,
+                        fee_asset="", fills=(), stop_price=None,
                     )  # fmt: skip
-            break
-        return [legs[r] for r in sorted(legs)]
+            out[cid] = [legs[r] for r in sorted(legs)]
+        return out
+
+    def _bybit_match(
+        self, rows: list[Any], entry_cid: str, legs: dict[str, Order]
+    ) -> dict[str, Order]:
+        """``legs`` with the rows that are TP/SL orders made from ``entry_cid``'s prices."""
+        legs = dict(legs)
+        for raw in rows:
+            info = raw.get("info") or {}
+            role = BYBIT_ROLES.get(str(info.get("stopOrderType")))
+            if role and info.get("parentOrderLinkId") == entry_cid and role not in legs:
+                legs[role] = self._leg(raw, f"{entry_cid}{role}")
+        return legs
+
+    def _bybit_by_id(self, symbol: str, order_id: str) -> list[Any]:
+        for name, params in (
+            ("fetch_canceled_and_closed_orders", {"orderId": order_id}),
+            ("fetch_open_orders", {"orderId": order_id, **TPSL_FILTER}),
+        ):
+            fetch: Callable[..., list[Any]] = getattr(self._ex, name)
+            found = self._raw(partial(fetch, symbol, None, None, params))
+            if found:
+                return found
+        return []
+
+    def _okx_legs(self, symbol: str, refs: Sequence[AttachedRef]) -> dict[str, list[Order]]:
+        armed: dict[str, Any] | None = None
+        out: dict[str, list[Order]] = {}
+        for ref in refs:
+            cid = ref.entry_client_id
+            algo = self._attached_algo(symbol, ref.entry_id)
+            if algo is None:
+                out[cid] = []
+                continue
+            algo_id, triggers = algo
+            if armed is None:  # one read for every entry on the symbol
+                params = {"trigger": True, "ordType": "conditional,oco"}
+                rows = self._raw(partial(self._ex.fetch_open_orders, symbol, None, None, params))
+                armed = {str((r.get("info") or {}).get("algoId")): r for r in rows}
+            if algo_id in armed:
+                out[cid] = self._okx_armed(armed[algo_id], cid, triggers)
+                continue
+            # not armed (or past the page): the algo itself says what became of it
+            algo_raw = self._raw(partial(self._ex.fetch_order, algo_id, symbol, {"trigger": True}))
+            out[cid] = self._okx_after(symbol, algo_raw, cid, triggers)
+        return out
+
+    @staticmethod
+    def _okx_armed(raw: Mapping[str, Any], cid: str, triggers: dict[str, Decimal]) -> list[Order]:
+        order = to_order(raw)
+        return [
+            replace(order, client_id=f"{cid}{role}", type=OrderType.MARKET, price=None,
+                    status=OrderStatus.OPEN, filled=ZERO, stop_price=trigger)
+            for role, trigger in sorted(triggers.items())
+        ]  # fmt: skip
+
+    def _okx_after(
+        self, symbol: str, algo: Mapping[str, Any], cid: str, triggers: dict[str, Decimal]
+    ) -> list[Order]:
+        info = algo.get("info") or {}
+        state = str(info.get("state") or "")
+        if state in ("live", "pause"):
+            return self._okx_armed(algo, cid, triggers)
+        placed = [str(x) for x in info.get("ordIdList") or [] if x] or (
+            [str(info["ordId"])] if info.get("ordId") else []
+        )
+        if not placed:
+            if state not in ("canceled", "order_failed"):
+                return []  # nothing to say yet: asked again next tick
+            gone = replace(
+                to_order(algo), status=OrderStatus.CANCELED, type=OrderType.MARKET,
+                price=None, filled=ZERO, avg_price=None, fee=ZERO, fee_asset="", fills=(),
+            )  # fmt: skip
+            return [
+                replace(gone, client_id=f"{cid}{r}", stop_price=t)
+                for r, t in sorted(triggers.items())
+            ]
+        fired = self._with_fees(to_order(self._find_raw(symbol, order_id=placed[0])))
+        role = str(info.get("actualSide") or "")
+        if role not in triggers:  # not said: the leg whose trigger the fill is nearest
+            paid = fired.avg_price or ZERO
+            role = min(triggers, key=lambda r: abs(triggers[r] - paid))
+        legs = []
+        for leg, trigger in sorted(triggers.items()):
+            if leg == role:
+                legs.append(replace(fired, client_id=f"{cid}{leg}", stop_price=trigger))
+            else:  # OKX removes the other leg with the fire: it never had an order
+                legs.append(replace(
+                    fired, client_id=f"{cid}{leg}", status=OrderStatus.CANCELED, filled=ZERO,
+                    avg_price=None, fee=ZERO, fee_asset="", fills=(), stop_price=trigger,
+                ))  # fmt: skip
+        return legs
 
     def _leg(self, raw: Mapping[str, Any], client_id: str) -> Order:
         order = to_order(raw, client_id)
@@ -120,13 +199,17 @@ class CcxtAttachedExits(CcxtClient):
         return known
 
     def cancel_attached_exits(
-        self, symbol: str, entry_id: str, entry_client_id: str
+        self,
+        symbol: str,
+        entry_id: str,
+        entry_client_id: str,
+        leg_ids: Mapping[str, str] | None = None,
     ) -> list[Order]:
         """Cancel an entry's armed TP/SL: Bybit's orders under ``orderFilter=tpslOrder``, OKX's
         algo with ``cancel-algos`` (both legs are one algo there)."""
         armed = [
             leg
-            for leg in self.fetch_attached_exits(symbol, entry_id, entry_client_id)
+            for leg in self.fetch_attached_exits(symbol, entry_id, entry_client_id, leg_ids)
             if leg.status.is_open
         ]
         if not armed:
@@ -142,7 +225,7 @@ class CcxtAttachedExits(CcxtClient):
         self._read(cancel, f"cancel the exits of {entry_client_id}")
         now = {
             leg.client_id: leg
-            for leg in self.fetch_attached_exits(symbol, entry_id, entry_client_id)
+            for leg in self.fetch_attached_exits(symbol, entry_id, entry_client_id, leg_ids)
         }
         return [
             now.get(leg.client_id) or replace(leg, status=OrderStatus.CANCELED) for leg in armed

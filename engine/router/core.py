@@ -140,7 +140,10 @@ class RouterCore(RouterView):
             raise OrderNotFound(f"position {entry_cid}: unknown entry")
         audit = {"order_id": entry.exchange_id, "client_id": f"{entry_cid}tp+sl", "symbol": symbol}
         try:
-            legs = self.exchange.cancel_attached_exits(symbol, entry.exchange_id, entry_cid)
+            ref = self._attached_ref(entry_cid)
+            legs = self.exchange.cancel_attached_exits(
+                symbol, entry.exchange_id, entry_cid, ref.leg_ids if ref else None
+            )
         except ExchangeError as exc:
             self._audit_send("cancel", source.value, **audit, outcome=f"failed: {exc}")
             raise

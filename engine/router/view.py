@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.audit import AuditLog
 from engine.exchange.base import (
+    AttachedRef,
     ExchangeError,
     ExchangeReader,
     Order,
@@ -129,19 +130,36 @@ class RouterView:
 
     def _held_legs(self, tracked: Iterable[tuple[str, OrderEvent]]) -> list[Order]:
         """The exchange's current view of the attached TP/SL among ``tracked`` (client id and
-        last event of orders Kobe has as open): one read per entry."""
-        entries = {
-            (entry_of(cid) or "", event.symbol)
-            for cid, event in tracked
-            if self._attached_leg(cid, event.symbol)
+        last event of orders Kobe has as open): one read per symbol, for all its entries."""
+        by_symbol: dict[str, dict[str, AttachedRef]] = {}
+        for cid, event in tracked:
+            entry_cid = entry_of(cid) or ""
+            if self._attached_leg(cid, event.symbol) and (ref := self._attached_ref(entry_cid)):
+                by_symbol.setdefault(event.symbol, {})[entry_cid] = ref
+        legs: list[Order] = []
+        for symbol, refs in sorted(by_symbol.items()):
+            found = self.exchange.fetch_attached_exits_of(symbol, list(refs.values()))
+            legs += [leg for cid in sorted(found) for leg in found[cid]]
+        return legs
+
+    def _attached_ref(self, entry_cid: str) -> AttachedRef | None:
+        """The entry's ids, and its legs' exchange ids as journaled (once confirmed)."""
+        state = self.journal_state()
+        entry = state.get(entry_cid)
+        if entry is None or not entry.exchange_id:
+            return None
+        legs = {
+            role: str(leg.exchange_id)
+            for role in ("tp", "sl")
+            if (leg := state.get(f"{entry_cid}{role}")) is not None and leg.exchange_id
         }
-        return [leg for e, symbol in sorted(entries) for leg in self._attached_legs(symbol, e)]
+        return AttachedRef(entry.exchange_id, entry_cid, legs)
 
     def _attached_legs(self, symbol: str, entry_cid: str) -> list[Order]:
-        entry = self.journal_state().get(entry_cid)
-        if entry is None or not entry.exchange_id:
+        ref = self._attached_ref(entry_cid)
+        if ref is None:
             return []
-        return self.exchange.fetch_attached_exits(symbol, entry.exchange_id, entry_cid)
+        return self.exchange.fetch_attached_exits(symbol, ref.entry_id, entry_cid, ref.leg_ids)
 
     def _settle_unknown(self, report: ReconcileReport) -> list[tuple[str, Order | None]]:
         """Intents whose outcome is unknown: looked up by client id, their real state journaled.
