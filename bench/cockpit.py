@@ -66,7 +66,8 @@ def probe():
     return hwm, rchar
 
 from kobe_tui.app import KobeApp, pause_gc_for_startup
-from kobe_tui.widgets.panes import JournalPane, StatsPane
+from kobe_tui.widgets.journal import JournalPane
+from kobe_tui.widgets.money import StatsPane
 
 class Bench(KobeApp):
     def on_ready(self) -> None:

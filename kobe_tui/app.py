@@ -51,19 +51,12 @@ from kobe_tui.messages import (
 )
 from kobe_tui.widgets.footer import KobeFooter
 from kobe_tui.widgets.header import KobeHeader
-from kobe_tui.widgets.health import HealthPane
-from kobe_tui.widgets.panes import (
-    AlertsPane,
-    EquityPane,
-    JournalPane,
-    OrdersPane,
-    Pane,
-    PositionsPane,
-    PriceStrip,
-    RiskPane,
-    StatsPane,
-    WalletsPane,
-)
+from kobe_tui.widgets.health import HealthBox, HealthPane
+from kobe_tui.widgets.journal import AlertsPane, JournalPane
+from kobe_tui.widgets.money import EquityPane, RiskPane, StatsPane, WalletsPane
+from kobe_tui.widgets.orders import OrdersPane, PositionsPane
+from kobe_tui.widgets.pane import Pane
+from kobe_tui.widgets.prices import PriceStrip
 
 
 def ConfirmScreen(question: str, *, yes: str = "Yes") -> Any:
@@ -108,14 +101,6 @@ ENGINE_ACTIONS = {
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class HealthBox(Pane):
-    TITLE = "Health"
-    EMPTY = ""
-
-    def compose(self) -> ComposeResult:
-        yield HealthPane()
 
 
 class KobeApp(App[int]):

@@ -17,7 +17,8 @@ from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
-from kobe_tui.widgets.panes import JournalPane, OrdersPane
+from kobe_tui.widgets.journal import JournalPane
+from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle, ticks
 
 LIVE_ENV = {
@@ -317,7 +318,7 @@ async def test_cancelling_one_exit_leg_names_the_position_it_leaves_unprotected(
 
 
 async def test_each_exit_names_the_position_it_protects(workdir: Path, cli: object) -> None:
-    from kobe_tui.widgets.panes import PositionsPane, position_label
+    from kobe_tui.widgets.orders import PositionsPane, position_label
 
     _buy_with_exits(cli)
     r = cli(  # type: ignore[operator]
@@ -346,7 +347,7 @@ async def test_each_exit_names_the_position_it_protects(workdir: Path, cli: obje
 async def test_a_position_without_this_ticks_price_shows_no_mark(
     workdir: Path, cli: object
 ) -> None:
-    from kobe_tui.widgets.panes import PositionsPane
+    from kobe_tui.widgets.orders import PositionsPane
 
     _buy_with_exits(cli)
     app, _ = make_app(workdir)
@@ -366,7 +367,7 @@ async def test_e_replaces_a_positions_exits_and_keeps_an_omitted_leg(
     workdir: Path, cli: object
 ) -> None:
     from kobe_tui.screens.exits import ExitsScreen
-    from kobe_tui.widgets.panes import PositionsPane
+    from kobe_tui.widgets.orders import PositionsPane
 
     _buy_with_exits(cli)
     app, _ = make_app(workdir)

@@ -17,7 +17,8 @@ from kobe_tui.app import PANES, KobeApp
 from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.header import KobeHeader
-from kobe_tui.widgets.panes import AlertsPane, JournalPane, OrdersPane
+from kobe_tui.widgets.journal import AlertsPane, JournalPane
+from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle, ticks
 from tests.test_cockpit import _fill_ticket
 

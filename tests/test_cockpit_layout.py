@@ -11,8 +11,9 @@ import pytest
 
 from engine.logsetup import setup_logging
 from kobe_tui.app import log_to_file
+from kobe_tui.widgets.columns import Col, fit_columns
 from kobe_tui.widgets.header import ORDER, KobeHeader
-from kobe_tui.widgets.panes import Col, JournalPane, fit_columns
+from kobe_tui.widgets.journal import JournalPane
 from tests.cockpit_support import make_app, settle
 from tests.test_cockpit_keys import write_trades
 

@@ -15,7 +15,7 @@ from kobe_tui.app import KobeApp
 from kobe_tui.messages import EngineFailed
 from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.widgets.header import KobeHeader
-from kobe_tui.widgets.panes import JournalPane
+from kobe_tui.widgets.journal import JournalPane
 from tests.cockpit_support import make_app, settle
 
 HOSTILE = "oops [/] [bold red]x \x1b[31mLIVE\x1b[0m \x1b]0;owned\x07\x1b[2J"

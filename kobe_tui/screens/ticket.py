@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Refused, Sizing, Source
-from kobe_tui.widgets.panes import literal_lines
+from kobe_tui.widgets.formatting import literal_lines
 
 if TYPE_CHECKING:
     from engine.router import OrderPlan

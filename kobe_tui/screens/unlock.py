@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from kobe_tui.widgets.panes import literal_lines
+from kobe_tui.widgets.formatting import literal_lines
 
 BalancesFetcher = Callable[[], dict[str, Decimal]]
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.widgets import DataTable
 
-from kobe_tui.widgets.panes import literal
+from kobe_tui.widgets.formatting import literal
+from kobe_tui.widgets.pane import Pane
 
 if TYPE_CHECKING:
     from engine.health import Check
@@ -61,3 +63,13 @@ class HealthPane(DataTable[Text]):
         failing = sum(self._failing.values())  # every row, not only the ones just updated
         self.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
         self.set_class(bool(failing), "failing")
+
+
+class HealthBox(Pane):
+    """The health pane's box (pane 6): the checks' table under the pane's title."""
+
+    TITLE = "Health"
+    EMPTY = ""
+
+    def compose(self) -> ComposeResult:
+        yield HealthPane()

@@ -1,0 +1,46 @@
+"""Column fitting: which columns a pane's table shows at its width, and how wide each is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Col:
+    """A table column. ``text`` columns (free text) truncate with an ellipsis; the others (prices,
+    quantities, money, ids, times) always show whole. When the pane is too narrow, the columns
+    with the lowest ``keep`` go first (``keep`` 9: never dropped). An ``optional`` column is left
+    out until a row has something to show in it."""
+
+    key: str
+    label: str
+    keep: int = 9
+    text: bool = False
+    least: int = 8  # a free-text column narrower than this is left out instead
+    optional: bool = False
+
+
+def fit_columns(cols: tuple[Col, ...], content: list[int], avail: int) -> list[int | None]:
+    """Each column's width for ``avail`` cells (None: dropped). Whole columns first, by priority;
+    free text shares what is left, never wider than its content. Cells have one space each side."""
+    shown = [i for i in range(len(cols)) if content[i]]  # 0: an optional column, still empty
+
+    def need(i: int) -> int:
+        return (min(content[i], cols[i].least) if cols[i].text else content[i]) + 2
+
+    while len(shown) > 1 and sum(need(i) for i in shown) > avail:
+        droppable = [i for i in shown if cols[i].keep < 9]
+        if not droppable:
+            break
+        shown.remove(min(droppable, key=lambda i: (cols[i].keep, -i)))
+    widths: list[int | None] = [None] * len(cols)
+    texts = [i for i in shown if cols[i].text]
+    left = avail - sum(content[i] + 2 for i in shown if not cols[i].text) - 2 * len(texts)
+    for n, i in enumerate(texts):
+        share = left // (len(texts) - n)
+        widths[i] = max(min(content[i], share), min(content[i], cols[i].least))
+        left -= widths[i] or 0
+    for i in shown:
+        if not cols[i].text:
+            widths[i] = content[i]
+    return widths

@@ -1,0 +1,54 @@
+"""Formatting shared by the panes: numbers and prices shown short, outside text shown literally."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.text import Text
+
+from engine.untrusted import MESSAGE_MAX, clean_text
+
+
+def num(value: Decimal | None, places: int | None = None) -> str:
+    if value is None:
+        return "—"
+    if places is not None:
+        return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+    text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def px(value: Decimal | None) -> str:
+    """A price or quantity, short: 6 significant digits below 1, 4 decimals at most above."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    mag = abs(value)
+    if mag >= 1000:
+        text = f"{value.quantize(Decimal('0.01')):,}".rstrip("0").rstrip(".")
+    elif mag >= 1:
+        text = format(value.quantize(Decimal("0.0001")), "f").rstrip("0").rstrip(".")
+    else:
+        places = 6 - value.adjusted() - 1
+        text = format(value.quantize(Decimal(1).scaleb(-places)), "f").rstrip("0").rstrip(".")
+    return text
+
+
+def literal(value: object, limit: int = MESSAGE_MAX) -> Text:
+    """Text from a journal, a feed, an alert or an exchange, shown as it is: no markup is
+    parsed (``oops [/]`` and ``[bold red]`` are characters) and no control character passes."""
+    return value if isinstance(value, Text) else Text(clean_text(value, limit))
+
+
+def literal_lines(text: str) -> Text:
+    """Several lines of such text (a plan, a refusal): each line shown literally."""
+    return Text("\n".join(clean_text(line, MESSAGE_MAX) for line in text.split("\n")[:50]))
+
+
+def signed(value: Decimal) -> Text:
+    q = value.quantize(Decimal("0.01"))
+    style = "green" if q > 0 else ("red" if q < 0 else "")
+    return Text(f"{q:+,}", style=style)

@@ -1,0 +1,213 @@
+"""The money panes: wallets, equity, the risk engine's figures and the journal's statistics."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Sparkline, Static
+
+from kobe_tui.widgets.columns import Col
+from kobe_tui.widgets.formatting import num, px, signed
+from kobe_tui.widgets.pane import Pane, TablePane
+
+if TYPE_CHECKING:
+    from engine.config import FinanceConfig, RiskConfig
+    from engine.risk import RiskSnapshot
+    from engine.stats import TradeStats
+    from engine.trades import ClosedTrade
+    from engine.wallets.snapshot import WalletsSnapshot
+
+
+class WalletsPane(TablePane):
+    TITLE = "Wallets"
+    EMPTY = "No wallet snapshot yet"
+    COLUMNS = (
+        Col("wallet", "wallet"),
+        Col("chain", "chain", keep=2),
+        Col("role", "role", keep=1, text=True),
+        Col("balance", "balance"),
+        Col("pct", "% eq", keep=3),
+        Col("pnl", "pnl day"),
+    )
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        yield Static("", id="wallets-exchange")
+
+    def on_mount(self) -> None:
+        self.query_one("#wallets-exchange", Static).display = False
+
+    def show_exchange(
+        self, exchange: str, when: datetime, balances: dict[str, Decimal] | str
+    ) -> None:
+        """Testnet and live: the exchange account's own balances, beside Kobe's ledger (the
+        table); a string says why they could not be read."""
+        line = self.query_one("#wallets-exchange", Static)
+        text = Text(f"{exchange} account {when:%H:%M}: ", style="bold")
+        if isinstance(balances, str):
+            text.append(f"could not be read ({balances})", style="red")
+        else:
+            text.append("  ".join(f"{a} {px(v)}" for a, v in sorted(balances.items())) or "empty")
+        line.update(text)
+        line.display = True
+
+    def show(self, snap: WalletsSnapshot) -> None:
+        for w in snap.wallets:
+            self.upsert(
+                w.id,
+                (
+                    w.id,
+                    w.chain,
+                    w.role,
+                    num(w.balance, 2),
+                    num(w.pct_equity, 2),
+                    signed(w.pnl_day),
+                ),
+            )
+
+
+class EquityPane(Pane):
+    TITLE = "Equity"
+    EMPTY = "Equity appears once the engine has ticked"
+    KEEP = 240
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self.points: deque[Decimal] = deque(maxlen=self.KEEP)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.EMPTY, classes="empty")
+        yield Sparkline([], id="equity-line")
+        yield Static("", id="equity-range")
+
+    def on_mount(self) -> None:
+        self.show_empty(True)
+
+    def add_many(self, points: list[Decimal]) -> None:
+        """Points from ticks drawn in one batch: kept, without drawing each one."""
+        for equity in points:
+            if not (self.points and self.points[-1] == equity and len(self.points) > 1):
+                self.points.append(equity)
+
+    def add(self, equity: Decimal) -> None:
+        self.add_many([equity])
+        self.query_one(Sparkline).data = [float(p) for p in self.points]  # drawing only
+        lo, hi = min(self.points), max(self.points)
+        self.query_one("#equity-range", Static).update(  # one line: no layout
+            f"now {num(equity, 2)}  low {num(lo, 2)}  high {num(hi, 2)}  ({len(self.points)} ticks)",
+            layout=False,
+        )
+        self.show_empty(False)
+
+
+class RiskPane(Pane):
+    """The risk engine at a glance: each figure against its limit, the profile and the caps."""
+
+    TITLE = "Risk"
+    EMPTY = "Risk state appears once the engine runs"
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.EMPTY, classes="empty")
+        yield Static("", id="risk-body")
+
+    def on_mount(self) -> None:
+        self.show_empty(True)
+
+    def show(self, snap: RiskSnapshot, risk: RiskConfig, finance: FinanceConfig) -> None:
+        body = Text()
+        state = snap.state.value
+        body.append("kill switch   ")
+        body.append(state, style={"TRIPPED": "bold red", "WARNING": "bold yellow"}.get(state, ""))
+        if snap.reason:
+            body.append(f"  {snap.reason}")
+        loss = -snap.pnl_day if snap.pnl_day < 0 else Decimal(0)
+        cooldown = "none"
+        if risk.cooldown_after_loss_s and snap.last_loss_at is not None:
+            until = snap.last_loss_at + timedelta(seconds=risk.cooldown_after_loss_s)
+            cooldown = f"to {until:%H:%M:%S}" if until > self.app_clock() else "over"
+        rows = (
+            (
+                "drawdown",
+                f"{num(snap.drawdown_pct, 2)}%",
+                f"warn {num(risk.warning_drawdown_pct)}% max {num(risk.max_drawdown_pct)}%",
+            ),
+            ("peak equity", num(snap.peak_equity, 2), "(drawdown from there)"),
+            ("losing streak", str(snap.losing_streak), f"max {risk.max_losing_streak}"),
+            ("today's loss", num(loss, 2), f"max {num(risk.max_daily_loss_usd, 2)}"),
+            ("cooldown", cooldown, f"{risk.cooldown_after_loss_s} s after loss"),
+        )
+        for name, value, limit in rows:
+            body.append(f"\n{name:<13} {value:<14} {limit}")
+        caps = ", ".join(f"{w} {num(c.max_usd)}" for w, c in finance.risk_wallets.items())
+        body.append(f"\nprofile       {finance.profile_id}, capital {num(finance.capital_usd)}")
+        body.append(f"\ncaps          {caps}")
+        body.append(
+            f"\non trip       {risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"
+        )
+        self.query_one("#risk-body", Static).update(body, layout=False)  # a fixed box
+        self.show_empty(False)
+
+    def app_clock(self) -> datetime:
+        clock = getattr(self.app, "clock", None)
+        return clock() if clock is not None else datetime.now(UTC)
+
+
+class StatsPane(TablePane):
+    """The whole journal's statistics (``kobe stats``), kept current with each closed trade."""
+
+    TITLE = "Stats"
+    EMPTY = "No closed trades yet"
+    COLUMNS = (
+        Col("name", "s:trategy w:allet", text=True, least=16),
+        Col("trades", "trades"),
+        Col("win", "win %", keep=4),
+        Col("pnl", "PnL"),
+        Col("fees", "fees", keep=3),
+        Col("best", "best", keep=2),
+        Col("worst", "worst", keep=2),
+    )
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self.stats: TradeStats | None = None
+
+    def set_stats(self, stats: TradeStats) -> None:
+        self.stats = stats
+        self._draw()
+
+    def add_many(self, trades: list[ClosedTrade]) -> None:
+        if self.stats is None:
+            return  # still reading the journal: these trades are in it
+        for t in trades:
+            self.stats.add(t)
+        self._draw()
+
+    def _draw(self) -> None:
+        stats = self.stats
+        if stats is None:
+            return
+        groups = [("all trades", stats.total)]  # s: strategy, w: wallet, d: the last day
+        groups += [(f"s:{k}", b) for k, b in sorted(stats.by_strategy.items())]
+        groups += [(f"w:{k}", b) for k, b in sorted(stats.by_wallet.items())]
+        today = max(stats.by_day, default=None)
+        if today is not None:
+            groups.append((f"d:{today}", stats.by_day[today]))
+        for name, b in groups:
+            self.upsert(
+                name,
+                (
+                    name,
+                    str(b.trades),
+                    num(b.win_rate_pct, 1),
+                    signed(b.pnl),
+                    num(b.fees, 2),
+                    num(b.best, 2),
+                    num(b.worst, 2),
+                ),
+            )
+        self.border_subtitle = f"{stats.total.trades:,} trades"

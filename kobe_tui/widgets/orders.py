@@ -1,0 +1,161 @@
+"""The trading panes: open orders and positions (the position book's)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from kobe_tui.widgets.columns import Col
+from kobe_tui.widgets.formatting import px, signed
+from kobe_tui.widgets.pane import TablePane
+
+if TYPE_CHECKING:
+    from engine.execution import Position
+    from engine.journal import OrderEvent
+
+
+SHORT_TYPES = {"limit_maker": "TP", "stop_loss_limit": "SL"}
+
+
+def _hhmm(moment: datetime) -> str:
+    return moment.strftime("%H:%M")
+
+
+class OrdersPane(TablePane):
+    TITLE = "Open orders"
+    EMPTY = "No open orders"
+    COLUMNS = (
+        Col("time", "time", keep=2),
+        Col("symbol", "symbol"),
+        Col("side", "side"),
+        Col("type", "type"),
+        Col("qty", "qty"),
+        Col("price", "price"),
+        Col("filled", "filled", keep=4),
+        Col("status", "status", keep=5),
+        Col("protects", "protects", keep=6, optional=True),
+        Col("source", "owner", keep=3, text=True),
+    )
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self.orders: dict[str, OrderEvent] = {}  # client id -> last event, open ones only
+
+    def apply(self, e: OrderEvent, position: Position | None = None) -> None:
+        """One journal event: the row is added, updated or dropped by the order's client id.
+        ``position``: the position book's position the order opened or, for an exit (a TP/SL
+        leg, an OCO), the one it protects, when known. The owner is the position's strategy
+        for a strategy's order (else the order's source: cockpit, cli, …)."""
+        terminal = e.event in ("fill", "cancel", "reject") or e.status in (
+            "filled",
+            "canceled",
+            "rejected",
+            "expired",
+        )
+        if terminal:
+            self.orders.pop(e.client_id, None)
+            self.drop(e.client_id)
+            return
+        self.orders[e.client_id] = e
+        side = Text(e.side.upper(), style="green" if e.side == "buy" else "red")
+        status = {"unknown": "UNKNOWN", "intent": "sending"}.get(e.event, e.status)
+        owner = position.strategy if position is not None and e.source == "strategy" else ""
+        protects = ""
+        if position is not None and e.client_id != position.entry_client_id:
+            protects = position_label(position)
+        self.upsert(
+            e.client_id,
+            (
+                _hhmm(e.ts),
+                e.symbol,
+                side,
+                SHORT_TYPES.get(e.type, e.type),
+                px(e.qty),
+                px(e.price),
+                px(e.filled),
+                status,
+                protects,
+                owner or e.source,
+            ),
+        )
+
+    def selected(self) -> OrderEvent | None:
+        key = self.selected_key()
+        return self.orders.get(key) if key is not None else None
+
+
+def position_label(p: Position) -> str:
+    """A position named short, the way a trader reads it: ``long @ 95,047.5`` (the symbol is
+    the order's own; the side and entry price tell two positions in one symbol apart)."""
+    held = "long" if p.side.value == "buy" else "short"
+    return f"{held} @ {px(p.entry_price)}"
+
+
+class PositionsPane(TablePane):
+    TITLE = "Positions"
+    EMPTY = "No open positions"
+    COLUMNS = (
+        Col("wallet", "wallet", keep=2, text=True),
+        Col("symbol", "symbol"),
+        Col("qty", "qty"),
+        Col("entry", "entry", keep=5),
+        Col("mark", "mark", keep=6),
+        Col("upnl", "uPnL"),
+        Col("tpsl", "TP / SL", keep=4),
+    )
+
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self.positions: dict[str, Position] = {}
+        self.marks: dict[str, Decimal] = {}
+        self._by_order: dict[str, Position] = {}  # entry's and exits' client ids -> position
+
+    def show(self, positions: Iterable[Position]) -> None:
+        fresh = {p.entry_client_id: p for p in positions}
+        for key in list(self.positions):
+            if key not in fresh:
+                self.drop(key)
+        self.positions = fresh
+        self._by_order = {
+            cid: p
+            for p in fresh.values()
+            for cid in (p.entry_client_id, *(x.client_id for x in p.exits))
+        }
+        self._draw()
+
+    def of_order(self, client_id: str) -> Position | None:
+        """The position an order opened or protects: its entry or one of its exits (the book's
+        ``exits``; an exit the book has not listed yet is named after its entry)."""
+        found = self._by_order.get(client_id)
+        if found is not None or not self.positions:
+            return found
+        from engine.router import entry_of
+
+        return self.positions.get(entry_of(client_id) or "")
+
+    def mark(self, prices: dict[str, Decimal]) -> None:
+        """The engine's prices of this tick. A symbol left out (a real venue's ticker that
+        failed) shows no mark and no uPnL, never the last one as if it were current."""
+        self.marks = dict(prices)
+        self._draw()
+
+    def _draw(self) -> None:
+        for key, p in self.positions.items():
+            mark = self.marks.get(p.symbol)
+            upnl: Text | str = "—"
+            if mark is not None and p.entry_price is not None:
+                sign = 1 if p.side.value == "buy" else -1
+                upnl = signed((mark - p.entry_price) * p.qty * sign)
+            tpsl = f"{px(p.take_profit)} / {px(p.stop_loss)}"
+            self.upsert(
+                key,
+                (p.wallet, p.symbol, px(p.qty), px(p.entry_price), px(mark), upnl, tpsl),
+            )
+
+    def selected(self) -> Position | None:
+        key = self.selected_key()
+        return self.positions.get(key) if key is not None else None

@@ -1,0 +1,61 @@
+"""The price strip: each traded or held symbol's last price, change and sparkline."""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+
+from rich.text import Text
+from textual.containers import Horizontal
+from textual.widgets import Sparkline, Static
+
+from kobe_tui.widgets.formatting import px
+
+
+def _slug(symbol: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in symbol.lower())
+
+
+class PriceStrip(Horizontal):
+    """Each traded symbol: the last price, the change since the session began, a sparkline."""
+
+    KEEP = 120
+
+    def __init__(self) -> None:
+        super().__init__(id="prices")
+        self.first: dict[str, Decimal] = {}
+        self.history: dict[str, deque[float]] = {}
+        self.widths: dict[str, int] = {}
+        self.shown: set[str] = set()
+
+    def show(self, prices: dict[str, Decimal], *, record: bool = True) -> None:
+        """``record``: new prices (a point on each sparkline); else only the symbols shown."""
+        for symbol, price in prices.items():
+            slug = _slug(symbol)
+            if symbol not in self.first:
+                self.first[symbol] = price
+                self.history[symbol] = deque(maxlen=self.KEEP)
+                self.mount(
+                    Static("", id=f"px-{slug}", classes="px-label"),
+                    Sparkline([], id=f"spark-{slug}", classes="px-spark"),
+                )
+            elif not record:
+                continue
+            self.history[symbol].append(float(price))  # drawing only; the label is Decimal
+            first = self.first[symbol]
+            change = (price - first) / first * 100 if first else Decimal(0)
+            label = Text(f" {symbol.split('/')[0]} {px(price)} ")
+            label.append(
+                f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
+            )
+            widget = self.query_one(f"#px-{slug}", Static)
+            widths = self.widths.get(symbol)
+            self.widths[symbol] = label.cell_len
+            widget.update(label, layout=widths != label.cell_len)  # a layout only if it grew
+            self.query_one(f"#spark-{slug}", Sparkline).data = list(self.history[symbol])
+        if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
+            self.shown = set(prices)
+            for symbol in self.first:
+                slug = _slug(symbol)
+                for widget in self.query(f"#px-{slug}, #spark-{slug}"):
+                    widget.display = symbol in self.shown
