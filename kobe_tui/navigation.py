@@ -1,0 +1,154 @@
+"""The keys that move around and what is offered now: which actions are available
+(``check_action``), the panes (numbers, ``tab``), the journal's filter and pages, the help and
+the command palette (every action, through the same path as its key)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
+
+from kobe_tui.engine_host import EngineHost
+from kobe_tui.state import PANES
+from kobe_tui.widgets.journal import JournalPane
+from kobe_tui.widgets.pane import Pane
+
+ENGINE_ACTIONS = {
+    "new_order",
+    "cancel_order",
+    "cancel_all",
+    "close_position",
+    "edit_exits",
+    "trip",
+    "reset",
+    "pause",
+}
+
+
+class Navigation(EngineHost):
+    """Moving between panes, the journal's filter and pages, help, the palette."""
+
+    # -- keys: availability -------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Unavailable actions are greyed out; at 80 columns they leave the footer, so what
+        can be done now comes first. ``L`` is always available: it says what live needs."""
+        unavailable = None if self.size.width >= 120 else False
+        ready = self.runtime is not None and self.engine_state in ("running", "paused")
+        if action in ENGINE_ACTIONS and not ready:
+            return unavailable
+        if action == "reset" and self.risk_state != "TRIPPED":
+            return unavailable
+        if action == "trip" and self.risk_state == "TRIPPED":
+            return unavailable
+        if action in ("cancel_order", "cancel_all") and not self._has("orders"):
+            return unavailable
+        if action in ("close_position", "edit_exits") and not self._has("positions"):
+            return unavailable
+        return True
+
+    # -- keys: panes --------------------------------------------------------------------------
+
+    def _pane_bar(self) -> str:
+        parts = []
+        for i, name in enumerate(PANES):
+            if i == self.active_pane:
+                parts.append(f"[reverse] {i + 1} {name.capitalize()} [/]")
+            else:
+                parts.append(f" {i + 1} {name[:3].capitalize()} ")
+        return "".join(parts)
+
+    def _show_active(self) -> None:
+        self._last_drain = time.monotonic()  # the key's frame first; engine events wait a beat
+        for i, name in enumerate(PANES):
+            self.query_one(f"#{name}", Pane).set_class(i == self.active_pane, "-active")
+        self.query_one("#pane-bar", Static).update(self._pane_bar(), layout=False)
+        self.query_one(f"#{PANES[self.active_pane]}", Pane).focus_body()
+
+    def action_show_pane(self, index: int) -> None:
+        self.active_pane = index % len(PANES)
+        self._show_active()
+
+    def action_next_pane(self) -> None:
+        self.action_show_pane(self.active_pane + 1)
+
+    def action_prev_pane(self) -> None:
+        self.action_show_pane(self.active_pane - 1)
+
+    def action_focus_next(self) -> None:
+        """``tab``: on the main screen the next pane (at every size); in a dialog the next field."""
+        if self.screen is self.screen_stack[0]:
+            self.action_next_pane()
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_prev_pane()
+        else:
+            super().action_focus_previous()
+
+    def action_filter(self) -> None:
+        from textual.widgets import Input
+
+        self.action_show_pane(PANES.index("journal"))
+        box = self.query_one("#journal-filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Any) -> None:
+        if getattr(event.input, "id", "") == "journal-filter":
+            self.query_one(JournalPane).set_filter(event.value)
+
+    def on_input_submitted(self, event: Any) -> None:
+        if getattr(event.input, "id", "") == "journal-filter":
+            self.query_one(JournalPane).focus_body()
+
+    def action_page_back(self) -> None:
+        self.query_one(JournalPane).page_back()
+
+    def action_page_forward(self) -> None:
+        self.query_one(JournalPane).page_forward()
+
+    def action_refresh_health(self) -> None:
+        self.load_settings()
+
+    def action_help(self) -> None:
+        rows: list[tuple[str, str]] = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and not binding.key.isdigit():
+                rows.append((binding.key_display or binding.key, binding.description))
+        rows.append(("1-9", "Show pane: " + ", ".join(PANES)))
+        rows.append(("escape", "Back / close a dialog (the safe answer)"))
+        rows.append(("ctrl+p", "Command palette: every action"))
+        from kobe_tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(rows))
+
+    # -- the command palette: every Kobe action, through the same path as its key -----------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.key.isdigit() and binding.key != "1":
+                continue
+            action = "show_pane(0)" if binding.key == "1" else binding.action
+            title = "Show a pane (1-9)" if binding.key == "1" else binding.description
+            key = binding.key_display or binding.key
+            yield SystemCommand(title, f"key {key}", partial(self._palette_run, action, title))
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":  # ours asks first when orders are open (``q``)
+                yield command
+
+    async def _palette_run(self, action: str, title: str) -> None:
+        name = action.split("(")[0]
+        if not self.check_action(name, ()):
+            self.notify(f"{title}: not available now", severity="warning")
+            return
+        await self.run_action(action)
