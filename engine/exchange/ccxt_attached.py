@@ -24,6 +24,14 @@ TPSL_FILTER = {"orderFilter": "tpslOrder"}
 ARMED_PAGE = 50  # Bybit's largest page of open orders
 
 
+def _gone(like: Order, client_id: str, stop_price: Decimal | None, id: str = "") -> Order:
+    """A leg the exchange removed (with its sibling's fire, or a cancel): nothing filled."""
+    return replace(
+        like, client_id=client_id, status=OrderStatus.CANCELED, filled=ZERO, avg_price=None,
+        fee=ZERO, fee_asset="", fills=(), stop_price=stop_price, id=id or like.id,
+    )  # fmt: skip
+
+
 class CcxtAttachedExits(CcxtClient):
     """A ccxt client that also follows the TP/SL attached to entries (Bybit, OKX)."""
 
@@ -78,11 +86,7 @@ class CcxtAttachedExits(CcxtClient):
             fired = [leg for leg in legs.values() if leg.status is OrderStatus.FILLED]
             for role in ref.leg_ids:
                 if role not in legs and fired:  # gone from every list once its sibling fired
-                    legs[role] = replace(
-                        fired[0], client_id=f"{cid}{role}", id=ref.leg_ids[role],
-                        status=OrderStatus.CANCELED, filled=ZERO, avg_price=None, fee=ZERO,
-                        fee_asset="", fills=(), stop_price=None,
-                    )  # fmt: skip
+                    legs[role] = _gone(fired[0], f"{cid}{role}", None, id=ref.leg_ids[role])
             out[cid] = [legs[r] for r in sorted(legs)]
         return out
 
@@ -153,14 +157,8 @@ class CcxtAttachedExits(CcxtClient):
         if not placed:
             if state not in ("canceled", "order_failed"):
                 return []  # nothing to say yet: asked again next tick
-            gone = replace(
-                to_order(algo), status=OrderStatus.CANCELED, type=OrderType.MARKET,
-                price=None, filled=ZERO, avg_price=None, fee=ZERO, fee_asset="", fills=(),
-            )  # fmt: skip
-            return [
-                replace(gone, client_id=f"{cid}{r}", stop_price=t)
-                for r, t in sorted(triggers.items())
-            ]
+            algo_order = replace(to_order(algo), type=OrderType.MARKET, price=None)
+            return [_gone(algo_order, f"{cid}{r}", t) for r, t in sorted(triggers.items())]
         fired = self._with_fees(to_order(self._find_raw(symbol, order_id=placed[0])))
         role = str(info.get("actualSide") or "")
         if role not in triggers:  # not said: the leg whose trigger the fill is nearest
@@ -171,10 +169,7 @@ class CcxtAttachedExits(CcxtClient):
             if leg == role:
                 legs.append(replace(fired, client_id=f"{cid}{leg}", stop_price=trigger))
             else:  # OKX removes the other leg with the fire: it never had an order
-                legs.append(replace(
-                    fired, client_id=f"{cid}{leg}", status=OrderStatus.CANCELED, filled=ZERO,
-                    avg_price=None, fee=ZERO, fee_asset="", fills=(), stop_price=trigger,
-                ))  # fmt: skip
+                legs.append(_gone(fired, f"{cid}{leg}", trigger))
         return legs
 
     def _leg(self, raw: Mapping[str, Any], client_id: str) -> Order:
