@@ -7,9 +7,9 @@ layer's discipline (:func:`engine.exchange.retry.call_with_retries`): 429 (honou
 ``Retry-After``), 5xx and network errors back off, bounded in attempts and time; other errors are
 raised at once.
 
-The node's reply is outside data: each call has a total deadline (connect, headers and body
-together, so a node that drips bytes cannot hold it), the reply has a size cap and a nesting
-cap, slot numbers are checked for sense, and its error text is cleaned and capped.
+The node's reply is outside data: each call is one :func:`engine.http_post.post` (a total
+deadline, so a node that drips bytes cannot hold it; a size cap; no redirect followed), the reply
+has a nesting cap, slot numbers are checked for sense, and its error text is cleaned and capped.
 
 The endpoint URL often embeds a token: it is held as a :class:`~engine.secrets.Secret`, registered
 for log redaction, and never put in a message, a log line or an exception. Credentials in it
@@ -18,25 +18,17 @@ for log redaction, and never put in a message, a log line or an exception. Crede
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import http.client
 import itertools
 import json
-import socket
-import threading
-import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from engine.exchange.base import (
     ExchangeError,
     ExchangeUnavailable,
-    NetworkError,
     RateLimited,
-    RequestTimeout,
 )
 from engine.exchange.retry import RetryPolicy, call_with_retries
+from engine.http_post import BadEndpoint, Endpoint, ReplyTooLarge, post
 from engine.secrets import REDACTED, Secret, redact, register_secret_values
 from engine.untrusted import clean_message
 
@@ -95,35 +87,6 @@ def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-class _Endpoint:
-    """The URL's parts, checked once; a bad URL is refused without echoing it."""
-
-    def __init__(self, url: str) -> None:
-        bad = RpcError(
-            "the Solana RPC endpoint (RPC_SOLANA_HTTP) is not an http:// or https:// URL "
-            "of the form scheme://host[:port]/path"
-        )
-        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-            raise bad
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise bad from None
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise bad
-        self.https = parts.scheme.lower() == "https"
-        self.host = parts.hostname
-        self.port = port or (443 if self.https else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.auth: str | None = None
-        if parts.username is not None:
-            user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            register_secret_values([user_pass, unquote(parts.password or "")])
-            self.auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
-            register_secret_values([self.auth])
-
-
 class SolanaRpc:
     """JSON-RPC over HTTP POST. ``policy`` makes retries (and their sleeps) injectable.
 
@@ -145,7 +108,13 @@ class SolanaRpc:
         self.max_bytes = max_bytes
         self._ids = itertools.count(1)
         register_secret_values([url.get_secret_value()])
-        self._endpoint = _Endpoint(url.get_secret_value())
+        try:
+            self._endpoint = Endpoint(url.get_secret_value())
+        except BadEndpoint:
+            raise RpcError(
+                "the Solana RPC endpoint (RPC_SOLANA_HTTP) is not an http:// or https:// URL "
+                "of the form scheme://host[:port]/path"
+            ) from None
 
     def __repr__(self) -> str:
         return f"SolanaRpc(url={REDACTED})"
@@ -156,66 +125,21 @@ class SolanaRpc:
             text = text.replace(url, REDACTED)
         return clean_message(redact(text))
 
-    def _exchange(self, method: str, body: bytes) -> tuple[int, str | None, bytes]:
-        """One HTTP POST within the total deadline: (status, Retry-After, body)."""
-        ep = self._endpoint
-        deadline = time.monotonic() + self.timeout_s
-        conn_class = http.client.HTTPSConnection if ep.https else http.client.HTTPConnection
-        conn = conn_class(ep.host, ep.port, timeout=self.timeout_s)
-        expired = threading.Event()
-
-        def cut() -> None:  # the deadline: wake a read blocked on a node that drips bytes
-            expired.set()
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        timer = threading.Timer(self.timeout_s, cut)
-        timer.daemon = True
-        timer.start()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if ep.auth:
-            headers["Authorization"] = ep.auth
-        try:
-            conn.request("POST", ep.target, body=body, headers=headers)
-            response = conn.getresponse()
-            length = response.getheader("Content-Length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                raise RpcError(f"{method}: the reply is larger than {self.max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                chunk = response.read1(64 * 1024)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise RpcError(f"{method}: the reply is larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-            if expired.is_set():
-                raise TimeoutError
-            return response.status, response.getheader("Retry-After"), b"".join(chunks)
-        except RpcError:
-            raise
-        except TimeoutError:
-            raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
-        except (http.client.HTTPException, OSError, ValueError) as exc:
-            if expired.is_set():
-                raise RequestTimeout(f"{method}: no answer within {self.timeout_s:g}s") from None
-            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else ""
-            raise NetworkError(
-                f"{method}: {type(exc).__name__} {self._clean(what)}".rstrip()
-            ) from None
-        finally:
-            timer.cancel()
-            conn.close()
-
     def _post(self, method: str, params: list[Any]) -> Any:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        status, retry_after, raw = self._exchange(method, json.dumps(body).encode("utf-8"))
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        try:
+            got = post(
+                self._endpoint,
+                json.dumps(body).encode("utf-8"),
+                headers,
+                timeout_s=self.timeout_s,
+                max_bytes=self.max_bytes,
+                what=method,
+            )
+        except ReplyTooLarge as exc:
+            raise RpcError(str(exc)) from None
+        status, retry_after, raw = got.status, got.headers.get("Retry-After"), got.body
         if status == 429:
             raise RateLimited(f"{method}: HTTP 429", retry_after=_retry_after(retry_after))
         if status >= 500:
