@@ -126,6 +126,8 @@ def post(
                 raise TimeoutError
         if expired.is_set():
             raise TimeoutError
+        if response.length:  # closed before the length it announced: a cut reply
+            raise http.client.IncompleteRead(b"", response.length)
         return Reply(response.status, response.headers, b"".join(chunks))
     except ReplyTooLarge:
         raise

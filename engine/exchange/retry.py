@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -33,6 +34,7 @@ from engine.exchange.base import (
     OrderOutcomeUnknown,
     RateLimited,
 )
+from engine.untrusted import BadNumber, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,20 @@ RETRYABLE: tuple[type[ExchangeError], ...] = (RateLimited, ExchangeUnavailable, 
 
 # The hook told of a write whose outcome is unknown: (client order id, reason).
 UnknownHook = Callable[[str, str], None]
+
+MAX_RETRY_AFTER_S = Decimal(3600)
+
+
+def parse_retry_after(value: object) -> Decimal | None:
+    """A server's ``Retry-After`` (or Telegram's ``retry_after``) in seconds, from outside: a
+    bounded number (:func:`engine.untrusted.parse_decimal`), waited at most an hour (a longer wait
+    is waited as an hour, then the server is asked again). None when it is no number of seconds
+    (an HTTP date, a negative or non-finite number, text): the caller backs off instead."""
+    try:
+        seconds = parse_decimal(value, "retry_after", minimum=Decimal(0))
+    except BadNumber:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from engine.exchange.base import (
     ExchangeUnavailable,
     RateLimited,
 )
-from engine.exchange.retry import RetryPolicy, call_with_retries
+from engine.exchange.retry import RetryPolicy, call_with_retries, parse_retry_after
 from engine.http_post import BadEndpoint, Endpoint, ReplyTooLarge, post
 from engine.secrets import REDACTED, Secret, redact, register_secret_values
 from engine.untrusted import clean_message
@@ -62,15 +62,6 @@ class SlotSkipped(RpcError):
 
 class NotReadOnly(RpcError):
     """A method this read-only client never sends (a transaction, a signature, an airdrop)."""
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(float(value.strip()), 0.0)
-    except ValueError:
-        return None  # an HTTP date: fall back to the backoff
 
 
 def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -141,7 +132,10 @@ class SolanaRpc:
             raise RpcError(str(exc)) from None
         status, retry_after, raw = got.status, got.headers.get("Retry-After"), got.body
         if status == 429:
-            raise RateLimited(f"{method}: HTTP 429", retry_after=_retry_after(retry_after))
+            wait = parse_retry_after(retry_after)
+            raise RateLimited(
+                f"{method}: HTTP 429", retry_after=None if wait is None else float(wait)
+            )
         if status >= 500:
             raise ExchangeUnavailable(f"{method}: HTTP {status}")
         if status >= 300:

@@ -19,34 +19,26 @@ import hmac
 import ipaddress
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
 from engine.config import NotifyConfig
-from engine.exchange.base import (
-    ExchangeError,
-    ExchangeUnavailable,
-    NetworkError,
-    RateLimited,
-    RequestTimeout,
-)
+from engine.exchange.base import ExchangeError, ExchangeUnavailable, RateLimited
+from engine.exchange.retry import parse_retry_after
+from engine.http_post import BadEndpoint, Endpoint, Reply
+from engine.http_post import post as http_post
 from engine.jsonutil import dumps
 from engine.notify.notes import Note, telegram_text
 from engine.secrets import Secret, redact, register_secret_values
-from engine.untrusted import BadNumber, clean_text, parse_decimal
+from engine.untrusted import clean_text
 
 TELEGRAM_API = "https://api.telegram.org"
 TELEGRAM_MAX_CHARS = 4096  # Telegram's limit for one message's text
 SIGNATURE_HEADER = "X-Kobe-Signature"
 _TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,100}")
 _CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
-_MAX_RETRY_AFTER = Decimal(3600)
 
 
 class DeliveryError(ExchangeError):
@@ -114,45 +106,22 @@ def env_problems(notify: NotifyConfig, env: Mapping[str, str]) -> list[str]:
 # HTTP
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-    headers: Message
+MAX_REPLY_BYTES = 1024 * 1024  # Telegram answers sendMessage in a few hundred bytes
 
 
 def post(
     url: Secret, body: bytes, headers: Mapping[str, str], timeout_s: float, what: str
 ) -> Reply:
-    """One POST. Transport failures raise NetworkError / RequestTimeout naming ``what`` (never the
-    URL); an HTTP error status is returned as a :class:`Reply`."""
-    request = urllib.request.Request(
-        url.get_secret_value(), data=body, headers=dict(headers), method="POST"
+    """One POST (:func:`engine.http_post.post`: a total deadline, a size cap, no redirect
+    followed). Failures raise NetworkError / RequestTimeout naming ``what`` (never the URL); an
+    HTTP error status (a 3xx too) is returned as a :class:`Reply`."""
+    try:
+        endpoint = Endpoint(url.get_secret_value())
+    except BadEndpoint as exc:
+        raise DeliveryError(f"{what}: the URL is {exc}") from None
+    return http_post(
+        endpoint, body, headers, timeout_s=timeout_s, max_bytes=MAX_REPLY_BYTES, what=what
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return Reply(response.status, response.read(), response.headers)
-    except urllib.error.HTTPError as exc:
-        try:
-            return Reply(exc.code, exc.read(), exc.headers)
-        finally:
-            exc.close()
-    except TimeoutError:
-        raise RequestTimeout(f"{what}: no answer within {timeout_s:g}s") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise RequestTimeout(f"{what}: no answer within {timeout_s:g}s") from None
-        reason = exc.reason.strerror if isinstance(exc.reason, OSError) else exc.reason
-        raise NetworkError(f"{what}: {redact(clean_text(reason or 'unreachable', 120))}") from None
-    except OSError as exc:  # a connection reset mid-reply
-        raise NetworkError(f"{what}: {type(exc).__name__}") from None
-
-
-def _retry_after(value: object) -> Decimal | None:
-    try:
-        return parse_decimal(value, "retry_after", minimum=Decimal(0), maximum=_MAX_RETRY_AFTER)
-    except BadNumber:
-        return None
 
 
 def _raise_for(reply: Reply, what: str, retry_after: Decimal | None, description: str) -> None:
@@ -229,13 +198,15 @@ class TelegramChannel(Channel):
         ).encode("utf-8")
         reply = post(url, body, {"Content-Type": "application/json"}, self.timeout_s, "telegram")
         data: Any = None
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
+        with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
             data = json.loads(reply.body)
         data = data if isinstance(data, dict) else {}
         params = data.get("parameters")
-        retry_after = _retry_after(params.get("retry_after")) if isinstance(params, dict) else None
+        retry_after = (
+            parse_retry_after(params.get("retry_after")) if isinstance(params, dict) else None
+        )
         if retry_after is None:
-            retry_after = _retry_after(reply.headers.get("Retry-After")) if reply.headers else None
+            retry_after = parse_retry_after(reply.headers.get("Retry-After"))
         description = redact(clean_text(data.get("description") or "", 160))
         _raise_for(reply, "telegram", retry_after, description)
         if data.get("ok") is not True:
@@ -273,7 +244,7 @@ class WebhookChannel(Channel):
     def send(self, payload: bytes) -> None:
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: self.signature(payload)}
         reply = post(self._url, payload, headers, self.timeout_s, "webhook")
-        retry_after = _retry_after(reply.headers.get("Retry-After")) if reply.headers else None
+        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
         _raise_for(reply, "webhook", retry_after, "")
 
     def describe(self) -> str:

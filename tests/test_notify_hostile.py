@@ -1,0 +1,306 @@
+"""Notification channels against a hostile or broken endpoint on 127.0.0.1: redirects, replies
+that are huge, drip or break HTTP, absurd ``retry_after`` values, a certificate that does not
+verify. A note is confirmed only when the configured endpoint itself answered 2xx, the sender
+thread never dies, and the token never leaves for another host."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.exchange.base import ExchangeError, NetworkError, RateLimited, RequestTimeout
+from engine.modes import resolve_settings
+from engine.notify import Note, Notifier
+from engine.notify.channels import Channel, TelegramChannel, WebhookChannel
+from engine.secrets import Secret
+from tests.notify_sim import CHAT, HOOK_KEY, TOKEN
+from tests.test_notify import FAST
+
+Behaviour = Callable[[BaseHTTPRequestHandler], None]
+NOTE = Note.make("test", "info", datetime(2026, 1, 1, tzinfo=UTC), "paper", "hello")
+
+
+def ok(handler: BaseHTTPRequestHandler) -> None:
+    data = b'{"ok": true, "result": {"message_id": 1}}'
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.behaviours: list[Behaviour] = []  # one per request, then ``ok``
+        self.requests: list[tuple[str, str]] = []
+        self.url = ""
+
+    def next(self) -> Behaviour:
+        return self.behaviours.pop(0) if self.behaviours else ok
+
+
+@contextlib.contextmanager
+def endpoint(tls: tuple[Path, Path] | None = None) -> Iterator[Endpoint]:
+    state = Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _any(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.requests.append((self.command, self.path))
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                state.next()(self)
+
+        do_POST = do_GET = _any
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Endpoint]:
+    with endpoint() as e:
+        yield e
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Endpoint]:
+    with endpoint() as e:
+        yield e
+
+
+def channels(base: str, timeout_s: float = 2.0) -> list[Channel]:
+    return [
+        TelegramChannel(Secret(TOKEN), Secret(CHAT), base, timeout_s=timeout_s),
+        WebhookChannel(Secret(f"{base}/hook/x"), Secret(HOOK_KEY), timeout_s=timeout_s),
+    ]
+
+
+def send(channel: Channel) -> None:
+    channel.send(channel.payload([NOTE]))
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_nor_taken_for_a_delivery(
+    hostile: Endpoint, elsewhere: Endpoint, status: int
+) -> None:
+    def redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Location", f"{elsewhere.url}/bot{TOKEN}/sendMessage")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    for channel in channels(hostile.url):
+        hostile.behaviours = [redirect]
+        with pytest.raises(ExchangeError, match=f"HTTP {status}") as caught:
+            send(channel)
+        assert TOKEN not in str(caught.value) and HOOK_KEY not in str(caught.value)
+    assert elsewhere.requests == []
+
+
+def test_a_huge_reply_is_refused_without_holding_it(hostile: Endpoint) -> None:
+    def announced(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(300 * 1024 * 1024))
+        handler.end_headers()
+        handler.wfile.write(b"{")
+
+    def flood(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Connection", "close")  # no length: read until the end
+        handler.end_headers()
+        for _ in range(64):
+            handler.wfile.write(b" " * 65536)
+
+    for channel in channels(hostile.url):
+        for behaviour in (announced, flood):
+            hostile.behaviours = [behaviour]
+            with pytest.raises(ExchangeError, match="larger than"):
+                send(channel)
+
+
+def test_a_reply_that_drips_is_cut_at_the_deadline(hostile: Endpoint) -> None:
+    def drip(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        for _ in range(100):  # one byte every 0.1 s: each read is quick, the whole is not
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.1)
+
+    for channel in channels(hostile.url, timeout_s=1.0):
+        hostile.behaviours = [drip]
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="no answer within 1s"):
+            send(channel)
+        assert time.monotonic() - started < 2.5
+
+
+def truncated(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    handler.wfile.write(b'{"ok": tr')
+    handler.close_connection = True
+
+
+def garbled(handler: BaseHTTPRequestHandler) -> None:
+    handler.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+    handler.close_connection = True
+
+
+def json_bomb(handler: BaseHTTPRequestHandler) -> None:
+    data = b"[" * 200_000 + b"]" * 200_000
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def test_a_json_bomb_from_telegram_is_a_refusal_not_a_traceback(hostile: Endpoint) -> None:
+    hostile.behaviours = [json_bomb]
+    with pytest.raises(ExchangeError, match="not ok"):
+        send(channels(hostile.url)[0])
+
+
+@pytest.mark.parametrize("behaviour", [truncated, garbled])
+def test_a_reply_that_breaks_http_is_a_network_error(
+    hostile: Endpoint, behaviour: Behaviour
+) -> None:
+    for channel in channels(hostile.url):
+        hostile.behaviours = [behaviour]
+        with pytest.raises(NetworkError) as caught:
+            send(channel)
+        assert TOKEN not in str(caught.value)
+
+
+def test_the_sender_survives_a_broken_reply_and_delivers_on_the_retry(
+    workdir: Path, hostile: Endpoint
+) -> None:
+    (workdir / "kobe.toml").write_text(
+        '[notify]\nchannels = ["telegram"]\nevents = ["entry_filled"]\n'
+    )
+    env = {"KOBE_TELEGRAM_API_URL": hostile.url, "TELEGRAM_BOT_TOKEN": TOKEN}
+    settings = resolve_settings(env | {"TELEGRAM_CHAT_ID": CHAT}, workdir)
+    hostile.behaviours = [truncated, garbled]
+    notifier = Notifier.for_settings(settings, policy=FAST)
+    notifier.start()
+    worker = notifier.workers[0]
+
+    def answered(n: int, ok: bool = True) -> None:
+        deadline = time.monotonic() + 10
+        while len(hostile.requests) < n or worker.status.ok is not ok:
+            assert time.monotonic() < deadline, (hostile.requests, worker.status)
+            time.sleep(0.05)
+
+    try:
+        worker.offer(NOTE)
+        answered(3)  # two broken replies, retried, then delivered
+        hostile.behaviours = [json_bomb]
+        worker.offer(replace(NOTE, id="second"))  # refused: dropped, the sender lives on
+        answered(4, ok=False)
+        worker.offer(replace(NOTE, id="third"))
+        answered(5)
+    finally:
+        notifier.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "waits"),
+    [(100_000, 3600.0), (2.5, 2.5), ("1e400", None), ("-5", None), ("soon", None), ("NaN", None)],
+)
+def test_retry_after_from_the_channel_is_bounded(
+    hostile: Endpoint, given: object, waits: float | None
+) -> None:
+    def limited(handler: BaseHTTPRequestHandler) -> None:
+        data = (
+            b'{"ok": false, "error_code": 429, "description": "Too Many Requests", '
+            b'"parameters": {"retry_after": ' + repr(given).replace("'", '"').encode() + b"}}"
+        )
+        handler.send_response(429)
+        handler.send_header("Retry-After", str(given))
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    for channel in channels(hostile.url):
+        hostile.behaviours = [limited]
+        with pytest.raises(RateLimited) as caught:
+            send(channel)
+        assert caught.value.retry_after == waits
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_a_certificate_that_does_not_verify_is_never_sent_to(
+    self_signed: tuple[Path, Path],
+) -> None:
+    with endpoint(tls=self_signed) as tls:
+        hook = WebhookChannel(Secret(f"{tls.url}/hook/x"), Secret(HOOK_KEY), timeout_s=2.0)
+        with pytest.raises(NetworkError, match=r"(?i)certificate") as caught:
+            send(hook)
+        assert tls.requests == [] and HOOK_KEY not in str(caught.value)
+
+
+def test_a_reply_echoing_the_token_never_shows_it(hostile: Endpoint) -> None:
+    def echo(handler: BaseHTTPRequestHandler) -> None:
+        data = b'{"ok": false, "error_code": 400, "description": "bad bot ' + TOKEN.encode() + b'"}'
+        handler.send_response(400)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    hostile.behaviours = [echo]
+    with pytest.raises(ExchangeError) as caught:
+        send(channels(hostile.url)[0])
+    assert "bad bot ***" in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_nothing_listens_is_a_network_error_without_the_token() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for channel in channels(f"http://127.0.0.1:{port}"):
+        with pytest.raises(NetworkError) as caught:
+            send(channel)
+        assert TOKEN not in str(caught.value)
