@@ -9,6 +9,8 @@
   skipped with a log line.
 - One read takes at most ``max_bytes`` (plus the rest of a line): a large backlog is read over
   several ticks, and nothing but the current line is ever held in memory.
+- A line longer than ``max_line`` bytes (64 KB; a feed line is a few hundred) is skipped with a
+  log line, without ever being held whole: a 1 GB line costs no more memory than a short one.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine.untrusted import NAME_MAX, BadNumber, Problems, clean_text, parse_decimal, shown
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
 
 
 class JsonlTail:
@@ -34,11 +37,13 @@ class JsonlTail:
         *,
         offset: int = 0,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_line: int = MAX_LINE_BYTES,
         problems: Problems | None = None,
     ) -> None:
         self.path = Path(path)
         self.offset = offset
         self.max_bytes = max_bytes
+        self.max_line = max_line
         self.skipped = 0  # complete lines that were not JSON objects
         self.problems = problems if problems is not None else Problems()
 
@@ -63,6 +68,9 @@ class JsonlTail:
             chunk = fh.read(self.max_bytes)
             end = chunk.rfind(b"\n")
             while end < 0 and len(chunk) < size - self.offset:  # one line longer than max_bytes
+                if len(chunk) > self.max_line:
+                    self._skip_long_line(fh)
+                    return []  # the lines after it: at the next read
                 more = fh.read(self.max_bytes)
                 if not more:
                     break
@@ -75,11 +83,25 @@ class JsonlTail:
         self.offset += len(complete)
         records = []
         for raw in complete.split(b"\n"):
-            record = self._parse(raw, first_line)
+            if len(raw) > self.max_line:
+                self._skip(f"the line at byte {first_line} is longer than {self.max_line} bytes")
+                record = None
+            else:
+                record = self._parse(raw, first_line)
             if record is not None:
                 records.append(record)
             first_line += len(raw) + 1
         return records
+
+    def _skip_long_line(self, fh: BinaryIO) -> None:
+        """Past the line at the offset, too long to hold, when its newline has come: scanned for
+        in blocks, never held whole. Torn still: the offset stays and it is scanned again."""
+        while block := fh.read(self.max_bytes):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                self._skip(f"the line at byte {self.offset} is longer than {self.max_line} bytes")
+                self.offset = fh.tell() - len(block) + newline + 1
+                return
 
     def _parse(self, raw: bytes, at: int) -> dict[str, Any] | None:
         text = raw.strip()
@@ -138,7 +160,10 @@ def time_field(record: dict[str, Any], key: str = "time") -> datetime:
         raise BadRecord(f"{key!r} is not an ISO-8601 time (got {shown(value)})") from None
     if moment.tzinfo is None:
         raise BadRecord(f"{key!r} has no time zone (got {shown(value)}); write it with a Z")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset past the calendar's edge
+        raise BadRecord(f"{key!r} is out of range (got {shown(value)})") from None
 
 
 def str_field(record: dict[str, Any], key: str, default: str | None = None) -> str:
