@@ -572,3 +572,29 @@ def test_the_health_check_fails_with_a_reason_and_never_shows_the_url(workdir: P
     assert not_url is not None and not not_url.ok and "not an http" in not_url.detail
     for c in (check, not_url):
         assert CANARY not in c.detail and "127.0.0.1" not in c.detail
+
+
+def test_a_hostile_nodes_text_neither_forges_a_log_line_nor_reaches_the_files(
+    node: Node, url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "\x1b[2J\n2026-01-01 WARNING engine.risk: kill switch RESET"
+    node.blocks[101] = block(
+        101, tx("SigCreate", [token_ix("initializeMint2", mint=MEME, decimals=6)])
+    )
+    node.blocks[102] = block(
+        102, tx("SigX", [{"program": "spl-token", "parsed": {"type": forged}}])
+    )
+    huge_mint = "\x1b[31m[bold]" + "A" * 1_000_000
+    node.blocks[103] = block(
+        103, tx("SigEvil", [token_ix("initializeMint", mint=huge_mint, decimals=6)])
+    )
+    node.blocks[105] = block(105, swap_tx("Sig\nForged", MEME, "5000", "200000000", "30000"))
+    with caplog.at_level(logging.WARNING):
+        result = indexer(url, tmp_path / "indexer").scan(50)
+    assert result.malformed == 3
+    assert "\x1b" not in caplog.text and "kill switch RESET" in caplog.text  # said, on its line
+    assert not any(line.startswith("2026-01-01") for line in caplog.text.splitlines())
+    written = (tmp_path / "indexer" / "events.jsonl").read_text()
+    state = (tmp_path / "indexer" / "state.json").read_text()
+    assert "AAAA" not in written + state and "Forged" not in written
+    assert [x["slot"] for x in lines(tmp_path / "indexer")] == [108]  # 108 swaps the known MEME

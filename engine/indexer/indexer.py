@@ -42,7 +42,7 @@ from engine.fsutil import atomic_write_text
 from engine.indexer.rpc import SolanaRpc
 from engine.journal import JsonlWriter, tail_jsonl
 from engine.jsonutil import dumps, iso_utc
-from engine.untrusted import BadNumber, parse_decimal
+from engine.untrusted import BadNumber, clean_message, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ TOKEN_PROGRAMS = ("spl-token", "spl-token-2022")
 LAMPORTS_PER_SOL = Decimal(1_000_000_000)
 MAX_TRACKED_MINTS = 5_000  # pending and known mints kept in the state, oldest dropped first
 PRICE_DIGITS = 12
+MAX_KEY_CHARS = 100  # a base58 mint is 32-44 characters, a signature 64-88
 
 
 class MalformedBlock(ValueError):
@@ -99,6 +100,16 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+def _key(value: Any, what: str) -> str:
+    """A mint or a signature as the node renders it (base58): ASCII letters and digits, at most
+    ``MAX_KEY_CHARS``; anything else is no key and the block is malformed (the text never
+    reaches the files)."""
+    text = value if isinstance(value, str) else ""
+    if 0 < len(text) <= MAX_KEY_CHARS and text.isascii() and text.isalnum():
+        return text
+    raise MalformedBlock(f"{what} is not a base58 key")
+
+
 def _dec(value: Any, what: str) -> Decimal:
     """A bounded number from the node's reply (:func:`engine.untrusted.parse_decimal`)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -127,9 +138,7 @@ def _token_deltas(
     for key, sign in (("preTokenBalances", -1), ("postTokenBalances", 1)):
         for entry in _list(meta.get(key) or [], f"meta.{key}"):
             entry = _obj(entry, key)
-            mint = entry.get("mint")
-            if not isinstance(mint, str):
-                raise MalformedBlock(f"{key}: no mint")
+            mint = _key(entry.get("mint"), f"{key}: mint")
             amount = _obj(entry.get("uiTokenAmount"), "uiTokenAmount")
             ui = _dec(amount.get("uiAmountString"), "uiAmountString")
             if entry.get("owner") == owner:
@@ -203,9 +212,9 @@ def normalize_block(
         tx = _obj(item.get("transaction"), "transaction")
         meta = _obj(item.get("meta"), "meta")
         signatures = _list(tx.get("signatures"), "signatures")
-        if not signatures or not isinstance(signatures[0], str):
+        if not signatures:
             raise MalformedBlock("transaction without a signature")
-        signature = signatures[0]
+        signature = _key(signatures[0], "signature")
         message = _obj(tx.get("message"), "transaction.message")
         keys = [
             _obj(k, "account key").get("pubkey") if isinstance(k, dict) else k
@@ -226,10 +235,7 @@ def normalize_block(
             kind = parsed.get("type")
             info = _obj(parsed.get("info"), f"{kind} info")
             if kind in ("initializeMint", "initializeMint2"):
-                mint = info.get("mint")
-                if not isinstance(mint, str):
-                    raise MalformedBlock(f"{kind} without a mint")
-                out.events.append(NewMint(mint, signature))
+                out.events.append(NewMint(_key(info.get("mint"), f"{kind} mint"), signature))
             elif kind in ("mintTo", "mintToChecked"):
                 out.mint_tos += 1
             elif kind in ("transfer", "transferChecked"):
@@ -391,7 +397,8 @@ class Indexer:
             )
         except (ValueError, TypeError, KeyError, ArithmeticError, OSError) as exc:
             result.malformed += 1
-            log.warning("indexer: slot %d: malformed block skipped: %s", slot, exc)
+            why = clean_message(exc)  # the node's own text may be in it
+            log.warning("indexer: slot %d: malformed block skipped: %s", slot, why)
             return []
         result.mint_tos += events.mint_tos
         result.transfers += events.transfers
