@@ -304,3 +304,23 @@ def test_nothing_listens_is_a_network_error_without_the_token() -> None:
         with pytest.raises(NetworkError) as caught:
             send(channel)
         assert TOKEN not in str(caught.value)
+
+
+def test_a_trip_delivered_long_ago_is_not_announced_again_after_many_other_notes(
+    workdir: Path,
+) -> None:
+    from engine.notify.outbox import KEEP_DONE, Outbox
+
+    trip = Note.make(
+        "kill_switch", "critical", NOTE.time, "paper", "Kill switch TRIPPED", "drawdown",
+        note_id="kill_switch:TRIPPED:2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    box = Outbox(workdir, ["telegram"])
+    for item in [trip] + [replace(NOTE, id=f"error-{i}") for i in range(KEEP_DONE + 50)]:
+        assert box.add(item)
+        box.confirm([item.id], "telegram")
+    box.close()
+    again = Outbox(workdir, ["telegram"])  # the next start: the switch is still tripped
+    assert again.known(trip.id) and not again.add(trip)
+    assert not again.known("error-0")  # the others are forgotten, oldest first
+    again.close()

@@ -7,8 +7,9 @@
 - ``{"op": "done", "id": ...}``: every channel confirmed it (written by compaction).
 
 At start the file is read (it is small), a torn last line skipped, and rewritten atomically with
-only what is still pending plus the ids of the last :data:`KEEP_DONE` delivered notes (so the
-same kill-switch trip is never announced twice); a long run compacts it the same way every
+only what is still pending plus the ids of the last :data:`KEEP_DONE` delivered notes, and always
+the latest kill-switch note's (so the same kill-switch trip is never announced twice, however many
+other notes were delivered since); a long run compacts it the same way every
 :data:`COMPACT_AFTER` appended lines. Delivery is at least once: a crash between the
 channel's answer and the ``sent`` line sends it again; once ``sent`` is on disk it is never resent.
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 OUTBOX_FILE = Path("notify") / "outbox.jsonl"
 KEEP_DONE = 200
 COMPACT_AFTER = 1000  # lines appended since the last compaction
+KILL_SWITCH = "kill_switch:"  # the id prefix of the kill switch's notes
 
 
 class Outbox:
@@ -86,7 +88,11 @@ class Outbox:
         self._done[note_id] = None
         self._done.move_to_end(note_id)
         while len(self._done) > KEEP_DONE:
-            self._done.popitem(last=False)
+            oldest, _ = self._done.popitem(last=False)
+            if oldest.startswith(KILL_SWITCH) and not any(
+                i.startswith(KILL_SWITCH) for i in self._done
+            ):  # the switch's latest change: said once, however many notes came after it
+                self._done[oldest] = None
 
     def _compact(self) -> None:
         lines: list[dict[str, object]] = [{"op": "done", "id": i} for i in self._done]
