@@ -324,3 +324,19 @@ def test_a_trip_delivered_long_ago_is_not_announced_again_after_many_other_notes
     assert again.known(trip.id) and not again.add(trip)
     assert not again.known("error-0")  # the others are forgotten, oldest first
     again.close()
+
+
+def test_an_error_page_echoing_the_path_shows_no_part_of_the_token(hostile: Endpoint) -> None:
+    def not_found(handler: BaseHTTPRequestHandler) -> None:
+        echo = f"Not Found: {'x' * 120} {handler.path}"  # the cap falls inside the token
+        data = ('{"ok": false, "error_code": 404, "description": "%s"}' % echo).encode()
+        handler.send_response(404)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    hostile.behaviours = [not_found]
+    with pytest.raises(ExchangeError) as caught:
+        send(channels(hostile.url)[0])
+    secret_part = TOKEN.split(":")[1]
+    assert secret_part[:8] not in str(caught.value), str(caught.value)

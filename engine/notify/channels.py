@@ -207,7 +207,9 @@ class TelegramChannel(Channel):
         )
         if retry_after is None:
             retry_after = parse_retry_after(reply.headers.get("Retry-After"))
-        description = redact(clean_text(data.get("description") or "", 160))
+        description = clean_text(
+            redact(str(data.get("description") or "")), 160
+        )  # redact, then cut
         _raise_for(reply, "telegram", retry_after, description)
         if data.get("ok") is not True:
             raise DeliveryError(f"telegram: the reply is not ok: {description or 'no description'}")
