@@ -6,6 +6,7 @@ thread never dies, and the token never leaves for another host."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import subprocess
@@ -340,3 +341,27 @@ def test_an_error_page_echoing_the_path_shows_no_part_of_the_token(hostile: Endp
         send(channels(hostile.url)[0])
     secret_part = TOKEN.split(":")[1]
     assert secret_part[:8] not in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        '{"op": "add", "note": null}',
+        '{"op": "add", "note": "text"}',
+        '{"op": "add", "note": [1, 2]}',
+        '{"op": "add", "note": {"id": "x", "kind": "engine_error", "severity": "error", '
+        '"time": "9999-12-31T23:59:59-23:59", "mode": "PAPER", "title": "t"}}',
+        '{"op": "sent", "id": ["x"], "channel": {"a": 1}}',
+    ],
+)
+def test_a_damaged_outbox_line_is_skipped_and_the_rest_kept(workdir: Path, damaged: str) -> None:
+    from engine.notify.outbox import OUTBOX_FILE, Outbox
+
+    kept = Note.make("engine_error", "error", NOTE.time, "paper", "kept", note_id="kept")
+    path = workdir / OUTBOX_FILE
+    path.parent.mkdir(parents=True)
+    good = '{"op": "add", "note": %s}' % json.dumps(kept.to_json())
+    path.write_text(damaged + "\n" + good + "\n")
+    box = Outbox(workdir, ["telegram"])
+    assert [n.id for n in box.pending("telegram")][-1] == "kept"
+    box.close()

@@ -13,7 +13,7 @@ import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.jsonutil import iso_utc
@@ -75,7 +75,10 @@ class Note:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Note:
-        """A note read back from the outbox (a file: its text is cleaned again)."""
+        """A note read back from the outbox (a file: its text is cleaned again); ValueError when it
+        is not one."""
+        if not isinstance(raw, Mapping):
+            raise ValueError("the note is not an object")
         fields = raw.get("fields") or {}
         if not isinstance(fields, dict):
             raise ValueError("fields is not an object")
@@ -85,6 +88,10 @@ class Note:
         when = datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00"))
         if when.tzinfo is None:
             raise ValueError("time without a timezone")
+        try:
+            when = when.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time out of range") from None
         return cls.make(
             clean_text(raw["kind"], 40),
             severity,
