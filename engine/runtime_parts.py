@@ -196,12 +196,12 @@ class RuntimeParts:
 
     def _build_indexer(self) -> Indexer | None:
         """The indexer that follows new slots, when enabled and the endpoint is set."""
-        from engine.indexer.setup import FOLLOW_RETRY, make_indexer, make_rpc
+        from engine.indexer.setup import FOLLOW_BUDGET_S, FOLLOW_RETRY, make_indexer, make_rpc
 
         if not self.settings.config.indexer.enabled:
             return None
         try:
-            rpc = make_rpc(self.settings, FOLLOW_RETRY)
+            rpc = make_rpc(self.settings, FOLLOW_RETRY, FOLLOW_BUDGET_S)
         except ExchangeError as exc:
             self._alert("error", "indexer", f"indexer: not following new slots: {exc}")
             return None
@@ -213,8 +213,10 @@ class RuntimeParts:
     def _follow_indexer(self) -> None:
         if self.indexer is None:
             return
+        from engine.indexer.setup import FOLLOW_BUDGET_S
+
         try:
-            self.indexer.scan(self.settings.config.indexer.slots_per_tick)
+            self.indexer.scan(self.settings.config.indexer.slots_per_tick, FOLLOW_BUDGET_S)
         except Exception as exc:  # the node's trouble must not stop the engine
             log.warning("indexer: scan failed: %s", redact(str(exc)))
             self._alert("warning", "indexer", f"indexer: {redact(str(exc))}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -173,6 +174,7 @@ class Node:
         self.current = CURRENT
         self.fail: list[tuple[int, dict[str, str]]] = []  # (HTTP status, headers), served first
         self.fail_slots: dict[int, int] = {}  # getBlock of this slot: always this HTTP status
+        self.block_delay_s = 0.0  # each getBlock answers this late (a slow node)
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (path, body)
         self.lock = threading.Lock()
 
@@ -186,6 +188,7 @@ class Node:
         if method == "getSlot":
             return 200, {}, {"jsonrpc": "2.0", "id": rid, "result": self.current}
         if method == "getBlock":
+            time.sleep(self.block_delay_s)
             slot = params[0]
             if slot in self.fail_slots:
                 return self.fail_slots[slot], {}, {"error": "down"}
@@ -598,3 +601,26 @@ def test_a_hostile_nodes_text_neither_forges_a_log_line_nor_reaches_the_files(
     state = (tmp_path / "indexer" / "state.json").read_text()
     assert "AAAA" not in written + state and "Forged" not in written
     assert [x["slot"] for x in lines(tmp_path / "indexer")] == [108]  # 108 swaps the known MEME
+
+
+def test_a_slow_node_holds_an_engine_tick_for_the_follow_budget_only(
+    node: Node, url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexer_setup, "FOLLOW_RETRY", fast(attempts=2))
+    monkeypatch.setattr(indexer_setup, "FOLLOW_BUDGET_S", 0.5)
+    _follow_config(workdir, 20)
+    node.block_delay_s = 0.2  # each slot answers, slowly: 20 slots would hold the tick 4 s
+    d = workdir / "data" / "indexer"
+    runtime, clock, _ = _runtime_at(workdir, {"RPC_SOLANA_HTTP": url})
+    try:
+        clock.advance(60)
+        started = time.monotonic()
+        runtime.tick()  # the watchdog and the exits wait for this tick
+        assert time.monotonic() - started < 1.5
+        first = json.loads((d / "state.json").read_text())["last_slot"]
+        assert CURRENT - 19 <= first < CURRENT - 10
+        clock.advance(60)
+        runtime.tick()  # the next tick goes on where it stopped
+        assert json.loads((d / "state.json").read_text())["last_slot"] > first
+    finally:
+        runtime.stop()

@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
@@ -326,8 +327,10 @@ class Indexer:
         program_ids: Sequence[str] = (),
         usdc_mint: str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
         sol_price_usd: Decimal = Decimal(0),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rpc = rpc
+        self.monotonic = monotonic
         self.directory = Path(directory)
         self.program_ids = tuple(program_ids)
         self.usdc_mint = usdc_mint
@@ -352,9 +355,12 @@ class Indexer:
             state.last_slot = slot
         return state
 
-    def scan(self, n: int) -> ScanResult:
+    def scan(self, n: int, budget_s: float | None = None) -> ScanResult:
+        """At most ``n`` slots; with ``budget_s``, no new slot is taken once that many seconds
+        have passed (the slot in flight ends within the client's own timeout)."""
         if n < 1:
             raise ValueError("scan: the number of slots must be at least 1")
+        deadline = None if budget_s is None else self.monotonic() + budget_s
         state = self.load_state()
         current = self.rpc.get_slot()
         result = ScanResult(current_slot=current)
@@ -368,6 +374,8 @@ class Indexer:
         try:
             with open(self.events_path, "ab") as fh:
                 for slot in range(first, last + 1):
+                    if deadline is not None and slot > first and self.monotonic() >= deadline:
+                        break  # the rest at the next scan
                     lines = self._slot(slot, state, result)
                     state.last_slot = slot
                     result.last_slot = slot

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 RPC_VAR = "RPC_SOLANA_HTTP"
 INDEXER_DIR = "indexer"
 FOLLOW_RETRY = RetryPolicy(max_attempts=2, max_total_s=5.0)  # one engine tick: never long
+# The engine's tick (the watchdog, the exits) waits for the slots it follows: it stops taking new
+# slots after this long, and each call gets no longer (a slow node resumes at the next tick).
+FOLLOW_BUDGET_S = 5.0
 HEALTH_RETRY = RetryPolicy(max_attempts=1, max_total_s=3.0)  # the health pane answers quickly
 HEALTH_TIMEOUT_S = 3.0
 
