@@ -9,8 +9,9 @@
   skipped with a log line.
 - One read takes at most ``max_bytes`` (plus the rest of a line): a large backlog is read over
   several ticks, and nothing but the current line is ever held in memory.
-- A line longer than ``max_line`` bytes (64 KB; a feed line is a few hundred) is skipped with a
-  log line, without ever being held whole: a 1 GB line costs no more memory than a short one.
+- A line longer than ``max_line`` bytes (4 MB; a feed line is a few hundred bytes, and a longer
+  one still has its fields capped) is skipped with a log line, without ever being held whole: a
+  1 GB line costs no more memory than a 4 MB one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from engine.untrusted import NAME_MAX, BadNumber, Problems, clean_text, parse_de
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1024 * 1024
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
 class JsonlTail:
