@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -26,8 +27,9 @@ from engine.modes import resolve_settings
 from engine.notify import Note, Notifier
 from engine.notify.channels import Channel, TelegramChannel, WebhookChannel
 from engine.secrets import Secret
+from tests.conftest import CANARY, CliRunner
 from tests.notify_sim import CHAT, HOOK_KEY, TOKEN
-from tests.test_notify import FAST
+from tests.test_notify import FAST, files_text
 
 Behaviour = Callable[[BaseHTTPRequestHandler], None]
 NOTE = Note.make("test", "info", datetime(2026, 1, 1, tzinfo=UTC), "paper", "hello")
@@ -330,7 +332,7 @@ def test_a_trip_delivered_long_ago_is_not_announced_again_after_many_other_notes
 def test_an_error_page_echoing_the_path_shows_no_part_of_the_token(hostile: Endpoint) -> None:
     def not_found(handler: BaseHTTPRequestHandler) -> None:
         echo = f"Not Found: {'x' * 120} {handler.path}"  # the cap falls inside the token
-        data = ('{"ok": false, "error_code": 404, "description": "%s"}' % echo).encode()
+        data = json.dumps({"ok": False, "error_code": 404, "description": echo}).encode()
         handler.send_response(404)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
@@ -360,8 +362,41 @@ def test_a_damaged_outbox_line_is_skipped_and_the_rest_kept(workdir: Path, damag
     kept = Note.make("engine_error", "error", NOTE.time, "paper", "kept", note_id="kept")
     path = workdir / OUTBOX_FILE
     path.parent.mkdir(parents=True)
-    good = '{"op": "add", "note": %s}' % json.dumps(kept.to_json())
+    good = json.dumps({"op": "add", "note": kept.to_json()})
     path.write_text(damaged + "\n" + good + "\n")
     box = Outbox(workdir, ["telegram"])
     assert [n.id for n in box.pending("telegram")][-1] == "kept"
     box.close()
+
+
+def test_an_endpoint_echoing_the_token_every_way_leaks_it_nowhere(
+    hostile: Endpoint, workdir: Path, cli: CliRunner
+) -> None:
+    def echo_everything(handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path
+        description = f"{path} {quote(path, safe='')} {json.dumps(path)} " + "z" * 100 + path
+        data = json.dumps({"ok": False, "error_code": 400, "description": description}).encode()
+        handler.send_response(400)
+        handler.send_header("X-Echo", path)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    hostile.behaviours = [echo_everything] * 50
+    (workdir / "kobe.toml").write_text('[notify]\nchannels = ["telegram", "webhook"]\n')
+    env = {
+        "KOBE_TELEGRAM_API_URL": hostile.url, "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_CHAT_ID": CHAT, "KOBE_WEBHOOK_URL": f"{hostile.url}/hook/{CANARY}",
+        "KOBE_WEBHOOK_SECRET": HOOK_KEY,
+    }  # fmt: skip
+    results = [
+        cli("-vv", "notify", "test", env=env),
+        cli("-vv", "notify", "test", "--json", env=env),
+        cli("-vv", "run", "--headless", "--ticks", "3", env=env),
+        cli("-vv", "health", env=env),
+    ]
+    assert results[0].code != 0 and "FAIL  telegram: HTTP 400" in results[0].out
+    secret = TOKEN.split(":")[1]
+    seen = "".join(r.out + r.err for r in results) + files_text(workdir)
+    for piece in (secret[:8], quote(secret), CANARY, HOOK_KEY, CHAT):
+        assert piece not in seen
