@@ -400,3 +400,21 @@ def test_an_endpoint_echoing_the_token_every_way_leaks_it_nowhere(
     seen = "".join(r.out + r.err for r in results) + files_text(workdir)
     for piece in (secret[:8], quote(secret), CANARY, HOOK_KEY, CHAT):
         assert piece not in seen
+
+
+def test_a_telegram_url_pasted_with_its_token_is_refused_without_echoing_it(
+    workdir: Path, cli: CliRunner
+) -> None:
+    (workdir / "kobe.toml").write_text('[notify]\nchannels = ["telegram"]\n')
+    env = {
+        "KOBE_TELEGRAM_API_URL": f"https://api.telegram.org/bot{TOKEN}/sendMessage",
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": CHAT,
+    }  # fmt: skip
+    result = cli("health", env=env)
+    assert result.code == 2 and "KOBE_TELEGRAM_API_URL" in result.out + result.err
+    assert "api.telegram.org" in result.out + result.err  # what is wrong: the host
+    assert TOKEN.split(":")[1][:6] not in result.out + result.err
+    env["KOBE_TELEGRAM_API_URL"] = f"http://[::1/bot{TOKEN}"  # not even a URL
+    result = cli("health", env=env)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert TOKEN.split(":")[1][:6] not in result.out + result.err

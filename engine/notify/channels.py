@@ -80,7 +80,11 @@ def env_problems(notify: NotifyConfig, env: Mapping[str, str]) -> list[str]:
         try:
             check_telegram_api_url(api)
         except ValueError as exc:
-            problems.append(f"KOBE_TELEGRAM_API_URL: {exc} (got {clean_text(api, 60)!r})")
+            try:  # only the host: a pasted URL may hold a token
+                host = urlsplit(api).hostname or ""
+            except ValueError:
+                host = ""
+            problems.append(f"KOBE_TELEGRAM_API_URL: {exc} (got host {clean_text(host, 60)!r})")
     if "telegram" in notify.channels:
         token, chat = env.get("TELEGRAM_BOT_TOKEN", ""), env.get("TELEGRAM_CHAT_ID", "")
         if token and not _TOKEN.fullmatch(token):
