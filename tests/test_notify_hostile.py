@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from engine.modes import resolve_settings
 from engine.notify import Note, Notifier
 from engine.notify.channels import Channel, TelegramChannel, WebhookChannel
 from engine.secrets import Secret
-from tests.conftest import CANARY, CliRunner
+from tests.conftest import CANARY, ROOT, CliRunner
 from tests.notify_sim import CHAT, HOOK_KEY, TOKEN
 from tests.test_notify import FAST, files_text
 
@@ -47,6 +48,7 @@ class Endpoint:
     def __init__(self) -> None:
         self.behaviours: list[Behaviour] = []  # one per request, then ``ok``
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[bytes] = []
         self.url = ""
 
     def next(self) -> Behaviour:
@@ -64,8 +66,9 @@ def endpoint(tls: tuple[Path, Path] | None = None) -> Iterator[Endpoint]:
             pass
 
         def _any(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             state.requests.append((self.command, self.path))
+            state.bodies.append(body)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 state.next()(self)
 
@@ -418,3 +421,71 @@ def test_a_telegram_url_pasted_with_its_token_is_refused_without_echoing_it(
     result = cli("health", env=env)
     assert result.code == 2 and "Traceback" not in result.err
     assert TOKEN.split(":")[1][:6] not in result.out + result.err
+
+
+SENDER = """
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from engine.modes import resolve_settings
+from engine.notify import Note, Notifier
+
+workdir, url = Path(sys.argv[1]), sys.argv[2]
+env = {"KOBE_WEBHOOK_URL": url, "KOBE_WEBHOOK_SECRET": sys.argv[3]}
+notifier = Notifier.for_settings(resolve_settings(env, workdir))
+notifier.start()
+for i in range(60):
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    notifier.publish(Note.make("engine_error", "error", t, "paper", "Engine error", f"e{i}",
+                               note_id=f"n{i:02d}"))
+print("published", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_kill_9_mid_delivery_of_a_full_outbox_loses_nothing_and_repeats_one_batch_at_most(
+    workdir: Path, hostile: Endpoint
+) -> None:
+    from engine.notify.sender import BATCH_MAX
+
+    def slow_ok(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.3)
+        ok(handler)
+
+    (workdir / "kobe.toml").write_text(
+        '[notify]\nchannels = ["webhook"]\nevents = ["engine_error"]\n'
+    )
+    hostile.behaviours = [slow_ok] * 1000
+    hook = f"{hostile.url}/hook/x"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SENDER, str(workdir), hook, HOOK_KEY],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(hostile.requests) < 2:  # one batch confirmed, the next one in flight
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.01)
+    finally:
+        proc.kill()  # kill -9
+        proc.communicate(timeout=30)
+
+    def received() -> list[str]:
+        return [n["id"] for b in hostile.bodies for n in json.loads(b)["notes"]]
+
+    hostile.behaviours = []
+    settings = resolve_settings(
+        {"KOBE_WEBHOOK_URL": hook, "KOBE_WEBHOOK_SECRET": HOOK_KEY}, workdir
+    )
+    for _ in range(2):  # the restart delivers the rest; a second one has nothing left to send
+        notifier = Notifier.for_settings(settings, policy=FAST)
+        notifier.start()
+        deadline = time.monotonic() + 20
+        while len(set(received())) < 60:
+            assert time.monotonic() < deadline, sorted(set(received()))
+            time.sleep(0.05)
+        time.sleep(0.3)
+        notifier.close()
+    ids = received()
+    assert sorted(set(ids)) == [f"n{i:02d}" for i in range(60)]  # nothing lost
+    assert len(ids) - 60 <= BATCH_MAX  # only the batch in flight at the kill went twice
