@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.runtime import EngineState
 from engine.strategies.copy_trading.feed import JsonlLeaderFeed, LeaderTrade
 from engine.strategies.memecoin_farming.providers import OnchainDryRunProvider
 from engine.strategies.tail import JsonlTail
@@ -81,3 +82,48 @@ def test_an_indexer_line_with_an_edge_time_skips_that_line_only(tmp_path: Path) 
     provider.update(NOW)
     assert [c.mint for c in provider.candidates()] == ["m1", "m3"]
     assert provider.lines_skipped == 1
+
+
+@pytest.mark.parametrize("price", ["1e-30", "1e30"])
+def test_a_price_within_the_parser_but_outside_any_market_is_skipped_and_the_engine_runs_on(
+    workdir: Path, price: str
+) -> None:
+    from tests.test_untrusted_paths import alerts, copy_runtime, leader_line
+
+    runtime, clock, events, feed = copy_runtime(workdir)
+    try:
+        runtime.mark_running()
+        runtime.tick()
+        feed.parent.mkdir(parents=True, exist_ok=True)
+        with feed.open("a") as fh:
+            fh.write(leader_line("t-extreme", price=price))
+        for _ in range(3):
+            clock.advance(60)
+            runtime.tick()  # raised decimal.InvalidOperation from the paper DEX's fill
+        with feed.open("a") as fh:
+            fh.write(leader_line("t-good", side="sell") + leader_line("t-good-2"))
+        for _ in range(3):
+            clock.advance(60)
+            runtime.tick()
+        feed_alerts = [a for a in alerts(events) if a.code == "feed"]
+        assert len(feed_alerts) == 1 and "'price'" in feed_alerts[0].message
+        assert runtime.status().state is EngineState.RUNNING and not runtime.failure
+        orders = (runtime.settings.data_dir / "logs" / "orders.jsonl").read_text()
+        assert "t-extreme" not in orders and "copy whale1 t-good-2" in orders
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize("price", ["1e-30", "1e30"])
+def test_an_indexed_candidate_priced_outside_any_market_is_skipped(
+    tmp_path: Path, price: str
+) -> None:
+    line = {
+        "kind": "candidate", "mint": "m1", "symbol": "BONK", "price_usd": price,
+        "liquidity_usd": "52000", "volume_usd": "8000", "time": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    (tmp_path / "events.jsonl").write_text(json.dumps(line) + "\n")
+    provider = OnchainDryRunProvider(tmp_path)
+    provider.update(NOW)
+    assert provider.candidates() == [] and provider.lines_skipped == 1
+    assert "'price_usd'" in provider.problems.drain()[0]

@@ -146,6 +146,21 @@ def dec_field(record: dict[str, Any], key: str) -> Decimal:
         raise BadRecord(str(exc)) from None
 
 
+# A price from a feed must be one a market can hold: the paper DEX sizes, fills and charges fees
+# in 8 decimals, and 1e-30 made its fill raise (the engine stopped) while 1e30 bought a dust
+# position that could never be sold. 1e-12 is the stub market's own floor.
+PRICE_MIN = Decimal("1e-12")
+PRICE_MAX = Decimal("1e12")
+
+
+def price_field(record: dict[str, Any], key: str) -> Decimal:
+    """A price in USD from a feed: :func:`dec_field`, within ``PRICE_MIN`` .. ``PRICE_MAX``."""
+    price = dec_field(record, key)
+    if not PRICE_MIN <= price <= PRICE_MAX:
+        raise BadRecord(f"{key!r} must be between {PRICE_MIN} and {PRICE_MAX} (got {price})")
+    return price
+
+
 def opt_dec_field(record: dict[str, Any], key: str) -> Decimal | None:
     return None if record.get(key) is None else dec_field(record, key)
 

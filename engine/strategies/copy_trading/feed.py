@@ -40,9 +40,9 @@ from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
     BadRecord,
     JsonlTail,
-    dec_field,
     dex_symbol,
     opt_dec_field,
+    price_field,
     str_field,
     time_field,
 )
@@ -96,9 +96,7 @@ def parse_feed_record(record: dict[str, Any], quote: str) -> FeedEvent:
     """One feed line as an event; :class:`BadRecord` says what is wrong with it."""
     kind = record.get("kind", "trade")
     symbol = dex_symbol(str_field(record, "symbol"), quote)
-    price = dec_field(record, "price")
-    if price <= 0:
-        raise BadRecord(f"'price' must be positive (got {price})")
+    price = price_field(record, "price")
     time = time_field(record)
     if kind == "price":
         return PriceUpdate(symbol, price, time)

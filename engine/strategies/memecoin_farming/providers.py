@@ -53,6 +53,7 @@ from engine.strategies.tail import (
     dec_field,
     dex_symbol,
     opt_dec_field,
+    price_field,
     str_field,
     time_field,
 )
@@ -321,9 +322,7 @@ class IndexerFilesProvider(MemecoinDataProvider):
         symbol = dex_symbol(str_field(record, "symbol"), self._quote)
         if not symbol.endswith(f"/{self._quote}"):
             raise BadRecord(f"{symbol} is not quoted in {self._quote}")
-        price = dec_field(record, "price_usd")
-        if price <= 0:
-            raise BadRecord(f"'price_usd' must be positive (got {price})")
+        price = price_field(record, "price_usd")
         previous = self._by_mint.get(mint)
         self._by_mint[mint] = Candidate(
             mint=mint,
@@ -343,9 +342,7 @@ class IndexerFilesProvider(MemecoinDataProvider):
         c = self._by_mint.get(mint)
         if c is None:
             raise BadRecord(f"swap of unknown mint {shown(mint)}")
-        price = dec_field(record, "price_usd")
-        if price <= 0:
-            raise BadRecord(f"'price_usd' must be positive (got {price})")
+        price = price_field(record, "price_usd")
         time_field(record)  # required, checked
         liquidity = opt_dec_field(record, "liquidity_usd")
         amount = opt_dec_field(record, "amount_usd") or Decimal(0)
