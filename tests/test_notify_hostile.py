@@ -36,12 +36,21 @@ Behaviour = Callable[[BaseHTTPRequestHandler], None]
 NOTE = Note.make("test", "info", datetime(2026, 1, 1, tzinfo=UTC), "paper", "hello")
 
 
-def ok(handler: BaseHTTPRequestHandler) -> None:
-    data = b'{"ok": true, "result": {"message_id": 1}}'
-    handler.send_response(200)
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+def answer(status: int, reply: object, **headers: str) -> Behaviour:
+    """A behaviour that answers ``status`` with ``reply`` as JSON (bytes: as they are)."""
+
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+        handler.send_response(status)
+        for name, value in (headers | {"Content-Length": str(len(data))}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    return send
+
+
+ok = answer(200, {"ok": True, "result": {"message_id": 1}})
 
 
 class Endpoint:
@@ -185,12 +194,7 @@ def garbled(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
 
 
-def json_bomb(handler: BaseHTTPRequestHandler) -> None:
-    data = b"[" * 200_000 + b"]" * 200_000
-    handler.send_response(200)
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+json_bomb = answer(200, b"[" * 200_000 + b"]" * 200_000)
 
 
 def test_a_json_bomb_from_telegram_is_a_refusal_not_a_traceback(hostile: Endpoint) -> None:
@@ -248,16 +252,8 @@ def test_the_sender_survives_a_broken_reply_and_delivers_on_the_retry(
 def test_retry_after_from_the_channel_is_bounded(
     hostile: Endpoint, given: object, waits: float | None
 ) -> None:
-    def limited(handler: BaseHTTPRequestHandler) -> None:
-        data = (
-            b'{"ok": false, "error_code": 429, "description": "Too Many Requests", '
-            b'"parameters": {"retry_after": ' + repr(given).replace("'", '"').encode() + b"}}"
-        )
-        handler.send_response(429)
-        handler.send_header("Retry-After", str(given))
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+    reply = {"ok": False, "description": "Too Many Requests", "parameters": {"retry_after": given}}
+    limited = answer(429, reply, **{"Retry-After": str(given)})
 
     for channel in channels(hostile.url):
         hostile.behaviours = [limited]
@@ -289,14 +285,7 @@ def test_a_certificate_that_does_not_verify_is_never_sent_to(
 
 
 def test_a_reply_echoing_the_token_never_shows_it(hostile: Endpoint) -> None:
-    def echo(handler: BaseHTTPRequestHandler) -> None:
-        data = b'{"ok": false, "error_code": 400, "description": "bad bot ' + TOKEN.encode() + b'"}'
-        handler.send_response(400)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    hostile.behaviours = [echo]
+    hostile.behaviours = [answer(400, {"ok": False, "description": f"bad bot {TOKEN}"})]
     with pytest.raises(ExchangeError) as caught:
         send(channels(hostile.url)[0])
     assert "bad bot ***" in str(caught.value) and TOKEN not in str(caught.value)
@@ -335,11 +324,7 @@ def test_a_trip_delivered_long_ago_is_not_announced_again_after_many_other_notes
 def test_an_error_page_echoing_the_path_shows_no_part_of_the_token(hostile: Endpoint) -> None:
     def not_found(handler: BaseHTTPRequestHandler) -> None:
         echo = f"Not Found: {'x' * 120} {handler.path}"  # the cap falls inside the token
-        data = json.dumps({"ok": False, "error_code": 404, "description": echo}).encode()
-        handler.send_response(404)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        answer(404, {"ok": False, "error_code": 404, "description": echo})(handler)
 
     hostile.behaviours = [not_found]
     with pytest.raises(ExchangeError) as caught:
@@ -378,12 +363,7 @@ def test_an_endpoint_echoing_the_token_every_way_leaks_it_nowhere(
     def echo_everything(handler: BaseHTTPRequestHandler) -> None:
         path = handler.path
         description = f"{path} {quote(path, safe='')} {json.dumps(path)} " + "z" * 100 + path
-        data = json.dumps({"ok": False, "error_code": 400, "description": description}).encode()
-        handler.send_response(400)
-        handler.send_header("X-Echo", path)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        answer(400, {"ok": False, "description": description}, **{"X-Echo": path})(handler)
 
     hostile.behaviours = [echo_everything] * 50
     (workdir / "kobe.toml").write_text('[notify]\nchannels = ["telegram", "webhook"]\n')

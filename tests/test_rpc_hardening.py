@@ -223,23 +223,30 @@ def test_health_of_a_bad_url_never_shows_it(cli: CliRunner) -> None:
         assert CANARY not in result.out + result.err
 
 
+def first_then(first: Behaviour, result: Any) -> Behaviour:
+    """``first`` for the first request, then a reply with ``result``."""
+    calls: list[int] = []
+
+    def send(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        calls.append(1)
+        (first if len(calls) == 1 else reply({"result": result}))(handler, body)
+
+    return send
+
+
 @pytest.mark.parametrize("given", ["nan", "inf", "-3", "Wed, 21 Oct 2015 07:28:00 GMT"])
 def test_a_retry_after_that_is_no_number_of_seconds_backs_off_instead(
     node: tuple[HostileNode, str], given: str
 ) -> None:
     state, url = node
-    calls: list[int] = []
 
-    def limited_once(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-        calls.append(1)
-        if len(calls) > 1:
-            return reply({"result": 7})(handler, body)
+    def limited(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         handler.send_response(429)
         handler.send_header("Retry-After", given)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 
-    state.behaviour = limited_once
+    state.behaviour = first_then(limited, 7)
     slept: list[float] = []
     policy = RetryPolicy(max_attempts=2, max_total_s=5.0, base_delay_s=0.01, sleep=slept.append)
     assert SolanaRpc(Secret(url), policy=policy).get_slot() == 7
@@ -250,18 +257,14 @@ def test_a_reply_cut_before_its_length_is_a_network_error_and_retried(
     node: tuple[HostileNode, str],
 ) -> None:
     state, url = node
-    calls: list[int] = []
 
-    def cut_once(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-        calls.append(1)
-        if len(calls) > 1:
-            return reply({"result": 9})(handler, body)
+    def cut(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         handler.send_response(200)
         handler.send_header("Content-Length", "500")
         handler.end_headers()
         handler.wfile.write(b'{"jsonrpc": "2.0", "id": 1, "res')
         handler.close_connection = True
 
-    state.behaviour = cut_once
+    state.behaviour = first_then(cut, 9)
     policy = RetryPolicy(max_attempts=2, max_total_s=5.0, base_delay_s=0.01)
     assert SolanaRpc(Secret(url), policy=policy).get_slot() == 9
