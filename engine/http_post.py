@@ -83,9 +83,11 @@ def post(
     timeout_s: float,
     max_bytes: int,
     what: str,
+    status_only: bool = False,
 ) -> Reply:
     """One POST within ``timeout_s`` in all; any status is returned (3xx included, not followed).
-    Raises :class:`RequestTimeout`, :class:`NetworkError` or :class:`ReplyTooLarge`."""
+    Raises :class:`RequestTimeout`, :class:`NetworkError` or :class:`ReplyTooLarge`.
+    ``status_only``: the body is not read at all (the caller needs only the status)."""
     ep = endpoint
     deadline = time.monotonic() + timeout_s
     conn_class = http.client.HTTPSConnection if ep.https else http.client.HTTPConnection
@@ -110,6 +112,10 @@ def post(
         conn.request("POST", ep.target, body=body, headers=sent)
         response = conn.getresponse()
         length = response.getheader("Content-Length")
+        if expired.is_set():  # the deadline cut the headers short
+            raise TimeoutError
+        if status_only:
+            return Reply(response.status, response.headers, b"")
         if length is not None and length.isdigit() and int(length) > max_bytes:
             raise too_large
         chunks: list[bytes] = []

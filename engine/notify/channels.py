@@ -114,17 +114,30 @@ MAX_REPLY_BYTES = 1024 * 1024  # Telegram answers sendMessage in a few hundred b
 
 
 def post(
-    url: Secret, body: bytes, headers: Mapping[str, str], timeout_s: float, what: str
+    url: Secret,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    what: str,
+    *,
+    status_only: bool = False,
 ) -> Reply:
     """One POST (:func:`engine.http_post.post`: a total deadline, a size cap, no redirect
     followed). Failures raise NetworkError / RequestTimeout naming ``what`` (never the URL); an
-    HTTP error status (a 3xx too) is returned as a :class:`Reply`."""
+    HTTP error status (a 3xx too) is returned as a :class:`Reply`. ``status_only``: the body is
+    not read (the status is the receipt: a 2xx with a huge body is still a delivery)."""
     try:
         endpoint = Endpoint(url.get_secret_value())
     except BadEndpoint as exc:
         raise DeliveryError(f"{what}: the URL is {exc}") from None
     return http_post(
-        endpoint, body, headers, timeout_s=timeout_s, max_bytes=MAX_REPLY_BYTES, what=what
+        endpoint,
+        body,
+        headers,
+        timeout_s=timeout_s,
+        max_bytes=MAX_REPLY_BYTES,
+        what=what,
+        status_only=status_only,
     )
 
 
@@ -249,7 +262,7 @@ class WebhookChannel(Channel):
 
     def send(self, payload: bytes) -> None:
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: self.signature(payload)}
-        reply = post(self._url, payload, headers, self.timeout_s, "webhook")
+        reply = post(self._url, payload, headers, self.timeout_s, "webhook", status_only=True)
         retry_after = parse_retry_after(reply.headers.get("Retry-After"))
         _raise_for(reply, "webhook", retry_after, "")
 
