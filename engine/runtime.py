@@ -61,6 +61,7 @@ class Runtime(RuntimeParts):
         with self._lock:
             now = self.clock()
             self._apply_risk_commands()
+            armed = not self.risk.kill_switch().tripped
             self._check_free_space()
             self._follow_indexer()
             if self.agent is not None:
@@ -95,6 +96,8 @@ class Runtime(RuntimeParts):
             prices = self._prices()
             marked = self._marked_to_market(snapshot, prices)
             self.risk.on_equity(marked.equity_total_usd, {w.id: w.balance for w in marked.wallets})
+            if armed and self.risk.kill_switch().tripped:  # the risk engine tripped it this tick
+                self._after_trip()
             self._ticks += 1
             self._emit("wallets", marked)
             self._emit("prices", prices)

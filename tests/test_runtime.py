@@ -207,3 +207,26 @@ def test_a_strategy_position_that_becomes_dust_frees_its_slot_in_the_same_run(
         assert not set(held.values()) & set(saved)
     finally:
         runtime.stop()
+
+
+def test_a_trip_by_the_risk_engine_itself_flattens_when_on_trip_is_flatten(workdir: Path) -> None:
+    # on_trip applies to every trip, not only to `kobe risk trip`: the losing streak (or the
+    # drawdown, or the daily loss) found by the risk engine during a tick flattens too
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\nmax_losing_streak = 1\n')
+    runtime, clock, events = _runtime(workdir)
+    try:
+        for _ in range(400):
+            clock.advance(60)
+            runtime.tick()
+            if runtime.risk_snapshot().state.value == "TRIPPED":
+                break
+        assert runtime.risk_snapshot().state.value == "TRIPPED"
+        assert "losing trades in a row" in runtime.risk_snapshot().reason
+        clock.advance(60)
+        runtime.tick()
+        assert runtime.positions() == []  # closed at market, as on_trip = "flatten" says
+        assert any(
+            e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events
+        )
+    finally:
+        runtime.stop()
