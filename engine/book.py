@@ -37,6 +37,7 @@ from engine.position import (
     Position,
     base_of,
     dec_or_none,
+    is_live,
     leg_reason,
     with_fee,
 )
@@ -394,6 +395,21 @@ class PositionBook:
 
     def get(self, entry_cid: str) -> Position | None:
         return self.state.positions.get(entry_cid)
+
+    def unlocked(self, venue: str, asset: str) -> Decimal:
+        """Base ``asset`` Kobe's positions on ``venue`` hold and no exit resting on the exchange
+        locks (dust included): free on the account, yet not the operator's to sell."""
+        return sum(
+            (
+                p.qty
+                for p in self.state.positions.values()
+                if p.venue == venue
+                and p.side is Side.BUY
+                and base_of(p.symbol) == asset
+                and not any(is_live(x.status) for x in p.exits)
+            ),
+            ZERO,
+        )
 
     def committed(self, wallet: str) -> Decimal:
         """Quote a wallet has in open positions (at cost) and in its working buy entries."""

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -81,6 +82,7 @@ class ExecutionEngine:
             router.size_factor = risk.size_factor
             router.listeners.append(self._listener(venue))
             router.committed = self.book.committed
+            router.held_by_positions = functools.partial(self.book.unlocked, router.exchange_name)
             router.on_alert = lambda severity, _code, message: self._alert(severity, message)
             router.on_dust = self._on_dust
         self._unprotected: set[str] = set()

@@ -186,7 +186,7 @@ def protection(
     and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
     if pos.dust:
         return "dust"
-    if any(_is_live(x.status) for x in pos.exits):
+    if any(is_live(x.status) for x in pos.exits):
         return "exchange"
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"
@@ -199,7 +199,7 @@ def protection(
     return UNPROTECTED
 
 
-def _is_live(status: str) -> bool:
+def is_live(status: str) -> bool:
     return status in ("open", "partially_filled")
 
 

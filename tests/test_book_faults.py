@@ -17,7 +17,7 @@ from engine.book import PositionBook
 from engine.bookkeeper import Bookkeeper
 from engine.exchange.base import ExchangeUnavailable, OrderOutcomeUnknown, OrderType, Side
 from engine.journal import OrderEvent, OrderJournal
-from engine.proposal import Source
+from engine.proposal import Refused, Source
 from engine.trades import TradeStore
 from tests.test_execution import Rig, entry
 
@@ -222,3 +222,20 @@ def test_the_cache_is_written_in_batches_and_a_stale_one_replays_exactly(tmp_pat
     assert fresh.get("kobe1D1") == keeper.book.get("kobe1D1")
     keeper.close()  # closing writes it
     assert json.loads(cache.read_text())["offset"] == keeper.book.state.offset
+
+
+def test_a_sell_entry_never_takes_what_kobes_own_positions_hold(tmp_path: Path) -> None:
+    # spot: a sell entry sells base the account holds; the SOL of a position Kobe holds (here
+    # guarded by the local watchdog, so not locked on the exchange) is not the operator's to
+    # sell: selling it would leave the book with a position the account no longer holds
+    rig = Rig(tmp_path)
+    rig.router.exits_policy = "watchdog"
+    rig.engine.submit(entry(Source.CLI))
+    [pos] = rig.engine.positions()
+    sell = entry(Source.CLI, side=Side.SELL, amount=D(5), stop_loss=None, take_profit=None)
+    with pytest.raises(Refused, match="Kobe's open positions"):
+        rig.engine.submit(sell)
+    assert rig.exchange.get_balance("SOL") == pos.qty  # untouched: the position is all there
+    rig.move("SOL/USDT", "94")  # its stop: the watchdog sells the whole position
+    [trade] = rig.closed
+    assert trade.qty == rig.router.exchange.amount_to_precision("SOL/USDT", pos.qty)

@@ -225,8 +225,6 @@ def test_a_trip_by_the_risk_engine_itself_flattens_when_on_trip_is_flatten(workd
         clock.advance(60)
         runtime.tick()
         assert runtime.positions() == []  # closed at market, as on_trip = "flatten" says
-        assert any(
-            e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events
-        )
+        assert any(e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events)
     finally:
         runtime.stop()

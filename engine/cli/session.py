@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         )
         holder.append(router)
         router.committed = manager.ledger.committed = keeper.book.committed
+        router.held_by_positions = functools.partial(keeper.book.unlocked, router.exchange_name)
         router.listeners.append(keeper.on_event)
         try:
             reset = router.paper_reset()

@@ -43,6 +43,15 @@ class Planning(RouterCore):
                 side_price = t.ask if p.side is Side.BUY else t.bid
                 reference = side_price if side_price is not None else t.last
             base_held = self.exchange.get_balance(market.base)
+            kobes = self.held_by_positions(market.base) if p.side is Side.SELL else ZERO
+            if kobes > 0 and base_held <= kobes:  # what is free is Kobe's positions'
+                raise Refused(
+                    [
+                        f"no {market.base} to sell: the {fmt_qty(base_held)} {market.base} free "
+                        f"is held by Kobe's open positions; close a position instead"
+                    ]
+                )
+            base_held = max(ZERO, base_held - kobes)
         reasons = validate_proposal(
             p,
             market=market,
