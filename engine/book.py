@@ -289,6 +289,15 @@ class PositionBook:
         if step is not None:
             d_qty, d_fee, d_value = step
             sold = min(d_qty, pos.qty)
+            if d_qty > sold:  # it sold more than the position held: only its share is the trade's
+                log.warning(
+                    "%s: sold %s %s, more than the %s its position held: the rest is not booked",
+                    e.client_id,
+                    d_qty,
+                    e.symbol,
+                    pos.qty,
+                )
+                d_value, d_fee = d_value * sold / d_qty, d_fee * sold / d_qty
             pos = replace(
                 pos,
                 qty=pos.qty - sold,

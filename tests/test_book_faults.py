@@ -239,3 +239,26 @@ def test_a_sell_entry_never_takes_what_kobes_own_positions_hold(tmp_path: Path) 
     rig.move("SOL/USDT", "94")  # its stop: the watchdog sells the whole position
     [trade] = rig.closed
     assert trade.qty == rig.router.exchange.amount_to_precision("SOL/USDT", pos.qty)
+
+
+def test_an_exit_that_sells_more_than_the_position_held_books_only_the_position(
+    tmp_path: Path,
+) -> None:
+    # e.g. a stop that filled while the watchdog's market sell went out too: the second sell
+    # took other base the account held. The trade is the position's: its quantity and the
+    # proceeds of that quantity, at the exit's price, never the whole fill's proceeds.
+    b = PositionBook(tmp_path, "paper")
+    trades = []
+    for e in (
+        ev("intent", "kobe1E1", qty="1", status="new"),
+        ev("fill", "kobe1E1", qty="1", filled="1", avg="100", status="filled"),
+        ev("intent", "kobe1E1cx", side="sell", qty="2", status="new"),
+        ev("fill", "kobe1E1cx", side="sell", qty="2", filled="2", avg="110", status="filled"),
+    ):
+        t = b.apply(e)
+        if t:
+            trades.append(t)
+    [trade] = trades
+    assert trade.qty == D(1)
+    assert trade.exit_price == D(110)
+    assert trade.pnl == D(10)  # (110 - 100) x 1, no fee in these events
