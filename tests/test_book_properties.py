@@ -1,5 +1,5 @@
-"""Property test of the one position book (issue 12): random entries, partial fills, exits,
-cancels, duplicated fills and restarts, on the paper exchange.
+"""Property test of the one position book (issue 12): random entries, spot sell entries, partial
+fills, exits, cancels, duplicated fills and restarts, on the paper exchange.
 
 After every step:
 - the book equals a replay of the order journal from scratch;
@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.book import PositionBook
-from engine.exchange.base import ExchangeError, OrderType
+from engine.exchange.base import ExchangeError, OrderType, Side
 from engine.proposal import Refused
 from tests.test_execution import Rig, entry
 
@@ -37,8 +38,10 @@ buy = st.tuples(
     st.booleans(),  # with exits
 )
 move = st.tuples(st.just("move"), st.sampled_from(PRICES))
+sell = st.tuples(st.just("sell"), st.sampled_from(["6", "15"]))  # a spot sell entry
 step = st.one_of(
     buy,
+    sell,
     move,
     move,
     st.just(("cancel",)),
@@ -119,6 +122,10 @@ def test_the_book_is_the_journal_and_the_exchange_agrees(steps: list[tuple[objec
                     kw |= {"stop_loss": None, "take_profit": None}
                 with contextlib.suppress(Refused):
                     rig.engine.submit(entry(**kw))
+            elif kind == "sell":  # only SOL outside Kobe's positions may go: there is none
+                sold = entry(side=Side.SELL, amount=Decimal(str(action[1])))
+                with contextlib.suppress(Refused):
+                    rig.engine.submit(replace(sold, stop_loss=None, take_profit=None))
             elif kind == "move":
                 price = str(action[1])
                 rig.move("SOL/USDT", price)
