@@ -300,3 +300,22 @@ def test_a_bnb_fee_with_no_bnb_price_is_alerted_and_shown_apart_never_booked_as_
     [entry] = [e for e in journal(workdir) if e["client_id"] == cid and e["event"] == "fill"]
     assert entry["fee_asset"] == "BNB" and entry["fee_rate"] is None
     assert pos["fees"] == "0" and pos["fees_unpriced"] == f"{Decimal(entry['fee'])} BNB"
+
+
+def test_a_loss_booked_when_a_command_starts_is_what_its_order_may_spend_after(
+    cli: CliRunner, sim: BinanceSim, workdir: Path
+) -> None:
+    # the stop fills while Kobe is not running; the next `kobe trade` books that loss at its
+    # start (reconciliation) and must then size against the wallet as it is after the loss
+    env = sim_env(sim)
+    r = cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes", "--json", env=env)
+    assert r.code == 0, r.err
+    sl = next(x for x in json.loads(r.out)["exits"] if x["client_id"].endswith("sl"))
+    sim.fill(int(sl["id"]))
+    r = cli(*BUY[:-1], "20", "--yes", env=env)  # all the wallet had before the loss
+    [t] = trades(workdir)
+    assert Decimal(t["pnl"]) < 0  # the stop-loss was booked by this command's start
+    left = wallet(cli, "cex_binance", env)
+    assert left < Decimal(20)
+    assert r.code == 1, r.out
+    assert f"wallet cex_binance has {left}" in r.err

@@ -97,6 +97,9 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             if reset is not None:
                 print(f"note: {reset}", file=ctx.err)
             _print_external(ctx, router.reconcile())
+            # what reconciliation booked (a stop that filled while Kobe was not running) is
+            # what this command's orders may spend after it
+            router.wallets = LedgerWallets(manager.snapshot(), cfg.finance)
             yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
         finally:
             keeper.catch_up()
