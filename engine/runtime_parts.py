@@ -192,6 +192,8 @@ class RuntimeParts:
                     f"{venue.name}: order {order.id} ({order.side.value} {order.qty} "
                     f"{order.symbol}) is not Kobe's: shown, never touched",
                 )
+        if self.risk.kill_switch().tripped:  # a trip no engine could flatten (kobe risk trip)
+            self._flatten_if_asked()
         self.notifier.start()
 
     def _build_indexer(self) -> Indexer | None:
@@ -287,6 +289,11 @@ class RuntimeParts:
     def _after_trip(self) -> None:
         ks = self.risk.kill_switch()
         self._alert("critical", "kill_switch", f"kill switch TRIPPED: {ks.reason}")
+        self._flatten_if_asked()
+
+    def _flatten_if_asked(self) -> None:
+        """With ``on_trip = "flatten"``: close what Kobe opened, once per trip."""
+        ks = self.risk.kill_switch()
         if self.settings.config.risk.on_trip == "flatten" and self._flattened_trip != ks.since:
             self._flattened_trip = ks.since
             done = self.execution.flatten(f"kill switch tripped (flatten): {ks.reason}")

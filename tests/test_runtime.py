@@ -228,3 +228,23 @@ def test_a_trip_by_the_risk_engine_itself_flattens_when_on_trip_is_flatten(workd
         assert any(e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events)
     finally:
         runtime.stop()
+
+
+def test_a_trip_applied_while_no_engine_ran_is_flattened_when_the_engine_starts(
+    cli: CliRunner, workdir: Path
+) -> None:
+    # `kobe risk trip` with no engine running trips at once, but only an engine can close:
+    # with on_trip = "flatten" the next engine closes what Kobe holds as it starts
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
+    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    assert cli("trade", *buy, "--yes").code == 0
+    r = cli("risk", "trip", "--reason", "closing time", "--yes")
+    assert r.code == 0 and "closed when an engine starts" in r.out
+    runtime, _, events = _runtime(workdir)
+    try:
+        assert runtime.positions() == []
+        assert any(
+            e.kind == "alert" and e.payload.message.startswith("flatten: closed") for e in events
+        )
+    finally:
+        runtime.stop()

@@ -85,6 +85,11 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
             ctx.print(
                 f"kill switch: {snap.state.value}" + (f" ({snap.reason})" if snap.reason else "")
             )
+            if action == "trip" and settings.config.risk.on_trip == "flatten":
+                ctx.print(
+                    "on_trip is flatten: no engine is running, so Kobe's open entries and "
+                    "positions are closed when an engine starts (kobe run, kobe-tui)"
+                )
             ok = (snap.state is KillState.TRIPPED) == (action == "trip")
             return EXIT_OK if ok else EXIT_REFUSED
     except DataDirBusy as exc:
