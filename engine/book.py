@@ -337,7 +337,8 @@ class PositionBook:
         exit_price = pos.exit_value / pos.exit_qty
         sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)
         fees = pos.entry_fee + pos.exit_fees
-        pnl = sign * (exit_price - pos.entry_price) * pos.exit_qty - fees
+        # from the proceeds themselves, not from their average: exact, as a hand computation
+        pnl = sign * (pos.exit_value - pos.entry_price * pos.exit_qty) - fees
         return ClosedTrade(
             trade_id=pos.entry_client_id,
             opened_at=pos.opened_at,

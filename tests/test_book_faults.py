@@ -6,6 +6,7 @@ sibling look-up fails."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from decimal import Decimal as D
@@ -262,3 +263,44 @@ def test_an_exit_that_sells_more_than_the_position_held_books_only_the_position(
     assert trade.qty == D(1)
     assert trade.exit_price == D(110)
     assert trade.pnl == D(10)  # (110 - 100) x 1, no fee in these events
+
+
+def test_a_trade_with_fees_in_base_quote_and_a_third_asset_matches_a_hand_computation(
+    tmp_path: Path,
+) -> None:
+    # buy 1 BTC at 100, fee 0.001 BTC (base): 0.999 held. Sold in two orders: 0.5 at 110
+    # (fee 0.055 USDT, quote), then 0.499 at 90 (fee 0.0001 BNB, a third asset, at 600 USDT)
+    b = PositionBook(tmp_path, "paper")
+    trades = []
+    for e in (
+        ev("intent", "kobe1F1", status="new"),
+        replace(
+            ev("fill", "kobe1F1", filled="1", avg="100", status="filled"),
+            fee=D("0.001"),
+            fee_asset="BTC",
+        ),
+        ev("intent", "kobe1F1tp", side="sell", qty="0.999", status="new"),
+        replace(
+            ev("cancel", "kobe1F1tp", side="sell", qty="0.999", filled="0.5", avg="110"),
+            fee=D("0.055"),
+            status="canceled",
+        ),
+        ev("intent", "kobe1F1cx", side="sell", qty="0.499", status="new"),
+        replace(
+            ev("fill", "kobe1F1cx", side="sell", qty="0.499", filled="0.499", avg="90"),
+            fee=D("0.0001"),
+            fee_asset="BNB",
+            fee_rate=D(600),
+            status="filled",
+        ),
+    ):
+        t = b.apply(e)
+        if t:
+            trades.append(t)
+    [trade] = trades
+    spent = D(1) * D(100)  # the quote the entry cost
+    received = D("0.5") * D(110) + D("0.499") * D(90)
+    fees_out = D("0.055") + D("0.0001") * D(600)
+    assert trade.pnl == received - fees_out - spent == D("-0.205")
+    assert trade.fees == D("0.001") * D(100) + fees_out  # both legs, in USDT
+    assert trade.qty == D("0.999")

@@ -102,6 +102,9 @@ def _check(rig: Rig, tmp: Path) -> None:
     assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost - dust_cost
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
+    # what the wallet has in open positions and working entries never exceeds what the router
+    # let it spend (100 in the rig's wallet book)
+    assert live.committed("cex_binance") <= rig.router.wallets.balance("cex_binance")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
