@@ -244,7 +244,7 @@ class PositionBook:
             return
         step = self._increment(e)
         if step is not None:
-            d_qty, d_fee, _ = step
+            d_qty, d_fee, d_value = step
             fee_base = d_fee if e.fee_asset == base_of(e.symbol) else ZERO
             filled = pos.filled + d_qty
             pos = replace(
@@ -254,7 +254,7 @@ class PositionBook:
                 entry_price=e.avg_price if e.avg_price is not None else pos.entry_price,
                 opened_at=e.ts if pos.filled == 0 else pos.opened_at,
             )
-            pos = with_fee(pos, e, d_fee, entry=True)
+            pos = with_fee(pos, e, d_fee, entry=True, price=_price(d_qty, d_value))
         if e.event in ("fill", "cancel", "reject"):
             pos = replace(pos, pending=False)
             if pos.filled <= 0:  # cancelled or refused with nothing filled: no position
@@ -298,13 +298,14 @@ class PositionBook:
                     pos.qty,
                 )
                 d_value, d_fee = d_value * sold / d_qty, d_fee * sold / d_qty
+            price = _price(sold, d_value)
             pos = replace(
                 pos,
                 qty=pos.qty - sold,
                 exit_qty=pos.exit_qty + sold,
                 exit_value=pos.exit_value + d_value,
             )
-            pos = with_fee(pos, e, d_fee, entry=False)
+            pos = with_fee(pos, e, d_fee, entry=False, price=price)
         self.state.positions[entry_cid] = pos
         if step is None or pos.pending:
             return None
@@ -427,6 +428,12 @@ class PositionBook:
             (p.cost + p.locked for p in self.state.positions.values() if p.wallet == wallet),
             ZERO,
         )
+
+
+def _price(qty: Decimal, value: Decimal) -> Decimal | None:
+    """The price of the fills that added ``qty`` worth ``value`` (None: no quantity, or no
+    price known for them)."""
+    return value / qty if qty > 0 and value > 0 else None
 
 
 def _event(raw: bytes, path: Path) -> OrderEvent | None:

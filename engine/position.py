@@ -139,22 +139,27 @@ def base_of(symbol: str) -> str:
     return symbol.split("/", 1)[0]
 
 
-def _fee_in_quote(e: OrderEvent, fee: Decimal) -> Decimal | None:
-    """``fee`` (part of ``e``'s) in the quote asset: a fee in the base asset at the fill's
-    price, one in a third asset (BNB) at the rate journaled with the fill, one in the quote
-    asset as it is. None: a third asset with no rate (not convertible)."""
+def _fee_in_quote(e: OrderEvent, fee: Decimal, price: Decimal | None) -> Decimal | None:
+    """``fee`` (part of ``e``'s) in the quote asset: a fee in the base asset at the price of
+    the fills it was charged on (``price``; else the order's average), one in a third asset
+    (BNB) at the rate journaled with the fill, one in the quote asset as it is. None: a third
+    asset with no rate (not convertible)."""
     base, _, quote = e.symbol.partition("/")
-    if e.fee_asset == base and e.avg_price is not None:
-        return fee * e.avg_price
+    price = price if price is not None else e.avg_price
+    if e.fee_asset == base and price is not None:
+        return fee * price
     if e.fee_asset in ("", base, quote) or fee <= 0:
         return fee
     return None if e.fee_rate is None else fee * e.fee_rate
 
 
-def with_fee(pos: Position, e: OrderEvent, fee: Decimal, *, entry: bool) -> Position:
-    """``pos`` with ``fee`` (of event ``e``) booked on its entry or exit leg, in the quote
-    asset; a fee that cannot be converted is kept apart, in its own asset, and logged."""
-    in_quote = _fee_in_quote(e, fee)
+def with_fee(
+    pos: Position, e: OrderEvent, fee: Decimal, *, entry: bool, price: Decimal | None = None
+) -> Position:
+    """``pos`` with ``fee`` (of event ``e``, charged on fills at ``price``) booked on its entry
+    or exit leg, in the quote asset; a fee that cannot be converted is kept apart, in its own
+    asset, and logged."""
+    in_quote = _fee_in_quote(e, fee, price)
     if in_quote is not None:
         if entry:
             return replace(pos, entry_fee=pos.entry_fee + in_quote)

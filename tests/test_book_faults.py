@@ -304,3 +304,32 @@ def test_a_trade_with_fees_in_base_quote_and_a_third_asset_matches_a_hand_comput
     assert trade.pnl == received - fees_out - spent == D("-0.205")
     assert trade.fees == D("0.001") * D(100) + fees_out  # both legs, in USDT
     assert trade.qty == D("0.999")
+
+
+def test_an_entry_filled_in_parts_at_two_prices_books_its_base_fee_as_charged(
+    tmp_path: Path,
+) -> None:
+    # 0.5 BTC at 100 (fee 0.0005 BTC), then 0.5 more at 102 (fee 0.0005 BTC): 101 USDT spent,
+    # 0.999 BTC held; all sold at 110 with no fee. Hand: 0.999 x 110 - 101 = 8.89
+    b = PositionBook(tmp_path, "paper")
+    trades = []
+    btc = {"fee_asset": "BTC"}
+    for e in (
+        ev("intent", "kobe1G1", qty="1", status="new", type_="limit"),
+        replace(
+            ev("partial_fill", "kobe1G1", filled="0.5", avg="100", status="partially_filled"),
+            fee=D("0.0005"),
+            **btc,
+        ),
+        replace(
+            ev("fill", "kobe1G1", filled="1", avg="101", status="filled"), fee=D("0.001"), **btc
+        ),
+        ev("intent", "kobe1G1cx", side="sell", qty="0.999", status="new"),
+        ev("fill", "kobe1G1cx", side="sell", qty="0.999", filled="0.999", avg="110"),
+    ):
+        t = b.apply(replace(e, status="filled") if e.client_id.endswith("cx") else e)
+        if t:
+            trades.append(t)
+    [trade] = trades
+    assert trade.pnl == D("0.999") * D(110) - D(101) == D("8.89")
+    assert trade.fees == D("0.0005") * D(100) + D("0.0005") * D(102)
