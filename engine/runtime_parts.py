@@ -20,7 +20,7 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
-from engine.risk import KillState, RiskEngine, RiskSnapshot
+from engine.risk import STATE_LOST, KillState, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, Router
 from engine.runtime_types import (
     Agent,
@@ -192,7 +192,10 @@ class RuntimeParts:
                     f"{venue.name}: order {order.id} ({order.side.value} {order.qty} "
                     f"{order.symbol}) is not Kobe's: shown, never touched",
                 )
-        if self.risk.kill_switch().tripped:  # a trip no engine could flatten (kobe risk trip)
+        ks = self.risk.kill_switch()
+        # a trip no engine could flatten (kobe risk trip); never a trip that only says the
+        # risk files were lost or damaged: that blocks entries, it is no order to sell
+        if ks.tripped and not ks.reason.startswith(STATE_LOST):
             self._flatten_if_asked()
         self.notifier.start()
 

@@ -248,3 +248,22 @@ def test_a_trip_applied_while_no_engine_ran_is_flattened_when_the_engine_starts(
         )
     finally:
         runtime.stop()
+
+
+def test_a_trip_that_only_says_the_risk_files_were_lost_never_flattens(
+    cli: CliRunner, workdir: Path
+) -> None:
+    # a damaged file trips the switch (entries blocked) but is no order to sell at market
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
+    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    assert cli("trade", *buy, "--yes").code == 0
+    (workdir / "data" / "execution_runtime.json").write_text("{garbage")
+    runtime, _, events = _runtime(workdir)
+    try:
+        assert runtime.risk_snapshot().state.value == "TRIPPED"
+        assert len(runtime.positions()) == 1
+        assert not any(
+            e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events
+        )
+    finally:
+        runtime.stop()
