@@ -174,3 +174,39 @@ def test_kobe_tui_help_prints_usage_and_does_not_start(workdir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: kobe-tui") and "\x1b[" not in proc.stdout
     assert not (workdir / "data").exists()  # no engine, no cockpit
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("t.json", b"\xff\xfe{}", "not UTF-8 text"),
+        ("t.toml", b"x" * 70_000, "larger than 65536 bytes"),
+        ("t.json", b'{"symbol": ["BTC/USDT"], "side": "buy", "type": "market", "quote": 15}',
+         "symbol: must be a string"),
+        ("t.toml", b'symbol = "BTC/USDT"\nside = "buy"\ntype = "market"\nquote = 15\nwallet = 5\n',
+         "wallet: must be a string"),
+        ("t.toml", b'symbol = "BTC/USDT"\nside = "buy"\ntype = "market"\nquote = 15\n'
+         b"reason = {a = 1}\n", "reason: must be a string"),
+        ("t.json", b'{"symbol": "BTC/USDT", "side": true, "type": "market", "quote": 15}',
+         "side: must be a string"),
+    ],
+    ids=["not-utf8", "too-large", "symbol-list", "wallet-int", "reason-table", "side-bool"],
+)  # fmt: skip
+def test_a_bad_trade_file_exits_2_naming_the_problem(
+    cli: CliRunner, workdir: Path, name: str, content: bytes, problem: str
+) -> None:
+    """--file is read as text of bounded size, and its fields have the flags' types: a wrong one
+    is named, never turned into a string and sent (a list as a symbol, a table as a reason)."""
+    path = workdir / name
+    path.write_bytes(content)
+    r = cli("trade", "--file", str(path), "--yes")
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.startswith("kobe: --file: ") and problem in r.err, r.err
+    assert "Traceback" not in r.err
+    assert not (workdir / "data").exists()
+
+
+def test_a_trade_file_that_never_ends_is_refused(cli: CliRunner, workdir: Path) -> None:
+    r = cli("trade", "--file", "/dev/zero", "--yes")
+    assert r.code == 2 and "larger than 65536 bytes" in r.err
+    assert not (workdir / "data").exists()

@@ -28,6 +28,8 @@ from engine.router import Placement, entry_of
 from engine.untrusted import BadNumber, parse_decimal
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
+TEXT_KEYS = ("symbol", "side", "type", "wallet", "reason")  # the others are numbers
+FILE_MAX = 65_536  # bytes: a trade is a few lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,9 +54,16 @@ def _read_trade_file(path: str) -> dict[str, Any]:
     """A trade from a TOML or JSON file, with the same keys as the flags."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:  # bounded: a FIFO or /dev/zero never ends
+            raw = handle.read(FILE_MAX + 1)
     except OSError as exc:
         raise UsageError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > FILE_MAX:
+        raise UsageError(f"--file: {path}: larger than {FILE_MAX} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--file: {path}: not UTF-8 text") from None
     try:
         data: Any = (
             json.loads(text) if file.suffix == ".json" else tomllib.loads(text, parse_float=Decimal)
@@ -66,6 +75,9 @@ def _read_trade_file(path: str) -> dict[str, Any]:
     unknown = sorted(set(data) - set(TRADE_KEYS))
     if unknown:
         raise UsageError(f"--file: {path}: unknown key(s) {', '.join(unknown)}")
+    for key in TEXT_KEYS:  # never str() of a list or a table: that would be sent as a symbol
+        if key in data and not isinstance(data[key], str):
+            raise UsageError(f"--file: {path}: {key}: must be a string (got {data[key]!r:.40})")
     return data
 
 
