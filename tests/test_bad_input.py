@@ -90,6 +90,12 @@ def test_bad_run_and_scan_arguments_exit_2(
         ('symbols = ["DOGE/USDT"]\n', "symbols"),
         ("[rpc]\ntimeout_s = 1e9\n", "rpc.timeout_s"),
         ("[paths]\nmin_free_mb = -1\n", "paths.min_free_mb"),
+        ("[router]\nstop_rest_timeout_s = true\n", "router.stop_rest_timeout_s"),
+        ('[router]\nstop_rest_timeout_s = "60"\n', "router.stop_rest_timeout_s"),
+        ("[router]\nstop_rest_timeout_s = 60.0\n", "router.stop_rest_timeout_s"),
+        ("[paper]\nsim_start = 9999-12-31T23:59:59Z\n", "paper.sim_start"),
+        ("[paper]\nsim_start = 0001-01-01T00:00:00Z\n", "paper.sim_start"),
+        ('[notify]\ndaily_summary_utc = "\u0662\u0661:\u0660\u0660"\n', "notify.daily_summary_utc"),
     ],
 )
 def test_malformed_config_exits_2_naming_the_key(

@@ -38,6 +38,18 @@ class ExchangeConfig(Section):
     timeout_ms: Int = Field(default=10_000, ge=100, le=120_000)
 
 
+SIM_START_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def _sim_start(value: datetime) -> datetime:
+    """The simulated clock's start: ``kobe run --ticks`` adds up to 10^7 minutes to it, and the
+    journals' times and ids derive from it, so it stays in this century."""
+    lo, hi = SIM_START_RANGE
+    if not lo <= value < hi:
+        raise ValueError(f"must be from {lo:%Y-%m-%d} to before {hi:%Y-%m-%d}")
+    return value
+
+
 class PaperConfig(Section):
     quote_asset: str = "USDT"
     balances: dict[str, NonNegativeDecimal] = Field(default_factory=lambda: {"USDT": Decimal(1000)})
@@ -46,7 +58,7 @@ class PaperConfig(Section):
     slippage_bps: NonNegativeDecimal = Decimal(5)
     price_source: Literal["simulated", "exchange"] = "simulated"
     seed: Int = Field(default=7, ge=0, le=MAX_SEED)
-    sim_start: UtcDatetime = datetime(2026, 1, 1, tzinfo=UTC)
+    sim_start: Annotated[UtcDatetime, AfterValidator(_sim_start)] = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class RouterConfig(Section):
@@ -56,7 +68,7 @@ class RouterConfig(Section):
     stop_limit_offset_pct: Annotated[Decimal, AfterValidator(between(0, 50))] = Decimal("0.5")
     # a stop that triggered but rests at its limit after a gap: sold at market once it has
     # rested this long, or once the price is this far past its limit
-    stop_rest_timeout_s: int = Field(default=60, ge=1, le=86_400)
+    stop_rest_timeout_s: Int = Field(default=60, ge=1, le=86_400)
     stop_rest_distance_pct: Percent = Decimal(1)
 
 
@@ -121,7 +133,8 @@ NotifySeverity = Literal["info", "warning", "error", "critical"]
 
 def _hh_mm(value: str) -> str:
     hour, sep, minute = value.partition(":")
-    ok = sep and len(hour) == 2 and len(minute) == 2 and hour.isdigit() and minute.isdigit()
+    digits = (hour + minute).isascii() and hour.isdigit() and minute.isdigit()
+    ok = sep and len(hour) == 2 and len(minute) == 2 and digits
     if not ok or int(hour) > 23 or int(minute) > 59:
         raise ValueError("must be HH:MM in UTC, e.g. 21:00")
     return value
