@@ -21,6 +21,7 @@ from engine.config import (
     load_config_file,
 )
 from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env
+from engine.untrusted import clean_text
 
 BUILTIN_DEFAULTS = "built-in defaults"
 
@@ -112,6 +113,10 @@ def resolve_settings(
     """
     base = Path.cwd() if cwd is None else cwd
     merged = load_env(base) if env is None else env if isinstance(env, Env) else dict(env)
+    for name in ("KOBE_CONFIG", "KOBE_DATA_DIR"):  # shown on screen, like config strings
+        value = merged.get(name, "")
+        if clean_text(value, len(value) + 1) != value:
+            raise ConfigError([f"{name}: must not contain control characters (got {value!r})"])
     path = config_path(merged, base)
     label = None
     if path is not None:

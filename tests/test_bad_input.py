@@ -216,3 +216,18 @@ def test_a_trade_file_that_never_ends_is_refused(cli: CliRunner, workdir: Path) 
     r = cli("trade", "--file", "/dev/zero", "--yes")
     assert r.code == 2 and "larger than 65536 bytes" in r.err
     assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("name", ["KOBE_DATA_DIR", "KOBE_CONFIG"])
+@pytest.mark.parametrize("bad", ["x\x1b[31mRED", "x\nfake line", "x\u202etxt"])
+def test_paths_from_the_environment_with_control_characters_exit_2(
+    cli: CliRunner, workdir: Path, name: str, bad: str
+) -> None:
+    """Like config strings: a path in KOBE_DATA_DIR or KOBE_CONFIG is shown by `kobe health`
+    and `kobe run`, so an escape sequence or a line break in it is refused, not printed."""
+    (workdir / bad).write_text("")  # KOBE_CONFIG: a file of that name exists
+    r = cli("health", env={name: str(workdir / bad)})
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.startswith(f"{name}: must not contain control characters")
+    assert "\x1b" not in r.out + r.err and "\nfake" not in r.out + r.err
+    assert not (workdir / "data").exists()
