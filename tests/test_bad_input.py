@@ -69,6 +69,23 @@ def test_bad_run_and_scan_arguments_exit_2(
 
 
 @pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (("run", "--headless", "--ticks", "5", "--seed", "-1"), "--seed: must be at least 0"),
+        (("run", "--headless", "--ticks", "-0"), "--ticks: must be at least 1"),
+        (("indexer", "scan", "--slots", "0"), "--slots: must be at least 1"),
+        (("run", "--headless", "--duration", "0"), "--duration: must be above 0"),
+    ],
+)
+def test_a_number_below_its_minimum_names_the_minimum(
+    cli: CliRunner, argv: tuple[str, ...], problem: str
+) -> None:
+    """`--seed -1` said "must be above -1": true, but it reads as if -1 were fine."""
+    r = cli(*argv)
+    assert r.code == 2 and f"argument {problem} (got " in r.err, r.err
+
+
+@pytest.mark.parametrize(
     ("toml", "key"),
     [
         ("[risk]\ncooldown_after_loss_s = 1e30\n", "risk.cooldown_after_loss_s"),

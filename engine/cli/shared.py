@@ -81,8 +81,9 @@ def number_arg(
             raise argparse.ArgumentTypeError(
                 f"{exc.problem} (got {clean_text(text, 40)!r})"
             ) from None
-        if value <= minimum:
-            raise argparse.ArgumentTypeError(f"must be above {minimum} (got {text!r})")
+        if value <= minimum:  # a whole number's lowest value, said as such
+            least = f"must be at least {minimum + 1}" if integer else f"must be above {minimum}"
+            raise argparse.ArgumentTypeError(f"{least} (got {text!r})")
         if integer:
             if value != value.to_integral_value():
                 raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})")
