@@ -4,6 +4,7 @@ option each command has (and none it lacks), and the worked examples print what 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -118,3 +119,67 @@ def test_the_seeded_run_claim(cli: CliRunner, workdir: Path) -> None:
     assert f"TRIPPED ({streak} losing trades in a row" in r.out
     closed = (workdir / "data" / "trades.jsonl").read_text().splitlines()
     assert len(closed) == trades
+
+
+def _shape(command: str) -> list[str]:
+    """The top-level keys of the JSON shape the command table shows for ``kobe <command>``."""
+    row = next(
+        line
+        for line in _section("## The CLI").splitlines()
+        if line.startswith(f"| `kobe {command}")
+    )
+    shape = re.search(r"`\[?\{(.*)\}\]?`", row.split(" | ", 1)[1])
+    assert shape is not None, row
+    text = shape.group(1)
+    while re.search(r"[\[{][^\[\]{}]*[\]}]", text):  # drop nested shapes, innermost first
+        text = re.sub(r"[\[{][^\[\]{}]*[\]}]", "", text)
+    return [part.split(":")[0].strip() for part in text.split(",")]
+
+
+def test_the_json_shapes_in_the_command_table(cli: CliRunner) -> None:
+    buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --sl 90000 --tp 99000"
+    trade = cli(*buy.split(), "--yes")
+    assert trade.code == 0, trade.err
+    outputs = {
+        "orders": json.loads(cli("orders", "--json").out)[0],
+        "positions": json.loads(cli("positions", "--json").out)[0],
+        "risk status": json.loads(cli("risk", "status", "--json").out),
+        "wallets": json.loads(cli("wallets", "--json").out),
+        "stats": json.loads(cli("stats", "--json").out),
+    }
+    extra = {"risk status": ["queued"]}  # the queued commands: in "The kill switch"
+    for command, out in outputs.items():
+        assert list(out) == _shape(command) + extra.get(command, []), command
+
+
+def test_every_config_section_and_key_is_documented() -> None:
+    """README: "Sections: `mode`, `symbols`, `[exchange]`, ...; the shipped file documents each
+    key" (a key is documented where the shipped kobe.toml sets it, or shows it commented out)."""
+    from pydantic import BaseModel
+
+    from engine.config import KobeConfig
+
+    listed = re.search(r"Sections: (.*?); the shipped file documents each key", README, re.S)
+    assert listed is not None
+    sections = [s.strip("`[]") for s in re.findall(r"`[^`]+`", listed.group(1))]
+    assert sections == list(KobeConfig.model_fields)
+    shipped = (ROOT / "kobe.toml").read_text()
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        found = set()
+        for name, field in model.model_fields.items():
+            found.add(name)
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= keys(kind)
+        return found
+
+    undocumented = sorted(k for k in keys(KobeConfig) if not re.search(rf"\b{k}\b", shipped))
+    assert not undocumented
+
+
+def test_every_variable_of_env_example_is_in_the_readme() -> None:
+    from engine.secrets import SECRET_VARS, SWITCH_VARS
+
+    missing = sorted(v for v in (*SECRET_VARS, *SWITCH_VARS) if not re.search(rf"\b{v}\b", README))
+    assert not missing
