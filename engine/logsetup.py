@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from io import TextIOWrapper
 from pathlib import Path
 
 from engine.secrets import RedactingFilter, install_log_redaction
@@ -52,6 +53,22 @@ class CollapseRepeats(logging.Handler):
         super().close()
 
 
+class LazyRotatingFile(logging.handlers.RotatingFileHandler):
+    """Rotating at 5 MB, 3 old files kept; the file (and its folder) is created by the first
+    record, so a start refused for a bad config leaves nothing on disk. A file that cannot be
+    written drops the record: it is never drawn over the screen instead."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__(file, maxBytes=5_000_000, backupCount=3, encoding="utf-8", delay=True)
+
+    def _open(self) -> TextIOWrapper:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def setup_logging(
     level: int = logging.WARNING, file: Path | None = None, *, rotate: bool = False
 ) -> None:
@@ -66,10 +83,7 @@ def setup_logging(
         old.close()
     target: logging.Handler
     if file is not None and rotate:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        target = logging.handlers.RotatingFileHandler(
-            file, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
-        )
+        target = LazyRotatingFile(file)
     elif file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         target = logging.FileHandler(file, encoding="utf-8")

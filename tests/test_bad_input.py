@@ -248,3 +248,26 @@ def test_paths_from_the_environment_with_control_characters_exit_2(
     assert r.err.startswith(f"{name}: must not contain control characters")
     assert "\x1b" not in r.out + r.err and "\nfake" not in r.out + r.err
     assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"KOBE_MODE": "bogus"}, "KOBE_MODE: must be one of paper, testnet, live"),
+        ({"KOBE_EXCHANGE_URL": "http://example.com:80"}, "KOBE_EXCHANGE_URL: must be a loopback"),
+    ],
+)
+def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
+    workdir: Path, env: dict[str, str], problem: str
+) -> None:
+    """The cockpit paints before it validates, but a refused config leaves no trace on disk:
+    its log file is created by the first line it logs, not at start."""
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+        cwd=workdir, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert problem in proc.stderr and "Traceback" not in proc.stderr
+    assert list(workdir.iterdir()) == []  # no data dir, no logs/cockpit.log
