@@ -31,6 +31,7 @@ class Env(dict[str, str]):
     """The merged variables; ``from_dotenv`` names those whose value came from ``.env``."""
 
     from_dotenv: frozenset[str] = frozenset()
+    problems: tuple[str, ...] = ()  # why .env could not be read (the full load exits 2 on them)
 
 
 def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Env:
@@ -42,12 +43,21 @@ def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
     """
     base = Path.cwd() if cwd is None else cwd
     dotenv_vars: dict[str, str] = {}
+    problems: tuple[str, ...] = ()
     dotenv = base / ".env"
     if dotenv.is_file():
-        dotenv_vars = {k: v for k, v in dotenv_values(dotenv).items() if v}
+        try:
+            values = dotenv_values(dotenv, encoding="utf-8")
+        except UnicodeDecodeError:
+            problems = (".env: not UTF-8 text (its values are not read)",)
+        except OSError as exc:
+            problems = (f".env: cannot read it: {exc.strerror or exc}",)
+        else:
+            dotenv_vars = {k: v for k, v in values.items() if v}
     process = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
     merged = Env({**dotenv_vars, **process})
     merged.from_dotenv = frozenset(k for k in dotenv_vars if k not in process)
+    merged.problems = problems
     return merged
 
 

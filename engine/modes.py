@@ -113,6 +113,8 @@ def resolve_settings(
     """
     base = Path.cwd() if cwd is None else cwd
     merged = load_env(base) if env is None else env if isinstance(env, Env) else dict(env)
+    if getattr(merged, "problems", ()):
+        raise ConfigError(list(merged.problems))  # type: ignore[attr-defined]
     for name in ("KOBE_CONFIG", "KOBE_DATA_DIR"):  # shown on screen, like config strings
         value = merged.get(name, "")
         if clean_text(value, len(value) + 1) != value:

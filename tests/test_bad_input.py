@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import build_parser
-from tests.conftest import ROOT, CliRunner
+from tests.conftest import ROOT, CliRunner, run_kobe
 
 TRADE = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--yes")
 
@@ -271,3 +271,18 @@ def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
     assert proc.returncode == 2, proc.stderr[-500:]
     assert problem in proc.stderr and "Traceback" not in proc.stderr
     assert list(workdir.iterdir()) == []  # no data dir, no logs/cockpit.log
+
+
+def test_a_dotenv_that_is_not_utf8_exits_2_naming_it(workdir: Path) -> None:
+    (workdir / ".env").write_bytes(b"KOBE_MODE=\xff\xfe\n")
+    r = run_kobe("health", cwd=workdir)
+    assert r.code == 2, r.err
+    assert r.err.startswith(".env: not UTF-8 text") and "Traceback" not in r.err
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+        cwd=workdir, env=base, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2 and ".env: not UTF-8 text" in proc.stderr, proc.stderr[-500:]
+    assert sorted(p.name for p in workdir.iterdir()) == [".env"]
