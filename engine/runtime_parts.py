@@ -125,6 +125,15 @@ class RuntimeParts:
         s = self.settings
         cfg = s.config
         data = s.data_dir
+        # the venue first: a config it refuses (a symbol the exchange lacks: exit 2) leaves the
+        # data dir as it was, before any journal or state file is opened
+        holder: list[Router] = []
+        cex = build_exchange(
+            s,
+            confirmed=self.confirmed,
+            clock=self.clock,
+            on_unknown=lambda cid, reason: holder[0].on_unknown(cid, reason) if holder else None,
+        )
         self.audit = AuditLog(data, self.clock)
         self.notifier = Notifier.attach(  # Telegram / webhook; started once everything is built
             s, self.subscribe, venue_of_wallet=self.venue_of_wallet, on_status=self._on_notify
@@ -135,13 +144,6 @@ class RuntimeParts:
         self.wallets = WalletManager.from_config(cfg, data, clock=self.clock)
         self.trades = TradeStore(data)
         ids = ClientIds(self.clock)
-        holder: list[Router] = []
-        cex = build_exchange(
-            s,
-            confirmed=self.confirmed,
-            clock=self.clock,
-            on_unknown=lambda cid, reason: holder[0].on_unknown(cid, reason) if holder else None,
-        )
         book = _LiveWallets(self)
         self.journal = OrderJournal(
             data

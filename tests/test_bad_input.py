@@ -286,3 +286,30 @@ def test_a_dotenv_that_is_not_utf8_exits_2_naming_it(workdir: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2 and ".env: not UTF-8 text" in proc.stderr, proc.stderr[-500:]
     assert sorted(p.name for p in workdir.iterdir()) == [".env"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run", "--headless", "--ticks", "1"),
+        ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+         "--yes"),
+        ("cancel", "--all", "--yes"),
+    ],
+    ids=["run", "trade", "cancel"],
+)  # fmt: skip
+def test_a_symbol_the_exchange_lacks_exits_2_before_any_state_is_written(
+    cli: CliRunner, workdir: Path, argv: tuple[str, ...]
+) -> None:
+    """README: in testnet and live an unknown symbol "exits 2 naming it ..., nothing sent"; and
+    like every bad config it leaves the data dir as it was (only the lock is taken)."""
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    (workdir / "kobe.toml").write_text('symbols = ["BTC/USDT", "DOGE/USDT"]\n')
+    with BinanceSim() as sim:
+        r = cli(*argv, env=sim_env(sim))
+        assert [m for m, _ in sim.requests if m != "GET"] == []
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.startswith("symbols: DOGE/USDT has no spot market on binance (testnet)")
+    assert [p.name for p in (workdir / "data").iterdir()] == ["kobe.lock"]
