@@ -156,6 +156,11 @@ def resolve_settings(
         from engine.exchange.paper import load_paper_markets
 
         markets = load_paper_markets()
+        if cfg.paper.price_source == "exchange":
+            problems.append(
+                "paper.price_source: 'exchange' is not available: no exchange ticker source is "
+                "wired to the paper venue (paper stays offline); use 'simulated'"
+            )
         missing = [s for s in cfg.symbols if s not in markets]
         if missing:
             problems.append(

@@ -313,3 +313,21 @@ def test_a_symbol_the_exchange_lacks_exits_2_before_any_state_is_written(
     assert r.code == 2, (r.out, r.err)
     assert r.err.startswith("symbols: DOGE/USDT has no spot market on binance (testnet)")
     assert [p.name for p in (workdir / "data").iterdir()] == ["kobe.lock"]
+
+
+def test_exchange_prices_in_paper_are_refused_not_a_traceback(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """`paper.price_source = "exchange"` has no ticker source wired to the paper venue: every
+    paper command died with a ValueError traceback. It is refused like any bad value."""
+    (workdir / "kobe.toml").write_text('[paper]\nprice_source = "exchange"\n')
+    for argv in (
+        ("health",),
+        ("run", "--headless", "--ticks", "1"),
+        ("orders",),
+        (*TRADE, "--type", "market", "--quote", "15"),
+    ):
+        r = cli(*argv)
+        assert r.code == 2, (argv, r.out, r.err)
+        assert r.err.startswith("paper.price_source: ") and "Traceback" not in r.err
+    assert not (workdir / "data").exists()
