@@ -183,3 +183,78 @@ def test_every_variable_of_env_example_is_in_the_readme() -> None:
 
     missing = sorted(v for v in (*SECRET_VARS, *SWITCH_VARS) if not re.search(rf"\b{v}\b", README))
     assert not missing
+
+
+def test_commands_that_need_the_data_dir_name_the_engine_that_holds_it(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README: "while an engine holds `data/kobe.lock`, `kobe trade`, `orders` and `cancel`
+    exit 1 naming the process that holds it" (and a second `run`, and `exits`)."""
+    import os
+
+    from engine.lock import DataDirLock
+
+    with DataDirLock(workdir / "data", "kobe run"):
+        for argv in (
+            ("orders",),
+            ("cancel", "--all", "--yes"),
+            ("exits", "kobe1", "--tp", "1", "--yes"),
+            ("run", "--headless", "--ticks", "1"),
+        ):
+            r = cli(*argv)
+            assert r.code == 1 and f"pid {os.getpid()} (kobe run)" in r.err, (argv, r.err)
+
+
+def test_cancel_of_an_unknown_order_exits_1_saying_which(cli: CliRunner) -> None:
+    r = cli("cancel", "no-such-order", "--yes")
+    assert r.code == 1 and "no-such-order" in r.err and "unknown" in r.err
+
+
+def test_risk_status_exits_0_in_every_state(cli: CliRunner) -> None:
+    assert cli("risk", "status").code == 0  # ARMED
+    assert cli("risk", "trip", "--reason", "test").code == 0
+    r = cli("risk", "status", "--json")
+    assert r.code == 0 and json.loads(r.out)["state"] == "TRIPPED"
+
+
+def test_json_output_writes_decimals_as_strings_and_times_in_utc_with_z(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README: "`--json` output writes decimals as strings and times as ISO-8601 UTC with `Z`"."""
+    (workdir / "kobe.toml").write_text((ROOT / "kobe.toml").read_text())
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    buy = "trade --symbol BTC/USDT --side buy --type limit --price 94000 --quote 15 --sl 90000"
+    trade = cli(*buy.split(), "--yes", "--json")
+    assert trade.code == 0, trade.err
+    outputs = [trade.out] + [
+        cli(*argv, "--json").out
+        for argv in (
+            ("keys",),
+            ("health",),
+            ("orders",),
+            ("positions",),
+            ("wallets",),
+            ("risk", "status"),
+            ("stats",),
+            ("indexer", "status"),
+        )
+    ]
+    times = 0
+
+    def check(value: object) -> None:
+        nonlocal times
+        assert not isinstance(value, float), value
+        if isinstance(value, dict):
+            for v in value.values():
+                check(v)
+        elif isinstance(value, list):
+            for v in value:
+                check(v)
+        elif isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d", value):
+            times += 1
+            assert value.endswith("Z"), value
+
+    for out in outputs:
+        check(json.loads(out, parse_float=float))
+    assert times > 3
+    assert '"qty": "' in trade.out  # a decimal, as a string
