@@ -331,3 +331,41 @@ def test_exchange_prices_in_paper_are_refused_not_a_traceback(
         assert r.code == 2, (argv, r.out, r.err)
         assert r.err.startswith("paper.price_source: ") and "Traceback" not in r.err
     assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("--symbol", "DOGE/USDT"), "--symbol: DOGE/USDT has no spot market on binance (paper)"),
+        (("--symbol", "BTC/USDT\x1b[2J"), "--symbol: BTC/USDT[2J has no spot market"),
+        (("--symbol", "BTC/USDT", "--wallet", "nosuch"), "--wallet: unknown wallet nosuch"),
+    ],
+)
+def test_a_symbol_or_wallet_that_does_not_exist_exits_2(
+    cli: CliRunner, workdir: Path, args: tuple[str, ...], problem: str
+) -> None:
+    """A name that names nothing is a bad argument (exit 2, nothing written), like a bad number;
+    a wallet that exists but may not trade here is a refusal (exit 1)."""
+    r = cli("trade", "--side", "buy", "--type", "market", "--quote", "15", "--yes", *args)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.startswith(f"kobe: {problem}"), r.err
+    assert "\x1b" not in r.err
+    assert not (workdir / "data").exists()
+
+
+def test_a_symbol_the_exchange_lacks_in_testnet_exits_2_and_sends_nothing(
+    cli: CliRunner,
+) -> None:
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    with BinanceSim() as sim:
+        r = cli(*TRADE, "--type", "market", "--quote", "15", env=sim_env(sim))
+        assert r.code == 0, r.err  # BTC/USDT is one of its markets
+        sent = len([m for m, _ in sim.requests if m != "GET"])
+        argv = ("trade", "--symbol", "DOGE/USDT", "--side", "buy", "--type", "market")
+        r = cli(*argv, "--quote", "15", "--yes", env=sim_env(sim))
+        assert len([m for m, _ in sim.requests if m != "GET"]) == sent
+    assert r.code == 2 and r.err.startswith(
+        "kobe: --symbol: DOGE/USDT has no spot market on binance (testnet)"
+    ), r.err

@@ -146,21 +146,6 @@ def test_cancel_all_confirmed(cli: CliRunner) -> None:
             [
                 "trade",
                 "--symbol",
-                "DOGE/USDT",
-                "--side",
-                "buy",
-                "--type",
-                "market",
-                "--quote",
-                "15",
-                "--yes",
-            ],
-            "unknown symbol DOGE/USDT",
-        ),
-        (
-            [
-                "trade",
-                "--symbol",
                 "BTC/USDT",
                 "--side",
                 "sell",
@@ -195,8 +180,13 @@ def test_refusals_exit_1_with_the_reason(cli: CliRunner, argv: list[str], needle
             "--side: must be buy or sell",
         ),
         (BUY, "no terminal to confirm on: pass --yes"),
+        (
+            ["trade", "--symbol", "DOGE/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+             "--yes"],
+            "--symbol: DOGE/USDT has no spot market on binance (paper)",
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_arguments_exit_2_and_write_nothing(
     cli: CliRunner, workdir: Path, argv: list[str], needle: str
 ) -> None:

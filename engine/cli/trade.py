@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import tomllib
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,15 @@ from engine.cli.shared import (
     confirm,
     require_terminal_or_yes,
 )
+from engine.config import Mode
 from engine.exchange.base import ExchangeError, Order, OrderNotFound, OrderType, Side
+from engine.exchange.paper import load_paper_markets
 from engine.lock import DataDirBusy
 from engine.modes import Settings
 from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement, entry_of
-from engine.untrusted import BadNumber, parse_decimal
+from engine.untrusted import BadNumber, clean_text, parse_decimal
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 TEXT_KEYS = ("symbol", "side", "type", "wallet", "reason")  # the others are numbers
@@ -110,10 +113,18 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     if risk is not None and sl is None:
         raise UsageError("--risk needs --sl (the distance to the stop-loss sets the size)")
     wallet = str(fields.get("wallet") or f"cex_{settings.exchange}")
+    wallets = [w.id for w in settings.config.finance.wallets]
+    if wallet not in wallets:
+        raise UsageError(
+            f"--wallet: unknown wallet {clean_text(wallet, 200)} (wallets: {', '.join(wallets)})"
+        )
+    symbol = str(fields["symbol"]).upper()
+    if settings.mode is Mode.PAPER:  # its markets are known without a session; others: below
+        require_market(symbol, load_paper_markets(), settings)
     amount = quote if quote is not None else risk
     assert amount is not None
     return Proposal(
-        symbol=str(fields["symbol"]).upper(),
+        symbol=symbol,
         side=Side(side),
         entry_type=OrderType(kind),
         sizing=Sizing.QUOTE if quote is not None else Sizing.RISK,
@@ -127,6 +138,15 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     )
 
 
+def require_market(symbol: str, markets: Collection[str], settings: Settings) -> None:
+    """A symbol that names no spot market of the venue is a bad argument (exit 2)."""
+    if symbol not in markets:
+        raise UsageError(
+            f"--symbol: {clean_text(symbol, 200)} has no spot market on {settings.exchange} "
+            f"({settings.mode.value})"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -136,6 +156,7 @@ def cmd_trade(ctx: Context) -> int:
     require_terminal_or_yes(ctx)
     try:
         with trading_session(ctx, "kobe trade") as s:
+            require_market(proposal.symbol, s.exchange.load_markets(), s.settings)
             block = s.risk.entry_block()
             if block is not None:
                 return refused(ctx, [block])
