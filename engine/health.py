@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.config import Mode
 from engine.fsutil import dir_writable, free_space_check
-from engine.modes import GateClosed, Settings, gate_problems
+from engine.modes import LIVE_URL_REFUSED, GateClosed, Settings, gate_problems
 from engine.untrusted import clean_text
 
 
@@ -166,6 +166,8 @@ def health_checks(settings: Settings) -> list[Check]:
                     f"{settings.testnet_flag}=1 marks them testnet" if marked else "not testnet",
                 )
             )
+            if settings.api_url:  # every unmet condition has its line
+                checks.append(Check("exchange url", False, LIVE_URL_REFUSED))
         checks.append(
             Check(
                 "mode allowed",

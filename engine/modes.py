@@ -204,6 +204,9 @@ class GateClosed(Exception):
         super().__init__(f"{mode.value} refused: " + "; ".join(reasons))
 
 
+LIVE_URL_REFUSED = "KOBE_EXCHANGE_URL / exchange.api_url is set: refused in live"
+
+
 def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
     """Every unmet condition of the live gate, whatever the current mode; empty means open.
 
@@ -223,7 +226,7 @@ def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
             f"{settings.testnet_flag}=1 marks the keys as testnet keys: live needs live keys"
         )
     if settings.api_url:
-        problems.append("KOBE_EXCHANGE_URL / exchange.api_url is set: refused in live")
+        problems.append(LIVE_URL_REFUSED)
     if not confirmed:
         problems.append("not confirmed: pass --confirm-live (cockpit: unlock live)")
     return problems

@@ -258,3 +258,20 @@ def test_json_output_writes_decimals_as_strings_and_times_in_utc_with_z(
         check(json.loads(out, parse_float=float))
     assert times > 3
     assert '"qty": "' in trade.out  # a decimal, as a string
+
+
+def test_health_in_live_names_every_unmet_condition(cli: CliRunner) -> None:
+    """A refusal names every unmet condition: with everything else set, an exchange URL in live
+    was only "live refused: 1 condition(s) unmet", named nowhere."""
+    env = {
+        "KOBE_MODE": "live",
+        "ALLOW_LIVE": "1",
+        "BINANCE_KEY": "k" * 64,
+        "BINANCE_SECRET": "s" * 64,
+        "KOBE_EXCHANGE_URL": "http://127.0.0.1:9",
+    }
+    r = cli("health", "--json", env=env)
+    assert r.code == 1
+    failed = [c for c in json.loads(r.out)["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["exchange url", "mode allowed"]
+    assert "refused in live" in failed[0]["detail"]
