@@ -369,3 +369,13 @@ def test_a_symbol_the_exchange_lacks_in_testnet_exits_2_and_sends_nothing(
     assert r.code == 2 and r.err.startswith(
         "kobe: --symbol: DOGE/USDT has no spot market on binance (testnet)"
     ), r.err
+
+
+@pytest.mark.parametrize("argv", [("cancel",), ("exits", "--tp", "5")], ids=["cancel", "exits"])
+def test_an_id_argument_is_shown_literally(cli: CliRunner, argv: tuple[str, ...]) -> None:
+    """`kobe cancel ID` and `kobe exits POSITION` echo the id they could not find: an escape
+    sequence or a line break in it is stripped, never written to the terminal."""
+    r = cli(*argv, "x\x1b[31my\nforged", "--yes")
+    assert r.code == 1, r.err
+    assert "x[31my forged" in r.err
+    assert "\x1b" not in r.err and "\nforged" not in r.err

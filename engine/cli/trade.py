@@ -271,7 +271,7 @@ def cmd_cancel(ctx: Context) -> int:
                 if external:
                     question += f" ({external} external order(s) are left alone.)"
             else:
-                ref = ctx.args.order
+                ref = clean_text(ctx.args.order, 200)  # echoed when not found: shown literally
                 match = [o for o, _, _ in open_orders if ref in (o.id, o.client_id)]
                 if not match:
                     try:
@@ -346,9 +346,10 @@ def cmd_exits(ctx: Context) -> int:
     require_terminal_or_yes(ctx)
     try:
         with trading_session(ctx, "kobe exits") as s:
-            held = s.book.get(ctx.args.position)
+            position = clean_text(ctx.args.position, 200)  # echoed when not found
+            held = s.book.get(position)
             if held is None or held.qty <= 0:
-                print(f"position {ctx.args.position}: not open (see kobe positions)", file=ctx.err)
+                print(f"position {position}: not open (see kobe positions)", file=ctx.err)
                 return EXIT_REFUSED
             # a leg not given keeps its price: replacing the TP never drops the stop-loss
             tp = tp if tp is not None else held.take_profit
