@@ -379,3 +379,9 @@ def test_an_id_argument_is_shown_literally(cli: CliRunner, argv: tuple[str, ...]
     assert r.code == 1, r.err
     assert "x[31my forged" in r.err
     assert "\x1b" not in r.err and "\nforged" not in r.err
+
+
+def test_a_trade_file_path_is_shown_literally(cli: CliRunner, workdir: Path) -> None:
+    r = cli("trade", "--file", str(workdir / "x\x1b[31my\nforged"), "--yes")
+    assert r.code == 2 and "cannot read" in r.err
+    assert "\x1b" not in r.err and "\nforged" not in r.err

@@ -29,6 +29,7 @@ from engine.exchange.base import ExchangeError
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
+from engine.untrusted import MESSAGE_MAX, clean_text
 
 COMMANDS: tuple[Callable[[Any], None], ...] = (
     health.register_keys,
@@ -85,8 +86,8 @@ def main(
         for line in exc.lines:
             print(line, file=err)
         return EXIT_USAGE
-    except UsageError as exc:
-        print(f"kobe: {exc}", file=err)
+    except UsageError as exc:  # it may echo an argument: shown literally
+        print(f"kobe: {clean_text(str(exc), MESSAGE_MAX)}", file=err)
         return EXIT_USAGE
     except (StateError, WriteFailed) as exc:
         print(f"kobe: {exc}", file=err)
