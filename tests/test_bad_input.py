@@ -385,3 +385,8 @@ def test_a_trade_file_path_is_shown_literally(cli: CliRunner, workdir: Path) -> 
     r = cli("trade", "--file", str(workdir / "x\x1b[31my\nforged"), "--yes")
     assert r.code == 2 and "cannot read" in r.err
     assert "\x1b" not in r.err and "\nforged" not in r.err
+
+
+def test_kobe_config_naming_a_directory_says_so(cli: CliRunner, workdir: Path) -> None:
+    r = cli("health", env={"KOBE_CONFIG": str(workdir)})
+    assert r.code == 2 and r.err.startswith("KOBE_CONFIG: not a regular file (got "), r.err

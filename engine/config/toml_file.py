@@ -176,7 +176,8 @@ def config_path(env: Mapping[str, str], cwd: Path) -> Path | None:
         path = Path(chosen)
         path = path if path.is_absolute() else cwd / path
         if not path.is_file():
-            raise ConfigError([f"KOBE_CONFIG: file not found (got {chosen!r})"])
+            problem = "not a regular file" if path.exists() else "file not found"
+            raise ConfigError([f"KOBE_CONFIG: {problem} (got {chosen!r})"])
         return path
     local = cwd / "kobe.toml"
     return local if local.is_file() else None
