@@ -275,3 +275,15 @@ def test_health_in_live_names_every_unmet_condition(cli: CliRunner) -> None:
     failed = [c for c in json.loads(r.out)["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["exchange url", "mode allowed"]
     assert "refused in live" in failed[0]["detail"]
+
+
+def test_verbose_adds_info_then_debug_lines(cli: CliRunner) -> None:
+    import logging
+
+    for flags, level in (
+        (("-vv",), logging.DEBUG),
+        (("-v",), logging.INFO),
+        ((), logging.WARNING),  # last: the level the other tests expect
+    ):
+        assert cli(*flags, "keys").code == 0
+        assert logging.getLogger().level == level
