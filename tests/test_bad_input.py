@@ -390,3 +390,11 @@ def test_a_trade_file_path_is_shown_literally(cli: CliRunner, workdir: Path) -> 
 def test_kobe_config_naming_a_directory_says_so(cli: CliRunner, workdir: Path) -> None:
     r = cli("health", env={"KOBE_CONFIG": str(workdir)})
     assert r.code == 2 and r.err.startswith("KOBE_CONFIG: not a regular file (got "), r.err
+
+
+def test_tick_is_refused_with_ticks_not_ignored(cli: CliRunner, workdir: Path) -> None:
+    """`--ticks` runs on a simulated clock, one minute of market time a step: a `--tick` beside
+    it was silently ignored, as `--price` on a market order is not."""
+    r = cli("run", "--headless", "--ticks", "5", "--tick", "1")
+    assert r.code == 2 and "--tick: only with --duration" in r.err, r.err
+    assert not (workdir / "data").exists()

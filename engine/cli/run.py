@@ -80,12 +80,17 @@ def describe(event: EngineEvent) -> str | None:
     return None  # prices and wallet snapshots: every tick
 
 
+DEFAULT_TICK_S = 5  # --duration: seconds between two wall-clock ticks
+
+
 def cmd_run(ctx: Context) -> int:
     args = ctx.args
     if not args.headless:
         raise UsageError("run needs --headless (the cockpit is kobe-tui)")
     if (args.ticks is None) == (args.duration is None):
         raise UsageError("give exactly one of --ticks N or --duration SECONDS")
+    if args.ticks is not None and args.tick is not None:
+        raise UsageError("--tick: only with --duration (--ticks steps one simulated minute)")
     settings = with_seed(ctx.settings, args.seed)
     from engine.agent import build_agent
 
@@ -101,7 +106,7 @@ def cmd_run(ctx: Context) -> int:
         tick_seconds: float = SIM_TICK_SECONDS
     else:
         clock = ctx.clock
-        tick_seconds = float(args.tick)
+        tick_seconds = float(args.tick if args.tick is not None else DEFAULT_TICK_S)
     runtime = Runtime(
         settings,
         confirmed=args.confirm_live,
@@ -204,8 +209,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--tick",
         type=number_arg(maximum=Decimal(86_400)),
-        default=Decimal(5),
-        help="seconds between wall-clock ticks (default 5)",
+        help=f"seconds between wall-clock ticks (default {DEFAULT_TICK_S}; with --duration)",
     )
     p.add_argument(
         "--seed",
