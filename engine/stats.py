@@ -140,7 +140,7 @@ def _cached(cache: Path, journal: Path) -> tuple[TradeStats, bytes] | None:
         offset = int(raw["offset"])
         stats = TradeStats.from_json(raw["stats"], offset)
         mark = bytes.fromhex(str(raw["fingerprint"]))
-    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
         return None
     return stats, mark
 

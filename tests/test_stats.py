@@ -44,6 +44,9 @@ def test_a_cache_that_does_not_match_the_journal_is_rebuilt(workdir: Path) -> No
     assert load_stats(data).total.trades == 2
     (data / CACHE_FILE).write_text("{not json")
     assert load_stats(data).total.trades == 2
+    for damaged in ("[]", "null", '{"version": 1, "stats": []}', "5"):  # JSON, not a cache
+        (data / CACHE_FILE).write_text(damaged)
+        assert load_stats(data).total.trades == 2, damaged
 
 
 def test_a_torn_last_line_is_counted_once_complete(workdir: Path) -> None:
