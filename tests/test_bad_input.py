@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -398,3 +399,22 @@ def test_tick_is_refused_with_ticks_not_ignored(cli: CliRunner, workdir: Path) -
     r = cli("run", "--headless", "--ticks", "5", "--tick", "1")
     assert r.code == 2 and "--tick: only with --duration" in r.err, r.err
     assert not (workdir / "data").exists()
+
+
+def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a command (an exception no handler expects) ends with one line naming it, exit
+    1, its text redacted of every known secret; the traceback is logged, shown with -v."""
+    from engine.cli import health
+
+    secret = "CANARY-unexpected-7Qx9"
+
+    def broken(ctx: Any) -> int:
+        assert ctx.settings.secrets.is_set("BINANCE_KEY")  # a command reads its settings first
+        raise RuntimeError(f"boom near {secret}")
+
+    monkeypatch.setattr(health, "cmd_keys", broken)
+    r = cli("keys", env={"BINANCE_KEY": secret, "BINANCE_SECRET": "s" * 20})
+    assert r.code == 1
+    assert r.err == "kobe: internal error (RuntimeError): boom near ***\n"

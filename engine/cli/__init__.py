@@ -29,7 +29,10 @@ from engine.exchange.base import ExchangeError
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
+from engine.secrets import redact
 from engine.untrusted import MESSAGE_MAX, clean_text
+
+log = logging.getLogger(__name__)
 
 COMMANDS: tuple[Callable[[Any], None], ...] = (
     health.register_keys,
@@ -103,6 +106,11 @@ def main(
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
+    except Exception as exc:  # a bug: one redacted line; the traceback is logged (kobe -v)
+        log.info("internal error in kobe %s", args.command, exc_info=True)
+        text = clean_text(redact(str(exc)), MESSAGE_MAX)
+        print(f"kobe: internal error ({type(exc).__name__}): {text}", file=err)
+        return EXIT_REFUSED
 
 
 def entrypoint() -> None:
