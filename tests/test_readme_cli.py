@@ -7,6 +7,9 @@ import argparse
 import json
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from engine.cli import build_parser
 from tests.conftest import ROOT, CliRunner
@@ -287,3 +290,45 @@ def test_verbose_adds_info_then_debug_lines(cli: CliRunner) -> None:
     ):
         assert cli(*flags, "keys").code == 0
         assert logging.getLogger().level == level
+
+
+def test_read_only_commands_in_live_with_every_condition_hold_only_read_only_clients(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: read-only commands "hold a read-only client that has no way to create or cancel
+    an order", in live too with ALLOW_LIVE, live keys and all. Every client a command asks for
+    is recorded (and refused before any network); none may be a sending one."""
+    from engine.exchange import factory
+    from engine.exchange.base import ExchangeError
+    from engine.exchange.ccxt_exchange import CcxtExchange
+
+    asked: list[bool] = []
+
+    def through_gate(cls: Any, settings: Any, confirmed: bool, **kw: Any) -> Any:
+        asked.append(kw["read_only"])
+        raise ExchangeError("test: no network")
+
+    def no_sending_exchange(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("a read-only command built a sending exchange")
+
+    monkeypatch.setattr(CcxtExchange, "_through_gate", classmethod(through_gate))
+    monkeypatch.setattr(factory, "build_exchange", no_sending_exchange)
+    env = {
+        "KOBE_MODE": "live",
+        "ALLOW_LIVE": "1",
+        "BINANCE_KEY": "k" * 64,
+        "BINANCE_SECRET": "s" * 64,
+    }
+    for argv in (
+        ("keys", "--ping"),
+        ("health",),
+        ("orders",),
+        ("positions",),
+        ("wallets",),
+        ("risk", "status"),
+        ("stats",),
+        ("indexer", "status"),
+    ):
+        r = cli(*argv, env=env)
+        assert r.code in (0, 1) and "internal error" not in r.err, (argv, r.err)
+    assert asked and all(asked), asked  # keys --ping, health, orders asked: readers only
