@@ -332,3 +332,14 @@ def test_read_only_commands_in_live_with_every_condition_hold_only_read_only_cli
         r = cli(*argv, env=env)
         assert r.code in (0, 1) and "internal error" not in r.err, (argv, r.err)
     assert asked and all(asked), asked  # keys --ping, health, orders asked: readers only
+
+
+def test_keys_says_when_a_switch_is_set_but_does_not_count(cli: CliRunner) -> None:
+    """ALLOW_LIVE and <EX>_TESTNET count only when exactly 1: `kobe keys` said "set" for
+    ALLOW_LIVE=yes, which the gate ignores."""
+    env = {"KOBE_MODE": "live", "ALLOW_LIVE": "yes", "BINANCE_TESTNET": "true"}
+    data = json.loads(cli("keys", "--json", env=env).out)["variables"]
+    assert data["ALLOW_LIVE"] == data["BINANCE_TESTNET"] == "set, not 1: ignored"
+    env = {"KOBE_MODE": "live", "ALLOW_LIVE": "1", "BINANCE_TESTNET": "1"}
+    data = json.loads(cli("keys", "--json", env=env).out)["variables"]
+    assert data["ALLOW_LIVE"] == data["BINANCE_TESTNET"] == "set"

@@ -43,9 +43,19 @@ def ping_exchange(settings: Settings) -> tuple[bool, str]:
     return True, f"{settings.exchange} ({where}): time endpoint answered in {ms:.0f} ms"
 
 
+def _state(settings: Settings, name: str) -> str:
+    """``set`` or ``missing``; a switch that counts only as ``1`` says when it is ignored."""
+    value = settings.env.get(name)
+    if not value:
+        return "missing"
+    if name in ("ALLOW_LIVE", settings.testnet_flag) and value != "1":
+        return "set, not 1: ignored"
+    return "set"
+
+
 def cmd_keys(ctx: Context) -> int:
     s = ctx.settings
-    status = {name: ("set" if s.env.get(name) else "missing") for name in expected_vars(s)}
+    status = {name: _state(s, name) for name in expected_vars(s)}
     ping = ping_exchange(s) if getattr(ctx.args, "ping", False) else None
     warnings = [c for c in key_checks(s) if c.warning] if ping is not None else []
     code = EXIT_OK if ping is None or ping[0] else EXIT_REFUSED
