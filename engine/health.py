@@ -158,12 +158,16 @@ def health_checks(settings: Settings) -> list[Check]:
             checks.append(
                 Check("ALLOW_LIVE", allow, "ALLOW_LIVE=1" if allow else "ALLOW_LIVE is not 1")
             )
-            marked = settings.testnet_flag_set()
+            marked = settings.testnet_flag_raised()
             checks.append(
                 Check(
                     "live keys",
                     not marked,
-                    f"{settings.testnet_flag}=1 marks them testnet" if marked else "not testnet",
+                    f"{settings.testnet_flag}=1 marks them testnet"
+                    if settings.testnet_flag_set()
+                    else f"{settings.testnet_flag} is set (not 0): may mark them testnet"
+                    if marked
+                    else "not testnet",
                 )
             )
             if settings.api_url:  # every unmet condition has its line

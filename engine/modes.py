@@ -62,6 +62,11 @@ class Settings:
         """``<EX>_TESTNET=1``, wherever it came from (live refuses it from anywhere)."""
         return self.env.get(self.testnet_flag) == "1"
 
+    def testnet_flag_raised(self) -> bool:
+        """``<EX>_TESTNET`` set to anything but empty or ``0``: live takes it as a testnet
+        marking (``true`` or ``yes`` meant one), so a slip never passes testnet keys as live."""
+        return self.env.get(self.testnet_flag, "") not in ("", "0")
+
     def marking_ignored(self) -> bool:
         """The marking came from ``.env`` but a key came from the process environment: the
         marking does not apply to keys it did not come with."""
@@ -224,6 +229,11 @@ def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
     if settings.testnet_flag_set():
         problems.append(
             f"{settings.testnet_flag}=1 marks the keys as testnet keys: live needs live keys"
+        )
+    elif settings.testnet_flag_raised():
+        problems.append(
+            f"{settings.testnet_flag} is set (not 0): it may mark the keys as testnet keys; "
+            "live needs live keys (unset it, or set it to 0)"
         )
     if settings.api_url:
         problems.append(LIVE_URL_REFUSED)

@@ -71,6 +71,23 @@ def test_allow_live_counts_only_when_exactly_1(workdir: Path, value: str) -> Non
     assert problems == ["ALLOW_LIVE is not 1"]
 
 
+@pytest.mark.parametrize("value", ["true", "yes", "01", " 1", "on"])
+def test_live_refuses_keys_with_any_testnet_marking_but_0(
+    workdir: Path, cli: CliRunner, value: str
+) -> None:
+    # a marking meant as "yes" (true, yes, on) fails closed in live: testnet keys never pass
+    env = {**live_env(True, True, "live"), "BINANCE_TESTNET": value}
+    problems = live_gate_problems(resolve_settings(env, workdir), confirmed=True)
+    assert problems == [
+        "BINANCE_TESTNET is set (not 0): it may mark the keys as testnet keys; live needs "
+        "live keys (unset it, or set it to 0)"
+    ]
+    r = cli("health", env=env)
+    assert r.code != 0 and "BINANCE_TESTNET is set (not 0)" in r.out
+    zero = {**live_env(True, True, "live"), "BINANCE_TESTNET": "0"}
+    assert live_gate_problems(resolve_settings(zero, workdir), confirmed=True) == []
+
+
 def test_live_refuses_an_exchange_url_override(workdir: Path) -> None:
     env = {**live_env(True, True, "live"), "KOBE_EXCHANGE_URL": "http://127.0.0.1:9"}
     problems = live_gate_problems(resolve_settings(env, workdir), confirmed=True)

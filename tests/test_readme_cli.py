@@ -339,7 +339,11 @@ def test_keys_says_when_a_switch_is_set_but_does_not_count(cli: CliRunner) -> No
     ALLOW_LIVE=yes, which the gate ignores."""
     env = {"KOBE_MODE": "live", "ALLOW_LIVE": "yes", "BINANCE_TESTNET": "true"}
     data = json.loads(cli("keys", "--json", env=env).out)["variables"]
-    assert data["ALLOW_LIVE"] == data["BINANCE_TESTNET"] == "set, not 1: ignored"
+    assert data["ALLOW_LIVE"] == "set, not 1: ignored"
+    assert data["BINANCE_TESTNET"] == "set, not 1: no testnet marking, live refuses it"
+    env = {"KOBE_MODE": "live", "BINANCE_TESTNET": "0"}
+    data = json.loads(cli("keys", "--json", env=env).out)["variables"]
+    assert data["BINANCE_TESTNET"] == "set, not 1: no testnet marking"
     env = {"KOBE_MODE": "live", "ALLOW_LIVE": "1", "BINANCE_TESTNET": "1"}
     data = json.loads(cli("keys", "--json", env=env).out)["variables"]
     assert data["ALLOW_LIVE"] == data["BINANCE_TESTNET"] == "set"

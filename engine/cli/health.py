@@ -44,12 +44,14 @@ def ping_exchange(settings: Settings) -> tuple[bool, str]:
 
 
 def _state(settings: Settings, name: str) -> str:
-    """``set`` or ``missing``; a switch that counts only as ``1`` says when it is ignored."""
+    """``set`` or ``missing``; a switch that counts only as ``1`` says so when it is not."""
     value = settings.env.get(name)
     if not value:
         return "missing"
-    if name in ("ALLOW_LIVE", settings.testnet_flag) and value != "1":
+    if name == "ALLOW_LIVE" and value != "1":
         return "set, not 1: ignored"
+    if name == settings.testnet_flag and value != "1":  # live refuses any marking but 0
+        return "set, not 1: no testnet marking" + (", live refuses it" if value != "0" else "")
     return "set"
 
 
