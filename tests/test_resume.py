@@ -114,3 +114,40 @@ def test_headless_prints_finance_alerts_once_while_they_last(cli: CliRunner, wor
     lines = [x for x in r.out.splitlines() if "alert  CRITICAL equity_below_min" in x]
     assert len(lines) == 1
     assert "below the minimum operational capital (151 USD)" in lines[0]
+
+
+class _CountingRandom(random.Random):
+    calls = 0
+
+    def randrange(self, *args: int) -> int:  # type: ignore[override]
+        self.calls += 1
+        return super().randrange(*args)
+
+
+def test_a_stub_source_resumed_months_later_walks_a_bounded_catch_up() -> None:
+    """A cockpit opened on the wall clock after a simulated run (``kobe run --ticks``, whose clock
+    starts at paper.sim_start) walked every minute in between: its first tick took minutes, and
+    the copy feed replayed months of leader trades. At most STUB_CATCH_UP steps are walked."""
+    from engine.exchange.prices import STUB_CATCH_UP
+
+    later = T0 + timedelta(days=300)
+    feed = StubLeaderFeed(rng=random.Random(3))
+    feed.poll(T0)
+    events = feed.poll(later)
+    steps = {e.time for e in events if isinstance(e, PriceUpdate)}
+    assert len(steps) == STUB_CATCH_UP and max(steps) == later
+    draws = _CountingRandom(3)
+    provider = StubRandomProvider(rng=draws)
+    provider.update(T0)
+    draws.calls = 0
+    provider.update(later)  # unbounded: 432,000 steps, minutes of work
+    assert provider.state()["time"] == later.isoformat()
+    assert draws.calls < STUB_CATCH_UP * 200
+    short = StubLeaderFeed(rng=random.Random(3))  # a short gap is walked step by step, as before
+    short.poll(T0)
+    gap = [
+        e
+        for e in short.poll(T0 + timedelta(seconds=TICK_SECONDS * 10))
+        if isinstance(e, PriceUpdate)
+    ]
+    assert len({e.time for e in gap}) == 10

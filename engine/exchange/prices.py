@@ -13,7 +13,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +69,19 @@ def walk_state(kind: str, rng: random.Random, time: datetime | None, seq: int) -
         "time": None if time is None else time.isoformat(),
         "seq": seq,
     }
+
+
+# A seeded stub walks at most this many steps to catch up with ``now``; older ones are skipped. A
+# cockpit on the wall clock opened after a simulated run (``kobe run --ticks`` starts at
+# paper.sim_start) was months behind: its first tick walked every minute in between, for minutes.
+STUB_CATCH_UP = 60
+
+
+def catch_up_from(time: datetime, now: datetime, step: timedelta) -> datetime:
+    """Where a stub at ``time`` resumes its walk towards ``now``: on its grid of ``step``s, at
+    most :data:`STUB_CATCH_UP` steps before ``now``."""
+    behind = (now - time) // step
+    return time + max(behind - STUB_CATCH_UP, 0) * step
 
 
 def restore_walk(

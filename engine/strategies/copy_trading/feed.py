@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.base import Side
-from engine.exchange.prices import aware_utc, restore_walk, walk_state
+from engine.exchange.prices import aware_utc, catch_up_from, restore_walk, walk_state
 from engine.fsutil import atomic_write_text
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
@@ -233,6 +233,7 @@ class StubLeaderFeed(LeaderFeed):
             self._time = now
             return [PriceUpdate(s, p, now) for s, p in self._prices.items()]
         out: list[FeedEvent] = []
+        self._time = catch_up_from(self._time, now, self._step)
         while self._time + self._step <= now:
             self._time += self._step
             out += self._one_step(self._time)

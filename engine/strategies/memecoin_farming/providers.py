@@ -44,7 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.exchange.prices import aware_utc, restore_walk, walk_state
+from engine.exchange.prices import aware_utc, catch_up_from, restore_walk, walk_state
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.memecoin_farming.candidates import Candidate
 from engine.strategies.tail import (
@@ -214,6 +214,7 @@ class StubRandomProvider(MemecoinDataProvider):
             for _ in range(STUB_INITIAL_CANDIDATES):
                 self._spawn(now)
             return
+        self._time = catch_up_from(self._time, now, self._step)
         while self._time + self._step <= now:
             self._time += self._step
             moment = self._time
