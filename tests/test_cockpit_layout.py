@@ -123,3 +123,20 @@ def test_a_16_colour_terminal_gets_the_ansi_theme(
     assert KobeApp(env={}, cwd=workdir).theme == "ansi-dark"
     monkeypatch.setattr(constants, "COLOR_SYSTEM", "256")
     assert KobeApp(env={}, cwd=workdir).theme == "textual-dark"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_price_strip_draws_sparklines_from_120_columns(workdir: Path, width: int) -> None:
+    from textual.widgets import Sparkline
+
+    from tests.cockpit_support import ticks
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 3)
+        sparks = [s for s in app.query("#prices Sparkline") if isinstance(s, Sparkline)]
+        assert len(sparks) == 3
+        assert all(s.display == (width >= 120) for s in sparks)  # at 80: the prices have the room
+        strip = app.export_screenshot()
+        assert "BTC" in strip and "ETH" in strip and "SOL" in strip

@@ -57,5 +57,5 @@ class PriceStrip(Horizontal):
             self.shown = set(prices)
             for symbol in self.first:
                 slug = _slug(symbol)
-                for widget in self.query(f"#px-{slug}, #spark-{slug}"):
-                    widget.display = symbol in self.shown
+                for widget in self.query(f"#px-{slug}, #spark-{slug}"):  # a class: the CSS
+                    widget.set_class(symbol not in self.shown, "-gone")  # hides sparks at 80
