@@ -140,3 +140,34 @@ async def test_the_price_strip_draws_sparklines_from_120_columns(workdir: Path, 
         assert all(s.display == (width >= 120) for s in sparks)  # at 80: the prices have the room
         strip = app.export_screenshot()
         assert "BTC" in strip and "ETH" in strip and "SOL" in strip
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_price_strip_leaves_out_whole_prices_that_do_not_fit(
+    workdir: Path, width: int
+) -> None:
+    from decimal import Decimal
+
+    from textual.widgets import Static
+
+    from kobe_tui.widgets.prices import PriceStrip
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(app, pilot)
+        held = {"DOGMEW/USDC": Decimal("0.000104208"), "WIF/USDC": Decimal("2.15")}
+        prices = {"BTC/USDT": Decimal("94918.67"), "ETH/USDT": Decimal("3429.63"), **held}
+        strip = app.query_one(PriceStrip)
+        strip.show({**prices, "SOL/USDT": Decimal("177.49")})
+        await pilot.pause()
+        labels = [w for w in strip.query(".px-label") if isinstance(w, Static) and w.display]
+        assert labels[0].region.x == 0 and len(labels) >= 3
+        for label in labels:  # shown whole, or not at all: never a price cut at the edge
+            assert label.region.right <= width, str(label.render())
+        line = app.export_screenshot()
+        assert "+0.00%" in line
+        strip.show({"BTC/USDT": Decimal("94918.67")})  # fewer symbols: the first is back whole
+        await pilot.pause()
+        assert [str(w.render()).split()[0] for w in strip.query(".px-label") if w.display] == [
+            "BTC"
+        ]

@@ -59,3 +59,27 @@ class PriceStrip(Horizontal):
                 slug = _slug(symbol)
                 for widget in self.query(f"#px-{slug}, #spark-{slug}"):  # a class: the CSS
                     widget.set_class(symbol not in self.shown, "-gone")  # hides sparks at 80
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Whole symbols, in order, while they fit; those after are left out (a price is never
+        cut at the edge of the line)."""
+        room = self.size.width
+        if not room:
+            return  # not laid out yet
+        used, full = 0, False
+        for symbol in self.first:
+            slug = _slug(symbol)
+            spark = self.query_one(f"#spark-{slug}", Sparkline)
+            need = self.widths.get(symbol, 0)
+            if not self.screen.has_class("-narrow"):  # sparklines from 120 columns
+                need += int(spark.styles.width.value if spark.styles.width else 0)
+                need += spark.styles.margin.right
+            if symbol in self.shown:
+                full = full or used + need > room
+                used += 0 if full else need
+            for widget in (self.query_one(f"#px-{slug}"), spark):
+                widget.set_class(full, "-over")
