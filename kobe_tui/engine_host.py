@@ -21,7 +21,6 @@ from kobe_tui.messages import (
     AlertRaised,
     ConfigFailed,
     EngineFailed,
-    EngineStateChanged,
     OrderUpdated,
     PositionsChanged,
     RiskChanged,
@@ -191,8 +190,12 @@ class EngineHost(EventDrain):
         if self.settings.mode is not Mode.PAPER:
             self.call_from_thread(self._watch_exchange_balances)
         self.post_message(PositionsChanged(runtime.positions()))
-        self.post_message(RiskChanged(runtime.risk_snapshot()))
-        self.post_message(EngineStateChanged(runtime.status()))
+        # Through the inbox, in order with the engine's own events: a message posted here was
+        # drawn after them when the UI was busy, and its "stopped" (the state before the engine
+        # runs) stayed in the header for good. The engine says "running" itself, next.
+        from engine.runtime import EngineEvent
+
+        self._forward(EngineEvent("risk", runtime.risk_snapshot(), self.clock()))
         worker = get_current_worker()
 
         def stopping() -> bool:  # quitting (or Textual cancelling the worker at exit)

@@ -392,3 +392,39 @@ def _buy_with_exits(cli: object) -> None:
         "--sl", "93000", "--tp", "99000", "--yes",
     )  # fmt: skip
     assert r.code == 0, r.err
+
+
+async def test_the_header_says_running_when_the_ui_catches_up_late(workdir: Path) -> None:
+    """The engine says "running" through the batched inbox; the worker also posted the state it
+    had just after the build ("stopped"). With the UI busy at start-up (a long journal, many
+    alerts) the inbox was drawn first and the stale "stopped" after it: the header said
+    "engine: stopped" for good, and every engine key (n, k, p…) was refused."""
+    import threading
+    import time
+
+    released = threading.Event()
+
+    class SlowStart(Runtime):
+        def build(self) -> None:
+            super().build()
+            app.call_later(released.wait, 5)  # the UI thread is busy…
+            time.sleep(0.3)  # …past the drain's interval
+            self._alert("info", "test", "built")  # an event: the UI is woken
+
+        def mark_running(self) -> None:
+            super().mark_running()
+            released.set()  # the UI catches up: every message is waiting
+
+    def factory(s: Settings, confirmed: bool) -> Runtime:
+        return SlowStart(s, confirmed=confirmed, clock=clock, tick_seconds=60)
+
+    app, clock = make_app(workdir, factory=factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        for _ in range(20):
+            await pilot.pause(0.05)
+        app._drain()
+        await pilot.pause()
+        assert app.runtime is not None and app.runtime.status().state.value == "running"
+        assert app.engine_state == "running"
+        assert app.query_one(KobeHeader).item("engine-state") == " engine: running "
