@@ -171,3 +171,26 @@ async def test_the_price_strip_leaves_out_whole_prices_that_do_not_fit(
         assert [str(w.render()).split()[0] for w in strip.query(".px-label") if w.display] == [
             "BTC"
         ]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 50)], ids=["80", "120", "160"])
+async def test_the_open_filter_leaves_the_journal_its_whole_width(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """The filter box's side margins narrowed the table under it by two cells: a horizontal
+    scrollbar, and the reason's end (its …) behind it."""
+    from tests.cockpit_support import drain
+
+    write_trades(workdir, 10, {9: "stop-loss: price fell through the stop while the feed lagged"})
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(JournalPane).table
+        await pilot.press("4")
+        await pilot.pause()
+        before = table.size.width
+        await pilot.press("slash", *"stop")
+        await drain(app, pilot)
+        assert table.row_count == 1
+        assert table.size.width == before and not table.show_horizontal_scrollbar
+        assert table.virtual_size.width <= table.size.width
