@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -334,3 +335,29 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         label = str(app.query_one("#px-btc-usdt", Static).render())
         assert label.endswith("+1.00%")
         assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int, int]) -> None:
+    """At 80x24 the help was taller than the screen and could not scroll: its last rows (the
+    rest of 1-9, escape, ctrl+p, which the 80-column footer leaves to the help) were cut."""
+    from kobe_tui.screens.help import HelpScreen
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one("#help-box")
+        assert box.region.y >= 1 and box.region.bottom <= size[1]  # the header stays in sight
+        seen = ""
+        for _ in range(10):  # what the screen shows, scrolling down with the keys
+            seen += html.unescape(app.export_screenshot()).replace("\xa0", " ")
+            await pilot.press("pagedown")
+            await pilot.pause()
+        seen += html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        for row in ("pagedown", "shift+tab", "1-9", "risk, stats", "escape", "ctrl+p"):
+            assert row in seen
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -23,10 +23,12 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         width = max((len(k) for k, _ in self.rows), default=1)
         lines = [f"  {key:<{width}}  {desc}" for key, desc in self.rows]
-        with Vertical(id="help-box"):
-            yield Static("Keys", id="help-title")
+        # It scrolls (the keys of a focused scroll view: up, down, pageup, pagedown): at 80x24
+        # every key does not fit, and the last ones (escape, ctrl+p) were cut
+        with VerticalScroll(id="help-box") as box:
+            box.border_title = "Keys"
+            box.border_subtitle = "↑↓ scroll  escape closes"
             yield Static("\n".join(lines), id="help-body")
-            yield Static("escape closes", id="help-hint")
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
