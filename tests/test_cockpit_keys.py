@@ -361,3 +361,30 @@ async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int
             assert row in seen
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_a_warning_repeated_every_tick_is_one_alert_line_with_its_count(
+    workdir: Path,
+) -> None:
+    """With the exchange down the same warning came every tick, one line each: in a few minutes
+    it was all the alerts pane showed. It is one line, with its count and its latest time."""
+    from engine.runtime import AlertEvent, EngineEvent
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        pane = app.query_one(AlertsPane)
+        pane.add(clock(), "critical", "kill_switch", "kill switch TRIPPED: test")
+        down = AlertEvent("warning", "venue", "binance: network error (GET /api/v3/time)")
+        for _ in range(3):  # as the engine sends it, between its ticks
+            app._forward(EngineEvent("alert", down, clock()))
+            await ticks(app, pilot, clock, 1)
+        shown = [a for a in pane.alerts if a[2] == "venue"]
+        assert len(shown) == 1 and shown[0][4] == 3 and shown[0][0] == clock()
+        body = str(app.query_one("#alerts-body", Static).render())
+        assert body.count("binance: ") == 1 and "(3 times)" in body
+        assert "kill switch TRIPPED: test" in body  # still in sight
+        app._forward(EngineEvent("alert", AlertEvent("info", "venue", "binance: back"), clock()))
+        app._forward(EngineEvent("alert", down, clock()))
+        await drain(app, pilot)
+        assert [a[4] for a in pane.alerts if a[2] == "venue"] == [1, 1, 3]  # not back to back

@@ -199,7 +199,8 @@ class AlertsPane(Pane):
 
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
-        self.alerts: deque[tuple[datetime, str, str, str]] = deque(maxlen=self.KEEP)
+        # newest first: (time, severity, code, message, how many times in a row)
+        self.alerts: deque[tuple[datetime, str, str, str, int]] = deque(maxlen=self.KEEP)
 
     def compose(self) -> ComposeResult:
         yield Static(self.EMPTY, classes="empty")
@@ -209,13 +210,27 @@ class AlertsPane(Pane):
         self.show_empty(True)
 
     def add(self, when: datetime, severity: str, code: str, message: str) -> None:
-        self.alerts.appendleft((when, severity, code, message))  # newest first
+        self._push(when, severity, code, message)
         self._draw()
 
     def add_event(self, when: datetime, alert: AlertEvent, *, draw: bool = True) -> None:
-        self.alerts.appendleft((when, alert.severity, alert.code, alert.message))
+        self._push(when, alert.severity, alert.code, alert.message)
         if draw:
             self._draw()
+
+    def _push(self, when: datetime, severity: str, code: str, message: str) -> None:
+        """The same alert as the last one (finance states aside: they are redrawn every tick)
+        is one line with its count and its latest time: an exchange down for an hour is one
+        line, not one a tick."""
+        count = 1
+        for i, last in enumerate(self.alerts):
+            if last[2].startswith("finance:"):
+                continue
+            if last[1:4] == (severity, code, message):
+                del self.alerts[i]
+                count = last[4] + 1
+            break
+        self.alerts.appendleft((when, severity, code, message, count))
 
     def redraw(self) -> None:
         self._draw()
@@ -223,18 +238,20 @@ class AlertsPane(Pane):
     def set_finance(self, when: datetime, alerts: Iterable[tuple[str, str, str]]) -> None:
         """Finance alerts are a state, not events: shown while active, replaced each snapshot."""
         kept = [a for a in self.alerts if not a[2].startswith("finance:")]
-        fresh = [(when, sev, f"finance:{code}", msg) for sev, code, msg in alerts]
+        fresh = [(when, sev, f"finance:{code}", msg, 1) for sev, code, msg in alerts]
         self.alerts = deque([*fresh, *kept], maxlen=self.KEEP)
         self._draw()
 
     def _draw(self) -> None:
         lines = Text()
         styles = {"critical": "bold red", "error": "red", "warning": "yellow", "info": ""}
-        for when, severity, _code, message in list(self.alerts)[:30]:
+        for when, severity, _code, message, count in list(self.alerts)[:30]:
             if lines:
                 lines.append("\n")
             lines.append(f"{when:%H:%M} ", style="dim")
             lines.append(f"{severity.upper():<8} ", style=styles.get(severity, ""))
             lines.append(clean_text(message, MESSAGE_MAX))
+            if count > 1:
+                lines.append(f" ({count} times)", style="bold")
         self.query_one("#alerts-body", Static).update(lines, layout=False)  # a fixed box
         self.show_empty(not self.alerts)
