@@ -388,3 +388,29 @@ async def test_a_warning_repeated_every_tick_is_one_alert_line_with_its_count(
         app._forward(EngineEvent("alert", down, clock()))
         await drain(app, pilot)
         assert [a[4] for a in pane.alerts if a[2] == "venue"] == [1, 1, 3]  # not back to back
+
+
+async def test_the_risk_pane_shows_every_limit_at_120x40_and_scrolls_to_the_rest(
+    workdir: Path,
+) -> None:
+    """At 120x40 the risk pane has six lines: the cooldown, the profile and the caps were below
+    them, out of sight, and nothing scrolled to them."""
+    (workdir / "kobe.toml").write_text("[risk]\ncooldown_after_loss_s = 600\n")
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("k")  # a reason: the kill switch's line wraps
+        await settle(app, pilot)
+
+        def screen() -> str:
+            return html.unescape(app.export_screenshot()).replace("\xa0", " ")
+
+        shown = screen()
+        for row in ("TRIPPED", "drawdown", "max 20%, peak", "losing streak", "today's loss"):
+            assert row in shown
+        assert "600 s after loss" in shown  # the cooldown against its limit
+        await pilot.press("8")
+        await pilot.press("end")
+        await pilot.pause()
+        shown = screen()
+        assert "LIVE_150, capital 150" in shown and "cex_okx 15" in shown

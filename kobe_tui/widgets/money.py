@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from kobe_tui.widgets.columns import Col
@@ -113,10 +114,17 @@ class RiskPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(self.EMPTY, classes="empty")
-        yield Static("", id="risk-body")
+        # It scrolls (pane 8, then the arrows): at 120x40 the pane has six lines, the limits
+        # first; the profile and the caps follow
+        with VerticalScroll(id="risk-scroll"):
+            yield Static("", id="risk-body")
 
     def on_mount(self) -> None:
         self.show_empty(True)
+        self._shape: tuple[int, str] | None = None
+
+    def focus_body(self) -> None:
+        self.query_one("#risk-scroll").focus()
 
     def show(self, snap: RiskSnapshot, risk: RiskConfig, finance: FinanceConfig) -> None:
         body = Text()
@@ -134,22 +142,25 @@ class RiskPane(Pane):
             (
                 "drawdown",
                 f"{num(snap.drawdown_pct, 2)}%",
-                f"warn {num(risk.warning_drawdown_pct)}% max {num(risk.max_drawdown_pct)}%",
+                f"warn {num(risk.warning_drawdown_pct)}% max {num(risk.max_drawdown_pct)}%"
+                f", peak {num(snap.peak_equity, 2)}",
             ),
-            ("peak equity", num(snap.peak_equity, 2), "(drawdown from there)"),
             ("losing streak", str(snap.losing_streak), f"max {risk.max_losing_streak}"),
             ("today's loss", num(loss, 2), f"max {num(risk.max_daily_loss_usd, 2)}"),
             ("cooldown", cooldown, f"{risk.cooldown_after_loss_s} s after loss"),
         )
         for name, value, limit in rows:
-            body.append(f"\n{name:<13} {value:<14} {limit}")
+            body.append(f"\n{name:<13} {value:<11} {limit}")
         caps = ", ".join(f"{w} {num(c.max_usd)}" for w, c in finance.risk_wallets.items())
         body.append(f"\nprofile       {finance.profile_id}, capital {num(finance.capital_usd)}")
         body.append(f"\ncaps          {caps}")
         body.append(
             f"\non trip       {risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"
         )
-        self.query_one("#risk-body", Static).update(body, layout=False)  # a fixed box
+        # a layout only when the lines may change (their number, or the reason that wraps)
+        shape = (body.plain.count("\n"), snap.reason)
+        self.query_one("#risk-body", Static).update(body, layout=shape != self._shape)
+        self._shape = shape
         self.show_empty(False)
 
     def app_clock(self) -> datetime:
