@@ -57,8 +57,10 @@ class CockpitState(App[int]):
         log_file: bool = False,
     ) -> None:
         super().__init__()
-        # 16 colours (TERM=xterm, some SSH setups): the terminal's own ANSI palette
-        sixteen = self.console.color_system in ("standard", "windows")
+        # 16 colours (TERM=xterm, some SSH setups): the terminal's own ANSI palette; not with
+        # NO_COLOR, whose greys come from the theme's RGB colours: ANSI ones have none, and
+        # every text was black on black
+        sixteen = self.console.color_system in ("standard", "windows") and not self.no_color
         self.theme = "ansi-dark" if sixteen else "textual-dark"
         self.animation_level = "none"  # no animations: they cost bandwidth over SSH
         self.settings = settings

@@ -125,72 +125,16 @@ def test_a_16_colour_terminal_gets_the_ansi_theme(
     assert KobeApp(env={}, cwd=workdir).theme == "textual-dark"
 
 
-@pytest.mark.parametrize("width", [80, 120])
-async def test_the_price_strip_draws_sparklines_from_120_columns(workdir: Path, width: int) -> None:
-    from textual.widgets import Sparkline
-
-    from tests.cockpit_support import ticks
-
-    app, clock = make_app(workdir)
-    async with app.run_test(size=(width, 24)) as pilot:
-        await settle(app, pilot)
-        await ticks(app, pilot, clock, 3)
-        sparks = [s for s in app.query("#prices Sparkline") if isinstance(s, Sparkline)]
-        assert len(sparks) == 3
-        assert all(s.display == (width >= 120) for s in sparks)  # at 80: the prices have the room
-        strip = app.export_screenshot()
-        assert "BTC" in strip and "ETH" in strip and "SOL" in strip
-
-
-@pytest.mark.parametrize("width", [80, 120])
-async def test_the_price_strip_leaves_out_whole_prices_that_do_not_fit(
-    workdir: Path, width: int
+def test_16_colours_with_no_color_get_a_theme_that_has_greys(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from decimal import Decimal
+    """TERM=xterm-16color with NO_COLOR: NO_COLOR's greys are made from the theme's RGB colours;
+    the ANSI theme's have none, and in tmux every text (the mode too) came out black on black."""
+    from textual import constants
 
-    from textual.widgets import Static
+    from kobe_tui.app import KobeApp
 
-    from kobe_tui.widgets.prices import PriceStrip
-
-    app, _ = make_app(workdir)
-    async with app.run_test(size=(width, 24)) as pilot:
-        await settle(app, pilot)
-        held = {"DOGMEW/USDC": Decimal("0.000104208"), "WIF/USDC": Decimal("2.15")}
-        prices = {"BTC/USDT": Decimal("94918.67"), "ETH/USDT": Decimal("3429.63"), **held}
-        strip = app.query_one(PriceStrip)
-        strip.show({**prices, "SOL/USDT": Decimal("177.49")})
-        await pilot.pause()
-        labels = [w for w in strip.query(".px-label") if isinstance(w, Static) and w.display]
-        assert labels[0].region.x == 0 and len(labels) >= 3
-        for label in labels:  # shown whole, or not at all: never a price cut at the edge
-            assert label.region.right <= width, str(label.render())
-        line = app.export_screenshot()
-        assert "+0.00%" in line
-        strip.show({"BTC/USDT": Decimal("94918.67")})  # fewer symbols: the first is back whole
-        await pilot.pause()
-        assert [str(w.render()).split()[0] for w in strip.query(".px-label") if w.display] == [
-            "BTC"
-        ]
-
-
-@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 50)], ids=["80", "120", "160"])
-async def test_the_open_filter_leaves_the_journal_its_whole_width(
-    workdir: Path, size: tuple[int, int]
-) -> None:
-    """The filter box's side margins narrowed the table under it by two cells: a horizontal
-    scrollbar, and the reason's end (its …) behind it."""
-    from tests.cockpit_support import drain
-
-    write_trades(workdir, 10, {9: "stop-loss: price fell through the stop while the feed lagged"})
-    app, _ = make_app(workdir)
-    async with app.run_test(size=size) as pilot:
-        await settle(app, pilot)
-        table = app.query_one(JournalPane).table
-        await pilot.press("4")
-        await pilot.pause()
-        before = table.size.width
-        await pilot.press("slash", *"stop")
-        await drain(app, pilot)
-        assert table.row_count == 1
-        assert table.size.width == before and not table.show_horizontal_scrollbar
-        assert table.virtual_size.width <= table.size.width
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "standard")
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = KobeApp(env={}, cwd=workdir)
+    assert app.no_color and app.theme == "textual-dark"
