@@ -3,6 +3,7 @@ header's order of importance at 80 columns, the footer's available actions, the 
 
 from __future__ import annotations
 
+import html
 import logging
 import logging.handlers
 from pathlib import Path
@@ -138,3 +139,30 @@ def test_16_colours_with_no_color_get_a_theme_that_has_greys(
     monkeypatch.setenv("NO_COLOR", "1")
     app = KobeApp(env={}, cwd=workdir)
     assert app.no_color and app.theme == "textual-dark"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_a_long_health_detail_ends_in_an_ellipsis(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """The health pane's detail ran on behind a horizontal scrollbar, cut with no sign."""
+    from engine.health import Check
+    from kobe_tui.widgets.health import HealthPane
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.press("6")
+        pane = app.query_one(HealthPane)
+        long = "binance: BINANCE_KEY, BINANCE_SECRET present; " + "x" * 200 + " END"
+        pane.show_checks(
+            [Check("keys present", True, long), Check("a much longer check name", True, "ok")]
+        )
+        await pilot.pause()
+        assert not pane.show_horizontal_scrollbar
+        assert pane.virtual_size.width <= pane.size.width
+        screen = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "binance: BINANCE_KEY" in screen and "…" in screen and "END" not in screen
+        widths = {str(c.key.value): c.width for c in pane.columns.values()}
+        assert widths["name"] >= len("a much longer check name")  # names whole
+        assert str(pane.get_row("keys present")[2]) == long  # the whole text is kept

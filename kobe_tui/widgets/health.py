@@ -25,14 +25,44 @@ class HealthPane(DataTable[Text]):
         )
         self.border_title = "Health"
         self._failing: dict[str, bool] = {}
+        self._cells: dict[str, tuple[Text, Text, Text]] = {}  # by check, to refit on resize
+        self._widths = (0, 0)
 
     def on_mount(self) -> None:
+        self._columns()
+
+    def _columns(self) -> None:
+        """The check's name whole; the detail (free text) takes the rest and ends in … when it
+        is longer (it ran on behind a horizontal scrollbar, cut with no sign)."""
+        name = max((c[1].cell_len for c in self._cells.values()), default=5)
+        detail = max(self.size.width - 1 - (4 + 2) - (name + 2) - 2, 8)  # 1: the scrollbar
+        if (name, detail) == self._widths:
+            return
+        self._widths = (name, detail)
+        self.clear(columns=True)
         self.add_column("", key="state", width=4)
-        self.add_column("check", key="name")
-        self.add_column("detail", key="detail")
+        self.add_column("check", key="name", width=name)
+        self.add_column("detail", key="detail", width=detail)
+        for key, cells in self._cells.items():
+            self.add_row(*cells, key=key)
+
+    def on_resize(self) -> None:
+        self._columns()
+
+    def _put(self, key: str, cells: tuple[Text, Text, Text]) -> None:
+        cells[2].no_wrap, cells[2].overflow = True, "ellipsis"
+        new = key not in self._cells
+        self._cells[key] = cells
+        if cells[1].cell_len > self._widths[0]:
+            self._columns()  # every row again, the name's column as wide as the longest
+        elif new:
+            self.add_row(*cells, key=key)
+        else:
+            for column, value in zip(("state", "name", "detail"), cells, strict=True):
+                self.update_cell(key, column, value)
 
     def show_loading(self) -> None:
-        self.add_row(Text("…"), Text("checking"), Text("reading kobe.toml and keys"), key="…")
+        self._put("…", (Text("…"), Text("checking"), Text("reading kobe.toml and keys")))
         self.border_subtitle = "checking"
 
     def show_deliveries(self, statuses: list[ChannelStatus]) -> None:
@@ -47,19 +77,15 @@ class HealthPane(DataTable[Text]):
 
     def show_checks(self, checks: list[Check]) -> None:
         """Update rows in place by the check's name; add the ones not shown yet."""
-        if "…" in self.rows:
+        if "…" in self._cells:
+            del self._cells["…"]
             self.remove_row("…")
         for check in checks:
             self._failing[check.name] = not check.ok
             state = Text("ok", style="bold green") if check.ok else Text("FAIL", style="bold red")
             if check.ok and check.warning:
                 state = Text("warn", style="bold yellow")
-            cells = (state, literal(check.name), literal(check.detail))
-            if check.name in self.rows:
-                for column, value in zip(("state", "name", "detail"), cells, strict=True):
-                    self.update_cell(check.name, column, value)
-            else:
-                self.add_row(*cells, key=check.name)
+            self._put(check.name, (state, literal(check.name), literal(check.detail)))
         failing = sum(self._failing.values())  # every row, not only the ones just updated
         self.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
         self.set_class(bool(failing), "failing")
