@@ -414,3 +414,16 @@ async def test_the_risk_pane_shows_every_limit_at_120x40_and_scrolls_to_the_rest
         await pilot.pause()
         shown = screen()
         assert "LIVE_150, capital 150" in shown and "cex_okx 15" in shown
+
+
+async def test_the_equity_pane_states_its_time_span(workdir: Path) -> None:
+    """It said "(2 ticks)" after nine minutes: equal points in a row are kept once, and the
+    count of points was shown as if it were the session's length."""
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        first = clock()  # the first point: the wallets before the engine's first tick
+        await ticks(app, pilot, clock, 9)
+        line = str(app.query_one("#equity-range", Static).render())
+        assert "over 9 min" in line and first < clock()
+        assert "ticks" not in line

@@ -72,6 +72,12 @@ class WalletsPane(TablePane):
             )
 
 
+def app_clock(widget: Pane) -> datetime:
+    """The cockpit's clock (injectable: a simulated one in tests)."""
+    clock = getattr(widget.app, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
 class EquityPane(Pane):
     TITLE = "Equity"
     EMPTY = "Equity appears once the engine has ticked"
@@ -80,6 +86,7 @@ class EquityPane(Pane):
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
         self.points: deque[Decimal] = deque(maxlen=self.KEEP)
+        self.since: datetime | None = None  # the first point's time: the span it covers
 
     def compose(self) -> ComposeResult:
         yield Static(self.EMPTY, classes="empty")
@@ -99,9 +106,12 @@ class EquityPane(Pane):
         self.add_many([equity])
         self.query_one(Sparkline).data = [float(p) for p in self.points]  # drawing only
         lo, hi = min(self.points), max(self.points)
+        now = app_clock(self)
+        self.since = self.since or now
+        minutes = int((now - self.since).total_seconds() // 60)  # not the points: equal ones
+        span = f"over {minutes} min"  # in a row are kept once
         self.query_one("#equity-range", Static).update(  # one line: no layout
-            f"now {num(equity, 2)}  low {num(lo, 2)}  high {num(hi, 2)}  ({len(self.points)} ticks)",
-            layout=False,
+            f"now {num(equity, 2)}  low {num(lo, 2)}  high {num(hi, 2)}  {span}", layout=False
         )
         self.show_empty(False)
 
@@ -137,7 +147,7 @@ class RiskPane(Pane):
         cooldown = "none"
         if risk.cooldown_after_loss_s and snap.last_loss_at is not None:
             until = snap.last_loss_at + timedelta(seconds=risk.cooldown_after_loss_s)
-            cooldown = f"to {until:%H:%M:%S}" if until > self.app_clock() else "over"
+            cooldown = f"to {until:%H:%M:%S}" if until > app_clock(self) else "over"
         rows = (
             (
                 "drawdown",
@@ -162,10 +172,6 @@ class RiskPane(Pane):
         self.query_one("#risk-body", Static).update(body, layout=shape != self._shape)
         self._shape = shape
         self.show_empty(False)
-
-    def app_clock(self) -> datetime:
-        clock = getattr(self.app, "clock", None)
-        return clock() if clock is not None else datetime.now(UTC)
 
 
 class StatsPane(TablePane):
