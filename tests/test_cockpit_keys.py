@@ -427,3 +427,21 @@ async def test_the_equity_pane_states_its_time_span(workdir: Path) -> None:
         line = str(app.query_one("#equity-range", Static).render())
         assert "over 9 min" in line and first < clock()
         assert "ticks" not in line
+
+
+async def test_a_key_burst_changes_a_choice_with_the_arrows(workdir: Path) -> None:
+    """A choice (symbol, side, type, size, wallet) opened a list on enter, mounted later: in a
+    burst, the down and enter behind it were lost and a limit order stayed a market one. Left
+    and right change the choice on arrival, like the editing keys."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        # side: sell, then buy again; type: limit; the price in its field
+        await burst(app, "tab", "right", "right", "left", "tab", "right", "tab", *"95000")
+        await drain(app, pilot)
+        values = {w: str(ticket.query_one(f"#{w}").value) for w in ("side", "type", "price")}
+        assert values == {"side": "sell", "type": "limit", "price": "95000"}

@@ -68,6 +68,13 @@ class OrderTicket(ModalScreen[Proposal | None]):
         self.wallets = wallets
         self.default_wallet = wallet
         self.planner = planner
+        self.choices = {  # each choice's values, in the order of its list
+            "symbol": symbols,
+            "side": ["buy", "sell"],
+            "type": ["market", "limit"],
+            "sizing": ["quote", "risk"],
+            "wallet": wallets,
+        }
         self.proposal: Proposal | None = None
         self.plan_ok = False
 
@@ -127,7 +134,10 @@ class OrderTicket(ModalScreen[Proposal | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button("Place order", id="place", variant="warning", disabled=True)
-            yield Static("tab: next field   ctrl+s: place   escape: cancel", classes="hint")
+            yield Static(
+                "tab: next field   ←/→: change a choice   ctrl+s: place   escape: cancel",
+                classes="hint",
+            )
 
     def on_mount(self) -> None:
         for box in self.query(Input):
@@ -251,7 +261,14 @@ class OrderTicket(ModalScreen[Proposal | None]):
 
     def action_edit(self, action: str) -> None:
         """An editing key, for the field focused when the key arrived, queued behind the
-        characters that field has still to take (so "98000 left left" moves from the end)."""
+        characters that field has still to take (so "98000 left left" moves from the end).
+        On a choice, left and right pick the previous or next option at once: its list,
+        opened by enter, is mounted later, and the keys of a burst behind it were lost."""
         field = self.focused
         if isinstance(field, Input):
             field.call_later(getattr(field, f"action_{action}"))
+        elif isinstance(field, Select) and action in ("cursor_left", "cursor_right"):
+            choices = self.choices.get(field.id or "", [])
+            if field.value in choices:
+                step = 1 if action == "cursor_right" else -1
+                field.value = choices[(choices.index(field.value) + step) % len(choices)]
