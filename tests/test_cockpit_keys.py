@@ -186,14 +186,19 @@ async def burst(app: KobeApp, *keys: str) -> None:
         driver.send_message(event)
 
 
+async def open_ticket(app: KobeApp, pilot: Any) -> OrderTicket:
+    await settle(app, pilot)
+    await pilot.press("n")
+    await pilot.pause()
+    ticket = app.screen
+    assert isinstance(ticket, OrderTicket)
+    return ticket
+
+
 async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await pilot.pause()
-        ticket = app.screen
-        assert isinstance(ticket, OrderTicket)
+        ticket = await open_ticket(app, pilot)
         # from the first field, in one packet: to the amount, erase "15", type 6, tab, the
         # stop-loss, tab, the take-profit (tab and the editing keys act on arrival)
         await burst(app, *["tab"] * 5, "backspace", "backspace", "6", "tab", *"93000")
@@ -435,11 +440,7 @@ async def test_a_key_burst_changes_a_choice_with_the_arrows(workdir: Path) -> No
     and right change the choice on arrival, like the editing keys."""
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("n")
-        await pilot.pause()
-        ticket = app.screen
-        assert isinstance(ticket, OrderTicket)
+        ticket = await open_ticket(app, pilot)
         # side: sell, then buy again; type: limit; the price in its field
         await burst(app, "tab", "right", "right", "left", "tab", "right", "tab", *"95000")
         await drain(app, pilot)
