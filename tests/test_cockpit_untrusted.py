@@ -156,3 +156,36 @@ async def test_the_health_pane_shows_the_permission_warnings(workdir: Path) -> N
         state, _, detail = pane.get_row(".env private")
         assert str(state) == "warn"
         assert "can be read by other users: chmod 600" in str(detail)
+
+
+async def test_symbols_alike_or_not_ascii_each_get_their_place_in_the_price_strip(
+    workdir: Path,
+) -> None:
+    """The strip named its widgets after the symbol: two held symbols differing only in
+    punctuation (A.B/USDC, A-B/USDC, from a feed) got the same name, and the cockpit crashed."""
+    from decimal import Decimal
+
+    from textual.widgets import Static
+
+    from kobe_tui.widgets.prices import PriceStrip
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        strip = app.query_one(PriceStrip)
+        strip.show(
+            {
+                "A.B/USDC": Decimal(1),
+                "A-B/USDC": Decimal(2),
+                "ÄÖ/USDC": Decimal(3),
+                "[bold red]X/USDC": Decimal(4),
+            }
+        )
+        await pilot.pause()
+        labels = [str(w.render()) for w in strip.query(".px-label") if isinstance(w, Static)]
+        assert [x.split()[:2] for x in labels] == [
+            ["A.B", "1"],
+            ["A-B", "2"],
+            ["ÄÖ", "3"],
+            ["[bold", "red]X"],
+        ]

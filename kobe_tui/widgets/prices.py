@@ -12,10 +12,6 @@ from textual.widgets import Sparkline, Static
 from kobe_tui.widgets.formatting import px
 
 
-def _slug(symbol: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in symbol.lower())
-
-
 class PriceStrip(Horizontal):
     """Each traded symbol: the last price, the change since the session began, a sparkline."""
 
@@ -27,11 +23,24 @@ class PriceStrip(Horizontal):
         self.history: dict[str, deque[float]] = {}
         self.widths: dict[str, int] = {}
         self.shown: set[str] = set()
+        self.slugs: dict[str, str] = {}  # symbol -> the name of its widgets
+
+    def _slug(self, symbol: str) -> str:
+        """A name for the symbol's widgets, its own: symbols from a feed may differ only in
+        punctuation (A.B/USDC, A-B/USDC) or not be ASCII; the same name twice crashed."""
+        if symbol not in self.slugs:
+            base = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in symbol.lower())
+            taken, slug, n = set(self.slugs.values()), base, 0
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            self.slugs[symbol] = slug
+        return self.slugs[symbol]
 
     def show(self, prices: dict[str, Decimal], *, record: bool = True) -> None:
         """``record``: new prices (a point on each sparkline); else only the symbols shown."""
         for symbol, price in prices.items():
-            slug = _slug(symbol)
+            slug = self._slug(symbol)
             if symbol not in self.first:
                 self.first[symbol] = price
                 self.history[symbol] = deque(maxlen=self.KEEP)
@@ -56,7 +65,7 @@ class PriceStrip(Horizontal):
         if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
             self.shown = set(prices)
             for symbol in self.first:
-                slug = _slug(symbol)
+                slug = self._slug(symbol)
                 for widget in self.query(f"#px-{slug}, #spark-{slug}"):  # a class: the CSS
                     widget.set_class(symbol not in self.shown, "-gone")  # hides sparks at 80
         self._fit()
@@ -72,7 +81,7 @@ class PriceStrip(Horizontal):
             return  # not laid out yet
         used, full = 0, False
         for symbol in self.first:
-            slug = _slug(symbol)
+            slug = self._slug(symbol)
             spark = self.query_one(f"#spark-{slug}", Sparkline)
             need = self.widths.get(symbol, 0)
             if not self.screen.has_class("-narrow"):  # sparklines from 120 columns
