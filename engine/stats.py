@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.fsutil import atomic_write_text
 from engine.trades import TRADES_FILE, ClosedTrade
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,7 @@ class TradeStats:
         journal); the day is the UTC date the close time starts with."""
         day = str(r["closed_at"])[:10]
         date.fromisoformat(day)  # a bad time is a bad line
-        pnl, fees = Decimal(str(r["pnl"])), Decimal(str(r["fees"]))
-        if not (pnl.is_finite() and fees.is_finite()):
-            raise ValueError("pnl and fees must be finite numbers")
+        pnl, fees = parse_decimal(r["pnl"], "pnl"), parse_decimal(r["fees"], "fees")  # bounded
         self.add_values(str(r["strategy"]), str(r["wallet"]), day, pnl, fees)
 
     def add_values(self, strategy: str, wallet: str, day: str, pnl: Decimal, fees: Decimal) -> None:

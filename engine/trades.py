@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.journal import JsonlWriter, _parse, iter_jsonl, reverse_lines, tail_jsonl
+from engine.untrusted import parse_decimal
 
 TRADES_FILE = "trades.jsonl"
 
@@ -57,11 +58,13 @@ class ClosedTrade:
             strategy=str(r["strategy"]),
             symbol=str(r["symbol"]),
             side=str(r["side"]),
-            qty=Decimal(str(r["qty"])),
-            entry_price=Decimal(str(r["entry_price"])),
-            exit_price=Decimal(str(r["exit_price"])),
-            fees=Decimal(str(r["fees"])),
-            pnl=Decimal(str(r["pnl"])),
+            # bounded and finite (a damaged line with NaN stopped the cockpit): BadNumber, a
+            # ValueError, and the readers skip the line
+            qty=parse_decimal(r["qty"], "qty"),
+            entry_price=parse_decimal(r["entry_price"], "entry_price"),
+            exit_price=parse_decimal(r["exit_price"], "exit_price"),
+            fees=parse_decimal(r["fees"], "fees"),
+            pnl=parse_decimal(r["pnl"], "pnl"),
             reason=str(r.get("reason") or ""),
         )
 

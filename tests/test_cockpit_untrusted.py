@@ -189,3 +189,27 @@ async def test_symbols_alike_or_not_ascii_each_get_their_place_in_the_price_stri
             ["ÄÖ", "3"],
             ["[bold", "red]X"],
         ]
+
+
+async def test_absurd_numbers_in_trades_jsonl_never_stop_the_cockpit(workdir: Path) -> None:
+    """A damaged journal line with pnl NaN, Infinity or 1e29 stopped the cockpit at start: the
+    first two were not refused where the line is read, and no format had the precision for
+    the third. Non-finite numbers skip their line; a huge one is shown whole."""
+    from kobe_tui.widgets.money import StatsPane
+
+    data = workdir / "data"
+    data.mkdir()
+    lines = [trade_record("t-ok", "fine")]
+    lines += [dict(trade_record(f"t-{v}", v), pnl=v) for v in ("NaN", "Infinity", "-inf")]
+    lines += [dict(trade_record("t-huge", "huge"), pnl="1e29", qty="1e29", fees="1e29")]
+    (data / "trades.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.return_code is None and app.is_running
+        journal = app.query_one(JournalPane)
+        assert set(journal.table.rows) == {"t-ok", "t-huge"}
+        huge = "".join(str(c) for c in journal.row_cells("t-huge"))
+        assert "+100,000,000,000,000,000,000,000,000,000.00" in huge
+        stats = app.query_one(StatsPane)
+        assert stats.stats is not None and stats.stats.total.trades == 2

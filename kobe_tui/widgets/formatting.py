@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from rich.text import Text
 
-from engine.untrusted import MESSAGE_MAX, clean_text
+from engine.untrusted import MAX_DIGITS, MAX_EXPONENT, MESSAGE_MAX, clean_text
+
+
+def quantized(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` to ``step``, with the precision any bounded number needs (the default 28
+    digits raised on 1e29 to the cent, from a damaged journal line, and stopped the cockpit)."""
+    with localcontext() as ctx:
+        ctx.prec = 2 * (MAX_DIGITS + MAX_EXPONENT)
+        return value.quantize(step)
 
 
 def num(value: Decimal | None, places: int | None = None) -> str:
     if value is None:
         return "—"
     if places is not None:
-        return f"{value.quantize(Decimal(1).scaleb(-places)):,}"
+        return f"{quantized(value, Decimal(1).scaleb(-places)):,}"
     text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -28,12 +36,12 @@ def px(value: Decimal | None) -> str:
         return "0"
     mag = abs(value)
     if mag >= 1000:
-        text = f"{value.quantize(Decimal('0.01')):,}".rstrip("0").rstrip(".")
+        text = f"{quantized(value, Decimal('0.01')):,}".rstrip("0").rstrip(".")
     elif mag >= 1:
-        text = format(value.quantize(Decimal("0.0001")), "f").rstrip("0").rstrip(".")
+        text = format(quantized(value, Decimal("0.0001")), "f").rstrip("0").rstrip(".")
     else:
         places = 6 - value.adjusted() - 1
-        text = format(value.quantize(Decimal(1).scaleb(-places)), "f").rstrip("0").rstrip(".")
+        text = format(quantized(value, Decimal(1).scaleb(-places)), "f").rstrip("0").rstrip(".")
     return text
 
 
@@ -49,6 +57,6 @@ def literal_lines(text: str) -> Text:
 
 
 def signed(value: Decimal) -> Text:
-    q = value.quantize(Decimal("0.01"))
+    q = quantized(value, Decimal("0.01"))
     style = "green" if q > 0 else ("red" if q < 0 else "")
     return Text(f"{q:+,}", style=style)

@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from engine.bootstrap import Mode
 from engine.untrusted import clean_text
+from kobe_tui.widgets.formatting import quantized
 
 MODE_WORD = {Mode.PAPER: "PAPER", Mode.TESTNET: "TESTNET", Mode.LIVE: "LIVE"}
 # left to right, most important first; the last ones drop first when the width runs out
@@ -39,7 +40,7 @@ MODE_STYLE = {Mode.PAPER: "bold black on green", Mode.TESTNET: CAUTION, Mode.LIV
 def money(value: Decimal | None, signed: bool = False) -> str:
     if value is None:
         return "—"
-    q = value.quantize(Decimal("0.01"))
+    q = quantized(value, Decimal("0.01"))
     return f"{q:+,}" if signed else f"{q:,}"
 
 
