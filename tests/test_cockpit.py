@@ -357,7 +357,7 @@ async def test_a_position_without_this_ticks_price_shows_no_mark(
         [key] = pane.positions
         mark = [c.key for c in PositionsPane.COLUMNS].index("mark")
         pane.mark({"BTC/USDT": Decimal("96000")})
-        assert str(pane.row_cells(key)[mark]) == "96,000"
+        assert str(pane.row_cells(key)[mark]) == "96,000.00"
         pane.mark({"ETH/USDT": Decimal("3500")})  # a tick whose BTC ticker failed
         assert str(pane.row_cells(key)[mark]) == "—"  # not the last price, as if current
         assert str(pane.row_cells(key)[mark + 1]) == "—"  # nor a uPnL from it

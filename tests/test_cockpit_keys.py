@@ -342,6 +342,27 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
 
 
+async def test_a_moving_price_keeps_its_decimals_from_tick_to_tick(workdir: Path) -> None:
+    """A price that moved from 94,976.30 to 94,998.18 read `94,976.3` then `94,998.18`: the
+    strip and the positions' mark keep the trailing zeros, so the figure keeps its width."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        shown = []
+        for price in ("94976.30", "94998.18", "95000", "178.2", "2.345678", "0.00002310"):
+            app._show_prices({"BTC/USDT": Decimal(price)})
+            await pilot.pause()
+            shown.append(str(app.query_one("#px-btc-usdt", Static).render()).split()[1])
+        assert shown == [
+            "94,976.30",
+            "94,998.18",
+            "95,000.00",
+            "178.200",
+            "2.34568",
+            "0.0000231000",
+        ]
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int, int]) -> None:
     """At 80x24 the help was taller than the screen and could not scroll: its last rows (the

@@ -184,9 +184,9 @@ async def test_symbols_alike_or_not_ascii_each_get_their_place_in_the_price_stri
         await pilot.pause()
         labels = [str(w.render()) for w in strip.query(".px-label") if isinstance(w, Static)]
         assert [x.split()[:2] for x in labels] == [
-            ["A.B", "1"],
-            ["A-B", "2"],
-            ["ÄÖ", "3"],
+            ["A.B", "1.00000"],
+            ["A-B", "2.00000"],
+            ["ÄÖ", "3.00000"],
             ["[bold", "red]X"],
         ]
 

@@ -28,21 +28,27 @@ def num(value: Decimal | None, places: int | None = None) -> str:
     return text
 
 
-def px(value: Decimal | None) -> str:
-    """A price or quantity, short: 6 significant digits below 1, 4 decimals at most above."""
+def px(value: Decimal | None, fixed: bool = False) -> str:
+    """A price or quantity, short: 6 significant digits below 1, 4 decimals at most above
+    (2 from 1,000). ``fixed``, for a price that moves each tick: 6 significant digits and at
+    least 2 decimals, trailing zeros kept, so a symbol keeps its decimals from tick to tick
+    (``94,976.30`` then ``94,998.18``, not ``94,976.3``)."""
     if value is None:
         return "—"
     if value == 0:
         return "0"
     mag = abs(value)
+    if fixed and mag >= 1:
+        places = max(2, 6 - value.adjusted() - 1)
+        return f"{quantized(value, Decimal(1).scaleb(-places)):,}"
     if mag >= 1000:
-        text = f"{quantized(value, Decimal('0.01')):,}".rstrip("0").rstrip(".")
+        text = f"{quantized(value, Decimal('0.01')):,}"
     elif mag >= 1:
-        text = format(quantized(value, Decimal("0.0001")), "f").rstrip("0").rstrip(".")
+        text = format(quantized(value, Decimal("0.0001")), "f")
     else:
         places = 6 - value.adjusted() - 1
-        text = format(quantized(value, Decimal(1).scaleb(-places)), "f").rstrip("0").rstrip(".")
-    return text
+        text = format(quantized(value, Decimal(1).scaleb(-places)), "f")
+    return text if fixed else text.rstrip("0").rstrip(".")
 
 
 def literal(value: object, limit: int = MESSAGE_MAX) -> Text:

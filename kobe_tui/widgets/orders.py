@@ -153,7 +153,15 @@ class PositionsPane(TablePane):
             tpsl = f"{px(p.take_profit)} / {px(p.stop_loss)}"
             self.upsert(
                 key,
-                (p.wallet, p.symbol, px(p.qty), px(p.entry_price), px(mark), upnl, tpsl),
+                (
+                    p.wallet,
+                    p.symbol,
+                    px(p.qty),
+                    px(p.entry_price),
+                    px(mark, fixed=True),
+                    upnl,
+                    tpsl,
+                ),
             )
 
     def selected(self) -> Position | None:

@@ -53,7 +53,7 @@ class PriceStrip(Horizontal):
             self.history[symbol].append(float(price))  # drawing only; the label is Decimal
             first = self.first[symbol]
             change = (price - first) / first * 100 if first else Decimal(0)
-            label = Text(f" {symbol.split('/')[0]} {px(price)} ")
+            label = Text(f" {symbol.split('/')[0]} {px(price, fixed=True)} ")
             label.append(
                 f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
             )
