@@ -20,8 +20,10 @@ from typing import Any
 from engine.exchange.base import Side
 from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
+from engine.untrusted import parse_decimal, shown
 
 WATCHDOG_FILE = "watchdog.json"
+MAX_ATTEMPTS = 10**9  # refused exits in a row, as read back from the file
 
 
 class WatchState(StrEnum):
@@ -73,22 +75,26 @@ class WatchItem:
 
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> WatchItem:
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(str(v))
+        def dec(v: Any, name: str) -> Decimal | None:
+            return None if v is None else parse_decimal(v, name, positive=True)
+
+        attempts = raw.get("attempts") or 0
+        if type(attempts) is not int or not 0 <= attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"attempts: not a count from 0 to {MAX_ATTEMPTS}: {shown(attempts)}")
 
         return cls(
             entry_client_id=str(raw["entry_client_id"]),
             entry_id=str(raw["entry_id"]),
             symbol=str(raw["symbol"]),
             side=Side(raw["side"]),
-            qty=Decimal(str(raw["qty"])),
-            take_profit=dec(raw.get("take_profit")),
-            stop_loss=dec(raw.get("stop_loss")),
+            qty=parse_decimal(raw["qty"], "qty", positive=True),
+            take_profit=dec(raw.get("take_profit"), "take_profit"),
+            stop_loss=dec(raw.get("stop_loss"), "stop_loss"),
             wallet=str(raw["wallet"]),
             source=str(raw["source"]),
             exits=ExitPlan(raw["exits"]),
             state=WatchState(raw["state"]),
-            attempts=int(raw.get("attempts") or 0),
+            attempts=attempts,
             retry_at=(
                 datetime.fromisoformat(str(raw["retry_at"]).replace("Z", "+00:00"))
                 if raw.get("retry_at")

@@ -173,7 +173,7 @@ class Watching(Exits):
             order = self._fire(item, leg, price)
         except REFUSALS as exc:
             attempts = item.attempts + 1
-            wait = min(MAX_BACKOFF_S, 2**attempts)
+            wait = min(MAX_BACKOFF_S, 2 ** min(attempts, 20))  # a long episode: no huge power
             self.watchdog.update(
                 cid,
                 attempts=attempts,

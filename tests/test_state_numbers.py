@@ -1,0 +1,84 @@
+"""Numbers in Kobe's own files go through the bounded parser too: a damaged file holding NaN, a
+negative quantity or a 20-digit retry count is refused naming the file (or, in a journal, the line
+is skipped with a log line), never a traceback, a hang or a position of negative size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.fsutil import StateError
+from engine.watchdog import WATCHDOG_FILE, Watchdog
+from tests.conftest import CliRunner
+
+ITEM = {
+    "entry_client_id": "kobeabc",
+    "entry_id": "5",
+    "symbol": "SOL/USDT",
+    "side": "buy",
+    "qty": "0.038",
+    "take_profit": "300",
+    "stop_loss": "160",
+    "wallet": "cex_binance",
+    "source": "cli",
+    "exits": "watchdog",
+    "state": "watching",
+    "attempts": 0,
+    "retry_at": None,
+    "last_error": "",
+    "replaces": False,
+}
+
+
+def test_a_sound_watchdog_item_loads(tmp_path: Path) -> None:
+    (tmp_path / WATCHDOG_FILE).write_text(json.dumps({"items": [ITEM]}))
+    assert [i.entry_client_id for i in Watchdog(tmp_path).items()] == ["kobeabc"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        # 2**attempts is the backoff: a 20-digit count would hang the engine at the next refusal
+        ("attempts", "99999999999999999999"),
+        ("attempts", -1),
+        ("attempts", 1.5),
+        ("qty", "-5"),
+        ("qty", "0"),
+        ("qty", "NaN"),
+        ("qty", "1e999"),
+        ("take_profit", "-5"),
+        ("stop_loss", "Infinity"),
+    ],
+)
+def test_absurd_numbers_in_the_watchdog_are_refused_naming_the_file(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    (tmp_path / WATCHDOG_FILE).write_text(json.dumps({"items": [{**ITEM, key: value}]}))
+    with pytest.raises(StateError, match=WATCHDOG_FILE):
+        Watchdog(tmp_path)
+
+
+BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")
+
+
+@pytest.mark.parametrize("value", ["NaN", "-5", "1e999", "Infinity"])
+@pytest.mark.parametrize("field", ["filled", "qty", "fee", "avg_price"])
+def test_an_absurd_number_in_the_order_journal_is_a_skipped_line(
+    cli: CliRunner, workdir: Path, field: str, value: str
+) -> None:
+    assert cli(*BUY, "--yes").code == 0
+    journal = workdir / "data" / "logs" / "orders.jsonl"
+    before = json.loads(cli("positions", "--json").out)
+    fill = [json.loads(line) for line in journal.read_text().splitlines()][-1]
+    assert fill["event"] == "fill"
+    (workdir / "data" / "positions.json").unlink()  # the book is rebuilt from the whole journal
+    with journal.open("a") as fh:
+        fh.write(json.dumps({**fill, field: value}) + "\n")
+    for argv in (("positions", "--json"), ("orders", "--json"), ("cancel", "--all", "--yes")):
+        r = cli(*argv)
+        assert "Traceback" not in r.err and r.code in (0, 1), (argv, r.err)
+    assert json.loads(cli("positions", "--json").out) == before
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 0, r.err
