@@ -28,7 +28,7 @@ from typing import Any
 
 from engine.exchange.base import Side
 from engine.fsutil import DAMAGE, atomic_write_text
-from engine.journal import OrderEvent
+from engine.journal import OrderEvent, read_event
 from engine.jsonutil import dumps
 from engine.position import (
     FILL_EVENTS,
@@ -439,9 +439,7 @@ def _price(qty: Decimal, value: Decimal) -> Decimal | None:
 def _event(raw: bytes, path: Path) -> OrderEvent | None:
     try:
         record = json.loads(raw)
-        if not isinstance(record, dict):
-            raise ValueError("not an object")
-        return OrderEvent.from_record(record)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, ArithmeticError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError too
         log.warning("%s: a record cannot be read (%s): skipped", path, exc)
         return None
+    return read_event(record, path)

@@ -26,10 +26,11 @@ from typing import IO, Any, BinaryIO
 
 from engine.fsutil import append_all, keep_aside, writing
 from engine.jsonutil import dumps, iso_utc
-from engine.untrusted import csv_cell, operator_text
+from engine.untrusted import csv_cell, operator_text, parse_decimal
 
 log = logging.getLogger(__name__)
 
+ZERO = Decimal(0)
 ORDER_EVENTS = ("intent", "ack", "reject", "cancel", "partial_fill", "fill", "unknown")
 
 
@@ -191,8 +192,8 @@ class OrderEvent:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> OrderEvent:
-        def dec(value: Any) -> Decimal | None:
-            return None if value in (None, "") else Decimal(str(value))
+        def dec(value: Any, name: str) -> Decimal | None:
+            return None if value in (None, "") else parse_decimal(value, name, minimum=ZERO)
 
         return cls(
             ts=datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")),
@@ -204,11 +205,11 @@ class OrderEvent:
             symbol=str(record["symbol"]),
             side=str(record["side"]),
             type=str(record["type"]),
-            qty=dec(record["qty"]) or Decimal(0),
-            price=dec(record.get("price")),
-            filled=dec(record.get("filled")) or Decimal(0),
-            avg_price=dec(record.get("avg_price")),
-            fee=dec(record.get("fee")) or Decimal(0),
+            qty=dec(record["qty"], "qty") or ZERO,
+            price=dec(record.get("price"), "price"),
+            filled=dec(record.get("filled"), "filled") or ZERO,
+            avg_price=dec(record.get("avg_price"), "avg_price"),
+            fee=dec(record.get("fee"), "fee") or ZERO,
             fee_asset=str(record.get("fee_asset") or ""),
             status=str(record.get("status") or ""),
             wallet=str(record.get("wallet") or ""),
@@ -216,11 +217,23 @@ class OrderEvent:
             reason=str(record.get("reason") or ""),
             strategy=str(record.get("strategy") or ""),
             ref=str(record.get("ref") or ""),
-            fee_rate=dec(record.get("fee_rate")),
+            fee_rate=dec(record.get("fee_rate"), "fee_rate"),
         )
 
 
 ORDER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OrderEvent))
+
+
+def read_event(record: object, path: Path) -> OrderEvent | None:
+    """The order event of one parsed line, or None (logged) when it is not one: a line of the
+    wrong shape, or a number that is not finite, bounded and non-negative, is skipped."""
+    try:
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+        return OrderEvent.from_record(record)
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        log.warning("%s: a record cannot be read (%s): skipped", path, exc)
+        return None
 
 
 def _csv_cell(value: Any) -> str:
@@ -269,11 +282,14 @@ class OrderJournal:
             self._write_csv_row([_csv_cell(record[name]) for name in ORDER_FIELDS], fsync=durable)
 
     def tail(self, n: int) -> list[OrderEvent]:
-        return [OrderEvent.from_record(r) for r in tail_jsonl(self.jsonl_path, n)]
+        records = (read_event(r, self.jsonl_path) for r in tail_jsonl(self.jsonl_path, n))
+        return [e for e in records if e is not None]
 
     def events(self) -> Iterator[OrderEvent]:
         for record in iter_jsonl(self.jsonl_path):
-            yield OrderEvent.from_record(record)
+            event = read_event(record, self.jsonl_path)
+            if event is not None:
+                yield event
 
     def close(self) -> None:
         self._jsonl.close()
