@@ -82,3 +82,35 @@ def test_an_absurd_number_in_the_order_journal_is_a_skipped_line(
     assert json.loads(cli("positions", "--json").out) == before
     r = cli("run", "--headless", "--ticks", "1")
     assert r.code == 0, r.err
+
+
+MARKET = {
+    "base": "BTC",
+    "quote": "USDT",
+    "tick_size": "0.01",
+    "step_size": "0.00001",
+    "min_qty": "0.00001",
+    "max_qty": "9000",
+    "min_notional": "5",
+    "start_price": "95000",
+    "annual_volatility": "0.55",
+    "book_level_quote": "40000",
+    "book_level_gap_bps": "1",
+}
+
+
+@pytest.mark.parametrize("value", ["NaN", "-5", "1e999", "0"])
+@pytest.mark.parametrize("key", ["tick_size", "start_price", "book_level_quote"])
+def test_absurd_numbers_in_the_dex_markets_are_refused_naming_the_file(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    from engine.exchange.dex import load_dex_markets
+    from engine.exchange.paper import PaperStateError
+
+    path = tmp_path / "dex" / "markets.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"markets": {"BTC/USDT": MARKET}}))
+    assert load_dex_markets(tmp_path)["BTC/USDT"].start_price == 95000
+    path.write_text(json.dumps({"markets": {"BTC/USDT": {**MARKET, key: value}}}))
+    with pytest.raises(PaperStateError, match="markets.json"):
+        load_dex_markets(tmp_path)

@@ -11,12 +11,13 @@ average (last) price, as Binance checks it, not on what it fills at.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from engine.config import PaperConfig
 from engine.exchange.base import Exchange, InvalidOrder, MarketRules, Side, check_precision
@@ -27,7 +28,7 @@ from engine.exchange.prices import (
     SimulatedFeed,
     TickerFetch,
 )
-from engine.money import D
+from engine.untrusted import parse_decimal
 
 MARKETS_FILE = "paper_markets.json"
 BPS = Decimal(10_000)  # basis points: the book's level gaps, the slippage
@@ -67,6 +68,16 @@ class PaperMarket:
     percent_price: PercentPriceBySide = PercentPriceBySide()
 
 
+def _numbers(symbol: str, market: Mapping[str, Any]) -> Callable[..., Decimal]:
+    """A reader of one market's numbers: finite, bounded, positive (or at least 0)."""
+
+    def num(key: str, value: object = None, *, positive: bool = True) -> Decimal:
+        raw = market[key] if value is None else value
+        return parse_decimal(raw, f"{symbol}.{key}", positive=positive, minimum=Decimal(0))
+
+    return num
+
+
 def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
     """The markets shipped with the project (or those of ``path``), keyed by symbol."""
     if path is None:
@@ -79,24 +90,28 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
         raw = json.loads(text, parse_float=Decimal)
         out: dict[str, PaperMarket] = {}
         for symbol, m in raw["markets"].items():
+            num = _numbers(symbol, m)
             max_qty = m.get("max_qty")
             rules = MarketRules(
                 symbol=symbol,
                 base=str(m["base"]),
                 quote=str(m["quote"]),
-                tick_size=D(m["tick_size"]),
-                step_size=D(m["step_size"]),
-                min_qty=D(m["min_qty"]),
-                min_notional=D(m["min_notional"]),
-                max_qty=None if max_qty is None else D(max_qty),
+                tick_size=num("tick_size"),
+                step_size=num("step_size"),
+                min_qty=num("min_qty", positive=False),
+                min_notional=num("min_notional", positive=False),
+                max_qty=None if max_qty is None else num("max_qty"),
             )
             out[symbol] = PaperMarket(
                 rules=rules,
-                start_price=D(m["start_price"]),
-                annual_volatility=D(m["annual_volatility"]),
-                book=BookParams(D(m["book_level_quote"]), D(m["book_level_gap_bps"])),
+                start_price=num("start_price"),
+                annual_volatility=num("annual_volatility", positive=False),
+                book=BookParams(num("book_level_quote"), num("book_level_gap_bps")),
                 percent_price=PercentPriceBySide(
-                    **{k: D(v) for k, v in m.get("percent_price_by_side", {}).items()}
+                    **{
+                        k: num("percent_price_by_side", v)
+                        for k, v in m.get("percent_price_by_side", {}).items()
+                    }
                 ),
             )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
