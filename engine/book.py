@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.base import Side
-from engine.fsutil import DAMAGE, atomic_write_text
+from engine.fsutil import DAMAGE, StateError, atomic_write_text
 from engine.journal import OrderEvent, read_event
 from engine.jsonutil import dumps
 from engine.position import (
@@ -108,8 +108,6 @@ class PositionBook:
                 raise ValueError(f"written in {raw.get('mode')} mode")
             offset = int(raw["offset"])
             size = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-            if offset > size:
-                raise ValueError("it is ahead of the order journal")
             positions = {}
             for record in raw["positions"]:
                 pos = Position.from_record(record)
@@ -119,6 +117,16 @@ class PositionBook:
                 for cid, v in dict(raw.get("orders", {})).items()
             }
             self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
+            if offset > size and not positions:
+                raise ValueError("it is ahead of the order journal")
+            if offset > size:  # the journal was lost or cut: its positions must not vanish
+                raise StateError(
+                    f"{self.journal_path} is damaged (the position book reached byte {offset} "
+                    f"of it, it holds {size}): order history was lost, and with it "
+                    f"{len(positions)} position(s) and the money they hold; nothing was reset or "
+                    f"overwritten: restore it from a backup, or delete {self.path} to rebuild "
+                    "the book from what is left"
+                )
             self.state = BookState(positions, orders, offset)
         except DAMAGE as exc:
             log.warning(

@@ -139,3 +139,34 @@ def test_deleting_paper_starts_the_account_over_and_cancels_its_orders(
     assert cancel["reason"] == "paper account reset"
     r = cli(*LIMIT, "--quote", "6", "--yes")  # said once
     assert r.code == 0 and "starts over" not in r.err
+
+
+BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied", "cut short"])
+def test_a_lost_order_journal_never_frees_the_money_its_positions_hold(
+    cli: CliRunner, workdir: Path, how: str
+) -> None:
+    assert cli(*BUY, "--yes").code == 0
+    assert cli(*BUY, "--yes").code == 0
+    assert cli(*BUY, "--yes").code == 1  # cex_binance (20) holds two positions of ~7
+    data = workdir / "data"
+    journal = data / "logs" / "orders.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    if how == "deleted":
+        journal.unlink()
+    elif how == "emptied":
+        journal.write_bytes(b"")
+    else:
+        journal.write_bytes(b"".join(lines[: len(lines) // 2]))
+    cache = (data / "positions.json").read_bytes()
+    for argv in (BUY + ("--yes",), ("positions", "--json"), ("run", "--headless")):
+        r = cli(*argv, *(("--ticks", "1") if argv[0] == "run" else ()))
+        assert r.code == 1 and "orders.jsonl" in r.err and "Traceback" not in r.err, argv
+    assert (data / "positions.json").read_bytes() == cache  # nothing overwritten
+    assert not journal.exists() or len(journal.read_bytes()) < sum(map(len, lines))
+    # the operator's way out, said in the message: rebuild the book from what is left
+    assert "positions.json" in r.err
+    (data / "positions.json").unlink()
+    assert cli("positions", "--json").code == 0
