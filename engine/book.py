@@ -18,6 +18,7 @@ already in ``trades.jsonl`` are not handed on again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ POSITIONS_FILE = "positions.json"
 
 
 CACHE_VERSION = 2
+MARK_BYTES = 4096  # of the journal before the cache's offset (several records: their times and ids)
 
 
 SAVE_EVERY_BYTES = 64 * 1024  # journal read between two cache writes when nothing closes
@@ -117,15 +119,17 @@ class PositionBook:
                 for cid, v in dict(raw.get("orders", {})).items()
             }
             self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
-            if offset > size and not positions:
-                raise ValueError("it is ahead of the order journal")
-            if offset > size:  # the journal was lost or cut: its positions must not vanish
+            mark = self._mark(offset)
+            lost = offset > size or raw.get("mark", mark) != mark
+            if lost and not positions:
+                raise ValueError("it does not match the order journal")
+            if lost:  # the journal was lost, cut or replaced: its positions must not vanish
                 raise StateError(
-                    f"{self.journal_path} is damaged (the position book reached byte {offset} "
-                    f"of it, it holds {size}): order history was lost, and with it "
-                    f"{len(positions)} position(s) and the money they hold; nothing was reset or "
-                    f"overwritten: restore it from a backup, or delete {self.path} to rebuild "
-                    "the book from what is left"
+                    f"{self.journal_path} is damaged (it holds {size} bytes; the position book "
+                    f"read {offset}, which it no longer matches): order history was lost, and "
+                    f"with it {len(positions)} position(s) and the money they hold; nothing was "
+                    f"reset or overwritten: restore it from a backup, or delete {self.path} to "
+                    "rebuild the book from what is left"
                 )
             self.state = BookState(positions, orders, offset)
         except DAMAGE as exc:
@@ -138,6 +142,15 @@ class PositionBook:
             self.state = BookState()
             self.rebuilt = True
 
+    def _mark(self, offset: int) -> str:
+        """A digest of the journal's last bytes before ``offset``: the cache reached this
+        journal (a journal cut, or replaced, then written again does not match)."""
+        if offset <= 0 or not self.journal_path.exists():
+            return ""
+        with open(self.journal_path, "rb") as fh:
+            fh.seek(max(0, offset - MARK_BYTES))
+            return hashlib.sha256(fh.read(min(offset, MARK_BYTES))).hexdigest()[:32]
+
     def save(self) -> None:
         if self.read_only:
             return
@@ -146,6 +159,7 @@ class PositionBook:
             "version": CACHE_VERSION,
             "mode": self.mode,
             "offset": s.offset,
+            "mark": self._mark(s.offset),
             "positions": [p.to_record() for p in s.positions.values()],
             "orders": {
                 cid: [str(o.filled), str(o.fee), str(o.value)] for cid, o in s.orders.items()
