@@ -65,16 +65,16 @@ class Bucket:
 
     @classmethod
     def from_json(cls, r: dict[str, Any]) -> Bucket:
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(str(v))
+        def dec(v: Any, name: str) -> Decimal | None:
+            return None if v is None else parse_decimal(v, name)
 
         return cls(
             int(r["trades"]),
             int(r["wins"]),
-            Decimal(str(r["pnl"])),
-            Decimal(str(r["fees"])),
-            dec(r.get("best")),
-            dec(r.get("worst")),
+            parse_decimal(r["pnl"], "pnl"),
+            parse_decimal(r["fees"], "fees", minimum=Decimal(0)),
+            dec(r.get("best"), "best"),
+            dec(r.get("worst"), "worst"),
         )
 
 
@@ -134,7 +134,7 @@ class TradeStats:
 def _cached(cache: Path, journal: Path) -> tuple[TradeStats, bytes] | None:
     try:
         raw = json.loads(cache.read_text(encoding="utf-8"))
-        if raw.get("version") != CACHE_VERSION:
+        if not isinstance(raw, dict) or raw.get("version") != CACHE_VERSION:
             return None
         offset = int(raw["offset"])
         stats = TradeStats.from_json(raw["stats"], offset)

@@ -72,3 +72,26 @@ def test_kobe_stats_json_and_text(cli: CliRunner, workdir: Path) -> None:
     assert set(out) == {"total", "by_strategy", "by_wallet", "by_day"}
     r = cli("stats")
     assert r.code == 0 and "per strategy" in r.out and "manual" in r.out
+
+
+def test_a_cache_of_the_wrong_shape_is_rebuilt(workdir: Path) -> None:
+    data = workdir / "data"
+    write_trades(workdir, 3)
+    for shape in ("[]", "null", '"x"', '{"version": 1, "offset": "NaN"}'):
+        (data / CACHE_FILE).write_text(shape)
+        assert load_stats(data).total.trades == 3
+    good = json.loads((data / CACHE_FILE).read_text())
+    good["stats"]["total"]["pnl"] = "NaN"  # offset and fingerprint still match the journal
+    (data / CACHE_FILE).write_text(json.dumps(good))
+    assert load_stats(data).total.pnl.is_finite()
+
+
+def test_an_absurd_number_in_a_trade_is_a_skipped_line(workdir: Path) -> None:
+    data = workdir / "data"
+    write_trades(workdir, 3)
+    path = data / "trades.jsonl"
+    line = json.loads(path.read_text().splitlines()[0])
+    with open(path, "a") as fh:
+        for field, value in (("pnl", "1e999"), ("pnl", "NaN"), ("fees", "-5"), ("fees", "1e40")):
+            fh.write(json.dumps({**line, field: value}) + "\n")
+    assert load_stats(data).total.trades == 3
