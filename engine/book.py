@@ -44,6 +44,7 @@ from engine.position import (
 )
 from engine.router import entry_of
 from engine.trades import ClosedTrade
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class PositionBook:
                 pos = Position.from_record(record)
                 positions[pos.entry_client_id] = pos
             orders = {
-                str(cid): _OrderSeen(Decimal(str(v[0])), Decimal(str(v[1])), Decimal(str(v[2])))
+                str(cid): _OrderSeen(*(parse_decimal(x, f"orders.{cid}", minimum=ZERO) for x in v))
                 for cid, v in dict(raw.get("orders", {})).items()
             }
             self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}

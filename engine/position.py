@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.exchange.base import Side
 from engine.journal import OrderEvent
+from engine.untrusted import parse_decimal
 from engine.watchdog import WatchItem, WatchState
 
 log = logging.getLogger(__name__)
@@ -91,44 +92,44 @@ class Position:
 
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> Position:
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(str(v))
+        def dec(v: Any, name: str) -> Decimal | None:
+            return None if v is None else parse_decimal(v, name, minimum=ZERO)
 
-        def d0(v: Any) -> Decimal:
-            return Decimal(str(v)) if v is not None else ZERO
+        def d0(v: Any, name: str) -> Decimal:
+            return ZERO if v is None else parse_decimal(v, name, minimum=ZERO)
 
         return cls(
             entry_client_id=str(r["entry_client_id"]),
             venue=str(r["venue"]),
             symbol=str(r["symbol"]),
             side=Side(r["side"]),
-            qty=d0(r["qty"]),
-            entry_price=dec(r.get("entry_price")),
-            entry_fee=d0(r.get("entry_fee")),
+            qty=d0(r["qty"], "qty"),
+            entry_price=dec(r.get("entry_price"), "entry_price"),
+            entry_fee=d0(r.get("entry_fee"), "entry_fee"),
             wallet=str(r["wallet"]),
             strategy=str(r["strategy"]),
             opened_at=datetime.fromisoformat(str(r["opened_at"]).replace("Z", "+00:00")),
-            take_profit=dec(r.get("take_profit")),
-            stop_loss=dec(r.get("stop_loss")),
+            take_profit=dec(r.get("take_profit"), "take_profit"),
+            stop_loss=dec(r.get("stop_loss"), "stop_loss"),
             pending=bool(r.get("pending")),
             source=str(r.get("source") or ""),
             ref=str(r.get("ref") or ""),
-            ordered=d0(r.get("ordered")),
-            limit=dec(r.get("limit")),
-            filled=d0(r.get("filled")),
-            exit_qty=d0(r.get("exit_qty")),
-            exit_value=d0(r.get("exit_value")),
-            exit_fees=d0(r.get("exit_fees")),
+            ordered=d0(r.get("ordered"), "ordered"),
+            limit=dec(r.get("limit"), "limit"),
+            filled=d0(r.get("filled"), "filled"),
+            exit_qty=d0(r.get("exit_qty"), "exit_qty"),
+            exit_value=d0(r.get("exit_value"), "exit_value"),
+            exit_fees=d0(r.get("exit_fees"), "exit_fees"),
             dust=bool(r.get("dust")),
-            fees_unpriced=d0(r.get("fees_unpriced")),
+            fees_unpriced=d0(r.get("fees_unpriced"), "fees_unpriced"),
             fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),
                     type=str(x["type"]),
-                    price=dec(x.get("price")),
+                    price=dec(x.get("price"), "exits.price"),
                     status=str(x["status"]),
-                    filled=d0(x.get("filled")),
+                    filled=d0(x.get("filled"), "exits.filled"),
                 )
                 for x in r.get("exits", [])
             ),

@@ -115,3 +115,35 @@ def test_absurd_numbers_in_the_dex_markets_are_refused_naming_the_file(
     path.write_text(json.dumps({"markets": {"BTC/USDT": {**MARKET, key: value}}}))
     with pytest.raises(PaperStateError, match=r"markets\.json"):
         load_dex_markets(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["-100000", "-1", "NaN", "1e999"])
+@pytest.mark.parametrize("field", ["qty", "entry_price", "filled", "entry_fee"])
+def test_an_absurd_number_in_the_positions_cache_rebuilds_the_book(
+    cli: CliRunner, workdir: Path, field: str, value: str
+) -> None:
+    """A negative price or quantity in the cache made a position's cost negative: its wallet
+    could spend more than its balance (a 30 USDT buy from a 20 USDT wallet filled)."""
+    assert cli(*BUY, "--yes").code == 0
+    assert cli(*BUY, "--yes").code == 0
+    before = json.loads(cli("positions", "--json").out)
+    path = workdir / "data" / "positions.json"
+    cache = json.loads(path.read_text())
+    for pos in cache["positions"]:
+        pos[field] = value
+    path.write_text(json.dumps(cache))
+    r = cli(
+        "trade",
+        "--symbol",
+        "BTC/USDT",
+        "--side",
+        "buy",
+        "--type",
+        "market",
+        "--quote",
+        "30",
+        "--yes",
+    )
+    assert r.code == 1 and "Traceback" not in r.err
+    assert "can spend 6.69 USDT: balance 20.00, open 13.31" in r.err
+    assert json.loads(cli("positions", "--json").out) == before
