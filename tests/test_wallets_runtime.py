@@ -167,6 +167,23 @@ def test_a_torn_last_line_is_skipped_with_a_log_line_and_cut_before_appending(
     assert [json.loads(x)["seq"] for x in path.read_text().splitlines()] == [1, 2]
 
 
+@pytest.mark.parametrize("amount", ["NaN", "1e999", "-5", "Infinity"])
+def test_a_movement_whose_amount_is_absurd_is_never_replayed(tmp_path: Path, amount: str) -> None:
+    """NaN or 1e999 in a journaled movement was a decimal traceback in every command that
+    loads the wallets; -5 moved money backwards."""
+    clock = Clock()
+    m = manager(tmp_path, clock)
+    m.on_tick(clock.step(minutes=1))  # snapshot at seq 0
+    m.on_trade_closed("copy_sol", D(7), D(0), trade_id="A")
+    m.close()
+    path = tmp_path / FLOWS
+    [line] = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text(json.dumps({**line, "amount": amount}) + "\n")
+    again = manager(tmp_path, clock)
+    assert again.replayed_ops == 0
+    assert all(b.is_finite() and b >= 0 for b in state_of(again)["balances"].values())
+
+
 def test_an_op_missing_some_of_its_lines_is_dropped_and_the_trade_can_be_booked_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

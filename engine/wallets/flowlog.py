@@ -28,6 +28,7 @@ from typing import IO, Any, BinaryIO
 
 from engine.fsutil import append_all, writing
 from engine.jsonutil import dumps, iso_utc
+from engine.untrusted import parse_decimal
 from engine.wallets.flows import Movement, Op
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def parse_line(raw: bytes, offset: int) -> Line:
         time = datetime.fromisoformat(str(obj["time"]).replace("Z", "+00:00"))
         if time.tzinfo is None:
             raise ValueError("naive time")
-        amount = Decimal(str(obj["amount"]))
+        amount = parse_decimal(obj["amount"], "amount", minimum=Decimal(0))
         movement = Movement(
             str(obj["rule"]), str(obj["from"]), str(obj["to"]), amount, str(obj["reason"])
         )
