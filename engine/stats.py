@@ -134,7 +134,7 @@ class TradeStats:
 def _cached(cache: Path, journal: Path) -> tuple[TradeStats, bytes] | None:
     try:
         raw = json.loads(cache.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or raw.get("version") != CACHE_VERSION:
+        if raw.get("version") != CACHE_VERSION:
             return None
         offset = int(raw["offset"])
         stats = TradeStats.from_json(raw["stats"], offset)

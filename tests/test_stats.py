@@ -74,12 +74,10 @@ def test_kobe_stats_json_and_text(cli: CliRunner, workdir: Path) -> None:
     assert r.code == 0 and "per strategy" in r.out and "manual" in r.out
 
 
-def test_a_cache_of_the_wrong_shape_is_rebuilt(workdir: Path) -> None:
+def test_a_cache_holding_an_absurd_figure_is_rebuilt(workdir: Path) -> None:
     data = workdir / "data"
     write_trades(workdir, 3)
-    for shape in ("[]", "null", '"x"', '{"version": 1, "offset": "NaN"}'):
-        (data / CACHE_FILE).write_text(shape)
-        assert load_stats(data).total.trades == 3
+    load_stats(data)
     good = json.loads((data / CACHE_FILE).read_text())
     good["stats"]["total"]["pnl"] = "NaN"  # offset and fingerprint still match the journal
     (data / CACHE_FILE).write_text(json.dumps(good))
