@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,36 @@ def test_an_absurd_number_in_the_positions_cache_rebuilds_the_book(
     assert r.code == 1 and "Traceback" not in r.err
     assert "can spend 6.69 USDT: balance 20.00, open 13.31" in r.err
     assert json.loads(cli("positions", "--json").out) == before
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("balances", "USDT", "free"), "NaN"),
+        (("balances", "USDT", "free"), "-5"),
+        (("balances", "BTC", "locked"), "1e999"),
+        (("entry_prices", "BTC"), "-3"),
+        (("feed", "prices", "BTC/USDT"), "-1"),
+        (("feed", "prices", "BTC/USDT"), "NaN"),
+        (("orders", 0, "qty"), "NaN"),
+        (("orders", 0, "fills", 0, "price"), "-95000"),
+    ],
+)
+def test_absurd_numbers_in_the_paper_account_are_refused_naming_the_file(
+    cli: CliRunner, workdir: Path, where: tuple[object, ...], value: str
+) -> None:
+    """NaN in a balance or a feed price was an internal error naming no file; a negative
+    balance or price was taken as is (the account 'had -5 free')."""
+    assert cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes").code == 0
+    path = workdir / "data" / "paper" / "state.json"
+    state = json.loads(path.read_text())
+    node: Any = state
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path.write_text(json.dumps(state))
+    damaged = path.read_bytes()
+    for argv in ((*BUY, "--yes"), ("orders",), ("run", "--headless", "--ticks", "1")):
+        r = cli(*argv)
+        assert r.code == 1 and "state.json is unreadable" in r.err, (argv, r.err)
+    assert path.read_bytes() == damaged

@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.exchange.base import Exchange, ExchangeError, ExchangeUnavailable, Ticker
 from engine.money import round_to_tick
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def read_prices_state(
         if state["kind"] != kind:
             raise ValueError(f"a {state['kind']!r} feed state, not {kind!r}")
         time = aware_utc(datetime.fromisoformat(str(state["time"])))
-        prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
-    except (KeyError, TypeError, ArithmeticError) as exc:
+        prices = {str(k): parse_decimal(v, k, positive=True) for k, v in state["prices"].items()}
+    except (KeyError, TypeError, AttributeError, ArithmeticError) as exc:
         raise ValueError(f"unreadable {label} state: {exc!r}") from None
     return time, prices
 
@@ -240,9 +241,11 @@ class SimulatedFeed(PriceSource):
             if state["kind"] != self.kind:
                 raise ValueError(f"a {state['kind']!r} feed state, not {self.kind!r}")
             time = aware_utc(datetime.fromisoformat(state["time"]))
-            prices = {str(k): Decimal(str(v)) for k, v in dict(state["prices"]).items()}
+            prices = {
+                str(k): parse_decimal(v, k, positive=True) for k, v in state["prices"].items()
+            }
             restore_rng(self._rng, state["rng"])
-        except (KeyError, TypeError, ArithmeticError) as exc:
+        except (KeyError, TypeError, AttributeError, ArithmeticError) as exc:
             raise ValueError(f"unreadable simulated feed state: {exc!r}") from None
         self._time = time
         for symbol, price in prices.items():

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from engine.exchange.base import Fill, Order, OrderStatus, OrderType, Side
 from engine.exchange.prices import aware_utc
 from engine.money import ZERO
+from engine.untrusted import parse_decimal
 
 EventKind = Literal["partial_fill", "fill", "cancel"]
 
@@ -123,7 +124,7 @@ class OrderRecord:
     def from_json(cls, raw: Mapping[str, Any]) -> OrderRecord:
         def opt(key: str) -> Decimal | None:
             value = raw.get(key)
-            return None if value is None else Decimal(str(value))
+            return None if value is None else parse_decimal(value, key, positive=True)
 
         rec = cls(
             id=str(raw["id"]),
@@ -131,19 +132,19 @@ class OrderRecord:
             symbol=str(raw["symbol"]),
             side=Side(raw["side"]),
             type=OrderType(raw["type"]),
-            qty=Decimal(str(raw["qty"])),
+            qty=parse_decimal(raw["qty"], "qty", minimum=ZERO),
             price=opt("price"),
             created_at=read_time(raw["created_at"]),
             status=OrderStatus(raw["status"]),
             stop_price=opt("stop_price"),
             list_id=None if raw.get("list_id") is None else str(raw["list_id"]),
             triggered=bool(raw.get("triggered", False)),
-            filled=Decimal(str(raw["filled"])),
-            cost=Decimal(str(raw["cost"])),
-            fee=Decimal(str(raw["fee"])),
+            filled=parse_decimal(raw["filled"], "filled", minimum=ZERO),
+            cost=parse_decimal(raw["cost"], "cost", minimum=ZERO),
+            fee=parse_decimal(raw["fee"], "fee", minimum=ZERO),
             fee_asset=str(raw["fee_asset"]),
             reserve_asset=str(raw["reserve_asset"]),
-            reserved=Decimal(str(raw["reserved"])),
+            reserved=parse_decimal(raw["reserved"], "reserved", minimum=ZERO),
         )
         for f in raw["fills"]:
             rec.fills.append(
@@ -152,9 +153,9 @@ class OrderRecord:
                     client_id=rec.client_id,
                     symbol=rec.symbol,
                     side=rec.side,
-                    qty=Decimal(str(f["qty"])),
-                    price=Decimal(str(f["price"])),
-                    fee=Decimal(str(f["fee"])),
+                    qty=parse_decimal(f["qty"], "fills.qty", minimum=ZERO),
+                    price=parse_decimal(f["price"], "fills.price", minimum=ZERO),
+                    fee=parse_decimal(f["fee"], "fills.fee", minimum=ZERO),
                     fee_asset=str(f["fee_asset"]),
                     time=read_time(f["time"]),
                 )

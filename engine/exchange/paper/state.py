@@ -21,6 +21,7 @@ from engine.exchange.prices import PriceSource
 from engine.fsutil import StateError, atomic_write_text
 from engine.jsonutil import dumps
 from engine.money import ZERO
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def read_state(
             f"balances"
         )
 
+    def amount(value: object, name: str) -> Decimal:
+        return parse_decimal(value, name, minimum=ZERO)
+
     try:
         raw = json.loads(path.read_text("utf-8"), parse_float=Decimal)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -83,9 +87,9 @@ def read_state(
         counters = raw["counters"]
         order_seq, client_seq = int(counters["order"]), int(counters["client"])
         list_seq = int(counters["list"])
-        free = {str(a): Decimal(str(b["free"])) for a, b in raw["balances"].items()}
-        locked = {str(a): Decimal(str(b["locked"])) for a, b in raw["balances"].items()}
-        entry = {str(a): Decimal(str(p)) for a, p in raw["entry_prices"].items()}
+        free = {str(a): amount(b["free"], f"{a}.free") for a, b in raw["balances"].items()}
+        locked = {str(a): amount(b["locked"], f"{a}.locked") for a, b in raw["balances"].items()}
+        entry = {str(a): amount(p, f"entry_prices.{a}") for a, p in raw["entry_prices"].items()}
         orders = [OrderRecord.from_json(o) for o in raw["orders"]]
         feed = raw["feed"]
         feed_kind = feed["kind"]
