@@ -181,3 +181,32 @@ def test_absurd_numbers_in_the_paper_account_are_refused_naming_the_file(
         r = cli(*argv)
         assert r.code == 1 and "state.json is unreadable" in r.err, (argv, r.err)
     assert path.read_bytes() == damaged
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("balances", "NaN"),
+        ("balances", "-5"),
+        ("balances", "1e999"),
+        ("fees_day", "NaN"),
+        ("fees_paid_usd", "-1"),
+        ("realized_pnl_usd", "Infinity"),
+    ],
+)
+def test_absurd_numbers_in_the_wallets_snapshot_are_refused_naming_the_file(
+    cli: CliRunner, workdir: Path, key: str, value: str
+) -> None:
+    """NaN in one balance was an internal error naming no file; -5 gave a wallet a negative
+    balance, shown and counted in the equity."""
+    assert cli("run", "--headless", "--ticks", "1").code == 0
+    path = workdir / "data" / "wallets_runtime.json"
+    doc = json.loads(path.read_text())
+    if key == "balances":
+        doc["state"]["balances"]["cex_binance"] = value
+    else:
+        doc["state"][key] = value
+    path.write_text(json.dumps(doc))
+    for argv in (("wallets",), (*BUY, "--yes"), ("run", "--headless", "--ticks", "1")):
+        r = cli(*argv)
+        assert r.code == 1 and "wallets_runtime.json is damaged" in r.err, (argv, r.err)

@@ -33,6 +33,7 @@ from engine.fsutil import (
 )
 from engine.jsonutil import dumps, iso_utc
 from engine.money import ZERO
+from engine.untrusted import parse_decimal
 from engine.wallets.flowlog import FILENAME as FLOWS_FILENAME
 from engine.wallets.flowlog import FlowLog, read_tail
 from engine.wallets.flows import Ledger, Movement, Op, TradeRefused
@@ -242,7 +243,11 @@ class WalletManager:
             if state.get("version") != STATE_VERSION:
                 raise WalletStateError(f"{path}: unknown state version {state.get('version')!r}")
             led = self.ledger
-            balances = {k: Decimal(v) for k, v in state["balances"].items()}
+
+            def num(value: object, name: str, *, signed: bool = False) -> Decimal:
+                return parse_decimal(value, name, minimum=None if signed else Decimal(0))
+
+            balances = {k: num(v, f"balances.{k}") for k, v in state["balances"].items()}
             if set(balances) != set(led.wallets):
                 raise WalletStateError(
                     f"{path}: its wallets ({', '.join(sorted(balances))}) are not the config's "
@@ -250,11 +255,17 @@ class WalletManager:
                     "kobe.toml"
                 )
             led.balances = {w: balances[w] for w in led.wallets}
-            led.pnl_day = {w: Decimal(state["pnl_day"].get(w, "0")) for w in led.wallets}
-            led.unswept = {w: Decimal(state["unswept_profit"].get(w, "0")) for w in led.wallets}
-            led.fees_day = Decimal(state["fees_day"])
-            led.realized_pnl = Decimal(state["realized_pnl_usd"])
-            led.fees_paid = Decimal(state["fees_paid_usd"])
+            led.pnl_day = {
+                w: num(state["pnl_day"].get(w, "0"), f"pnl_day.{w}", signed=True)
+                for w in led.wallets
+            }
+            led.unswept = {
+                w: num(state["unswept_profit"].get(w, "0"), f"unswept_profit.{w}", signed=True)
+                for w in led.wallets
+            }
+            led.fees_day = num(state["fees_day"], "fees_day")
+            led.realized_pnl = num(state["realized_pnl_usd"], "realized_pnl_usd", signed=True)
+            led.fees_paid = num(state["fees_paid_usd"], "fees_paid_usd")
             led.day = date.fromisoformat(state["day"]) if state["day"] else None
             last = state["last_time"]
             led.last_time = datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
