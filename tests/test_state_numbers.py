@@ -210,3 +210,30 @@ def test_absurd_numbers_in_the_wallets_snapshot_are_refused_naming_the_file(
     for argv in (("wallets",), (*BUY, "--yes"), ("run", "--headless", "--ticks", "1")):
         r = cli(*argv)
         assert r.code == 1 and "wallets_runtime.json is damaged" in r.err, (argv, r.err)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("memecoin_farming", "provider", "coins", 0, "price_usd"), "NaN"),
+        (("memecoin_farming", "provider", "coins", 0, "vol_bps"), 10**20),
+        (("copy_trading", "feed", "prices", "WIF/USDC"), "-2"),
+        (("copy_trading", "feed", "held"), {"JUP/USDC": -7}),
+        (("copy_trading", "prices"), {"WIF/USDC": "1e999"}),
+    ],
+)
+def test_absurd_numbers_in_the_strategies_state_are_refused_naming_the_file(
+    cli: CliRunner, workdir: Path, where: tuple[object, ...], value: object
+) -> None:
+    """NaN in a stub coin's price stopped the engine at its first tick on a decimal error
+    naming no file; a 20-digit volatility or a negative price ran on."""
+    assert cli("run", "--headless", "--ticks", "30").code == 0
+    path = workdir / "data" / "strategies_state.json"
+    state = json.loads(path.read_text())
+    node: Any = state
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path.write_text(json.dumps(state))
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 1 and "strategies_state.json" in r.err, r.err

@@ -36,6 +36,7 @@ from typing import Any
 from engine.exchange.base import Side
 from engine.exchange.prices import aware_utc, catch_up_from, restore_walk, walk_state
 from engine.fsutil import atomic_write_text
+from engine.money import ZERO
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.tail import (
     BadRecord,
@@ -46,7 +47,7 @@ from engine.strategies.tail import (
     str_field,
     time_field,
 )
-from engine.untrusted import Problems, shown
+from engine.untrusted import Problems, parse_decimal, shown
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +248,8 @@ class StubLeaderFeed(LeaderFeed):
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        prices = {str(s): Decimal(str(p)) for s, p in dict(state["prices"]).items()}
-        held = {str(s): int(n) for s, n in dict(state["held"]).items()}
+        prices = {str(s): parse_decimal(p, s, positive=True) for s, p in state["prices"].items()}
+        held = {str(s): int(parse_decimal(n, s, minimum=ZERO)) for s, n in state["held"].items()}
         self._time, self._seq = restore_walk(state, self.kind, self._rng)
         self._prices, self._held = dict(sorted(prices.items())), held
 

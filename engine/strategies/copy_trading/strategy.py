@@ -40,6 +40,7 @@ from engine.strategies.base import (
     exit_signal,
 )
 from engine.strategies.copy_trading.feed import LeaderFeed, LeaderTrade, PriceUpdate
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class CopyTrading(Strategy):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.feed.restore(state["feed"])
-        self._prices = {str(s): Decimal(str(p)) for s, p in dict(state["prices"]).items()}
+        self._prices = {
+            str(s): parse_decimal(p, s, positive=True) for s, p in state["prices"].items()
+        }
         self._seen_order = deque(str(t) for t in state["seen"])
         self._seen = set(self._seen_order)
         self._exit_after_fill = {str(r): str(t) for r, t in dict(state["exit_after_fill"]).items()}

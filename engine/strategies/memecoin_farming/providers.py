@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exchange.prices import aware_utc, catch_up_from, restore_walk, walk_state
+from engine.money import ZERO
 from engine.strategies.base import TICK_SECONDS, significant
 from engine.strategies.memecoin_farming.candidates import Candidate
 from engine.strategies.tail import (
@@ -57,7 +58,7 @@ from engine.strategies.tail import (
     str_field,
     time_field,
 )
-from engine.untrusted import Problems, shown
+from engine.untrusted import Problems, parse_decimal, shown
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +143,15 @@ class _Coin:
         candidate = Candidate(
             mint=str(raw["mint"]),
             symbol=str(raw["symbol"]),
-            price_usd=Decimal(str(raw["price_usd"])),
-            liquidity_usd=Decimal(str(raw["liquidity_usd"])),
-            volume_usd=Decimal(str(raw["volume_usd"])),
+            price_usd=parse_decimal(raw["price_usd"], "price_usd", positive=True),
+            liquidity_usd=parse_decimal(raw["liquidity_usd"], "liquidity_usd", minimum=ZERO),
+            volume_usd=parse_decimal(raw["volume_usd"], "volume_usd", minimum=ZERO),
             created_at=aware_utc(datetime.fromisoformat(str(raw["created_at"]))),
-            first_price_usd=None if first is None else Decimal(str(first)),
+            first_price_usd=None if first is None else parse_decimal(first, "first", positive=True),
         )
         updated = aware_utc(datetime.fromisoformat(str(raw["updated_at"])))
-        return cls(candidate, int(raw["vol_bps"]), updated)
+        vol_bps = parse_decimal(raw["vol_bps"], "vol_bps", minimum=ZERO, maximum=Decimal(BPS))
+        return cls(candidate, int(vol_bps), updated)
 
 
 class StubRandomProvider(MemecoinDataProvider):

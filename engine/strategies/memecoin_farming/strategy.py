@@ -39,6 +39,7 @@ from engine.strategies.base import (
 )
 from engine.strategies.memecoin_farming.candidates import Candidate, passes
 from engine.strategies.memecoin_farming.providers import MemecoinDataProvider
+from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class MemecoinFarming(Strategy):
         last = state["last_entry"]
         self._entered = {str(m) for m in state["entered"]}
         self._last_entry = None if last is None else aware_utc(datetime.fromisoformat(str(last)))
-        self._last_price = {str(s): Decimal(str(p)) for s, p in dict(state["last_price"]).items()}
+        self._last_price = {
+            str(s): parse_decimal(p, s, positive=True) for s, p in state["last_price"].items()
+        }
 
     # -- the tick -----------------------------------------------------------------------------
 
