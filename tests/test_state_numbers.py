@@ -65,6 +65,16 @@ def test_absurd_numbers_in_the_watchdog_are_refused_naming_the_file(
 BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")
 
 
+def set_in_file(path: Path, where: tuple[object, ...], value: object) -> None:
+    """Damage one value of a JSON file, found by its keys and indexes."""
+    doc = json.loads(path.read_text())
+    node: Any = doc
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path.write_text(json.dumps(doc))
+
+
 @pytest.mark.parametrize("value", ["NaN", "-5", "1e999", "Infinity"])
 @pytest.mark.parametrize("field", ["filled", "qty", "fee", "avg_price"])
 def test_an_absurd_number_in_the_order_journal_is_a_skipped_line(
@@ -133,18 +143,7 @@ def test_an_absurd_number_in_the_positions_cache_rebuilds_the_book(
     for pos in cache["positions"]:
         pos[field] = value
     path.write_text(json.dumps(cache))
-    r = cli(
-        "trade",
-        "--symbol",
-        "BTC/USDT",
-        "--side",
-        "buy",
-        "--type",
-        "market",
-        "--quote",
-        "30",
-        "--yes",
-    )
+    r = cli(*BUY[:-1], "30", "--yes")  # more than the wallet's 20
     assert r.code == 1 and "Traceback" not in r.err
     assert "can spend 6.69 USDT: balance 20.00, open 13.31" in r.err
     assert json.loads(cli("positions", "--json").out) == before
@@ -170,12 +169,7 @@ def test_absurd_numbers_in_the_paper_account_are_refused_naming_the_file(
     balance or price was taken as is (the account 'had -5 free')."""
     assert cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes").code == 0
     path = workdir / "data" / "paper" / "state.json"
-    state = json.loads(path.read_text())
-    node: Any = state
-    for key in where[:-1]:
-        node = node[key]
-    node[where[-1]] = value
-    path.write_text(json.dumps(state))
+    set_in_file(path, where, value)
     damaged = path.read_bytes()
     for argv in ((*BUY, "--yes"), ("orders",), ("run", "--headless", "--ticks", "1")):
         r = cli(*argv)
@@ -229,11 +223,6 @@ def test_absurd_numbers_in_the_strategies_state_are_refused_naming_the_file(
     naming no file; a 20-digit volatility or a negative price ran on."""
     assert cli("run", "--headless", "--ticks", "30").code == 0
     path = workdir / "data" / "strategies_state.json"
-    state = json.loads(path.read_text())
-    node: Any = state
-    for key in where[:-1]:
-        node = node[key]
-    node[where[-1]] = value
-    path.write_text(json.dumps(state))
+    set_in_file(path, where, value)
     r = cli("run", "--headless", "--ticks", "1")
     assert r.code == 1 and "strategies_state.json" in r.err, r.err
