@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from engine.config import CopyTradingConfig
 from engine.journal import iter_jsonl
 from engine.strategies.base import TICK_SECONDS
@@ -103,6 +105,24 @@ def test_the_copy_feed_offset_is_written_at_the_first_start(tmp_path: Path) -> N
     )
     restarted = build_feed(cfg, tmp_path)
     assert [e.id for e in restarted.poll(now)] == ["t-1"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("offset", [-5, 3.5, True, "7"])
+def test_a_copy_feed_offset_that_is_not_a_byte_count_starts_at_the_end(
+    tmp_path: Path, offset: object
+) -> None:
+    """-5 was an OSError at every poll (seek before the start); 3.5 or true read from mid-line."""
+    cfg = CopyTradingConfig.model_validate({"feed": {"kind": "jsonl"}})
+    feed_file = tmp_path / cfg.feed.path
+    feed_file.parent.mkdir(parents=True)
+    feed_file.write_text(
+        '{"kind": "trade", "id": "t-1", "symbol": "WIF/USDC", "side": "buy", '
+        '"price": "2.15", "size_usd": "120", "time": "2026-01-01T00:01:00Z"}\n'
+    )
+    feed_file.with_name(feed_file.name + ".offset").write_text(json.dumps({"offset": offset}))
+    feed = build_feed(cfg, tmp_path)
+    assert feed.poll(datetime(2026, 1, 1, 0, 10, tzinfo=UTC)) == []
+    assert not feed.problems.drain()  # nothing read from mid-line
 
 
 def test_headless_prints_finance_alerts_once_while_they_last(cli: CliRunner, workdir: Path) -> None:

@@ -177,7 +177,10 @@ class JsonlLeaderFeed(LeaderFeed):
 def _saved_offset(state_path: Path, feed: Path) -> int:
     if state_path.exists():
         try:
-            return int(json.loads(state_path.read_text(encoding="utf-8"))["offset"])
+            offset = json.loads(state_path.read_text(encoding="utf-8"))["offset"]
+            if type(offset) is not int or offset < 0:
+                raise ValueError(f"offset {shown(offset)} is not a byte count")
+            return offset
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s unreadable (%s): the leader feed starts at its end", state_path, exc)
     return feed.stat().st_size if feed.exists() else 0
