@@ -195,6 +195,9 @@ class OrderEvent:
         def dec(value: Any, name: str) -> Decimal | None:
             return None if value in (None, "") else parse_decimal(value, name, minimum=ZERO)
 
+        def fee(value: Any) -> Decimal:  # signed: the adapters journal a rebate as it comes
+            return ZERO if value in (None, "") else parse_decimal(value, "fee")
+
         return cls(
             ts=datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")),
             mode=str(record["mode"]),
@@ -209,7 +212,7 @@ class OrderEvent:
             price=dec(record.get("price"), "price"),
             filled=dec(record.get("filled"), "filled") or ZERO,
             avg_price=dec(record.get("avg_price"), "avg_price"),
-            fee=dec(record.get("fee"), "fee") or ZERO,
+            fee=fee(record.get("fee")),
             fee_asset=str(record.get("fee_asset") or ""),
             status=str(record.get("status") or ""),
             wallet=str(record.get("wallet") or ""),

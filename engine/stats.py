@@ -72,7 +72,7 @@ class Bucket:
             int(r["trades"]),
             int(r["wins"]),
             parse_decimal(r["pnl"], "pnl"),
-            parse_decimal(r["fees"], "fees", minimum=Decimal(0)),
+            parse_decimal(r["fees"], "fees"),
             dec(r.get("best"), "best"),
             dec(r.get("worst"), "worst"),
         )
