@@ -76,7 +76,7 @@ class WatchItem:
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> WatchItem:
         def dec(v: Any, name: str) -> Decimal | None:
-            return None if v is None else parse_decimal(v, name, positive=True)
+            return None if v is None else parse_decimal(v, name, minimum=Decimal(0))
 
         attempts = raw.get("attempts") or 0
         if type(attempts) is not int or not 0 <= attempts <= MAX_ATTEMPTS:
@@ -87,7 +87,7 @@ class WatchItem:
             entry_id=str(raw["entry_id"]),
             symbol=str(raw["symbol"]),
             side=Side(raw["side"]),
-            qty=parse_decimal(raw["qty"], "qty", positive=True),
+            qty=parse_decimal(raw["qty"], "qty", minimum=Decimal(0)),
             take_profit=dec(raw.get("take_profit"), "take_profit"),
             stop_loss=dec(raw.get("stop_loss"), "stop_loss"),
             wallet=str(raw["wallet"]),
