@@ -51,6 +51,8 @@ from engine.untrusted import clean_message
 from engine.wallets.snapshot import Alert as WalletAlert
 from engine.wallets.snapshot import WalletsSnapshot
 
+STRIP_EVERY_S = 30  # testnet, live: a configured symbol with no position, priced this often
+
 
 class Runtime(RuntimeParts):
     """The engine: ticks the venues, the strategies and the risk engine; the cockpit and the CLI
@@ -77,6 +79,7 @@ class Runtime(RuntimeParts):
                         venue.router.sync()
                         self._venue_health(VenueHealth("ok", latency_ms=int(ms)))
                         self._venue_marks[venue.name] = self._read_marks(venue, now)
+                        self._read_strip(venue, now)
                         continue
                     events = advance(now)
                 except ExchangeError as exc:
@@ -100,7 +103,8 @@ class Runtime(RuntimeParts):
                 self._after_trip()
             self._ticks += 1
             self._emit("wallets", marked)
-            self._emit("prices", prices)
+            shown = {s: price for s, (_, price) in self._strip.items()}
+            self._emit("prices", {**shown, **prices})
             self._emit("unprotected", len(self.execution.unprotected()))
 
     def _read_marks(self, venue: VenueParts, now: datetime) -> dict[str, Decimal]:
@@ -117,6 +121,22 @@ class Runtime(RuntimeParts):
                 continue
             self._marked_at[symbol] = now
         return marks
+
+    def _read_strip(self, venue: VenueParts, now: datetime) -> None:
+        """Testnet, live: the configured symbols Kobe holds nothing in, one ticker each at most
+        every ``STRIP_EVERY_S``, for the price strip; a held one is marked every tick."""
+        held = self._venue_marks.get(venue.name, {})
+        for symbol in self.settings.config.symbols:
+            if symbol in held:
+                self._strip.pop(symbol, None)
+                continue
+            last = self._strip.get(symbol)
+            if last is not None and (now - last[0]).total_seconds() < STRIP_EVERY_S:
+                continue
+            try:
+                self._strip[symbol] = (now, venue.exchange.fetch_ticker(symbol).last)
+            except ExchangeError as exc:
+                log.warning("%s: no price for %s: %s", venue.name, symbol, redact(str(exc)))
 
     def _unmarked(self, prices: dict[str, Decimal]) -> WalletAlert | None:
         """Positions on a real venue with no price this tick: their unrealized PnL is left out

@@ -84,6 +84,9 @@ class RuntimeParts:
         # when each symbol last had one (a position without this tick's price is unmarked)
         self._venue_marks: dict[str, dict[str, Decimal]] = {}
         self._marked_at: dict[str, datetime] = {}
+        # testnet, live: the last price of each configured symbol Kobe holds nothing in, for
+        # the price strip only (never a mark: a position is marked from this tick's ticker)
+        self._strip: dict[str, tuple[datetime, Decimal]] = {}
 
     def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
         self._subscribers.append(callback)

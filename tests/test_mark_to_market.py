@@ -56,7 +56,8 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
 ) -> None:
     sim, runtime, clock, events = engine
     runtime.tick()  # markets, clock: loaded once
-    assert sim.count("GET", TICKER) == 0  # nothing held: no ticker read
+    symbols = list(runtime.settings.config.symbols)
+    assert sim.count("GET", TICKER) == len(symbols)  # nothing held: the price strip's reads
     runtime.submit(
         Proposal(
             symbol="ETH/USDT",
@@ -76,7 +77,12 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
     before = sim.count("GET", TICKER)
     clock.advance(60)
     runtime.tick()
-    assert sim.count("GET", TICKER) == before + 1  # one read for the one held symbol
+    # one read for the one held symbol, and the strip's others (due: 60 s > 30 s)
+    assert sim.count("GET", TICKER) == before + len(symbols)
+    before = sim.count("GET", TICKER)
+    clock.advance(5)
+    runtime.tick()
+    assert sim.count("GET", TICKER) == before + 1  # the held symbol, each tick
     assert _last(events, "prices")["ETH/USDT"] == Decimal(3600)
     wallets = _last(events, "wallets")
     ledger = runtime.wallets.snapshot()
@@ -97,3 +103,28 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
     assert alert.message == (
         "no price for ETH/USDT since 09:31: its unrealized PnL is left out of equity"
     )
+
+
+def test_the_price_strip_reads_each_configured_symbol_at_most_every_30_s(
+    engine: tuple[Any, Runtime, SimClock, list[EngineEvent]],
+) -> None:
+    """Testnet and live: the strip showed nothing until a position was held (tickers were read
+    for held symbols only); now each configured symbol is priced every 30 s at most."""
+    sim, runtime, clock, events = engine
+    symbols = list(runtime.settings.config.symbols)
+    sim.set_price("BTCUSDT", Decimal(95000))
+    runtime.tick()
+    assert sim.count("GET", TICKER) == len(symbols)
+    assert set(symbols) <= set(_last(events, "prices"))
+    assert _last(events, "prices")["BTC/USDT"] == Decimal(95000)
+    assert runtime.positions() == []  # no mark: no position, nothing in equity
+    for _ in range(5):  # 25 s: nothing new to read
+        clock.advance(5)
+        runtime.tick()
+    assert sim.count("GET", TICKER) == len(symbols)
+    assert _last(events, "prices")["BTC/USDT"] == Decimal(95000)  # the last price read
+    sim.set_price("BTCUSDT", Decimal(96000))
+    clock.advance(5)
+    runtime.tick()
+    assert sim.count("GET", TICKER) == 2 * len(symbols)
+    assert _last(events, "prices")["BTC/USDT"] == Decimal(96000)
