@@ -4,6 +4,7 @@ with nothing changed on disk; every ``--help`` works."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -161,6 +162,24 @@ def test_a_lock_that_is_a_directory_or_a_symlink_is_refused(cli: CliRunner, work
         r = cli(*argv)
         assert r.code == 2 and "kobe.lock: the data dir's lock file is a symlink" in r.err
     assert precious.read_text() == "keep me"  # never truncated through the link
+
+
+def test_a_broken_lock_file_never_blocks_an_emergency_trip(cli: CliRunner, workdir: Path) -> None:
+    """`kobe risk trip` was refused (exit 2) by a lock file that is a directory: the trip is
+    queued all the same (a queued trip is TRIPPED); a reset is still refused."""
+    data = workdir / "data"
+    data.mkdir()
+    (data / "kobe.lock").mkdir()
+    r = cli("risk", "trip", "--reason", "panic", "--yes")
+    assert r.code == 0 and "queued" in r.out and "not a regular file" in r.err
+    status = json.loads(cli("risk", "status", "--json").out)
+    assert status["state"] == "TRIPPED"
+    r = cli("risk", "reset", "--yes")
+    assert r.code == 2 and "not a regular file" in r.err
+    (data / "kobe.lock").rmdir()
+    assert json.loads(cli("risk", "status", "--json").out)["state"] == "TRIPPED"
+    r = cli("risk", "status")
+    assert r.code == 0
 
 
 def _commands(

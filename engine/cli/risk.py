@@ -14,6 +14,7 @@ from engine.cli.shared import (
     confirm,
     require_terminal_or_yes,
 )
+from engine.config import ConfigError
 from engine.lock import DataDirBusy, DataDirLock
 from engine.risk import (
     KillState,
@@ -92,6 +93,16 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
                 )
             ok = (snap.state is KillState.TRIPPED) == (action == "trip")
             return EXIT_OK if ok else EXIT_REFUSED
+    except ConfigError as exc:  # a broken lock file: an emergency trip is still queued
+        if action != "trip":
+            raise
+        queue_risk_command(settings.data_dir, action, "cli", ctx.clock, **detail)
+        for line in exc.lines:
+            print(f"kobe risk trip: {line}", file=ctx.err)
+        ctx.print(
+            "queued: the trip is in the risk commands, new entries are refused from now on; "
+            "it is applied once the lock file is fixed"
+        )
     except DataDirBusy as exc:
         queue_risk_command(settings.data_dir, action, "cli", ctx.clock, **detail)
         ctx.print(
