@@ -14,6 +14,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,7 +42,11 @@ class Fault:
     ``slow`` (sleep ``delay`` seconds, then handle the request: a client with a shorter timeout
     has given up by then), ``late`` (handle the request at once, then answer only after ``delay``
     seconds: the order exists, the client timed out), ``drop`` (handle the request, then close the
-    connection without answering: the order exists but the client never hears of it).
+    connection without answering: the order exists but the client never hears of it),
+    ``rewrite`` (handle the request, then answer ``rewrite(answer)`` instead, status 200: a
+    truncated, malformed or odd answer to a request the exchange carried out), ``before`` (call
+    ``action()``, then handle the request: something happens on the exchange just before, e.g. a
+    fill arriving between a cancel and its reply).
     """
 
     kind: str
@@ -53,6 +58,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     query: str | None = None  # only requests whose query string contains this
+    rewrite: Callable[[str], str] | None = None
+    action: Callable[[], None] | None = None
 
     def matches(self, method: str, path: str, query: str = "") -> bool:
         return (
@@ -126,6 +133,8 @@ class SimServer:
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
         query: str | None = None,
+        rewrite: Callable[[str], str] | None = None,
+        action: Callable[[], None] | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` requests matching ``method`` and ``path``.
 
@@ -133,13 +142,14 @@ class SimServer:
         ``inject("slow", delay=0.5, method="GET", path=...)``,
         ``inject("late", delay=0.5, method="POST", path=...)``,
         ``inject("drop", method="POST", path=...)``, ``inject(status=400, body={...})``; ``query="orderFilter=tpslOrder"`` narrows it to requests
-        whose query string contains that.
+        whose query string contains that; ``inject("rewrite", rewrite=lambda text: text[:40])``
+        answers what the exchange did, cut short; ``inject("before", action=...)`` acts first.
         """
         sent = dict(headers or {})
         if retry_after is not None:
             sent["Retry-After"] = str(retry_after)
         text = json.dumps(body) if isinstance(body, dict) else body
-        fault = Fault(kind, method, path, times, status, text, sent, delay, query)
+        fault = Fault(kind, method, path, times, status, text, sent, delay, query, rewrite, action)
         with self._lock:
             self.faults.append(fault)
 
@@ -182,6 +192,8 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
+            if fault is not None and fault.kind == "before" and fault.action is not None:
+                fault.action()
             try:
                 result = sim.dispatch(method, path, query, body, self.headers)
             except ApiError as exc:
@@ -195,7 +207,10 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "late":
                 time.sleep(fault.delay)
-            self._send(200, json.dumps(result))
+            answer = json.dumps(result)
+            if fault is not None and fault.kind == "rewrite" and fault.rewrite is not None:
+                answer = fault.rewrite(answer)
+            self._send(200, answer)
 
         def _drop(self) -> None:
             self.close_connection = True

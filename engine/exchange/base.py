@@ -185,6 +185,12 @@ class ExchangeUnavailable(ExchangeError):
     """5xx or maintenance."""
 
 
+class BadAnswer(ExchangeUnavailable):
+    """The exchange answered something Kobe cannot read: not JSON (cut short, an HTML page), the
+    wrong shape, a number out of bounds, or another order than the one asked for. What it did is
+    not known: a read asks again, a write is looked up by its client id, never sent blindly."""
+
+
 class NetworkError(ExchangeError):
     """The request did not complete (connection refused, reset)."""
 

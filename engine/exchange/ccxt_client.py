@@ -12,6 +12,9 @@
   in :mod:`engine.exchange.retry`, which never re-sends an order blindly.
 - Keys are :class:`engine.secrets.Secret` values, revealed only when handed to ccxt; ccxt's errors
   leave as Kobe's (:mod:`engine.exchange.ccxt_errors`), redacted by value.
+- An answer Kobe cannot read (not JSON, which ccxt would pass on as text and read as "nothing";
+  the wrong shape; another order than the one asked for) is :class:`BadAnswer`, never an empty
+  list, a zero balance or "no such order".
 - One call at a time, and the order look-ups every write and the attached exits build on.
 """
 
@@ -29,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from engine.config import EXCHANGES, Mode, check_api_url
 from engine.exchange.base import (
+    BadAnswer,
     Capabilities,
     Exchange,
     ExchangeError,
@@ -42,7 +46,8 @@ from engine.exchange.ccxt_errors import map_error, retry_after
 from engine.exchange.ccxt_parse import to_order, with_trade_fees
 from engine.exchange.retry import RetryPolicy, UnknownHook, call_with_retries
 from engine.modes import GateClosed, Settings, require_gate
-from engine.secrets import Secret, register_secret_values
+from engine.secrets import Secret, redact, register_secret_values
+from engine.untrusted import clean_text
 
 T = TypeVar("T")
 
@@ -155,6 +160,7 @@ class CcxtClient(Exchange):
             # loopback simulator: none is left pointing at a real host
             self._ex.urls["api"] = {**live_urls, **self._ex.urls["api"]}
             self._override_urls(api_url)
+        self._json_only()
         self.read_only = read_only
         if read_only:
             self._refuse_writes()
@@ -249,6 +255,23 @@ class CcxtClient(Exchange):
             _live=_LIVE_GATE_PASSED if live else None,
         )
 
+    def _json_only(self) -> None:
+        """Make the ccxt client refuse an answer that is not JSON (cut short, an HTML page): ccxt
+        would hand the text on, and its parsers read text as an empty list or a zero balance."""
+        fetch = self._ex.fetch
+        name = self.name
+
+        def json_only(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            answer = fetch(url, method, headers, body)
+            if not isinstance(answer, dict | list):
+                text = clean_text(redact(str(answer)), 80)
+                raise BadAnswer(
+                    f"{name}: the answer to {method} {urlsplit(url).path} is not JSON: {text!r}"
+                )
+            return answer
+
+        self._ex.fetch = json_only
+
     def _refuse_writes(self) -> None:
         """Make the ccxt client unable to send anything but GET (reads), at its HTTP layer."""
         fetch = self._ex.fetch
@@ -336,6 +359,17 @@ class CcxtClient(Exchange):
                 return fn()
             except self._ccxt.BaseError as exc:
                 raise self._map_error(exc) from None
+            except (
+                TypeError,
+                ValueError,
+                KeyError,
+                AttributeError,
+                IndexError,
+                ArithmeticError,
+            ) as exc:
+                # ccxt's parsers meeting an answer of the wrong shape
+                why = clean_text(redact(f"{type(exc).__name__}: {exc}"), 200)
+                raise BadAnswer(f"{self.name}: an answer Kobe cannot read ({why})") from None
 
     def _read(self, fn: Callable[[], T], what: str) -> T:
         """Call ccxt, retrying transient errors under the read policy."""
@@ -357,11 +391,28 @@ class CcxtClient(Exchange):
                 fetch: Callable[..., list[Any]] = getattr(self._ex, name)
                 found = self._raw(partial(fetch, symbol, None, None, dict(key)))
                 if found:
-                    return found[0]
+                    return self._answers(found[0], symbol, order_id, client_id)
             raise OrderNotFound(f"{self.name}: order {order_id or client_id} not found")
         if order_id:
-            return self._raw(lambda: self._ex.fetch_order(order_id, symbol))
-        return self._raw(lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": client_id}))
+            found = self._raw(lambda: self._ex.fetch_order(order_id, symbol))
+        else:
+            found = self._raw(
+                lambda: self._ex.fetch_order(None, symbol, {"clientOrderId": client_id})
+            )
+        return self._answers(found, symbol, order_id, client_id)
+
+    def _answers(self, found: Any, symbol: str, order_id: str, client_id: str) -> Any:
+        """``found`` when it is the order asked for: of that symbol, and with that client id when
+        asked by it (by exchange id, OKX names an order its algo placed by the algo's id); else
+        BadAnswer."""
+        got = (str(found.get("symbol")), "" if order_id else str(found.get("clientOrderId")))
+        if got != (symbol, "" if order_id else client_id):
+            raise BadAnswer(
+                f"{self.name}: asked for order {order_id or client_id} on {symbol}, the exchange "
+                f"answered order {clean_text(got[1] or found.get('id'), 40)} on "
+                f"{clean_text(got[0], 40)}"
+            )
+        return found
 
     def _with_fees(self, order: Order) -> Order:
         """An order that filled but whose reply names no fee (an order look-up: Binance's has

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.exchange.base import (
     AuthenticationError,
+    BadAnswer,
     ExchangeError,
     ExchangeUnavailable,
     InsufficientFunds,
@@ -147,4 +148,6 @@ def map_error(
         return kind(f"{name}: {reason}")
     if isinstance(exc, ccxt.OperationFailed):  # ccxt's transient kind (e.g. a JSON 5xx)
         return ExchangeUnavailable(f"{name}: exchange unavailable ({message})")
+    if code is None and type(exc) is ccxt.ExchangeError:  # neither a success nor a refusal
+        return BadAnswer(f"{name}: an answer Kobe cannot read ({message})")
     return ExchangeError(f"{name}: {reason}")

@@ -19,13 +19,13 @@ Binance's -1013), never truncated silently. ccxt's ``amount_to_precision`` /
 
 from __future__ import annotations
 
-import decimal
 import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from engine.exchange.base import (
+    BadAnswer,
     ExchangeError,
     ExchangeUnavailable,
     InsufficientFunds,
@@ -47,6 +47,9 @@ from engine.exchange.ccxt_attached import CcxtAttachedExits
 from engine.exchange.ccxt_parse import ZERO, dec, dec0, market_rules, to_order, utc_ms
 from engine.exchange.retry import place_order_once
 from engine.untrusted import clean_message
+
+# Where the exchange's balance answer lists the balances.
+BALANCES_KEY = {"binance": "balances", "bybit": "result", "okx": "data"}
 
 # The exchange's own name for the client order id, where ccxt wants it raw.
 CLIENT_ID_PARAM = {"binance": "origClientOrderId", "bybit": "orderLinkId", "okx": "clOrdId"}
@@ -107,14 +110,21 @@ class CcxtExchange(CcxtAttachedExits):
         """The exchange's clock."""
         return utc_ms(self._read(self._ex.fetch_time, "fetch time"))
 
-    def get_balance(self, asset: str) -> Decimal:
+    def _balance(self) -> dict[str, Any]:
+        """The account's balances; an answer without the exchange's list of them (the wrong
+        shape, which ccxt reads as an empty account) is :class:`BadAnswer`, never zero."""
         balance: dict[str, Any] = self._read(self._ex.fetch_balance, "fetch balance")
-        return dec0((balance.get(asset) or {}).get("free"))
+        info = balance.get("info")
+        if not isinstance(info, dict) or BALANCES_KEY[self.name] not in info:
+            raise BadAnswer(f"{self.name}: the balance answer lists no balances")
+        return balance
+
+    def get_balance(self, asset: str) -> Decimal:
+        return dec0((self._balance().get(asset) or {}).get("free"), signed=True)
 
     def _totals(self) -> dict[str, Decimal]:
-        balance: dict[str, Any] = self._read(self._ex.fetch_balance, "fetch balance")
-        totals = balance.get("total") or {}
-        return {asset: dec0(v) for asset, v in totals.items()}
+        totals = self._balance().get("total") or {}
+        return {asset: dec0(v, signed=True) for asset, v in totals.items()}
 
     def fetch_ticker(self, symbol: str) -> Ticker:
         self.load_markets()
@@ -164,10 +174,9 @@ class CcxtExchange(CcxtAttachedExits):
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         self.load_markets()
-        data: list[Any] = self._read(
-            lambda: self._ex.fetch_open_orders(symbol), "fetch open orders"
+        return self._read(
+            lambda: [to_order(o) for o in self._ex.fetch_open_orders(symbol)], "fetch open orders"
         )
-        return [to_order(o) for o in data]
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -305,15 +314,17 @@ class CcxtExchange(CcxtAttachedExits):
 
         def send() -> OcoResult:
             data = self._raw(lambda: self._ex.private_post_orderlist_oco(request))
-            reports = {str(r.get("clientOrderId")): r for r in data.get("orderReports", [])}
-            orders: dict[str, Order] = {}
-            with decimal.localcontext():  # ccxt's parsing may touch the decimal context
-                for cid, report in reports.items():
-                    orders[cid] = to_order(self._ex.parse_order(report, market), cid)
-            if tp_id not in orders or sl_id not in orders:
-                raise ExchangeError(
-                    f"{self.name}: OCO answer without both legs: {clean_message(data)}"
-                )
+
+            def legs() -> dict[str, Order]:  # in _raw: an answer of the wrong shape is BadAnswer
+                reports = {str(r.get("clientOrderId")): r for r in data.get("orderReports", [])}
+                return {
+                    cid: to_order(self._ex.parse_order(report, market), cid)
+                    for cid, report in reports.items()
+                }
+
+            orders = self._raw(legs)
+            if tp_id not in orders or sl_id not in orders:  # placed, or not: looked up
+                raise BadAnswer(f"{self.name}: OCO answer without both legs: {clean_message(data)}")
             return OcoResult(str(data.get("orderListId")), orders[tp_id], orders[sl_id])
 
         def lookup() -> OcoResult | None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.exchange.base import (
-    ExchangeError,
+    BadAnswer,
     Fill,
     MarketRules,
     Order,
@@ -39,20 +39,21 @@ STATUS_MAP = {
 }
 
 
-def dec(value: Any) -> Decimal | None:
+def dec(value: Any, *, signed: bool = False) -> Decimal | None:
     """A Decimal from what ccxt returns (str, int or float; never through binary), through the
-    one bounded parser for outside numbers. A value that is not a plain, finite, bounded number
-    fails the call (ExchangeError) rather than becoming zero."""
+    one bounded parser for outside numbers. A value that is not a plain, finite, bounded number,
+    or a negative one where only ``signed`` values (fees, balances) may be, fails the call
+    (:class:`BadAnswer`) rather than becoming zero."""
     if value is None or value == "":
         return None
     try:
-        return parse_decimal(value, "exchange reply")
+        return parse_decimal(value, "exchange reply", minimum=None if signed else ZERO)
     except BadNumber as exc:
-        raise ExchangeError(f"the exchange answered a number Kobe refuses: {exc}") from None
+        raise BadAnswer(f"the exchange answered a number Kobe refuses: {exc}") from None
 
 
-def dec0(value: Any) -> Decimal:
-    found = dec(value)
+def dec0(value: Any, *, signed: bool = False) -> Decimal:
+    found = dec(value, signed=signed)
     return ZERO if found is None else found
 
 
@@ -113,7 +114,7 @@ def _fill(
         side=side,
         qty=dec0(t.get("amount")),
         price=dec0(t.get("price")),
-        fee=dec0(fee.get("cost")),
+        fee=dec0(fee.get("cost"), signed=True),  # a rebate is a negative fee
         fee_asset=str(fee.get("currency") or ""),
         time=utc_ms(t.get("timestamp") or when),
     )
@@ -132,9 +133,12 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
     fees = o.get("fees") or ([o["fee"]] if o.get("fee") else [])
     for f in fees:
         if f and f.get("cost") is not None:
-            fee += dec0(f.get("cost"))
+            fee += dec0(f.get("cost"), signed=True)
             fee_asset = fee_asset or str(f.get("currency") or "")
-    side = Side(str(o.get("side")))
+    try:
+        side = Side(str(o.get("side")))
+    except ValueError:
+        raise BadAnswer(f"the exchange answered an order whose side is {o.get('side')!r}") from None
     order_id = str(o.get("id"))
     cid = str(o.get("clientOrderId") or client_id)
     symbol = str(o.get("symbol"))

@@ -1,0 +1,226 @@
+"""The ccxt adapter and the order path attacked as an unreliable exchange would: answers cut
+short, of the wrong shape, with odd numbers, statuses or symbols, fills racing cancels.
+
+The real ccxt drives ``CcxtExchange`` (and ``kobe``, testnet mode, ``KOBE_EXCHANGE_URL``) against
+each exchange's simulator on 127.0.0.1; the faults are injected on the simulator's side
+(:meth:`tests.sim_core.SimServer.inject`: ``rewrite`` answers what the exchange did, altered;
+``before`` makes something happen on the exchange just before a request is handled).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from engine.exchange.base import (
+    BadAnswer,
+    Order,
+    OrderOutcomeUnknown,
+    OrderType,
+    Side,
+)
+from engine.exchange.ccxt_exchange import CcxtExchange
+from tests import test_ccxt_contract as binance_contract
+from tests import test_ccxt_contract_v5 as v5
+from tests.binance_sim import BinanceSim
+
+sleeps = binance_contract.sleeps  # sleeps recorded, not slept
+unknown = binance_contract.unknown
+make_exchange = binance_contract.make_exchange
+
+BTC = "BTC/USDT"
+QTY = Decimal("0.001")
+NAMES = ("binance", "bybit", "okx")
+# where each exchange places an order, lists the open ones, keeps the balance, looks one up
+CREATE = {"binance": "/api/v3/order", "bybit": "/v5/order/create", "okx": "/api/v5/trade/order"}
+OPEN = {
+    "binance": "/api/v3/openOrders",
+    "bybit": "/v5/order/realtime",
+    "okx": "/api/v5/trade/orders-pending",
+}
+BALANCE = {
+    "binance": "/api/v3/account",
+    "bybit": "/v5/account/wallet-balance",
+    "okx": "/api/v5/account/balance",
+}
+LOOKUP = {"binance": "/api/v3/order", "bybit": "/v5/order/realtime", "okx": "/api/v5/trade/order"}
+
+
+@pytest.fixture(params=NAMES)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sim(name: str) -> Iterator[Any]:
+    make = BinanceSim if name == "binance" else v5.VENUES[name].make
+    with make() as server:
+        yield server
+
+
+@pytest.fixture
+def default_env(name: str, sim: Any) -> dict[str, str]:
+    if name == "binance":
+        return binance_contract.sim_env(sim)
+    return v5.sim_env(v5.VENUES[name], sim)
+
+
+@pytest.fixture
+def ex(make_exchange: Callable[..., CcxtExchange]) -> CcxtExchange:
+    exchange = make_exchange(max_attempts=2)
+    exchange.load_markets()
+    return exchange
+
+
+def _cut(text: str) -> str:
+    return text[: len(text) // 2]
+
+
+def _html(text: str) -> str:
+    return "<html><body>502 Bad Gateway</body></html>"
+
+
+def _shape(text: str) -> str:
+    return json.dumps([{"unexpected": [None]}])
+
+
+MANGLED = {"cut-short": _cut, "html": _html, "wrong-shape": _shape}
+
+
+def _resting(ex: CcxtExchange) -> Order:
+    return ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers Kobe cannot read are never taken for "nothing"
+
+
+@pytest.mark.parametrize("how", sorted(MANGLED))
+def test_an_unreadable_open_orders_answer_is_never_an_empty_list(
+    ex: CcxtExchange, name: str, sim: Any, how: str
+) -> None:
+    _resting(ex)
+    sim.inject("rewrite", method="GET", path=OPEN[name], rewrite=MANGLED[how], times=2)
+    with pytest.raises(BadAnswer):
+        ex.fetch_open_orders(BTC)
+
+
+@pytest.mark.parametrize("how", sorted(MANGLED))
+def test_an_unreadable_balance_is_never_zero(
+    ex: CcxtExchange, name: str, sim: Any, how: str
+) -> None:
+    sim.inject("rewrite", method="GET", path=BALANCE[name], rewrite=MANGLED[how], times=2)
+    with pytest.raises(BadAnswer):
+        ex.get_balance("USDT")
+
+
+@pytest.mark.parametrize("how", sorted(MANGLED))
+def test_an_unreadable_look_up_is_never_not_found(
+    ex: CcxtExchange, name: str, sim: Any, how: str
+) -> None:
+    order = _resting(ex)
+    sim.inject("rewrite", method="GET", path=LOOKUP[name], rewrite=MANGLED[how], times=2)
+    with pytest.raises(BadAnswer):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+def test_an_unreadable_answer_is_asked_again(ex: CcxtExchange, name: str, sim: Any) -> None:
+    sim.inject("rewrite", method="GET", path=BALANCE[name], rewrite=_cut)
+    assert ex.get_balance("USDT") == Decimal(10000)
+
+
+@pytest.mark.parametrize("how", sorted(MANGLED))
+def test_an_unreadable_answer_to_an_accepted_order_is_looked_up_never_doubled(
+    ex: CcxtExchange, name: str, sim: Any, unknown: list[tuple[str, str]], how: str
+) -> None:
+    sim.inject("rewrite", method="POST", path=CREATE[name], rewrite=MANGLED[how])
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    assert order.filled == QTY and order.symbol == BTC
+    assert sim.orders_created == 1
+    assert [cid for cid, _ in unknown] == [order.client_id]  # journaled unknown, looked up
+
+
+# ---------------------------------------------------------------------------------------------
+# Odd values in an answer
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    return lambda text: text.replace(old, new)
+
+
+ODD_QTY = {  # the order's quantity as each exchange words it, made odd
+    "binance": '"origQty": "0.00100000"',
+    "bybit": '"qty": "0.001"',
+    "okx": '"sz": "0.001"',
+}
+
+
+@pytest.mark.parametrize("odd", ['"NaN"', '"-0.001"', '"1e999"', '"Infinity"'])
+def test_an_odd_order_quantity_is_refused_never_booked(
+    ex: CcxtExchange, name: str, sim: Any, odd: str
+) -> None:
+    order = _resting(ex)
+    key = ODD_QTY[name].split(":")[0]
+    sim.inject(
+        "rewrite", method="GET", path=LOOKUP[name], times=2,
+        rewrite=_replace(ODD_QTY[name], f"{key}: {odd}"),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}
+SYMBOL["okx"] = ("BTC-USDT", "ETH-USDT")
+
+
+def test_an_order_of_another_symbol_is_not_taken_for_the_one_asked(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    order = _resting(ex)
+    sim.inject("rewrite", method="GET", path=LOOKUP[name], rewrite=_replace(*SYMBOL[name]), times=2)
+    if name == "bybit":  # asked by symbol: ccxt drops a row of another one (see the README)
+        assert ex.fetch_order_by_client_id(order.client_id, BTC) is None
+        return
+    with pytest.raises(BadAnswer, match="ETH/USDT"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+def test_an_order_of_another_client_id_is_not_taken_for_the_one_asked(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    order = _resting(ex)
+    other = "kobe0other0order1"
+    sim.inject(
+        "rewrite", method="GET", path=LOOKUP[name], times=2,
+        rewrite=_replace(order.client_id, other),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match=other):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+def test_a_lost_and_unreadable_look_up_leaves_the_outcome_unknown(
+    ex: CcxtExchange, name: str, sim: Any, unknown: list[tuple[str, str]]
+) -> None:
+    sim.inject("drop", method="POST", path=CREATE[name])
+    sim.inject("rewrite", method="GET", path=LOOKUP[name], rewrite=_cut, times=20)
+    with pytest.raises(OrderOutcomeUnknown):
+        ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    assert sim.orders_created == 1  # never re-sent on an answer it could not read
+
+
+@pytest.mark.parametrize("name", ["binance"])  # the one exchange with a native OCO
+@pytest.mark.parametrize("how", sorted(MANGLED))
+def test_an_unreadable_answer_to_an_accepted_oco_is_looked_up_never_doubled(
+    ex: CcxtExchange, sim: BinanceSim, unknown: list[tuple[str, str]], how: str
+) -> None:
+    sim.inject("rewrite", method="POST", path="/api/v3/orderList/oco", rewrite=MANGLED[how])
+    oco = ex.create_oco(
+        BTC, Side.SELL, QTY, Decimal(100000), Decimal(90000), {"client_id": "kobe1n1oco"}
+    )
+    assert (oco.take_profit.client_id, oco.stop_loss.client_id) == ("kobe1n1ocot", "kobe1n1ocos")
+    assert sim.orders_created == 2  # one list, two legs: never sent again
+    assert [cid for cid, _ in unknown] == ["kobe1n1oco"]
