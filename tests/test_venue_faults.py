@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ from engine.exchange.ccxt_exchange import CcxtExchange
 from tests import test_ccxt_contract as binance_contract
 from tests import test_ccxt_contract_v5 as v5
 from tests.binance_sim import BinanceSim
+from tests.conftest import CliRunner
+from tests.test_trade_testnet_v5 import trade_args as v5_trade_args
 
 sleeps = binance_contract.sleeps  # sleeps recorded, not slept
 unknown = binance_contract.unknown
@@ -224,3 +227,66 @@ def test_an_unreadable_answer_to_an_accepted_oco_is_looked_up_never_doubled(
     assert (oco.take_profit.client_id, oco.stop_loss.client_id) == ("kobe1n1ocot", "kobe1n1ocos")
     assert sim.orders_created == 2  # one list, two legs: never sent again
     assert [cid for cid, _ in unknown] == ["kobe1n1oco"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A fill racing the cancel of the old exits, in `kobe exits`
+
+TRADE = [
+    "trade", "--symbol", BTC, "--side", "buy", "--type", "market", "--quote", "15",
+    "--sl", "90000", "--tp", "100000", "--yes", "--json",
+]  # fmt: skip
+
+
+def _journal(workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_take_profit_that_fills_while_kobe_exits_cancels_it_is_booked_never_replaced(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The account also holds BTC of the operator's own (the simulator's 1 BTC). The old
+    take-profit fills just before its cancel lands: Binance answers "Unknown order" (-2011).
+    The position is closed: no new OCO may sell the operator's BTC, and the fill is booked."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
+        tp = next(o for o in server.orders.values() if o.client_id == f"{cid}tp")
+        server.inject("before", method="DELETE", action=lambda: server.fill(tp.order_id))
+        r = cli("exits", cid, "--tp", "101000", "--sl", "91000", "--yes", env=env)
+        assert server.orders_created == 3, "a new OCO for a position that is closed"
+        assert "closed" in r.out + r.err, r.out + r.err
+        fills = [(e["event"], e["client_id"]) for e in _journal(workdir) if e["filled"] != "0"]
+        assert ("fill", f"{cid}tp") in fills
+        assert json.loads(cli("positions", "--json", env=env).out) == []
+        trades = (workdir / "data" / "trades.jsonl").read_text().splitlines()
+        assert len(trades) == 1
+
+
+@pytest.mark.parametrize("name", ["bybit", "okx"])
+def test_an_attached_take_profit_that_fires_while_kobe_exits_cancels_it_is_not_replaced(
+    cli: CliRunner, workdir: Path, name: str, sim: Any
+) -> None:
+    venue = v5.VENUES[name]
+    env = v5.sim_env(venue, sim)
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    r = cli(*v5_trade_args(venue), env=env)
+    assert r.code == 0, r.err
+    cid = json.loads(r.out)["entry"]["client_id"]
+    cancel = "/v5/order/cancel" if name == "bybit" else "/api/v5/trade/cancel-algos"
+    fire = lambda: sim.set_price(venue.market_id, Decimal(100500))  # noqa: E731
+    sim.inject("before", method="POST", path=cancel, action=fire)
+    r = cli("exits", cid, "--tp", "101000", "--sl", "91000", "--yes", env=env)
+    assert r.code == 0, r.err
+    assert "closed meanwhile" in r.out, r.out
+    assert (
+        not (workdir / "data" / "watchdog.json").exists()
+        or json.loads((workdir / "data" / "watchdog.json").read_text())["items"] == []
+    )  # no guard left on a position that is gone: it could only sell again
+    assert json.loads(cli("positions", "--json", env=env).out) == []
+    events = [(e["event"], e["client_id"]) for e in _journal(workdir)]
+    assert ("fill", f"{cid}tp") in events and ("cancel", f"{cid}sl") in events
+    assert ("cancel", f"{cid}tp") not in events  # it filled: never journaled as cancelled

@@ -378,6 +378,12 @@ def cmd_exits(ctx: Context) -> int:
                     file=ctx.err,
                 )
                 return EXIT_REFUSED
+            if not exits and watch is None:  # an old exit filled instead of being cancelled
+                ctx.print(
+                    f"position {held.symbol} (entry {held.entry_client_id}) closed meanwhile: "
+                    "its old exit filled while it was being cancelled; nothing replaced"
+                )
+                return EXIT_OK
             s.book.annotate(
                 held.entry_client_id, strategy=held.strategy, take_profit=tp, stop_loss=sl
             )

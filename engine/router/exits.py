@@ -17,6 +17,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
+from engine.money import floor_to_step
 from engine.proposal import Refused, Source
 from engine.router.orders import (
     EXIT_SUFFIXES,
@@ -310,6 +311,7 @@ class Exits(Planning):
         it), then put the item's new ones in place. Raises on a failed cancel: the item keeps
         ``replaces`` and the next poll tries again."""
         entry_cid, symbol = item.entry_client_id, item.symbol
+        sold_before = self._exits_filled(entry_cid)
         for order in self.exchange.fetch_open_orders(symbol):
             if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
                 with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
@@ -322,7 +324,30 @@ class Exits(Planning):
         ):
             with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
                 self._cancel_attached(entry_cid, symbol, source)
+        self.sync()  # an old exit that filled instead of being cancelled ("unknown order")
+        sold = self._exits_filled(entry_cid) - sold_before
+        if sold > 0:
+            market = self.exchange.market(symbol)
+            left = floor_to_step(max(item.qty - sold, Decimal(0)), market.step_size)
+            if left <= 0 or left < market.min_qty:
+                self.watchdog.remove(entry_cid)  # nothing left to sell: never a new sell
+                self.on_alert(
+                    "warning",
+                    "exits_not_replaced",
+                    f"position {symbol} {entry_cid}: closed meanwhile by its old exit (it filled "
+                    "while it was being cancelled); nothing replaced",
+                )
+                return (), None
+            self.watchdog.update(entry_cid, qty=left)  # the new exits cover what is left
         item = self.watchdog.update(entry_cid, replaces=False)
         if item.exits is ExitPlan.WATCHDOG:
             return (), item
         return self._send_exits(item, item.qty)
+
+    def _exits_filled(self, entry_cid: str) -> Decimal:
+        """What the entry's exits have sold so far, as journaled."""
+        state = self.journal_state()
+        return sum(
+            (e.filled for s in EXIT_SUFFIXES if (e := state.get(f"{entry_cid}{s}")) is not None),
+            Decimal(0),
+        )
