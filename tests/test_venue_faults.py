@@ -290,3 +290,70 @@ def test_an_attached_take_profit_that_fires_while_kobe_exits_cancels_it_is_not_r
     events = [(e["event"], e["client_id"]) for e in _journal(workdir)]
     assert ("fill", f"{cid}tp") in events and ("cancel", f"{cid}sl") in events
     assert ("cancel", f"{cid}tp") not in events  # it filled: never journaled as cancelled
+
+
+# ---------------------------------------------------------------------------------------------
+# A status Kobe does not know is never taken for "finished"
+
+STATUS_WORD = {  # how each exchange words a resting order, and a status Kobe has no word for
+    "binance": ('"status": "NEW"', '"status": "PENDING_NEW"'),
+    "bybit": ('"orderStatus": "New"', '"orderStatus": "Suspended"'),
+    "okx": ('"state": "live"', '"state": "pending_review"'),
+}
+
+
+def test_an_order_answered_with_an_unknown_status_is_followed_until_it_fills(
+    cli: CliRunner, workdir: Path, name: str, sim: Any, default_env: dict[str, str]
+) -> None:
+    """A resting buy (no exits) whose state right after the send is a word Kobe does not know:
+    it is still followed, and its fill, when it comes, is journaled and booked."""
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    read = CREATE[name] if name == "binance" else LOOKUP[name]  # Bybit, OKX: read after create
+    method = "POST" if name == "binance" else "GET"
+    sim.inject(
+        "rewrite", method=method, path=read, rewrite=_replace(*STATUS_WORD[name]),
+        query={"bybit": "orderId=", "okx": "ordId="}.get(name),  # the new order's read
+    )  # fmt: skip
+    r = cli(
+        "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "90000",
+        "--quote", "8", "--yes", "--json", env=default_env,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["entry"]["status"] == "unknown"
+    cid = out["entry"]["client_id"]
+    order_id = out["entry"]["id"]
+    sim.fill(int(order_id) if name == "binance" else order_id)
+    r = cli("run", "--headless", "--duration", "0.8", "--tick", "0.4", env=default_env)
+    assert r.code == 0, r.err
+    assert ("fill", cid) in [(e["event"], e["client_id"]) for e in _journal(workdir)]
+    [position] = json.loads(cli("positions", "--json", env=default_env).out)
+    assert position["entry_client_id"] == cid
+
+
+def test_a_pending_entry_read_with_an_unknown_status_keeps_its_exits_to_place(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """A resting entry with TP/SL leaves the open list and its look-up answers a status Kobe has
+    no word for: the exits still to place are kept, and placed once it fills."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        r = cli(
+            "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "94000",
+            "--quote", "15", "--sl", "90000", "--tp", "100000", "--yes", "--json", env=env,
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        entry = json.loads(r.out)["entry"]
+        server.inject("rewrite", method="GET", path=OPEN["binance"], rewrite=lambda t: "[]")
+        odd = _replace('"status": "NEW"', '"status": "PENDING_NEW"')
+        server.inject("rewrite", method="GET", path=LOOKUP["binance"], rewrite=odd, times=2)
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        assert json.loads((workdir / "data" / "watchdog.json").read_text())["items"]
+        server.fill(int(entry["id"]))
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        assert server.orders_created == 3  # the entry, then its OCO once it filled
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "exchange"

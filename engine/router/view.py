@@ -87,10 +87,11 @@ class RouterView:
         open that is no longer in the open orders is looked up and its fill or cancel journaled.
         Returns how many orders changed.
         """
-        tracked = [
+        tracked = [  # a status Kobe has no word for ("unknown") is never taken for finished
             (cid, event)
             for cid, event in self.journal_state().items()
-            if event.event in ("ack", "partial_fill") and OrderStatus(event.status).is_open
+            if event.event in ("ack", "partial_fill")
+            and (OrderStatus(event.status).is_open or event.status == OrderStatus.UNKNOWN.value)
         ]
         # one open-orders call per symbol Kobe has orders on: the cheap form on every exchange
         # (Binance weighs a call without a symbol 80, with one 6); none at all when nothing is open

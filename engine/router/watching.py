@@ -66,8 +66,8 @@ class Watching(Exits):
                             self._fall_back_to_watchdog(item, entry, exc)
                             raise
                         sent += exits
-                    elif not entry.status.is_open:
-                        self.watchdog.remove(item.entry_client_id)
+                    elif not entry.status.is_open and entry.status is not OrderStatus.UNKNOWN:
+                        self.watchdog.remove(item.entry_client_id)  # ended with nothing filled
                 elif item.state is WatchState.WATCHING:
                     if item.replaces:  # `kobe exits` was interrupted: its cancel, again
                         exits, _ = self._replace_old_exits(item, source_of(item.source))
