@@ -357,3 +357,26 @@ def test_a_pending_entry_read_with_an_unknown_status_keeps_its_exits_to_place(
         assert server.orders_created == 3  # the entry, then its OCO once it filled
         [position] = json.loads(cli("positions", "--json", env=env).out)
         assert position["protection"] == "exchange"
+
+
+# ---------------------------------------------------------------------------------------------
+# Clock drift after start (-1021 and its kin)
+
+
+def test_clock_drift_after_start_is_absorbed_by_reading_the_time_again(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    """The host's clock jumps a minute after the markets (and the exchange's time) were loaded:
+    the exchange refuses the stamps (Binance -1021, Bybit 10002, OKX 50102); Kobe reads the
+    exchange's time again and asks once more."""
+    sim.clock_offset_ms = 60_000  # the exchange now a minute ahead of our clock
+    assert ex.get_balance("USDT") == Decimal(10000)
+
+
+def test_an_order_refused_for_its_stamp_is_placed_once_after_reading_the_time_again(
+    ex: CcxtExchange, name: str, sim: Any, unknown: list[tuple[str, str]]
+) -> None:
+    sim.clock_offset_ms = -60_000  # our clock now a minute ahead of the exchange's
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    assert order.filled == QTY
+    assert sim.orders_created == 1 and unknown == []  # refused, then placed: never unknown

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import decimal
+import logging
 import threading
 import time
 import uuid
@@ -50,6 +51,8 @@ from engine.secrets import Secret, redact, register_secret_values
 from engine.untrusted import clean_text
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 CAPABILITIES = {
     "binance": Capabilities(native_oco=True, attached_tp_sl=False),
@@ -356,7 +359,17 @@ class CcxtClient(Exchange):
         # local copy keeps that from leaking into the engine's own arithmetic
         with self._lock, decimal.localcontext():
             try:
-                return fn()
+                try:
+                    return fn()
+                except self._ccxt.InvalidNonce as exc:
+                    # the stamp was refused before anything was done (Binance -1021, Bybit
+                    # 10002, OKX 50102): our clock drifted since the exchange's time was read;
+                    # read it again and ask once more (safe for a write too: it was refused)
+                    log.warning(
+                        "%s: clock out of sync (%s); reading its time again", self.name, exc
+                    )
+                    self._ex.load_time_difference()
+                    return fn()
             except self._ccxt.BaseError as exc:
                 raise self._map_error(exc) from None
             except (
