@@ -380,3 +380,41 @@ def test_an_order_refused_for_its_stamp_is_placed_once_after_reading_the_time_ag
     order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
     assert order.filled == QTY
     assert sim.orders_created == 1 and unknown == []  # refused, then placed: never unknown
+
+
+# ---------------------------------------------------------------------------------------------
+# A watched exit that fills only in part
+
+
+def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The stop is touched; the market sell meets a thin book and expires after a part fill
+    (Binance: EXPIRED). The rest of the position stays guarded and is sold at the next tick."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text(
+            '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
+        )
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
+        server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
+        thin = [(Decimal(89000), Decimal("0.00003"))]
+        server.set_book("BTCUSDT", thin, [(Decimal(89001), Decimal(1))])
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        parts = [o for o in server.orders.values() if o.client_id == f"{cid}sl"]
+        assert parts and all(
+            (o.status, o.executed) == ("EXPIRED", Decimal("0.00003")) for o in parts
+        )  # a sell per poll (start-up and the tick), each cut short by the thin book
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"].startswith("watchdog"), position["protection"]
+        assert Decimal(position["qty"]) > 0
+        server.set_book("BTCUSDT", [(Decimal(89000), Decimal(1))], [(Decimal(89001), Decimal(1))])
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        sold = sum(o.executed for o in server.orders.values() if o.side == "SELL")
+        assert sold == Decimal("0.00014")  # what the entry left in hand on the step: once
+        assert json.loads(cli("positions", "--json", env=env).out) == []
+        assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1

@@ -316,10 +316,10 @@ class RouterView:
             event = state.get(f"{entry_cid}{suffix}")
             if event is None:
                 continue
-            if event.event in ("fill", "partial_fill"):
+            if event.event == "fill":
                 return True
-            if event.event == "ack" and is_open_status(event.status):
-                return True
+            if event.event in ("ack", "partial_fill") and is_open_status(event.status):
+                return True  # a part filled counts while the rest still works, not once it ended
         return False
 
     # -----------------------------------------------------------------------------------------

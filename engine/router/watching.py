@@ -18,6 +18,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
+from engine.money import floor_to_step
 from engine.router.exits import Exits
 from engine.router.orders import (
     MAX_BACKOFF_S,
@@ -220,7 +221,19 @@ class Watching(Exits):
             item.source,
             reason,
         )
-        self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
+        left = floor_to_step(item.qty - order.filled, self.exchange.market(item.symbol).step_size)
+        if order.status.is_open or left <= 0 or self._dust(item.symbol, left, price) is not None:
+            self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
+            return order
+        # it ended with a part filled (a thin book: expired, or cancelled): the rest stays guarded
+        self.watchdog.update(item.entry_client_id, qty=left)
+        self.on_alert(
+            "critical",
+            "exit_partly_filled",
+            f"{item.symbol} {item.entry_client_id}: the {leg.replace('_', '-')} exit sold only "
+            f"{fmt_qty(order.filled)} of {fmt_qty(item.qty)} ({order.status.value}); the local "
+            f"watchdog still guards the other {fmt_qty(left)} and sells it at the next touch",
+        )
         return order
 
     def send_exit(
