@@ -418,3 +418,32 @@ def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
         assert sold == Decimal("0.00014")  # what the entry left in hand on the step: once
         assert json.loads(cli("positions", "--json", env=env).out) == []
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine runs on through answers it cannot read (its watchdog guards only while it runs)
+
+
+def test_the_engine_runs_on_through_answers_cut_short_and_its_stop_still_fires(
+    cli: CliRunner, workdir: Path
+) -> None:
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text(
+            '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
+        )
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
+        resting = [
+            "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
+            "--quote", "5.7", "--yes",
+        ]  # fmt: skip
+        assert cli(*resting, env=env).code == 0  # so that each tick lists the open orders
+        server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss
+        for path in ("/api/v3/ticker/24hr", OPEN["binance"]):
+            server.inject("rewrite", method="GET", path=path, rewrite=_cut, times=3)
+        r = cli("run", "--headless", "--duration", "2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err  # never "engine error": the tick after sells at the stop
+        sells = [o for o in server.orders.values() if o.client_id == f"{cid}sl"]
+        assert [o.status for o in sells] == ["FILLED"]
