@@ -447,3 +447,40 @@ def test_the_engine_runs_on_through_answers_cut_short_and_its_stop_still_fires(
         assert r.code == 0, r.err  # never "engine error": the tick after sells at the stop
         sells = [o for o in server.orders.values() if o.client_id == f"{cid}sl"]
         assert [o.status for o in sells] == ["FILLED"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The ambiguous send, then a restart
+
+
+def test_an_entry_whose_outcome_stays_unknown_is_found_at_restart_never_sent_twice(
+    cli: CliRunner, workdir: Path, name: str, sim: Any, default_env: dict[str, str]
+) -> None:
+    """The exchange accepts the entry but the answer times out, and every look-up by its client
+    id fails too: `kobe trade` ends saying the outcome is unknown (journaled once as such). The
+    next start finds the order by its client id, journals it once, and puts its exits in place;
+    nothing is sent twice."""
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    args = TRADE if name == "binance" else v5_trade_args(v5.VENUES[name])
+    sim.inject("late", delay=0.6, method="POST", path=CREATE[name])
+    lookups = {LOOKUP[name], "/v5/order/history"} if name == "bybit" else {LOOKUP[name]}
+    by_client_id = {"binance": "origClientOrderId", "bybit": "orderLinkId", "okx": "clOrdId"}
+    for path in lookups:
+        sim.inject(
+            status=503, body="Service Unavailable", method="GET", path=path, times=40,
+            query=by_client_id[name],
+        )  # fmt: skip
+    r = cli(*args, env=default_env)
+    assert r.code != 0 and "outcome unknown" in r.err, r.err
+    events = [(e["event"], e["status"]) for e in _journal(workdir)]
+    assert events == [("intent", "new"), ("unknown", "unknown")], events
+    sim.faults.clear()
+    r = cli("run", "--headless", "--duration", "0.8", "--tick", "0.4", env=default_env)
+    assert r.code == 0, r.err
+    cid = _journal(workdir)[0]["client_id"]
+    entry_events = [e["event"] for e in _journal(workdir) if e["client_id"] == cid]
+    assert entry_events == ["intent", "unknown", "ack", "fill"], entry_events
+    [position] = json.loads(cli("positions", "--json", env=default_env).out)
+    assert position["protection"] == "exchange", position
+    created = sim.orders_created
+    assert created == (3 if name == "binance" else 1)  # the entry (+ Binance's OCO legs), once

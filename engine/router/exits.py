@@ -76,9 +76,10 @@ class Exits(Planning):
             self._audit_order(p, cid, None, f"rejected: {exc}")
             raise Refused([f"{self.exchange_name} refused the order: {exc}"]) from exc
         except ExchangeError as exc:
-            self._journal_plan(
-                "unknown", cid, plan, status="unknown", reason=f"outcome unknown: {exc}"
-            )
+            if self.journal_state()[cid].event != "unknown":  # else the adapter's hook said it
+                self._journal_plan(
+                    "unknown", cid, plan, status="unknown", reason=f"outcome unknown: {exc}"
+                )
             self._audit_order(p, cid, None, f"outcome unknown: {exc}")
             raise
         finally:
