@@ -19,6 +19,7 @@ import pytest
 
 from engine.exchange.base import (
     BadAnswer,
+    InvalidOrder,
     Order,
     OrderOutcomeUnknown,
     OrderType,
@@ -404,7 +405,7 @@ def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
         server.set_book("BTCUSDT", thin, [(Decimal(89001), Decimal(1))])
         r = cli("run", "--headless", "--ticks", "1", env=env)
         assert r.code == 0, r.err
-        parts = [o for o in server.orders.values() if o.client_id == f"{cid}sl"]
+        parts = [o for o in server.orders.values() if o.client_id in (f"{cid}sl", f"{cid}cx")]
         assert parts and all(
             (o.status, o.executed) == ("EXPIRED", Decimal("0.00003")) for o in parts
         )  # a sell per poll (start-up and the tick), each cut short by the thin book
@@ -484,3 +485,22 @@ def test_an_entry_whose_outcome_stays_unknown_is_found_at_restart_never_sent_twi
     assert position["protection"] == "exchange", position
     created = sim.orders_created
     assert created == (3 if name == "binance" else 1)  # the entry (+ Binance's OCO legs), once
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicate client ids
+
+
+def test_a_duplicate_client_id_of_another_order_is_a_refusal_not_that_order(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    """The exchange refuses a client id it already holds. When the order holding it is not the
+    one being sent (another side or quantity), the refusal stands: the other order is never
+    returned as if it were the new one."""
+    first = _resting(ex)  # open: every exchange refuses its id for a new order
+    with pytest.raises(InvalidOrder, match=r"(?i)duplicate"):
+        ex.create_order(
+            BTC, Side.BUY, OrderType.LIMIT, QTY * 2, Decimal(90000),
+            {"client_id": first.client_id},
+        )  # fmt: skip
+    assert sim.orders_created == 1

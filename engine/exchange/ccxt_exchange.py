@@ -241,8 +241,8 @@ class CcxtExchange(CcxtAttachedExits):
                 if "duplicate" not in str(exc).lower():
                     raise
                 found = self._by_client_id_raw(client_id, symbol)
-                if found is None:
-                    raise
+                if found is None or (found.side, found.qty) != (side, amount):
+                    raise  # the id is held by another order (an older one): a refusal
                 return found
             return to_order(data, client_id)
 

@@ -211,6 +211,13 @@ class Watching(Exits):
     def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
         reason = f"{leg.replace('_', '-')} touched at {fmt_qty(price)} (local watchdog)"
         suffix = "tp" if leg == "take_profit" else "sl"
+        # an id whose order already sold a part (of a thin book) is taken: Bybit and OKX refuse
+        # it for a new order, so the rest goes under the entry's other exit id where it can
+        for choice in (suffix, "cx"):
+            used = self.journal_state().get(f"{item.entry_client_id}{choice}")
+            if used is None or used.filled <= 0:
+                suffix = choice
+                break
         order = self.send_exit(
             item.entry_client_id,
             suffix,
