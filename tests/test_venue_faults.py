@@ -504,3 +504,35 @@ def test_a_duplicate_client_id_of_another_order_is_a_refusal_not_that_order(
             {"client_id": first.client_id},
         )  # fmt: skip
     assert sim.orders_created == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# An entry that fills only in part
+
+
+def test_a_market_entry_cut_short_by_a_thin_book_is_protected_and_booked_once(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The market buy meets a thin book: Binance fills a part and expires the rest. The part
+    held gets its exits, and when the take-profit fills the trade is booked, once."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        thin = [(Decimal(95000), Decimal("0.0001"))]
+        server.set_book("BTCUSDT", [(Decimal(94999), Decimal(1))], thin)
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        entry = json.loads(r.out)["entry"]
+        assert (entry["status"], entry["filled"]) == ("expired", "0.0001")
+        server.set_book("BTCUSDT", [(Decimal(94999), Decimal(1))], [(Decimal(95001), Decimal(1))])
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "exchange", position
+        tp = next(o for o in server.orders.values() if o.client_id == f"{entry['client_id']}tp")
+        assert tp.qty < Decimal("0.0001")  # what the part left in hand, net of its fee
+        server.fill(tp.order_id)
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        assert json.loads(cli("positions", "--json", env=env).out) == []
+        assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1

@@ -154,7 +154,10 @@ class RouterCore(RouterView):
             before = self.journal_state().get(leg.client_id)
             if leg.filled > (before.filled if before is not None else 0):
                 self._journal_fill(leg, entry.wallet, entry.source)  # fired meanwhile
-            if leg.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):  # not one that filled
+            now = self.journal_state().get(leg.client_id)
+            if leg.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and (
+                now is None or now.event != "cancel"  # not a leg that filled, nor twice
+            ):
                 self._journal_order(
                     "cancel", leg, entry.wallet, source.value,
                     f"cancelled by operator ({source.value})",

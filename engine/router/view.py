@@ -117,7 +117,10 @@ class RouterView:
                 continue
             if current.filled > event.filled:
                 self._journal_fill(current, event.wallet, event.source)
-            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            now = self.journal_state().get(cid)
+            if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and (
+                now is None or now.event != "cancel"  # its end journaled with its fill
+            ):
                 self._journal_order(
                     "cancel", current, event.wallet, event.source, "on the exchange"
                 )
@@ -453,8 +456,16 @@ class RouterView:
     def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
         """Journal ``o``'s fill once: a fill already journaled (same cumulative quantity, found
         again by a look-up, a sync or a restart) is not written twice."""
-        self.journal_state()
+        before = self.journal_state().get(o.client_id)
         if o.filled <= 0 or o.filled <= self._filled.get(o.client_id, ZERO):
             return
         kind = "fill" if o.filled >= o.qty else "partial_fill"
         self._journal_order(kind, o, wallet, source, reason)
+        ended = o.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.FILLED)
+        if kind == "partial_fill" and ended and (before is None or before.event != "cancel"):
+            # it ended with a part filled (a thin book; Bybit's PartiallyFilledCanceled): its
+            # end is journaled too, or the book would wait for the rest forever
+            self._journal_order(
+                "cancel", o, wallet, source,
+                f"ended with {fmt_qty(o.filled)} of {fmt_qty(o.qty)} filled ({o.status.value})",
+            )  # fmt: skip
