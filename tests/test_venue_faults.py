@@ -388,19 +388,26 @@ def test_an_order_refused_for_its_stamp_is_placed_once_after_reading_the_time_ag
 # A watched exit that fills only in part
 
 
+def _watched_position(
+    cli: CliRunner, workdir: Path, server: BinanceSim
+) -> tuple[dict[str, str], str]:
+    """A position bought on ``server`` whose TP/SL the local watchdog guards: (env, entry id)."""
+    env = binance_contract.sim_env(server)
+    (workdir / "kobe.toml").write_text(
+        '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
+    )
+    r = cli(*TRADE, env=env)
+    assert r.code == 0, r.err
+    return env, str(json.loads(r.out)["entry"]["client_id"])
+
+
 def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
     cli: CliRunner, workdir: Path
 ) -> None:
     """The stop is touched; the market sell meets a thin book and expires after a part fill
     (Binance: EXPIRED). The rest of the position stays guarded and is sold at the next tick."""
     with BinanceSim() as server:
-        env = binance_contract.sim_env(server)
-        (workdir / "kobe.toml").write_text(
-            '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
-        )
-        r = cli(*TRADE, env=env)
-        assert r.code == 0, r.err
-        cid = json.loads(r.out)["entry"]["client_id"]
+        env, cid = _watched_position(cli, workdir, server)
         server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
         thin = [(Decimal(89000), Decimal("0.00003"))]
         server.set_book("BTCUSDT", thin, [(Decimal(89001), Decimal(1))])
@@ -430,13 +437,7 @@ def test_the_engine_runs_on_through_answers_cut_short_and_its_stop_still_fires(
     cli: CliRunner, workdir: Path
 ) -> None:
     with BinanceSim() as server:
-        env = binance_contract.sim_env(server)
-        (workdir / "kobe.toml").write_text(
-            '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
-        )
-        r = cli(*TRADE, env=env)
-        assert r.code == 0, r.err
-        cid = json.loads(r.out)["entry"]["client_id"]
+        env, cid = _watched_position(cli, workdir, server)
         resting = [
             "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
             "--quote", "5.7", "--yes",
