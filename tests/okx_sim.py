@@ -8,7 +8,8 @@ balance, ``trade/order`` (place, with ``clOrdId`` and ``attachAlgoOrds``; look u
 filled).
 
 Private requests are checked the way OKX documents it: ``OK-ACCESS-KEY``, ``OK-ACCESS-PASSPHRASE``,
-``OK-ACCESS-TIMESTAMP`` (ISO-8601, within 30 s of the server's clock) and ``OK-ACCESS-SIGN``, the
+``OK-ACCESS-TIMESTAMP`` (ISO-8601, within 30 s of the server's clock; an ``expTime`` header, when
+sent, is the request's own deadline) and ``OK-ACCESS-SIGN``, the
 base64 HMAC-SHA256 of timestamp + method + request path (with its query) + body; demo keys answer
 only with the ``x-simulated-trading: 1`` header. Errors: OKX's ``code``/``msg``, and for an order
 the per-order ``sCode``/``sMsg`` under ``code`` 1. Spot rules enforced (:mod:`tests.spot_book`):
@@ -129,6 +130,9 @@ class OkxSim(SpotSim):
         except ValueError:
             raise ApiError(401, 50112, "Invalid OK-ACCESS-TIMESTAMP.") from None
         if abs(when.timestamp() * 1000 - self.now_ms()) > 30_000:
+            raise ApiError(401, 50102, "Timestamp request expired.")
+        deadline = headers.get("expTime")  # an order request's own deadline, when it has one
+        if deadline and int(deadline) < self.now_ms():
             raise ApiError(401, 50102, "Timestamp request expired.")
         request_path = path + ("?" + query if query else "")
         payload = stamp + method + request_path + body

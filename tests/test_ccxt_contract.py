@@ -617,13 +617,20 @@ def test_429_on_create_beyond_budget_fails_at_once(ex: CcxtExchange, sim: Binanc
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_5xx_on_create_looks_up_then_sends_once(
-    ex: CcxtExchange, sim: BinanceSim, unknown: list[tuple[str, str]], status: int
+    ex: CcxtExchange,
+    sim: BinanceSim,
+    unknown: list[tuple[str, str]],
+    status: int,
+    sleeps: Sleeps,
 ) -> None:
     sim.inject(status=status, body="Service Unavailable", method="POST", path=ORDER)
     order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, Decimal("0.001"))
     assert order.status is OrderStatus.FILLED
     assert sim.orders_created == 1 and posts(sim) == 2
-    assert sim.count("GET", ORDER) == 1  # looked up before sending again
+    # looked up, then again once the first request could no longer land (its receive window
+    # passed: the recorded sleep), before sending again
+    assert sim.count("GET", ORDER) == 2
+    assert any(5 < s <= 6 for s in sleeps)
     assert len(unknown) == 1 and unknown[0][0] == order.client_id
     assert "ExchangeUnavailable" in unknown[0][1]
 

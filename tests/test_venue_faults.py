@@ -541,24 +541,26 @@ def test_a_market_entry_cut_short_by_a_thin_book_is_protected_and_booked_once(
 
 
 # ---------------------------------------------------------------------------------------------
-# Left: a first request that arrives late, after its look-up found nothing
+# A first request that arrives late, after its look-up found nothing
 
 
-@pytest.mark.parametrize("name", ["binance"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT left: the re-send after an empty look-up does not wait out the exchange's "
-    "receive window, so a first request that lands late is accepted too (Binance takes a filled "
-    "order's client id again)",
-)
 def test_a_market_order_whose_first_request_lands_late_is_not_doubled(
-    ex: CcxtExchange, name: str, sim: Any
+    make_exchange: Callable[..., CcxtExchange], name: str, sim: Any
 ) -> None:
     """The first request is slow to reach the exchange: the client times out, the look-up by
-    client id finds nothing, the order is sent again and fills; then the first request lands.
-    Binance refuses a client id only while its order is open, so a market order is placed
-    twice."""
+    client id finds nothing. Sent again at once, it filled, and then the first request landed:
+    Binance refuses a client id only while its order is open, so a market order was placed
+    twice. Now it is sent again only once the first request is past the exchange's receive
+    window (Binance ``recvWindow``, Bybit ``recv_window``, OKX ``expTime``), which refuses it."""
+
+    def sleep(seconds: float) -> None:  # the exchange's clock moves on while Kobe waits
+        sim.clock_offset_ms += int(seconds * 1000)
+
+    ex = make_exchange(max_attempts=2, sleep=sleep)
+    ex.load_markets()
     sim.inject("slow", delay=0.6, method="POST", path=CREATE[name])
-    ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
-    time.sleep(0.8)  # let the slow first request land
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    time.sleep(0.8)  # let the slow first request land: refused, its window has passed
     assert sim.orders_created == 1
+    assert sim.count("GET", LOOKUP[name]) >= 2  # looked up again once it could no longer land
+    assert order.filled == QTY

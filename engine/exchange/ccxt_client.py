@@ -61,6 +61,15 @@ CAPABILITIES = {
     "okx": Capabilities(native_oco=False, attached_tp_sl=True),
 }
 
+# How long a signed request may take to reach the exchange and still be accepted: Binance's and
+# Bybit's receive window (sent with every signed request), OKX's ``expTime`` (sent with each
+# order request). An order whose outcome is unknown is sent again only once its first request
+# is older than this plus a margin for the clocks: never two orders from one late request.
+RECV_WINDOW_MS = 5_000
+RESEND_AFTER_S = RECV_WINDOW_MS / 1000 + 1
+
+ORDER_PATHS = ("/trade/order", "/trade/order-algo")  # OKX: the requests that place an order
+
 # A token only from_settings hands out, after the live gate passed.
 _LIVE_GATE_PASSED = object()
 
@@ -164,6 +173,8 @@ class CcxtClient(Exchange):
             self._ex.urls["api"] = {**live_urls, **self._ex.urls["api"]}
             self._override_urls(api_url)
         self._json_only()
+        if exchange_id == "okx":
+            self._expiring_orders()
         self.read_only = read_only
         if read_only:
             self._refuse_writes()
@@ -275,6 +286,20 @@ class CcxtClient(Exchange):
 
         self._ex.fetch = json_only
 
+    def _expiring_orders(self) -> None:
+        """OKX: each order request carries ``expTime`` (the exchange refuses it once that has
+        passed), so an order request is dead after the same window as Binance's and Bybit's,
+        not after OKX's 30 s timestamp tolerance. ccxt does not send the header itself."""
+        fetch = self._ex.fetch
+        ex = self._ex
+
+        def expiring(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            if method == "POST" and urlsplit(url).path.endswith(ORDER_PATHS):
+                headers = {**(headers or {}), "expTime": str(ex.nonce() + RECV_WINDOW_MS)}
+            return fetch(url, method, headers, body)
+
+        self._ex.fetch = expiring
+
     def _refuse_writes(self) -> None:
         """Make the ccxt client unable to send anything but GET (reads), at its HTTP layer."""
         fetch = self._ex.fetch
@@ -293,6 +318,7 @@ class CcxtClient(Exchange):
             "defaultType": "spot",
             "adjustForTimeDifference": True,  # clock drift: ccxt offsets its timestamps
             "maxRetriesOnFailure": 0,
+            "recvWindow": RECV_WINDOW_MS,  # Binance, Bybit (ccxt's Binance default is 10 s)
         }
         if exchange_id == "binance":
             options.update(

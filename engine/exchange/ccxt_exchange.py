@@ -44,6 +44,7 @@ from engine.exchange.base import (
     stop_limit_price,
 )
 from engine.exchange.ccxt_attached import CcxtAttachedExits
+from engine.exchange.ccxt_client import RESEND_AFTER_S
 from engine.exchange.ccxt_parse import ZERO, dec, dec0, market_rules, to_order, utc_ms
 from engine.exchange.retry import place_order_once
 from engine.untrusted import clean_message
@@ -253,6 +254,7 @@ class CcxtExchange(CcxtAttachedExits):
             self.retry,
             self.on_unknown,
             f"{self.name} {side.value} {amount} {symbol}",
+            RESEND_AFTER_S,
         )
 
     def create_oco(
@@ -335,7 +337,13 @@ class CcxtExchange(CcxtAttachedExits):
             return OcoResult(tp_order.list_id or "", tp_order, sl_order)
 
         return place_order_once(
-            send, lookup, base_id, self.retry, self.on_unknown, f"{self.name} OCO {symbol}"
+            send,
+            lookup,
+            base_id,
+            self.retry,
+            self.on_unknown,
+            f"{self.name} OCO {symbol}",
+            RESEND_AFTER_S,
         )
 
     def cancel_order(self, id: str, symbol: str) -> Order:

@@ -159,6 +159,49 @@ def call_with_retries(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
         raise
 
 
+def _after_the_window(
+    lookup: Callable[[], T | None],
+    client_id: str,
+    policy: RetryPolicy,
+    what: str,
+    exc: ExchangeError,
+    reason: str,
+    sent_at: float,
+    start: float,
+    resend_after_s: float,
+) -> T | None:
+    """Once the exchange can no longer accept the request sent at ``sent_at``, the order
+    looked up again (None: it was never placed). Raises ``exc`` when that is beyond the budget."""
+    dead_in = resend_after_s - (policy.clock() - sent_at)
+    if dead_in <= 0:
+        return None
+    left = policy.max_total_s - (policy.clock() - start)
+    if dead_in > left:
+        log.warning(
+            "%s %s: not sent again: the first request could still reach the exchange for "
+            "%.1fs, more than the %.1fs left of the budget (%s)",
+            what,
+            client_id,
+            dead_in,
+            max(left, 0.0),
+            reason,
+        )
+        raise exc
+    log.warning(
+        "%s %s: not found yet; looked up again in %.1fs, once the first request can no longer land",
+        what,
+        client_id,
+        dead_in,
+    )
+    policy.sleep(dead_in)
+    try:
+        return call_with_retries(lookup, f"look up order {client_id}", policy)
+    except ExchangeError as look_exc:
+        raise OrderOutcomeUnknown(
+            client_id, f"{reason}; look-up failed: {describe(look_exc)}"
+        ) from exc
+
+
 def place_order_once(
     send: Callable[[], T],
     lookup: Callable[[], T | None],
@@ -166,6 +209,7 @@ def place_order_once(
     policy: RetryPolicy,
     on_unknown: UnknownHook | None = None,
     what: str = "create order",
+    resend_after_s: float = 0.0,
 ) -> T:
     """Send an order so that no fault can create it twice.
 
@@ -177,12 +221,16 @@ def place_order_once(
     - Timeout, network error, 5xx: the outcome is unknown. ``on_unknown(client_id, reason)`` is
       called, the order is looked up (reads retried); found: it is returned; absent: sent again
       (same client id), within the budget; the look-up itself failing: :class:`OrderOutcomeUnknown`.
+      Sent again only once the first request can no longer land: ``resend_after_s`` after it was
+      sent (the exchange's receive window, which refuses an older request, plus a margin), the
+      order is looked up once more; a window longer than the budget left: not sent again.
     - Anything else (authentication, invalid order, insufficient funds): raised at once.
     """
     start = policy.clock()
     attempt = 0
     while True:
         attempt += 1
+        sent_at = policy.clock()
         try:
             return send()
         except RateLimited as exc:
@@ -218,6 +266,10 @@ def place_order_once(
                 raise OrderOutcomeUnknown(
                     client_id, f"{reason}; look-up failed: {describe(look_exc)}"
                 ) from exc
+            if found is None:  # a request still on its way could land after a re-send
+                found = _after_the_window(
+                    lookup, client_id, policy, what, exc, reason, sent_at, start, resend_after_s
+                )
             if found is not None:
                 log.warning("%s %s: the exchange has it; not sending again", what, client_id)
                 return found
