@@ -30,6 +30,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from engine.exchange.base import ExchangeError, Order
+from engine.exchange.retry import Stopping
 from engine.execution import Position
 from engine.fsutil import WriteFailed
 from engine.proposal import Proposal, Source
@@ -216,6 +217,8 @@ class Runtime(RuntimeParts):
         """One tick; an error stops the engine in the ERROR state, with an alert (False)."""
         try:
             self.tick()
+        except Stopping:
+            return False  # asked to stop in a retry's pause: the step ends there
         except WriteFailed:
             self._set_state(EngineState.ERROR, "a data file could not be written")
             raise  # a clean stop: the caller reports the path and what was not written
@@ -239,6 +242,8 @@ class Runtime(RuntimeParts):
         self._set_state(EngineState.PAUSED if self._paused else EngineState.RUNNING)
         while not self._stop.is_set() and not should_stop():
             if not self._guarded_tick():
+                if self._stop.is_set():
+                    break  # a stop, not an error
                 return
             deadline = time.monotonic() + self.tick_seconds
             while not self._stop.is_set() and not should_stop():  # honour a stop within 0.1 s

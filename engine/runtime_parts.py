@@ -13,6 +13,7 @@ from typing import Any
 from engine.audit import AuditLog
 from engine.exchange.base import Exchange, ExchangeError
 from engine.exchange.factory import build_exchange
+from engine.exchange.retry import RetryPolicy, Stopping
 from engine.execution import ExecutionEngine
 from engine.fsutil import free_space_check
 from engine.indexer.indexer import Indexer
@@ -136,6 +137,7 @@ class RuntimeParts:
             confirmed=self.confirmed,
             clock=self.clock,
             on_unknown=lambda cid, reason: holder[0].on_unknown(cid, reason) if holder else None,
+            retry=RetryPolicy(sleep=self._pause),  # a stop ends a retry's pause at once
         )
         self.audit = AuditLog(data, self.clock)
         self.notifier = Notifier.attach(  # Telegram / webhook; started once everything is built
@@ -203,6 +205,12 @@ class RuntimeParts:
         if ks.tripped and not ks.reason.startswith(STATE_LOST):
             self._flatten_if_asked()
         self.notifier.start()
+
+    def _pause(self, seconds: float) -> None:
+        """The exchange's retry pauses: cut short, and the step unwound, by a stop (quitting
+        the cockpit with the exchange down took 4 s: the engine slept in a backoff)."""
+        if self._stop.wait(seconds):
+            raise Stopping
 
     def _build_indexer(self) -> Indexer | None:
         """The indexer that follows new slots, when enabled and the endpoint is set."""

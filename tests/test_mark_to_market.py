@@ -128,3 +128,25 @@ def test_the_price_strip_reads_each_configured_symbol_at_most_every_30_s(
     runtime.tick()
     assert sim.count("GET", TICKER) == 2 * len(symbols)
     assert _last(events, "prices")["BTC/USDT"] == Decimal(96000)
+
+
+def test_a_stop_ends_a_retry_pause_at_once_when_the_exchange_is_down(
+    engine: tuple[Any, Runtime, SimClock, list[EngineEvent]],
+) -> None:
+    """Quitting the cockpit with the exchange down took 4 s: the engine slept in a retry's
+    backoff. A stop now ends the pause at once, and the engine stops (not in error)."""
+    import threading
+    import time
+
+    sim, runtime, _, _ = engine
+    runtime.tick()
+    sim.inject(status=503, body="Service Unavailable", times=1000)  # down: retried, backoff
+    thread = threading.Thread(target=runtime.run_forever, daemon=True)
+    thread.start()
+    time.sleep(1.5)  # the first tick is in its retries (0.5 s, 1 s, 2 s ... apart)
+    assert thread.is_alive()
+    asked = time.monotonic()
+    runtime.request_stop()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - asked < 0.5
+    assert runtime.status().state.value == "stopped"

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from engine.config import ConfigError, Mode
 from engine.exchange.base import Exchange, ExchangeError, ReadOnlyExchange
+from engine.exchange.retry import RetryPolicy
 from engine.modes import Settings, require_gate
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ def build_exchange(
     confirmed: bool,
     clock: Callable[[], datetime],
     on_unknown: Callable[[str, str], None] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Exchange:
     """Build the exchange for ``settings.mode``; raises GateClosed when the mode may not run.
 
@@ -34,7 +36,7 @@ def build_exchange(
         return PaperExchange(settings.config.paper, settings.data_dir, clock=clock)
     from engine.exchange.ccxt_exchange import CcxtExchange
 
-    exchange = CcxtExchange.from_settings(settings, confirmed, on_unknown=on_unknown)
+    exchange = CcxtExchange.from_settings(settings, confirmed, on_unknown=on_unknown, retry=retry)
     try:
         check_symbols(exchange, settings)
     except BaseException:

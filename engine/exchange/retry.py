@@ -61,6 +61,12 @@ def parse_retry_after(value: object) -> Decimal | None:
     return min(seconds, MAX_RETRY_AFTER_S)
 
 
+class Stopping(BaseException):
+    """Raised by an engine's retry pause when the engine is asked to stop: the pause ends at
+    once and the step unwinds (a ``BaseException``, like ``KeyboardInterrupt``: no ``except
+    Exception`` takes it for an exchange fault). What was sent is journaled already."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try. ``sleep``, ``clock`` and ``rand`` are injectable for tests."""
