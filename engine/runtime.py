@@ -29,8 +29,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from engine.exchange.base import ExchangeError, Order
-from engine.exchange.retry import Stopping
+from engine.exchange.base import ExchangeError, Order, Stopping
 from engine.execution import Position
 from engine.fsutil import WriteFailed
 from engine.proposal import Proposal, Source
@@ -126,7 +125,9 @@ class Runtime(RuntimeParts):
     def _read_strip(self, venue: VenueParts, now: datetime) -> None:
         """Testnet, live: the configured symbols Kobe holds nothing in, one ticker each at most
         every ``STRIP_EVERY_S``, for the price strip; a held one is marked every tick."""
-        held = self._venue_marks.get(venue.name, {})
+        # held: every symbol Kobe holds a position in, marked or not (a failed mark is never
+        # replaced by a strip price, and is not read twice)
+        held = {p.symbol for p in self.execution.positions() if p.venue == venue.name}
         for symbol in self.settings.config.symbols:
             if symbol in held:
                 self._strip.pop(symbol, None)

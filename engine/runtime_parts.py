@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.exchange.base import Exchange, ExchangeError
+from engine.exchange.base import Exchange, ExchangeError, Stopping
 from engine.exchange.factory import build_exchange
-from engine.exchange.retry import RetryPolicy, Stopping
+from engine.exchange.retry import RetryPolicy, placing
 from engine.execution import ExecutionEngine
 from engine.fsutil import free_space_check
 from engine.indexer.indexer import Indexer
@@ -21,7 +22,7 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
-from engine.risk import STATE_LOST, KillState, RiskEngine, RiskSnapshot
+from engine.risk import STATE_LOST, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, Router
 from engine.runtime_types import (
     Agent,
@@ -208,8 +209,11 @@ class RuntimeParts:
 
     def _pause(self, seconds: float) -> None:
         """The exchange's retry pauses: cut short, and the step unwound, by a stop (quitting
-        the cockpit with the exchange down took 4 s: the engine slept in a backoff)."""
-        if self._stop.wait(seconds):
+        the cockpit with the exchange down took 4 s: the engine slept in a backoff). Never
+        while an order is being placed: that protocol runs to its end (see ``placing``)."""
+        if placing():
+            time.sleep(seconds)
+        elif self._stop.wait(seconds):
             raise Stopping
 
     def _build_indexer(self) -> Indexer | None:
@@ -297,10 +301,11 @@ class RuntimeParts:
         self._low_disk = not ok
 
     def _apply_risk_commands(self) -> None:
-        before = self.risk.kill_switch().state
+        before = self.risk.kill_switch()
         self.risk.apply_commands()
-        if before is not KillState.TRIPPED and self.risk.kill_switch().tripped:
-            self._after_trip()
+        after = self.risk.kill_switch()
+        if after.tripped and (not before.tripped or after.since != before.since):
+            self._after_trip()  # a new trip (also one taking a lost state's place)
 
     def _after_trip(self) -> None:
         ks = self.risk.kill_switch()

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from engine.bootstrap import Mode
+from engine.exchange.base import Stopping
 from kobe_tui.drain import EventDrain
 from kobe_tui.messages import (
     AlertRaised,
@@ -182,6 +183,8 @@ class EngineHost(EventDrain):
             runtime = self._make_runtime(self.settings, confirmed)
             runtime.subscribe(self._forward)
             runtime.build()
+        except Stopping:
+            return  # quitting while the exchange was being asked (build's retries)
         except Exception as exc:
             self.post_message(EngineFailed(str(exc)))
             return
@@ -208,6 +211,8 @@ class EngineHost(EventDrain):
                 runtime.mark_running()
                 while not stopping():
                     self._stop_engine.wait(0.05)
+        except Stopping:
+            pass  # quitting during an exchange retry's pause: the engine stops there
         except Exception as exc:
             self.post_message(EngineFailed(str(exc)))
         finally:

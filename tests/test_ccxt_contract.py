@@ -630,7 +630,7 @@ def test_5xx_on_create_looks_up_then_sends_once(
     # looked up, then again once the first request could no longer land (its receive window
     # passed: the recorded sleep), before sending again
     assert sim.count("GET", ORDER) == 2
-    assert any(5 < s <= 6 for s in sleeps)
+    assert any(6 < s <= 7 for s in sleeps)
     assert len(unknown) == 1 and unknown[0][0] == order.client_id
     assert "ExchangeUnavailable" in unknown[0][1]
 

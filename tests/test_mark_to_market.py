@@ -91,11 +91,18 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
     assert wallets.equity_total_usd == ledger.equity_total_usd + unrealized
     assert "unmarked" not in {a.code for a in wallets.alerts}
 
-    # the ticker fails (not a network error: no retry): no price this tick, none guessed
-    sim.inject(status=400, body={"code": -1121, "msg": "Invalid symbol."}, path=TICKER, times=5)
+    # the ticker fails (not a network error: no retry): no price this tick, none guessed, and
+    # the price strip does not read it again (its price would show as the mark)
+    before = sim.count("GET", TICKER)
+    sim.inject(
+        status=400, body={"code": -1121, "msg": "Invalid symbol."}, path=TICKER, query="ETHUSDT"
+    )
     clock.advance(60)
     runtime.tick()
     assert "ETH/USDT" not in _last(events, "prices")
+    # ETH for the mark (refused), ETH for the watchdog's guard, the strip's two others: never
+    # ETH for the strip
+    assert sim.count("GET", TICKER) == before + 4
     wallets = _last(events, "wallets")
     assert wallets.equity_total_usd == runtime.wallets.snapshot().equity_total_usd
     [alert] = [a for a in wallets.alerts if a.code == "unmarked"]

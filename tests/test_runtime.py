@@ -154,6 +154,53 @@ def test_sigterm_finishes_the_step_and_leaves_complete_journals(workdir: Path) -
     assert (workdir / "data" / "wallets_runtime.json").exists()  # it did run
 
 
+def test_ctrl_c_while_the_exchange_is_down_stops_at_once_without_a_traceback(
+    workdir: Path,
+) -> None:
+    """kobe run against an exchange answering 503: ctrl+c ends the retries' pauses at once (a
+    Stopping escaped main as a traceback when it came during the start's market load)."""
+    from tests import binance_sim
+    from tests.test_request_budget import FINANCE
+
+    (workdir / "kobe.toml").write_text(FINANCE)
+    with binance_sim.BinanceSim() as sim:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "KOBE_MODE": "testnet",
+            "EXCHANGE": "binance",
+            "KOBE_EXCHANGE_URL": sim.url,
+            "BINANCE_KEY": binance_sim.API_KEY,
+            "BINANCE_SECRET": binance_sim.API_SECRET,
+            "BINANCE_TESTNET": "1",
+        }
+        argv = [sys.executable, "-c", "from engine.cli import entrypoint; entrypoint()", "run",
+                "--headless", "--duration", "60", "--tick", "1"]  # fmt: skip
+
+        def interrupt(proc: subprocess.Popen[str]) -> None:
+            asked = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            assert time.monotonic() - asked < 2, err
+            assert proc.returncode in (0, 130) and "Traceback" not in err, err
+
+        down = {"status": 503, "body": "Service Unavailable", "times": 10_000}
+        sim.inject(**down)  # down from the start: in the market load's retries
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, **pipes)
+        time.sleep(1.5)
+        interrupt(proc)
+        sim.faults.clear()  # up at the start, then down: in a tick's retries
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, **pipes)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "engine running" in line:
+                break
+        sim.inject(**down)
+        time.sleep(3)
+        interrupt(proc)
+
+
 def test_equity_is_marked_to_market_and_the_unprotected_count_is_emitted(workdir: Path) -> None:
     runtime, clock, events = _runtime(workdir)
     try:
@@ -264,6 +311,32 @@ def test_a_trip_that_only_says_the_risk_files_were_lost_never_flattens(
         assert len(runtime.positions()) == 1
         assert not any(
             e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events
+        )
+    finally:
+        runtime.stop()
+
+
+def test_an_operators_flatten_trip_after_a_lost_state_trip_flattens(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """A trip on a switch tripped only by a lost state was a no-op: its reason stayed "state
+    lost", so the operator's confirmed flatten never happened, though the CLI said it would."""
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
+    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    assert cli("trade", *buy, "--yes").code == 0
+    (workdir / "data" / "execution_runtime.json").write_text("{garbage")
+    runtime, _, _ = _runtime(workdir)  # state lost: TRIPPED, nothing flattened
+    assert len(runtime.positions()) == 1
+    runtime.stop()
+    r = cli("risk", "trip", "--reason", "panic", "--yes")
+    assert r.code == 0 and "closed when an engine starts" in r.out
+    status = json.loads(cli("risk", "status", "--json").out)
+    assert status["state"] == "TRIPPED" and status["reason"] == "manual: panic"
+    runtime, _, events = _runtime(workdir)
+    try:
+        assert runtime.positions() == []
+        assert any(
+            e.kind == "alert" and e.payload.message.startswith("flatten: closed") for e in events
         )
     finally:
         runtime.stop()

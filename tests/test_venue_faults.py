@@ -564,3 +564,33 @@ def test_a_market_order_whose_first_request_lands_late_is_not_doubled(
     assert sim.orders_created == 1
     assert sim.count("GET", LOOKUP[name]) >= 2  # looked up again once it could no longer land
     assert order.filled == QTY
+
+
+def test_a_request_that_waited_for_the_client_is_not_doubled(
+    make_exchange: Callable[..., CcxtExchange], name: str, sim: Any
+) -> None:
+    """Another thread (a cockpit worker) holds the client for 3 s: the order is signed 3 s after
+    Kobe asked to send it. Its window was counted from the ask, so the re-send went while the
+    first request could still land (two orders on Binance); now it counts from the failure."""
+    import threading
+
+    def sleep(seconds: float) -> None:
+        sim.clock_offset_ms += int(seconds * 1000)
+
+    ex = make_exchange(max_attempts=2, sleep=sleep)
+    ex.load_markets()
+    sim.inject("slow", delay=0.6, method="POST", path=CREATE[name])
+    held = threading.Event()
+
+    def hold() -> None:
+        with ex._lock:
+            held.set()
+            time.sleep(3)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    held.wait()
+    ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    time.sleep(0.8)  # let the slow first request land: refused, its window has passed
+    worker.join()
+    assert sim.orders_created == 1

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from engine.cli import health, indexer, notify, orders, risk, run, stats, trade, wallets
 from engine.cli.shared import EXIT_REFUSED, EXIT_USAGE, Context, Handler, UsageError
 from engine.config import ConfigError
-from engine.exchange.base import ExchangeError
+from engine.exchange.base import ExchangeError, Stopping
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
@@ -103,7 +103,7 @@ def main(
         for reason in exc.reasons:
             print(f"  - {reason}", file=err)
         return EXIT_REFUSED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopping):  # ctrl+c, also in an exchange retry's pause
         print("interrupted", file=err)
         return 130
     except Exception as exc:  # a bug: one redacted line; the traceback is logged (kobe -v)

@@ -203,6 +203,12 @@ class NotSupported(ExchangeError):
     """The venue cannot do this (e.g. a native OCO where it has none)."""
 
 
+class Stopping(BaseException):
+    """Raised by an engine's retry pause when the engine is asked to stop: the pause ends at
+    once and the step unwinds (a ``BaseException``, like ``KeyboardInterrupt``: no ``except
+    Exception`` takes it for an exchange fault). What was sent is journaled already."""
+
+
 class OrderOutcomeUnknown(ExchangeError):
     """A write whose outcome could not be established even after looking it up."""
 

@@ -64,9 +64,10 @@ CAPABILITIES = {
 # How long a signed request may take to reach the exchange and still be accepted: Binance's and
 # Bybit's receive window (sent with every signed request), OKX's ``expTime`` (sent with each
 # order request). An order whose outcome is unknown is sent again only once its first request
-# is older than this plus a margin for the clocks: never two orders from one late request.
+# is older than this plus a margin for the clocks (counted from when its failure came back):
+# never two orders from one late request.
 RECV_WINDOW_MS = 5_000
-RESEND_AFTER_S = RECV_WINDOW_MS / 1000 + 1
+RESEND_AFTER_S = RECV_WINDOW_MS / 1000 + 2  # 2 s: Binance takes a stamp 1 s ahead of its clock
 
 ORDER_PATHS = ("/trade/order", "/trade/order-algo")  # OKX: the requests that place an order
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,10 +62,14 @@ def parse_retry_after(value: object) -> Decimal | None:
     return min(seconds, MAX_RETRY_AFTER_S)
 
 
-class Stopping(BaseException):
-    """Raised by an engine's retry pause when the engine is asked to stop: the pause ends at
-    once and the step unwinds (a ``BaseException``, like ``KeyboardInterrupt``: no ``except
-    Exception`` takes it for an exchange fault). What was sent is journaled already."""
+_PLACING = threading.local()
+
+
+def placing() -> bool:
+    """True inside :func:`place_order_once` on this thread: its pauses (a look-up's delay, the
+    wait for a first request's window to pass) are never cut short, not even by a stop; cutting
+    one would leave an order whose first request may still land, settled as never sent."""
+    return bool(getattr(_PLACING, "depth", 0))
 
 
 @dataclass(frozen=True)
@@ -232,11 +237,26 @@ def place_order_once(
       order is looked up once more; a window longer than the budget left: not sent again.
     - Anything else (authentication, invalid order, insufficient funds): raised at once.
     """
+    _PLACING.depth = getattr(_PLACING, "depth", 0) + 1
+    try:
+        return _place(send, lookup, client_id, policy, on_unknown, what, resend_after_s)
+    finally:
+        _PLACING.depth -= 1
+
+
+def _place(
+    send: Callable[[], T],
+    lookup: Callable[[], T | None],
+    client_id: str,
+    policy: RetryPolicy,
+    on_unknown: UnknownHook | None,
+    what: str,
+    resend_after_s: float,
+) -> T:
     start = policy.clock()
     attempt = 0
     while True:
         attempt += 1
-        sent_at = policy.clock()
         try:
             return send()
         except RateLimited as exc:
@@ -260,6 +280,9 @@ def place_order_once(
             )
             policy.sleep(wait)
         except (NetworkError, ExchangeUnavailable) as exc:
+            # the request was signed at the latest now (a lock, the rate limiter or a slow
+            # connection may have held it before): its window is counted from here
+            sent_at = policy.clock()
             reason = describe(exc)
             log.warning("%s %s: outcome unknown (%s); looking it up", what, client_id, reason)
             if on_unknown is not None:

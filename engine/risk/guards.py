@@ -20,6 +20,7 @@ from engine.risk.state import (
     RISK_COMMANDS_FILE,
     RISK_JOURNAL_FILE,
     RISK_STATE_FILE,
+    STATE_LOST,
     KillState,
     KillSwitch,
     RiskCommand,
@@ -224,7 +225,9 @@ class RiskEngine:
             self._trip_locked(reason, source)
 
     def _trip_locked(self, reason: str, source: str) -> None:
-        if self.snap.state is KillState.TRIPPED:
+        # tripped already: kept, unless only because the risk files were lost; a real trip
+        # (the operator's, a limit's) then takes its place, so its reason and on_trip apply
+        if self.snap.state is KillState.TRIPPED and not self.snap.reason.startswith(STATE_LOST):
             self._save()
             return
         reason = operator_text(reason)  # no secret, no control character is written
