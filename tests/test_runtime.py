@@ -160,20 +160,12 @@ def test_ctrl_c_while_the_exchange_is_down_stops_at_once_without_a_traceback(
     """kobe run against an exchange answering 503: ctrl+c ends the retries' pauses at once (a
     Stopping escaped main as a traceback when it came during the start's market load)."""
     from tests import binance_sim
+    from tests.test_ccxt_contract import sim_env
     from tests.test_request_budget import FINANCE
 
     (workdir / "kobe.toml").write_text(FINANCE)
     with binance_sim.BinanceSim() as sim:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "KOBE_MODE": "testnet",
-            "EXCHANGE": "binance",
-            "KOBE_EXCHANGE_URL": sim.url,
-            "BINANCE_KEY": binance_sim.API_KEY,
-            "BINANCE_SECRET": binance_sim.API_SECRET,
-            "BINANCE_TESTNET": "1",
-        }
+        env = sim_env(sim, PATH=os.environ.get("PATH", ""), PYTHONPATH=str(ROOT))
         argv = [sys.executable, "-c", "from engine.cli import entrypoint; entrypoint()", "run",
                 "--headless", "--duration", "60", "--tick", "1"]  # fmt: skip
 
@@ -277,14 +269,18 @@ def test_a_trip_by_the_risk_engine_itself_flattens_when_on_trip_is_flatten(workd
         runtime.stop()
 
 
+def _one_position_with_flatten_on_trip(cli: CliRunner, workdir: Path) -> None:
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
+    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    assert cli("trade", *buy, "--yes").code == 0
+
+
 def test_a_trip_applied_while_no_engine_ran_is_flattened_when_the_engine_starts(
     cli: CliRunner, workdir: Path
 ) -> None:
     # `kobe risk trip` with no engine running trips at once, but only an engine can close:
     # with on_trip = "flatten" the next engine closes what Kobe holds as it starts
-    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
-    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
-    assert cli("trade", *buy, "--yes").code == 0
+    _one_position_with_flatten_on_trip(cli, workdir)
     r = cli("risk", "trip", "--reason", "closing time", "--yes")
     assert r.code == 0 and "closed when an engine starts" in r.out
     runtime, _, events = _runtime(workdir)
@@ -301,9 +297,7 @@ def test_a_trip_that_only_says_the_risk_files_were_lost_never_flattens(
     cli: CliRunner, workdir: Path
 ) -> None:
     # a damaged file trips the switch (entries blocked) but is no order to sell at market
-    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
-    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
-    assert cli("trade", *buy, "--yes").code == 0
+    _one_position_with_flatten_on_trip(cli, workdir)
     (workdir / "data" / "execution_runtime.json").write_text("{garbage")
     runtime, _, events = _runtime(workdir)
     try:
@@ -321,9 +315,7 @@ def test_an_operators_flatten_trip_after_a_lost_state_trip_flattens(
 ) -> None:
     """A trip on a switch tripped only by a lost state was a no-op: its reason stayed "state
     lost", so the operator's confirmed flatten never happened, though the CLI said it would."""
-    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
-    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
-    assert cli("trade", *buy, "--yes").code == 0
+    _one_position_with_flatten_on_trip(cli, workdir)
     (workdir / "data" / "execution_runtime.json").write_text("{garbage")
     runtime, _, _ = _runtime(workdir)  # state lost: TRIPPED, nothing flattened
     assert len(runtime.positions()) == 1
