@@ -183,9 +183,7 @@ def _after_the_window(
 ) -> T | None:
     """Once the exchange can no longer accept the request sent at ``sent_at``, the order
     looked up again (None: it was never placed). Raises ``exc`` when that is beyond the budget."""
-    dead_in = resend_after_s - (policy.clock() - sent_at)
-    if dead_in <= 0:
-        return None
+    dead_in = max(0.0, resend_after_s - (policy.clock() - sent_at))
     left = policy.max_total_s - (policy.clock() - start)
     if dead_in > left:
         log.warning(
@@ -204,7 +202,20 @@ def _after_the_window(
         client_id,
         dead_in,
     )
-    policy.sleep(dead_in)
+    if dead_in > 0:
+        policy.sleep(dead_in)
+    return _look_up(lookup, client_id, policy, exc, reason)
+
+
+def _look_up(
+    lookup: Callable[[], T | None],
+    client_id: str,
+    policy: RetryPolicy,
+    exc: ExchangeError,
+    reason: str,
+) -> T | None:
+    """The order by its client id (reads retried); the look-up failing: the outcome stays
+    unknown (:class:`OrderOutcomeUnknown`), and nothing is sent again."""
     try:
         return call_with_retries(lookup, f"look up order {client_id}", policy)
     except ExchangeError as look_exc:
@@ -289,13 +300,10 @@ def _place(
                 on_unknown(client_id, reason)
             if policy.lookup_delay_s > 0:
                 policy.sleep(policy.lookup_delay_s)
-            try:
-                found = call_with_retries(lookup, f"look up order {client_id}", policy)
-            except ExchangeError as look_exc:
-                raise OrderOutcomeUnknown(
-                    client_id, f"{reason}; look-up failed: {describe(look_exc)}"
-                ) from exc
-            if found is None:  # a request still on its way could land after a re-send
+            looked_at = policy.clock()
+            found = _look_up(lookup, client_id, policy, exc, reason)
+            if found is None and looked_at - sent_at < resend_after_s:
+                # asked while the first request could still land: asked again once it cannot
                 found = _after_the_window(
                     lookup, client_id, policy, what, exc, reason, sent_at, start, resend_after_s
                 )
