@@ -17,6 +17,18 @@ from tests.conftest import ROOT, CliRunner
 README = (ROOT / "README.md").read_text()
 
 
+# the read-only commands besides `kobe keys` (which some checks run with --ping)
+READ_ONLY = (
+    ("health",),
+    ("orders",),
+    ("positions",),
+    ("wallets",),
+    ("risk", "status"),
+    ("stats",),
+    ("indexer", "status"),
+)
+
+
 def _section(title: str) -> str:
     return README.split(f"\n{title}\n", 1)[1].split("\n## ", 1)[0]
 
@@ -229,19 +241,7 @@ def test_json_output_writes_decimals_as_strings_and_times_in_utc_with_z(
     buy = "trade --symbol BTC/USDT --side buy --type limit --price 94000 --quote 15 --sl 90000"
     trade = cli(*buy.split(), "--yes", "--json")
     assert trade.code == 0, trade.err
-    outputs = [trade.out] + [
-        cli(*argv, "--json").out
-        for argv in (
-            ("keys",),
-            ("health",),
-            ("orders",),
-            ("positions",),
-            ("wallets",),
-            ("risk", "status"),
-            ("stats",),
-            ("indexer", "status"),
-        )
-    ]
+    outputs = [trade.out] + [cli(*argv, "--json").out for argv in (("keys",), *READ_ONLY)]
     times = 0
 
     def check(value: object) -> None:
@@ -319,16 +319,7 @@ def test_read_only_commands_in_live_with_every_condition_hold_only_read_only_cli
         "BINANCE_KEY": "k" * 64,
         "BINANCE_SECRET": "s" * 64,
     }
-    for argv in (
-        ("keys", "--ping"),
-        ("health",),
-        ("orders",),
-        ("positions",),
-        ("wallets",),
-        ("risk", "status"),
-        ("stats",),
-        ("indexer", "status"),
-    ):
+    for argv in (("keys", "--ping"), *READ_ONLY):
         r = cli(*argv, env=env)
         assert r.code in (0, 1) and "internal error" not in r.err, (argv, r.err)
     assert asked and all(asked), asked  # keys --ping, health, orders asked: readers only
