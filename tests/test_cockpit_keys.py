@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from textual import events
 from textual.command import CommandPalette
-from textual.widgets import Input, Static
+from textual.renderables.sparkline import Sparkline as SparklineRenderable
+from textual.widgets import Input, Sparkline, Static
 
 from engine.trades import ClosedTrade, TradeStore
 from kobe_tui.app import PANES, KobeApp
@@ -19,6 +21,7 @@ from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
+from kobe_tui.widgets.money import EquityPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle, ticks
 from tests.test_cockpit import _fill_ticket
@@ -453,6 +456,42 @@ async def test_the_equity_pane_states_its_time_span(workdir: Path) -> None:
         line = str(app.query_one("#equity-range", Static).render())
         assert "over 9 min" in line and first < clock()
         assert "ticks" not in line
+
+
+def bars(line: Sparkline, width: int = 12) -> list[str]:
+    """The rows Textual's Sparkline draws for the line's data and summary, top row first."""
+    renderable = SparklineRenderable(
+        line.data or [], width=width, height=2, summary_function=line.summary_function
+    )
+    console = Console(width=width, color_system=None)
+    with console.capture() as out:
+        console.print(renderable)
+    return out.get().splitlines()
+
+
+async def test_the_equity_line_is_on_a_sensible_scale(workdir: Path) -> None:
+    """A 0.04 USDT drop on 1,000 was drawn as a full-height cliff: the Sparkline stretches its
+    data's low..high over its height. The line is now at least 1 % of equity tall, centred."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        pane = app.query_one(EquityPane)
+        line = pane.query_one(Sparkline)
+        pane.points.clear()
+        for equity in ("1000.00", "1000.00", "999.96", "999.96"):
+            pane.add(Decimal(equity))
+        small = bars(line)
+        assert small[0].strip() == ""  # nothing reaches the top row: no cliff
+        assert len(set(small[1])) == 1  # the drop is below one step of the bottom row
+        pane.points.clear()
+        for equity in ("1000", "1000", "950", "950"):  # a real 5 % drop still shows, in full
+            pane.add(Decimal(equity))
+        big = bars(line)
+        assert big[0].startswith("████") and big[0].endswith("    ")  # top of the scale, then
+        assert big[1].endswith("▁▁▁▁")  # its bottom
+        pane.points.clear()
+        pane.add(Decimal("1000"))  # a lone point: a level line, not a full-height block
+        assert bars(line)[0].strip() == ""
 
 
 async def test_a_key_burst_changes_a_choice_with_the_arrows(workdir: Path) -> None:

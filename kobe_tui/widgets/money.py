@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -78,6 +79,30 @@ def app_clock(widget: Pane) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
+# The equity line's height stands for at least this share of equity: a drop of a few cents on a
+# thousand draws as a few cents, not as a cliff from the top of the pane to the bottom.
+SCALE_FLOOR = 0.01
+
+
+def on_scale(points: Sequence[float]) -> Callable[[Sequence[float]], float]:
+    """A summary for Textual's Sparkline that puts its bars on a sensible scale.
+
+    The Sparkline stretches its data's own low..high over its height. The summary it calls for
+    each bar may return any figure, which it then places between that low and high; this one
+    returns the figure that lands the bar where the bar's highest point sits on a scale at least
+    ``SCALE_FLOOR`` of equity tall, centred on the data."""
+    low, high = min(points), max(points)
+    span = max(high - low, abs(high) * SCALE_FLOOR)
+    bottom = (low + high - span) / 2
+    extent = high - low or 1  # the Sparkline's own divisor
+
+    def summary(bar: Sequence[float]) -> float:
+        share = (max(bar) - bottom) / span if span else 0.5
+        return low + min(1.0, max(0.0, share)) * extent
+
+    return summary
+
+
 class EquityPane(Pane):
     TITLE = "Equity"
     EMPTY = "Equity appears once the engine has ticked"
@@ -104,7 +129,12 @@ class EquityPane(Pane):
 
     def add(self, equity: Decimal) -> None:
         self.add_many([equity])
-        self.query_one(Sparkline).data = [float(p) for p in self.points]  # drawing only
+        data = [float(p) for p in self.points]  # drawing only
+        if len(data) == 1:  # the Sparkline draws a lone point as a full-height block
+            data *= 2
+        line = self.query_one(Sparkline)
+        line.summary_function = on_scale(data)
+        line.data = data
         lo, hi = min(self.points), max(self.points)
         now = app_clock(self)
         self.since = self.since or now
