@@ -179,6 +179,29 @@ def test_slippage_beyond_the_max_is_skipped_with_its_reason(feed_path: Path) -> 
     assert s.prices() == {"JUP/USDC": D("0.80"), "WIF/USDC": D("2.05")}
 
 
+def test_a_stale_or_future_dated_buy_is_skipped_but_a_stale_sell_still_closes(
+    feed_path: Path,
+) -> None:
+    """A backlog read after a restart copied hours-old buys at today's price."""
+    s = strategy(feed_path, max_trade_age_s=300, max_open_positions=5)
+    now = T0 + timedelta(hours=3)
+    old, ahead = T0 + timedelta(hours=2), now + timedelta(minutes=10)
+    append(feed_path, trade("old", time=old.isoformat().replace("+00:00", "Z")))
+    append(feed_path, trade("ahead", symbol="JUP/USDC", time=ahead.isoformat()))
+    fresh = (now - timedelta(seconds=300)).isoformat()  # at the limit: copied
+    append(feed_path, trade("fresh", symbol="BONK/USDC", time=fresh))
+    [enter] = s.tick(now)
+    assert enter.symbol == "BONK/USDC"
+    assert [(k.trade_id, k.reason) for k in s.skipped] == [
+        ("old", "the leader's trade is 3600 s old (max_trade_age_s 300)"),
+        ("ahead", "the leader's trade is dated 600 s ahead of the clock (max_trade_age_s 300)"),
+    ]
+    s.on_entry_filled(enter.ref, D("2"), D("2.5"), now)
+    append(feed_path, trade("sold", side="sell", symbol="BONK/USDC", time=old.isoformat()))
+    [exit_] = s.tick(now + timedelta(hours=1))
+    assert exit_.action is SignalAction.EXIT and exit_.ref == enter.ref
+
+
 def test_symbols_outside_the_allowed_list_are_skipped(feed_path: Path) -> None:
     s = strategy(feed_path, allowed_symbols=["WIF/USDC"])
     append(feed_path, trade("x", symbol="MEW/USDC") + trade("y", symbol="WIF"))  # WIF -> WIF/USDC

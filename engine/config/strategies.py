@@ -118,6 +118,8 @@ class CopyTradingConfig(Section):
     max_trade_usd: PositiveDecimal = Decimal(6)
     min_trade_usd: NonNegativeDecimal = Decimal(1)
     max_slippage_pct: Percent = Decimal(5)
+    # a leader's buy older than this (its `time` against the engine's clock) is not copied
+    max_trade_age_s: Int = Field(default=300, ge=1, le=YEAR_S)
     max_open_positions: Int = Field(default=3, ge=1, le=1000)
     # only these are copied; an empty list copies nothing
     allowed_symbols: Annotated[list[Symbol], AfterValidator(no_duplicates)] = Field(

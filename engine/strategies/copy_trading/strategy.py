@@ -3,13 +3,14 @@
 Each poll of the feed, in order: the feed's price updates are applied, then each leader trade:
 
 - a BUY is copied for ``min(size_usd x scale, max_trade_usd)`` when: its symbol is in
-  ``allowed_symbols``; we do not already mirror that leader's position in it; fewer than
+  ``allowed_symbols``; it is at most ``max_trade_age_s`` old by the engine's clock (nor that
+  far ahead of it); we do not already mirror that leader's position in it; fewer than
   ``max_open_positions`` are pending or open; the size is at least ``min_trade_usd``; and the
   current price is not more than ``max_slippage_pct`` above the leader's fill (only an adverse
   move counts: a price below the leader's is better for a buy). Otherwise it is skipped, with the
   reason logged and kept in ``skipped``.
 - a SELL closes the position mirroring that leader's position in the symbol (an exit is never
-  skipped for slippage). A sell while our entry is still pending closes it as soon as it fills.
+  skipped for slippage or age). A sell while our entry is still pending closes it as soon as it fills.
 
 The current price is the last price update for the symbol, or the leader's own price when the
 feed has given none yet (nothing to compare against: the trade is copied).
@@ -149,6 +150,13 @@ class CopyTrading(Strategy):
         cfg = self.config
         if t.symbol not in self._allowed:
             self._skip(t, now, f"{t.symbol} is not in allowed_symbols")
+            return None
+        age = (now - aware_utc(t.time)).total_seconds()
+        if abs(age) > cfg.max_trade_age_s:  # a backlog, a stalled feed, or a skewed clock
+            when = f"{age:.0f} s old" if age > 0 else f"dated {-age:.0f} s ahead of the clock"
+            self._skip(
+                t, now, f"the leader's trade is {when} (max_trade_age_s {cfg.max_trade_age_s})"
+            )
             return None
         key = self._key(t)
         if any(p.key == key for p in self.book.all()):
