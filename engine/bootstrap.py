@@ -61,22 +61,27 @@ def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
     return merged
 
 
-def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode, str]:
-    """Best-effort mode and exchange for the first frame; never raises."""
+def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:
+    """Best-effort mode and exchange for the first frame; never raises. The mode is None when
+    ``KOBE_MODE`` or kobe.toml names none Kobe has, or kobe.toml cannot be read: no frame may
+    claim a mode then."""
     raw: dict[str, object] = {}
+    unread = "paper"  # no kobe.toml: the defaults, paper
     chosen = env.get("KOBE_CONFIG", "")
     path = Path(chosen) if chosen else cwd / "kobe.toml"
     if not path.is_absolute():
         path = cwd / path
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raw = {}
-    mode_text = env.get("KOBE_MODE") or raw.get("mode") or Mode.PAPER.value
+    except FileNotFoundError:  # the defaults, unless KOBE_CONFIG names a file that is not there
+        raw, unread = {}, "" if chosen else unread
+    except (OSError, ValueError):  # damaged or unreadable: its mode is unknown
+        raw, unread = {}, ""
+    mode_text = env.get("KOBE_MODE") or raw.get("mode", unread)
     try:
-        mode = Mode(str(mode_text))
+        mode: Mode | None = Mode(str(mode_text))
     except ValueError:
-        mode = Mode.PAPER
+        mode = None
     section = raw.get("exchange")
     exchange = env.get("EXCHANGE") or (section.get("name") if isinstance(section, dict) else None)
     if exchange not in EXCHANGES:

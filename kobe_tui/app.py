@@ -140,6 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.parse_args(argv)  # --help prints this and exits 0; anything else exits 2
     app = KobeApp(log_file=True)
+    if not app.mode_named:  # no frame says a mode the config does not: its errors, exit 2
+        from engine.config import ConfigError
+        from engine.modes import resolve_settings
+
+        try:
+            resolve_settings(app._env, app._cwd)
+        except ConfigError as exc:
+            print("\n".join(exc.lines), file=sys.stderr)
+            sys.exit(2)
     log_to_file(app._data_dir_guess())
     pause_gc_for_startup()
     app.run()

@@ -65,12 +65,15 @@ class CockpitState(App[int]):
         self.animation_level = "none"  # no animations: they cost bandwidth over SSH
         self.settings = settings
         self.config_errors: list[str] = []
+        self.mode_named = True
         self._cwd = Path.cwd() if cwd is None else cwd
         self._env = env if env is not None else load_env(self._cwd)  # keeps what came from .env
         if settings is not None:
             self.mode, self.exchange = settings.mode, settings.exchange
         else:
-            self.mode, self.exchange = peek(self._env, self._cwd)
+            mode, self.exchange = peek(self._env, self._cwd)
+            self.mode_named = mode is not None  # main() stops before the first frame if not
+            self.mode = mode or Mode.PAPER
         self.clock = clock or wall_clock
         self.tick_seconds = tick_seconds
         self.autostart = autostart

@@ -4,8 +4,10 @@ with nothing changed on disk; every ``--help`` works."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -291,6 +293,39 @@ def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
     assert proc.returncode == 2, proc.stderr[-500:]
     assert problem in proc.stderr and "Traceback" not in proc.stderr
     assert list(workdir.iterdir()) == []  # no data dir, no logs/cockpit.log
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "problem"),
+    [
+        ({"KOBE_MODE": "livee"}, None, "KOBE_MODE: must be one of paper, testnet, live"),
+        ({}, 'mode = "live"\n[exchange\n', "kobe.toml: TOML syntax error"),
+        ({"KOBE_CONFIG": "gone.toml"}, None, "gone.toml"),
+    ],
+    ids=["bad-mode", "damaged-toml", "missing-config"],
+)
+def test_kobe_tui_never_draws_a_mode_it_cannot_name(
+    workdir: Path, env: dict[str, str], toml: str | None, problem: str
+) -> None:
+    """With a mode it could not read, the first frame said PAPER until the config's errors came
+    back: a live config with a typo was shown as paper. Now it stops before any frame."""
+    if toml is not None:
+        (workdir / "kobe.toml").write_text(toml)
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    screen, tty = pty.openpty()  # a terminal, as over SSH: Textual draws its frames into it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+        cwd=workdir, env={**base, **env}, stdin=tty, stdout=tty, stderr=tty,
+    )  # fmt: skip
+    os.close(tty)
+    drawn = b""  # Textual draws on stderr; the errors follow
+    with contextlib.suppress(OSError):  # EIO once the child has closed its end
+        while chunk := os.read(screen, 65536):
+            drawn += chunk
+    os.close(screen)
+    proc.wait(timeout=60)
+    assert proc.returncode == 2 and problem.encode() in drawn, drawn[-500:]
+    assert b"PAPER" not in drawn and b"LIVE" not in drawn  # no frame claimed a mode
 
 
 def test_a_dotenv_that_is_not_utf8_exits_2_naming_it(workdir: Path) -> None:
