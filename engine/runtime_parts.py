@@ -277,6 +277,11 @@ class RuntimeParts:
         chain = self.settings.config.finance.wallet(wallet_id).chain
         return "dex" if chain == "solana" else chain
 
+    @property
+    def venue_health(self) -> VenueHealth | None:
+        """The exchange's state as the engine's last calls found it (testnet, live; else None)."""
+        return self._health
+
     def _venue_health(self, health: VenueHealth) -> None:
         self._health = health
         self._emit("venue", health)

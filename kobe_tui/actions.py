@@ -48,8 +48,21 @@ class Actions(EngineHost):
             wallets,
             default if default in wallets else wallets[0],
             runtime.plan,
+            self._sizing_waits,
         )
         self.push_screen(ticket, self._ticket_done)
+
+    def _sizing_waits(self, proposal: Proposal) -> str | None:
+        """With the exchange down, sizing (it needs a price) waits out the engine's retries:
+        the ticket says so at once instead of a bare ``sizing…``."""
+        runtime, settings = self.runtime, self.settings
+        health = runtime.venue_health if runtime is not None else None
+        if health is None or health.state != "down" or settings is None:
+            return None
+        if runtime is None or runtime.venue_of_wallet(proposal.wallet) != settings.exchange:
+            return None
+        since = f" since {health.since:%H:%M}" if health.since is not None else ""
+        return f"{settings.exchange} is DOWN{since}: the plan needs its price and waits for it"
 
     def _ticket_done(self, proposal: Proposal | None) -> None:
         if proposal is not None:

@@ -254,6 +254,46 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
         sim.stop()
 
 
+async def test_the_ticket_says_at_once_that_sizing_waits_for_a_venue_that_is_down(
+    workdir: Path,
+) -> None:
+    """With the exchange down the ticket showed a bare `sizing…` for 20 s (the plan needs a
+    price and waits out the retries); it now says why at once, and the plan follows when the
+    exchange answers again."""
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    sim = BinanceSim().start()
+    try:
+        app, clock = make_app(workdir, sim_env(sim))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await ticks(app, pilot, clock, 1)
+            sim.inject(status=503, body="Service Unavailable", times=1000)
+            await ticks(app, pilot, clock, 1)
+            await pilot.press("n")
+            await pilot.pause()
+            ticket = app.screen
+            assert isinstance(ticket, OrderTicket)
+            await burst(app, *"12")  # the amount: a plan is asked for
+            for _ in range(20):
+                await pilot.pause()
+            plan = str(ticket.query_one("#plan", Static).render())
+            assert "sizing…" in plan
+            assert f"binance is DOWN since {clock():%H:%M}: the plan needs its price" in plan
+            with sim._lock:
+                sim.faults.clear()  # the exchange is back: the plan comes
+            for _ in range(600):
+                await pilot.pause(0.05)
+                plan = str(ticket.query_one("#plan", Static).render())
+                if "sizing…" not in plan:
+                    break
+            assert "Plan:" in plan and "DOWN" not in plan, plan
+    finally:
+        sim.stop()
+
+
 async def test_live_unlock_refuses_to_continue_when_balances_cannot_be_read(
     workdir: Path,
 ) -> None:

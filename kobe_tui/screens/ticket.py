@@ -61,13 +61,19 @@ class OrderTicket(ModalScreen[Proposal | None]):
     ]
 
     def __init__(
-        self, symbols: list[str], wallets: list[str], wallet: str, planner: Planner
+        self,
+        symbols: list[str],
+        wallets: list[str],
+        wallet: str,
+        planner: Planner,
+        waiting: Callable[[Proposal], str | None] = lambda proposal: None,
     ) -> None:
         super().__init__()
         self.symbols = symbols
         self.wallets = wallets
         self.default_wallet = wallet
         self.planner = planner
+        self.waiting = waiting  # why the plan may take long (the venue is down), said at once
         self.choices = {  # each choice's values, in the order of its list
             "symbol": symbols,
             "side": ["buy", "sell"],
@@ -217,7 +223,8 @@ class OrderTicket(ModalScreen[Proposal | None]):
         if proposal is None:
             self._show(["Fix:", *problems], ok=False)
             return
-        self._show(["sizing…"], ok=False)
+        why = self.waiting(proposal)
+        self._show(["sizing…", *([why] if why else [])], ok=False)
         self.compute(proposal)
 
     @work(thread=True, exclusive=True, group="ticket-plan", exit_on_error=False)
