@@ -337,19 +337,32 @@ class PositionBook:
         return self._close(pos, e)
 
     def _close(self, pos: Position, e: OrderEvent) -> ClosedTrade | None:
-        del self.state.positions[pos.entry_client_id]
-        for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
-            self.state.orders.pop(cid, None)
-        self.annotations.pop(pos.entry_client_id, None)
-        if pos.entry_price is None or pos.exit_qty <= 0:
-            return None
-        if pos.qty > 0:
+        if pos.qty > 0 and pos.entry_price is not None and pos.exit_qty > 0:
+            # What the exit could not sell (below one step) is still Kobe's: it stays in the book
+            # as dust, at its cost, so its wallet does not spend that money again. The orders'
+            # counts stay with it: an event journaled twice moves nothing.
             log.info(
                 "%s: %s %s left below one step after its exit: dust",
                 pos.entry_client_id,
                 pos.qty,
                 pos.symbol,
             )
+            self.state.positions[pos.entry_client_id] = replace(
+                pos,
+                dust=True,
+                entry_fee=ZERO,  # the trade below counts the whole entry fee
+                exit_qty=ZERO,
+                exit_value=ZERO,
+                exit_fees=ZERO,
+                fees_unpriced=ZERO,
+            )  # its exits stay listed: what left it
+        else:
+            del self.state.positions[pos.entry_client_id]
+            for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
+                self.state.orders.pop(cid, None)
+            self.annotations.pop(pos.entry_client_id, None)
+        if pos.entry_price is None or pos.exit_qty <= 0:
+            return None
         if pos.fees_unpriced > 0:
             log.warning(
                 "%s: closed; its fees leave out %s %s (no price in %s at the fill)",

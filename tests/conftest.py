@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,12 @@ def canary_env() -> dict[str, str]:
     from engine.secrets import SECRET_VARS
 
     return {name: f"{CANARY}-{name}" for name in SECRET_VARS}
+
+
+def held(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`kobe positions --json` rows less the dust a closed trade's exit left (below one step,
+    still in the book at its cost)."""
+    return [p for p in rows if p["protection"] != "dust"]
 
 
 @dataclass

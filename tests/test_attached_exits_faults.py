@@ -25,7 +25,7 @@ from engine.runtime import Runtime
 from tests import bybit_sim, okx_sim
 from tests import test_ccxt_contract_v5 as contract
 from tests import test_trade_testnet_v5 as v5
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, held
 from tests.test_ccxt_contract_v5 import VENUES, Venue, sim_env
 from tests.test_request_budget import FINANCE
 
@@ -179,7 +179,7 @@ def test_two_positions_on_one_symbol_each_keep_their_own_legs(
     assert ("cancel", f"{first}sl") in events(workdir)
     assert [e for e, _ in events(workdir, second)] == ["intent", "ack", "fill", "ack", "ack"]
     [trade] = trades(workdir)
-    [open_position] = json.loads(cli("positions", "--json", env=env).out)
+    [open_position] = held(json.loads(cli("positions", "--json", env=env).out))
     assert open_position["protection"] == "exchange"
     assert {x["client_id"] for x in open_position["exits"]} == {f"{second}tp", f"{second}sl"}
     assert Decimal(trade["exit_price"]) >= TP

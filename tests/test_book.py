@@ -51,7 +51,22 @@ def test_a_cli_trade_whose_stop_fills_in_kobe_run_is_booked_once(
     exit_fee = Decimal("0.00014") * Decimal(btc[0]["exit_price"]) / 1000
     assert Decimal(btc[0]["fees"]) == pytest.approx(entry_fee + exit_fee)  # both legs
     assert wallet(cli, "cex_binance") < Decimal(20)
-    assert not any(p["symbol"] == "BTC/USDT" for p in json.loads(cli("positions", "--json").out))
+    # what the exit could not sell (below the 0.00001 step) stays in the book as dust, at cost
+    [dust] = [p for p in json.loads(cli("positions", "--json").out) if p["symbol"] == "BTC/USDT"]
+    assert Decimal(dust["qty"]) == Decimal("0.00000985") and dust["protection"] == "dust"
+    assert Decimal(dust["cost"]) == Decimal("0.00000985") * Decimal(btc[0]["entry_price"])
+    # the stop's fill journaled once more (a sync and a poll both saw it): nothing moves
+    journal = workdir / "data" / "logs" / "orders.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    [fill] = [x for x in lines if json.loads(x)["client_id"] == f"{cid}sl" and '"fill"' in x]
+    with journal.open("a") as fh:
+        fh.write(fill)
+    (workdir / "data" / "positions.json").unlink()  # and the book rebuilt from the journal
+    [again] = [p for p in json.loads(cli("positions", "--json").out) if p["symbol"] == "BTC/USDT"]
+    moves = ("mark", "unrealized_pnl")  # the paper price walks on
+    assert {k: v for k, v in again.items() if k not in moves} == {
+        k: v for k, v in dust.items() if k not in moves
+    }
     # a second start books nothing again
     cli("run", "--headless", "--ticks", "1", "--seed", "1")
     assert [t["trade_id"] for t in trades(workdir) if t["symbol"] == "BTC/USDT"] == [cid]
@@ -318,4 +333,6 @@ def test_a_loss_booked_when_a_command_starts_is_what_its_order_may_spend_after(
     left = wallet(cli, "cex_binance", env)
     assert left < Decimal(20)
     assert r.code == 1, r.out
-    assert f"wallet cex_binance has {left}" in r.err
+    # the balance after the loss, less the dust the stop could not sell (still held, at cost)
+    assert f"cex_binance can spend {left - Decimal('0.94'):.2f} USDT: balance {left:.2f}" in r.err
+    assert "open 0.94" in r.err

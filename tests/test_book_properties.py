@@ -58,9 +58,9 @@ def _book_view(book: PositionBook) -> dict[str, tuple[Decimal, Decimal, bool]]:
 SOL_STEP = Decimal("0.001")
 
 
-def _dust(tmp: Path) -> list[tuple[Decimal, Decimal]]:
-    """(qty, entry price) each closed trade left behind: its entry's fill net of a SOL fee,
-    less what its exits sold (the journal's last word on each entry)."""
+def _dust(tmp: Path) -> dict[str, tuple[Decimal, Decimal]]:
+    """(qty, entry price) each closed trade left behind, by trade id: its entry's fill net of a
+    SOL fee, less what its exits sold (the journal's last word on each entry)."""
     held: dict[str, Decimal] = {}
     journal = tmp / "logs" / "orders.jsonl"
     for line in journal.read_text().splitlines() if journal.exists() else []:
@@ -70,7 +70,10 @@ def _dust(tmp: Path) -> list[tuple[Decimal, Decimal]]:
             held[r["client_id"]] = Decimal(r["filled"]) - fee
     path = tmp / "trades.jsonl"
     trades = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-    return [(held[t["trade_id"]] - Decimal(t["qty"]), Decimal(t["entry_price"])) for t in trades]
+    return {
+        t["trade_id"]: (held[t["trade_id"]] - Decimal(t["qty"]), Decimal(t["entry_price"]))
+        for t in trades
+    }
 
 
 def _trade_ids(tmp: Path) -> list[str]:
@@ -85,11 +88,15 @@ def _check(rig: Rig, tmp: Path) -> None:
     replay = PositionBook(tmp, "paper", read_only=True, use_cache=False)
     replay.catch_up()
     assert _book_view(live) == _book_view(replay)
+    # what each closed trade's exits could not sell (below one step) stays in the book as dust
     held = sum((p.qty for p in live.state.positions.values()), Decimal(0))
     sol = rig.exchange.balance("SOL")
     dust = _dust(tmp)
-    assert all(Decimal(0) <= qty < SOL_STEP for qty, _ in dust)
-    assert sol.free + sol.locked == held + sum((qty for qty, _ in dust), Decimal(0))
+    assert all(Decimal(0) <= qty < SOL_STEP for qty, _ in dust.values())
+    left = {cid: p.qty for cid, p in live.state.positions.items() if cid in dust}
+    assert left == {cid: qty for cid, (qty, _) in dust.items() if qty > 0}
+    assert all(live.state.positions[cid].dust for cid in left)
+    assert sol.free + sol.locked == held
     ids = _trade_ids(tmp)
     assert len(ids) == len(set(ids)), "a trade was booked twice"
     realized = sum((t.pnl for t in rig.engine.trades.tail(10_000)), Decimal(0))
@@ -98,8 +105,7 @@ def _check(rig: Rig, tmp: Path) -> None:
         Decimal(0),
     )
     usdt = rig.exchange.balance("USDT")
-    dust_cost = sum((qty * price for qty, price in dust), Decimal(0))
-    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost - dust_cost
+    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost  # dust at its cost
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
     # what the wallet has in open positions and working entries never exceeds what the router

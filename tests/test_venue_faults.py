@@ -30,7 +30,7 @@ from engine.exchange.ccxt_exchange import CcxtExchange
 from tests import test_ccxt_contract as binance_contract
 from tests import test_ccxt_contract_v5 as v5
 from tests.binance_sim import BinanceSim
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, held
 from tests.test_trade_testnet_v5 import trade_args as v5_trade_args
 
 sleeps = binance_contract.sleeps  # sleeps recorded, not slept
@@ -263,7 +263,7 @@ def test_a_take_profit_that_fills_while_kobe_exits_cancels_it_is_booked_never_re
         assert "closed" in r.out + r.err, r.out + r.err
         fills = [(e["event"], e["client_id"]) for e in _journal(workdir) if e["filled"] != "0"]
         assert ("fill", f"{cid}tp") in fills
-        assert json.loads(cli("positions", "--json", env=env).out) == []
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
         trades = (workdir / "data" / "trades.jsonl").read_text().splitlines()
         assert len(trades) == 1
 
@@ -288,7 +288,7 @@ def test_an_attached_take_profit_that_fires_while_kobe_exits_cancels_it_is_not_r
         not (workdir / "data" / "watchdog.json").exists()
         or json.loads((workdir / "data" / "watchdog.json").read_text())["items"] == []
     )  # no guard left on a position that is gone: it could only sell again
-    assert json.loads(cli("positions", "--json", env=env).out) == []
+    assert held(json.loads(cli("positions", "--json", env=env).out)) == []
     events = [(e["event"], e["client_id"]) for e in _journal(workdir)]
     assert ("fill", f"{cid}tp") in events and ("cancel", f"{cid}sl") in events
     assert ("cancel", f"{cid}tp") not in events  # it filled: never journaled as cancelled
@@ -425,7 +425,7 @@ def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
         assert r.code == 0, r.err
         sold = sum(o.executed for o in server.orders.values() if o.side == "SELL")
         assert sold == Decimal("0.00014")  # what the entry left in hand on the step: once
-        assert json.loads(cli("positions", "--json", env=env).out) == []
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
 
 
@@ -536,7 +536,7 @@ def test_a_market_entry_cut_short_by_a_thin_book_is_protected_and_booked_once(
         server.fill(tp.order_id)
         r = cli("run", "--headless", "--ticks", "1", env=env)
         assert r.code == 0, r.err
-        assert json.loads(cli("positions", "--json", env=env).out) == []
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
 
 

@@ -82,14 +82,20 @@ def cmd_positions(ctx: Context) -> int:
         exits = ", ".join(f"{x['type']} {x['price']} {x['status']}" for x in r["exits"]) or (
             "no exits"
         )
-        mark = f"mark {r['mark']} uPnL {r['unrealized_pnl']}" if r["mark"] is not None else "mark ?"
+        pnl = r["unrealized_pnl"]
+        mark = f"mark {r['mark']} uPnL {_plain(pnl)}" if r["mark"] is not None else "mark ?"
         ctx.print(
             f"{r['wallet']:<12} {r['venue']:<8} {r['symbol']:<14} qty {r['qty']} @ "
-            f"{r['entry_price']}  cost {r['cost']}  fees {r['fees']}"
+            f"{r['entry_price']}  cost {_plain(r['cost'])}  fees {_plain(r['fees'])}"
             f"{' + ' + r['fees_unpriced'] if r['fees_unpriced'] else ''}  {mark}  [{exits}]  "
             f"{r['protection']}  {r['strategy']} ({r['source']})"
         )
     return EXIT_OK
+
+
+def _plain(value: Decimal) -> str:
+    """A product of decimals as a person writes it: 0.936217875, not 0.9362178750000000000000."""
+    return f"{value.normalize():f}" if value else "0"
 
 
 def _marks(ctx: Context, symbols: set[str]) -> tuple[dict[str, Decimal], bool]:
