@@ -337,30 +337,12 @@ class PositionBook:
         return self._close(pos, e)
 
     def _close(self, pos: Position, e: OrderEvent) -> ClosedTrade | None:
+        del self.state.positions[pos.entry_client_id]
+        for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
+            self.state.orders.pop(cid, None)
+        self.annotations.pop(pos.entry_client_id, None)
         if pos.qty > 0 and pos.entry_price is not None and pos.exit_qty > 0:
-            # What the exit could not sell (below one step) is still Kobe's: it stays in the book
-            # as dust, at its cost, so its wallet does not spend that money again. The orders'
-            # counts stay with it: an event journaled twice moves nothing.
-            log.info(
-                "%s: %s %s left below one step after its exit: dust",
-                pos.entry_client_id,
-                pos.qty,
-                pos.symbol,
-            )
-            self.state.positions[pos.entry_client_id] = replace(
-                pos,
-                dust=True,
-                entry_fee=ZERO,  # the trade below counts the whole entry fee
-                exit_qty=ZERO,
-                exit_value=ZERO,
-                exit_fees=ZERO,
-                fees_unpriced=ZERO,
-            )  # its exits stay listed: what left it
-        else:
-            del self.state.positions[pos.entry_client_id]
-            for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
-                self.state.orders.pop(cid, None)
-            self.annotations.pop(pos.entry_client_id, None)
+            self._keep_dust(pos)
         if pos.entry_price is None or pos.exit_qty <= 0:
             return None
         if pos.fees_unpriced > 0:
@@ -390,6 +372,44 @@ class PositionBook:
             fees=fees,
             pnl=pnl,
             reason=e.reason or leg_reason(e.client_id),
+        )
+
+    def _keep_dust(self, pos: Position) -> None:
+        """What a full exit could not sell (below one step) is still Kobe's: it stays in the book
+        as dust at its cost, so its wallet does not spend that money again. One dust position per
+        wallet, venue, symbol and side gathers it (its cost is the pieces' cost: an average price),
+        under a key no order has, so an exit's event journaled again finds nothing to move."""
+        assert pos.entry_price is not None
+        log.info(
+            "%s: %s %s left below one step after its exit: dust",
+            pos.entry_client_id,
+            pos.qty,
+            pos.symbol,
+        )
+        key = f"dust {pos.wallet} {pos.venue} {pos.symbol} {pos.side.value}"
+        old = self.state.positions.get(key)
+        qty, cost = pos.qty, pos.qty * pos.entry_price
+        if old is not None and old.entry_price is not None:
+            qty, cost = qty + old.qty, cost + old.qty * old.entry_price
+        self.state.positions[key] = replace(
+            pos,
+            entry_client_id=key,
+            qty=qty,
+            entry_price=cost / qty,
+            entry_fee=ZERO,  # each trade counted its whole entry fee
+            filled=qty,
+            ordered=qty,
+            limit=None,
+            opened_at=old.opened_at if old is not None else pos.opened_at,
+            take_profit=None,
+            stop_loss=None,
+            ref="",
+            exit_qty=ZERO,
+            exit_value=ZERO,
+            exit_fees=ZERO,
+            exits=(),
+            fees_unpriced=ZERO,
+            dust=True,
         )
 
     # -- what callers set and read ------------------------------------------------------------

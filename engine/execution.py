@@ -151,7 +151,7 @@ class ExecutionEngine:
         """Cancel its resting exits and sell at market. None when there is nothing to close."""
         with self._lock:
             pos = self.book.get(entry_cid)
-        if pos is None or pos.qty <= 0:
+        if pos is None or pos.qty <= 0 or pos.dust:  # dust: below one step, nothing to sell
             return None
         router = self.routers[pos.venue]
         for order in router.exchange.fetch_open_orders(pos.symbol):
@@ -202,7 +202,7 @@ class ExecutionEngine:
         a leg not given keeps its price. Returns what covers it now."""
         with self._lock:
             pos = self.book.get(entry_cid)
-        if pos is None or pos.qty <= 0:
+        if pos is None or pos.qty <= 0 or pos.dust:
             raise OrderNotFound(f"position {entry_cid}: not open")
         tp = take_profit if take_profit is not None else pos.take_profit
         sl = stop_loss if stop_loss is not None else pos.stop_loss

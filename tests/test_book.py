@@ -54,6 +54,7 @@ def test_a_cli_trade_whose_stop_fills_in_kobe_run_is_booked_once(
     # what the exit could not sell (below the 0.00001 step) stays in the book as dust, at cost
     [dust] = [p for p in json.loads(cli("positions", "--json").out) if p["symbol"] == "BTC/USDT"]
     assert Decimal(dust["qty"]) == Decimal("0.00000985") and dust["protection"] == "dust"
+    assert dust["entry_client_id"] == "dust cex_binance binance BTC/USDT buy"
     assert Decimal(dust["cost"]) == Decimal("0.00000985") * Decimal(btc[0]["entry_price"])
     # the stop's fill journaled once more (a sync and a poll both saw it): nothing moves
     journal = workdir / "data" / "logs" / "orders.jsonl"

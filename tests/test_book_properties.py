@@ -3,12 +3,12 @@ fills, exits, cancels, duplicated fills and restarts, on the paper exchange.
 
 After every step:
 - the book equals a replay of the order journal from scratch;
-- the exchange holds exactly what the book says Kobe holds, plus the dust closed trades left:
-  a buy's fee is taken in the base asset (as on Binance), its exits sell what is left rounded
-  down to the step, and the rest (under one step) stays on the account;
+- the exchange holds exactly what the book says Kobe holds, dust included: a buy's fee is taken
+  in the base asset (as on Binance), its exits sell what is left rounded down to the step, and
+  the rest (under one step) stays on the account and in the book, as one dust position;
 - each closed trade is in ``trades.jsonl`` once;
 - money is conserved: the account's quote = capital + realized PnL − the cost of what is open
-  − the dust's cost, and the wallets' equity = capital + realized PnL.
+  (the dust at its cost), and the wallets' equity = capital + realized PnL.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def _book_view(book: PositionBook) -> dict[str, tuple[Decimal, Decimal, bool]]:
 
 
 SOL_STEP = Decimal("0.001")
+CENT_DUST = Decimal("1e-18")  # what an average price of pieces of dust may round off, in USDT
 
 
 def _dust(tmp: Path) -> dict[str, tuple[Decimal, Decimal]]:
@@ -93,9 +94,12 @@ def _check(rig: Rig, tmp: Path) -> None:
     sol = rig.exchange.balance("SOL")
     dust = _dust(tmp)
     assert all(Decimal(0) <= qty < SOL_STEP for qty, _ in dust.values())
-    left = {cid: p.qty for cid, p in live.state.positions.items() if cid in dust}
-    assert left == {cid: qty for cid, (qty, _) in dust.items() if qty > 0}
-    assert all(live.state.positions[cid].dust for cid in left)
+    assert not any(cid in live.state.positions for cid in dust)  # each trade closed
+    kept = [p for cid, p in live.state.positions.items() if cid.startswith("dust ")]
+    assert all(p.dust for p in kept) and len(kept) <= 1  # one symbol, one wallet: one gathers it
+    assert sum((p.qty for p in kept), Decimal(0)) == sum((q for q, _ in dust.values()), Decimal(0))
+    dust_cost = sum((q * price for q, price in dust.values()), Decimal(0))
+    assert abs(sum((p.cost for p in kept), Decimal(0)) - dust_cost) < CENT_DUST
     assert sol.free + sol.locked == held
     ids = _trade_ids(tmp)
     assert len(ids) == len(set(ids)), "a trade was booked twice"
@@ -105,7 +109,8 @@ def _check(rig: Rig, tmp: Path) -> None:
         Decimal(0),
     )
     usdt = rig.exchange.balance("USDT")
-    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost  # dust at its cost
+    # dust at its cost (an average price: exact to Decimal's 28 digits)
+    assert abs(usdt.free + usdt.locked - (Decimal(1000) + realized - open_cost)) < CENT_DUST
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
     # what the wallet has in open positions and working entries never exceeds what the router
@@ -165,3 +170,21 @@ def test_the_book_is_the_journal_and_the_exchange_agrees(steps: list[tuple[objec
             _check(rig, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_dust_of_two_trades_is_one_position_at_their_cost_and_never_sold(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    for _ in range(2):
+        placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+        rig.engine.close_position(placed.entry.client_id, "test close")
+    dust = _dust(tmp_path)
+    assert len(dust) == 2 and all(q > 0 for q, _ in dust.values())
+    [kept] = rig.engine.book.dust()
+    assert kept.entry_client_id == "dust cex_binance binance SOL/USDT buy"
+    assert kept.qty == sum((q for q, _ in dust.values()), Decimal(0))
+    assert abs(kept.cost - sum((q * p for q, p in dust.values()), Decimal(0))) < CENT_DUST
+    assert rig.engine.positions() == []  # not an open position: nothing to protect or flatten
+    assert rig.engine.close_position(kept.entry_client_id, "test close") is None  # nothing sent
+    assert rig.exchange.balance("SOL").free == kept.qty

@@ -348,7 +348,7 @@ def cmd_exits(ctx: Context) -> int:
         with trading_session(ctx, "kobe exits") as s:
             position = clean_text(ctx.args.position, 200)  # echoed when not found
             held = s.book.get(position)
-            if held is None or held.qty <= 0:
+            if held is None or held.qty <= 0 or held.dust:
                 print(f"position {position}: not open (see kobe positions)", file=ctx.err)
                 return EXIT_REFUSED
             # a leg not given keeps its price: replacing the TP never drops the stop-loss
