@@ -64,7 +64,7 @@ def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
 def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:
     """Best-effort mode and exchange for the first frame; never raises. The mode is None when
     ``KOBE_MODE`` or kobe.toml names none Kobe has, or kobe.toml cannot be read: no frame may
-    claim a mode then."""
+    claim a mode then, nor when ``.env`` (which may set ``KOBE_MODE``) cannot be read."""
     raw: dict[str, object] = {}
     unread = "paper"  # no kobe.toml: the defaults, paper
     chosen = env.get("KOBE_CONFIG", "")
@@ -78,6 +78,8 @@ def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:
     except (OSError, ValueError):  # damaged or unreadable: its mode is unknown
         raw, unread = {}, ""
     mode_text = env.get("KOBE_MODE") or raw.get("mode", unread)
+    if getattr(env, "problems", ()) and not env.get("KOBE_MODE"):  # .env's KOBE_MODE is unknown
+        mode_text = ""
     try:
         mode: Mode | None = Mode(str(mode_text))
     except ValueError:

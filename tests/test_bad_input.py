@@ -301,15 +301,19 @@ def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
         ({"KOBE_MODE": "livee"}, None, "KOBE_MODE: must be one of paper, testnet, live"),
         ({}, 'mode = "live"\n[exchange\n', "kobe.toml: TOML syntax error"),
         ({"KOBE_CONFIG": "gone.toml"}, None, "gone.toml"),
+        # .env (which may set KOBE_MODE=live) cannot be read: kobe.toml's paper is not the mode
+        ({}, b"KOBE_MODE=live\xff\n", ".env: not UTF-8"),
     ],
-    ids=["bad-mode", "damaged-toml", "missing-config"],
+    ids=["bad-mode", "damaged-toml", "missing-config", "unreadable-dotenv"],
 )
 def test_kobe_tui_never_draws_a_mode_it_cannot_name(
-    workdir: Path, env: dict[str, str], toml: str | None, problem: str
+    workdir: Path, env: dict[str, str], toml: str | bytes | None, problem: str
 ) -> None:
     """With a mode it could not read, the first frame said PAPER until the config's errors came
     back: a live config with a typo was shown as paper. Now it stops before any frame."""
-    if toml is not None:
+    if isinstance(toml, bytes):  # not kobe.toml: .env
+        (workdir / ".env").write_bytes(toml)
+    elif toml is not None:
         (workdir / "kobe.toml").write_text(toml)
     base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
     screen, tty = pty.openpty()  # a terminal, as over SSH: Textual draws its frames into it
