@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 POSITIONS_FILE = "positions.json"
 
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the dust a closed trade left is kept (2 dropped it: rebuilt)
 MARK_BYTES = 4096  # of the journal before the cache's offset (several records: their times and ids)
 
 

@@ -188,3 +188,22 @@ def test_the_dust_of_two_trades_is_one_position_at_their_cost_and_never_sold(
     assert rig.engine.positions() == []  # not an open position: nothing to protect or flatten
     assert rig.engine.close_position(kept.entry_client_id, "test close") is None  # nothing sent
     assert rig.exchange.balance("SOL").free == kept.qty
+
+
+def test_a_cache_written_before_dust_was_kept_is_rebuilt_with_the_dust(tmp_path: Path) -> None:
+    """positions.json of version 2 was written by a Kobe that dropped the dust of a closed
+    trade: read as is, its dust was lost for good (the wallet spent that money again), while the
+    same journal rebuilt gave it back. Such a cache is rebuilt."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [kept] = rig.engine.book.dust()
+    path = tmp_path / "positions.json"
+    cache = json.loads(path.read_text())
+    cache["version"] = 2  # as the Kobe before dust was kept wrote it: the same book, less its dust
+    cache["positions"] = [p for p in cache["positions"] if not p["dust"]]
+    path.write_text(json.dumps(cache))
+    book = PositionBook(tmp_path, "paper")
+    book.catch_up()
+    assert book.rebuilt and book.dust() == [kept]
+    assert book.committed("cex_binance") == rig.engine.book.committed("cex_binance") > 0
