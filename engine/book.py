@@ -377,8 +377,9 @@ class PositionBook:
     def _keep_dust(self, pos: Position) -> None:
         """What a full exit could not sell (below one step) is still Kobe's: it stays in the book
         as dust at its cost, so its wallet does not spend that money again. One dust position per
-        wallet, venue, symbol and side gathers it (its cost is the pieces' cost: an average price),
-        under a key no order has, so an exit's event journaled again finds nothing to move."""
+        wallet, venue, symbol and side gathers it (its cost is the pieces' cost, exact; its price
+        their average), under a key no order has, so an exit's event journaled again finds
+        nothing to move."""
         assert pos.entry_price is not None
         log.info(
             "%s: %s %s left below one step after its exit: dust",
@@ -389,13 +390,14 @@ class PositionBook:
         key = f"dust {pos.wallet} {pos.venue} {pos.symbol} {pos.side.value}"
         old = self.state.positions.get(key)
         qty, cost = pos.qty, pos.qty * pos.entry_price
-        if old is not None and old.entry_price is not None:
-            qty, cost = qty + old.qty, cost + old.qty * old.entry_price
+        if old is not None:
+            qty, cost = qty + old.qty, cost + old.cost
         self.state.positions[key] = replace(
             pos,
             entry_client_id=key,
             qty=qty,
-            entry_price=cost / qty,
+            entry_price=cost / qty,  # shown; the cost is the pieces' own, exact
+            cost_basis=cost,
             entry_fee=ZERO,  # each trade counted its whole entry fee
             filled=qty,
             ordered=qty,

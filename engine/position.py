@@ -62,10 +62,15 @@ class Position:
     # fill (the router alerted): kept apart in their own asset, never counted as 0 silently
     fees_unpriced: Decimal = ZERO
     fees_unpriced_asset: str = ""
+    # the quote ``qty`` cost when it is not qty x entry_price: dust gathered from trades at
+    # several prices (their average price has no exact Decimal; the cost of the pieces has)
+    cost_basis: Decimal | None = None
 
     @property
     def cost(self) -> Decimal:
         """Quote tied up in what is still held (at the entry price), plus its entry fee."""
+        if self.cost_basis is not None:
+            return self.cost_basis
         if self.entry_price is None or self.filled <= 0:
             return ZERO
         held = self.qty * self.entry_price
@@ -123,6 +128,7 @@ class Position:
             dust=bool(r.get("dust")),
             fees_unpriced=d0(r.get("fees_unpriced"), "fees_unpriced"),
             fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
+            cost_basis=dec(r.get("cost_basis"), "cost_basis"),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),

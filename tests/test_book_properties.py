@@ -56,7 +56,6 @@ def _book_view(book: PositionBook) -> dict[str, tuple[Decimal, Decimal, bool]]:
 
 
 SOL_STEP = Decimal("0.001")
-CENT_DUST = Decimal("1e-18")  # what an average price of pieces of dust may round off, in USDT
 
 
 def _dust(tmp: Path) -> dict[str, tuple[Decimal, Decimal]]:
@@ -99,18 +98,21 @@ def _check(rig: Rig, tmp: Path) -> None:
     assert all(p.dust for p in kept) and len(kept) <= 1  # one symbol, one wallet: one gathers it
     assert sum((p.qty for p in kept), Decimal(0)) == sum((q for q, _ in dust.values()), Decimal(0))
     dust_cost = sum((q * price for q, price in dust.values()), Decimal(0))
-    assert abs(sum((p.cost for p in kept), Decimal(0)) - dust_cost) < CENT_DUST
+    assert sum((p.cost for p in kept), Decimal(0)) == dust_cost
     assert sol.free + sol.locked == held
     ids = _trade_ids(tmp)
     assert len(ids) == len(set(ids)), "a trade was booked twice"
     realized = sum((t.pnl for t in rig.engine.trades.tail(10_000)), Decimal(0))
     open_cost = sum(
-        (p.qty * p.entry_price + p.entry_fee for p in live.state.positions.values() if p.filled),
+        (
+            p.cost if p.dust else p.qty * p.entry_price + p.entry_fee  # dust: its pieces' cost
+            for p in live.state.positions.values()
+            if p.filled
+        ),
         Decimal(0),
     )
     usdt = rig.exchange.balance("USDT")
-    # dust at its cost (an average price: exact to Decimal's 28 digits)
-    assert abs(usdt.free + usdt.locked - (Decimal(1000) + realized - open_cost)) < CENT_DUST
+    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost  # dust at its cost
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
     # what the wallet has in open positions and working entries never exceeds what the router
@@ -184,7 +186,7 @@ def test_the_dust_of_two_trades_is_one_position_at_their_cost_and_never_sold(
     [kept] = rig.engine.book.dust()
     assert kept.entry_client_id == "dust cex_binance binance SOL/USDT buy"
     assert kept.qty == sum((q for q, _ in dust.values()), Decimal(0))
-    assert abs(kept.cost - sum((q * p for q, p in dust.values()), Decimal(0))) < CENT_DUST
+    assert kept.cost == sum((q * p for q, p in dust.values()), Decimal(0))
     assert rig.engine.positions() == []  # not an open position: nothing to protect or flatten
     assert rig.engine.close_position(kept.entry_client_id, "test close") is None  # nothing sent
     assert rig.exchange.balance("SOL").free == kept.qty
@@ -207,3 +209,26 @@ def test_a_cache_written_before_dust_was_kept_is_rebuilt_with_the_dust(tmp_path:
     book.catch_up()
     assert book.rebuilt and book.dust() == [kept]
     assert book.committed("cex_binance") == rig.engine.book.committed("cex_binance") > 0
+
+
+def test_the_dust_of_trades_at_several_prices_costs_exactly_what_its_pieces_cost(
+    tmp_path: Path,
+) -> None:
+    """An average price of pieces bought at 100, 101.37 and 99.13 has no exact Decimal: the
+    dust's cost as quantity x average came out 0.2556299800000000000000000001 USDT, 1e-28 off
+    the pieces' cost, and ``kobe positions`` printed that tail. The cost is the pieces' own sum."""
+    rig = Rig(tmp_path)
+    for price in ("100", "101.37", "99.13"):
+        rig.move("SOL/USDT", price)
+        placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+        rig.engine.close_position(placed.entry.client_id, "test close")
+    dust = _dust(tmp_path)
+    [kept] = rig.engine.book.dust()
+    assert kept.cost == sum((q * p for q, p in dust.values()), Decimal(0)) == Decimal("0.25562998")
+    replay = PositionBook(tmp_path, "paper", read_only=True, use_cache=False)
+    replay.catch_up()
+    reread = PositionBook(tmp_path, "paper", read_only=True)  # from positions.json
+    assert replay.dust() == reread.dust() == [kept]
+    usdt = rig.exchange.balance("USDT")
+    realized = sum((t.pnl for t in rig.closed), Decimal(0))
+    assert usdt.free + usdt.locked == Decimal(1000) + realized - kept.cost  # to the last digit
