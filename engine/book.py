@@ -217,8 +217,13 @@ class PositionBook:
         if entry_cid is None:
             self._apply_entry(e)
             pos = self.state.positions.get(e.client_id)
-            if pos is not None and not pos.pending and pos.qty <= 0 and pos.exit_qty > 0:
-                return self._close(pos, e)  # closed while its entry was still working
+            if (
+                pos is not None
+                and not pos.pending
+                and pos.exit_qty > 0
+                and (pos.qty <= 0 or any(x.entry_filled == pos.filled for x in pos.exits))
+            ):  # closed while its entry was still working, and it bought nothing more since
+                return self._close(pos, e)
             return None
         return self._apply_exit(entry_cid, e)
 
@@ -301,6 +306,7 @@ class PositionBook:
             price=e.price if e.price is not None else (old.price if old else None),
             status=e.status or (old.status if old else e.event),
             filled=max(e.filled, old.filled if old else ZERO),
+            entry_filled=pos.filled if e.event == "fill" else (old.entry_filled if old else None),
         )
         tp, sl = pos.take_profit, pos.stop_loss
         if e.event == "intent" and e.client_id.endswith("tp") and e.price is not None:

@@ -29,6 +29,9 @@ class ExitOrder:
     price: Decimal | None
     status: str
     filled: Decimal = ZERO
+    # the entry's fill when this exit filled completely: an entry that ends later with no more
+    # filled leaves only what the exit could not sell (dust)
+    entry_filled: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Position:
                     price=dec(x.get("price"), "exits.price"),
                     status=str(x["status"]),
                     filled=d0(x.get("filled"), "exits.filled"),
+                    entry_filled=dec(x.get("entry_filled"), "exits.entry_filled"),
                 )
                 for x in r.get("exits", [])
             ),

@@ -333,3 +333,51 @@ def test_an_entry_filled_in_parts_at_two_prices_books_its_base_fee_as_charged(
     [trade] = trades
     assert trade.pnl == D("0.999") * D(110) - D(101) == D("8.89")
     assert trade.fees == D("0.0005") * D(100) + D("0.0005") * D(102)
+
+
+def _close_while_the_entry_works(tmp_path: Path, more: list[OrderEvent]) -> PositionBook:
+    """A limit buy partly filled (4 BTC, its fee 0.004 BTC taken in BTC); its close sold the
+    3.99 a step of 0.01 allows and filled while the entry was still working; then ``more``."""
+    b = PositionBook(tmp_path, "paper")
+    fee = {"fee": D("0.004"), "fee_asset": "BTC"}
+    for e in (
+        ev("intent", "kobe1H1", qty="10", status="new", type_="limit"),
+        replace(
+            ev("partial_fill", "kobe1H1", qty="10", filled="4", avg="100", status="open"), **fee
+        ),
+        ev("intent", "kobe1H1cx", side="sell", qty="3.99", status="new"),
+        ev("fill", "kobe1H1cx", side="sell", qty="3.99", filled="3.99", avg="110", status="filled"),
+        *more,
+    ):
+        b.apply(e)
+    return b
+
+
+def test_a_close_while_the_entry_works_leaves_its_dust_when_the_entry_ends(
+    tmp_path: Path,
+) -> None:
+    """The entry's cancel came after its close had filled: the position (0.006 BTC left, below
+    one step) stayed open with no exit and its trade was never booked."""
+    fee = {"fee": D("0.004"), "fee_asset": "BTC"}
+    cancel = ev("cancel", "kobe1H1", qty="10", filled="4", avg="100", status="canceled")
+    b = _close_while_the_entry_works(tmp_path, [])
+    trade = b.apply(replace(cancel, **fee))
+    assert trade is not None and trade.qty == D("3.99")
+    assert b.positions() == [] and [p.qty for p in b.dust()] == [D("0.006")]
+
+
+def test_an_entry_that_filled_more_after_its_close_stays_open(tmp_path: Path) -> None:
+    """What the entry bought after its close was sized is held, not dust."""
+    fee = {"fee": D("0.006"), "fee_asset": "BTC"}
+    b = _close_while_the_entry_works(
+        tmp_path,
+        [
+            replace(
+                ev("partial_fill", "kobe1H1", qty="10", filled="6", avg="100", status="open"),
+                **fee,
+            ),
+            replace(ev("cancel", "kobe1H1", qty="10", filled="6", status="canceled"), **fee),
+        ],
+    )
+    [held] = b.positions()
+    assert held.qty == D("2.004") and b.dust() == []
