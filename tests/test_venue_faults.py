@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from engine.exchange.base import (
 from engine.exchange.ccxt_exchange import CcxtExchange
 from tests import test_ccxt_contract as binance_contract
 from tests import test_ccxt_contract_v5 as v5
-from tests.binance_sim import BinanceSim
+from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim
 from tests.conftest import CliRunner, held
 from tests.test_trade_testnet_v5 import trade_args as v5_trade_args
 
@@ -594,3 +595,26 @@ def test_a_request_that_waited_for_the_client_is_not_doubled(
     time.sleep(0.8)  # let the slow first request land: refused, its window has passed
     worker.join()
     assert sim.orders_created == 1
+
+
+def test_a_watched_exit_that_leaves_less_than_the_minimum_leaves_it_as_dust(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The stop's market sell met a thin book and sold 0.00005 of 0.00014 BTC: the 0.00009 left
+    is below the minimum quantity (0.0001), so the watchdog dropped it, and the book kept it as
+    an open position with no exit: UNPROTECTED, a critical alert each start, and what flatten
+    would try to sell. It is dust: shown as such, never sold, its cost still counted."""
+    btc = replace(DEFAULT_SYMBOLS[0], min_qty=Decimal("0.0001"))
+    with BinanceSim(symbols=(btc, *DEFAULT_SYMBOLS[1:])) as server:
+        env, cid = _watched_position(cli, workdir, server)
+        server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
+        thin = [(Decimal(89000), Decimal("0.00005"))]
+        server.set_book("BTCUSDT", thin, [(Decimal(89001), Decimal(1))])
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0, r.err
+        sold = [o.executed for o in server.orders.values() if o.side == "SELL"]
+        assert sold == [Decimal("0.00005")]  # once: what is left cannot be sold
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["entry_client_id"] == cid and position["protection"] == "dust"
+        assert Decimal(position["qty"]) == Decimal("0.00009985")
+        assert "UNPROTECTED" not in r.err

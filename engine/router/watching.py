@@ -161,14 +161,7 @@ class Watching(Exits):
         cid = item.entry_client_id
         dust = self._dust(item.symbol, item.qty, price)
         if dust is not None:
-            self.watchdog.remove(cid)
-            self.on_alert(
-                "warning",
-                "dust",
-                f"{item.symbol} {fmt_qty(item.qty)} ({item.wallet}, entry {cid}) is dust: {dust}; "
-                "it is not sold and no longer watched",
-            )
-            self.on_dust(cid)
+            self._drop_dust(item, item.qty, dust)
             return None
         try:
             order = self._fire(item, leg, price)
@@ -197,6 +190,19 @@ class Watching(Exits):
                 f"{item.symbol} {cid}: the exit went through after {item.attempts} refusal(s)",
             )
         return order
+
+    def _drop_dust(self, item: WatchItem, qty: Decimal, why: str) -> None:
+        """``qty`` of ``item`` can never be sold: no longer watched, and the book holds it as
+        dust (no exit, nothing to protect, never flattened)."""
+        cid = item.entry_client_id
+        self.watchdog.remove(cid)
+        self.on_alert(
+            "warning",
+            "dust",
+            f"{item.symbol} {fmt_qty(qty)} ({item.wallet}, entry {cid}) is dust: {why}; "
+            "it is not sold and no longer watched",
+        )
+        self.on_dust(cid)
 
     def _dust(self, symbol: str, qty: Decimal, price: Decimal) -> str | None:
         """Why ``qty`` can never be sold on this venue (below its minimum quantity once on the
@@ -229,8 +235,12 @@ class Watching(Exits):
             reason,
         )
         left = floor_to_step(item.qty - order.filled, self.exchange.market(item.symbol).step_size)
-        if order.status.is_open or left <= 0 or self._dust(item.symbol, left, price) is not None:
+        if order.status.is_open or left <= 0:
             self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
+            return order
+        dust = self._dust(item.symbol, left, price)
+        if dust is not None:  # the part it could not sell can never be sold
+            self._drop_dust(item, left, dust)
             return order
         # it ended with a part filled (a thin book: expired, or cancelled): the rest stays guarded
         self.watchdog.update(item.entry_client_id, qty=left)
