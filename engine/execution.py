@@ -279,8 +279,9 @@ class ExecutionEngine:
             return [p for p in self.book.positions() if self.protection(p) == UNPROTECTED]
 
     def check_protection(self) -> None:
-        """One critical alert when a position loses its cover, one note when it has it again."""
-        now = {p.entry_client_id: p for p in self.unprotected()}
+        """One critical alert when a position loses its cover, one note when it has it again.
+        One too small to sell is dust instead."""
+        now = {p.entry_client_id: p for p in self.unprotected() if not self._settle_dust(p)}
         for cid, pos in now.items():
             if cid not in self._unprotected:
                 exits = ", ".join(f"{x.client_id[-2:]} {x.status}" for x in pos.exits) or "none"
@@ -295,6 +296,12 @@ class ExecutionEngine:
             if pos_now is not None and pos_now.qty > 0:
                 self._alert("info", f"position {pos_now.symbol} ({cid}) is protected again")
         self._unprotected = set(now)
+
+    def _settle_dust(self, pos: Position) -> bool:
+        router = self.routers.get(pos.venue)
+        return router is not None and router.settle_dust(
+            pos.entry_client_id, pos.symbol, pos.wallet, pos.qty
+        )
 
     def _on_dust(self, entry_cid: str) -> None:
         """The one path for dust: the book flags it, then whoever holds a slot for it hears."""

@@ -618,3 +618,11 @@ def test_a_watched_exit_that_leaves_less_than_the_minimum_leaves_it_as_dust(
         assert position["entry_client_id"] == cid and position["protection"] == "dust"
         assert Decimal(position["qty"]) == Decimal("0.00009985")
         assert "UNPROTECTED" not in r.err
+        # the book rebuilt from the journal (which cannot say what is too small to sell): the
+        # next engine finds it dust again before it would call it unprotected
+        (workdir / "data" / "positions.json").unlink()
+        r = cli("run", "--headless", "--ticks", "1", env=env)
+        assert r.code == 0 and "UNPROTECTED" not in r.err, r.err
+        [again] = json.loads(cli("positions", "--json", env=env).out)
+        assert again["protection"] == "dust" and again["qty"] == position["qty"]
+        assert [o.executed for o in server.orders.values() if o.side == "SELL"] == sold

@@ -159,9 +159,9 @@ class Watching(Exits):
         one alert per episode; a position too small to sell is dust: flagged once, not retried.
         """
         cid = item.entry_client_id
-        dust = self._dust(item.symbol, item.qty, price)
+        dust = self._dust(item.symbol, item.qty)
         if dust is not None:
-            self._drop_dust(item, item.qty, dust)
+            self._drop_dust(cid, item.symbol, item.wallet, item.qty, dust)
             return None
         try:
             order = self._fire(item, leg, price)
@@ -191,20 +191,30 @@ class Watching(Exits):
             )
         return order
 
-    def _drop_dust(self, item: WatchItem, qty: Decimal, why: str) -> None:
-        """``qty`` of ``item`` can never be sold: no longer watched, and the book holds it as
-        dust (no exit, nothing to protect, never flattened)."""
-        cid = item.entry_client_id
+    def settle_dust(self, cid: str, symbol: str, wallet: str, qty: Decimal) -> bool:
+        """A position nothing covers that can never be sold is dust (a book rebuilt from the
+        journal no longer knows it was): True when it is."""
+        try:
+            why = self._dust(symbol, qty)
+        except ExchangeError:  # its market cannot be read now: asked again at the next check
+            return False
+        if why is not None:
+            self._drop_dust(cid, symbol, wallet, qty, why)
+        return why is not None
+
+    def _drop_dust(self, cid: str, symbol: str, wallet: str, qty: Decimal, why: str) -> None:
+        """``qty`` of entry ``cid`` can never be sold: no longer watched, and the book holds it
+        as dust (no exit, nothing to protect, never flattened)."""
         self.watchdog.remove(cid)
         self.on_alert(
             "warning",
             "dust",
-            f"{item.symbol} {fmt_qty(qty)} ({item.wallet}, entry {cid}) is dust: {why}; "
+            f"{symbol} {fmt_qty(qty)} ({wallet}, entry {cid}) is dust: {why}; "
             "it is not sold and no longer watched",
         )
         self.on_dust(cid)
 
-    def _dust(self, symbol: str, qty: Decimal, price: Decimal) -> str | None:
+    def _dust(self, symbol: str, qty: Decimal) -> str | None:
         """Why ``qty`` can never be sold on this venue (below its minimum quantity once on the
         step), or None. A value below the minimum notional is not dust: the price may come
         back, so such an exit is refused, backed off and alerted like any refusal."""
@@ -238,9 +248,9 @@ class Watching(Exits):
         if order.status.is_open or left <= 0:
             self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
             return order
-        dust = self._dust(item.symbol, left, price)
+        dust = self._dust(item.symbol, left)
         if dust is not None:  # the part it could not sell can never be sold
-            self._drop_dust(item, left, dust)
+            self._drop_dust(item.entry_client_id, item.symbol, item.wallet, left, dust)
             return order
         # it ended with a part filled (a thin book: expired, or cancelled): the rest stays guarded
         self.watchdog.update(item.entry_client_id, qty=left)
