@@ -38,6 +38,8 @@ from engine.position import (
     Position,
     base_of,
     dec_or_none,
+    dust_key,
+    gathered,
     is_live,
     leg_reason,
     with_fee,
@@ -393,32 +395,8 @@ class PositionBook:
             pos.qty,
             pos.symbol,
         )
-        key = f"dust {pos.wallet} {pos.venue} {pos.symbol} {pos.side.value}"
-        old = self.state.positions.get(key)
-        qty, cost = pos.qty, pos.qty * pos.entry_price
-        if old is not None:
-            qty, cost = qty + old.qty, cost + old.cost
-        self.state.positions[key] = replace(
-            pos,
-            entry_client_id=key,
-            qty=qty,
-            entry_price=cost / qty,  # shown; the cost is the pieces' own, exact
-            cost_basis=cost,
-            entry_fee=ZERO,  # each trade counted its whole entry fee
-            filled=qty,
-            ordered=qty,
-            limit=None,
-            opened_at=old.opened_at if old is not None else pos.opened_at,
-            take_profit=None,
-            stop_loss=None,
-            ref="",
-            exit_qty=ZERO,
-            exit_value=ZERO,
-            exit_fees=ZERO,
-            exits=(),
-            fees_unpriced=ZERO,
-            dust=True,
-        )
+        key = dust_key(pos)
+        self.state.positions[key] = gathered(pos, self.state.positions.get(key))
 
     # -- what callers set and read ------------------------------------------------------------
 

@@ -146,6 +146,42 @@ class Position:
         )
 
 
+def dust_key(pos: Position) -> str:
+    """Where a wallet's dust in one symbol gathers: a key no order has (client ids have no
+    spaces), so an exit's event journaled again finds nothing to move."""
+    return f"dust {pos.wallet} {pos.venue} {pos.symbol} {pos.side.value}"
+
+
+def gathered(pos: Position, old: Position | None) -> Position:
+    """``old`` dust (or none) with what ``pos``'s full exit left: its cost is the pieces' cost,
+    exact; its price their average, shown."""
+    assert pos.entry_price is not None
+    qty, cost = pos.qty, pos.qty * pos.entry_price
+    if old is not None:
+        qty, cost = qty + old.qty, cost + old.cost
+    return replace(
+        pos,
+        entry_client_id=dust_key(pos),
+        qty=qty,
+        entry_price=cost / qty,
+        cost_basis=cost,
+        entry_fee=ZERO,  # each trade counted its whole entry fee
+        filled=qty,
+        ordered=qty,
+        limit=None,
+        opened_at=old.opened_at if old is not None else pos.opened_at,
+        take_profit=None,
+        stop_loss=None,
+        ref="",
+        exit_qty=ZERO,
+        exit_value=ZERO,
+        exit_fees=ZERO,
+        exits=(),
+        fees_unpriced=ZERO,
+        dust=True,
+    )
+
+
 def base_of(symbol: str) -> str:
     return symbol.split("/", 1)[0]
 
