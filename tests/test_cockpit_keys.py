@@ -21,7 +21,7 @@ from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
-from kobe_tui.widgets.money import EquityPane
+from kobe_tui.widgets.money import EquityPane, WalletsPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle, ticks
 from tests.test_cockpit import _fill_ticket
@@ -241,8 +241,14 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
             await ticks(app, pilot, clock, 1)
             venue = app.query_one(KobeHeader).item("venue-state")
             assert "venue ok" in venue and "ms" in venue
-            account = str(app.query_one("#wallets-exchange", Static).render())
+            line = app.query_one("#wallets-exchange", Static)
+            account = str(line.render())
             assert "binance account" in account and "USDT 10,000" in account
+            # under Kobe's ledger (it was above the table's header), its text in line with
+            # the table's cells (it was against the pane's border)
+            table = app.query_one(WalletsPane).table
+            assert line.region.y >= table.region.bottom
+            assert line.content_region.x == table.region.x + table.cell_padding
             sim.inject(status=503, body="Service Unavailable", times=1000)  # unreachable
             await ticks(app, pilot, clock, 1)
             venue = app.query_one(KobeHeader).item("venue-state")

@@ -94,7 +94,9 @@ class TablePane(Pane):
 
     def _mount_table(self) -> None:
         if self.is_attached and not self._table.is_attached:  # not while the app is closing
-            self.mount(self._table)
+            # right under the empty-state line: above what a pane shows below its table (the
+            # wallets' exchange account line)
+            self.mount(self._table, after=self.query_one(".empty"))
 
     def focus_body(self) -> None:
         if self._table.is_attached:
