@@ -337,6 +337,14 @@ async def test_orders_name_the_strategy_that_owns_them(workdir: Path) -> None:
         assert owners <= {"memecoin_farming", "copy_trading"}, owners
 
 
+def risk_text(app: KobeApp, width: int = 200) -> str:
+    """The risk pane's lines, as plain text, at ``width`` cells."""
+    console = Console(width=width, color_system=None)
+    with console.capture() as out:
+        console.print(app.query_one("#risk-body", Static).content)
+    return out.get()
+
+
 async def test_the_risk_pane_shows_each_figure_against_its_limit(workdir: Path) -> None:
     (workdir / "kobe.toml").write_text(
         "[risk]\nmax_losing_streak = 4\nmax_daily_loss_usd = 12\ncooldown_after_loss_s = 600\n"
@@ -348,12 +356,39 @@ async def test_the_risk_pane_shows_each_figure_against_its_limit(workdir: Path) 
         await settle(app, pilot)
         await pilot.press("8")
         await pilot.pause()
-        body = str(app.query_one("#risk-body", Static).render())
+        body = risk_text(app)
         assert "kill switch   TRIPPED  manual: tripped from the cockpit" in body
         assert "max 4" in body and "max 12.00" in body and "600 s after loss" in body
         assert "warn 10% max 20%" in body
         assert "profile       LIVE_150, capital 150" in body
         assert "cex_binance 30" in body  # the wallets' caps
+
+
+async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
+    workdir: Path,
+) -> None:
+    """In the 160-column grid the drawdown's line wrapped: `peak` at its end and the peak's
+    figure alone on the next line, under the names; the caps' and a reason's lines too. The
+    peak has its own line; what is still too long wraps under the values."""
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)  # a peak
+        await pilot.press("k")  # a reason
+        await settle(app, pilot)
+        width = app.query_one("#risk-body", Static).content_size.width
+        assert 40 < width < 56
+        lines = risk_text(app, width).splitlines()
+        names = ("kill switch", "drawdown", "losing streak", "today's loss", "cooldown")
+        names += ("peak equity", "profile", "caps", "on trip")
+        assert [line[:13].strip() for line in lines if line[:13].strip()] == list(names)
+        for line in lines:  # a continuation starts under the values
+            assert line[:13].strip() in names or line.startswith(" " * 14), line
+        [drawdown] = [line for line in lines if line.startswith("drawdown")]
+        assert drawdown.split()[1:] == ["0.00%", "warn", "10%", "max", "20%"]
+        [peak] = [line for line in lines if line.startswith("peak equity")]
+        assert peak.split()[2] == "150.00"
+        assert len(lines) > len(names)  # something did wrap (the caps), under the values
 
 
 async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) -> None:
@@ -368,7 +403,7 @@ async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) ->
         assert app.engine_state == "locked"
         header = app.query_one(KobeHeader)
         assert header.item("mode") == " LIVE — LOCKED " and header.item("risk-state") == " TRIPPED "
-        body = str(app.query_one("#risk-body", Static).render())
+        body = risk_text(app)
         assert "execution_runtime.json unreadable" in body
 
 
@@ -481,7 +516,7 @@ async def test_the_risk_pane_shows_every_limit_at_120x40_and_scrolls_to_the_rest
             return html.unescape(app.export_screenshot()).replace("\xa0", " ")
 
         shown = screen()
-        for row in ("TRIPPED", "drawdown", "max 20%, peak", "losing streak", "today's loss"):
+        for row in ("TRIPPED", "drawdown", "max 20%", "losing streak", "today's loss"):
             assert row in shown
         assert "600 s after loss" in shown  # the cooldown against its limit
         await pilot.press("8")
