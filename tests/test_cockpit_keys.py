@@ -337,6 +337,28 @@ async def test_orders_name_the_strategy_that_owns_them(workdir: Path) -> None:
         assert owners <= {"memecoin_farming", "copy_trading"}, owners
 
 
+async def test_a_stop_loss_leg_is_listed_at_its_trigger(workdir: Path) -> None:
+    """The orders pane listed a stop-loss leg at its limit (0.5 % beyond the stop): a trader who
+    set the stop at 93,000 read 92,535. It shows the trigger, the price the position's SL is."""
+    from kobe_tui.widgets.formatting import px
+    from kobe_tui.widgets.orders import PositionsPane
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 60)  # the seeded session leaves exits open
+        orders = app.query_one(OrdersPane)
+        positions = app.query_one(PositionsPane)
+        stops = [e for e in orders.orders.values() if e.type == "stop_loss_limit"]
+        assert stops
+        for e in stops:
+            position = positions.of_order(e.client_id)
+            assert position is not None and position.stop_loss is not None
+            assert e.price is not None and e.price != position.stop_loss  # its limit
+            price = orders.row_cells(e.client_id)[5]
+            assert str(price) == px(position.stop_loss)
+
+
 def risk_text(app: KobeApp, width: int = 200) -> str:
     """The risk pane's lines, as plain text, at ``width`` cells."""
     console = Console(width=width, color_system=None)
