@@ -63,6 +63,35 @@ async def test_no_money_column_is_cut_at_120x40(workdir: Path) -> None:
         assert "…" in lines  # the long reason was cut with an ellipsis, not the money
 
 
+async def test_a_row_that_is_gone_no_longer_widens_its_columns(workdir: Path) -> None:
+    """A market entry shows for a moment ("market", "sending") and fills: its cells kept the
+    columns wide after its row was gone, and at 120x40 that pushed "protects" out of the orders
+    pane for the rest of the session, with room to spare."""
+    from kobe_tui.widgets.orders import OrdersPane
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        orders = app.query_one(OrdersPane)
+
+        def shown() -> list[str]:
+            return [str(c.key.value) for c in orders.table.columns.values()]
+
+        leg = ("12:00", "BTC/USDT", "SELL", "SL", "0.0002", "93,000", "0", "open")
+        orders.upsert("leg", (*leg, "long @ 95,023.92", "cockpit"))
+        await pilot.pause()
+        before = shown()
+        assert "protects" in before
+        entry = ("12:00", "BTC/USDT", "BUY", "market", "0.00021", "95,000", "0", "sending")
+        orders.upsert("entry", (*entry, "", "cockpit"))
+        await pilot.pause()
+        assert "protects" not in shown()  # no room for it beside the entry's wider cells
+        orders.drop("entry")
+        await pilot.pause()
+        assert shown() == before
+        assert orders.table.columns[next(iter(orders.table.columns))].width == len("BTC/USDT")
+
+
 async def test_header_keeps_the_most_important_items_at_80_columns(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
