@@ -213,6 +213,27 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path
         assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
 
 
+async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: Path) -> None:
+    """`e`, then "99000 tab 92000" in one packet: the new exits' dialog gave tab no priority,
+    so the take-profit read 9900092000 and the stop-loss stayed empty."""
+    from kobe_tui.screens.exits import ExitsScreen
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 60)  # the seeded session holds positions with exits
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExitsScreen)
+        await burst(app, *"99000", "tab", *"92000", "backspace", "1")
+        await drain(app, pilot)
+        values = {w: dialog.query_one(f"#{w}", Input).value for w in ("tp", "sl")}
+        assert values == {"tp": "99000", "sl": "92001"}
+
+
 async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
