@@ -510,7 +510,7 @@ async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int
             await pilot.press("pagedown")
             await pilot.pause()
         seen += html.unescape(app.export_screenshot()).replace("\xa0", " ")
-        for row in ("pagedown", "shift+tab", "1-9", "risk, stats", "escape", "ctrl+p"):
+        for row in ("pagedown", "shift+tab", "1-9", "equity, risk", "escape", "ctrl+p"):
             assert row in seen
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
