@@ -467,6 +467,17 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         label = str(app.query_one("#px-btc-usdt", Static).render())
         assert label.endswith("+1.00%")
         assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
+        # no price this tick (the venue down: its ticker failed): BTC left the strip while the
+        # others stayed; it stays, with no price rather than its last one
+        app._show_prices({s: p for s, p in app._last_prices.items() if s != "BTC/USDT"})
+        await pilot.pause()
+        label_widget = app.query_one("#px-btc-usdt", Static)
+        assert str(label_widget.render()).split() == ["BTC", "—"]
+        assert label_widget.display and not label_widget.has_class("-gone")
+        assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
+        app._show_prices({**app._last_prices, "BTC/USDT": btc})
+        await pilot.pause()
+        assert str(label_widget.render()).endswith("+0.00%")
 
 
 async def test_a_moving_price_keeps_its_decimals_from_tick_to_tick(workdir: Path) -> None:
