@@ -5,6 +5,7 @@ it matters (the safe answer is the default) and runs in a worker; the outcome co
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ def ConfirmScreen(question: str, *, yes: str = "Yes") -> Any:
 
 class Actions(EngineHost):
     """What the operator does to the engine: orders, positions, kill switch, live, quit."""
+
+    _venue_down_since: datetime | None = None  # live, locked: as the unlock's read found it
 
     # -- keys: trading ------------------------------------------------------------------------
 
@@ -292,6 +295,34 @@ class Actions(EngineHost):
         self.push_screen(UnlockStep1(settings.exchange, self._fetch_balances), self._unlock_step2)
 
     def _fetch_balances(self) -> dict[str, Decimal]:
+        """Step 1's balances (in its worker). The engine has not run while live is locked, so
+        this read is what the cockpit knows of the venue: the header says it (it showed no
+        venue at all while the exchange could not be reached)."""
+        try:
+            balances = self._read_balances()
+        except Exception as exc:
+            self.call_from_thread(self._venue_read, exc)
+            raise
+        self.call_from_thread(self._venue_read, None)
+        return balances
+
+    def _venue_read(self, exc: Exception | None) -> None:
+        from engine.exchange.base import ExchangeUnavailable, NetworkError
+        from engine.runtime_types import VenueHealth
+
+        if self.runtime is not None:
+            return  # the engine's own calls say it, every tick
+        if exc is None:
+            self._venue_down_since = None
+            health = VenueHealth("ok")
+        elif isinstance(exc, NetworkError | ExchangeUnavailable | OSError):
+            self._venue_down_since = self._venue_down_since or self.clock()
+            health = VenueHealth("down", str(exc), self._venue_down_since)
+        else:
+            health = VenueHealth("degraded", str(exc))
+        self._show_venue(health)
+
+    def _read_balances(self) -> dict[str, Decimal]:
         settings = self.settings
         assert settings is not None
         if self.balances_fetcher is not None:

@@ -236,6 +236,7 @@ async def test_live_unlock_escape_at_either_step_leaves_it_locked(workdir: Path)
         await settle(app, pilot, engine=False)
         assert isinstance(app.screen, UnlockStep1)
         assert "1234.5" in str(app.screen.query_one("#unlock1-balances", Static).render())
+        assert app.query_one(KobeHeader).item("venue-state") == " venue ok "  # it answered
         await pilot.press("escape")  # step 1 refused
         await pilot.pause()
         assert app._locked() and calls == []

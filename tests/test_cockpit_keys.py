@@ -341,6 +341,9 @@ async def test_live_unlock_refuses_to_continue_when_balances_cannot_be_read(
         text = str(step1.query_one("#unlock1-balances", Static).render())
         assert "could not be read" in text and "cannot be unlocked" in text
         assert step1.query_one("#continue").disabled
+        # the engine has not run: the header showed no venue at all; it says what the read found
+        venue = app.query_one(KobeHeader).item("venue-state")
+        assert f"venue DOWN: since {app.clock():%H:%M}" in venue
         await pilot.click("#continue")
         await pilot.pause()
         assert not isinstance(app.screen, UnlockStep2) and app._locked()
