@@ -63,7 +63,7 @@ class KobeApp(Actions, Navigation):
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit_safely", "Quit", id="app.quit"),
         Binding("L", "unlock", "Live", key_display="L", id="live.unlock"),
-        Binding("slash", "filter", "Filter", key_display="/", id="journal.filter"),
+        Binding("slash", "filter", "Filter", key_display="/", priority=True, id="journal.filter"),
         Binding("pageup", "page_back", "Older trades", show=False, id="journal.older"),
         Binding("pagedown", "page_forward", "Newer trades", show=False, id="journal.newer"),
         Binding("tab", "next_pane", "Next pane", show=False, id="pane.next"),

@@ -95,12 +95,19 @@ class Navigation(EngineHost):
             super().action_focus_previous()
 
     def action_filter(self) -> None:
+        """``/`` (a priority key: handled when it arrives). The keys typed right behind it go
+        into the filter's box: they went to the table focused before, where ``/pepe`` paused
+        the engine (``p``) and ``/kek`` tripped the kill switch (``k``). A ``/`` typed in a
+        field (the box itself, the ticket) is the field's."""
+        from textual.actions import SkipAction
         from textual.widgets import Input
 
+        if self.screen is not self.screen_stack[0] or isinstance(self.focused, Input):
+            raise SkipAction()
         self.action_show_pane(PANES.index("journal"))
         box = self.query_one("#journal-filter", Input)
         box.display = True
-        box.focus()
+        self.screen.set_focus(box)  # at once: the keys queued behind "/" are the box's
 
     def on_input_changed(self, event: Any) -> None:
         if getattr(event.input, "id", "") == "journal-filter":

@@ -121,6 +121,41 @@ async def test_the_filter_searches_the_whole_journal_newest_first(workdir: Path)
         assert len(shown_ids(journal)) == JournalPane.WINDOW
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_a_filter_typed_fast_lands_in_the_box_not_on_the_keys(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """ "/kek" in one packet: the box took the focus after the keys behind "/" had gone to the
+    table focused before, so `k` tripped the kill switch and `p` (in "/pepe") paused the
+    engine, and the box stayed empty. The keys behind "/" are the box's; a "/" typed in the
+    box is a character (BTC/USDT)."""
+    write_trades(workdir, 60, {7: "kekpepe rug"})
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")  # the focus in another pane's table
+        await pilot.pause()
+        await burst(app, "slash", *"kekpepe")
+        await drain(app, pilot)
+        box = app.query_one("#journal-filter", Input)
+        assert box.value == "kekpepe" and app.focused is box
+        assert app.risk_state == "ARMED" and app.engine_state == "running"
+        assert shown_ids(app.query_one(JournalPane)) == ["t00007"]
+        await pilot.press("escape")
+        await drain(app, pilot)
+        await burst(app, "slash", *"BTC", "slash", *"USDT")
+        await drain(app, pilot)
+        assert box.value == "BTC/USDT"
+        assert len(shown_ids(app.query_one(JournalPane))) == JournalPane.WINDOW
+        await pilot.press("escape")
+        ticket = await open_ticket(app, pilot)  # in a dialog's field, "/" is typed too
+        price = ticket.query_one("#price", Input)
+        ticket.set_focus(price)
+        await burst(app, "1", "slash", "2")
+        await drain(app, pilot)
+        assert price.value == "1/2" and app.screen is ticket
+
+
 async def test_the_palette_lists_every_action_and_quit_asks_like_q(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -183,7 +218,7 @@ async def burst(app: KobeApp, *keys: str) -> None:
     driver = app._driver
     assert driver is not None
     for key in keys:
-        char = key if len(key) == 1 else None
+        char = key if len(key) == 1 else {"slash": "/", "space": " "}.get(key)
         event = events.Key(key, char)
         event.set_sender(app)
         driver.send_message(event)

@@ -165,7 +165,7 @@ class RiskPane(Pane):
         self._shape: str | None = None  # the kill switch's reason drawn last
 
     def focus_body(self) -> None:
-        self.query_one("#risk-scroll").focus()
+        self.screen.set_focus(self.query_one("#risk-scroll", VerticalScroll))
 
     def show(self, snap: RiskSnapshot, risk: RiskConfig, finance: FinanceConfig) -> None:
         # Two columns: a line too long for the pane (a reason, the caps) wraps under its value,

@@ -41,12 +41,11 @@ class Pane(Vertical):
             note.display = empty
 
     def focus_body(self) -> None:
-        """Focus the pane's table; a pane without one takes the focus away from the others."""
+        """Focus the pane's table; a pane without one takes the focus away from the others.
+        At once, not after the keys already queued (``focus()`` waits its turn): the keys of a
+        burst behind a pane's key go to the pane shown."""
         tables = self.query(DataTable)
-        if tables:
-            tables.first().focus()
-        else:
-            self.screen.set_focus(None)
+        self.screen.set_focus(tables.first() if tables else None)
 
 
 class PaneTable(DataTable[Text]):
@@ -100,7 +99,7 @@ class TablePane(Pane):
 
     def focus_body(self) -> None:
         if self._table.is_attached:
-            self._table.focus()
+            self.screen.set_focus(self._table)
         else:  # not mounted yet (the first frame): focus it once it is
             self.call_after_refresh(self._table.focus)
 
