@@ -491,6 +491,8 @@ async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) ->
 async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: Path) -> None:
     from textual.widgets import Sparkline
 
+    from kobe_tui.widgets.prices import PriceStrip
+
     app, clock = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -500,6 +502,11 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         labels = [str(w.render()) for w in app.query(".px-label") if w.display]
         assert [x.split()[0] for x in labels[: len(symbols)]] == [s.split("/")[0] for s in symbols]
         btc = app._last_prices["BTC/USDT"]
+        # a symbol's first price: its sparkline drew a full-height block, a jump that never was
+        strip = app.query_one(PriceStrip)
+        strip.show({"DOGE/USDT": Decimal("0.1")})
+        await pilot.pause()
+        assert "█" not in "".join(bars(app.query_one("#spark-doge-usdt", Sparkline), 6))
         app._show_prices({**app._last_prices, "BTC/USDT": btc * Decimal("1.01")})
         await pilot.pause()
         label = str(app.query_one("#px-btc-usdt", Static).render())

@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from kobe_tui.widgets.columns import Col
-from kobe_tui.widgets.formatting import num, px, signed
+from kobe_tui.widgets.formatting import num, px, signed, spark_points
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -130,9 +130,7 @@ class EquityPane(Pane):
 
     def add(self, equity: Decimal) -> None:
         self.add_many([equity])
-        data = [float(p) for p in self.points]  # drawing only
-        if len(data) == 1:  # the Sparkline draws a lone point as a full-height block
-            data *= 2
+        data = spark_points(float(p) for p in self.points)  # drawing only
         line = self.query_one(Sparkline)
         line.summary_function = on_scale(data)
         line.data = data
@@ -212,10 +210,10 @@ class RiskPane(Pane):
 class StatsPane(TablePane):
     """The whole journal's statistics (``kobe stats``), kept current with each closed trade."""
 
-    TITLE = "Stats"
+    TITLE = "Stats: s strategy, w wallet"  # the rows' marks (a column's label was cut)
     EMPTY = "No closed trades yet"
     COLUMNS = (
-        Col("name", "s strategy  w wallet", text=True, least=16),
+        Col("name", "", text=True, least=16),
         Col("trades", "trades"),
         Col("win", "win %", keep=4),
         Col("pnl", "PnL"),

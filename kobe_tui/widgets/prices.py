@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from kobe_tui.widgets.formatting import px
+from kobe_tui.widgets.formatting import px, spark_points
 
 
 class PriceStrip(Horizontal):
@@ -64,7 +64,7 @@ class PriceStrip(Horizontal):
                 f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
             )
             self._label(symbol, label)
-            self.query_one(f"#spark-{slug}", Sparkline).data = list(self.history[symbol])
+            self.query_one(f"#spark-{slug}", Sparkline).data = spark_points(self.history[symbol])
         if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
             self.shown = set(prices)
             for symbol in self.first:
