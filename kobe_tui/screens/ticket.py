@@ -95,7 +95,7 @@ class OrderTicket(FormScreen[Proposal | None]):
                 yield Label("amount")
                 yield Input(value="15", compact=True, id="amount")
                 yield Label("stop-loss")
-                yield Input(placeholder="optional (risk % needs it)", compact=True, id="sl")
+                yield Input(placeholder="needed for risk %", compact=True, id="sl")
                 yield Label("take-profit")
                 yield Input(placeholder="optional", compact=True, id="tp")
                 yield Label("wallet")
