@@ -15,6 +15,7 @@ from textual.widgets import Static
 from engine.bootstrap import Mode
 from kobe_tui.engine_host import EngineHost
 from kobe_tui.messages import ActionDone, PositionsChanged
+from kobe_tui.widgets.formatting import num
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane
 from kobe_tui.widgets.orders import OrdersPane, PositionsPane
@@ -89,7 +90,7 @@ class Actions(EngineHost):
         notes = "".join(f" — {n}" for n in placed.notes)
         self.post_message(
             ActionDone(
-                f"Order {e.id} {e.side.value.upper()} {e.qty} {e.symbol}: {e.status.value}{notes}",
+                f"Order {e.id} {e.side.value.upper()} {num(e.qty)} {e.symbol}: {e.status.value}{notes}",
                 result=placed,
             )
         )
@@ -101,7 +102,7 @@ class Actions(EngineHost):
             self.notify("Select an order in the orders pane (1) first", severity="warning")
             return
         price = f" @ {order.price}" if order.price is not None else ""
-        question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {order.qty} {order.symbol}{price}?"
+        question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {num(order.qty)} {order.symbol}{price}?"
         ref = order.client_id
         from engine.router import entry_of
 
@@ -114,7 +115,7 @@ class Actions(EngineHost):
                 if value is not None
             )
             question = (
-                f"Cancel the exits of position {held.symbol} {held.qty}"
+                f"Cancel the exits of position {held.symbol} {num(held.qty)}"
                 + (f" ({legs})" if legs else "")
                 + "? It will be unprotected."
             )
@@ -156,9 +157,7 @@ class Actions(EngineHost):
         if pos is None:
             self.notify("Select a position in the positions pane (2) first", severity="warning")
             return
-        question = (
-            f"Close {pos.symbol} {pos.qty} ({pos.wallet}) at market? Its TP/SL are cancelled first."
-        )
+        question = f"Close {pos.symbol} {num(pos.qty)} ({pos.wallet}) at market? Its TP/SL are cancelled first."
         cid = pos.entry_client_id
 
         def done(yes: bool | None) -> None:
@@ -174,7 +173,7 @@ class Actions(EngineHost):
         if pos is None:
             self.notify("Select a position in the positions pane (2) first", severity="warning")
             return
-        title = f"New exits for {pos.symbol} {pos.qty} ({pos.wallet})"
+        title = f"New exits for {pos.symbol} {num(pos.qty)} ({pos.wallet})"
         cid = pos.entry_client_id
 
         def done(result: tuple[Decimal | None, Decimal | None] | None) -> None:

@@ -418,6 +418,29 @@ async def test_a_stop_loss_leg_is_listed_at_its_trigger(workdir: Path) -> None:
             assert str(price) == px(position.stop_loss)
 
 
+async def test_questions_name_a_quantity_without_trailing_zeros(workdir: Path) -> None:
+    """`x` asked "Close YOLPUM/USDC 87.66030000 (sniper_sol) at market?": the position book's
+    quantity as stored, where the panes show 87.6603."""
+    from kobe_tui.screens.exits import ExitsScreen
+    from kobe_tui.widgets.orders import PositionsPane
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 60)  # the seeded session holds positions
+        pos = app.query_one(PositionsPane).selected()
+        assert pos is not None and str(pos.qty).endswith("0")  # as the book stores it
+        qty = str(pos.qty).rstrip("0").rstrip(".")
+        await pilot.press("2", "x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question.startswith(f"Close {pos.symbol} {qty} ({pos.wallet}) ")
+        await pilot.press("escape", "e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExitsScreen)
+        assert app.screen.title_text == f"New exits for {pos.symbol} {qty} ({pos.wallet})"
+
+
 def risk_text(app: KobeApp, width: int = 200) -> str:
     """The risk pane's lines, as plain text, at ``width`` cells."""
     console = Console(width=width, color_system=None)
