@@ -19,7 +19,7 @@ from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthPane
 from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.orders import OrdersPane
-from tests.cockpit_support import drain, make_app, settle, ticks
+from tests.cockpit_support import drain, make_app, plain, settle, ticks
 
 LIVE_ENV = {
     "KOBE_MODE": "live",
@@ -218,7 +218,7 @@ async def test_live_unlock_refused_without_allow_live(workdir: Path) -> None:
         await pilot.press("L")
         await pilot.pause()
         assert not isinstance(app.screen, UnlockStep1)  # refused at once, with the reason
-        alerts = str(app.query_one("#alerts-body", Static).render())
+        alerts = plain(app.query_one("#alerts-body", Static))
         assert "ALLOW_LIVE is not 1" in alerts
 
 

@@ -23,7 +23,7 @@ from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.money import EquityPane, WalletsPane
 from kobe_tui.widgets.orders import OrdersPane
-from tests.cockpit_support import drain, make_app, settle, ticks
+from tests.cockpit_support import drain, make_app, plain, settle, ticks
 from tests.test_cockpit import _fill_ticket
 
 
@@ -443,10 +443,7 @@ async def test_questions_name_a_quantity_without_trailing_zeros(workdir: Path) -
 
 def risk_text(app: KobeApp, width: int = 200) -> str:
     """The risk pane's lines, as plain text, at ``width`` cells."""
-    console = Console(width=width, color_system=None)
-    with console.capture() as out:
-        console.print(app.query_one("#risk-body", Static).content)
-    return out.get()
+    return plain(app.query_one("#risk-body", Static), width)
 
 
 async def test_the_risk_pane_shows_each_figure_against_its_limit(workdir: Path) -> None:
@@ -613,9 +610,13 @@ async def test_a_warning_repeated_every_tick_is_one_alert_line_with_its_count(
             await ticks(app, pilot, clock, 1)
         shown = [a for a in pane.alerts if a[2] == "venue"]
         assert len(shown) == 1 and shown[0][4] == 3 and shown[0][0] == clock()
-        body = str(app.query_one("#alerts-body", Static).render())
+        body = plain(app.query_one("#alerts-body", Static))
         assert body.count("binance: ") == 1 and "(3 times)" in body
         assert "kill switch TRIPPED: test" in body  # still in sight
+        # a long line wraps under its message (it wrapped to the pane's edge, under the time)
+        narrow = plain(app.query_one("#alerts-body", Static), 40).splitlines()
+        assert narrow[0].startswith(f"{clock():%H:%M} WARNING  binance: ")
+        assert narrow[1].startswith(" " * 15) and narrow[1].strip()
         app._forward(EngineEvent("alert", AlertEvent("info", "venue", "binance: back"), clock()))
         app._forward(EngineEvent("alert", down, clock()))
         await drain(app, pilot)
