@@ -255,12 +255,16 @@ class Actions(EngineHost):
     def action_pause(self) -> None:
         if self.runtime is None:
             return
-        if self.runtime.paused:
-            self.runtime.resume()
-            self.notify("Engine resumed")
-        else:
-            self.runtime.pause()
-            self.notify("Engine paused: no new entries; protective exits keep working")
+        self.runtime.pause()
+        self.notify("Engine paused: no new entries; protective exits keep working")
+        self.refresh_bindings()  # the footer offers `p Resume`
+
+    def action_resume(self) -> None:
+        if self.runtime is None:
+            return
+        self.runtime.resume()
+        self.notify("Engine resumed")
+        self.refresh_bindings()
 
     # -- keys: live unlock --------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ class KobeApp(Actions, Navigation):
         Binding("k", "trip", "Kill", id="risk.trip"),
         Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
         Binding("p", "pause", "Pause", id="engine.pause"),
+        Binding("p", "resume", "Resume", id="engine.resume"),  # the one shown: as it stands
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit_safely", "Quit", id="app.quit"),
         Binding("L", "unlock", "Live", key_display="L", id="live.unlock"),

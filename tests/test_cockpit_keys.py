@@ -269,6 +269,32 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: P
         assert values == {"tp": "99000", "sl": "92001"}
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_p_pauses_and_resumes_and_the_footer_says_which(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """`p` had no test; paused, the footer still offered `p Pause`."""
+    from textual.widgets._footer import FooterKey
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+
+        def offered() -> list[str]:
+            return [k.description for k in app.query(FooterKey) if k.key == "p"]
+
+        assert offered() == ["Pause"]
+        await pilot.press("p")
+        await ticks(app, pilot, clock, 1)
+        assert app.runtime is not None and app.runtime.paused
+        assert "engine: paused" in app.query_one(KobeHeader).item("engine-state")
+        assert offered() == ["Resume"]
+        await pilot.press("p")
+        await ticks(app, pilot, clock, 1)
+        assert not app.runtime.paused and app.engine_state == "running"
+        assert offered() == ["Pause"]
+
+
 async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
