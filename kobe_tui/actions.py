@@ -15,7 +15,7 @@ from textual.widgets import Static
 from engine.bootstrap import Mode
 from kobe_tui.engine_host import EngineHost
 from kobe_tui.messages import ActionDone, PositionsChanged
-from kobe_tui.widgets.formatting import num
+from kobe_tui.widgets.formatting import counted, num
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane
 from kobe_tui.widgets.orders import OrdersPane, PositionsPane
@@ -131,7 +131,7 @@ class Actions(EngineHost):
         if not orders:
             self.notify("No open orders")
             return
-        question = f"Cancel all {len(orders)} open orders of Kobe's? Protective exits among them leave their positions unprotected."
+        question = f"Cancel all {counted(len(orders), 'open order')} of Kobe's? Protective exits among them leave their positions unprotected."
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -372,7 +372,7 @@ class Actions(EngineHost):
     def action_quit_safely(self) -> None:
         orders = self.query_one(OrdersPane).orders
         if orders:
-            question = f"Quit with {len(orders)} open orders? They stay on the exchange; exits watched locally are not watched while Kobe is closed."
+            question = f"Quit with {counted(len(orders), 'open order')}? They stay on the exchange; exits watched locally are not watched while Kobe is closed."
 
             def done(yes: bool | None) -> None:
                 if yes:

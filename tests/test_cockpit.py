@@ -286,7 +286,7 @@ async def test_quit_asks_first_when_orders_are_open(workdir: Path) -> None:
         await pilot.pause()
         assert (
             isinstance(app.screen, ConfirmScreen)
-            and "Quit with 1 open orders?" in app.screen.question
+            and "Quit with 1 open order?" in app.screen.question
         )
         await pilot.press("n")
         await pilot.pause()

@@ -178,7 +178,7 @@ async def test_the_palette_lists_every_action_and_quit_asks_like_q(workdir: Path
         await pilot.pause()
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
-        assert "Quit with 1 open orders?" in app.screen.question
+        assert "Quit with 1 open order?" in app.screen.question
         await pilot.press("escape")
         await pilot.pause()
         assert app.is_running
@@ -446,7 +446,8 @@ async def test_a_stop_loss_leg_is_listed_at_its_trigger(workdir: Path) -> None:
 
 async def test_questions_name_a_quantity_without_trailing_zeros(workdir: Path) -> None:
     """`x` asked "Close YOLPUM/USDC 87.66030000 (sniper_sol) at market?": the position book's
-    quantity as stored, where the panes show 87.6603."""
+    quantity as stored, where the panes show 87.6603 (and `q` asked "Quit with 1 open
+    orders?")."""
     from kobe_tui.screens.exits import ExitsScreen
     from kobe_tui.widgets.orders import PositionsPane
 
@@ -465,6 +466,11 @@ async def test_questions_name_a_quantity_without_trailing_zeros(workdir: Path) -
         await pilot.pause()
         assert isinstance(app.screen, ExitsScreen)
         assert app.screen.title_text == f"New exits for {pos.symbol} {qty} ({pos.wallet})"
+        await pilot.press("escape", "C")  # and a count with its noun in the plural
+        await pilot.pause()
+        n = len(app.query_one(OrdersPane).orders)
+        assert isinstance(app.screen, ConfirmScreen) and n > 1
+        assert app.screen.question.startswith(f"Cancel all {n} open orders of Kobe's? ")
 
 
 def risk_text(app: KobeApp, width: int = 200) -> str:

@@ -17,6 +17,11 @@ def spark_points(values: Iterable[float]) -> list[float]:
     return data * 2 if len(data) == 1 else data
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 open order``, ``2 open orders``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def quantized(value: Decimal, step: Decimal) -> Decimal:
     """``value`` to ``step``, with the precision any bounded number needs (the default 28
     digits raised on 1e29 to the cent, from a damaged journal line, and stopped the cockpit)."""
