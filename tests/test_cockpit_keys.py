@@ -598,6 +598,42 @@ async def test_a_moving_price_keeps_its_decimals_from_tick_to_tick(workdir: Path
         ]
 
 
+async def test_a_position_s_entry_shows_the_decimals_of_its_mark(workdir: Path) -> None:
+    """An entry at 95,000 read `95,000` beside its mark `95,000.00` (and 95,134.70 read
+    `95,134.7`): the entry takes the mark's format, so the two compare at a glance."""
+    from engine.exchange.base import Side
+    from engine.position import Position
+    from kobe_tui.widgets.orders import PositionsPane
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        pane = app.query_one(PositionsPane)
+        held = [
+            Position(
+                f"e{i}",
+                "binance",
+                "BTC/USDT",
+                Side.BUY,
+                Decimal("0.001"),
+                Decimal(entry),
+                Decimal("0.1"),
+                "cex_binance",
+                "",
+                clock(),
+                None,
+                None,
+                False,
+            )
+            for i, entry in enumerate(("95000", "95134.70"))
+        ]
+        pane.show(held)
+        pane.mark({"BTC/USDT": Decimal("95100.5")})
+        await pilot.pause()
+        assert [str(pane.row_cells(f"e{i}")[3]) for i in (0, 1)] == ["95,000.00", "95,134.70"]
+        assert str(pane.row_cells("e0")[4]) == "95,100.50"
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int, int]) -> None:
     """At 80x24 the help was taller than the screen and could not scroll: its last rows (the

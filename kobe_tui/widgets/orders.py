@@ -160,7 +160,7 @@ class PositionsPane(TablePane):
                     p.wallet,
                     p.symbol,
                     px(p.qty),
-                    px(p.entry_price),
+                    px(p.entry_price, fixed=True),  # as its mark beside it: 95,000.00, not 95,000
                     px(mark, fixed=True),
                     upnl,
                     tpsl,
