@@ -5,6 +5,7 @@ it matters (the safe answer is the default) and runs in a worker; the outcome co
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from textual.widgets import Static
 from engine.bootstrap import Mode
 from kobe_tui.engine_host import EngineHost
 from kobe_tui.messages import ActionDone, PositionsChanged
+from kobe_tui.widgets.formatting import counted, num
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane
 from kobe_tui.widgets.orders import OrdersPane, PositionsPane
@@ -31,6 +33,8 @@ def ConfirmScreen(question: str, *, yes: str = "Yes") -> Any:
 
 class Actions(EngineHost):
     """What the operator does to the engine: orders, positions, kill switch, live, quit."""
+
+    _venue_down_since: datetime | None = None  # live, locked: as the unlock's read found it
 
     # -- keys: trading ------------------------------------------------------------------------
 
@@ -86,7 +90,7 @@ class Actions(EngineHost):
         notes = "".join(f" — {n}" for n in placed.notes)
         self.post_message(
             ActionDone(
-                f"Order {e.id} {e.side.value.upper()} {e.qty} {e.symbol}: {e.status.value}{notes}",
+                f"Order {e.id} {e.side.value.upper()} {num(e.qty)} {e.symbol}: {e.status.value}{notes}",
                 result=placed,
             )
         )
@@ -98,7 +102,7 @@ class Actions(EngineHost):
             self.notify("Select an order in the orders pane (1) first", severity="warning")
             return
         price = f" @ {order.price}" if order.price is not None else ""
-        question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {order.qty} {order.symbol}{price}?"
+        question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {num(order.qty)} {order.symbol}{price}?"
         ref = order.client_id
         from engine.router import entry_of
 
@@ -111,7 +115,7 @@ class Actions(EngineHost):
                 if value is not None
             )
             question = (
-                f"Cancel the exits of position {held.symbol} {held.qty}"
+                f"Cancel the exits of position {held.symbol} {num(held.qty)}"
                 + (f" ({legs})" if legs else "")
                 + "? It will be unprotected."
             )
@@ -127,7 +131,7 @@ class Actions(EngineHost):
         if not orders:
             self.notify("No open orders")
             return
-        question = f"Cancel all {len(orders)} open orders of Kobe's? Protective exits among them leave their positions unprotected."
+        question = f"Cancel all {counted(len(orders), 'open order')} of Kobe's? Protective exits among them leave their positions unprotected."
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -153,9 +157,7 @@ class Actions(EngineHost):
         if pos is None:
             self.notify("Select a position in the positions pane (2) first", severity="warning")
             return
-        question = (
-            f"Close {pos.symbol} {pos.qty} ({pos.wallet}) at market? Its TP/SL are cancelled first."
-        )
+        question = f"Close {pos.symbol} {num(pos.qty)} ({pos.wallet}) at market? Its TP/SL are cancelled first."
         cid = pos.entry_client_id
 
         def done(yes: bool | None) -> None:
@@ -171,7 +173,7 @@ class Actions(EngineHost):
         if pos is None:
             self.notify("Select a position in the positions pane (2) first", severity="warning")
             return
-        title = f"New exits for {pos.symbol} {pos.qty} ({pos.wallet})"
+        title = f"New exits for {pos.symbol} {num(pos.qty)} ({pos.wallet})"
         cid = pos.entry_client_id
 
         def done(result: tuple[Decimal | None, Decimal | None] | None) -> None:
@@ -253,12 +255,16 @@ class Actions(EngineHost):
     def action_pause(self) -> None:
         if self.runtime is None:
             return
-        if self.runtime.paused:
-            self.runtime.resume()
-            self.notify("Engine resumed")
-        else:
-            self.runtime.pause()
-            self.notify("Engine paused: no new entries; protective exits keep working")
+        self.runtime.pause()
+        self.notify("Engine paused: no new entries; protective exits keep working")
+        self.refresh_bindings()  # the footer offers `p Resume`
+
+    def action_resume(self) -> None:
+        if self.runtime is None:
+            return
+        self.runtime.resume()
+        self.notify("Engine resumed")
+        self.refresh_bindings()
 
     # -- keys: live unlock --------------------------------------------------------------------
 
@@ -292,6 +298,34 @@ class Actions(EngineHost):
         self.push_screen(UnlockStep1(settings.exchange, self._fetch_balances), self._unlock_step2)
 
     def _fetch_balances(self) -> dict[str, Decimal]:
+        """Step 1's balances (in its worker). The engine has not run while live is locked, so
+        this read is what the cockpit knows of the venue: the header says it (it showed no
+        venue at all while the exchange could not be reached)."""
+        try:
+            balances = self._read_balances()
+        except Exception as exc:
+            self.call_from_thread(self._venue_read, exc)
+            raise
+        self.call_from_thread(self._venue_read, None)
+        return balances
+
+    def _venue_read(self, exc: Exception | None) -> None:
+        from engine.exchange.base import ExchangeUnavailable, NetworkError
+        from engine.runtime_types import VenueHealth
+
+        if self.runtime is not None:
+            return  # the engine's own calls say it, every tick
+        if exc is None:
+            self._venue_down_since = None
+            health = VenueHealth("ok")
+        elif isinstance(exc, NetworkError | ExchangeUnavailable | OSError):
+            self._venue_down_since = self._venue_down_since or self.clock()
+            health = VenueHealth("down", str(exc), self._venue_down_since)
+        else:
+            health = VenueHealth("degraded", str(exc))
+        self._show_venue(health)
+
+    def _read_balances(self) -> dict[str, Decimal]:
         settings = self.settings
         assert settings is not None
         if self.balances_fetcher is not None:
@@ -338,7 +372,7 @@ class Actions(EngineHost):
     def action_quit_safely(self) -> None:
         orders = self.query_one(OrdersPane).orders
         if orders:
-            question = f"Quit with {len(orders)} open orders? They stay on the exchange; exits watched locally are not watched while Kobe is closed."
+            question = f"Quit with {counted(len(orders), 'open order')}? They stay on the exchange; exits watched locally are not watched while Kobe is closed."
 
             def done(yes: bool | None) -> None:
                 if yes:

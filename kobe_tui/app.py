@@ -49,20 +49,22 @@ class KobeApp(Actions, Navigation):
     ENABLE_COMMAND_PALETTE = True
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide"), (160, "-xwide")]
 
-    # The footer shows them in this order; at 80 columns only those available now
+    # The footer shows them in this order, as many as fit whole; at 80 columns only those
+    # available now
     BINDINGS = [
         Binding("n", "new_order", "Order", id="order.new"),
         Binding("c", "cancel_order", "Cancel", id="order.cancel"),
+        Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
         Binding("x", "close_position", "Close", id="position.close"),
         Binding("e", "edit_exits", "Exits", id="position.exits"),
         Binding("k", "trip", "Kill", id="risk.trip"),
         Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
         Binding("p", "pause", "Pause", id="engine.pause"),
+        Binding("p", "resume", "Resume", id="engine.resume"),  # the one shown: as it stands
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("q", "quit_safely", "Quit", id="app.quit"),
         Binding("L", "unlock", "Live", key_display="L", id="live.unlock"),
-        Binding("slash", "filter", "Filter", key_display="/", id="journal.filter"),
-        Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
+        Binding("slash", "filter", "Filter", key_display="/", priority=True, id="journal.filter"),
         Binding("pageup", "page_back", "Older trades", show=False, id="journal.older"),
         Binding("pagedown", "page_forward", "Newer trades", show=False, id="journal.newer"),
         Binding("tab", "next_pane", "Next pane", show=False, id="pane.next"),

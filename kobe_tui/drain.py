@@ -164,7 +164,7 @@ class EventDrain(CockpitState):
         held = sorted({p.symbol for p in self.query_one(PositionsPane).positions.values()})
         traded += [s for s in held if s not in traded]
         strip = self.query_one(PriceStrip)
-        strip.show({s: prices[s] for s in traded if s in prices}, record=record)
+        strip.show({s: prices.get(s) for s in traded}, record=record)  # None: no price now
 
     def _show_venue(self, health: Any) -> None:
         detail = health.error

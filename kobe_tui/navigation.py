@@ -28,6 +28,7 @@ ENGINE_ACTIONS = {
     "trip",
     "reset",
     "pause",
+    "resume",
 }
 
 
@@ -41,8 +42,13 @@ class Navigation(EngineHost):
         can be done now comes first. ``L`` is always available: it says what live needs."""
         unavailable = None if self.size.width >= 120 else False
         ready = self.runtime is not None and self.engine_state in ("running", "paused")
+        paused = self.runtime is not None and self.runtime.paused
+        if action == "resume" and not paused:  # `p` is one of the two, at every width
+            return False
         if action in ENGINE_ACTIONS and not ready:
             return unavailable
+        if action == "pause" and paused:
+            return False
         if action == "reset" and self.risk_state != "TRIPPED":
             return unavailable
         if action == "trip" and self.risk_state == "TRIPPED":
@@ -95,12 +101,19 @@ class Navigation(EngineHost):
             super().action_focus_previous()
 
     def action_filter(self) -> None:
+        """``/`` (a priority key: handled when it arrives). The keys typed right behind it go
+        into the filter's box: they went to the table focused before, where ``/pepe`` paused
+        the engine (``p``) and ``/kek`` tripped the kill switch (``k``). A ``/`` typed in a
+        field (the box itself, the ticket) is the field's."""
+        from textual.actions import SkipAction
         from textual.widgets import Input
 
+        if self.screen is not self.screen_stack[0] or isinstance(self.focused, Input):
+            raise SkipAction()
         self.action_show_pane(PANES.index("journal"))
         box = self.query_one("#journal-filter", Input)
         box.display = True
-        box.focus()
+        self.screen.set_focus(box)  # at once: the keys queued behind "/" are the box's
 
     def on_input_changed(self, event: Any) -> None:
         if getattr(event.input, "id", "") == "journal-filter":
@@ -123,7 +136,11 @@ class Navigation(EngineHost):
         rows: list[tuple[str, str]] = []
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and not binding.key.isdigit():
-                rows.append((binding.key_display or binding.key, binding.description))
+                key = binding.key_display or binding.key
+                if rows and rows[-1][0] == key:  # one key, two actions (p: pause / resume)
+                    rows[-1] = (key, f"{rows[-1][1]} / {binding.description.lower()}")
+                else:
+                    rows.append((key, binding.description))
         rows.append(("1-9", "Show pane: " + ", ".join(PANES)))
         rows.append(("escape", "Back / close a dialog (the safe answer)"))
         rows.append(("ctrl+p", "Command palette: every action"))

@@ -7,7 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from engine.agent import build_agent
 from engine.modes import Settings, resolve_settings
@@ -75,3 +77,11 @@ async def drain(app: Any, pilot: Pilot[Any], timeout: float = 10.0) -> None:
 async def ticks(app: KobeApp, pilot: Pilot[Any], clock: SimClock, n: int) -> None:
     app.step(n, advance=lambda: clock.advance(60))
     await settle(app, pilot)
+
+
+def plain(widget: Static, width: int = 200) -> str:
+    """What a Static shows (a text or a grid), as plain lines ``width`` cells wide."""
+    console = Console(width=width, color_system=None)
+    with console.capture() as out:
+        console.print(widget.content, markup=False)
+    return out.get()

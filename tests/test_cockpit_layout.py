@@ -15,7 +15,7 @@ from kobe_tui.app import log_to_file
 from kobe_tui.widgets.columns import Col, fit_columns
 from kobe_tui.widgets.header import ORDER, KobeHeader
 from kobe_tui.widgets.journal import JournalPane
-from tests.cockpit_support import make_app, settle
+from tests.cockpit_support import make_app, settle, ticks
 from tests.test_cockpit_keys import write_trades
 
 COLS = (
@@ -63,6 +63,35 @@ async def test_no_money_column_is_cut_at_120x40(workdir: Path) -> None:
         assert "…" in lines  # the long reason was cut with an ellipsis, not the money
 
 
+async def test_a_row_that_is_gone_no_longer_widens_its_columns(workdir: Path) -> None:
+    """A market entry shows for a moment ("market", "sending") and fills: its cells kept the
+    columns wide after its row was gone, and at 120x40 that pushed "protects" out of the orders
+    pane for the rest of the session, with room to spare."""
+    from kobe_tui.widgets.orders import OrdersPane
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        orders = app.query_one(OrdersPane)
+
+        def shown() -> list[str]:
+            return [str(c.key.value) for c in orders.table.columns.values()]
+
+        leg = ("12:00", "BTC/USDT", "SELL", "SL", "0.0002", "93,000", "0", "open")
+        orders.upsert("leg", (*leg, "long @ 95,023.92", "cockpit"))
+        await pilot.pause()
+        before = shown()
+        assert "protects" in before
+        entry = ("12:00", "BTC/USDT", "BUY", "market", "0.00021", "95,000", "0", "sending")
+        orders.upsert("entry", (*entry, "", "cockpit"))
+        await pilot.pause()
+        assert "protects" not in shown()  # no room for it beside the entry's wider cells
+        orders.drop("entry")
+        await pilot.pause()
+        assert shown() == before
+        assert orders.table.columns[next(iter(orders.table.columns))].width == len("BTC/USDT")
+
+
 async def test_header_keeps_the_most_important_items_at_80_columns(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -92,6 +121,37 @@ async def test_footer_at_80_columns_shows_what_can_be_done_now(workdir: Path) ->
         assert footer_keys[:3] == ["n", "k", "p"]  # nothing to cancel or close: not offered
         assert {"q", "question_mark", "L"} <= set(footer_keys)
         assert "K" not in footer_keys
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_footer_shows_whole_keys_only_the_ones_available_now_first(
+    workdir: Path, width: int
+) -> None:
+    """At 80 columns with orders and positions open, Textual's footer cropped its row at the
+    edge: the last key read `C` without its label (`Cancel all`). Keys that do not fit are left
+    out whole, from the end; cancel-all comes right after cancel."""
+    from textual.widgets._footer import FooterKey
+
+    from kobe_tui.widgets.footer import key_width
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 60)  # the seeded session holds positions with exits
+        assert app._targets == (True, True)
+        await pilot.pause()
+        keys = [k for k in app.query(FooterKey) if not k.has_class("-command-palette")]
+        shown = [k.key for k in keys]
+        assert shown[:6] == ["n", "c", "C", "x", "e", "k"]
+        for key in keys:
+            assert key.region.right <= width, key.key  # none runs past the screen's edge
+            assert key.region.width == key_width(key) - 1  # each whole: key, space, label
+        line = app.export_screenshot()
+        assert "Cancel all" in html.unescape(line).replace("\xa0", " ")
+        if width == 80:
+            assert len(shown) < len([b for b in app.BINDINGS if getattr(b, "show", True)])
+        else:  # greyed, never left out: everything fits, and so does ctrl+p
+            assert shown[-1] == "slash" and app.query(".-command-palette")
 
 
 def test_the_cockpit_logs_to_a_rotating_file_and_repeats_collapse(tmp_path: Path) -> None:

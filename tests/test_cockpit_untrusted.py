@@ -16,13 +16,13 @@ from kobe_tui.messages import EngineFailed
 from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import JournalPane
-from tests.cockpit_support import make_app, settle
+from tests.cockpit_support import make_app, plain, settle
 
 HOSTILE = "oops [/] [bold red]x \x1b[31mLIVE\x1b[0m \x1b]0;owned\x07\x1b[2J"
 
 
 def shown(widget: Static) -> str:
-    return str(widget.render())
+    return plain(widget, 500)
 
 
 def trade_record(trade_id: str, reason: str, symbol: str = "WIF/USDC") -> dict[str, str]:

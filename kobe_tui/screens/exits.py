@@ -8,13 +8,13 @@ from decimal import Decimal
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from engine.untrusted import BadNumber, parse_decimal
+from kobe_tui.screens.form import FormScreen
 
 
-class ExitsScreen(ModalScreen[tuple[Decimal | None, Decimal | None] | None]):
+class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
     """Returns ``(tp, sl)`` (None: keep that leg), or None when cancelled (the default)."""
 
     BINDINGS = [Binding("escape", "cancel", "Back", id="exits.back")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -21,14 +23,18 @@ class HelpScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        width = max((len(k) for k, _ in self.rows), default=1)
-        lines = [f"  {key:<{width}}  {desc}" for key, desc in self.rows]
+        # two columns: a description too long for the box wraps under itself, not under the keys
+        keys = Table.grid(padding=(0, 2), pad_edge=True)
+        keys.add_column(no_wrap=True)
+        keys.add_column()
+        for key, desc in self.rows:
+            keys.add_row(Text(key), Text(desc))
         # It scrolls (the keys of a focused scroll view: up, down, pageup, pagedown): at 80x24
         # every key does not fit, and the last ones (escape, ctrl+p) were cut
         with VerticalScroll(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "↑↓ scroll  escape closes"
-            yield Static("\n".join(lines), id="help-body")
+            yield Static(keys, id="help-body")
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

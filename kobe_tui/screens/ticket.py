@@ -11,11 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Refused, Sizing, Source
+from kobe_tui.screens.form import FormScreen
 from kobe_tui.widgets.formatting import literal_lines
 
 if TYPE_CHECKING:
@@ -24,40 +24,10 @@ if TYPE_CHECKING:
 Planner = Callable[[Proposal], "OrderPlan"]
 
 
-EDIT_KEYS = {
-    "backspace": "delete_left",
-    "delete": "delete_right",
-    "left": "cursor_left",
-    "right": "cursor_right",
-    "home": "home",
-    "end": "end",
-}
-
-
-class OrderTicket(ModalScreen[Proposal | None]):
+class OrderTicket(FormScreen[Proposal | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="ticket.cancel"),
         Binding("ctrl+s", "place", "Place order", id="ticket.place"),
-        # Priority: the focus moves when the key arrives, before the keys behind it are given
-        # to a field. Over SSH "6<tab>93000" comes in one packet; without priority, tab was
-        # handled after the focused field had taken the digits that follow it (693000).
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="ticket.next"),
-        Binding(
-            "shift+tab",
-            "app.focus_previous",
-            "Previous field",
-            show=False,
-            priority=True,
-            id="ticket.prev",
-        ),
-        # Editing keys too: Textual resolves a field's own bindings (backspace = delete left)
-        # only once the key has gone round, against the field focused *then*; in a burst
-        # ("backspace backspace 6 tab 93000 tab 98000") the deletes landed in the last field.
-        # Here they are bound to the field focused on arrival, in order with its typing.
-        *[
-            Binding(key, f"edit('{action}')", show=False, priority=True, id=f"ticket.{action}")
-            for key, action in EDIT_KEYS.items()
-        ],
     ]
 
     def __init__(
@@ -125,7 +95,7 @@ class OrderTicket(ModalScreen[Proposal | None]):
                 yield Label("amount")
                 yield Input(value="15", compact=True, id="amount")
                 yield Label("stop-loss")
-                yield Input(placeholder="optional (risk % needs it)", compact=True, id="sl")
+                yield Input(placeholder="needed for risk %", compact=True, id="sl")
                 yield Label("take-profit")
                 yield Input(placeholder="optional", compact=True, id="tp")
                 yield Label("wallet")
@@ -265,17 +235,3 @@ class OrderTicket(ModalScreen[Proposal | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-    def action_edit(self, action: str) -> None:
-        """An editing key, for the field focused when the key arrived, queued behind the
-        characters that field has still to take (so "98000 left left" moves from the end).
-        On a choice, left and right pick the previous or next option at once: its list,
-        opened by enter, is mounted later, and the keys of a burst behind it were lost."""
-        field = self.focused
-        if isinstance(field, Input):
-            field.call_later(getattr(field, f"action_{action}"))
-        elif isinstance(field, Select) and action in ("cursor_left", "cursor_right"):
-            choices = self.choices.get(field.id or "", [])
-            if field.value in choices:
-                step = 1 if action == "cursor_right" else -1
-                field.value = choices[(choices.index(field.value) + step) % len(choices)]

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal, localcontext
 
 from rich.text import Text
 
 from engine.untrusted import MAX_DIGITS, MAX_EXPONENT, MESSAGE_MAX, clean_text
+
+
+def spark_points(values: Iterable[float]) -> list[float]:
+    """A sparkline's data: a lone point twice (Textual's Sparkline draws one point as a
+    full-height block, as if the price had shot up; two equal ones draw flat)."""
+    data = list(values)
+    return data * 2 if len(data) == 1 else data
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 open order``, ``2 open orders``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def quantized(value: Decimal, step: Decimal) -> Decimal:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -243,15 +244,20 @@ class AlertsPane(Pane):
         self._draw()
 
     def _draw(self) -> None:
-        lines = Text()
+        # three columns: a message too long for the pane wraps under itself, not under the time
+        lines = Table.grid(padding=(0, 1))
+        lines.add_column(no_wrap=True)
+        lines.add_column(no_wrap=True, width=8)
+        lines.add_column()
         styles = {"critical": "bold red", "error": "red", "warning": "yellow", "info": ""}
         for when, severity, _code, message, count in list(self.alerts)[:30]:
-            if lines:
-                lines.append("\n")
-            lines.append(f"{when:%H:%M} ", style="dim")
-            lines.append(f"{severity.upper():<8} ", style=styles.get(severity, ""))
-            lines.append(clean_text(message, MESSAGE_MAX))
+            text = Text(clean_text(message, MESSAGE_MAX))
             if count > 1:
-                lines.append(f" ({count} times)", style="bold")
+                text.append(f" ({count} times)", style="bold")
+            lines.add_row(
+                Text(f"{when:%H:%M}", style="dim"),
+                Text(severity.upper(), style=styles.get(severity, "")),
+                text,
+            )
         self.query_one("#alerts-body", Static).update(lines, layout=False)  # a fixed box
         self.show_empty(not self.alerts)

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from kobe_tui.widgets.columns import Col
-from kobe_tui.widgets.formatting import num, px, signed
+from kobe_tui.widgets.formatting import num, px, signed, spark_points
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -129,9 +130,7 @@ class EquityPane(Pane):
 
     def add(self, equity: Decimal) -> None:
         self.add_many([equity])
-        data = [float(p) for p in self.points]  # drawing only
-        if len(data) == 1:  # the Sparkline draws a lone point as a full-height block
-            data *= 2
+        data = spark_points(float(p) for p in self.points)  # drawing only
         line = self.query_one(Sparkline)
         line.summary_function = on_scale(data)
         line.data = data
@@ -161,56 +160,60 @@ class RiskPane(Pane):
 
     def on_mount(self) -> None:
         self.show_empty(True)
-        self._shape: tuple[int, str] | None = None
+        self._shape: str | None = None  # the kill switch's reason drawn last
 
     def focus_body(self) -> None:
-        self.query_one("#risk-scroll").focus()
+        self.screen.set_focus(self.query_one("#risk-scroll", VerticalScroll))
 
     def show(self, snap: RiskSnapshot, risk: RiskConfig, finance: FinanceConfig) -> None:
-        body = Text()
+        # Two columns: a line too long for the pane (a reason, the caps) wraps under its value,
+        # not under the names
+        body = Table.grid(padding=(0, 1))
+        body.add_column(width=13, no_wrap=True)
+        body.add_column()
         state = snap.state.value
-        body.append("kill switch   ")
-        body.append(state, style={"TRIPPED": "bold red", "WARNING": "bold yellow"}.get(state, ""))
-        if snap.reason:
-            body.append(f"  {snap.reason}")
+        style = {"TRIPPED": "bold red", "WARNING": "bold yellow"}.get(state, "")
+        rows: list[tuple[str, Text | str]] = [
+            ("kill switch", Text.assemble((state, style), f"  {snap.reason}".rstrip()))
+        ]
         loss = -snap.pnl_day if snap.pnl_day < 0 else Decimal(0)
         cooldown = "none"
         if risk.cooldown_after_loss_s and snap.last_loss_at is not None:
             until = snap.last_loss_at + timedelta(seconds=risk.cooldown_after_loss_s)
             cooldown = f"to {until:%H:%M:%S}" if until > app_clock(self) else "over"
-        rows = (
+        # each figure against its limit first; the peak the drawdown is measured from follows
+        # on its own line (beside the drawdown it wrapped in a 160-column grid's pane)
+        limits = (
             (
                 "drawdown",
                 f"{num(snap.drawdown_pct, 2)}%",
-                f"warn {num(risk.warning_drawdown_pct)}% max {num(risk.max_drawdown_pct)}%"
-                f", peak {num(snap.peak_equity, 2)}",
+                f"warn {num(risk.warning_drawdown_pct)}% max {num(risk.max_drawdown_pct)}%",
             ),
             ("losing streak", str(snap.losing_streak), f"max {risk.max_losing_streak}"),
             ("today's loss", num(loss, 2), f"max {num(risk.max_daily_loss_usd, 2)}"),
             ("cooldown", cooldown, f"{risk.cooldown_after_loss_s} s after loss"),
+            ("peak equity", num(snap.peak_equity, 2), ""),
         )
-        for name, value, limit in rows:
-            body.append(f"\n{name:<13} {value:<11} {limit}")
+        rows += [(name, f"{value:<11} {limit}".rstrip()) for name, value, limit in limits]
         caps = ", ".join(f"{w} {num(c.max_usd)}" for w, c in finance.risk_wallets.items())
-        body.append(f"\nprofile       {finance.profile_id}, capital {num(finance.capital_usd)}")
-        body.append(f"\ncaps          {caps}")
-        body.append(
-            f"\non trip       {risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"
-        )
-        # a layout only when the lines may change (their number, or the reason that wraps)
-        shape = (body.plain.count("\n"), snap.reason)
-        self.query_one("#risk-body", Static).update(body, layout=shape != self._shape)
-        self._shape = shape
+        rows.append(("profile", f"{finance.profile_id}, capital {num(finance.capital_usd)}"))
+        rows.append(("caps", caps))
+        rows.append(("on trip", f"{risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"))
+        for name, value in rows:  # Text: shown literally, never as markup
+            body.add_row(name, Text(value) if isinstance(value, str) else value)
+        # a layout only when the lines may change (the reason that wraps)
+        self.query_one("#risk-body", Static).update(body, layout=snap.reason != self._shape)
+        self._shape = snap.reason
         self.show_empty(False)
 
 
 class StatsPane(TablePane):
     """The whole journal's statistics (``kobe stats``), kept current with each closed trade."""
 
-    TITLE = "Stats"
+    TITLE = "Stats: s strategy, w wallet"  # the rows' marks (a column's label was cut)
     EMPTY = "No closed trades yet"
     COLUMNS = (
-        Col("name", "s:trategy w:allet", text=True, least=16),
+        Col("name", "", text=True, least=16),
         Col("trades", "trades"),
         Col("win", "win %", keep=4),
         Col("pnl", "PnL"),
@@ -238,12 +241,12 @@ class StatsPane(TablePane):
         stats = self.stats
         if stats is None:
             return
-        groups = [("all trades", stats.total)]  # s: strategy, w: wallet, d: the last day
-        groups += [(f"s:{k}", b) for k, b in sorted(stats.by_strategy.items())]
-        groups += [(f"w:{k}", b) for k, b in sorted(stats.by_wallet.items())]
+        groups = [("all trades", stats.total)]  # s strategy, w wallet, then the last day
+        groups += [(f"s {k}", b) for k, b in sorted(stats.by_strategy.items())]
+        groups += [(f"w {k}", b) for k, b in sorted(stats.by_wallet.items())]
         today = max(stats.by_day, default=None)
         if today is not None:
-            groups.append((f"d:{today}", stats.by_day[today]))
+            groups.append((str(today), stats.by_day[today]))
         for name, b in groups:
             self.upsert(
                 name,

@@ -65,8 +65,11 @@ class OrdersPane(TablePane):
         status = {"unknown": "UNKNOWN", "intent": "sending"}.get(e.event, e.status)
         owner = position.strategy if position is not None and e.source == "strategy" else ""
         protects = ""
+        price = e.price
         if position is not None and e.client_id != position.entry_client_id:
             protects = position_label(position)
+            if e.type == "stop_loss_limit" and position.stop_loss is not None:
+                price = position.stop_loss  # its trigger, the price a trader set (not its limit)
         self.upsert(
             e.client_id,
             (
@@ -75,7 +78,7 @@ class OrdersPane(TablePane):
                 side,
                 SHORT_TYPES.get(e.type, e.type),
                 px(e.qty),
-                px(e.price),
+                px(price),
                 px(e.filled),
                 status,
                 protects,
@@ -157,7 +160,7 @@ class PositionsPane(TablePane):
                     p.wallet,
                     p.symbol,
                     px(p.qty),
-                    px(p.entry_price),
+                    px(p.entry_price, fixed=True),  # as its mark beside it: 95,000.00, not 95,000
                     px(mark, fixed=True),
                     upnl,
                     tpsl,

@@ -41,12 +41,11 @@ class Pane(Vertical):
             note.display = empty
 
     def focus_body(self) -> None:
-        """Focus the pane's table; a pane without one takes the focus away from the others."""
+        """Focus the pane's table; a pane without one takes the focus away from the others.
+        At once, not after the keys already queued (``focus()`` waits its turn): the keys of a
+        burst behind a pane's key go to the pane shown."""
         tables = self.query(DataTable)
-        if tables:
-            tables.first().focus()
-        else:
-            self.screen.set_focus(None)
+        self.screen.set_focus(tables.first() if tables else None)
 
 
 class PaneTable(DataTable[Text]):
@@ -75,7 +74,7 @@ class TablePane(Pane):
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
         self._rows: dict[str, tuple[Text, ...]] = {}
-        self._content = [0 if c.optional else cell_len(c.label) for c in self.COLUMNS]
+        self._content = self._measure()
         self._widths: list[int | None] = list(self._content)
         self._avail = 0
 
@@ -94,11 +93,13 @@ class TablePane(Pane):
 
     def _mount_table(self) -> None:
         if self.is_attached and not self._table.is_attached:  # not while the app is closing
-            self.mount(self._table)
+            # right under the empty-state line: above what a pane shows below its table (the
+            # wallets' exchange account line)
+            self.mount(self._table, after=self.query_one(".empty"))
 
     def focus_body(self) -> None:
         if self._table.is_attached:
-            self._table.focus()
+            self.screen.set_focus(self._table)
         else:  # not mounted yet (the first frame): focus it once it is
             self.call_after_refresh(self._table.focus)
 
@@ -186,6 +187,16 @@ class TablePane(Pane):
         self._fit()
         self.show_empty(self.table.row_count == 0)
 
+    def _measure(self) -> list[int]:
+        """Each column's width for the rows held: its widest cell, never narrower than its
+        label (an optional column: 0 while no row fills it)."""
+        content = [0 if c.optional else cell_len(c.label) for c in self.COLUMNS]
+        for row in self._rows.values():
+            for i, cell in enumerate(row):
+                if cell.cell_len > content[i]:
+                    content[i] = max(cell.cell_len, cell_len(self.COLUMNS[i].label))
+        return content
+
     def _grow(self, i: int, cell: Text) -> None:
         """Column ``i`` as wide as ``cell`` (and never narrower than its label)."""
         self._content[i] = max(cell.cell_len, cell_len(self.COLUMNS[i].label))
@@ -195,6 +206,13 @@ class TablePane(Pane):
         table = self.table
         if key in table.rows:
             table.remove_row(key)
+        # the columns as wide as what is left: a row that is gone (a market entry, filled at
+        # once) no longer widens them, nor pushes a column out of a narrow pane
+        content = self._measure()
+        if content != self._content:
+            self._content = content
+            self._widths = []
+            self._fit()
         self.show_empty(table.row_count == 0)
 
     def selected_key(self) -> str | None:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from kobe_tui.widgets.formatting import px
+from kobe_tui.widgets.formatting import px, spark_points
 
 
 class PriceStrip(Horizontal):
@@ -37,10 +37,16 @@ class PriceStrip(Horizontal):
             self.slugs[symbol] = slug
         return self.slugs[symbol]
 
-    def show(self, prices: dict[str, Decimal], *, record: bool = True) -> None:
-        """``record``: new prices (a point on each sparkline); else only the symbols shown."""
+    def show(self, prices: dict[str, Decimal | None], *, record: bool = True) -> None:
+        """``record``: new prices (a point on each sparkline); else only the symbols shown.
+        A price None: none could be read now (a venue down); a symbol shown before stays, with
+        ``—`` for its price, never its last one as if it were current."""
+        prices = {s: p for s, p in prices.items() if p is not None or s in self.first}
         for symbol, price in prices.items():
             slug = self._slug(symbol)
+            if price is None:
+                self._label(symbol, Text(f" {symbol.split('/')[0]} — ", style="dim"))
+                continue
             if symbol not in self.first:
                 self.first[symbol] = price
                 self.history[symbol] = deque(maxlen=self.KEEP)
@@ -57,11 +63,8 @@ class PriceStrip(Horizontal):
             label.append(
                 f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
             )
-            widget = self.query_one(f"#px-{slug}", Static)
-            widths = self.widths.get(symbol)
-            self.widths[symbol] = label.cell_len
-            widget.update(label, layout=widths != label.cell_len)  # a layout only if it grew
-            self.query_one(f"#spark-{slug}", Sparkline).data = list(self.history[symbol])
+            self._label(symbol, label)
+            self.query_one(f"#spark-{slug}", Sparkline).data = spark_points(self.history[symbol])
         if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
             self.shown = set(prices)
             for symbol in self.first:
@@ -69,6 +72,12 @@ class PriceStrip(Horizontal):
                 for widget in self.query(f"#px-{slug}, #spark-{slug}"):  # a class: the CSS
                     widget.set_class(symbol not in self.shown, "-gone")  # hides sparks at 80
         self._fit()
+
+    def _label(self, symbol: str, label: Text) -> None:
+        widget = self.query_one(f"#px-{self._slug(symbol)}", Static)
+        widths = self.widths.get(symbol)
+        self.widths[symbol] = label.cell_len
+        widget.update(label, layout=widths != label.cell_len)  # a layout only if it changed
 
     def on_resize(self) -> None:
         self._fit()
