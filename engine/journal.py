@@ -249,9 +249,8 @@ def _csv_cell(value: Any) -> str:
     return csv_cell(str(value))
 
 
-def _csv_row(event: OrderEvent) -> list[str]:
-    record = event.to_record()
-    return [_csv_cell(record[name]) for name in ORDER_FIELDS]
+def _csv_row(record: Mapping[str, Any]) -> list[str]:
+    return [_csv_cell(record.get(name)) for name in ORDER_FIELDS]
 
 
 class OrderJournal:
@@ -281,7 +280,8 @@ class OrderJournal:
         the two appends leaves the last event without its CSV row. It is written now, so the
         two journals hold the same events (only that one row can be missing: nothing is
         written after it until this start)."""
-        want = [_csv_row(e) for e in self.tail(2)]
+        # from the lines as written (a number read back may print otherwise: 0.0 and 0)
+        want = [_csv_row(r) for r in tail_jsonl(self.jsonl_path, 2)]
         if not want:
             return
         with open(self.csv_path, "rb") as fh:
@@ -304,7 +304,7 @@ class OrderJournal:
         durable = self.fsync_intents and event.event in ("intent", "unknown")
         with self._lock:
             self._jsonl.append(event.to_record(), fsync=durable)
-            self._write_csv_row(_csv_row(event), fsync=durable)
+            self._write_csv_row(_csv_row(event.to_record()), fsync=durable)
 
     def tail(self, n: int) -> list[OrderEvent]:
         records = (read_event(r, self.jsonl_path) for r in tail_jsonl(self.jsonl_path, n))

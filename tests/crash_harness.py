@@ -58,42 +58,48 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def kobe_child(
-    workdir: Path, argv: list[str], *, at: int = 0, trace: Path | None = None, timeout: float = 120
+    workdir: Path,
+    argv: list[str],
+    *,
+    at: int = 0,
+    trace: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``kobe ARGV`` in a child process in ``workdir``, killed before its ``at``-th write."""
     return subprocess.run(
         [sys.executable, "-c", CHILD, str(at), str(trace or ""), *argv],
         cwd=workdir,
-        env=child_env(),
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
-def write_points(workdir: Path, argv: list[str]) -> list[str]:
+def write_points(workdir: Path, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
     """The data files ``kobe ARGV`` writes, in order, one per write (a run to the end)."""
     trace = workdir.parent / f"{workdir.name}.trace"
-    proc = kobe_child(workdir, argv, trace=trace)
+    proc = kobe_child(workdir, argv, trace=trace, env=env)
     assert proc.returncode == 0, proc.stderr
     points = trace.read_text(encoding="utf-8").splitlines()
     trace.unlink()
     return [str(Path(p).relative_to(workdir / "data")) for p in points]
 
 
-def killed_at(workdir: Path, argv: list[str], at: int) -> bool:
+def killed_at(workdir: Path, argv: list[str], at: int, env: dict[str, str] | None = None) -> bool:
     """Run ``kobe ARGV`` killed before its ``at``-th write; False when it ended first."""
-    proc = kobe_child(workdir, argv, at=at)
+    proc = kobe_child(workdir, argv, at=at, env=env)
     if proc.returncode == -signal.SIGKILL:
         return True
     assert proc.returncode in (0, 1), proc.stderr
     return False
 
 
-def kobe(workdir: Path, *argv: str) -> tuple[int, str, str]:
+def kobe(workdir: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``kobe ARGV`` in this process (read-only commands: fast, no interpreter start)."""
     out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), env={}, cwd=workdir, out=out, err=err)
+    code = main(list(argv), env=env or {}, cwd=workdir, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -128,7 +134,13 @@ def dec(value: object) -> Decimal:
     return Decimal(str(value))
 
 
-def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
+def check_invariants(
+    workdir: Path,
+    *,
+    tripped_before: bool,
+    unprotected_ok: bool = False,
+    env: dict[str, str] | None = None,
+) -> list[str]:
     """What is wrong with the data dir of ``workdir`` after a crash and a restart ([] if fine)."""
     from engine.book import PositionBook
     from engine.journal import read_csv_rows
@@ -177,7 +189,8 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
 
     # every fill booked exactly once: the book replayed from the whole journal gives the
     # trades of trades.jsonl (each once) and the positions `kobe positions` shows
-    replay = PositionBook(data, "paper", read_only=True, use_cache=False)
+    mode = (env or {}).get("KOBE_MODE", "paper")
+    replay = PositionBook(data, mode, read_only=True, use_cache=False)
     closed = replay.catch_up(save=False)
     booked = Counter(str(t["trade_id"]) for t in trades)
     f.check(
@@ -195,7 +208,7 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
                 dec(by_id[t.trade_id]["pnl"]) == t.pnl,
                 f"trade {t.trade_id}: pnl {by_id[t.trade_id]['pnl']} != journal {t.pnl}",
             )
-    code, out, err = kobe(workdir, "positions", "--json")
+    code, out, err = kobe(workdir, "positions", "--json", env=env)
     f.check(code == 0, f"kobe positions: exit {code}: {err}")
     shown = json.loads(out) if code == 0 else []
     f.check(
@@ -203,9 +216,9 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
         == sorted((p.entry_client_id, p.qty) for p in replay.positions()),
         "kobe positions differs from the book replayed from the journal",
     )
-    for p in shown:
+    for p in shown:  # but after `kobe cancel` of its exits (the operator's choice, said so)
         f.check(
-            p["protection"] != "UNPROTECTED",
+            unprotected_ok or p["protection"] != "UNPROTECTED",
             f"position {p['entry_client_id']} {p['symbol']} is UNPROTECTED after a restart",
         )
 
@@ -225,7 +238,7 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
             f.check(have >= qty, f"{venue}: book holds {qty} {asset}, the account {have}")
 
     # wallets: never negative, equal to their allocation plus their flows, each trade once
-    code, out, err = kobe(workdir, "wallets", "--json")
+    code, out, err = kobe(workdir, "wallets", "--json", env=env)
     f.check(code == 0, f"kobe wallets: exit {code}: {err}")
     if code == 0:
         wallets = json.loads(out)["wallets"]
@@ -246,7 +259,7 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
         f.check(paid == set(booked), f"wallets booked {sorted(paid)}, trades {sorted(booked)}")
 
     # the kill switch: a trip stays; the losing streak counts each losing trade once
-    code, out, err = kobe(workdir, "risk", "status", "--json")
+    code, out, err = kobe(workdir, "risk", "status", "--json", env=env)
     f.check(code == 0, f"kobe risk status: exit {code}: {err}")
     if code == 0:
         risk = json.loads(out)
@@ -260,7 +273,7 @@ def check_invariants(workdir: Path, *, tripped_before: bool) -> list[str]:
             risk["losing_streak"] == streak,
             f"losing streak {risk['losing_streak']}, trades.jsonl ends with {streak} losses",
         )
-    code, _, err = kobe(workdir, "orders", "--json")
+    code, _, err = kobe(workdir, "orders", "--json", env=env)
     f.check(code == 0, f"kobe orders: exit {code}: {err}")
     return f.problems
 

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.binance_sim import BinanceSim
 from tests.crash_harness import (
     append_point,
     check_invariants,
     killed_at,
+    kobe,
     kobe_child,
     tripped,
     write_points,
 )
+from tests.test_ccxt_contract import sim_env
 
 RUN = ["run", "--headless", "--ticks", "100", "--seed", "7"]
 RESTART = ["run", "--headless", "--ticks", "5", "--seed", "7"]
@@ -130,3 +133,24 @@ def test_a_kill_at_every_write_of_kobe_trade_loses_and_doubles_nothing(
         work = tmp_path / f"k{at}"
         shutil.copytree(template, work)
         assert crash_then_restart(work, at, TRADE) == [], (at, points[at - 1])
+
+
+def test_testnet_a_kill_before_the_csv_row_of_an_exit_ack_writes_it_as_journaled(
+    tmp_path: Path,
+) -> None:
+    # ccxt reports the OCO legs' fills as "0.0": the missing row says so too, like its line
+    count = tmp_path / "count"
+    count.mkdir()
+    with BinanceSim() as sim:
+        points = write_points(count, TRADE, sim_env(sim))
+    orders = orders_of(count)
+    assert orders[-1]["event"] == "ack" and orders[-1]["filled"] == "0.0"
+    at = append_point(points, "logs/orders.csv", len(orders) + 1, len(orders) + 1)
+    work = tmp_path / "work"
+    work.mkdir()
+    with BinanceSim() as sim:
+        env = sim_env(sim)
+        assert killed_at(work, TRADE, at, env)
+        assert kobe(work, "orders", env=env)[0] == 0  # a start: the journal opens
+        assert check_invariants(work, tripped_before=False, env=env) == []
+        assert len(sim.orders) == 3  # the entry and its OCO, once
