@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from tests.binance_sim import BinanceSim
 from tests.crash_harness import (
     check_invariants,
     killed_at,
+    kobe,
     kobe_child,
     tripped,
     write_points,
@@ -48,6 +50,8 @@ class Scenario:
     config: str = ""  # a kobe.toml for the template ("" none: the built-in defaults)
     unprotected_ok: bool = False  # the operator cancelled the exits
     testnet: bool = False  # against the Binance simulator (tests/binance_sim.py), a fresh one each
+    only: tuple[str, ...] = ()  # kill only before writes of these files (all when empty)
+    flattened: bool = False  # after the restart, Kobe holds nothing on the exchange
 
 
 SCENARIOS = {
@@ -63,12 +67,26 @@ SCENARIOS = {
     "oco-fills": Scenario((WARM, f"{BUY} --sl 94800 --tp 95300"), "run --headless --ticks 40"),
     "cancel": Scenario((WARM, f"{BUY} --sl 90000 --tp 100000"), "cancel --all --yes", "", True),
     # a queued trip with on_trip = "flatten": the next engine closes the position at market
+    # new TP/SL for the position: the watchdog covers it, the old OCO goes, the new one comes
+    "exits": Scenario(
+        (WARM, f"{BUY} --sl 90000 --tp 100000"), "exits {entry} --tp 99000 --sl 91000 --yes"
+    ),
     # testnet through the real ccxt: the entry and its OCO on the simulator, looked up at start
     "testnet-trade": Scenario((), f"{BUY} --sl 90000 --tp 100000", testnet=True),
+    # the wallet flows (fees top-ups, compounding) with low thresholds, killed at their writes
+    "flows": Scenario(
+        (),
+        "run --headless --ticks 200 --seed 7",
+        "[finance.fees_policy]\nbuffer_min_usd = 9.95\n\n[wallet_flows.profits_sweep]\n"
+        "threshold_usd = 0.1\n\n[wallet_flows.compounding]\nperiod_s = 3600\n"
+        "threshold_usd = 0.01\n",
+        only=("wallet_flows.jsonl", "wallets_runtime.json", "trades.jsonl"),
+    ),
     "flatten": Scenario(
         (WARM, f"{BUY} --sl 90000 --tp 100000", "risk trip --reason crash-sweep --yes"),
         "run --headless --ticks 3",
         '[risk]\non_trip = "flatten"\n',
+        flattened=True,
     ),
 }
 
@@ -93,15 +111,17 @@ def sweep(name: str, s: Scenario, root: Path, every: int) -> tuple[int, list[str
         assert proc.returncode == 0, (command, proc.stderr)
     count = root / name / "count"
     shutil.copytree(template, count)
+    killed = s.killed.format(entry=first_entry(template)).split()
     with venue(s) as (env, _):
-        points = write_points(count, s.killed.split(), env)
+        points = write_points(count, killed, env)
     failures = []
     tried = 0
-    for at in range(1, len(points) + 1, every):
+    chosen = [k for k, path in enumerate(points, start=1) if not s.only or path in s.only]
+    for at in chosen[::every]:
         work = root / name / f"k{at}"
         shutil.copytree(template, work)
         with venue(s) as (env, sim):
-            if not killed_at(work, s.killed.split(), at, env):
+            if not killed_at(work, killed, at, env):
                 continue  # ended before that write (a run is not byte-for-byte the traced one)
             tried += 1
             problems = restart_and_check(work, s, env, sim)
@@ -110,6 +130,16 @@ def sweep(name: str, s: Scenario, root: Path, every: int) -> tuple[int, list[str
         else:
             shutil.rmtree(work)
     return tried, failures
+
+
+def first_entry(workdir: Path) -> str:
+    """The client id of the first entry the template's journal holds ("" when none)."""
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        record = json.loads(line)
+        if record["event"] == "intent" and record["exchange"] == "binance":
+            return str(record["client_id"])
+    return ""
 
 
 def restart_and_check(
@@ -122,6 +152,9 @@ def restart_and_check(
     problems = check_invariants(
         work, tripped_before=was_tripped, unprotected_ok=s.unprotected_ok, env=env
     )
+    if s.flattened:
+        held = json.loads(kobe(work, "positions", "--json", env=env)[1])
+        problems += [f"not flattened: {p['entry_client_id']}" for p in held if p["venue"] != "dex"]
     if sim is not None:
         sent = Counter(o.client_id for o in sim.orders.values())
         problems += [f"the simulator has {n} orders {cid}" for cid, n in sent.items() if n > 1]

@@ -134,6 +134,9 @@ def dec(value: object) -> Decimal:
     return Decimal(str(value))
 
 
+FINAL = ("filled", "canceled", "expired", "rejected")  # an order's status once it has ended
+
+
 def check_invariants(
     workdir: Path,
     *,
@@ -162,29 +165,28 @@ def check_invariants(
         f"orders.csv ({len(csv_rows)} rows) and orders.jsonl ({len(orders)} records) disagree",
     )
 
-    # no order sent twice: one intent per client id (but for one that never reached the venue,
-    # settled as `reject`, after which an exit may go again under its id), one order per client
-    # id on each venue
-    intents: Counter[str] = Counter()
-    last: dict[str, str] = {}
+    # no order sent twice: a new intent under a client id only once the order before it under
+    # that id has ended (an exit id is reused by `kobe exits` and after a refusal), and on each
+    # venue at most one order per client id that has not ended cancelled
+    twice = set()
+    ended: dict[str, bool] = {}
     for r in orders:
         cid = str(r["client_id"])
-        if r["event"] == "reject" and last.get(cid) == "intent":
-            intents[cid] -= 1  # never sent
-        if r["event"] == "intent":
-            intents[cid] += 1
-        last[cid] = str(r["event"])
-    f.check(
-        all(n <= 1 for n in intents.values()),
-        f"client ids sent twice: {[c for c, n in intents.items() if n > 1]}",
-    )
+        if r["event"] == "intent" and not ended.get(cid, True):
+            twice.add(cid)
+        ended[cid] = r["event"] in ("fill", "cancel", "reject") or str(r["status"]) in FINAL
+    f.check(not twice, f"client ids sent twice: {sorted(twice)}")
     for venue in ("paper", "dex"):
         state = data / venue / "state.json"
         if state.exists():
-            cids = Counter(o["client_id"] for o in json.loads(state.read_text())["orders"])
+            live = Counter(
+                o["client_id"]
+                for o in json.loads(state.read_text())["orders"]
+                if o["status"] not in ("canceled", "expired", "rejected")
+            )
             f.check(
-                all(n == 1 for n in cids.values()),
-                f"{venue}: client ids sent twice: {[c for c, n in cids.items() if n > 1]}",
+                all(n == 1 for n in live.values()),
+                f"{venue}: client ids sent twice: {[c for c, n in live.items() if n > 1]}",
             )
 
     # every fill booked exactly once: the book replayed from the whole journal gives the

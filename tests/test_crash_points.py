@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from engine.exchange.base import OrderType, Side
+from engine.journal import OrderEvent
 from tests.binance_sim import BinanceSim
 from tests.crash_harness import (
     append_point,
@@ -22,6 +25,7 @@ from tests.crash_harness import (
     write_points,
 )
 from tests.test_ccxt_contract import sim_env
+from tests.test_router import Rig
 
 RUN = ["run", "--headless", "--ticks", "100", "--seed", "7"]
 RESTART = ["run", "--headless", "--ticks", "5", "--seed", "7"]
@@ -154,3 +158,32 @@ def test_testnet_a_kill_before_the_csv_row_of_an_exit_ack_writes_it_as_journaled
         assert kobe(work, "orders", env=env)[0] == 0  # a start: the journal opens
         assert check_invariants(work, tripped_before=False, env=env) == []
         assert len(sim.orders) == 3  # the entry and its OCO, once
+
+
+def test_an_exit_id_sent_again_has_its_fill_journaled_after_a_restart(tmp_path: Path) -> None:
+    # the first sell under the cx id filled a part and ended; the second, under the same id,
+    # filled less than that before the process died at its `ack`: the next start books it
+    rig = Rig(tmp_path, balances={"USDT": Decimal(1000), "BTC": Decimal(1)})
+    cid = "kobe1n1cx"
+
+    def journal(kind: str, qty: str, filled: str, status: str) -> None:
+        event = OrderEvent(
+            ts=rig.clock(), mode="paper", exchange="binance", event=kind, client_id=cid,
+            exchange_id=None, symbol="BTC/USDT", side="sell", type="market", qty=Decimal(qty),
+            price=None, filled=Decimal(filled), avg_price=None, fee=Decimal(0), fee_asset="",
+            status=status, wallet="cex_binance", source="strategy", reason="",
+        )  # fmt: skip
+        rig.journal.append(event)
+
+    journal("intent", "0.0003", "0", "new")
+    journal("partial_fill", "0.0003", "0.0002", "expired")
+    journal("cancel", "0.0003", "0.0002", "expired")
+    journal("intent", "0.0001", "0", "new")
+    sent = rig.exchange.create_order(
+        "BTC/USDT", Side.SELL, OrderType.MARKET, Decimal("0.0001"), None, {"client_id": cid}
+    )
+    rig.router._journal_order("ack", sent, "cex_binance", "strategy", "")  # then kill -9
+    restarted = Rig(tmp_path, balances={"USDT": Decimal(1000), "BTC": Decimal(1)})
+    restarted.router.reconcile()
+    fills = [e for e in restarted.lines() if e["client_id"] == cid and e["event"] == "fill"]
+    assert [e["filled"] for e in fills] == ["0.0001"]
