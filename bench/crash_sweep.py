@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import sys
@@ -166,12 +167,16 @@ def main() -> int:
     parser.add_argument("--scenario", nargs="*", choices=sorted(SCENARIOS), default=None)
     parser.add_argument("--every", type=int, default=1, help="try one kill point in N")
     parser.add_argument("--keep", type=Path, help="work here and keep the failing data dirs")
+    parser.add_argument("--only", nargs="*", default=(), help="kill only at writes of these files")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="kobe-crash-"))
     total, failures = 0, []
     for name in args.scenario or sorted(SCENARIOS):
         start = time.monotonic()
-        tried, failed = sweep(name, SCENARIOS[name], root, args.every)
+        scenario = SCENARIOS[name]
+        if args.only:
+            scenario = dataclasses.replace(scenario, only=tuple(args.only))
+        tried, failed = sweep(name, scenario, root, args.every)
         total += tried
         failures += failed
         took = time.monotonic() - start

@@ -137,6 +137,18 @@ def dec(value: object) -> Decimal:
 FINAL = ("filled", "canceled", "expired", "rejected")  # an order's status once it has ended
 
 
+def _entries(orders: list[dict[str, object]]) -> list[tuple[dict[str, object], str]]:
+    """Each entry's intent with the last event of its client id."""
+    from engine.router import entry_of
+
+    last = {str(r["client_id"]): str(r["event"]) for r in orders}
+    return [
+        (r, last[str(r["client_id"])])
+        for r in orders
+        if r["event"] == "intent" and entry_of(str(r["client_id"])) is None
+    ]
+
+
 def check_invariants(
     workdir: Path,
     *,
@@ -176,6 +188,17 @@ def check_invariants(
             twice.add(cid)
         ended[cid] = r["event"] in ("fill", "cancel", "reject") or str(r["status"]) in FINAL
     f.check(not twice, f"client ids sent twice: {sorted(twice)}")
+    # nor a strategy's entry twice under two ids: one sent entry per signal (its reason names
+    # the candidate or the leader's trade), whatever the strategy's own state file says
+    signals = Counter(
+        (str(r["strategy"]), str(r["reason"]))
+        for r, end in _entries(orders)
+        if r["strategy"] and end != "reject"
+    )
+    f.check(
+        all(n == 1 for n in signals.values()),
+        f"a signal entered twice: {[k for k, n in signals.items() if n > 1]}",
+    )
     for venue in ("paper", "dex"):
         state = data / venue / "state.json"
         if state.exists():

@@ -187,3 +187,38 @@ def test_an_exit_id_sent_again_has_its_fill_journaled_after_a_restart(tmp_path: 
     restarted.router.reconcile()
     fills = [e for e in restarted.lines() if e["client_id"] == cid and e["event"] == "fill"]
     assert [e["filled"] for e in fills] == ["0.0001"]
+
+
+def test_a_kill_after_a_copied_entry_went_out_never_copies_the_leader_twice(
+    traced: Traced, tmp_path: Path
+) -> None:
+    # the strategies' state of the tick before was all a restart had: it copied again
+    n = next(
+        i
+        for i, e in enumerate(traced.orders, start=1)
+        if e["event"] == "intent" and e["strategy"] == "copy_trading"
+    )
+    at = append_point(traced.points, "logs/orders.jsonl", len(traced.orders), n + 1)
+    assert crash_then_restart(tmp_path, at) == []  # "a signal entered twice" among them
+
+
+def test_a_kill_before_a_copy_exit_went_out_sends_it_after_the_restart(
+    traced: Traced, tmp_path: Path
+) -> None:
+    # the leader's sell was taken (the strategies' state says so) but the process died before
+    # the exit's intent: the adopted position is closed at the next tick, not held for ever
+    copies = {e["client_id"] for e in traced.orders if e["strategy"] == "copy_trading"}
+    n, exit_ = next(
+        (i, e)
+        for i, e in enumerate(traced.orders, start=1)
+        if e["event"] == "intent" and str(e["client_id"])[:-2] in copies
+        and "sold" in str(e["reason"])
+    )  # fmt: skip
+    at = append_point(traced.points, "logs/orders.jsonl", len(traced.orders), n)
+    assert crash_then_restart(tmp_path, at) == []
+    entry = str(exit_["client_id"])[:-2]
+    held = json.loads(kobe(tmp_path, "positions", "--json")[1])
+    assert entry not in {p["entry_client_id"] for p in held}
+    assert [e["event"] for e in orders_of(tmp_path) if e["client_id"] == exit_["client_id"]][
+        -1
+    ] == "fill"
