@@ -29,15 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests import crash_harness as crash
 from tests.binance_sim import BinanceSim
-from tests.crash_harness import (
-    check_invariants,
-    killed_at,
-    kobe,
-    kobe_child,
-    tripped,
-    write_points,
-)
 from tests.test_ccxt_contract import sim_env
 
 BUY = "trade --symbol BTC/USDT --side buy --type market --quote 15 --yes"
@@ -108,13 +101,13 @@ def sweep(name: str, s: Scenario, root: Path, every: int) -> tuple[int, list[str
     if s.config:
         (template / "kobe.toml").write_text(s.config, encoding="utf-8")
     for command in s.setup:
-        proc = kobe_child(template, command.split())
+        proc = crash.kobe_child(template, command.split())
         assert proc.returncode == 0, (command, proc.stderr)
     count = root / name / "count"
     shutil.copytree(template, count)
     killed = s.killed.format(entry=first_entry(template)).split()
     with venue(s) as (env, _):
-        points = write_points(count, killed, env)
+        points = crash.write_points(count, killed, env)
     failures = []
     tried = 0
     chosen = [k for k, path in enumerate(points, start=1) if not s.only or path in s.only]
@@ -122,7 +115,7 @@ def sweep(name: str, s: Scenario, root: Path, every: int) -> tuple[int, list[str
         work = root / name / f"k{at}"
         shutil.copytree(template, work)
         with venue(s) as (env, sim):
-            if not killed_at(work, killed, at, env):
+            if not crash.killed_at(work, killed, at, env):
                 continue  # ended before that write (a run is not byte-for-byte the traced one)
             tried += 1
             problems = restart_and_check(work, s, env, sim)
@@ -146,15 +139,15 @@ def first_entry(workdir: Path) -> str:
 def restart_and_check(
     work: Path, s: Scenario, env: dict[str, str], sim: BinanceSim | None
 ) -> list[str]:
-    was_tripped = tripped(work)
-    restart = kobe_child(work, ["run", "--headless", "--ticks", "3"], env=env)
+    was_tripped = crash.tripped(work)
+    restart = crash.kobe_child(work, ["run", "--headless", "--ticks", "3"], env=env)
     if restart.returncode != 0:
         return [f"the restart exits {restart.returncode}: {restart.stderr[-300:]}"]
-    problems = check_invariants(
+    problems = crash.check_invariants(
         work, tripped_before=was_tripped, unprotected_ok=s.unprotected_ok, env=env
     )
     if s.flattened:
-        held = json.loads(kobe(work, "positions", "--json", env=env)[1])
+        held = json.loads(crash.kobe(work, "positions", "--json", env=env)[1])
         problems += [f"not flattened: {p['entry_client_id']}" for p in held if p["venue"] != "dex"]
     if sim is not None:
         sent = Counter(o.client_id for o in sim.orders.values())
