@@ -302,9 +302,10 @@ class OrderJournal:
 
     def append(self, event: OrderEvent) -> None:
         durable = self.fsync_intents and event.event in ("intent", "unknown")
+        record = event.to_record()
         with self._lock:
-            self._jsonl.append(event.to_record(), fsync=durable)
-            self._write_csv_row(_csv_row(event.to_record()), fsync=durable)
+            self._jsonl.append(record, fsync=durable)
+            self._write_csv_row(_csv_row(record), fsync=durable)
 
     def tail(self, n: int) -> list[OrderEvent]:
         records = (read_event(r, self.jsonl_path) for r in tail_jsonl(self.jsonl_path, n))
