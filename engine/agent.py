@@ -175,6 +175,11 @@ class AgentEngine:
             if signals:
                 self.stats[name].last_signal = signals[-1].describe()
             self._signals += signals
+        if self._signals:
+            # the strategies' decisions are saved before any is acted on: a process killed
+            # after an entry went out restarts past the signal (a copied leader trade, an
+            # entered candidate), never acting on it a second time
+            self._save_strategies()
         if self.dex is not None and "dex" in self.runtime.venues:
             router = self.runtime.venues["dex"].router
             for ev in sync_dex_venue(self.dex, self.strategies.values(), now):
@@ -191,6 +196,9 @@ class AgentEngine:
             else:
                 self._enter(sig, strategy, execution, now)
         self._signals = []
+        self._save_strategies()
+
+    def _save_strategies(self) -> None:
         states = {name: s.state() for name, s in self.strategies.items()}
         atomic_write_text(self.strategies_path, dumps(states) + "\n")
 

@@ -31,9 +31,9 @@ class WalletSink(Protocol):
 class Bookkeeper:
     """Hands each closed trade on exactly once: the wallets, the risk engine, ``trades.jsonl``.
 
-    In that order: the wallets dedupe by trade id themselves; ``trades.jsonl`` is the record
-    that a trade was booked. A crash between the risk engine and that record books the risk
-    side twice at the next start (the safe direction), never the money.
+    In that order: the wallets and the risk engine dedupe by trade id themselves;
+    ``trades.jsonl`` is the record that a trade was booked. A crash before that record hands the
+    trade on again at the next start, and neither counts it twice.
     """
 
     def __init__(
@@ -103,7 +103,7 @@ class Bookkeeper:
                     "error", f"wallet {trade.wallet}: trade {trade.trade_id} not booked: {exc}"
                 )
         if self.risk is not None:
-            self.risk.on_trade_closed(trade.pnl)
+            self.risk.on_trade_closed(trade.pnl, trade.trade_id)
         self.trades.append(trade)
         self._booked.add(trade.trade_id)
         if self.on_closed is not None:

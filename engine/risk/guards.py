@@ -31,6 +31,8 @@ from engine.untrusted import operator_text
 
 log = logging.getLogger("engine.risk")  # the name its log lines had before the split
 
+KEEP_TRADE_IDS = 20  # closed trades remembered as counted (a crash re-hands on at most one)
+
 
 class RiskEngine:
     """Safety guards and the kill switch (ARMED -> WARNING -> TRIPPED).
@@ -187,11 +189,18 @@ class RiskEngine:
                     self._transition(new, reason, "risk", new.value.lower())
             self._save()
 
-    def on_trade_closed(self, pnl: Decimal) -> None:
-        """A closed trade's realized PnL (after fees): losing streak, daily loss, cooldown."""
+    def on_trade_closed(self, pnl: Decimal, trade_id: str = "") -> None:
+        """A closed trade's realized PnL (after fees): losing streak, daily loss, cooldown.
+
+        Once per ``trade_id``: a trade the bookkeeper hands on again (a crash came after this
+        and before ``trades.jsonl`` recorded it) moves nothing the second time."""
         with self._lock:
             now = self.clock()
             s = self.snap
+            if trade_id:
+                if trade_id in s.trades:
+                    return
+                s.trades = (*s.trades[-(KEEP_TRADE_IDS - 1) :], trade_id)
             day = now.date().isoformat()
             if s.day != day:
                 s.day, s.day_start_equity, s.pnl_day = day, s.equity, Decimal(0)

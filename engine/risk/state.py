@@ -81,6 +81,9 @@ class RiskSnapshot:
     wallet_drawdown_pct: dict[str, Decimal] | None = None
     seq: int = 0  # the last risk_journal.jsonl line this snapshot includes
     legacy_commands_done: int = 0  # older snapshots counted applied commands by line
+    # the last closed trades counted (ids), written with the figures they moved: a trade
+    # handed on again after a crash (before trades.jsonl recorded it) is not counted twice
+    trades: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -98,6 +101,7 @@ class RiskSnapshot:
             "wallet_peaks": self.wallet_peaks or {},
             "wallet_drawdown_pct": self.wallet_drawdown_pct or {},
             "seq": self.seq,
+            "trades": list(self.trades),
         }
 
     @classmethod
@@ -131,6 +135,9 @@ class RiskSnapshot:
 
         if "state" not in raw:
             raise ValueError("state: missing")
+        trades = raw.get("trades") or []
+        if not isinstance(trades, list):
+            raise ValueError("trades: not a list")
         return cls(
             state=KillState(str(raw["state"]).upper()),
             reason=str(raw.get("reason") or ""),
@@ -147,6 +154,7 @@ class RiskSnapshot:
             wallet_drawdown_pct=decmap("wallet_drawdown_pct"),
             seq=count("seq"),
             legacy_commands_done=count("commands_done"),
+            trades=tuple(clean_text(t) for t in trades),
         )
 
 

@@ -78,6 +78,8 @@ class RouterView:
                     self._last[event.client_id] = event
                     if event.event in ("fill", "partial_fill"):
                         self._filled[event.client_id] = event.filled
+                    elif event.event == "intent":  # a re-sent exit: its fills start over
+                        self._filled.pop(event.client_id, None)
         return self._last
 
     def sync(self) -> int:
@@ -87,12 +89,7 @@ class RouterView:
         open that is no longer in the open orders is looked up and its fill or cancel journaled.
         Returns how many orders changed.
         """
-        tracked = [  # a status Kobe has no word for ("unknown") is never taken for finished
-            (cid, event)
-            for cid, event in self.journal_state().items()
-            if event.event in ("ack", "partial_fill")
-            and (OrderStatus(event.status).is_open or event.status == OrderStatus.UNKNOWN.value)
-        ]
+        tracked = [(cid, e) for cid, e in self.journal_state().items() if self._unsettled(cid, e)]
         # one open-orders call per symbol Kobe has orders on: the cheap form on every exchange
         # (Binance weighs a call without a symbol 80, with one 6); none at all when nothing is open
         open_now = {
@@ -113,10 +110,13 @@ class RouterView:
                 current = self.exchange.fetch_order_by_client_id(cid, event.symbol)
                 if current is None:
                     continue
-            if current.filled == event.filled and current.status.value == event.status:
+            if (
+                current.filled <= self._filled.get(cid, ZERO)
+                and current.status.value == event.status
+                and current.status.is_open
+            ):
                 continue
-            if current.filled > event.filled:
-                self._journal_fill(current, event.wallet, event.source)
+            self._journal_fill(current, event.wallet, event.source)  # once: by its cumulative
             now = self.journal_state().get(cid)
             if current.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and (
                 now is None or now.event != "cancel"  # its end journaled with its fill
@@ -126,6 +126,20 @@ class RouterView:
                 )
             changed += 1
         return changed
+
+    def _unsettled(self, cid: str, event: OrderEvent) -> bool:
+        """Whether ``cid``'s last event leaves it to be followed on the exchange: open (a status
+        Kobe has no word for, ``unknown``, is never taken for finished), or ended without its
+        end in the journal: a kill -9 between an ``ack`` that said filled (or cancelled) and
+        the ``fill`` (or ``cancel``) line after it, or between a part fill and the order's end."""
+        if event.event not in ("ack", "partial_fill"):
+            return False
+        status = OrderStatus(event.status)
+        if status is OrderStatus.UNKNOWN or status.is_open:
+            return True
+        if status is OrderStatus.FILLED:
+            return event.filled > self._filled.get(cid, ZERO)
+        return status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
 
     def _attached_leg(self, cid: str, symbol: str) -> bool:
         """A TP/SL leg the exchange made from an entry's attached prices: on a venue that

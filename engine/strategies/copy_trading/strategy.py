@@ -71,6 +71,9 @@ class CopyTrading(Strategy):
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._exit_after_fill: dict[str, str] = {}  # ref -> the leader's sell that closes it
+        # ref -> why it is being closed: saved with the leader's sell marked seen, so a restart
+        # before the exit went out sends it (the position is adopted open again)
+        self._closing: dict[str, str] = {}
         self._leaders: dict[str, str] = {}  # ref -> its key, from a saved state (for adopt)
         self.skipped: deque[Skip] = deque(maxlen=SKIPS_KEPT)
         self.last_signal: Signal | None = None
@@ -81,6 +84,7 @@ class CopyTrading(Strategy):
             "prices": {s: str(p) for s, p in sorted(self._prices.items())},
             "seen": list(self._seen_order),
             "exit_after_fill": dict(self._exit_after_fill),
+            "closing": dict(self._closing),
             "leaders": {p.ref: p.key for p in self.book.all()},  # whose position each mirrors
         }
 
@@ -92,6 +96,7 @@ class CopyTrading(Strategy):
         self._seen_order = deque(str(t) for t in state["seen"])
         self._seen = set(self._seen_order)
         self._exit_after_fill = {str(r): str(t) for r, t in dict(state["exit_after_fill"]).items()}
+        self._closing = {str(r): str(t) for r, t in dict(state.get("closing", {})).items()}
         self._leaders = {str(r): str(k) for r, k in dict(state.get("leaders", {})).items()}
 
     # -- the tick -----------------------------------------------------------------------------
@@ -231,10 +236,17 @@ class CopyTrading(Strategy):
                 out.append(
                     self._exit(pos, now, f"the leader sold before our entry filled ({trade_id})")
                 )
+        for ref, reason in list(self._closing.items()):
+            pos = self.book.get(ref)
+            if pos is None:
+                del self._closing[ref]
+            elif pos.state is PositionState.OPEN:  # adopted after a restart: not sent yet
+                out.append(self._exit(pos, now, reason))
         return out
 
     def _exit(self, pos: StrategyPosition, now: datetime, reason: str) -> Signal:
         self.book.closing(pos.ref)
+        self._closing[pos.ref] = reason
         price = self._prices.get(pos.symbol) or pos.entry_price or Decimal(0)
         return exit_signal(NAME, self.wallet, pos, price, now, reason)
 
@@ -269,6 +281,7 @@ class CopyTrading(Strategy):
 
     def on_exit_failed(self, ref: str, reason: str) -> None:
         self.book.exit_failed(ref, reason)
+        self._closing.pop(ref, None)
 
     def on_position_closed(self, ref: str, exit_price: Decimal, now: datetime) -> None:
         self._forget(ref, self.book.closed(ref, exit_price))
@@ -278,6 +291,7 @@ class CopyTrading(Strategy):
 
     def _forget(self, ref: str, pos: StrategyPosition | None) -> None:
         self._exit_after_fill.pop(ref, None)
+        self._closing.pop(ref, None)
         if pos is not None and not self._tracked(pos.symbol):
             self._prices.pop(pos.symbol, None)
 
