@@ -268,7 +268,7 @@ class RuntimeParts:
             exits_policy=cfg.router.exits,
             audit=self.audit,
             ids=ids,
-            kill_switch=self.risk.kill_switch,
+            kill_switch=self.risk.entry_switch,
             watchdog_dir=s.data_dir / "dex" if name == "dex" else s.data_dir,
             settings=cfg.router,
         )

@@ -84,7 +84,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             mode_problems=lambda: gate_problems(settings, confirmed),
             exits_policy=cfg.router.exits,
             audit=audit,
-            kill_switch=risk.kill_switch,
+            kill_switch=risk.entry_switch,
             size_factor=risk.size_factor,
             settings=cfg.router,
         )

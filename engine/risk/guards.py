@@ -26,6 +26,7 @@ from engine.risk.state import (
     RiskCommand,
     RiskSnapshot,
     load_risk_state,
+    queued_trip,
 )
 from engine.untrusted import operator_text
 
@@ -121,6 +122,14 @@ class RiskEngine:
     def kill_switch(self) -> KillSwitch:
         with self._lock:
             return KillSwitch(self.snap.state, self.snap.reason, self.snap.since)
+
+    def entry_switch(self) -> KillSwitch:
+        """The switch a new entry must pass, at the moment it is sent: a trip queued by another
+        process (``kobe risk trip`` while this one holds the data dir) and not applied yet
+        counts as TRIPPED, so it blocks entries at once, not from the next tick (or never, for
+        a ``kobe trade`` waiting at its question)."""
+        with self._lock:
+            return queued_trip(self.pending_commands()) or self.kill_switch()
 
     def size_factor(self) -> Decimal:
         """Risk-based sizing is scaled down while the switch is in WARNING."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -284,12 +284,18 @@ def read_kill_switch(data_dir: Path) -> KillSwitch:
     """
     state = load_risk_state(data_dir)
     snap = state.snap
-    for command in reversed(state.pending):  # the latest queued command not applied yet wins
+    return queued_trip(state.pending) or KillSwitch(snap.state, snap.reason, snap.since)
+
+
+def queued_trip(pending: Sequence[RiskCommand]) -> KillSwitch | None:
+    """TRIPPED when the latest of the queued commands not applied yet is a trip: a queued trip
+    blocks new entries from the moment it is written, before an engine applies it."""
+    for command in reversed(pending):  # the latest queued command not applied yet wins
         if command.action == "trip":
             return KillSwitch(KillState.TRIPPED, command.reason or "manual trip")
         if command.action == "reset":
             break  # a queued reset takes effect only when an engine applies it (audited)
-    return KillSwitch(snap.state, snap.reason, snap.since)
+    return None
 
 
 def queue_risk_command(
