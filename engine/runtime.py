@@ -335,8 +335,11 @@ class Runtime(RuntimeParts):
             return self.execution.replace_exits(entry_cid, take_profit, stop_loss, Source.COCKPIT)
 
     def trip(self, reason: str, source: str) -> None:
+        """The operator's trip: the switch trips at once, not after the tick under way, whose
+        entries still to come are then refused; the alert and the flatten (if asked) follow
+        under the engine's lock, once."""
+        self.risk.trip(reason, source)
         with self._lock:
-            self.risk.trip(reason, source)
             self._after_trip()
 
     def reset_kill_switch(self, source: str) -> None:

@@ -74,6 +74,7 @@ class RuntimeParts:
         self._built = False
         self._ticks = 0
         self._flattened_trip: datetime | None = None
+        self._announced_trip: datetime | None = None  # the trip the alert was raised for
         self._low_disk = False
         self._state = EngineState.STOPPED
         self._error = ""
@@ -180,9 +181,7 @@ class RuntimeParts:
         if self.agent is not None:
             self.agent.adopt_positions(self.execution)
         if self.risk.kill_switch().tripped:
-            self._alert(
-                "critical", "kill_switch", f"kill switch TRIPPED: {self.risk.kill_switch().reason}"
-            )
+            self._announce_trip()
         for venue in self.venues.values():
             venue.router.listeners.append(lambda e: self._emit("order", e))
             reset = venue.router.paper_reset()
@@ -313,9 +312,19 @@ class RuntimeParts:
             self._after_trip()  # a new trip (also one taking a lost state's place)
 
     def _after_trip(self) -> None:
+        """A new trip: its alert, then the flatten if asked; once per trip, whichever path
+        sees it first (the tick that tripped, the operator's key, a queued command)."""
+        if self._announce_trip():
+            self._flatten_if_asked()
+
+    def _announce_trip(self) -> bool:
+        """The critical alert of the current trip, raised once (False: it was already)."""
         ks = self.risk.kill_switch()
+        if self._announced_trip == ks.since:
+            return False
+        self._announced_trip = ks.since
         self._alert("critical", "kill_switch", f"kill switch TRIPPED: {ks.reason}")
-        self._flatten_if_asked()
+        return True
 
     def _flatten_if_asked(self) -> None:
         """With ``on_trip = "flatten"``: close what Kobe opened, once per trip."""
