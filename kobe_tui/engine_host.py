@@ -155,6 +155,11 @@ class EngineHost(EventDrain):
     # -- the engine ---------------------------------------------------------------------------
 
     def start_engine(self, confirmed: bool) -> None:
+        """Start the engine, unless one is being built or runs already: ``r`` pressed while it
+        starts must not start a second (the first was cancelled, the second refused by the
+        first's lock: no engine left)."""
+        if any(w.group == "engine" and not w.is_finished for w in self.workers):
+            return
         self._stop_engine.clear()
         self._set_engine("starting")
         self.run_engine(confirmed)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.runtime import Runtime
+from engine.agent import build_agent
+from engine.modes import Settings, resolve_settings
+from engine.runtime import Runtime, SimClock
 from kobe_tui.app import KobeApp
 from kobe_tui.widgets.journal import AlertsPane
-from tests.cockpit_support import make_app, settle
+from tests.cockpit_support import drain, make_app, settle
 from tests.test_cockpit_keys import burst
 
 
@@ -72,3 +75,35 @@ async def test_k_mid_tick_trips_at_once_and_alerts_once(workdir: Path) -> None:
         await settle(app, pilot)
         assert runtime.risk.kill_switch().tripped
         assert trip_alerts(app) == 1
+
+
+async def test_r_while_the_engine_starts_leaves_one_engine_running(workdir: Path) -> None:
+    """``r`` (recheck) while the engine was being built (an exchange's markets loading) started
+    a second one: the first was cancelled, the second refused by the first's lock, and the
+    cockpit was left with no engine ("held by pid <its own>")."""
+    settings = resolve_settings({}, workdir)
+    clock = SimClock(settings.config.paper.sim_start)
+    built: list[Runtime] = []
+
+    class SlowStart(Runtime):
+        def _build_parts(self) -> None:
+            time.sleep(0.5)  # the data dir is locked; the venue is being asked
+            super()._build_parts()
+
+    def factory(s: Settings, confirmed: bool) -> Runtime:
+        runtime = SlowStart(s, confirmed=confirmed, clock=clock, agent_factory=build_agent)
+        built.append(runtime)
+        return runtime
+
+    app = KobeApp(
+        settings, env={}, cwd=workdir, clock=clock, autotick=False, runtime_factory=factory
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await until(pilot, lambda: built)  # the engine is being built
+        await pilot.press("r")
+        await settle(app, pilot)
+        await asyncio.sleep(0.6)  # what a second start would have met
+        await drain(app, pilot)
+        assert app.engine_state == "running"
+        assert len(built) == 1 and app.runtime is built[0]
+        assert not [a for a in app.query_one(AlertsPane).alerts if a[2] == "engine"]
