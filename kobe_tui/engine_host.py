@@ -4,6 +4,7 @@ balances in testnet and live; and the start-up's garbage-collector pause and the
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.widgets import Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from engine.bootstrap import Mode
 from engine.exchange.base import Stopping
@@ -259,10 +260,25 @@ class EngineHost(EventDrain):
         super().exit(result, return_code, message)
 
     def shutdown(self) -> None:
+        """Quit. What the operator confirmed before (an order placed, a cancel, a close, a trip)
+        runs to its end first: ``ctrl+s`` then ``q`` in one packet quit before the order's
+        worker had started, and the order was dropped without a word."""
+        busy = [w for w in self.workers if w.group == "action" and not w.is_finished]
+        if busy:
+            self.notify("Quitting once the action under way is done", timeout=10)
+            self._quit_when_done(busy)
+            return
         self._stop_engine.set()
         if self.runtime is not None:
             self.runtime.request_stop()
         self.exit(0)
+
+    @work(exclusive=True, exit_on_error=False, group="quit")
+    async def _quit_when_done(self, busy: list[Worker[None]]) -> None:
+        for worker in busy:
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):  # said by its own message
+                await worker.wait()
+        self.shutdown()
 
 
 def pause_gc_for_startup() -> None:

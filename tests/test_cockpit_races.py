@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from engine.agent import build_agent
+from engine.lock import DataDirLock
 from engine.modes import Settings, resolve_settings
+from engine.proposal import Proposal
+from engine.router import Placement
 from engine.runtime import Runtime, SimClock
 from kobe_tui.app import KobeApp
 from kobe_tui.widgets.journal import AlertsPane
 from tests.cockpit_support import drain, make_app, settle
+from tests.test_cockpit import _fill_ticket, journal_events
 from tests.test_cockpit_keys import burst
 
 
@@ -39,12 +45,12 @@ def tick_under_way(runtime: Runtime) -> Iterator[None]:
         thread.join()
 
 
-async def until(pilot: object, condition: object, seconds: float = 3.0) -> bool:
+async def until(condition: Callable[[], object], seconds: float = 3.0) -> bool:
     """Poll ``condition()`` on the UI's loop for at most ``seconds``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         await asyncio.sleep(0.02)
     return False
@@ -70,7 +76,7 @@ async def test_k_mid_tick_trips_at_once_and_alerts_once(workdir: Path) -> None:
         assert runtime is not None
         with tick_under_way(runtime):
             await burst(app, "k", "k")
-            tripped = await until(pilot, lambda: runtime.risk.entry_block() is not None)
+            tripped = await until(lambda: runtime.risk.entry_block() is not None)
             assert tripped, "the trip waited for the tick"
         await settle(app, pilot)
         assert runtime.risk.kill_switch().tripped
@@ -99,7 +105,7 @@ async def test_r_while_the_engine_starts_leaves_one_engine_running(workdir: Path
         settings, env={}, cwd=workdir, clock=clock, autotick=False, runtime_factory=factory
     )
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await until(pilot, lambda: built)  # the engine is being built
+        assert await until(lambda: built)  # the engine is being built
         await pilot.press("r")
         await settle(app, pilot)
         await asyncio.sleep(0.6)  # what a second start would have met
@@ -107,3 +113,82 @@ async def test_r_while_the_engine_starts_leaves_one_engine_running(workdir: Path
         assert app.engine_state == "running"
         assert len(built) == 1 and app.runtime is built[0]
         assert not [a for a in app.query_one(AlertsPane).alerts if a[2] == "engine"]
+
+
+async def test_q_right_after_placing_an_order_places_it_then_quits(workdir: Path) -> None:
+    """``q`` right after ``ctrl+s``: the quit stopped the engine while the order's worker had
+    not reached it yet (a busy machine), and the order was lost without a word.
+    Now the cockpit quits once the order is placed, journaled whole, and the data dir is
+    released."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        runtime = app.runtime
+        assert runtime is not None
+        submit = runtime.submit
+
+        def late(proposal: Proposal) -> Placement:
+            time.sleep(0.3)  # the worker's thread gets a core late
+            return submit(proposal)
+
+        runtime.submit = late  # type: ignore[method-assign]
+        await pilot.press("ctrl+s")
+        await burst(app, "q")
+        assert await until(lambda: app.return_code is not None)
+    assert [e["event"] for e in journal_events(workdir)] == ["intent", "ack"]
+    assert await until(lambda: not runtime._built)  # stopped, after the order
+    with DataDirLock(workdir / "data", "test"):
+        pass  # the data dir is released
+
+
+async def test_keys_after_ctrl_s_in_one_packet_never_change_the_order(workdir: Path) -> None:
+    """``ctrl+s 5`` in one packet: the 5 was typed into the focused field (amount "125")
+    before ctrl+s reached the ticket, the plan shown was thrown away and nothing was placed;
+    a second ctrl+s then sent 125. Now the order shown is placed, once, and the 5 changes
+    nothing. Keys typed before ctrl+s in the same packet make the plan shown stale: nothing
+    is placed until the plan of what was typed is shown."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        ticket = await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000")
+        ticket.query_one("#amount").focus()
+        await pilot.pause()
+        await burst(app, "backspace", "backspace", "6", "ctrl+s")  # amount 15 -> 6, at once
+        await settle(app, pilot)
+        assert app.screen is ticket and journal_events(workdir) == []  # its plan was not shown
+        assert "BUY 0.002 ETH" in str(ticket.query_one("#plan").render())  # 6 USDT at 3000
+        await burst(app, "ctrl+s", "5", "ctrl+s")
+        await settle(app, pilot)
+        events = journal_events(workdir)
+        assert [e["event"] for e in events] == ["intent", "ack"]
+        assert events[0]["qty"] == "0.002"  # 6 USDT at 3000, as the plan said
+        assert app.screen is app.screen_stack[0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "cancelled"),
+    [
+        (("c", "enter", "y"), False),  # enter on the focused No, then y: it was a Yes
+        (("c", "escape", "y"), False),
+        (("c", "n", "y"), False),
+        (("c", "y", "y"), True),
+        (("c", "y", "escape"), True),
+        (("c", "tab", "enter", "enter"), True),
+    ],
+)
+async def test_the_first_answer_of_a_packet_counts_and_only_once(
+    workdir: Path, keys: tuple[str, ...], cancelled: bool
+) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        await pilot.press("1")
+        await burst(app, *keys)
+        await settle(app, pilot)
+        events = [e["event"] for e in journal_events(workdir)]
+        assert events == (["intent", "ack", "cancel"] if cancelled else ["intent", "ack"])
+        assert app.screen is app.screen_stack[0]  # nothing left open, nothing else closed

@@ -9,11 +9,20 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
+class AnswerButton(Button, inherit_bindings=False):
+    """A button whose ``enter`` is the screen's: the answer goes the way ``y`` and ``n`` go,
+    in the order the keys came. A button's own press reached the screen one hop later, so
+    ``enter`` on the focused No then ``y``, in one packet, was a Yes."""
+
+
 class ConfirmScreen(ModalScreen[bool]):
+    """The first answer counts; the keys count in the order they were typed."""
+
     BINDINGS = [
         Binding("escape", "answer(False)", "No", id="confirm.no"),
         Binding("n", "answer(False)", "No", show=False, id="confirm.n"),
         Binding("y", "answer(True)", "Yes", show=False, id="confirm.y"),
+        Binding("enter", "press_focused", "Answer", show=False, id="confirm.press"),
     ]
 
     def __init__(self, question: str, *, yes: str = "Yes", danger: bool = True) -> None:
@@ -21,6 +30,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.question = question
         self.yes_label = yes
         self.danger = danger
+        self.answered = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
@@ -28,8 +38,8 @@ class ConfirmScreen(ModalScreen[bool]):
                 self.question, id="confirm-question", markup=False
             )  # names shown literally
             with Horizontal(classes="buttons"):
-                yield Button("No", id="no", variant="primary")
-                yield Button(
+                yield AnswerButton("No", id="no", variant="primary")
+                yield AnswerButton(
                     self.yes_label, id="yes", variant="error" if self.danger else "success"
                 )
             yield Static("y: yes   n / escape: no", classes="hint")
@@ -38,7 +48,14 @@ class ConfirmScreen(ModalScreen[bool]):
         self.query_one("#no", Button).focus()  # the safe answer is the default
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.action_answer(event.button.id == "yes")  # a click
+
+    def action_press_focused(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Button):
+            self.action_answer(focused.id == "yes")
 
     def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
+        if not self.answered:  # a second answer in the same packet changes nothing
+            self.answered = True
+            self.dismiss(answer)

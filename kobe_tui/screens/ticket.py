@@ -27,7 +27,10 @@ Planner = Callable[[Proposal], "OrderPlan"]
 class OrderTicket(FormScreen[Proposal | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="ticket.cancel"),
-        Binding("ctrl+s", "place", "Place order", id="ticket.place"),
+        # Priority, for the same reason as the form's tab: "ctrl+s 5" in one packet typed the
+        # 5 into the focused field before ctrl+s reached the screen (amount 15 became 155): the
+        # plan shown was thrown away, the order not placed, and a second ctrl+s sent 155
+        Binding("ctrl+s", "place", "Place order", priority=True, id="ticket.place"),
     ]
 
     def __init__(
@@ -53,6 +56,7 @@ class OrderTicket(FormScreen[Proposal | None]):
         }
         self.proposal: Proposal | None = None
         self.plan_ok = False
+        self.closing = False  # placed or cancelled: later keys of the packet change nothing
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ticket-box", classes="modal-box"):
@@ -230,8 +234,27 @@ class OrderTicket(FormScreen[Proposal | None]):
             self.action_cancel()
 
     def action_place(self) -> None:
-        if self.plan_ok and self.proposal is not None:
-            self.dismiss(self.proposal)
+        """``ctrl+s`` acts as it arrives, queued behind the keys the focused field has still to
+        take: it places the plan shown only if it is the plan of what the fields then hold
+        ("12" then ctrl+s in one packet: the plan shown is for the old amount, nothing is
+        placed). Keys behind it land in the closed ticket, never in a field of the order."""
+        field = self.focused
+        if isinstance(field, Input):
+            field.call_later(self._place)
+        else:
+            self._place()
+
+    def _place(self) -> None:
+        proposal, _ = self.build()
+        if self.closing or not self.plan_ok or self.proposal is None:
+            return
+        if proposal == self.proposal:
+            self._close(self.proposal)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self._close(None)
+
+    def _close(self, result: Proposal | None) -> None:
+        if not self.closing:  # once: a second dismiss would take the screen under it
+            self.closing = True
+            self.dismiss(result)
