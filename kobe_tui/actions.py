@@ -141,16 +141,26 @@ class Actions(EngineHost):
 
     @work(thread=True, exit_on_error=False, group="action")
     def cancel_orders(self, refs: list[str]) -> None:
-        from engine.exchange.base import ExchangeError
+        from engine.exchange.base import ExchangeError, OrderNotFound
         from engine.proposal import Source
+        from engine.router import entry_of
 
         assert self.runtime is not None
+        paired: set[str] = set()  # positions whose exit pair went with one of its legs
         for ref in refs:
+            entry = entry_of(ref)
             try:
                 done = self.runtime.cancel(ref, Source.COCKPIT)
-                self.post_message(ActionDone(f"Cancelled {done.id} ({done.client_id})"))
+            except OrderNotFound as exc:
+                if entry is None or entry not in paired:  # else: gone with its OCO sibling
+                    self.post_message(ActionDone(str(exc), error=True))
+                continue
             except ExchangeError as exc:
                 self.post_message(ActionDone(str(exc), error=True))
+                continue
+            if entry is not None:
+                paired.add(entry)
+            self.post_message(ActionDone(f"Cancelled {done.id} ({done.client_id})"))
 
     def action_close_position(self) -> None:
         pos = self.query_one(PositionsPane).selected()

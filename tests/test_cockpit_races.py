@@ -19,7 +19,9 @@ from engine.proposal import Proposal
 from engine.router import Placement
 from engine.runtime import Runtime, SimClock
 from kobe_tui.app import KobeApp
+from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.widgets.journal import AlertsPane
+from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle
 from tests.test_cockpit import _fill_ticket, journal_events
 from tests.test_cockpit_keys import burst
@@ -192,3 +194,25 @@ async def test_the_first_answer_of_a_packet_counts_and_only_once(
         events = [e["event"] for e in journal_events(workdir)]
         assert events == (["intent", "ack", "cancel"] if cancelled else ["intent", "ack"])
         assert app.screen is app.screen_stack[0]  # nothing left open, nothing else closed
+
+
+async def test_cancel_all_on_an_oco_pair_says_no_error(workdir: Path) -> None:
+    """``C`` with a position's TP and SL open: cancelling the TP cancels the pair, and the SL
+    was then reported as an error ("not open (last known state: canceled)") with an alert.
+    ``C`` pressed twice in one packet asks once."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="100000")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert len(app.query_one(OrdersPane).orders) == 2
+        await burst(app, "C", "C")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and len(app.screen_stack) == 2
+        await pilot.press("y")
+        await settle(app, pilot)
+        cancels = [e["client_id"][-2:] for e in journal_events(workdir) if e["event"] == "cancel"]
+        assert sorted(cancels) == ["sl", "tp"]
+        assert not [a for a in app.query_one(AlertsPane).alerts if a[2] == "action"]
+        assert app.query_one(OrdersPane).orders == {}
