@@ -121,7 +121,7 @@ class EngineHost(EventDrain):
 
     def on_config_failed(self, message: ConfigFailed) -> None:
         self.config_errors = message.lines
-        self.exit(return_code=2)
+        self.exit(return_code=message.code)
 
     @work(thread=True, exit_on_error=False, group="paint")
     def paint_from_files(self, settings: Settings) -> None:
@@ -182,6 +182,8 @@ class EngineHost(EventDrain):
     @work(thread=True, exit_on_error=False, exclusive=True, group="engine")
     def run_engine(self, confirmed: bool) -> None:
         """Build the runtime and tick it until the cockpit quits (or forever in tests)."""
+        from engine.lock import DataDirBusy
+
         assert self.settings is not None
         if self.runtime is None:
             self._paint(self.settings)
@@ -191,6 +193,9 @@ class EngineHost(EventDrain):
             runtime.build()
         except Stopping:
             return  # quitting while the exchange was being asked (build's retries)
+        except DataDirBusy as exc:  # one engine per data dir: refused, as kobe run is
+            self.post_message(ConfigFailed([f"kobe-tui: {exc}"], code=1))
+            return
         except Exception as exc:
             self.post_message(EngineFailed(str(exc)))
             return

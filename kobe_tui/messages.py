@@ -41,11 +41,13 @@ class StatsReady(Message):
 
 
 class ConfigFailed(Message):
-    """The config or the environment was refused: one line per problem."""
+    """The cockpit cannot run: one line per problem, printed on exit with ``code`` (2: the
+    config or the environment was refused; 1: another process holds the data dir)."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], code: int = 2) -> None:
         super().__init__()
         self.lines = lines
+        self.code = code
 
 
 class _Replaceable(Message):

@@ -108,3 +108,75 @@ def test_a_trip_queued_while_an_engine_runs_refuses_entries_before_its_next_tick
         assert "cockpit" not in journal_text(workdir)  # nothing of the order was sent
     finally:
         runtime.stop()
+
+
+class Cockpit:
+    """``kobe-tui`` on a terminal of its own (a pty), as a trader starts it over SSH."""
+
+    def __init__(self, workdir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        env["TERM"] = "xterm-256color"
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+            cwd=workdir,
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def read(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the cockpit closed its terminal
+                    return
+                if not chunk:
+                    return
+                self.screen += chunk
+            elif self.proc.poll() is not None:
+                return
+
+    def wait(self, seconds: float = 30) -> int:
+        self.read(seconds)
+        code = self.proc.wait(timeout=seconds)
+        os.close(self.master)
+        return code
+
+
+def lock_holder(workdir: Path) -> str:
+    path = workdir / "data" / "kobe.lock"
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_second_cockpit_on_the_data_dir_exits_1_naming_the_first(workdir: Path) -> None:
+    """kobe-tui started twice: the second stayed up with an engine error and exited 0 when
+    quit. It is refused like a second ``kobe run``: exit 1, naming the engine that holds the
+    data dir; the first runs on, and quits cleanly."""
+    first = Cockpit(workdir)
+    cockpits = [first]
+    try:
+        deadline = time.monotonic() + 60
+        while "kobe engine" not in lock_holder(workdir):
+            assert time.monotonic() < deadline and first.proc.poll() is None
+            first.read(0.2)
+        second = Cockpit(workdir)
+        cockpits.append(second)
+        assert second.wait() == 1
+        said = second.screen.decode("utf-8", "replace")
+        assert f"is held by pid {first.proc.pid} (kobe engine): one engine per data dir" in said
+        assert first.proc.poll() is None  # untouched
+        os.write(first.master, b"q")
+        assert first.wait() == 0
+        assert lock_holder(workdir) == ""  # released
+    finally:
+        for cockpit in cockpits:
+            if cockpit.proc.poll() is None:
+                cockpit.proc.kill()
+                cockpit.proc.wait()
