@@ -295,14 +295,19 @@ class Runtime(RuntimeParts):
         return self._stop.is_set()
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            self._set_state(EngineState.PAUSED)
+        """No new entries from the strategies' next step on. It never waits for the tick under
+        way (the cockpit's ``p`` froze the screen, ``q`` with it, while a tick waited for a
+        slow exchange)."""
+        self._set_paused(True)
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._set_state(EngineState.RUNNING)
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        with self._state_lock:
+            self._paused = paused
+            if self._state in (EngineState.RUNNING, EngineState.PAUSED):  # never over an error
+                self._set_state(EngineState.PAUSED if paused else EngineState.RUNNING)
 
     @property
     def paused(self) -> bool:

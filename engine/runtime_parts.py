@@ -68,6 +68,7 @@ class RuntimeParts:
         self._agent_factory = agent_factory
         self._subscribers: list[Callable[[EngineEvent], None]] = []
         self._lock = threading.RLock()
+        self._state_lock = threading.RLock()  # the engine's state word, apart from the ticks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._paused = False
@@ -106,8 +107,9 @@ class RuntimeParts:
         self._emit("alert", AlertEvent(severity, code, clean_message(message)))
 
     def _set_state(self, state: EngineState, error: str = "") -> None:
-        self._state, self._error = state, clean_message(error)
-        self._emit("state", self.status())
+        with self._state_lock:
+            self._state, self._error = state, clean_message(error)
+            self._emit("state", self.status())
 
     def build(self) -> None:
         """Lock the data dir and build everything. Raises GateClosed / DataDirBusy / ConfigError."""

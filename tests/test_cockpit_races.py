@@ -216,3 +216,22 @@ async def test_cancel_all_on_an_oco_pair_says_no_error(workdir: Path) -> None:
         assert sorted(cancels) == ["sl", "tp"]
         assert not [a for a in app.query_one(AlertsPane).alerts if a[2] == "action"]
         assert app.query_one(OrdersPane).orders == {}
+
+
+async def test_p_mid_tick_pauses_at_once_without_freezing_the_screen(workdir: Path) -> None:
+    """``p`` while a tick waited for a slow exchange froze the cockpit (``q`` with it) until
+    the tick ended: pausing took the tick's lock on the UI thread."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        runtime = app.runtime
+        assert runtime is not None
+        with tick_under_way(runtime):
+            started = time.monotonic()
+            await pilot.press("p")
+            assert time.monotonic() - started < 2, "the screen waited for the tick"
+            assert runtime.paused
+            await pilot.press("p")
+            assert not runtime.paused  # p p: paused, then resumed, in that order
+        await settle(app, pilot)
+        assert app.engine_state == "running"
