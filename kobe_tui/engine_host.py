@@ -97,13 +97,14 @@ class EngineHost(EventDrain):
                 self.paint_from_files(settings)
 
     def _refuse_reload(self, settings: Settings) -> None:
-        """One mode per process: a reload that would change the mode, exchange, keys or URL
-        is refused; the running settings stay, and the header keeps saying them."""
+        """One mode per process: a reload that would change the mode, exchange, keys, URL or
+        data dir is refused; the running settings stay, and the header keeps saying them."""
         assert self.settings is not None
         now = f"{settings.mode.value} on {settings.exchange}"
         running = f"{self.settings.mode.value.upper()} on {self.settings.exchange}"
         text = (
-            f"Reload refused: the config or environment now says {now} (or other keys or URL); "
+            f"Reload refused: the config or environment now says {now} (or other keys, URL or "
+            f"data dir: {settings.data_dir}); "
             f"this cockpit stays {running} until Kobe is restarted"
         )
         self.notify(text, severity="error", timeout=10, markup=False)

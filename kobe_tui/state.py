@@ -123,6 +123,15 @@ class CockpitState(App[int]):
 
 
 def identity(settings: Settings) -> tuple[object, ...]:
-    """What one process never changes: mode, exchange, the keys (and their marking) and URL."""
+    """What one process never changes: mode, exchange, the keys (and their marking), URL, and
+    the data dir (the engine's book and lock: a reload that moved it showed another data
+    dir's trades beside the engine's orders, and sent the audit of an unlock there)."""
     keys = tuple(settings.secrets.get(name) for name in settings.key_vars)
-    return (settings.mode, settings.exchange, settings.api_url, keys, settings.testnet_flag_set())
+    return (
+        settings.mode,
+        settings.exchange,
+        settings.api_url,
+        keys,
+        settings.testnet_flag_set(),
+        settings.data_dir.resolve(),
+    )

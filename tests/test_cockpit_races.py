@@ -20,7 +20,7 @@ from engine.router import Placement
 from engine.runtime import Runtime, SimClock
 from kobe_tui.app import KobeApp
 from kobe_tui.screens.confirm import ConfirmScreen
-from kobe_tui.widgets.journal import AlertsPane
+from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle
 from tests.test_cockpit import _fill_ticket, journal_events
@@ -235,3 +235,20 @@ async def test_p_mid_tick_pauses_at_once_without_freezing_the_screen(workdir: Pa
             assert not runtime.paused  # p p: paused, then resumed, in that order
         await settle(app, pilot)
         assert app.engine_state == "running"
+
+
+async def test_a_reload_never_moves_the_cockpit_to_another_data_dir(workdir: Path) -> None:
+    """``r`` after ``paths.data_dir`` was edited: the cockpit took the new data dir (its
+    journal, stats, the live unlock's audit) while its engine traded on the old one."""
+    settings = resolve_settings({}, workdir)
+    clock = SimClock(settings.config.paper.sim_start)
+    app = KobeApp(settings, env={}, cwd=workdir, clock=clock, autotick=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        (workdir / "kobe.toml").write_text('[paths]\ndata_dir = "elsewhere"\n')
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.settings is not None and app.settings.data_dir == workdir / "data"
+        assert app.query_one(JournalPane).path == workdir / "data" / "trades.jsonl"
+        refused = [a[3] for a in app.query_one(AlertsPane).alerts if a[2] == "reload"]
+        assert refused and f"data dir: {workdir / 'elsewhere'}" in refused[0]
