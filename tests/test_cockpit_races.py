@@ -252,3 +252,20 @@ async def test_a_reload_never_moves_the_cockpit_to_another_data_dir(workdir: Pat
         assert app.query_one(JournalPane).path == workdir / "data" / "trades.jsonl"
         refused = [a[3] for a in app.query_one(AlertsPane).alerts if a[2] == "reload"]
         assert refused and f"data dir: {workdir / 'elsewhere'}" in refused[0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "placed"), [(("escape", "ctrl+s"), False), (("ctrl+s", "escape"), True)]
+)
+async def test_escape_and_ctrl_s_in_one_packet_keep_their_order(
+    workdir: Path, keys: tuple[str, ...], placed: bool
+) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await burst(app, *keys)
+        await settle(app, pilot)
+        events = [e["event"] for e in journal_events(workdir)]
+        assert events == (["intent", "ack"] if placed else [])
+        assert app.screen is app.screen_stack[0]

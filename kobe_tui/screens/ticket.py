@@ -26,10 +26,12 @@ Planner = Callable[[Proposal], "OrderPlan"]
 
 class OrderTicket(FormScreen[Proposal | None]):
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="ticket.cancel"),
         # Priority, for the same reason as the form's tab: "ctrl+s 5" in one packet typed the
         # 5 into the focused field before ctrl+s reached the screen (amount 15 became 155): the
-        # plan shown was thrown away, the order not placed, and a second ctrl+s sent 155
+        # plan shown was thrown away, the order not placed, and a second ctrl+s sent 155.
+        # Escape too, so that the two keep the order they were typed in ("escape ctrl+s" is
+        # a cancel, never an order)
+        Binding("escape", "cancel", "Cancel", priority=True, id="ticket.cancel"),
         Binding("ctrl+s", "place", "Place order", priority=True, id="ticket.place"),
     ]
 
@@ -238,11 +240,7 @@ class OrderTicket(FormScreen[Proposal | None]):
         take: it places the plan shown only if it is the plan of what the fields then hold
         ("12" then ctrl+s in one packet: the plan shown is for the old amount, nothing is
         placed). Keys behind it land in the closed ticket, never in a field of the order."""
-        field = self.focused
-        if isinstance(field, Input):
-            field.call_later(self._place)
-        else:
-            self._place()
+        self._in_order(self._place)
 
     def _place(self) -> None:
         proposal, _ = self.build()
@@ -252,7 +250,21 @@ class OrderTicket(FormScreen[Proposal | None]):
             self._close(self.proposal)
 
     def action_cancel(self) -> None:
-        self._close(None)
+        """``escape``: an open choice list closes; otherwise the ticket, nothing placed."""
+        for choice in self.query(Select):
+            if choice.expanded:
+                choice.expanded = False
+                choice.focus()
+                return
+        self._in_order(lambda: self._close(None))
+
+    def _in_order(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once the focused field has taken the keys typed before this one."""
+        field = self.focused
+        if isinstance(field, Input):
+            field.call_later(then)
+        else:
+            then()
 
     def _close(self, result: Proposal | None) -> None:
         if not self.closing:  # once: a second dismiss would take the screen under it
