@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from engine.agent import build_agent
 from engine.lock import DataDirLock
@@ -56,6 +58,12 @@ async def until(condition: Callable[[], object], seconds: float = 3.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def limit_buy_ticket(app: KobeApp, pilot: Pilot[Any]) -> None:
+    """The cockpit settled, and a ticket open for a limit buy of 12 USDT of ETH at 3000."""
+    await settle(app, pilot)
+    await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
 
 
 def trip_alerts(app: KobeApp) -> int:
@@ -124,8 +132,7 @@ async def test_q_right_after_placing_an_order_places_it_then_quits(workdir: Path
     released."""
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await limit_buy_ticket(app, pilot)
         runtime = app.runtime
         assert runtime is not None
         submit = runtime.submit
@@ -184,8 +191,7 @@ async def test_the_first_answer_of_a_packet_counts_and_only_once(
 ) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await limit_buy_ticket(app, pilot)
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         await pilot.press("1")
@@ -262,8 +268,7 @@ async def test_escape_and_ctrl_s_in_one_packet_keep_their_order(
 ) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
+        await limit_buy_ticket(app, pilot)
         await burst(app, *keys)
         await settle(app, pilot)
         events = [e["event"] for e in journal_events(workdir)]
