@@ -384,11 +384,7 @@ class PositionBook:
 
     def _keep_dust(self, pos: Position) -> None:
         """What a full exit could not sell (below one step) is still Kobe's: it stays in the book
-        as dust at its cost, so its wallet does not spend that money again. One dust position per
-        wallet, venue, symbol and side gathers it (its cost is the pieces' cost, exact; its price
-        their average), under a key no order has, so an exit's event journaled again finds
-        nothing to move."""
-        assert pos.entry_price is not None
+        as dust at its cost (see ``gathered``), so its wallet does not spend that money again."""
         log.info(
             "%s: %s %s left below one step after its exit: dust",
             pos.entry_client_id,

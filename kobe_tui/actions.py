@@ -60,10 +60,12 @@ class Actions(EngineHost):
         """With the exchange down, sizing (it needs a price) waits out the engine's retries:
         the ticket says so at once instead of a bare ``sizing…``."""
         runtime, settings = self.runtime, self.settings
-        health = runtime.venue_health if runtime is not None else None
-        if health is None or health.state != "down" or settings is None:
+        if runtime is None or settings is None:
             return None
-        if runtime is None or runtime.venue_of_wallet(proposal.wallet) != settings.exchange:
+        health = runtime.venue_health
+        if health is None or health.state != "down":
+            return None
+        if runtime.venue_of_wallet(proposal.wallet) != settings.exchange:
             return None
         since = f" since {health.since:%H:%M}" if health.since is not None else ""
         return f"{settings.exchange} is DOWN{since}: the plan needs its price and waits for it"
