@@ -445,20 +445,19 @@ class PositionBook:
     def get(self, entry_cid: str) -> Position | None:
         return self.state.positions.get(entry_cid)
 
-    def unlocked(self, venue: str, asset: str) -> Decimal:
+    def unlocked(self, venue: str, asset: str) -> tuple[Decimal, Decimal]:
         """Base ``asset`` Kobe's positions on ``venue`` hold and no exit resting on the exchange
-        locks (dust included): free on the account, yet not the operator's to sell."""
-        return sum(
-            (
-                p.qty
-                for p in self.state.positions.values()
-                if p.venue == venue
-                and p.side is Side.BUY
-                and base_of(p.symbol) == asset
-                and not any(is_live(x.status) for x in p.exits)
-            ),
-            ZERO,
-        )
+        locks: free on the account, yet not the operator's to sell; (open positions', dust's)."""
+        held = [
+            p
+            for p in self.state.positions.values()
+            if p.venue == venue
+            and p.side is Side.BUY
+            and base_of(p.symbol) == asset
+            and not any(is_live(x.status) for x in p.exits)
+        ]
+        dust = sum((p.qty for p in held if p.dust), ZERO)
+        return sum((p.qty for p in held), ZERO) - dust, dust
 
     def committed(self, wallet: str) -> Decimal:
         """Quote a wallet has in open positions (at cost) and in its working buy entries."""

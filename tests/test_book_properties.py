@@ -21,6 +21,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +191,25 @@ def test_the_dust_of_two_trades_is_one_position_at_their_cost_and_never_sold(
     assert rig.engine.positions() == []  # not an open position: nothing to protect or flatten
     assert rig.engine.close_position(kept.entry_client_id, "test close") is None  # nothing sent
     assert rig.exchange.balance("SOL").free == kept.qty
+
+
+def test_a_sell_refused_for_dust_alone_says_dust_not_open_positions(tmp_path: Path) -> None:
+    """The SOL a full exit left below one step is Kobe's (its wallet paid for it) but no open
+    position: the refusal must not send the operator to close a position there is none of."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [kept] = rig.engine.book.dust()
+    sell = entry(side=Side.SELL, amount=Decimal(5), stop_loss=None, take_profit=None)
+    with pytest.raises(Refused) as refused:
+        rig.engine.submit(sell)
+    [line] = refused.value.reasons
+    said = line.removeprefix("no SOL to sell: the ").split(" SOL free is held by Kobe's ")
+    assert Decimal(said[0]) == kept.qty, line
+    assert "dust" in line and "open positions" not in line and "close a position" not in line
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    with pytest.raises(Refused, match=r"open positions \(and [0-9.]+ SOL of dust\); close"):
+        rig.engine.submit(sell)  # an open position too: close it; the dust is named apart
 
 
 def test_a_cache_written_before_dust_was_kept_is_rebuilt_with_the_dust(tmp_path: Path) -> None:

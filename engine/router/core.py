@@ -87,8 +87,8 @@ class RouterCore(RouterView):
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
-        # base an asset's open positions hold and no exit locks on the exchange (the book)
-        self.held_by_positions: Callable[[str], Decimal] = lambda asset: ZERO
+        # base an asset's open positions and dust hold, no exit locking it (the book)
+        self.held_by_positions: Callable[[str], tuple[Decimal, Decimal]] = lambda a: (ZERO, ZERO)
 
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""

@@ -43,15 +43,12 @@ class Planning(RouterCore):
                 side_price = t.ask if p.side is Side.BUY else t.bid
                 reference = side_price if side_price is not None else t.last
             base_held = self.exchange.get_balance(market.base)
-            kobes = self.held_by_positions(market.base) if p.side is Side.SELL else ZERO
-            if kobes > 0 and base_held <= kobes:  # what is free is Kobe's positions'
-                raise Refused(
-                    [
-                        f"no {market.base} to sell: the {fmt_qty(base_held)} {market.base} free "
-                        f"is held by Kobe's open positions; close a position instead"
-                    ]
-                )
-            base_held = max(ZERO, base_held - kobes)
+            held, dust = (ZERO, ZERO)
+            if p.side is Side.SELL:
+                held, dust = self.held_by_positions(market.base)
+            if held + dust > 0 and base_held <= held + dust:  # what is free is Kobe's positions'
+                raise Refused([_not_yours(market.base, base_held, held, dust)])
+            base_held = max(ZERO, base_held - held - dust)
         reasons = validate_proposal(
             p,
             market=market,
@@ -241,3 +238,13 @@ class Planning(RouterCore):
         if caps.attached_tp_sl and (caps.attached_on_market or p.entry_type is OrderType.LIMIT):
             return ExitPlan.ATTACHED
         return ExitPlan.WATCHDOG
+
+
+def _not_yours(asset: str, free: Decimal, held: Decimal, dust: Decimal) -> str:
+    """Why a sell entry finds nothing to sell: the free base is Kobe's open positions' (close
+    one instead) or only the dust full exits left (never sold; ``kobe positions`` lists it)."""
+    said = f"no {asset} to sell: the {fmt_qty(free)} {asset} free is held by Kobe's "
+    if held == 0:
+        return said + "dust (what full exits left below one step, never sold: kobe positions)"
+    also = f" (and {fmt_qty(dust)} {asset} of dust)" if dust > 0 else ""
+    return said + f"open positions{also}; close a position instead"
