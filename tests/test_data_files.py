@@ -4,6 +4,7 @@ or a silent reset; deleting ``paper/`` starts the paper account over, and says s
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.journal import iter_jsonl
-from tests.conftest import CliRunner
+from tests.conftest import ROOT, CliRunner
 
 DAMAGE = {
     "empty": b"",
@@ -37,6 +38,23 @@ FILES = [
     "paper/state.json",
     "dex/state.json",
 ]
+
+
+def _readme_table() -> list[list[str]]:
+    """The rows of the README's "Data files" table: file(s), what, missing, damaged."""
+    section = (ROOT / "README.md").read_text().split("\n## Data files\n", 1)[1]
+    rows = [line for line in section.split("\n## ", 1)[0].splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_the_files_the_readme_says_are_refused_when_damaged_are_those_tested() -> None:
+    refused = [
+        name
+        for files, _what, _missing, damaged in _readme_table()
+        if damaged == "refused, naming the file (exit 1)"
+        for name in re.findall(r"`([^`]+)`", files)
+    ]
+    assert sorted(refused) == sorted(FILES)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +189,24 @@ def test_a_lost_order_journal_never_frees_the_money_its_positions_hold(
     assert "positions.json" in r.err
     (data / "positions.json").unlink()
     assert cli("positions", "--json").code == 0
+
+
+def test_a_lost_watchdog_file_shows_its_position_unprotected_with_a_critical_alert(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README, "Data files": `watchdog.json` missing: "none watched: a position left without an
+    exit is shown UNPROTECTED, with a critical alert" (never silently taken as covered)."""
+    [row] = [r for r in _readme_table() if r[0] == "`watchdog.json`, `dex/watchdog.json`"]
+    assert row[2].startswith("none watched: a position left without an exit is shown UNPROTECTED")
+    (workdir / "kobe.toml").write_text('[router]\nexits = "watchdog"\n')
+    assert cli(*BUY, "--sl", "90000", "--tp", "100000", "--yes").code == 0
+    [before] = json.loads(cli("positions", "--json").out)
+    assert before["protection"] == "watchdog (needs a running engine)"
+    (workdir / "data" / "watchdog.json").unlink()
+    [after] = json.loads(cli("positions", "--json").out)
+    assert after["protection"] == "UNPROTECTED"
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 0, r.err
+    alerts = [line for line in r.out.splitlines() if "alert  CRITICAL" in line]
+    assert len(alerts) == 1 and after["entry_client_id"] in alerts[0]
+    assert "is UNPROTECTED" in alerts[0]

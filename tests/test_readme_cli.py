@@ -460,3 +460,20 @@ def test_keys_says_when_a_switch_is_set_but_does_not_count(cli: CliRunner) -> No
     env = {"KOBE_MODE": "live", "ALLOW_LIVE": "1", "BINANCE_TESTNET": "1"}
     data = json.loads(cli("keys", "--json", env=env).out)["variables"]
     assert data["ALLOW_LIVE"] == data["BINANCE_TESTNET"] == "set"
+
+
+def test_a_sell_of_what_kobes_positions_hold_is_refused_as_the_readme_says(cli: CliRunner) -> None:
+    """README, "Positions and money": "base a position holds (and no exit on the exchange locks)
+    is refused as `no BTC to sell: … held by Kobe's open positions`; close that position
+    instead" (a sell entry would have sold the position from under its book)."""
+    said = re.search(r"refused as\s+`(no BTC to sell: )… (held by Kobe's open positions)`", README)
+    assert said is not None
+    buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --yes"
+    assert cli(*buy.split()).code == 0  # no TP/SL: nothing locks the BTC on the exchange
+    [before] = json.loads(cli("positions", "--json").out)
+    r = cli(*buy.replace("buy", "sell").replace("15", "10").split())
+    assert r.code == 1
+    assert re.search(f"{said.group(1)}.*{said.group(2)}", r.err), r.err
+    assert "close a position instead" in r.err
+    [after] = json.loads(cli("positions", "--json").out)
+    assert after["qty"] == before["qty"]  # nothing sold
