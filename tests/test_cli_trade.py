@@ -137,6 +137,10 @@ def test_cancel_all_confirmed(cli: CliRunner) -> None:
             "insufficient balance: need 50 USDT, wallet cex_binance has 20",
         ),
         ([*BUY, "--sl", "99999999", "--yes"], "stop-loss 99999999 must be below the entry"),
+        (  # README: above risk.max_risk_per_trade_pct it is refused, never cut down
+            [*BUY[:-2], "--risk", "5", "--sl", "90000", "--yes"],
+            "risk 5% is above the per-trade cap 2% (risk.max_risk_per_trade_pct)",
+        ),
         (
             [*BUY, "--wallet", "sniper_sol", "--yes"],
             "wallet sniper_sol trades on the Solana DEX venue, not on binance",
