@@ -515,10 +515,11 @@ def test_notify_test_reports_each_channel(cli: CliRunner, workdir: Path, sim: No
     assert [c["ok"] for c in report["channels"]] == [True, False]
     assert report["channels"][1]["detail"] == "HTTP 401"
     r = cli("notify", "test", env=sim.env("telegram"))
-    assert r.code == 1
+    assert r.code == 1  # the README's example, line for line
+    readme = (ROOT / "README.md").read_text()
     assert (
-        "FAIL  webhook: not configured: KOBE_WEBHOOK_URL and KOBE_WEBHOOK_SECRET are not set"
-        in r.out
+        r.out.splitlines()
+        == readme.split("```\n$ kobe notify test\n")[1].split("```")[0].splitlines()
     )
     no_canary_in(r.out, r.err)
 
@@ -549,6 +550,12 @@ def test_health_shows_each_channel_and_its_last_delivery(
     check = next(c for c in json.loads(r.out)["checks"] if c["name"] == "notify telegram")
     assert check["ok"] is False
     assert "last delivery FAILED at" in check["detail"] and "telegram: HTTP 502" in check["detail"]
+    # README, "Data files": notify/status.json missing or damaged: "no delivery by the engine yet"
+    for damaged in ("{", "[]"):
+        (workdir / "data" / "notify" / "status.json").write_text(damaged)
+        r = cli("health", "--json", env=sim.env("telegram"))
+        check = next(c for c in json.loads(r.out)["checks"] if c["name"] == "notify telegram")
+        assert check["detail"].endswith("; no delivery by the engine yet"), check
     no_canary_in(r.out, r.err, caplog.text)
 
 
