@@ -477,3 +477,29 @@ def test_a_sell_of_what_kobes_positions_hold_is_refused_as_the_readme_says(cli: 
     assert "close a position instead" in r.err
     [after] = json.loads(cli("positions", "--json").out)
     assert after["qty"] == before["qty"]  # nothing sold
+
+
+def test_every_command_the_table_gives_confirm_live_refuses_live_without_it(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README: live needs "an explicit confirmation (`--confirm-live` on the CLI ...)": each
+    command whose usage in the table has `--confirm-live` refuses live without it (exit 1, naming
+    it, nothing written), every other condition of the gate met; `kobe risk trip` never needs it."""
+    table = [line for line in _section("## The CLI").splitlines() if line.startswith("| `kobe ")]
+    usages = [line.split(" | ")[0] for line in table]
+    needing = {usage.split()[2] for usage in usages if "--confirm-live" in usage}
+    argv = {
+        "trade": "--symbol BTC/USDT --side buy --type market --quote 15 --yes",
+        "cancel": "--all --yes",
+        "exits": "kobe1 --tp 1 --yes",
+        "run": "--headless --ticks 1",
+    }
+    assert needing == set(argv)
+    live = {"KOBE_MODE": "live", "ALLOW_LIVE": "1", "BINANCE_KEY": "k" * 64}
+    live["BINANCE_SECRET"] = "s" * 64
+    for command, args in argv.items():
+        r = cli(command, *args.split(), env=live)
+        assert r.code == 1 and "pass --confirm-live" in r.err, (command, r.err)
+        assert not (workdir / "data").exists(), command
+    r = cli("risk", "trip", "--reason", "stop", env={"KOBE_MODE": "live"})  # no condition met
+    assert r.code == 0 and "TRIPPED" in r.out
