@@ -380,6 +380,38 @@ def test_alert_a_risk_wallet_over_its_cap(m: WalletManager) -> None:
     assert "cex_bybit holds 16.00 USD, above its cap (15.00 USD)" in alert.message
 
 
+def test_the_readme_lists_every_finance_alert_code() -> None:
+    from engine.wallets import snapshot
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    listed = readme.split("Finance alerts (severity, code, message):", 1)[1].split("\n\n", 1)[0]
+    known = {v for k, v in vars(snapshot).items() if k.isupper() and isinstance(v, str)}
+    listed = re.sub(r"\([^()]*\)", "", listed)  # the codes, less what each one means
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == known
+
+
+def test_alert_the_risk_wallets_together_over_their_share_of_equity(m: WalletManager) -> None:
+    """README, "Wallets": `equity_at_risk_over_cap` (the risk wallets together above
+    `policies.max_equity_at_risk_pct` of equity)."""
+    for i, (wallet, win) in enumerate(
+        [
+            ("sniper_sol", 15),
+            ("copy_sol", 15),
+            ("cex_binance", 10),
+            ("cex_bybit", 5),
+            ("cex_okx", 5),
+        ]
+    ):
+        m.on_trade_closed(wallet, D(win), D(0), trade_id=f"T{i}")  # each at its own cap
+    assert "equity_at_risk_over_cap" not in codes(m)  # 150 of 200: exactly 75 %
+    m.on_trade_closed("sniper_sol", D(1), D(0), trade_id="X")
+    alert = next(a for a in m.alerts() if a.code == "equity_at_risk_over_cap")
+    assert alert.severity == "warning"
+    assert "risk wallets hold 151.00 USD" in alert.message
+    assert "above max_equity_at_risk_pct (75 %)" in alert.message
+
+
 def test_alert_equity_below_the_minimum_operational_capital(m: WalletManager) -> None:
     m.on_trade_closed("sniper_sol", D(-30), D(0), trade_id="A")
     m.on_trade_closed("copy_sol", D(-20), D(0), trade_id="B")
