@@ -22,7 +22,7 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
-from engine.risk import STATE_LOST, RiskEngine, RiskSnapshot
+from engine.risk import NOT_FLATTENED, STATE_LOST, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, Router
 from engine.runtime_types import (
     Agent,
@@ -329,8 +329,11 @@ class RuntimeParts:
         return True
 
     def _flatten_if_asked(self) -> None:
-        """With ``on_trip = "flatten"``: close what Kobe opened, once per trip."""
+        """With ``on_trip = "flatten"``: close what Kobe opened, once per trip (never a trip whose
+        flatten the operator did not confirm)."""
         ks = self.risk.kill_switch()
+        if ks.reason.startswith(NOT_FLATTENED):
+            return
         if self.settings.config.risk.on_trip == "flatten" and self._flattened_trip != ks.since:
             self._flattened_trip = ks.since
             done = self.execution.flatten(f"kill switch tripped (flatten): {ks.reason}")

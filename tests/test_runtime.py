@@ -329,3 +329,48 @@ def test_an_operators_flatten_trip_after_a_lost_state_trip_flattens(
     status = json.loads(cli("risk", "status", "--json").out)
     assert status["state"] == "TRIPPED" and status["reason"] == "manual: panic"
     _the_next_engine_flattens(workdir)
+
+
+def _no_flatten_alert(events: list[EngineEvent]) -> bool:
+    return not any(e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events)
+
+
+def test_a_trip_with_no_terminal_to_confirm_the_flatten_on_still_trips_and_never_flattens(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """`kobe risk trip` with on_trip = "flatten", no terminal and no --yes (a script, a cron
+    job) exited 2 and left the switch ARMED: the emergency brake refused for want of a
+    confirmation that only the flatten needs. Now it trips (entries blocked) and flattens
+    nothing, saying so; a later confirmed trip takes its place and the next engine flattens."""
+    _one_position_with_flatten_on_trip(cli, workdir)
+    r = cli("risk", "trip", "--reason", "from a script")
+    assert r.code == 0 and "not flattened" in r.out and "closed when an engine starts" not in r.out
+    status = json.loads(cli("risk", "status", "--json").out)
+    assert status["state"] == "TRIPPED" and status["reason"].endswith("from a script")
+    buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "6", "--yes"]
+    refused = cli("trade", *buy)
+    assert refused.code == 1 and "kill switch" in refused.err  # new entries are blocked
+    runtime, _, events = _runtime(workdir)
+    try:
+        assert len(runtime.positions()) == 1 and _no_flatten_alert(events)
+    finally:
+        runtime.stop()
+    r = cli("risk", "trip", "--reason", "panic", "--yes")
+    assert r.code == 0 and "closed when an engine starts" in r.out
+    _the_next_engine_flattens(workdir)
+
+
+def test_a_queued_trip_whose_flatten_was_not_confirmed_is_not_flattened_by_the_engine(
+    cli: CliRunner, workdir: Path
+) -> None:
+    _one_position_with_flatten_on_trip(cli, workdir)
+    runtime, clock, events = _runtime(workdir)
+    try:
+        r = cli("risk", "trip", "--reason", "from a script")  # queued for the running engine
+        assert r.code == 0 and "queued" in r.out and "not flattened" in r.out
+        clock.advance(60)
+        runtime.tick()
+        assert runtime.risk_snapshot().state.value == "TRIPPED"
+        assert len(runtime.positions()) == 1 and _no_flatten_alert(events)
+    finally:
+        runtime.stop()

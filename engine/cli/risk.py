@@ -17,6 +17,7 @@ from engine.cli.shared import (
 from engine.config import ConfigError
 from engine.lock import DataDirBusy, DataDirLock
 from engine.risk import (
+    NOT_FLATTENED,
     KillState,
     RiskEngine,
     RiskState,
@@ -64,7 +65,7 @@ def cmd_status(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _apply(ctx: Context, action: str, **detail: str) -> int:
+def _apply(ctx: Context, action: str, flatten: bool = False, **detail: str) -> int:
     """Apply the command now if no engine holds the data dir; otherwise queue it for the engine.
 
     With the lock, the risk engine is loaded first (a lost state trips there, and commands
@@ -86,7 +87,7 @@ def _apply(ctx: Context, action: str, **detail: str) -> int:
             ctx.print(
                 f"kill switch: {snap.state.value}" + (f" ({snap.reason})" if snap.reason else "")
             )
-            if action == "trip" and settings.config.risk.on_trip == "flatten":
+            if flatten:
                 ctx.print(
                     "on_trip is flatten: no engine is running, so Kobe's open entries and "
                     "positions are closed when an engine starts (kobe run, kobe-tui)"
@@ -118,13 +119,28 @@ def cmd_trip(ctx: Context) -> int:
     reason = operator_text(ctx.args.reason).strip()
     if not reason:
         raise UsageError("--reason: must not be empty")
-    if settings.config.risk.on_trip == "flatten" and not confirm(
-        ctx,
-        "on_trip is flatten: trip, cancel Kobe's open entries and close its positions at market?",
-    ):
-        ctx.print("not tripped")
-        return EXIT_REFUSED
-    return _apply(ctx, "trip", reason=f"manual: {reason}")
+    flatten = settings.config.risk.on_trip == "flatten" and _confirm_flatten(ctx)
+    if settings.config.risk.on_trip == "flatten" and not flatten:
+        ctx.print(
+            "not flattened: the trip blocks new entries; Kobe's open entries, positions and "
+            "their protective exits stay"
+        )
+        return _apply(ctx, "trip", reason=f"{NOT_FLATTENED}: {reason}")
+    return _apply(ctx, "trip", flatten=flatten, reason=f"manual: {reason}")
+
+
+def _confirm_flatten(ctx: Context) -> bool:
+    """The trip itself is never refused for want of a confirmation (it only blocks entries):
+    the question is about the flatten, and no terminal to ask on means no flatten."""
+    try:
+        return confirm(
+            ctx,
+            "on_trip is flatten: also cancel Kobe's open entries and close its positions at "
+            "market? (No: trip only)",
+        )
+    except UsageError:  # no terminal and no --yes
+        ctx.print("no terminal to confirm the flatten on (--yes confirms it)")
+        return False
 
 
 def cmd_reset(ctx: Context) -> int:

@@ -5,6 +5,7 @@ from ``engine.risk``."""
 from engine.risk.guards import RiskEngine
 from engine.risk.state import (
     HISTORY_FILES,
+    NOT_FLATTENED,
     RISK_COMMANDS_FILE,
     RISK_JOURNAL_FILE,
     RISK_STATE_FILE,
@@ -22,6 +23,7 @@ from engine.risk.validation import validate_proposal
 
 __all__ = [
     "HISTORY_FILES",
+    "NOT_FLATTENED",
     "RISK_COMMANDS_FILE",
     "RISK_JOURNAL_FILE",
     "RISK_STATE_FILE",

@@ -17,6 +17,7 @@ from engine.fsutil import atomic_write_text
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps, iso_utc
 from engine.risk.state import (
+    NOT_FLATTENED,
     RISK_COMMANDS_FILE,
     RISK_JOURNAL_FILE,
     RISK_STATE_FILE,
@@ -243,9 +244,14 @@ class RiskEngine:
             self._trip_locked(reason, source)
 
     def _trip_locked(self, reason: str, source: str) -> None:
-        # tripped already: kept, unless only because the risk files were lost; a real trip
-        # (the operator's, a limit's) then takes its place, so its reason and on_trip apply
-        if self.snap.state is KillState.TRIPPED and not self.snap.reason.startswith(STATE_LOST):
+        # tripped already: kept, unless only because the risk files were lost, or by an operator
+        # who did not confirm the flatten; a real trip (the operator's, a limit's) then takes its
+        # place, so its reason and on_trip apply
+        held = self.snap.reason
+        replaceable = held.startswith(STATE_LOST) or (
+            held.startswith(NOT_FLATTENED) and not reason.startswith(NOT_FLATTENED)
+        )
+        if self.snap.state is KillState.TRIPPED and not replaceable:
             self._save()
             return
         reason = operator_text(reason)  # no secret, no control character is written
