@@ -72,3 +72,28 @@ def test_numbers_in_exchange_replies_go_through_the_bounded_parser() -> None:
     for bad in ("1e-999999999", "NaN", "Infinity", "1_5"):
         with pytest.raises(ExchangeError, match="the exchange answered a number Kobe refuses"):
             dec(bad)
+
+
+def test_the_limits_the_readme_gives_are_the_limits_at_their_edge() -> None:
+    """README, "Outside text and numbers": "(200 characters for names and symbols, 1,000 for
+    reasons and messages ...)", "at most 40 digits and an exponent within ±30"."""
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    caps = re.search(r"\((\d+) characters for names and symbols, ([\d,]+) for reasons", readme)
+    digits = re.search(r"at most (\d+) digits and an exponent within ±(\d+)", readme)
+    assert caps is not None and digits is not None
+    name, message = int(caps.group(1)), int(caps.group(2).replace(",", ""))
+    assert clean_text("x" * name) == "x" * name and len(clean_text("x" * (name + 1))) == name
+    assert clean_message("y" * message) == "y" * message
+    assert len(clean_message("y" * (message + 1))) == message
+    most, exponent = int(digits.group(1)), int(digits.group(2))
+    assert parse_decimal("0." + "9" * most, "x") == Decimal("0." + "9" * most)
+    with pytest.raises(BadNumber, match="too many digits"):
+        parse_decimal("0." + "9" * (most + 1), "x")
+    for sign in ("", "-"):
+        assert parse_decimal(f"1e{sign}{exponent}", "x") == Decimal(f"1e{sign}{exponent}")
+        with pytest.raises(BadNumber):
+            parse_decimal(f"1e{sign}{exponent + 1}", "x")
