@@ -277,6 +277,11 @@ def test_every_default_the_readme_states_is_the_configs() -> None:
     assert _default("notify.channels") == []
     tick = re.search(r"one step every `--tick` seconds \(default (\d+);", README)
     assert tick is not None and _number(tick.group(1)) == DEFAULT_TICK_S
+    slots = re.search(
+        r"`kobe indexer scan \[--slots N\]`: reads at most N slots \(default (\d+)\)", README
+    )
+    scan = _subparser(build_parser(), ["indexer", "scan"])
+    assert slots is not None and scan.get_default("slots") == int(slots.group(1))
 
 
 def test_the_wallets_and_flows_the_readme_describes_are_the_shipped_ones() -> None:
