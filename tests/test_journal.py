@@ -130,3 +130,19 @@ def test_garbage_in_the_middle_is_skipped_and_logged(
     path.write_bytes(b'{"a": 1}\nnot json\n[1,2]\n{"a": 2}\n')
     assert [r["a"] for r in iter_jsonl(path)] == [1, 2]
     assert "line 2 is not a complete record" in caplog.text
+
+
+def test_the_readmes_field_table_names_every_field_and_event_of_the_journal() -> None:
+    """README, "The order journal": its table of fields is the journal's columns, both ways, and
+    its `event` row names every event kind."""
+    import re
+
+    from engine.journal import ORDER_EVENTS
+    from tests.conftest import ROOT
+
+    section = (ROOT / "README.md").read_text().split("\n### The order journal\n", 1)[1]
+    rows = [line for line in section.split("\n###", 1)[0].splitlines() if line.startswith("| `")]
+    named = {f for row in rows for f in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert named == set(ORDER_FIELDS)
+    [events] = [row.split(" | ")[1] for row in rows if row.startswith("| `event` |")]
+    assert re.findall(r"`(\w+)`", events) == list(ORDER_EVENTS)
