@@ -33,16 +33,25 @@ def test_importing_every_engine_module_never_imports_textual_or_ccxt() -> None:
     assert flags == "False False"
 
 
-def test_the_cli_in_paper_mode_does_not_import_ccxt() -> None:
+def test_the_cli_in_paper_mode_does_not_import_ccxt(tmp_path: Path) -> None:
+    """README: "Paper mode never imports ccxt": a trade, the read-only commands and a run."""
+    commands = [
+        ["health"],
+        ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+         "--sl", "90000", "--tp", "100000", "--yes"],
+        ["orders"], ["positions"], ["wallets"], ["cancel", "--all", "--yes"],
+        ["run", "--headless", "--ticks", "5"],
+    ]  # fmt: skip
     code = (
-        "import sys, io; from engine.cli import main; "
-        "main(['health'], env={}, out=io.StringIO()); print('ccxt' in sys.modules)"
+        "import sys, io; from engine.cli import main\n"
+        f"codes = [main(argv, env={{}}, out=io.StringIO()) for argv in {commands!r}]\n"
+        "print(codes, 'ccxt' in sys.modules)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
+    assert proc.stdout.strip() == f"{[0] * len(commands)} False"
 
 
 # ---------------------------------------------------------------------------------------------
