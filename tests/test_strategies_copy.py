@@ -371,3 +371,27 @@ def test_a_jsonl_feed_never_copies_a_backlog_nor_twice_across_restarts(tmp_path:
     with open(feed_file, "a") as fh:
         fh.write(line(4))
     assert [e.id for e in restarted.poll(now)] == ["t-4"]  # type: ignore[attr-defined]
+
+
+def test_the_readmes_leader_feed_lines_are_copied_as_it_says(feed_path: Path) -> None:
+    """README, "Copy trading": the three example lines of a `jsonl` feed: the buy is mirrored at
+    `scale` of its size (capped by `max_trade_usd`), the price line is the current price, and the
+    leader's sell closes the mirror."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**Copy trading**", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    buy, price, sell = block.splitlines()
+    s = strategy(feed_path)  # the shipped defaults
+    assert s.tick(at(0)) == []  # the first start: the feed begins at the file's end
+    append(feed_path, f"{buy}\n{price}\n")
+    [enter] = s.tick(at(6))  # 00:06, a minute after the leader bought
+    shipped = CopyTradingConfig()
+    size = min(D(json.loads(buy)["size_usd"]) * shipped.scale, shipped.max_trade_usd)
+    assert (enter.action, enter.symbol, enter.size_hint) == (SignalAction.ENTER, "WIF/USDC", size)
+    assert "copy whale1 t-1001" in enter.reason
+    s.on_entry_filled(enter.ref, D(json.loads(price)["price"]), D("2.7"), at(6))
+    append(feed_path, f"{sell}\n")
+    [exit_] = s.tick(at(45))
+    assert exit_.action is SignalAction.EXIT and exit_.ref == enter.ref
+    assert exit_.reason == "leader whale1 sold WIF/USDC (t-1002)"

@@ -370,3 +370,23 @@ def test_a_position_from_an_earlier_run_is_adopted_and_exited() -> None:
     provider.by_symbol["BBB/USDC"] = coin("BBB")
     [entry] = s.tick(at(20))
     assert entry.ref == "memecoin_farming-000009"  # numbers never reused
+
+
+def test_the_readmes_indexer_lines_are_read_as_it_says(tmp_path: Path) -> None:
+    """README, "Memecoin farming": the two example lines (`candidate`, `swap`) in `<data
+    dir>/indexer/*.jsonl`: "A swap sets the price and adds `amount_usd` to the volume"."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split('kind = "onchain_dry_run"', 1)[1].split("```json\n", 1)[1]
+    lines = [x.strip() for x in block.split("```", 1)[0].splitlines() if x.strip()]
+    candidate, swap = (json.loads(x) for x in lines)
+    (tmp_path / "indexer").mkdir()
+    (tmp_path / "indexer" / "events.jsonl").write_text("\n".join(lines) + "\n")
+    provider = OnchainDryRunProvider(tmp_path / "indexer")
+    provider.update(T0)
+    [seen] = provider.candidates()
+    assert seen.symbol == f"{candidate['symbol']}/USDC"
+    assert seen.price_usd == D(swap["price_usd"])
+    assert seen.volume_usd == D(candidate["volume_usd"]) + D(swap["amount_usd"])
+    assert seen.liquidity_usd == D(candidate["liquidity_usd"])
