@@ -491,9 +491,18 @@ def test_fills_and_exits_of_a_paper_run_reach_both_channels(
         assert block.startswith("<b>PAPER</b> | ")
     hooks = sim.delivered("hook")
     assert hooks
+    # README: "The webhook receives `{"source": "kobe", "notes": [{id, kind, ...}]}`"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    shape = re.search(
+        r'The webhook receives `\{"source": "kobe", "notes": \[\{([^}]*)\}\]\}`', readme
+    )
+    assert shape is not None
+    fields = [f.strip() for f in shape.group(1).split(",")]
     for hook in hooks:
         expected = hmac.new(HOOK_KEY.encode(), hook.raw, hashlib.sha256).hexdigest()
         assert hook.headers["X-Kobe-Signature"] == f"sha256={expected}"
+        assert list(hook.body) == ["source", "notes"] and hook.body["source"] == "kobe"
+        assert all(list(item) == fields for item in hook.body["notes"])
         for item in hook.body["notes"]:
             assert item["mode"] == "PAPER" and item["text"].startswith("PAPER | ")
 
