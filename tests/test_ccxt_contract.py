@@ -549,6 +549,31 @@ def test_5xx_read_gives_up_after_max_attempts(
     assert len(retries) == 2 and "ExchangeUnavailable" in retries[0].getMessage()
 
 
+def test_the_retry_budget_and_receive_window_are_the_readmes(
+    make_exchange: ExchangeFactory, sim: BinanceSim, sleeps: Sleeps
+) -> None:
+    """README, "Retries": reads are retried "at most 5 attempts and 30 s in all"; "every signed
+    request carries a 5 s window ... Kobe waits until 7 s after the failure came back"."""
+    import re
+
+    from engine.exchange.ccxt_client import RECV_WINDOW_MS, RESEND_AFTER_S
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    budget = re.search(r"at most (\d+) attempts and (\d+) s in all", readme)
+    window = re.search(r"every signed request carries a (\d+) s window", readme)
+    resend = re.search(r"Kobe waits until (\d+) s after the failure came back", readme)
+    assert budget is not None and window is not None and resend is not None
+    attempts, seconds = int(budget.group(1)), int(budget.group(2))
+    assert RetryPolicy().max_total_s == seconds
+    assert int(window.group(1)) * 1000 == RECV_WINDOW_MS and int(resend.group(1)) == RESEND_AFTER_S
+    exchange = make_exchange()  # the default number of attempts
+    exchange.load_markets()
+    sim.inject(status=503, body="Service Unavailable", path="/api/v3/account", times=attempts + 5)
+    with pytest.raises(ExchangeUnavailable):
+        exchange.get_balance("USDT")
+    assert sim.count("GET", "/api/v3/account") == attempts
+
+
 def test_slow_read_beyond_the_timeout_is_retried(ex: CcxtExchange, sim: BinanceSim) -> None:
     sim.inject("slow", delay=0.6, path="/api/v3/account")
     assert ex.get_balance("USDT") == Decimal(10000)

@@ -210,3 +210,20 @@ def test_a_lost_watchdog_file_shows_its_position_unprotected_with_a_critical_ale
     alerts = [line for line in r.out.splitlines() if "alert  CRITICAL" in line]
     assert len(alerts) == 1 and after["entry_client_id"] in alerts[0]
     assert "is UNPROTECTED" in alerts[0]
+
+
+def test_a_lost_dex_markets_file_is_refused_while_the_dex_account_holds_orders_on_them(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README, "Data files": `dex/markets.json` missing: "the DEX account refuses if it holds
+    orders on them" (exit 1, nothing reset)."""
+    [row] = [r for r in _readme_table() if r[0] == "`dex/markets.json`"]
+    assert row[2] == "the DEX account refuses if it holds orders on them"
+    assert cli("run", "--headless", "--ticks", "10").code == 0
+    state = workdir / "data" / "dex" / "state.json"
+    assert json.loads(state.read_text())["orders"]  # the strategies' exits rest on the DEX
+    before = state.read_bytes()
+    (workdir / "data" / "dex" / "markets.json").unlink()
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 1 and "not a paper market" in r.err and "was not reset" in r.err
+    assert state.read_bytes() == before

@@ -231,6 +231,22 @@ def test_every_config_section_and_key_is_documented() -> None:
     assert "strategies.dex.starting_balance" in shipped  # the commented-out one counts
 
 
+def test_every_config_key_the_readme_names_exists() -> None:
+    """A key the README names (`risk.on_trip`, `[notify] channels`, `[strategies.dex]`) is a key
+    or a table of the config: a renamed key cannot leave the README pointing at nothing."""
+    from engine.config import KobeConfig
+
+    keys = _model_keys(KobeConfig)
+    tables = {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
+    sections = "|".join(KobeConfig.model_fields)
+    dotted = re.findall(rf"`((?:{sections})(?:\.[a-z_]+)+)`", README)
+    named = [d for d in dotted if not d.endswith((".jsonl", ".json"))]  # wallet_flows.jsonl
+    named += [f"{t}.{k}" for t, k in re.findall(r"`\[([a-z_.]+)\] ([a-z_]+)", README)]
+    named += re.findall(r"`\[([a-z_][a-z_.]*)\]`", README)
+    assert len(named) > 30
+    assert not [n for n in named if n not in keys | tables]
+
+
 def _default(dotted: str) -> Any:
     from engine.config import KobeConfig
 

@@ -161,6 +161,21 @@ def test_kobe_health_with_a_json_bomb_says_so_and_exits_1(
     assert "Traceback" not in result.out + result.err and CANARY not in result.out + result.err
 
 
+def test_kobe_health_asks_a_silent_node_once_for_3_s_at_most(
+    node: tuple[HostileNode, str], cli: CliRunner
+) -> None:
+    """README, "Solana indexer": the `solana rpc` check asks "`getSlot` (one attempt, 3 s at
+    most)": a node that never answers costs kobe health 3 s, not a retry budget."""
+    state, url = node
+    state.behaviour = lambda handler, body: time.sleep(6)
+    started = time.monotonic()
+    result = cli("health", env={"RPC_SOLANA_HTTP": url})
+    took = time.monotonic() - started
+    assert result.code == 1 and "FAIL  solana rpc: unreachable" in result.out
+    assert 2.9 < took < 4.5, took
+    assert state.methods == ["getSlot"]  # one attempt
+
+
 def test_an_absurd_slot_is_refused_and_the_indexer_state_is_not_moved(
     node: tuple[HostileNode, str], tmp_path: Path
 ) -> None:

@@ -373,6 +373,25 @@ def test_a_jsonl_feed_never_copies_a_backlog_nor_twice_across_restarts(tmp_path:
     assert [e.id for e in restarted.poll(now)] == ["t-4"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("damage", ["", "{torn", '{"offset": -5}', '{"offset": "12"}'])
+def test_a_damaged_offset_file_starts_the_feed_at_its_end_with_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """README, "Data files": `copy/*.offset` damaged: "the feed starts at its end, with a log
+    line" (a leader trade is never copied twice)."""
+    from engine.strategies.copy_trading import build_feed
+
+    cfg = CopyTradingConfig.model_validate({"feed": {"kind": "jsonl"}})
+    feed_file = tmp_path / cfg.feed.path
+    append(feed_file, trade("t1", time="2026-01-01T00:05:00Z"))
+    (feed_file.parent / f"{feed_file.name}.offset").write_text(damage)
+    feed = build_feed(cfg, tmp_path)
+    assert feed.poll(at(6)) == []  # t1 is not read again
+    assert "unreadable" in caplog.text and "starts at its end" in caplog.text
+    append(feed_file, trade("t2", time="2026-01-01T00:06:00Z"))
+    assert [e.id for e in feed.poll(at(6))] == ["t2"]  # type: ignore[attr-defined]
+
+
 def test_the_readmes_leader_feed_lines_are_copied_as_it_says(feed_path: Path) -> None:
     """README, "Copy trading": the three example lines of a `jsonl` feed: the buy is mirrored at
     `scale` of its size (capped by `max_trade_usd`), the price line is the current price, and the
