@@ -211,6 +211,37 @@ def test_trade_from_a_toml_file(cli: CliRunner, workdir: Path) -> None:
     assert "unknown key(s) size" in cli("trade", "--file", str(workdir / "bad.toml"), "--yes").err
 
 
+def test_a_json_trade_file_with_the_readmes_fields_and_flags_overriding_it(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README: "`--file` reads the same fields (`symbol`, `side`, ...) from a TOML or JSON file;
+    flags override it"."""
+    import re
+
+    from engine.cli.trade import TRADE_KEYS
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    listed = re.search(r"`--file` reads the same fields \(([^)]*)\) from a TOML or JSON", readme)
+    assert listed is not None and tuple(re.findall(r"`(\w+)`", listed.group(1))) == TRADE_KEYS
+    trade = {"symbol": "ETH/USDT", "side": "buy", "type": "limit", "price": "3000", "quote": "10"}
+    trade |= {"sl": "2900", "tp": "3300", "wallet": "cex_binance", "reason": "from a file"}
+    (workdir / "t.json").write_text(json.dumps(trade))
+    r = cli("trade", "--file", str(workdir / "t.json"), "--price", "2990", "--yes", "--json")
+    assert r.code == 0, r.err
+    entry = json.loads(r.out)["entry"]
+    assert Decimal(entry["price"]) == 2990  # the flag, not the file
+    [intent] = [
+        json.loads(line)
+        for line in (workdir / "data" / "logs" / "orders.jsonl").read_text().splitlines()
+        if '"intent"' in line and '"limit"' in line
+    ]
+    assert (intent["symbol"], intent["wallet"], intent["reason"]) == (
+        "ETH/USDT",
+        "cex_binance",
+        "from a file",
+    )
+
+
 def test_kill_switch_blocks_trade_until_reset(cli: CliRunner, workdir: Path) -> None:
     assert cli("risk", "trip", "--reason", "X").code == 0
     r = cli(*BUY, "--yes")
