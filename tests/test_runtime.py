@@ -286,15 +286,35 @@ def _the_next_engine_flattens(workdir: Path) -> None:
         runtime.stop()
 
 
+def _a_confirmed_trip_is_flattened_by_the_next_engine(
+    cli: CliRunner, workdir: Path, reason: str
+) -> None:
+    r = cli("risk", "trip", "--reason", reason, "--yes")
+    assert r.code == 0 and "closed when an engine starts" in r.out
+    _the_next_engine_flattens(workdir)
+
+
+def _flatten_alerts(events: list[EngineEvent]) -> list[EngineEvent]:
+    return [e for e in events if e.kind == "alert" and e.payload.message.startswith("flatten:")]
+
+
+def _the_next_engine_keeps_the_position(workdir: Path) -> None:
+    """The switch is TRIPPED, and the next engine flattens nothing: the position stays."""
+    runtime, _, events = _runtime(workdir)
+    try:
+        assert runtime.risk_snapshot().state.value == "TRIPPED"
+        assert len(runtime.positions()) == 1 and not _flatten_alerts(events)
+    finally:
+        runtime.stop()
+
+
 def test_a_trip_applied_while_no_engine_ran_is_flattened_when_the_engine_starts(
     cli: CliRunner, workdir: Path
 ) -> None:
     # `kobe risk trip` with no engine running trips at once, but only an engine can close:
     # with on_trip = "flatten" the next engine closes what Kobe holds as it starts
     _one_position_with_flatten_on_trip(cli, workdir)
-    r = cli("risk", "trip", "--reason", "closing time", "--yes")
-    assert r.code == 0 and "closed when an engine starts" in r.out
-    _the_next_engine_flattens(workdir)
+    _a_confirmed_trip_is_flattened_by_the_next_engine(cli, workdir, "closing time")
 
 
 def test_a_trip_that_only_says_the_risk_files_were_lost_never_flattens(
@@ -303,15 +323,7 @@ def test_a_trip_that_only_says_the_risk_files_were_lost_never_flattens(
     # a damaged file trips the switch (entries blocked) but is no order to sell at market
     _one_position_with_flatten_on_trip(cli, workdir)
     (workdir / "data" / "execution_runtime.json").write_text("{garbage")
-    runtime, _, events = _runtime(workdir)
-    try:
-        assert runtime.risk_snapshot().state.value == "TRIPPED"
-        assert len(runtime.positions()) == 1
-        assert not any(
-            e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events
-        )
-    finally:
-        runtime.stop()
+    _the_next_engine_keeps_the_position(workdir)
 
 
 def test_an_operators_flatten_trip_after_a_lost_state_trip_flattens(
@@ -331,10 +343,6 @@ def test_an_operators_flatten_trip_after_a_lost_state_trip_flattens(
     _the_next_engine_flattens(workdir)
 
 
-def _no_flatten_alert(events: list[EngineEvent]) -> bool:
-    return not any(e.kind == "alert" and e.payload.message.startswith("flatten:") for e in events)
-
-
 def test_a_trip_with_no_terminal_to_confirm_the_flatten_on_still_trips_and_never_flattens(
     cli: CliRunner, workdir: Path
 ) -> None:
@@ -350,14 +358,8 @@ def test_a_trip_with_no_terminal_to_confirm_the_flatten_on_still_trips_and_never
     buy = ["--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "6", "--yes"]
     refused = cli("trade", *buy)
     assert refused.code == 1 and "kill switch" in refused.err  # new entries are blocked
-    runtime, _, events = _runtime(workdir)
-    try:
-        assert len(runtime.positions()) == 1 and _no_flatten_alert(events)
-    finally:
-        runtime.stop()
-    r = cli("risk", "trip", "--reason", "panic", "--yes")
-    assert r.code == 0 and "closed when an engine starts" in r.out
-    _the_next_engine_flattens(workdir)
+    _the_next_engine_keeps_the_position(workdir)
+    _a_confirmed_trip_is_flattened_by_the_next_engine(cli, workdir, "panic")
 
 
 def test_a_queued_trip_whose_flatten_was_not_confirmed_is_not_flattened_by_the_engine(
@@ -371,6 +373,6 @@ def test_a_queued_trip_whose_flatten_was_not_confirmed_is_not_flattened_by_the_e
         clock.advance(60)
         runtime.tick()
         assert runtime.risk_snapshot().state.value == "TRIPPED"
-        assert len(runtime.positions()) == 1 and _no_flatten_alert(events)
+        assert len(runtime.positions()) == 1 and not _flatten_alerts(events)
     finally:
         runtime.stop()
