@@ -15,6 +15,7 @@ from kobe_tui.app import log_to_file
 from kobe_tui.widgets.columns import Col, fit_columns
 from kobe_tui.widgets.header import ORDER, KobeHeader
 from kobe_tui.widgets.journal import JournalPane
+from kobe_tui.widgets.pane import TablePane
 from tests.cockpit_support import make_app, settle, ticks
 from tests.test_cockpit_keys import write_trades
 
@@ -226,3 +227,49 @@ async def test_a_long_health_detail_ends_in_an_ellipsis(
         widths = {str(c.key.value): c.width for c in pane.columns.values()}
         assert widths["name"] >= len("a much longer check name")  # names whole
         assert str(pane.get_row("keys present")[2]) == long  # the whole text is kept
+
+
+def shown_whole(pane: TablePane) -> dict[str, str]:
+    """A table pane's columns on screen, by key, with the first row's cell; every column but
+    free text whole, and the table no wider than its pane (nothing past its edge)."""
+    table = pane.table
+    assert table.virtual_size.width <= table.scrollable_content_region.width, pane.id
+    shown = {}
+    for i, (key, column) in enumerate(table.columns.items()):
+        col = next(c for c in pane.COLUMNS if c.key == key.value)
+        if not col.text:
+            assert column.width >= column.content_width, (pane.id, col.key)
+        shown[str(key.value)] = str(table.get_cell_at((0, i))) if table.row_count else ""
+    return shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 50)], ids=["80", "120", "160"])
+async def test_a_positions_tp_and_sl_show_whole_at_every_width(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """At 120 and 160 columns the positions pane left out its TP / SL first: the prices that
+    say what protects a position. They are never left out now; the mark (also in the price
+    strip) and then the entry give way. No price in the orders or journal panes is cut."""
+    from kobe_tui.widgets.orders import OrdersPane, PositionsPane
+    from tests.test_cockpit import _fill_ticket
+
+    write_trades(workdir, 3, {2: "take-profit: the target was reached after a long wait"})
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="BTC/USDT", sl="93000", tp="98000")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        for number, pane_type in (("2", PositionsPane), ("1", OrdersPane), ("4", JournalPane)):
+            await pilot.press(number)  # at 80 columns, the pane shown
+            await pilot.pause()
+            shown = shown_whole(app.query_one(pane_type))
+            if pane_type is PositionsPane:
+                assert shown["tp"] == "98,000" and shown["sl"] == "93,000"
+                whole = ["wallet", "symbol", "qty", "entry", "mark", "upnl", "tp", "sl"]
+                given_way = {80: [], 120: ["wallet", "mark"], 160: ["wallet", "mark", "entry"]}
+                assert list(shown) == [k for k in whole if k not in given_way[size[0]]]
+            if pane_type is OrdersPane:
+                assert {"symbol", "side", "qty", "price"} <= set(shown)
+            if pane_type is JournalPane:
+                assert {"time", "pair", "pnl"} <= set(shown)

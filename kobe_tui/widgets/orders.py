@@ -105,10 +105,11 @@ class PositionsPane(TablePane):
         Col("wallet", "wallet", keep=2, text=True),
         Col("symbol", "symbol"),
         Col("qty", "qty"),
-        Col("entry", "entry", keep=5),
-        Col("mark", "mark", keep=6),
+        Col("entry", "entry", keep=4),
+        Col("mark", "mark", keep=3),  # the price strip shows it too: the first price to go
         Col("upnl", "uPnL"),
-        Col("tpsl", "TP / SL", keep=4),
+        Col("tp", "TP"),  # what protects the position: never left out
+        Col("sl", "SL"),
     )
 
     def __init__(self, pane_id: str, number: int) -> None:
@@ -153,7 +154,6 @@ class PositionsPane(TablePane):
             if mark is not None and p.entry_price is not None:
                 sign = 1 if p.side.value == "buy" else -1
                 upnl = signed((mark - p.entry_price) * p.qty * sign)
-            tpsl = f"{px(p.take_profit)} / {px(p.stop_loss)}"
             self.upsert(
                 key,
                 (
@@ -163,7 +163,8 @@ class PositionsPane(TablePane):
                     px(p.entry_price, fixed=True),  # as its mark beside it: 95,000.00, not 95,000
                     px(mark, fixed=True),
                     upnl,
-                    tpsl,
+                    px(p.take_profit),
+                    px(p.stop_loss),
                 ),
             )
 
