@@ -103,7 +103,7 @@ class Runtime(RuntimeParts):
                 self._after_trip()
             self._ticks += 1
             self._emit("wallets", marked)
-            shown = {s: price for s, (_, price) in self._strip.items()}
+            shown = {s: price for s, (_, price) in self._strip.items() if price is not None}
             self._emit("prices", {**shown, **prices})
             self._emit("unprotected", len(self.execution.unprotected()))
 
@@ -124,7 +124,9 @@ class Runtime(RuntimeParts):
 
     def _read_strip(self, venue: VenueParts, now: datetime) -> None:
         """Testnet, live: the configured symbols Kobe holds nothing in, one ticker each at most
-        every ``STRIP_EVERY_S``, for the price strip; a held one is marked every tick."""
+        every ``STRIP_EVERY_S``, for the price strip; a held one is marked every tick. A read
+        that fails leaves the symbol with no price (the strip shows it stale) until the next
+        read, ``STRIP_EVERY_S`` later."""
         # held: every symbol Kobe holds a position in, marked or not (a failed mark is never
         # replaced by a strip price, and is not read twice)
         held = {p.symbol for p in self.execution.positions() if p.venue == venue.name}
@@ -138,6 +140,7 @@ class Runtime(RuntimeParts):
             try:
                 self._strip[symbol] = (now, venue.exchange.fetch_ticker(symbol).last)
             except ExchangeError as exc:
+                self._strip[symbol] = (now, None)  # its last price is no longer current
                 log.warning("%s: no price for %s: %s", venue.name, symbol, redact(str(exc)))
 
     def _unmarked(self, prices: dict[str, Decimal]) -> WalletAlert | None:

@@ -89,8 +89,9 @@ class RuntimeParts:
         self._venue_marks: dict[str, dict[str, Decimal]] = {}
         self._marked_at: dict[str, datetime] = {}
         # testnet, live: the last price of each configured symbol Kobe holds nothing in, for
-        # the price strip only (never a mark: a position is marked from this tick's ticker)
-        self._strip: dict[str, tuple[datetime, Decimal]] = {}
+        # the price strip only (never a mark: a position is marked from this tick's ticker),
+        # and when it was read; None: that read failed (no current price, none is shown)
+        self._strip: dict[str, tuple[datetime, Decimal | None]] = {}
 
     def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
         self._subscribers.append(callback)
@@ -289,6 +290,10 @@ class RuntimeParts:
 
     def _venue_failed(self, exc: ExchangeError, now: datetime) -> None:
         from engine.exchange.base import ExchangeUnavailable, NetworkError
+
+        # the strip's prices are no longer current: none is shown as if it were, and each
+        # symbol is read again at the first tick the venue answers
+        self._strip.clear()
 
         if isinstance(exc, NetworkError | ExchangeUnavailable):
             before = self._health

@@ -164,7 +164,8 @@ class EventDrain(CockpitState):
         held = sorted({p.symbol for p in self.query_one(PositionsPane).positions.values()})
         traded += [s for s in held if s not in traded]
         strip = self.query_one(PriceStrip)
-        strip.show({s: prices.get(s) for s in traded}, record=record)  # None: no price now
+        # None: no price now
+        strip.show({s: prices.get(s) for s in traded}, self.clock(), record=record)
 
     def _show_venue(self, health: Any) -> None:
         detail = health.error

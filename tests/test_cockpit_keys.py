@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 from textual import events
 from textual.command import CommandPalette
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
@@ -556,7 +557,7 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         btc = app._last_prices["BTC/USDT"]
         # a symbol's first price: its sparkline drew a full-height block, a jump that never was
         strip = app.query_one(PriceStrip)
-        strip.show({"DOGE/USDT": Decimal("0.1")})
+        strip.show({"DOGE/USDT": Decimal("0.1")}, app.clock())
         await pilot.pause()
         assert "█" not in "".join(bars(app.query_one("#spark-doge-usdt", Sparkline), 6))
         app._show_prices({**app._last_prices, "BTC/USDT": btc * Decimal("1.01")})
@@ -569,12 +570,58 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         app._show_prices({s: p for s, p in app._last_prices.items() if s != "BTC/USDT"})
         await pilot.pause()
         label_widget = app.query_one("#px-btc-usdt", Static)
-        assert str(label_widget.render()).split() == ["BTC", "—"]
+        assert str(label_widget.render()).split() == ["BTC", "—", "since", f"{clock():%H:%M}"]
         assert label_widget.display and not label_widget.has_class("-gone")
         assert len(app.query_one("#spark-btc-usdt", Sparkline).data or []) == 2
         app._show_prices({**app._last_prices, "BTC/USDT": btc})
         await pilot.pause()
         assert str(label_widget.render()).endswith("+0.00%")
+
+
+async def test_with_the_exchange_down_no_price_in_the_strip_shows_as_live(workdir: Path) -> None:
+    """Testnet with the exchange down: the configured symbols with no position kept their
+    last price in the strip as if it were live, while a held one showed `—`. Now each, held
+    or not, shows dimmed `—` and the time of its last price; the prices come back with the
+    exchange."""
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    sim = BinanceSim().start()
+    try:
+        app, clock = make_app(workdir, sim_env(sim))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await ticks(app, pilot, clock, 1)
+            await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="20")
+            await pilot.press("ctrl+s")
+            await ticks(app, pilot, clock, 1)
+            assert app.runtime is not None
+            assert {p.symbol for p in app.runtime.positions()} == {"ETH/USDT"}  # held
+            priced = f"{clock():%H:%M}"
+            clock.advance(240)  # a later minute: the time shown is the last price's
+            sim.inject(status=503, body="Service Unavailable", times=1000)
+            await ticks(app, pilot, clock, 1)
+            assert "venue DOWN" in app.query_one(KobeHeader).item("venue-state")
+
+            def labels() -> dict[str, Text]:
+                shown = {str(w.id): w.content for w in app.query(".px-label") if w.display}
+                assert all(isinstance(t, Text) for t in shown.values())
+                return shown  # type: ignore[return-value]
+
+            binance = ("px-btc-usdt", "px-eth-usdt", "px-sol-usdt")  # (the paper DEX is up)
+            shown = labels()
+            for label in (shown[k] for k in binance):
+                assert label.plain.split()[1:] == ["—", "since", priced], label.plain
+                assert label.style == "dim"
+            with sim._lock:
+                sim.faults.clear()  # the exchange is back
+            await ticks(app, pilot, clock, 1)
+            shown = labels()
+            for label in (shown[k] for k in binance):
+                assert "—" not in label.plain and label.plain.rstrip().endswith("%")
+    finally:
+        sim.stop()
 
 
 async def test_a_moving_price_keeps_its_decimals_from_tick_to_tick(workdir: Path) -> None:

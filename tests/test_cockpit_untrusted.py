@@ -179,7 +179,8 @@ async def test_symbols_alike_or_not_ascii_each_get_their_place_in_the_price_stri
                 "A-B/USDC": Decimal(2),
                 "ÄÖ/USDC": Decimal(3),
                 "[bold red]X/USDC": Decimal(4),
-            }
+            },
+            app.clock(),
         )
         await pilot.pause()
         labels = [str(w.render()) for w in strip.query(".px-label") if isinstance(w, Static)]

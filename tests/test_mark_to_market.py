@@ -137,6 +137,45 @@ def test_the_price_strip_reads_each_configured_symbol_at_most_every_30_s(
     assert _last(events, "prices")["BTC/USDT"] == Decimal(96000)
 
 
+def test_a_strip_price_that_could_not_be_read_is_never_sent_as_current(
+    engine: tuple[Any, Runtime, SimClock, list[EngineEvent]],
+) -> None:
+    """Testnet and live, with the exchange failing: a configured symbol with no position kept
+    its last price in the strip as if it were live (held ones already showed none). Now a
+    failed read leaves it with no price until its next read, 30 s later, and a venue that
+    fails drops them all until it answers again."""
+    sim, runtime, clock, events = engine
+    sim.set_price("BTCUSDT", Decimal(95000))
+    runtime.tick()
+    assert _last(events, "prices")["BTC/USDT"] == Decimal(95000)
+    symbols = list(runtime.settings.config.symbols)
+    sim.inject(
+        status=400, body={"code": -1121, "msg": "Invalid symbol."}, path=TICKER, query="BTCUSDT"
+    )
+    clock.advance(30)
+    runtime.tick()
+    assert "BTC/USDT" not in _last(events, "prices")
+    assert set(symbols) - {"BTC/USDT"} <= set(_last(events, "prices"))
+    before = sim.count("GET", TICKER)
+    clock.advance(5)
+    runtime.tick()
+    assert "BTC/USDT" not in _last(events, "prices")
+    assert sim.count("GET", TICKER) == before  # read again 30 s after the failed read
+    clock.advance(25)
+    runtime.tick()
+    assert _last(events, "prices")["BTC/USDT"] == Decimal(95000)
+    # the exchange fails (the key refused: no retry): no strip price is current any more
+    sim.inject(status=401, body={"code": -2015, "msg": "Invalid API-key."}, path="/api/v3/time")
+    clock.advance(5)
+    runtime.tick()
+    assert not set(symbols) & set(_last(events, "prices"))
+    before = sim.count("GET", TICKER)
+    clock.advance(5)
+    runtime.tick()  # it answers again: each symbol is read at once, not 30 s later
+    assert sim.count("GET", TICKER) == before + len(symbols)
+    assert set(symbols) <= set(_last(events, "prices"))
+
+
 def test_a_stop_ends_a_retry_pause_at_once_when_the_exchange_is_down(
     engine: tuple[Any, Runtime, SimClock, list[EngineEvent]],
 ) -> None:

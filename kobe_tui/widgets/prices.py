@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime
 from decimal import Decimal
 
 from rich.text import Text
@@ -24,6 +25,7 @@ class PriceStrip(Horizontal):
         self.widths: dict[str, int] = {}
         self.shown: set[str] = set()
         self.slugs: dict[str, str] = {}  # symbol -> the name of its widgets
+        self.priced_at: dict[str, datetime] = {}  # when each symbol's last price came
 
     def _slug(self, symbol: str) -> str:
         """A name for the symbol's widgets, its own: symbols from a feed may differ only in
@@ -37,15 +39,21 @@ class PriceStrip(Horizontal):
             self.slugs[symbol] = slug
         return self.slugs[symbol]
 
-    def show(self, prices: dict[str, Decimal | None], *, record: bool = True) -> None:
-        """``record``: new prices (a point on each sparkline); else only the symbols shown.
-        A price None: none could be read now (a venue down); a symbol shown before stays, with
-        ``—`` for its price, never its last one as if it were current."""
+    def show(
+        self, prices: dict[str, Decimal | None], now: datetime, *, record: bool = True
+    ) -> None:
+        """``record``: new prices (a point on each sparkline) as of ``now``; else only the
+        symbols shown. A price None: none is current (a venue down, a ticker that failed); a
+        symbol shown before stays, dimmed, with ``—`` and the time of its last price
+        (``BTC — since 14:05``), never its last one as if it were current. Held or not, the
+        same."""
         prices = {s: p for s, p in prices.items() if p is not None or s in self.first}
         for symbol, price in prices.items():
             slug = self._slug(symbol)
             if price is None:
-                self._label(symbol, Text(f" {symbol.split('/')[0]} — ", style="dim"))
+                since = self.priced_at.get(symbol)
+                stale = f"— since {since:%H:%M}" if since is not None else "—"
+                self._label(symbol, Text(f" {symbol.split('/')[0]} {stale} ", style="dim"))
                 continue
             if symbol not in self.first:
                 self.first[symbol] = price
@@ -56,6 +64,7 @@ class PriceStrip(Horizontal):
                 )
             elif not record:
                 continue
+            self.priced_at[symbol] = now
             self.history[symbol].append(float(price))  # drawing only; the label is Decimal
             first = self.first[symbol]
             change = (price - first) / first * 100 if first else Decimal(0)
