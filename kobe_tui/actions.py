@@ -382,6 +382,11 @@ class Actions(EngineHost):
     # -- quitting -----------------------------------------------------------------------------
 
     def action_quit_safely(self) -> None:
+        """``q``: asks first when orders are open. An action under way (an order being
+        placed: ``ctrl+s q`` in one packet) is carried out first, and the question counts
+        the orders it left open."""
+        if self._after_actions(self.action_quit_safely):
+            return
         orders = self.query_one(OrdersPane).orders
         if orders:
             question = f"Quit with {counted(len(orders), 'open order')}? They stay on the exchange; exits watched locally are not watched while Kobe is closed."

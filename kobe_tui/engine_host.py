@@ -269,22 +269,29 @@ class EngineHost(EventDrain):
         """Quit. What the operator confirmed before (an order placed, a cancel, a close, a trip)
         runs to its end first: ``ctrl+s`` then ``q`` in one packet quit before the order's
         worker had started, and the order was dropped without a word."""
-        busy = [w for w in self.workers if w.group == "action" and not w.is_finished]
-        if busy:
-            self.notify("Quitting once the action under way is done", timeout=10)
-            self._quit_when_done(busy)
+        if self._after_actions(self.shutdown):
             return
         self._stop_engine.set()
         if self.runtime is not None:
             self.runtime.request_stop()
         self.exit(0)
 
+    def _after_actions(self, then: Callable[[], None]) -> bool:
+        """True when an action is under way: ``then`` runs once it is done (and what it did
+        is drawn: an order it placed is in the orders pane)."""
+        busy = [w for w in self.workers if w.group == "action" and not w.is_finished]
+        if busy:
+            self.notify("Quitting once the action under way is done", timeout=10)
+            self._quit_when_done(busy, then)
+        return bool(busy)
+
     @work(exclusive=True, exit_on_error=False, group="quit")
-    async def _quit_when_done(self, busy: list[Worker[None]]) -> None:
+    async def _quit_when_done(self, busy: list[Worker[None]], then: Callable[[], None]) -> None:
         for worker in busy:
             with contextlib.suppress(WorkerFailed, WorkerCancelled):  # said by its own message
                 await worker.wait()
-        self.shutdown()
+        self._drain()
+        then()
 
 
 def pause_gc_for_startup() -> None:

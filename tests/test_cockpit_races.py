@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from engine.agent import build_agent
 from engine.lock import DataDirLock
@@ -22,6 +23,7 @@ from engine.router import Placement
 from engine.runtime import Runtime, SimClock
 from kobe_tui.app import KobeApp
 from kobe_tui.screens.confirm import ConfirmScreen
+from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle
@@ -129,7 +131,7 @@ async def test_q_right_after_placing_an_order_places_it_then_quits(workdir: Path
     """``q`` right after ``ctrl+s``: the quit stopped the engine while the order's worker had
     not reached it yet (a busy machine), and the order was lost without a word.
     Now the cockpit quits once the order is placed, journaled whole, and the data dir is
-    released."""
+    released; asking first, as ``q`` does, when that order is open."""
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await limit_buy_ticket(app, pilot)
@@ -144,6 +146,11 @@ async def test_q_right_after_placing_an_order_places_it_then_quits(workdir: Path
         runtime.submit = late  # type: ignore[method-assign]
         await pilot.press("ctrl+s")
         await burst(app, "q")
+        # the question counts the order just placed (a limit buy, open)
+        assert await until(lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question.startswith("Quit with 1 open order?")
+        assert [e["event"] for e in journal_events(workdir)] == ["intent", "ack"]
+        await pilot.press("y")
         assert await until(lambda: app.return_code is not None)
     assert [e["event"] for e in journal_events(workdir)] == ["intent", "ack"]
     assert await until(lambda: not runtime._built)  # stopped, after the order
@@ -274,3 +281,54 @@ async def test_escape_and_ctrl_s_in_one_packet_keep_their_order(
         events = [e["event"] for e in journal_events(workdir)]
         assert events == (["intent", "ack"] if placed else [])
         assert app.screen is app.screen_stack[0]
+
+
+@pytest.mark.parametrize(("keys", "placed"), [(("ctrl+s", "q"), True), (("escape", "q"), False)])
+async def test_q_behind_the_key_that_closes_the_ticket_quits(
+    workdir: Path, keys: tuple[str, ...], placed: bool
+) -> None:
+    """``ctrl+s q`` in one packet (SSH bundles keys): the order was placed but the q went
+    into a field of the closing ticket, and the cockpit stayed. The q is now the main
+    screen's: with no order left open (a market buy, filled) the cockpit quits."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="12")
+        await burst(app, *keys)
+        assert await until(lambda: app.return_code is not None)
+    events = [e["event"] for e in journal_events(workdir)]
+    assert events == (["intent", "ack", "fill"] if placed else [])
+
+
+async def test_ctrl_s_q_with_an_order_left_open_asks_before_quitting(workdir: Path) -> None:
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await limit_buy_ticket(app, pilot)
+        await burst(app, "ctrl+s", "q")
+        assert await until(lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question.startswith("Quit with 1 open order?")
+        await pilot.press("n")  # the safe answer: Kobe stays, the order with it
+        await settle(app, pilot)
+        assert app.return_code is None and app.screen is app.screen_stack[0]
+        assert len(app.query_one(OrdersPane).orders) == 1
+
+
+async def test_a_q_typed_in_the_ticket_or_behind_a_refused_ctrl_s_never_quits(
+    workdir: Path,
+) -> None:
+    """A q is the field's (a typo the plan refuses), also right behind a ctrl+s that placed
+    nothing (its plan was not the plan shown): the cockpit never quits from the ticket."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await limit_buy_ticket(app, pilot)
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        ticket.query_one("#amount").focus()
+        await pilot.pause()
+        await burst(app, "q")
+        await settle(app, pilot)
+        assert ticket.query_one("#amount", Input).value == "12q"
+        await burst(app, "backspace", "3", "ctrl+s", "q")  # 13: not the plan shown yet
+        await settle(app, pilot)
+        assert app.screen is ticket and app.return_code is None
+        assert journal_events(workdir) == []

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
 Planner = Callable[[Proposal], "OrderPlan"]
 
 
+class TicketInput(Input):
+    """A field of the ticket. A field takes the printable keys before the screen's bindings;
+    once ``ctrl+s`` or ``escape`` is on its way (``leaving``), it leaves them to the screen, so
+    that ``q`` right behind (``ctrl+s q`` in one packet) reaches the ticket's ``q``."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        leaving = isinstance(self.screen, OrderTicket) and self.screen.leaving
+        return not leaving and super().check_consume_key(key, character)
+
+
 class OrderTicket(FormScreen[Proposal | None]):
     BINDINGS = [
         # Priority, for the same reason as the form's tab: "ctrl+s 5" in one packet typed the
@@ -33,6 +44,8 @@ class OrderTicket(FormScreen[Proposal | None]):
         # a cancel, never an order)
         Binding("escape", "cancel", "Cancel", priority=True, id="ticket.cancel"),
         Binding("ctrl+s", "place", "Place order", priority=True, id="ticket.place"),
+        # "ctrl+s q" in one packet: the q went into a field of the closing ticket and was lost
+        Binding("q", "quit_behind", "Quit", show=False, priority=True, id="ticket.quit"),
     ]
 
     def __init__(
@@ -59,6 +72,8 @@ class OrderTicket(FormScreen[Proposal | None]):
         self.proposal: Proposal | None = None
         self.plan_ok = False
         self.closing = False  # placed or cancelled: later keys of the packet change nothing
+        self.leaving = False  # ctrl+s or escape on its way (queued behind the field's keys)
+        self.quit_behind = False  # and a q right behind it: the main screen's q once closed
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ticket-box", classes="modal-box"):
@@ -89,7 +104,7 @@ class OrderTicket(FormScreen[Proposal | None]):
                     id="type",
                 )
                 yield Label("price")
-                yield Input(placeholder="limit only", compact=True, id="price")
+                yield TicketInput(placeholder="limit only", compact=True, id="price")
                 yield Label("size")
                 yield Select(
                     [("quote amount", "quote"), ("risk % of wallet", "risk")],
@@ -99,11 +114,11 @@ class OrderTicket(FormScreen[Proposal | None]):
                     id="sizing",
                 )
                 yield Label("amount")
-                yield Input(value="15", compact=True, id="amount")
+                yield TicketInput(value="15", compact=True, id="amount")
                 yield Label("stop-loss")
-                yield Input(placeholder="needed for risk %", compact=True, id="sl")
+                yield TicketInput(placeholder="needed for risk %", compact=True, id="sl")
                 yield Label("take-profit")
-                yield Input(placeholder="optional", compact=True, id="tp")
+                yield TicketInput(placeholder="optional", compact=True, id="tp")
                 yield Label("wallet")
                 yield Select(
                     [(w, w) for w in self.wallets],
@@ -240,14 +255,16 @@ class OrderTicket(FormScreen[Proposal | None]):
         take: it places the plan shown only if it is the plan of what the fields then hold
         ("12" then ctrl+s in one packet: the plan shown is for the old amount, nothing is
         placed). Keys behind it land in the closed ticket, never in a field of the order."""
+        self.leaving = True
         self._in_order(self._place)
 
     def _place(self) -> None:
         proposal, _ = self.build()
-        if self.closing or not self.plan_ok or self.proposal is None:
-            return
-        if proposal == self.proposal:
-            self._close(self.proposal)
+        shown = self.proposal
+        if not self.closing and self.plan_ok and shown is not None and proposal == shown:
+            self._close(shown)
+        if not self.closing:  # nothing placed: the ticket stays, a q behind it is dropped
+            self.leaving = self.quit_behind = False
 
     def action_cancel(self) -> None:
         """``escape``: an open choice list closes; otherwise the ticket, nothing placed."""
@@ -256,7 +273,20 @@ class OrderTicket(FormScreen[Proposal | None]):
                 choice.expanded = False
                 choice.focus()
                 return
+        self.leaving = True
         self._in_order(lambda: self._close(None))
+
+    def action_quit_behind(self) -> None:
+        """``q`` right behind ``ctrl+s`` or ``escape`` (``ctrl+s q`` in one packet, as SSH
+        bundles them) is the main screen's ``q`` once the ticket has closed: the cockpit
+        quits, after the order is placed, asking first when orders are open. Anywhere else
+        a ``q`` is the focused field's."""
+        if self.closing:
+            self.app.call_later(self.app.action_quit)  # after the ticket's result is taken
+        elif self.leaving:
+            self.quit_behind = True
+        else:
+            raise SkipAction()
 
     def _in_order(self, then: Callable[[], None]) -> None:
         """Run ``then`` once the focused field has taken the keys typed before this one."""
@@ -269,4 +299,6 @@ class OrderTicket(FormScreen[Proposal | None]):
     def _close(self, result: Proposal | None) -> None:
         if not self.closing:  # once: a second dismiss would take the screen under it
             self.closing = True
-            self.dismiss(result)
+            self.dismiss(result)  # its result is taken before what is queued after this
+            if self.quit_behind:
+                self.app.call_later(self.app.action_quit)
