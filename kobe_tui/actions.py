@@ -232,6 +232,8 @@ class Actions(EngineHost):
         settings = self.settings
         if settings is not None and settings.config.risk.on_trip == "flatten":
             question = "Trip the kill switch? on_trip is flatten: Kobe's open entries are cancelled and its positions closed at market."
+            if getattr(self.screen, "question", None) == question:
+                return  # asked already (k from that question: "k k" in one packet)
 
             def done(yes: bool | None) -> None:
                 if yes:

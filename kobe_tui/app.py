@@ -57,7 +57,26 @@ class KobeApp(Actions, Navigation):
         Binding("C", "cancel_all", "Cancel all", key_display="C", id="order.cancel_all"),
         Binding("x", "close_position", "Close", id="position.close"),
         Binding("e", "edit_exits", "Exits", id="position.exits"),
-        Binding("k", "trip", "Kill", id="risk.trip"),
+        # priority: the kill switch also from a dialog (a confirmation, the help, the exits,
+        # the ticket on a choice), but never while a field takes typing: Textual leaves a
+        # printable key to a focused Input (or an open choice list) before any binding
+        Binding(
+            "k",
+            "trip",
+            "Kill",
+            priority=True,
+            tooltip="Kill switch: trip it, also from a dialog, unless a text field has the focus",
+            id="risk.trip",
+        ),
+        # ctrl+t: from anywhere, also while typing (no field types it, an Input binds no ctrl+t)
+        Binding(
+            "ctrl+t",
+            "trip",
+            "Kill switch: trip it from anywhere, also while typing in a field",
+            show=False,
+            priority=True,
+            id="risk.trip_anywhere",
+        ),
         Binding("K", "reset", "Reset kill", key_display="K", id="risk.reset"),
         Binding("p", "pause", "Pause", id="engine.pause"),
         Binding("p", "resume", "Resume", id="engine.resume"),  # the one shown: as it stands

@@ -139,8 +139,8 @@ class Navigation(EngineHost):
                 key = binding.key_display or binding.key
                 if rows and rows[-1][0] == key:  # one key, two actions (p: pause / resume)
                     rows[-1] = (key, f"{rows[-1][1]} / {binding.description.lower()}")
-                else:
-                    rows.append((key, binding.description))
+                else:  # where a key works, when the footer's word does not say it all
+                    rows.append((key, binding.tooltip or binding.description))
         rows.append(("1-9", "Show pane: " + ", ".join(PANES)))
         rows.append(("escape", "Back / close a dialog (the safe answer)"))
         rows.append(("ctrl+p", "Command palette: every action"))
@@ -151,10 +151,12 @@ class Navigation(EngineHost):
     # -- the command palette: every Kobe action, through the same path as its key -----------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        listed: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if binding.key.isdigit() and binding.key != "1":
-                continue
+            if (binding.key.isdigit() and binding.key != "1") or binding.action in listed:
+                continue  # one entry an action (the kill switch: k and ctrl+t)
+            listed.add(binding.action)
             action = "show_pane(0)" if binding.key == "1" else binding.action
             title = "Show a pane (1-9)" if binding.key == "1" else binding.description
             key = binding.key_display or binding.key

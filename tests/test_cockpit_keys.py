@@ -202,6 +202,71 @@ async def test_the_palette_runs_the_kill_switch_like_k(workdir: Path) -> None:
         assert isinstance(app.screen, ConfirmScreen)  # the same confirmation as K
 
 
+async def test_k_trips_from_a_dialog_unless_a_text_field_has_the_focus(workdir: Path) -> None:
+    """``k`` did nothing while a dialog was open. It now trips from a dialog whose focus takes
+    no typing (the help, a confirmation, the ticket on a choice); in a text field it is a
+    character, never a trip; ``ctrl+t`` trips from anywhere, a field focused too."""
+    from kobe_tui.screens.help import HelpScreen
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+
+        async def reset() -> None:
+            assert app.runtime is not None
+            app.runtime.reset_kill_switch("test")
+            await settle(app, pilot)
+            assert app.risk_state != "TRIPPED"
+
+        await settle(app, pilot)
+        ticket = await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="12")
+        amount = ticket.query_one("#amount", Input)
+        assert ticket.focused is amount
+        await burst(app, "k")
+        await settle(app, pilot)
+        assert amount.value == "12k" and app.risk_state != "TRIPPED"  # typed, not a trip
+        await burst(app, "ctrl+t")
+        await settle(app, pilot)
+        assert app.risk_state == "TRIPPED" and amount.value == "12k"
+        assert app.screen is ticket  # the dialog stays, its fields as they were
+        await reset()
+        ticket.query_one("#symbol").focus()
+        await pilot.pause()
+        await burst(app, "k")  # on a choice: no typing there
+        await settle(app, pilot)
+        assert app.risk_state == "TRIPPED" and app.screen is ticket
+        await pilot.press("escape")
+        await reset()
+        for opener, dialog in (("question_mark", HelpScreen), ("C", ConfirmScreen)):
+            if opener == "C":  # a confirmation, about an open order
+                await _fill_ticket(
+                    pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12"
+                )
+                await pilot.press("ctrl+s")
+                await settle(app, pilot)
+            await pilot.press(opener)
+            await pilot.pause()
+            assert isinstance(app.screen, dialog)
+            await burst(app, "k")
+            await settle(app, pilot)
+            assert app.risk_state == "TRIPPED" and isinstance(app.screen, dialog)
+            await pilot.press("escape")  # the dialog's own answer, still the safe one
+            await settle(app, pilot)
+            assert app.screen is app.screen_stack[0]
+            await reset()
+        assert app.query_one(OrdersPane).orders  # the confirmation was not answered by k
+
+
+async def test_k_twice_with_on_trip_flatten_asks_once(workdir: Path) -> None:
+    (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await burst(app, "k", "k")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen) and len(app.screen_stack) == 2
+        assert app.risk_state != "TRIPPED"  # asked, not tripped
+
+
 async def test_l_is_available_in_paper_and_says_what_live_needs(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -701,7 +766,7 @@ async def test_help_shows_every_key_at_every_size(workdir: Path, size: tuple[int
             await pilot.press("pagedown")
             await pilot.pause()
         seen += html.unescape(app.export_screenshot()).replace("\xa0", " ")
-        for row in ("pagedown", "shift+tab", "1-9", "equity, risk", "escape", "ctrl+p"):
+        for row in ("pagedown", "shift+tab", "1-9", "equity, risk", "escape", "ctrl+p", "ctrl+t"):
             assert row in seen
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
