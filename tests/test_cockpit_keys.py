@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +15,11 @@ from rich.console import Console
 from rich.text import Text
 from textual import events
 from textual.command import CommandPalette
+from textual.pilot import Pilot
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
 from textual.widgets import Input, Sparkline, Static
 
+from engine.runtime import SimClock
 from engine.trades import ClosedTrade, TradeStore
 from kobe_tui.app import PANES, KobeApp
 from kobe_tui.screens.confirm import ConfirmScreen
@@ -24,6 +28,7 @@ from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.money import EquityPane, WalletsPane
 from kobe_tui.widgets.orders import OrdersPane
+from tests.binance_sim import BinanceSim
 from tests.cockpit_support import drain, make_app, plain, settle, ticks
 from tests.test_cockpit import _fill_ticket
 
@@ -373,39 +378,44 @@ async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -
         assert app.query_one(KobeHeader).item("mode").strip() == "PAPER"
 
 
-async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
-    workdir: Path,
-) -> None:
-    from tests.binance_sim import BinanceSim
+@asynccontextmanager
+async def testnet_cockpit(
+    workdir: Path, size: tuple[int, int]
+) -> AsyncIterator[tuple[KobeApp, Pilot[Any], SimClock, BinanceSim]]:
+    """The cockpit in testnet against the Binance simulator, settled, after one tick."""
     from tests.test_ccxt_contract import sim_env
 
     (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
-    sim = BinanceSim().start()
-    try:
+    with BinanceSim() as sim:
         app, clock = make_app(workdir, sim_env(sim))
-        async with app.run_test(size=(160, 50)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await settle(app, pilot)
             assert app.runtime is not None, app.engine_state
             await ticks(app, pilot, clock, 1)
-            venue = app.query_one(KobeHeader).item("venue-state")
-            assert "venue ok" in venue and "ms" in venue
-            line = app.query_one("#wallets-exchange", Static)
-            account = str(line.render())
-            assert "binance account" in account and "USDT 10,000" in account
-            # under Kobe's ledger (it was above the table's header), its text in line with
-            # the table's cells (it was against the pane's border)
-            table = app.query_one(WalletsPane).table
-            assert line.region.y >= table.region.bottom
-            assert line.content_region.x == table.region.x + table.cell_padding
-            sim.inject(status=503, body="Service Unavailable", times=1000)  # unreachable
-            await ticks(app, pilot, clock, 1)
-            venue = app.query_one(KobeHeader).item("venue-state")
-            assert f"venue DOWN: since {clock():%H:%M}" in venue
-            alerts = [a[3] for a in app.query_one(AlertsPane).alerts]
-            assert any(a.startswith("binance: ") for a in alerts)
-            assert not any("binance: binance:" in a for a in alerts)
-    finally:
-        sim.stop()
+            yield app, pilot, clock, sim
+
+
+async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
+    workdir: Path,
+) -> None:
+    async with testnet_cockpit(workdir, (160, 50)) as (app, pilot, clock, sim):
+        venue = app.query_one(KobeHeader).item("venue-state")
+        assert "venue ok" in venue and "ms" in venue
+        line = app.query_one("#wallets-exchange", Static)
+        account = str(line.render())
+        assert "binance account" in account and "USDT 10,000" in account
+        # under Kobe's ledger (it was above the table's header), its text in line with
+        # the table's cells (it was against the pane's border)
+        table = app.query_one(WalletsPane).table
+        assert line.region.y >= table.region.bottom
+        assert line.content_region.x == table.region.x + table.cell_padding
+        sim.inject(status=503, body="Service Unavailable", times=1000)  # unreachable
+        await ticks(app, pilot, clock, 1)
+        venue = app.query_one(KobeHeader).item("venue-state")
+        assert f"venue DOWN: since {clock():%H:%M}" in venue
+        alerts = [a[3] for a in app.query_one(AlertsPane).alerts]
+        assert any(a.startswith("binance: ") for a in alerts)
+        assert not any("binance: binance:" in a for a in alerts)
 
 
 async def test_the_ticket_says_at_once_that_sizing_waits_for_a_venue_that_is_down(
@@ -414,38 +424,27 @@ async def test_the_ticket_says_at_once_that_sizing_waits_for_a_venue_that_is_dow
     """With the exchange down the ticket showed a bare `sizing…` for 20 s (the plan needs a
     price and waits out the retries); it now says why at once, and the plan follows when the
     exchange answers again."""
-    from tests.binance_sim import BinanceSim
-    from tests.test_ccxt_contract import sim_env
-
-    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
-    sim = BinanceSim().start()
-    try:
-        app, clock = make_app(workdir, sim_env(sim))
-        async with app.run_test(size=(120, 40)) as pilot:
-            await settle(app, pilot)
-            await ticks(app, pilot, clock, 1)
-            sim.inject(status=503, body="Service Unavailable", times=1000)
-            await ticks(app, pilot, clock, 1)
-            await pilot.press("n")
+    async with testnet_cockpit(workdir, (120, 40)) as (app, pilot, clock, sim):
+        sim.inject(status=503, body="Service Unavailable", times=1000)
+        await ticks(app, pilot, clock, 1)
+        await pilot.press("n")
+        await pilot.pause()
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        await burst(app, *"12")  # the amount: a plan is asked for
+        for _ in range(20):
             await pilot.pause()
-            ticket = app.screen
-            assert isinstance(ticket, OrderTicket)
-            await burst(app, *"12")  # the amount: a plan is asked for
-            for _ in range(20):
-                await pilot.pause()
+        plan = str(ticket.query_one("#plan", Static).render())
+        assert "sizing…" in plan
+        assert f"binance is DOWN since {clock():%H:%M}: the plan needs its price" in plan
+        with sim._lock:
+            sim.faults.clear()  # the exchange is back: the plan comes
+        for _ in range(600):
+            await pilot.pause(0.05)
             plan = str(ticket.query_one("#plan", Static).render())
-            assert "sizing…" in plan
-            assert f"binance is DOWN since {clock():%H:%M}: the plan needs its price" in plan
-            with sim._lock:
-                sim.faults.clear()  # the exchange is back: the plan comes
-            for _ in range(600):
-                await pilot.pause(0.05)
-                plan = str(ticket.query_one("#plan", Static).render())
-                if "sizing…" not in plan:
-                    break
-            assert "Plan:" in plan and "DOWN" not in plan, plan
-    finally:
-        sim.stop()
+            if "sizing…" not in plan:
+                break
+        assert "Plan:" in plan and "DOWN" not in plan, plan
 
 
 async def test_live_unlock_refuses_to_continue_when_balances_cannot_be_read(
@@ -648,45 +647,34 @@ async def test_with_the_exchange_down_no_price_in_the_strip_shows_as_live(workdi
     last price in the strip as if it were live, while a held one showed `—`. Now each, held
     or not, shows dimmed `—` and the time of its last price; the prices come back with the
     exchange."""
-    from tests.binance_sim import BinanceSim
-    from tests.test_ccxt_contract import sim_env
+    async with testnet_cockpit(workdir, (120, 40)) as (app, pilot, clock, sim):
+        await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="20")
+        await pilot.press("ctrl+s")
+        await ticks(app, pilot, clock, 1)
+        assert app.runtime is not None
+        assert {p.symbol for p in app.runtime.positions()} == {"ETH/USDT"}  # held
+        priced = f"{clock():%H:%M}"
+        clock.advance(240)  # a later minute: the time shown is the last price's
+        sim.inject(status=503, body="Service Unavailable", times=1000)
+        await ticks(app, pilot, clock, 1)
+        assert "venue DOWN" in app.query_one(KobeHeader).item("venue-state")
 
-    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
-    sim = BinanceSim().start()
-    try:
-        app, clock = make_app(workdir, sim_env(sim))
-        async with app.run_test(size=(120, 40)) as pilot:
-            await settle(app, pilot)
-            await ticks(app, pilot, clock, 1)
-            await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="20")
-            await pilot.press("ctrl+s")
-            await ticks(app, pilot, clock, 1)
-            assert app.runtime is not None
-            assert {p.symbol for p in app.runtime.positions()} == {"ETH/USDT"}  # held
-            priced = f"{clock():%H:%M}"
-            clock.advance(240)  # a later minute: the time shown is the last price's
-            sim.inject(status=503, body="Service Unavailable", times=1000)
-            await ticks(app, pilot, clock, 1)
-            assert "venue DOWN" in app.query_one(KobeHeader).item("venue-state")
+        def labels() -> dict[str, Text]:
+            shown = {str(w.id): w.content for w in app.query(".px-label") if w.display}
+            assert all(isinstance(t, Text) for t in shown.values())
+            return shown  # type: ignore[return-value]
 
-            def labels() -> dict[str, Text]:
-                shown = {str(w.id): w.content for w in app.query(".px-label") if w.display}
-                assert all(isinstance(t, Text) for t in shown.values())
-                return shown  # type: ignore[return-value]
-
-            binance = ("px-btc-usdt", "px-eth-usdt", "px-sol-usdt")  # (the paper DEX is up)
-            shown = labels()
-            for label in (shown[k] for k in binance):
-                assert label.plain.split()[1:] == ["—", "since", priced], label.plain
-                assert label.style == "dim"
-            with sim._lock:
-                sim.faults.clear()  # the exchange is back
-            await ticks(app, pilot, clock, 1)
-            shown = labels()
-            for label in (shown[k] for k in binance):
-                assert "—" not in label.plain and label.plain.rstrip().endswith("%")
-    finally:
-        sim.stop()
+        binance = ("px-btc-usdt", "px-eth-usdt", "px-sol-usdt")  # (the paper DEX is up)
+        shown = labels()
+        for label in (shown[k] for k in binance):
+            assert label.plain.split()[1:] == ["—", "since", priced], label.plain
+            assert label.style == "dim"
+        with sim._lock:
+            sim.faults.clear()  # the exchange is back
+        await ticks(app, pilot, clock, 1)
+        shown = labels()
+        for label in (shown[k] for k in binance):
+            assert "—" not in label.plain and label.plain.rstrip().endswith("%")
 
 
 async def test_a_moving_price_keeps_its_decimals_from_tick_to_tick(workdir: Path) -> None:
