@@ -379,7 +379,7 @@ async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -
 
 
 @asynccontextmanager
-async def testnet_cockpit(
+async def cockpit_on_testnet(
     workdir: Path, size: tuple[int, int]
 ) -> AsyncIterator[tuple[KobeApp, Pilot[Any], SimClock, BinanceSim]]:
     """The cockpit in testnet against the Binance simulator, settled, after one tick."""
@@ -398,7 +398,7 @@ async def testnet_cockpit(
 async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
     workdir: Path,
 ) -> None:
-    async with testnet_cockpit(workdir, (160, 50)) as (app, pilot, clock, sim):
+    async with cockpit_on_testnet(workdir, (160, 50)) as (app, pilot, clock, sim):
         venue = app.query_one(KobeHeader).item("venue-state")
         assert "venue ok" in venue and "ms" in venue
         line = app.query_one("#wallets-exchange", Static)
@@ -424,7 +424,7 @@ async def test_the_ticket_says_at_once_that_sizing_waits_for_a_venue_that_is_dow
     """With the exchange down the ticket showed a bare `sizing…` for 20 s (the plan needs a
     price and waits out the retries); it now says why at once, and the plan follows when the
     exchange answers again."""
-    async with testnet_cockpit(workdir, (120, 40)) as (app, pilot, clock, sim):
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, clock, sim):
         sim.inject(status=503, body="Service Unavailable", times=1000)
         await ticks(app, pilot, clock, 1)
         await pilot.press("n")
@@ -647,7 +647,7 @@ async def test_with_the_exchange_down_no_price_in_the_strip_shows_as_live(workdi
     last price in the strip as if it were live, while a held one showed `—`. Now each, held
     or not, shows dimmed `—` and the time of its last price; the prices come back with the
     exchange."""
-    async with testnet_cockpit(workdir, (120, 40)) as (app, pilot, clock, sim):
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, clock, sim):
         await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="20")
         await pilot.press("ctrl+s")
         await ticks(app, pilot, clock, 1)
