@@ -22,7 +22,7 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
-from engine.risk import NOT_FLATTENED, STATE_LOST, RiskEngine, RiskSnapshot
+from engine.risk import NOT_FLATTENED, STATE_LOST, KillSwitch, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, Router
 from engine.runtime_types import (
     Agent,
@@ -74,8 +74,10 @@ class RuntimeParts:
         self._paused = False
         self._built = False
         self._ticks = 0
-        self._flattened_trip: datetime | None = None
-        self._announced_trip: datetime | None = None  # the trip the alert was raised for
+        # a trip is its time and reason: a confirmed trip replacing an unconfirmed one (or a lost
+        # state's) in the same second is a new one
+        self._flattened_trip: tuple[datetime | None, str] | None = None
+        self._announced_trip: tuple[datetime | None, str] | None = None  # the alert's trip
         self._low_disk = False
         self._state = EngineState.STOPPED
         self._error = ""
@@ -315,7 +317,7 @@ class RuntimeParts:
         before = self.risk.kill_switch()
         self.risk.apply_commands()
         after = self.risk.kill_switch()
-        if after.tripped and (not before.tripped or after.since != before.since):
+        if after.tripped and (not before.tripped or _trip(after) != _trip(before)):
             self._after_trip()  # a new trip (also one taking a lost state's place)
 
     def _after_trip(self) -> None:
@@ -327,9 +329,9 @@ class RuntimeParts:
     def _announce_trip(self) -> bool:
         """The critical alert of the current trip, raised once (False: it was already)."""
         ks = self.risk.kill_switch()
-        if self._announced_trip == ks.since:
+        if self._announced_trip == _trip(ks):
             return False
-        self._announced_trip = ks.since
+        self._announced_trip = _trip(ks)
         self._alert("critical", "kill_switch", f"kill switch TRIPPED: {ks.reason}")
         return True
 
@@ -339,8 +341,8 @@ class RuntimeParts:
         ks = self.risk.kill_switch()
         if ks.reason.startswith(NOT_FLATTENED):
             return
-        if self.settings.config.risk.on_trip == "flatten" and self._flattened_trip != ks.since:
-            self._flattened_trip = ks.since
+        if self.settings.config.risk.on_trip == "flatten" and self._flattened_trip != _trip(ks):
+            self._flattened_trip = _trip(ks)
             done = self.execution.flatten(f"kill switch tripped (flatten): {ks.reason}")
             self._alert("warning", "flatten", "flatten: " + ("; ".join(done) or "nothing open"))
 
@@ -395,3 +397,7 @@ class _LiveWallets:
                 return f"wallet {wallet_id} may not trade: it is not in finance.risk_wallets"
             return None
         return book.venue_problem(wallet_id, exchange_name)
+
+
+def _trip(ks: KillSwitch) -> tuple[datetime | None, str]:
+    return ks.since, ks.reason

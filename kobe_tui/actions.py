@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from engine.proposal import Proposal
 
 
-def ConfirmScreen(question: str, *, yes: str = "Yes") -> Any:
+def ConfirmScreen(question: str, *, yes: str = "Yes", no: str = "No") -> Any:
     """The confirmation modal, imported when first needed (not for the first frame)."""
     from kobe_tui.screens.confirm import ConfirmScreen as Screen
 
-    return Screen(question, yes=yes)
+    return Screen(question, yes=yes, no=no)
 
 
 class Actions(EngineHost):
@@ -229,25 +229,39 @@ class Actions(EngineHost):
         self.post_message(PositionsChanged(self.runtime.positions()))
 
     def action_trip(self) -> None:
+        """``k`` trips at once, whatever ``on_trip`` says (an entry under way is refused, as
+        ``kobe risk trip`` does); with ``flatten`` a question follows about the flatten alone:
+        Yes replaces this trip with one that flattens, No (the default) leaves it as it is."""
+        from engine.risk import NOT_FLATTENED
+
         settings = self.settings
-        if settings is not None and settings.config.risk.on_trip == "flatten":
-            question = "Trip the kill switch? on_trip is flatten: Kobe's open entries are cancelled and its positions closed at market."
-            if getattr(self.screen, "question", None) == question:
-                return  # asked already (k from that question: "k k" in one packet)
+        if settings is None or settings.config.risk.on_trip != "flatten":
+            self.trip_kill_switch("manual: tripped from the cockpit")
+            return
+        question = (
+            "Kill switch TRIPPED: new entries are blocked. on_trip is flatten: also cancel "
+            "Kobe's open entries and close its positions at market?"
+        )
+        if getattr(self.screen, "question", None) == question:
+            return  # asked already (k from that question: "k k" in one packet)
+        self.trip_kill_switch(f"{NOT_FLATTENED}: tripped from the cockpit")
 
-            def done(yes: bool | None) -> None:
-                if yes:
-                    self.trip_kill_switch()
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.trip_kill_switch("manual: tripped from the cockpit", flatten=True)
 
-            self.push_screen(ConfirmScreen(question, yes="Trip and flatten"), done)
-        else:
-            self.trip_kill_switch()
+        self.push_screen(ConfirmScreen(question, yes="Flatten", no="Trip only"), done)
 
     @work(thread=True, exit_on_error=False, group="action")
-    def trip_kill_switch(self) -> None:
+    def trip_kill_switch(self, reason: str, flatten: bool = False) -> None:
         assert self.runtime is not None
-        self.runtime.trip("manual: tripped from the cockpit", "cockpit")
-        self.post_message(ActionDone("Kill switch TRIPPED: new entries are blocked"))
+        self.runtime.trip(reason, "cockpit")
+        self.post_message(
+            ActionDone(
+                "Kill switch TRIPPED: new entries are blocked"
+                + ("; flattening Kobe's entries and positions" if flatten else "")
+            )
+        )
 
     def action_reset(self) -> None:
         assert self.runtime is not None

@@ -261,15 +261,39 @@ async def test_k_trips_from_a_dialog_unless_a_text_field_has_the_focus(workdir: 
         assert app.query_one(OrdersPane).orders  # the confirmation was not answered by k
 
 
-async def test_k_twice_with_on_trip_flatten_asks_once(workdir: Path) -> None:
+async def test_k_with_on_trip_flatten_trips_at_once_and_asks_only_about_the_flatten(
+    workdir: Path,
+) -> None:
+    """As ``kobe risk trip`` does: the brake is never held back by a question; the question
+    (asked once, also for "k k" in one packet) is whether to flatten too. No keeps the position
+    and its exits; Flatten closes it."""
     (workdir / "kobe.toml").write_text('[risk]\non_trip = "flatten"\n')
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
+        ticket = await _fill_ticket(pilot, app, symbol="ETH/USDT", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert app.runtime is not None
+        assert ticket is not app.screen and len(app.runtime.positions()) == 1
         await burst(app, "k", "k")
         await settle(app, pilot)
         assert isinstance(app.screen, ConfirmScreen) and len(app.screen_stack) == 2
-        assert app.risk_state != "TRIPPED"  # asked, not tripped
+        assert app.risk_state == "TRIPPED"  # before any answer
+        assert app.runtime.risk_snapshot().reason.startswith("manual, not flattened")
+        await pilot.press("enter")  # the default: Trip only
+        await settle(app, pilot)
+        assert app.screen is app.screen_stack[0] and len(app.runtime.positions()) == 1
+        app.runtime.reset_kill_switch("test")  # k is offered again once it is ARMED
+        await settle(app, pilot)
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert app.runtime.positions() == []  # flattened
+        snap = app.runtime.risk_snapshot()
+        assert snap.state.value == "TRIPPED" and snap.reason == "manual: tripped from the cockpit"
 
 
 async def test_l_is_available_in_paper_and_says_what_live_needs(workdir: Path) -> None:

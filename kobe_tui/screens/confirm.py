@@ -25,10 +25,13 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("enter", "press_focused", "Answer", show=False, id="confirm.press"),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Yes", danger: bool = True) -> None:
+    def __init__(
+        self, question: str, *, yes: str = "Yes", no: str = "No", danger: bool = True
+    ) -> None:
         super().__init__()
         self.question = question
         self.yes_label = yes
+        self.no_label = no
         self.danger = danger
         self.answered = False
 
@@ -38,7 +41,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 self.question, id="confirm-question", markup=False
             )  # names shown literally
             with Horizontal(classes="buttons"):
-                yield AnswerButton("No", id="no", variant="primary")
+                yield AnswerButton(self.no_label, id="no", variant="primary")
                 yield AnswerButton(
                     self.yes_label, id="yes", variant="error" if self.danger else "success"
                 )
