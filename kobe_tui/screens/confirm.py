@@ -45,7 +45,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield AnswerButton(
                     self.yes_label, id="yes", variant="error" if self.danger else "success"
                 )
-            yield Static("y: yes   n / escape: no", classes="hint")
+            yield Static(f"y: {self.yes_label}   n / escape: {self.no_label}", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()  # the safe answer is the default
