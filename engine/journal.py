@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine.fsutil import append_all, keep_aside, writing
+from engine.fsutil import REPAIR_OR_RESTORE, append_all, damaged, keep_aside, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import csv_cell, operator_text, parse_decimal
 
@@ -78,11 +78,20 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Every record, streaming; lines that do not parse (a torn line) are skipped and logged."""
     if not Path(path).exists():
         return
-    with open(path, "rb") as fh:
+    with _open_journal(path) as fh:
         for number, raw in enumerate(fh, start=1):
             record = _parse(raw, path, number)
             if record is not None:
                 yield record
+
+
+def _open_journal(path: Path) -> BinaryIO:
+    """``path`` opened for reading; one that exists but cannot be read (a directory, no
+    permission) is a :class:`~engine.fsutil.StateError` naming it, never an internal error."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise damaged(Path(path), exc, REPAIR_OR_RESTORE) from None
 
 
 def _parse(raw: bytes, path: Path, number: int | None) -> dict[str, Any] | None:
@@ -107,7 +116,7 @@ def tail_jsonl(path: Path, n: int, *, block: int = 64 * 1024) -> list[dict[str, 
     if n <= 0 or not path.exists():
         return []
     records: list[dict[str, Any]] = []
-    with open(path, "rb") as fh:
+    with _open_journal(path) as fh:
         for raw in reverse_lines(fh, block=block):
             record = _parse(raw, path, None)
             if record is not None:
@@ -286,7 +295,11 @@ class OrderJournal:
             return
         with open(self.csv_path, "rb") as fh:
             lines = [raw.decode("utf-8", "replace") for raw in islice(reverse_lines(fh), 2)]
-        have = [row for row in csv.reader(reversed(lines)) if row != list(ORDER_FIELDS)]
+        try:
+            have = [row for row in csv.reader(reversed(lines)) if row != list(ORDER_FIELDS)]
+        except csv.Error as exc:  # a line no writer of ours made (over the field limit)
+            log.warning("%s: the last rows cannot be read (%s): not caught up", self.csv_path, exc)
+            return
         if have[-1:] == want[-1:] or have[-1:] != want[-2:-1]:
             return  # in step, or a CSV that does not follow this journal (started anew)
         log.warning("%s: the last order event had no row (crash mid-write): written", self.csv_path)
@@ -329,7 +342,10 @@ def _retire_old_csv(path: Path) -> None:
     if not path.exists() or path.stat().st_size == 0:
         return
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        header = next(csv.reader(fh), None)
+        try:
+            header = next(csv.reader(fh), None)
+        except csv.Error:  # not a header of ours (a line over the field limit)
+            header = None
     if header == list(ORDER_FIELDS):
         return
     old = keep_aside(path)

@@ -31,6 +31,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
+from engine.fsutil import StateError
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps
 from engine.untrusted import clean_message, clean_text, operator_text, parse_decimal
@@ -233,16 +234,20 @@ def load_risk_state(data_dir: Path) -> RiskState:
     applied: set[str] = set()
     last_seq = 0
     last: dict[str, object] | None = None
-    for record in iter_jsonl(data_dir / RISK_JOURNAL_FILE):
-        seq = record.get("seq")
-        if isinstance(seq, int) and not isinstance(seq, bool):
-            last_seq = max(last_seq, seq)
-        if record.get("event") == "command":
-            applied.add(str(record.get("id")))
-        elif record.get("event") in _TRANSITIONS:
-            last = record
+    unreadable = ""  # a journal that cannot be opened (a directory, no permission): lost
+    try:
+        for record in iter_jsonl(data_dir / RISK_JOURNAL_FILE):
+            seq = record.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                last_seq = max(last_seq, seq)
+            if record.get("event") == "command":
+                applied.add(str(record.get("id")))
+            elif record.get("event") in _TRANSITIONS:
+                last = record
+    except StateError as exc:
+        unreadable = f"{RISK_JOURNAL_FILE} unreadable: {clean_message(exc)}"
     snap, problem = _read_snapshot(data_dir / RISK_STATE_FILE)
-    lost = problem
+    lost = unreadable or problem
     if snap is None:
         if not problem and (last_seq or _has_history(data_dir)):
             lost = f"{RISK_STATE_FILE} is missing"
@@ -260,7 +265,10 @@ def load_risk_state(data_dir: Path) -> RiskState:
         snap.reason = clean_message(last.get("reason") or "")
         snap.since = _when(last.get("ts")) or snap.since
     snap.seq = max(snap.seq, last_seq)
-    commands = [RiskCommand.from_record(r) for r in iter_jsonl(data_dir / RISK_COMMANDS_FILE)]
+    try:
+        commands = [RiskCommand.from_record(r) for r in iter_jsonl(data_dir / RISK_COMMANDS_FILE)]
+    except StateError as exc:  # a queued trip may be in it: lost
+        commands, lost = [], lost or f"{RISK_COMMANDS_FILE} unreadable: {clean_message(exc)}"
     if not last_seq and snap.legacy_commands_done:  # before the journal: by line count
         applied |= {c.id for c in commands[: snap.legacy_commands_done]}
     pending = [c for c in commands if c.id not in applied]
