@@ -8,6 +8,7 @@ cannot read falls back to the defaults here and is then refused, with its reason
 
 from __future__ import annotations
 
+import io
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 
 class Mode(StrEnum):
@@ -47,18 +49,36 @@ def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
     dotenv = base / ".env"
     if dotenv.is_file():
         try:
-            values = dotenv_values(dotenv, encoding="utf-8")
+            text = dotenv.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             problems = (".env: not UTF-8 text (its values are not read)",)
         except OSError as exc:
             problems = (f".env: cannot read it: {exc.strerror or exc}",)
         else:
-            dotenv_vars = {k: v for k, v in values.items() if v}
+            problems = _duplicates(text)
+            if not problems:
+                values = dotenv_values(stream=io.StringIO(text))
+                dotenv_vars = {k: v for k, v in values.items() if v}
     process = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
     merged = Env({**dotenv_vars, **process})
     merged.from_dotenv = frozenset(k for k in dotenv_vars if k not in process)
     merged.problems = problems
     return merged
+
+
+def _duplicates(text: str) -> tuple[str, ...]:
+    """A variable set twice in ``.env`` (``ALLOW_LIVE=0`` above, ``ALLOW_LIVE=1`` below): which
+    one counts is a guess, so none is read and the load refuses, naming the lines."""
+    lines: dict[str, list[int]] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is not None:
+            lines.setdefault(binding.key, []).append(binding.original.line)
+    return tuple(
+        f".env: {key!r} is set more than once (lines {', '.join(map(str, where))}): keep one "
+        "(its values are not read)"
+        for key, where in lines.items()
+        if len(where) > 1
+    )
 
 
 def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:

@@ -20,7 +20,7 @@ from engine.config import (
     config_path,
     load_config_file,
 )
-from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env
+from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env, redact
 from engine.untrusted import clean_text
 
 BUILTIN_DEFAULTS = "built-in defaults"
@@ -118,6 +118,16 @@ def resolve_settings(
     """
     base = Path.cwd() if cwd is None else cwd
     merged = load_env(base) if env is None else env if isinstance(env, Env) else dict(env)
+    # the secret values are known before any problem is worded: a key pasted into another
+    # variable (KOBE_MODE, a URL's user part) or into kobe.toml is never echoed back
+    Secrets.from_env(merged)
+    try:
+        return _resolve_settings(merged, base)
+    except ConfigError as exc:
+        raise ConfigError([redact(line) for line in exc.lines]) from None
+
+
+def _resolve_settings(merged: Mapping[str, str], base: Path) -> Settings:
     if getattr(merged, "problems", ()):
         raise ConfigError(list(merged.problems))  # type: ignore[attr-defined]
     for name in ("KOBE_CONFIG", "KOBE_DATA_DIR"):  # shown on screen, like config strings
