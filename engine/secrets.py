@@ -80,7 +80,8 @@ class Secrets:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
-        found = {name: Secret(env[name]) for name in SECRET_VARS if env.get(name)}
+        # blank (spaces, a tab) is no key: the live gate's "keys present" must not pass on one
+        found = {name: Secret(env[name]) for name in SECRET_VARS if env.get(name, "").strip()}
         secrets = cls(found)
         register_secret_values(s.get_secret_value() for s in found.values())
         return secrets

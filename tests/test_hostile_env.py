@@ -78,3 +78,13 @@ def test_a_dotenv_without_repeats_still_counts(workdir: Path) -> None:
     r = kobe_with_dotenv(workdir, {"KOBE_MODE": "live", **LIVE_KEYS}, "keys")  # no network
     assert r.code == 0, r.err
     assert re.search(r"ALLOW_LIVE +set\n", r.out), r.out
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "  \n"])
+def test_a_blank_key_is_missing_for_the_live_gate(cli: CliRunner, blank: str) -> None:
+    env = {"KOBE_MODE": "live", "ALLOW_LIVE": "1", "BINANCE_KEY": blank, "BINANCE_SECRET": SECRET}
+    r = cli("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+            "--yes", "--confirm-live", env=env)  # fmt: skip
+    assert r.code == 1 and "binance keys missing: BINANCE_KEY\n" in r.err, r.err
+    r = cli("keys", env=env)
+    assert re.search(r"BINANCE_KEY +missing", r.out), r.out

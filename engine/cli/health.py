@@ -45,8 +45,8 @@ def ping_exchange(settings: Settings) -> tuple[bool, str]:
 
 def _state(settings: Settings, name: str) -> str:
     """``set`` or ``missing``; a switch that counts only as ``1`` says so when it is not."""
-    value = settings.env.get(name)
-    if not value:
+    value = settings.env.get(name, "")
+    if not value.strip():  # blank is no value (the gate counts a blank key as missing)
         return "missing"
     if name == "ALLOW_LIVE" and value != "1":
         return "set, not 1: ignored"
