@@ -59,6 +59,8 @@ def load_env(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
             if not problems:
                 values = dotenv_values(stream=io.StringIO(text))
                 dotenv_vars = {k: v for k, v in values.items() if v}
+    elif dotenv.exists() or dotenv.is_symlink():  # a directory, a dangling link
+        problems = (".env: not a regular file (its values are not read)",)
     process = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
     merged = Env({**dotenv_vars, **process})
     merged.from_dotenv = frozenset(k for k in dotenv_vars if k not in process)

@@ -88,3 +88,23 @@ def test_a_blank_key_is_missing_for_the_live_gate(cli: CliRunner, blank: str) ->
     assert r.code == 1 and "binance keys missing: BINANCE_KEY\n" in r.err, r.err
     r = cli("keys", env=env)
     assert re.search(r"BINANCE_KEY +missing", r.out), r.out
+
+
+@pytest.mark.parametrize("broken", ["a directory", "a dangling symlink"])
+@pytest.mark.parametrize("name", ["kobe.toml", ".env"])
+def test_a_config_file_that_is_not_a_file_is_refused_not_skipped(
+    workdir: Path, name: str, broken: str
+) -> None:
+    """A kobe.toml (its risk limits) or .env (a testnet marking) that cannot be read is no
+    reason to run on the built-in defaults instead: exit 2 naming it."""
+    path = workdir / name
+    if broken == "a directory":
+        path.mkdir()
+    else:
+        path.symlink_to(workdir / "moved" / name)
+    for argv in (["health"], ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type",
+                              "market", "--quote", "6", "--yes"]):  # fmt: skip
+        r = kobe_with_dotenv(workdir, {}, *argv)
+        assert r.code == 2, (argv, r.out, r.err)
+        assert f"{name}: not a regular file" in r.err
+    assert not (workdir / "data").exists()

@@ -180,7 +180,12 @@ def config_path(env: Mapping[str, str], cwd: Path) -> Path | None:
             raise ConfigError([f"KOBE_CONFIG: {problem} (got {chosen!r})"])
         return path
     local = cwd / "kobe.toml"
-    return local if local.is_file() else None
+    if local.is_file():
+        return local
+    if local.exists() or local.is_symlink():  # a directory, a dangling link: not the defaults
+        raise ConfigError(["kobe.toml: not a regular file (restore it, or remove it to run on "
+                           "the built-in defaults)"])  # fmt: skip
+    return None
 
 
 def load_config_file(path: Path | None, label: str | None = None) -> KobeConfig:
