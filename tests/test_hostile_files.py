@@ -77,3 +77,24 @@ def test_an_order_csv_with_a_huge_line_never_stops_kobe(
     assert len(jsonl.read_bytes().splitlines()) > events  # the order was journaled
     r = cli("run", "--headless", "--ticks", "2")
     assert r.code == 0, r.err
+
+
+def data_bytes(data: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()}
+
+
+def test_read_only_commands_leave_a_lost_paper_account_as_they_found_it(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The read-only venue over the paper account has no way to change it, and no reason to
+    write it back: a lost paper/state.json stays lost for the next sending session to say so."""
+    assert cli(*TRADE[:-1], "6", "--yes").code == 0
+    data = workdir / "data"
+    (data / "paper" / "state.json").unlink()
+    before = data_bytes(data)
+    for argv in (["orders", "--json"], ["positions", "--json"], ["wallets"], ["risk", "status"]):
+        r = cli(*argv)
+        assert r.code == 0, (argv, r.err)
+        assert data_bytes(data) == before, argv
+    r = cli(*TRADE[:-1], "6", "--yes")  # the next sending session still sees the account lost
+    assert "paper account starts over" in r.err, r.err

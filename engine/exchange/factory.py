@@ -76,7 +76,7 @@ def build_reader(settings: Settings, *, clock: Callable[[], datetime]) -> ReadOn
         from engine.exchange.paper import PaperExchange
 
         return ReadOnlyExchange(
-            PaperExchange(settings.config.paper, settings.data_dir, clock=clock)
+            PaperExchange(settings.config.paper, settings.data_dir, clock=clock, persist=False)
         )
     from engine.exchange.ccxt_exchange import CcxtExchange
 

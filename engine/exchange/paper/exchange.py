@@ -90,13 +90,15 @@ class PaperExchange(Exchange):
         tickers: Exchange | TickerFetch | None = None,
         state_dir: str = STATE_DIR,
         name: str | None = None,
+        persist: bool = True,
     ) -> None:
         """``data_dir`` is the engine's data dir (state goes to ``<data_dir>/paper/``); None keeps
         everything in memory. ``clock`` returns the current UTC time (wall clock by default).
         ``prices`` overrides the source chosen by ``config.price_source``; ``tickers`` is what the
         ``exchange`` source reads (an :class:`Exchange` or a callable returning a :class:`Ticker`).
         ``state_dir`` and ``name`` let another venue reuse the simulator (the paper DEX venue:
-        ``<data_dir>/dex/``, ``dex_paper``).
+        ``<data_dir>/dex/``, ``dex_paper``). ``persist=False`` reads the state but never writes
+        it (the read-only venue of read-only commands).
         """
         if name is not None:
             self.name = name
@@ -115,6 +117,7 @@ class PaperExchange(Exchange):
             taker_rate=config.taker_fee_pct / HUNDRED,
         )
         self._path = state_path(data_dir, state_dir)
+        self._persist = persist
         # no state file: the account starts from the configured balances (deleting the state
         # dir is how an operator starts the paper account over). It stays "fresh", saved so,
         # until a trading session has said so (:meth:`start_over_noted`): a read-only command
@@ -461,7 +464,7 @@ class PaperExchange(Exchange):
     # -- persistence --------------------------------------------------------------------------
 
     def _save(self) -> None:
-        if self._path is not None:
+        if self._path is not None and self._persist:
             write_state(self._path, self._account, fresh=self.fresh_account, prices=self._prices)
 
     def save(self) -> None:
