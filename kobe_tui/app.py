@@ -141,6 +141,24 @@ class KobeApp(Actions, Navigation):
             self.query_one(HealthPane).show_loading()
             self.call_after_refresh(self.load_settings)
 
+    def _fatal_error(self) -> None:
+        """A crash, printed as Textual does but without the frames' local variables (Textual
+        shows them: a frame may hold the environment with its keys, or a signed request), and
+        redacted by value as the log is."""
+        import io
+
+        from rich.console import Console
+        from rich.text import Text
+        from rich.traceback import Traceback
+
+        from engine.secrets import redact
+
+        self.bell()
+        console = Console(file=io.StringIO(), width=self.console.width, color_system=None)
+        console.print(Traceback(show_locals=False, width=None))
+        self._exit_renderables.append(Text(redact(console.file.getvalue())))  # type: ignore[attr-defined]
+        self._close_messages_no_wait()
+
     def on_resize(self) -> None:
         footer = self.query(KobeFooter)
         if footer:  # at 80 columns the actions take the whole line (ctrl+p is in the help)

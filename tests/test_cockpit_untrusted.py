@@ -3,14 +3,18 @@ Textual's pilot against the real engine."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import pytest
+from rich.console import Console
 from rich.text import Text
 from textual.widgets import Input, Static
 
 from engine.modes import Settings, resolve_settings
 from engine.runtime import Runtime, SimClock
+from engine.secrets import register_secret_values
 from kobe_tui.app import KobeApp
 from kobe_tui.messages import EngineFailed
 from kobe_tui.screens.confirm import ConfirmScreen
@@ -214,3 +218,36 @@ async def test_absurd_numbers_in_trades_jsonl_never_stop_the_cockpit(workdir: Pa
         assert "+100,000,000,000,000,000,000,000,000,000.00" in huge
         stats = app.query_one(StatsPane)
         assert stats.stats is not None and stats.stats.total.trades == 2
+
+
+async def test_a_crash_prints_no_local_variable_and_no_key(workdir: Path) -> None:
+    """Textual prints a crash's traceback with each frame's local variables; a frame holding
+    the environment would print the keys in it. Kobe's shows the frames and the error only,
+    redacted as the log is."""
+    key = "CRASHKEY" + "x7" * 16
+    register_secret_values([key])
+
+    class Crashing(KobeApp):
+        def action_boom(self) -> None:
+            env = {"BINANCE_SECRET": local}  # a frame holding the keys
+            raise RuntimeError(f"exchange said no to {key} ({len(env)} keys)")
+
+        def _print_error_renderables(self) -> None:
+            for renderable in self._exit_renderables:  # what the terminal gets
+                console = Console(file=io.StringIO(), width=200, color_system=None)
+                console.print(renderable)
+                printed.append(console.file.getvalue())  # type: ignore[attr-defined]
+            super()._print_error_renderables()
+
+    printed: list[str] = []
+    local = "".join(reversed("YLNOLACOL")) + "q9" * 12  # not a word of this file
+    app, _ = make_app(workdir)
+    app.__class__ = Crashing
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            app.call_later(app.action_boom)  # type: ignore[attr-defined]
+            await pilot.pause()
+    said = "".join(printed)
+    assert "action_boom" in said and "exchange said no to ***" in said
+    assert key not in said and "LOCALONLY" not in said
