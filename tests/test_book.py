@@ -105,6 +105,33 @@ def test_a_lost_positions_cache_is_rebuilt_from_the_journal(cli: CliRunner, work
         assert cli(*BUY, "--yes").code == 1  # still counted against the wallet
 
 
+def test_positions_asks_the_venue_for_its_marks_with_the_data_dir_free(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The lock only tells whether an engine runs: an engine started while a slow testnet
+    answers the mark's ticker is not refused for a read-only command."""
+    from engine.lock import DataDirBusy, DataDirLock
+
+    started: list[bool] = []
+
+    def start_an_engine() -> None:
+        try:
+            with DataDirLock(workdir / "data", "kobe run"):
+                started.append(True)
+        except DataDirBusy:
+            started.append(False)
+
+    with BinanceSim() as sim:
+        env = sim_env(sim)
+        assert cli(*BUY, "--yes", env=env).code == 0
+        for path in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
+            sim.inject("before", method="GET", path=path, action=start_an_engine, times=9)
+        r = cli("positions", "--json", env=env)
+    assert r.code == 0, r.err
+    assert started and all(started), started
+    assert [p["mark"] is not None for p in json.loads(r.out)] == [True]
+
+
 def test_positions_are_readable_while_an_engine_holds_the_data_dir(
     cli: CliRunner, workdir: Path
 ) -> None:

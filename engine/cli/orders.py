@@ -100,22 +100,27 @@ def _plain(value: Decimal) -> str:
 
 def _marks(ctx: Context, symbols: set[str]) -> tuple[dict[str, Decimal], bool]:
     """Last prices from the venue, read only; none while an engine holds the data dir.
-    Also whether an engine runs (the local watchdog covers positions only then)."""
+    Also whether an engine runs (the local watchdog covers positions only then). The lock is
+    held only to learn that, never while the venue is asked (the reader writes nothing): a
+    slow exchange (retries, a timeout) must not keep ``kobe run`` or the cockpit from
+    starting meanwhile."""
     from engine.exchange.factory import build_reader
 
     try:
         with DataDirLock(ctx.settings.data_dir, "kobe positions"):
-            if not symbols:
-                return {}, False
-            reader = build_reader(ctx.settings, clock=ctx.clock)
-            try:
-                return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}, False
-            finally:
-                reader.close()
+            pass
     except DataDirBusy as exc:
         if symbols:
             print(f"note: no mark prices ({exc})", file=ctx.err)
         return {}, True
+    if not symbols:
+        return {}, False
+    try:
+        reader = build_reader(ctx.settings, clock=ctx.clock)
+        try:
+            return {s: reader.fetch_ticker(s).last for s in sorted(symbols)}, False
+        finally:
+            reader.close()
     except (ExchangeError, GateClosed) as exc:
         print(f"note: no mark prices ({exc})", file=ctx.err)
         return {}, False
