@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.exchange.base import Exchange, ExchangeError, Stopping
+from engine.exchange.base import AuthenticationError, Exchange, ExchangeError, Stopping
 from engine.exchange.factory import build_exchange
 from engine.exchange.retry import RetryPolicy, placing
 from engine.execution import ExecutionEngine
@@ -194,6 +194,8 @@ class RuntimeParts:
                 self._alert("warning", "paper_reset", reset)
             try:
                 report = venue.router.reconcile()
+            except AuthenticationError:
+                raise  # keys the exchange refuses: no engine can trade or protect with them
             except ExchangeError as exc:
                 self._alert("error", "reconcile", f"{venue.name}: reconcile failed: {exc}")
                 continue

@@ -103,6 +103,19 @@ def test_wrong_keys_end_in_an_authentication_error_and_no_order(
     assert "not-the-secret-at-all" not in r.err + r.out
 
 
+def test_kobe_run_with_keys_the_exchange_refuses_does_not_start(
+    cli: CliRunner, sim: BinanceSim, fast: dict[str, str], workdir: Path
+) -> None:
+    """An engine whose keys the exchange refuses could neither trade nor protect a position:
+    it ran on (the unsigned ping answered), said 'done' and exited 0. It stops at its start."""
+    r = cli("run", "--headless", "--ticks", "2", env=sim_env(sim, BINANCE_SECRET="wrong" * 8))
+    assert r.code == 1, r.out
+    assert "kobe run: the engine did not start: binance: authentication failed" in r.err
+    assert "engine running" not in r.out and "done:" not in r.out
+    assert "wrong" * 8 not in r.out + r.err
+    assert sim.orders_created == 0
+
+
 def test_a_symbol_the_exchange_does_not_list_is_refused_naming_it(
     cli: CliRunner, sim: BinanceSim, workdir: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
 from engine.config import MAX_SEED, YEAR_S
+from engine.exchange.base import AuthenticationError
 from engine.journal import OrderEvent, tail_jsonl
 from engine.jsonutil import iso_utc
 from engine.lock import DataDirBusy
@@ -163,6 +164,9 @@ def cmd_run(ctx: Context) -> int:
             runtime.build()
         except DataDirBusy as exc:
             print(f"kobe run: {exc}", file=ctx.err)
+            return EXIT_REFUSED
+        except AuthenticationError as exc:
+            print(f"kobe run: the engine did not start: {exc}", file=ctx.err)
             return EXIT_REFUSED
         s = settings
         print(
