@@ -6,12 +6,13 @@ Precedence: the process environment wins over ``.env`` in the current directory
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO, cast
 from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
@@ -104,6 +105,7 @@ _lock = threading.Lock()
 _known: set[str] = set()
 _installed = False
 _MIN_LEN = 4  # shorter values would redact ordinary words
+_CASED_LEN = 16  # long enough that its other case is no ordinary word either
 
 
 def secret_forms(value: str) -> set[str]:
@@ -119,6 +121,8 @@ def secret_forms(value: str) -> set[str]:
         quote(value),
         quote_plus(value),
     }
+    if len(value) >= _CASED_LEN:  # echoed upper-cased (a symbol argument)
+        forms |= {value.upper(), value.lower()}
     return {f for f in forms if len(f) >= _MIN_LEN}
 
 
@@ -128,6 +132,33 @@ def register_secret_values(values: Iterable[str]) -> None:
             if value and len(value) >= _MIN_LEN:
                 _known.update(secret_forms(value))
     install_log_redaction()
+
+
+class RedactingStream(io.TextIOBase):
+    """A command's output stream: every write goes through :func:`redact`, so no known key
+    reaches the terminal whatever the command prints (an argument the operator pasted a key
+    into, echoed back in a refusal; a library's message)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return self._inner.isatty()
+
+    def fileno(self) -> int:
+        return self._inner.fileno()
+
+
+def redacting(stream: TextIO) -> TextIO:
+    return cast(TextIO, RedactingStream(stream))
 
 
 def redact(text: str) -> str:

@@ -69,8 +69,11 @@ def operator_text(value: object) -> str:
 
 
 def shown(value: object, limit: int = 40) -> str:
-    """A bad value quoted in an error message: cleaned and short (a 20 MB field stays out)."""
-    return repr(clean_text(value if isinstance(value, str) else repr(value), limit))
+    """A bad value quoted in an error message: redacted, cleaned and short (a 20 MB field
+    stays out). Redacted before it is cut: a key's first 40 characters are no longer it."""
+    from engine.secrets import redact  # here: it imports pydantic, the first frame does without
+
+    return repr(clean_text(redact(value if isinstance(value, str) else repr(value)), limit))
 
 
 class Problems:

@@ -109,6 +109,26 @@ def test_canary_in_no_cli_output_or_log(workdir: Path, mode: str) -> None:
             assert CANARY not in path.read_text(errors="replace"), path
 
 
+def test_a_key_pasted_into_an_argument_is_never_echoed(workdir: Path) -> None:
+    """A refusal names the argument it refuses; when that argument is a key pasted in the wrong
+    place (the clipboard held it), it shows as *** (also upper-cased, as a symbol is)."""
+    env = canary_env()
+    key = env["BINANCE_SECRET"]
+    buy = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    for argv in (
+        [*buy, "--wallet", key, "--yes"],
+        [*buy[:2], key, *buy[3:], "--yes"],
+        [*buy[:-1], key, "--yes"],
+        ["cancel", key, "--yes"],
+        ["exits", key, "--sl", "90000", "--yes"],
+    ):
+        r = run_kobe(*argv, env=env, cwd=workdir)
+        assert r.code in (1, 2), (argv, r.out, r.err)
+        said = r.out + r.err
+        assert "***" in said, (argv, said)
+        assert key not in said and key.upper() not in said and CANARY not in said, said
+
+
 @pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
 async def test_canary_in_no_cockpit_screen(workdir: Path, mode: str) -> None:
     env = {"KOBE_MODE": mode, "ALLOW_LIVE": "1", **canary_env()}

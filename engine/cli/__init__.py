@@ -29,7 +29,7 @@ from engine.exchange.base import ExchangeError, Stopping
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
-from engine.secrets import redact
+from engine.secrets import redact, redacting
 from engine.untrusted import MESSAGE_MAX, clean_text
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ def main(
     err: TextIO | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> int:
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
+    # whatever a command prints passes redaction by value (a key pasted into an argument)
+    out = redacting(sys.stdout if out is None else out)
+    err = redacting(sys.stderr if err is None else err)
     parser = build_parser()
     try:  # argparse writes its usage, help and errors to the command's streams
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
