@@ -121,6 +121,8 @@ def test_a_key_pasted_into_an_argument_is_never_echoed(workdir: Path) -> None:
         [*buy[:-1], key, "--yes"],
         ["cancel", key, "--yes"],
         ["exits", key, "--sl", "90000", "--yes"],
+        [key],  # argparse's own refusals too
+        ["keys", key],
     ):
         r = run_kobe(*argv, env=env, cwd=workdir)
         assert r.code in (1, 2), (argv, r.out, r.err)

@@ -29,7 +29,7 @@ from engine.exchange.base import ExchangeError, Stopping
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
-from engine.secrets import redact, redacting
+from engine.secrets import Secrets, load_env, redact, redacting
 from engine.untrusted import MESSAGE_MAX, clean_text
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ def main(
     # whatever a command prints passes redaction by value (a key pasted into an argument)
     out = redacting(sys.stdout if out is None else out)
     err = redacting(sys.stderr if err is None else err)
+    # the keys are known before argparse echoes a bad argument (a key pasted as the command)
+    Secrets.from_env(load_env(cwd) if env is None else env)
     parser = build_parser()
     try:  # argparse writes its usage, help and errors to the command's streams
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
