@@ -192,6 +192,9 @@ class EventDrain(CockpitState):
         if self.settings is not None:
             config = self.settings.config
             self.query_one(RiskPane).show(snap, config.risk, config.finance)
+        if snap.reason != self.risk_reason:
+            self.risk_reason = snap.reason
+            self.refresh_bindings()  # a trip not flattened offers k (flatten) again
         if snap.state.value == self.risk_state and self._risk_shown:
             return  # nothing to redraw: the state is what the header says
         self._risk_shown = True

@@ -37,6 +37,14 @@ class Navigation(EngineHost):
 
     # -- keys: availability -------------------------------------------------------------------
 
+    def _flatten_to_confirm(self) -> bool:
+        """TRIPPED by an operator who did not confirm the flatten ``on_trip`` asks for: ``k``
+        asks again (and trips nothing twice)."""
+        from engine.risk.state import NOT_FLATTENED
+
+        flatten = self.settings is not None and self.settings.config.risk.on_trip == "flatten"
+        return flatten and self.risk_reason.startswith(NOT_FLATTENED)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Unavailable actions are greyed out; at 80 columns they leave the footer, so what
         can be done now comes first. ``L`` is always available: it says what live needs."""
@@ -51,7 +59,7 @@ class Navigation(EngineHost):
             return False
         if action == "reset" and self.risk_state != "TRIPPED":
             return unavailable
-        if action == "trip" and self.risk_state == "TRIPPED":
+        if action == "trip" and self.risk_state == "TRIPPED" and not self._flatten_to_confirm():
             return unavailable
         if action in ("cancel_order", "cancel_all") and not self._has("orders"):
             return unavailable

@@ -85,6 +85,7 @@ class CockpitState(App[int]):
         self.live_unlocked = False
         self.engine_state = "starting"
         self.risk_state = "ARMED"
+        self.risk_reason = ""  # why it is TRIPPED (a trip whose flatten is still to confirm)
         self.active_pane = 0
         self._stop_engine = threading.Event()
         self._inbox_lock = threading.Lock()
