@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -169,7 +170,16 @@ class KobeApp(Actions, Navigation):
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            """A refused argument is echoed redacted (a key pasted there by mistake); the
+            keys are read for it only then, the first frame does without."""
+            from engine.secrets import Secrets, load_env, redact
+
+            Secrets.from_env(load_env())
+            super().error(redact(message))
+
+    parser = Parser(
         prog="kobe-tui",
         description=(
             "Kobe's cockpit: the engine with its panes, from the keyboard (? shows the keys). "

@@ -221,6 +221,18 @@ def test_kobe_tui_help_prints_usage_and_does_not_start(workdir: Path) -> None:
     assert not (workdir / "data").exists()  # no engine, no cockpit
 
 
+def test_kobe_tui_echoes_a_key_pasted_as_an_argument_as_stars(workdir: Path) -> None:
+    key = "PastedKey" + "z8" * 16
+    (workdir / ".env").write_text(f"BINANCE_SECRET={key}\n")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()", key],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "unrecognized arguments: ***" in proc.stderr and key not in proc.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
