@@ -75,8 +75,10 @@ def main(
     # whatever a command prints passes redaction by value (a key pasted into an argument)
     out = redacting(sys.stdout if out is None else out)
     err = redacting(sys.stderr if err is None else err)
-    # the keys are known before argparse echoes a bad argument (a key pasted as the command)
-    Secrets.from_env(load_env(cwd) if env is None else env)
+    # the environment, read once (the settings use it too); its keys are known before argparse
+    # echoes a bad argument (a key pasted as the command)
+    env = load_env(cwd) if env is None else env
+    Secrets.from_env(env)
     parser = build_parser()
     try:  # argparse writes its usage, help and errors to the command's streams
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
