@@ -156,6 +156,10 @@ class RedactingStream(io.TextIOBase):
     def fileno(self) -> int:
         return self._inner.fileno()
 
+    def close(self) -> None:
+        """Nothing: the stream it writes to is not its own to close, nor to flush when it is
+        collected (after ``kobe … | head`` went away, that flush would raise)."""
+
 
 def redacting(stream: TextIO) -> TextIO:
     return cast(TextIO, RedactingStream(stream))
