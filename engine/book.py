@@ -39,9 +39,12 @@ from engine.position import (
     base_of,
     dec_or_none,
     dust_key,
+    foldable_dust,
     gathered,
     is_live,
     leg_reason,
+    shown_price,
+    take_dust,
     with_fee,
 )
 from engine.router import entry_of
@@ -320,21 +323,25 @@ class PositionBook:
         if step is not None:
             d_qty, d_fee, d_value = step
             sold = min(d_qty, pos.qty)
-            if d_qty > sold:  # it sold more than the position held: only its share is the trade's
+            pulled, pulled_cost = take_dust(self.state.positions, pos, d_qty - sold)
+            share = min(d_qty, sold + pulled)  # (as the exchange wrote it when all is booked)
+            if d_qty > share:  # it sold more than the position held: only its share is the trade's
                 log.warning(
                     "%s: sold %s %s, more than the %s its position held: the rest is not booked",
                     e.client_id,
                     d_qty,
                     e.symbol,
-                    pos.qty,
+                    pos.qty + pulled,
                 )
-                d_value, d_fee = d_value * sold / d_qty, d_fee * sold / d_qty
-            price = _price(sold, d_value)
+                d_value, d_fee = d_value * share / d_qty, d_fee * share / d_qty
+            price = _price(share, d_value)
             pos = replace(
                 pos,
                 qty=pos.qty - sold,
-                exit_qty=pos.exit_qty + sold,
+                exit_qty=pos.exit_qty + share,
                 exit_value=pos.exit_value + d_value,
+                dust_sold=pos.dust_sold + pulled,
+                dust_cost=pos.dust_cost + pulled_cost,
             )
             pos = with_fee(pos, e, d_fee, entry=False, price=price)
         self.state.positions[entry_cid] = pos
@@ -364,8 +371,11 @@ class PositionBook:
         exit_price = pos.exit_value / pos.exit_qty
         sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)
         fees = pos.entry_fee + pos.exit_fees
-        # from the proceeds themselves, not from their average: exact, as a hand computation
-        pnl = sign * (pos.exit_value - pos.entry_price * pos.exit_qty) - fees
+        # from the proceeds and the costs themselves, not from their averages: exact, as a hand
+        # computation (the dust its exits sold with it at the dust's own cost)
+        cost = pos.entry_price * (pos.exit_qty - pos.dust_sold) + pos.dust_cost
+        pnl = sign * (pos.exit_value - cost) - fees
+        entry_price = pos.entry_price if not pos.dust_sold else shown_price(cost / pos.exit_qty)
         return ClosedTrade(
             trade_id=pos.entry_client_id,
             opened_at=pos.opened_at,
@@ -375,7 +385,7 @@ class PositionBook:
             symbol=pos.symbol,
             side=pos.side.value,
             qty=pos.exit_qty,
-            entry_price=pos.entry_price,
+            entry_price=entry_price,
             exit_price=exit_price,
             fees=fees,
             pnl=pnl,
@@ -393,6 +403,10 @@ class PositionBook:
         )
         key = dust_key(pos)
         self.state.positions[key] = gathered(pos, self.state.positions.get(key))
+
+    def foldable_dust(self, venue: str, wallet: str, symbol: str, entry_cid: str) -> Decimal:
+        """See :func:`engine.position.foldable_dust`."""
+        return foldable_dust(self.state.positions, venue, wallet, symbol, entry_cid)
 
     # -- what callers set and read ------------------------------------------------------------
 

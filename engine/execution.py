@@ -29,7 +29,7 @@ from pathlib import Path
 
 from engine.book import PositionBook
 from engine.bookkeeper import Bookkeeper, WalletSink
-from engine.exchange.base import ExchangeError, Order, OrderNotFound
+from engine.exchange.base import ExchangeError, Order, OrderNotFound, Side
 from engine.journal import OrderEvent
 from engine.position import UNPROTECTED, Position, protection
 from engine.proposal import Proposal, Refused, Source
@@ -83,6 +83,7 @@ class ExecutionEngine:
             router.listeners.append(self._listener(venue))
             router.committed = self.book.committed
             router.held_by_positions = functools.partial(self.book.unlocked, router.exchange_name)
+            router.foldable_dust = functools.partial(self.book.foldable_dust, router.exchange_name)
             router.on_alert = lambda severity, _code, message: self._alert(severity, message)
             router.on_dust = self._on_dust
         self._unprotected: set[str] = set()
@@ -163,7 +164,11 @@ class ExecutionEngine:
                 with contextlib.suppress(OrderNotFound):  # an OCO sibling goes with its leg
                     router.cancel(order.id, _source(pos))
         router.watchdog.remove(entry_cid)
-        qty = router.exchange.amount_to_precision(pos.symbol, pos.qty)
+        with self._lock:  # a buy's wallet's dust in that symbol goes with it
+            dust = self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, entry_cid)
+        qty = router.exchange.amount_to_precision(
+            pos.symbol, pos.qty + (dust if pos.side is Side.BUY else 0)
+        )
         source = _source(pos).value
         try:
             return router.send_exit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from engine.exchange.base import Side
@@ -68,6 +68,10 @@ class Position:
     # the quote ``qty`` cost when it is not qty x entry_price: dust gathered from trades at
     # several prices (their average price has no exact Decimal; the cost of the pieces has)
     cost_basis: Decimal | None = None
+    # the wallet's dust in this symbol that its exits sold with it (a full exit is sized from
+    # what is in hand plus that dust, so the dust of one trade goes with the next), at its cost
+    dust_sold: Decimal = ZERO
+    dust_cost: Decimal = ZERO
 
     @property
     def cost(self) -> Decimal:
@@ -132,6 +136,8 @@ class Position:
             fees_unpriced=d0(r.get("fees_unpriced"), "fees_unpriced"),
             fees_unpriced_asset=str(r.get("fees_unpriced_asset") or ""),
             cost_basis=dec(r.get("cost_basis"), "cost_basis"),
+            dust_sold=d0(r.get("dust_sold"), "dust_sold"),
+            dust_cost=d0(r.get("dust_cost"), "dust_cost"),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),
@@ -149,7 +155,11 @@ class Position:
 def dust_key(pos: Position) -> str:
     """Where a wallet's dust in one symbol gathers: a key no order has (client ids have no
     spaces), so an exit's event journaled again finds nothing to move."""
-    return f"dust {pos.wallet} {pos.venue} {pos.symbol} {pos.side.value}"
+    return dust_key_of(pos.wallet, pos.venue, pos.symbol, pos.side)
+
+
+def dust_key_of(wallet: str, venue: str, symbol: str, side: Side) -> str:
+    return f"dust {wallet} {venue} {symbol} {side.value}"
 
 
 def gathered(pos: Position, old: Position | None) -> Position:
@@ -180,6 +190,77 @@ def gathered(pos: Position, old: Position | None) -> Position:
         fees_unpriced=ZERO,
         dust=True,
     )
+
+
+COST_EXP = Decimal("1e-12")  # a share of dust's cost, rounded (the rest keeps the difference)
+
+
+def split_dust(line: Position, qty: Decimal) -> tuple[Position | None, Decimal, Decimal]:
+    """Up to ``qty`` taken from the dust ``line``: (what is left of it, None if nothing, the
+    quantity taken, its cost). The two costs add up to the line's, exactly."""
+    take = min(qty, line.qty)
+    if take == line.qty:
+        return None, take, line.cost
+    cost = (line.cost * take / line.qty).quantize(COST_EXP)
+    left, left_cost = line.qty - take, line.cost - cost
+    rest = replace(
+        line,
+        qty=left,
+        filled=left,
+        ordered=left,
+        cost_basis=left_cost,
+        entry_price=left_cost / left,
+    )
+    return rest, take, cost
+
+
+def take_dust(
+    positions: dict[str, Position], pos: Position, qty: Decimal
+) -> tuple[Decimal, Decimal]:
+    """An exit of ``pos`` (a buy) that sold ``qty`` more than it held sold its wallet's dust
+    in that symbol (its full exit is sized with it, see :func:`foldable_dust`): up to ``qty`` of
+    that dust moves from ``positions`` to the trade, at its cost. Returns (quantity, cost)."""
+    if qty <= 0 or pos.side is not Side.BUY or pos.dust:
+        return ZERO, ZERO
+    key = dust_key(pos)
+    line = positions.get(key)
+    if line is None or line.qty <= 0:
+        return ZERO, ZERO
+    left, take, cost = split_dust(line, qty)
+    if left is None:
+        del positions[key]
+    else:
+        positions[key] = left
+    return take, cost
+
+
+def foldable_dust(
+    positions: dict[str, Position], venue: str, wallet: str, symbol: str, entry_cid: str
+) -> Decimal:
+    """The dust of ``wallet`` in ``symbol`` on ``venue`` that a full exit of the buy
+    ``entry_cid`` sells with it (the dust of each trade then goes with the next, instead of
+    gathering for good): all of it, unless another of the wallet's positions in that symbol
+    is open or working (two exits must never count the same dust)."""
+    line = positions.get(dust_key_of(wallet, venue, symbol, Side.BUY))
+    if line is None or line.qty <= 0:
+        return ZERO
+    others = [
+        p
+        for p in positions.values()
+        if p.wallet == wallet
+        and p.venue == venue
+        and p.symbol == symbol
+        and not p.dust
+        and p.entry_client_id != entry_cid
+        and (p.qty > 0 or p.pending)
+    ]
+    return ZERO if others else line.qty
+
+
+def shown_price(price: Decimal) -> Decimal:
+    """An average price as a trade record shows it: 18 significant digits, no trailing zeros."""
+    short = Context(prec=18).create_decimal(price).normalize()
+    return short.quantize(Decimal(1)) if short.as_tuple().exponent > 0 else short  # type: ignore[operator]
 
 
 def base_of(symbol: str) -> str:

@@ -175,22 +175,75 @@ def test_the_book_is_the_journal_and_the_exchange_agrees(steps: list[tuple[objec
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_the_dust_of_two_trades_is_one_position_at_their_cost_and_never_sold(
+def test_the_dust_a_trade_leaves_is_sold_with_the_next_so_it_never_grows_past_a_step(
     tmp_path: Path,
 ) -> None:
+    """A SOL fee leaves 0.00085 SOL of each 0.15 SOL bought below the 0.001 step. Kept for good,
+    that dust grew with every trade (on BTC, about 1 USDT a trade), and its wallet could never
+    spend that money again. Each full exit now sells the wallet's dust in that symbol with it:
+    the dust stays one position, below one step, and money is conserved to the last digit."""
     rig = Rig(tmp_path)
-    for _ in range(2):
+    sold = []
+    for _ in range(4):  # (a fifth loss in a row would trip the kill switch)
         placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
         rig.engine.close_position(placed.entry.client_id, "test close")
-    dust = _dust(tmp_path)
-    assert len(dust) == 2 and all(q > 0 for q, _ in dust.values())
-    [kept] = rig.engine.book.dust()
+        [kept] = rig.engine.book.dust()
+        assert Decimal(0) < kept.qty < SOL_STEP
+        sold.append(rig.closed[-1].qty)
+    assert sold == [Decimal("0.149")] + [Decimal("0.150")] * 3
+    dust = _dust(tmp_path)  # each trade's own leftover: negative where it sold the dust before it
     assert kept.entry_client_id == "dust cex_binance binance SOL/USDT buy"
-    assert kept.qty == sum((q for q, _ in dust.values()), Decimal(0))
-    assert kept.cost == sum((q * p for q, p in dust.values()), Decimal(0))
+    assert kept.qty == sum((q for q, _ in dust.values()), Decimal(0)) == Decimal("0.0004")
     assert rig.engine.positions() == []  # not an open position: nothing to protect or flatten
     assert rig.engine.close_position(kept.entry_client_id, "test close") is None  # nothing sent
     assert rig.exchange.balance("SOL").free == kept.qty
+    usdt = rig.exchange.balance("USDT")
+    realized = sum((t.pnl for t in rig.closed), Decimal(0))
+    assert usdt.free + usdt.locked == Decimal(1000) + realized - kept.cost  # to the last digit
+    replay = PositionBook(tmp_path, "paper", read_only=True, use_cache=False)
+    replay.catch_up()
+    assert replay.dust() == [kept]
+
+
+def test_the_exchange_exits_of_the_next_trade_sell_the_dust_with_it(tmp_path: Path) -> None:
+    """The OCO placed once the next entry fills is sized with the wallet's dust: its take-profit
+    sells 0.150 (0.14985 in hand and 0.00085 of dust), and the trade books both parts."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [before] = rig.engine.book.dust()
+    placed = rig.engine.submit(entry())  # TP 110, SL 95: a native OCO on paper Binance
+    assert [leg.qty for leg in placed.exits] == [Decimal("0.150")] * 2
+    rig.move("SOL/USDT", "111")
+    trade = rig.closed[-1]
+    assert trade.trade_id == placed.entry.client_id and trade.qty == Decimal("0.150")
+    [after] = rig.engine.book.dust()
+    assert after.qty == before.qty + Decimal("0.14985") - Decimal("0.150")
+    # its own 0.14985 at 100 and 0.00015 of dust at its cost (bought at 100): cost 15
+    assert trade.pnl == trade.qty * Decimal(110) - Decimal(15) - trade.fees
+    assert rig.exchange.balance("SOL").free == after.qty
+    replay = PositionBook(tmp_path, "paper", read_only=True, use_cache=False)
+    replay.catch_up()
+    assert replay.dust() == [after]
+
+
+def test_the_dust_is_not_sold_by_an_exit_while_another_position_of_its_wallet_is_open(
+    tmp_path: Path,
+) -> None:
+    """Two positions of one wallet in one symbol: neither exit may count the same dust."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [before] = rig.engine.book.dust()
+    first = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    second = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(first.entry.client_id, "test close")
+    assert rig.closed[-1].qty == Decimal("0.149")  # its own only: the other is still open
+    rig.engine.close_position(second.entry.client_id, "test close")  # the last one takes it
+    assert rig.closed[-1].qty == Decimal("0.151")
+    [after] = rig.engine.book.dust()
+    assert after.qty == before.qty * 3 - Decimal("0.002")  # three trades' dust, two steps sold
+    assert rig.exchange.balance("SOL").free == after.qty
 
 
 def test_a_sell_refused_for_dust_alone_says_dust_not_open_positions(tmp_path: Path) -> None:
@@ -236,15 +289,18 @@ def test_the_dust_of_trades_at_several_prices_costs_exactly_what_its_pieces_cost
 ) -> None:
     """An average price of pieces bought at 100, 101.37 and 99.13 has no exact Decimal: the
     dust's cost as quantity x average came out 0.2556299800000000000000000001 USDT, 1e-28 off
-    the pieces' cost, and ``kobe positions`` printed that tail. The cost is the pieces' own sum."""
+    the pieces' cost, and ``kobe positions`` printed that tail. The cost is the pieces' own sum,
+    also when a trade sells part of the dust (its share of the cost is rounded to 1e-12 and the
+    dust keeps the rest): money is conserved to the last digit, with no tail."""
     rig = Rig(tmp_path)
     for price in ("100", "101.37", "99.13"):
         rig.move("SOL/USDT", price)
         placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
         rig.engine.close_position(placed.entry.client_id, "test close")
-    dust = _dust(tmp_path)
     [kept] = rig.engine.book.dust()
-    assert kept.cost == sum((q * p for q, p in dust.values()), Decimal(0)) == Decimal("0.25562998")
+    assert kept.cost.as_tuple().exponent >= -12
+    assert all(t.pnl.as_tuple().exponent >= -16 for t in rig.closed), rig.closed  # no tail
+    assert rig.closed[-1].qty == Decimal("0.151")  # its own 0.150849 and the dust before it
     replay = PositionBook(tmp_path, "paper", read_only=True, use_cache=False)
     replay.catch_up()
     reread = PositionBook(tmp_path, "paper", read_only=True)  # from positions.json

@@ -89,6 +89,8 @@ class RouterCore(RouterView):
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
         # base an asset's open positions and dust hold, no exit locking it (the book)
         self.held_by_positions: Callable[[str], tuple[Decimal, Decimal]] = lambda a: (ZERO, ZERO)
+        # the wallet's dust a full exit sells with it: (wallet, symbol, entry client id) (the book)
+        self.foldable_dust: Callable[[str, str, str], Decimal] = lambda w, s, e: ZERO
 
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""

@@ -130,7 +130,14 @@ class Exits(Planning):
         if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
-        return self._send_exits(item, self.net_qty(item.symbol, entry))
+        return self._send_exits(item, self._full_exit(item, entry))
+
+    def _full_exit(self, item: WatchItem, entry: Order) -> Decimal:
+        """What a full exit of a filled entry sells: what it left in hand plus, for a buy, its
+        wallet's dust in that symbol (the part of a step a base-asset fee leaves on most
+        trades): the dust of one trade is sold with the next, instead of gathering for good."""
+        dust = self.foldable_dust(item.wallet, item.symbol, item.entry_client_id)
+        return self.net_qty(item.symbol, entry, dust)  # a sell entry's exit buys: no dust
 
     def _settle_exits(self, entry_cid: str, symbol: str) -> None:
         """Exits whose send was not answered (``intent`` or ``unknown`` last) are looked up by
@@ -256,7 +263,7 @@ class Exits(Planning):
         )
         return self.watchdog.update(
             item.entry_client_id,
-            qty=self.net_qty(item.symbol, entry),
+            qty=self._full_exit(item, entry),
             exits=ExitPlan.WATCHDOG,
             state=WatchState.WATCHING,
         )

@@ -295,12 +295,15 @@ class RouterView:
         source = event.source if event else "external"
         self._journal_order(kind, order, wallet, source, reason)
 
-    def net_qty(self, symbol: str, entry: Order) -> Decimal:
-        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours."""
-        qty = entry.filled
-        if entry.side is Side.BUY and entry.fee_asset == self.exchange.market(symbol).base:
-            qty = self.exchange.amount_to_precision(symbol, qty - entry.fee)
-        return qty
+    def net_qty(self, symbol: str, entry: Order, dust: Decimal = ZERO) -> Decimal:
+        """What a filled entry left in hand: a buy's fee paid in the base asset is not ours;
+        with a buy's ``dust`` (Kobe's too) added, rounded down to the step."""
+        if entry.side is not Side.BUY:
+            return entry.filled
+        base_fee = entry.fee if entry.fee_asset == self.exchange.market(symbol).base else ZERO
+        if not base_fee and not dust:
+            return entry.filled
+        return self.exchange.amount_to_precision(symbol, entry.filled - base_fee + dust)
 
     def _journal_attached(self, symbol: str, entry_cid: str, why: str) -> tuple[Order, ...]:
         """The TP/SL the exchange holds for ``entry_cid`` (attached to it), read by the entry's
