@@ -164,11 +164,7 @@ class ExecutionEngine:
                 with contextlib.suppress(OrderNotFound):  # an OCO sibling goes with its leg
                     router.cancel(order.id, _source(pos))
         router.watchdog.remove(entry_cid)
-        with self._lock:  # a buy's wallet's dust in that symbol goes with it
-            dust = self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, entry_cid)
-        qty = router.exchange.amount_to_precision(
-            pos.symbol, pos.qty + (dust if pos.side is Side.BUY else 0)
-        )
+        qty = router.exchange.amount_to_precision(pos.symbol, pos.qty + self._dust_for(pos))
         source = _source(pos).value
         try:
             return router.send_exit(
@@ -195,6 +191,20 @@ class ExecutionEngine:
                 "critical", f"close {entry_cid} failed ({exc}): its TP/SL are now watched locally"
             )
             raise
+
+    def _dust_for(self, pos: Position) -> Decimal:
+        """The wallet's dust a close of buy ``pos`` sells with it (see
+        :meth:`PositionBook.foldable_dust`), as far as the account still has it free: dust the
+        operator moved away must not make the close fail."""
+        if pos.side is not Side.BUY:
+            return Decimal(0)
+        with self._lock:
+            dust = self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, pos.entry_client_id)
+        if dust <= 0:
+            return dust
+        exchange = self.routers[pos.venue].exchange
+        free = exchange.get_balance(exchange.market(pos.symbol).base)
+        return max(Decimal(0), min(dust, free - pos.qty))
 
     def replace_exits(
         self,

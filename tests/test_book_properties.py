@@ -227,6 +227,20 @@ def test_the_exchange_exits_of_the_next_trade_sell_the_dust_with_it(tmp_path: Pa
     assert replay.dust() == [after]
 
 
+def test_a_close_sells_only_the_dust_the_account_still_has(tmp_path: Path) -> None:
+    """Dust the operator moved off the account must not make a close ask for more than there
+    is (the exchange refuses the whole sell): the close sells its own and what dust is left."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    placed = rig.engine.submit(entry(amount=Decimal(15), stop_loss=None, take_profit=None))
+    rig.exchange._account.free["SOL"] -= Decimal("0.0008")  # withdrawn outside Kobe
+    assert rig.engine.close_position(placed.entry.client_id, "test close") is not None
+    assert rig.closed[-1].trade_id == placed.entry.client_id
+    assert rig.closed[-1].qty == Decimal("0.149")  # 0.14985 in hand and 0.00005 of dust left
+    assert not [a for a in rig.alerts if a[0] == "critical"]
+
+
 def test_the_dust_is_not_sold_by_an_exit_while_another_position_of_its_wallet_is_open(
     tmp_path: Path,
 ) -> None:
