@@ -44,6 +44,7 @@ from engine.position import (
     is_live,
     leg_reason,
     shown_price,
+    still_selling,
     take_dust,
     with_fee,
 )
@@ -345,10 +346,12 @@ class PositionBook:
             )
             pos = with_fee(pos, e, d_fee, entry=False, price=price)
         self.state.positions[entry_cid] = pos
-        if step is None or pos.pending:
+        if pos.pending or e.event not in FILL_EVENTS:
             return None
-        if pos.qty > 0 and e.event != "fill":
+        if pos.qty > 0 and (step is None or e.event != "fill"):
             return None  # partly closed: the rest is still held
+        if pos.qty <= 0 and still_selling(pos):
+            return None  # its own is sold; its exit still sells the dust it was sized with
         return self._close(pos, e)
 
     def _close(self, pos: Position, e: OrderEvent) -> ClosedTrade | None:
@@ -368,14 +371,14 @@ class PositionBook:
                 pos.fees_unpriced_asset,
                 pos.symbol.partition("/")[2],
             )
-        exit_price = pos.exit_value / pos.exit_qty
+        exit_price = shown_price(pos.exit_value / pos.exit_qty)  # (an average of levels)
         sign = Decimal(1) if pos.side is Side.BUY else Decimal(-1)
         fees = pos.entry_fee + pos.exit_fees
         # from the proceeds and the costs themselves, not from their averages: exact, as a hand
         # computation (the dust its exits sold with it at the dust's own cost)
         cost = pos.entry_price * (pos.exit_qty - pos.dust_sold) + pos.dust_cost
         pnl = sign * (pos.exit_value - cost) - fees
-        entry_price = pos.entry_price if not pos.dust_sold else shown_price(cost / pos.exit_qty)
+        entry_price = shown_price(cost / pos.exit_qty if pos.dust_sold else pos.entry_price)
         return ClosedTrade(
             trade_id=pos.entry_client_id,
             opened_at=pos.opened_at,

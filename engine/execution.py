@@ -203,7 +203,10 @@ class ExecutionEngine:
         if dust <= 0:
             return dust
         exchange = self.routers[pos.venue].exchange
-        free = exchange.get_balance(exchange.market(pos.symbol).base)
+        try:
+            free = exchange.get_balance(exchange.market(pos.symbol).base)
+        except ExchangeError:  # its exits are cancelled already: the close goes with its own
+            return Decimal(0)
         return max(Decimal(0), min(dust, free - pos.qty))
 
     def replace_exits(

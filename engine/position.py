@@ -173,7 +173,7 @@ def gathered(pos: Position, old: Position | None) -> Position:
         pos,
         entry_client_id=dust_key(pos),
         qty=qty,
-        entry_price=cost / qty,
+        entry_price=shown_price(cost / qty),  # shown; the cost is exact
         cost_basis=cost,
         entry_fee=ZERO,  # each trade counted its whole entry fee
         filled=qty,
@@ -209,7 +209,7 @@ def split_dust(line: Position, qty: Decimal) -> tuple[Position | None, Decimal, 
         filled=left,
         ordered=left,
         cost_basis=left_cost,
-        entry_price=left_cost / left,
+        entry_price=shown_price(left_cost / left),  # shown; the cost is exact
     )
     return rest, take, cost
 
@@ -240,7 +240,8 @@ def foldable_dust(
     """The dust of ``wallet`` in ``symbol`` on ``venue`` that a full exit of the buy
     ``entry_cid`` sells with it (the dust of each trade then goes with the next, instead of
     gathering for good): all of it, unless another of the wallet's positions in that symbol
-    is open or working (two exits must never count the same dust)."""
+    is open or working, or its exit still is (it may be selling the dust it was sized with):
+    two exits must never count the same dust."""
     line = positions.get(dust_key_of(wallet, venue, symbol, Side.BUY))
     if line is None or line.qty <= 0:
         return ZERO
@@ -252,13 +253,22 @@ def foldable_dust(
         and p.symbol == symbol
         and not p.dust
         and p.entry_client_id != entry_cid
-        and (p.qty > 0 or p.pending)
+        and (p.qty > 0 or p.pending or still_selling(p))
     ]
     return ZERO if others else line.qty
 
 
+def still_selling(pos: Position) -> bool:
+    """An exit of ``pos`` has sold a part and is still working: one sized with the dust goes on
+    selling it once the position's own is sold."""
+    return any(is_live(x.status) and x.filled > 0 for x in pos.exits)
+
+
 def shown_price(price: Decimal) -> Decimal:
-    """An average price as a trade record shows it: 18 significant digits, no trailing zeros."""
+    """An average price as a record shows it: past 18 significant digits (an average that has
+    no exact Decimal), rounded to 18, with no trailing zeros; a shorter one as it is."""
+    if len(price.as_tuple().digits) <= 18:
+        return price
     short = Context(prec=18).create_decimal(price).normalize()
     return short.quantize(Decimal(1)) if short.as_tuple().exponent > 0 else short  # type: ignore[operator]
 

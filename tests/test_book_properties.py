@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from engine.book import PositionBook
 from engine.exchange.base import ExchangeError, OrderType, Side
+from engine.exchange.paper.markets import BookParams
 from engine.proposal import Refused
 from tests.test_execution import Rig, entry
 
@@ -49,11 +50,16 @@ step = st.one_of(
     st.just(("close",)),
     st.just(("duplicate",)),
     st.tuples(st.just("restart"), st.booleans()),
+    st.tuples(st.just("thin"), st.booleans()),  # resting exits fill in parts (a thin book)
+    st.tuples(st.just("policy"), st.sampled_from(["auto", "watchdog"])),
 )
 
 
 def _book_view(book: PositionBook) -> dict[str, tuple[Decimal, Decimal, bool]]:
-    return {cid: (p.qty, p.filled, p.pending) for cid, p in sorted(book.state.positions.items())}
+    return {
+        cid: (p.qty, p.filled, p.pending, p.cost, p.exit_qty, p.dust_sold, p.dust_cost)
+        for cid, p in sorted(book.state.positions.items())
+    }
 
 
 SOL_STEP = Decimal("0.001")
@@ -92,15 +98,18 @@ def _check(rig: Rig, tmp: Path) -> None:
     # what each closed trade's exits could not sell (below one step) stays in the book as dust
     held = sum((p.qty for p in live.state.positions.values()), Decimal(0))
     sol = rig.exchange.balance("SOL")
-    dust = _dust(tmp)
-    assert all(Decimal(0) <= qty < SOL_STEP for qty, _ in dust.values())
+    dust = _dust(tmp)  # a trade that sold the dust before it left less than nothing
+    assert all(qty < SOL_STEP for qty, _ in dust.values())
     assert not any(cid in live.state.positions for cid in dust)  # each trade closed
     kept = [p for cid, p in live.state.positions.items() if cid.startswith("dust ")]
     assert all(p.dust for p in kept) and len(kept) <= 1  # one symbol, one wallet: one gathers it
     assert sum((p.qty for p in kept), Decimal(0)) == sum((q for q, _ in dust.values()), Decimal(0))
-    dust_cost = sum((q * price for q, price in dust.values()), Decimal(0))
-    assert sum((p.cost for p in kept), Decimal(0)) == dust_cost
     assert sol.free + sol.locked == held
+    for t in rig.engine.trades.tail(10_000):
+        # averages (of book levels, of a trade's own part and the dust) shown at 18 digits at most
+        assert len(t.exit_price.as_tuple().digits) <= 18, t
+        assert len(t.entry_price.as_tuple().digits) <= 18, t
+    assert all(len(p.entry_price.as_tuple().digits) <= 18 for p in kept if p.entry_price), kept
     ids = _trade_ids(tmp)
     assert len(ids) == len(set(ids)), "a trade was booked twice"
     realized = sum((t.pnl for t in rig.engine.trades.tail(10_000)), Decimal(0))
@@ -109,6 +118,15 @@ def _check(rig: Rig, tmp: Path) -> None:
             p.cost if p.dust else p.qty * p.entry_price + p.entry_fee  # dust: its pieces' cost
             for p in live.state.positions.values()
             if p.filled
+        ),
+        Decimal(0),
+    )
+    # what the exits of positions still open sold so far (booked when they close), less its cost
+    open_cost -= sum(
+        (
+            p.exit_value - p.exit_fees - p.entry_price * (p.exit_qty - p.dust_sold) - p.dust_cost
+            for p in live.state.positions.values()
+            if p.filled and not p.dust and p.entry_price is not None
         ),
         Decimal(0),
     )
@@ -162,6 +180,13 @@ def test_the_book_is_the_journal_and_the_exchange_agrees(steps: list[tuple[objec
                 if fills and fills[-1].exchange_id:
                     found = rig.exchange.fetch_order(fills[-1].exchange_id, "SOL/USDT")
                     rig.router.on_order_update("fill", found, "found again")
+            elif kind == "thin":
+                market = rig.exchange._markets["SOL/USDT"]
+                quote = Decimal("0.1") if action[1] else Decimal(12000)
+                book = BookParams(quote, market.book.level_gap_bps)
+                rig.exchange._markets["SOL/USDT"] = replace(market, book=book)
+            elif kind == "policy":
+                rig.router.exits_policy = str(action[1])
             elif kind == "restart":
                 if action[1]:
                     (tmp / "positions.json").unlink(missing_ok=True)
@@ -322,3 +347,160 @@ def test_the_dust_of_trades_at_several_prices_costs_exactly_what_its_pieces_cost
     usdt = rig.exchange.balance("USDT")
     realized = sum((t.pnl for t in rig.closed), Decimal(0))
     assert usdt.free + usdt.locked == Decimal(1000) + realized - kept.cost  # to the last digit
+
+
+FLAT = {"stop_loss": None, "take_profit": None}
+
+
+def _thin_book(rig: Rig, level_quote: str) -> None:
+    m = rig.exchange._markets["SOL/USDT"]
+    rig.exchange._markets["SOL/USDT"] = replace(
+        m, book=BookParams(Decimal(level_quote), m.book.level_gap_bps)
+    )
+
+
+def _kobe_sol(rig: Rig) -> Decimal:
+    return sum((p.qty for p in rig.engine.book.state.positions.values()), Decimal(0))
+
+
+def _more_than_a_step_of_dust(rig: Rig) -> Decimal:
+    """Two positions of one wallet open together: neither close takes the dust, it grows."""
+    for _ in range(2):
+        first = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+        rig.engine.submit(entry(amount=Decimal(15)))  # its OCO: its own only (first is open)
+        rig.engine.close_position(first.entry.client_id, "test close")  # its own only
+        rig.move("SOL/USDT", "111")  # the second's take-profit: its own only
+        rig.move("SOL/USDT", "100")
+    [line] = rig.engine.book.dust()
+    return line.qty
+
+
+def test_a_take_profit_filling_in_parts_books_all_it_sold(tmp_path: Path) -> None:
+    """A take-profit sized with more than a step of dust fills in parts (a thin book): a part
+    that passed the position's own quantity closed the trade while the order was still
+    selling; the rest it sold was never booked, and the book kept 0.003 SOL of dust the
+    account no longer had (0.00325 booked, 0.00025 held)."""
+    rig = Rig(tmp_path)
+    line = _more_than_a_step_of_dust(rig)
+    assert line >= Decimal("0.002"), line
+    placed = rig.engine.submit(entry())  # its OCO sells its own 0.14985 and the dust
+    qty = placed.exits[0].qty
+    assert qty >= Decimal("0.151"), qty
+    _thin_book(rig, "0.1")  # a resting order fills 0.001 SOL per tick
+    for _ in range(200):
+        rig.move("SOL/USDT", "110")
+    tp = rig.exchange.fetch_order(placed.exits[0].id, "SOL/USDT")
+    assert tp.filled == qty  # the exchange sold it all
+    [trade] = [t for t in rig.closed if t.trade_id == placed.entry.client_id]
+    sol = rig.exchange.balance("SOL")
+    assert sol.free + sol.locked == _kobe_sol(rig), (sol, _kobe_sol(rig))
+    assert trade.qty == tp.filled, trade
+
+
+def test_a_close_whose_balance_read_fails_leaves_its_position_guarded(tmp_path: Path) -> None:
+    """a3ae5f4 reads the free balance between cancelling the exits and sending the close: a
+    failed read (timeout, 429) raised out of close_position with the OCO cancelled and the
+    watchdog item removed, and nothing put the position under the local watchdog again."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")  # leaves dust
+    placed = rig.engine.submit(entry())  # OCO
+    cid = placed.entry.client_id
+    real = rig.exchange.get_balance
+
+    def flaky(asset: str) -> Decimal:
+        if asset == "SOL":
+            raise ExchangeError("binance: fetch balance: 429 too many requests")
+        return real(asset)
+
+    rig.exchange.get_balance = flaky  # type: ignore[method-assign]
+    with contextlib.suppress(ExchangeError):
+        rig.engine.close_position(cid, "test close")
+    rig.exchange.get_balance = real  # type: ignore[method-assign]
+    held = rig.engine.positions()
+    # closed (its own sold, the dust left for the next), or still covered: never left bare
+    assert not held or rig.engine.protection(held[0]) != "UNPROTECTED", "held, nothing covers it"
+    assert rig.closed[-1].trade_id == cid
+
+
+def test_a_watched_exit_sells_only_what_the_account_has(tmp_path: Path) -> None:
+    """The watched exit is sized with the dust when the entry fills; dust moved off the
+    account afterwards (Binance's 'convert small balances', a withdrawal) made its stop-loss
+    ask for more than there is: refused, again and again, while the price falls."""
+    rig = Rig(tmp_path)
+    rig.router.exits_policy = "watchdog"
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")  # leaves 0.00085 dust
+    placed = rig.engine.submit(entry())  # TP 110 SL 95, watched locally
+    item = rig.router.watchdog.get(placed.entry.client_id)
+    assert item is not None and item.qty == Decimal("0.150")  # 0.14985 own + 0.00015 of dust
+    rig.exchange._account.free["SOL"] -= Decimal("0.0008")  # the dust leaves the account
+    rig.move("SOL/USDT", "94")  # the stop is touched
+    assert not [a for a in rig.alerts if a[0] == "critical"], rig.alerts
+    assert rig.engine.positions() == [], "its stop-loss did not sell"
+
+
+def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(tmp_path: Path) -> None:
+    """A take-profit sized with the dust has sold its position's own and is still selling the
+    dust when the wallet opens another position: that one's exits must not count the same dust
+    again (with the operator's own SOL on the account, nothing would stop them selling it)."""
+    rig = Rig(tmp_path)
+    _more_than_a_step_of_dust(rig)
+    rig.exchange._account.free["SOL"] += Decimal(1)  # the operator's own SOL
+    first = rig.engine.submit(entry())
+    tp = first.exits[0]
+    _thin_book(rig, "0.1")
+    while rig.exchange.fetch_order(tp.id, "SOL/USDT").filled < Decimal("0.150"):
+        rig.move("SOL/USDT", "110")  # 0.001 a tick: past its own 0.14985, the dust still to go
+    assert rig.exchange.fetch_order(tp.id, "SOL/USDT").status.is_open
+    rig.move("SOL/USDT", "100")
+    second = rig.engine.submit(entry())
+    assert [leg.qty for leg in second.exits] == [Decimal("0.149")] * 2  # its own only
+    _thin_book(rig, "12000")
+    rig.move("SOL/USDT", "111")  # both take-profits fill
+    sol = rig.exchange.balance("SOL")
+    assert sol.free + sol.locked == _kobe_sol(rig) + 1  # the operator's SOL untouched
+
+
+def test_an_exit_cancelled_once_it_sold_more_than_its_own_still_books_the_trade(
+    tmp_path: Path,
+) -> None:
+    """Its take-profit sold the position's own and part of the dust, then was cancelled (by
+    hand, or it expired): nothing more fills, yet the trade is booked, the rest stays dust."""
+    rig = Rig(tmp_path)
+    _more_than_a_step_of_dust(rig)
+    placed = rig.engine.submit(entry())
+    tp = placed.exits[0]
+    _thin_book(rig, "0.1")
+    while rig.exchange.fetch_order(tp.id, "SOL/USDT").filled < Decimal("0.150"):
+        rig.move("SOL/USDT", "110")
+    rig.router.cancel(tp.id, entry().source)
+    [trade] = [t for t in rig.closed if t.trade_id == placed.entry.client_id]
+    assert trade.qty == rig.exchange.fetch_order(tp.id, "SOL/USDT").filled
+    assert placed.entry.client_id not in rig.engine.book.state.positions
+    sol = rig.exchange.balance("SOL")
+    assert sol.free + sol.locked == _kobe_sol(rig)
+
+
+def test_a_take_profit_closes_its_trade_before_its_siblings_cancel_is_journaled(
+    tmp_path: Path,
+) -> None:
+    """On a real venue the stop leg's cancel may be journaled after the take-profit's fill (a
+    sync finds it): the trade closes at the fill, as a take-profit, with the dust it sold."""
+    rig = Rig(tmp_path)
+    _more_than_a_step_of_dust(rig)
+    placed = rig.engine.submit(entry())
+    rig.move("SOL/USDT", "111")
+    journal = tmp_path / "logs" / "orders.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    sl = next(
+        i for i, x in enumerate(lines) if f'"{placed.entry.client_id}sl"' in x and '"cancel"' in x
+    )
+    lines.append(lines.pop(sl))  # the stop's cancel last
+    other = tmp_path / "other"
+    (other / "logs").mkdir(parents=True)
+    (other / "logs" / "orders.jsonl").write_text("".join(lines))
+    book = PositionBook(other, "paper", read_only=True, use_cache=False)
+    trades = book.catch_up()
+    [trade] = [t for t in trades if t.trade_id == placed.entry.client_id]
+    assert trade.reason == "take-profit" and trade.qty == placed.exits[0].qty

@@ -178,11 +178,7 @@ class Exits(Planning):
                 item.entry_client_id, qty=qty, state=WatchState.WATCHING
             )
         exit_side = item.side.opposite
-        if exit_side is Side.SELL:
-            base = self.exchange.market(item.symbol).base
-            qty = self.exchange.amount_to_precision(
-                item.symbol, min(qty, self.exchange.get_balance(base))
-            )
+        qty = self._sellable(item.symbol, exit_side, qty)
         if item.exits is ExitPlan.OCO:
             assert item.take_profit is not None and item.stop_loss is not None
             cid = item.entry_client_id
@@ -253,6 +249,15 @@ class Exits(Planning):
             return (oco.take_profit, oco.stop_loss), None
         new = self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
         return (), new
+
+    def _sellable(self, symbol: str, side: Side, qty: Decimal) -> Decimal:
+        """``qty`` as a sell may ask for it: never more than the account has free of the asset
+        (the dust a full exit was sized with may have left it), rounded down to the step."""
+        if side is not Side.SELL:
+            return qty
+        free = self.exchange.get_balance(self.exchange.market(symbol).base)
+        sellable = self.exchange.amount_to_precision(symbol, min(qty, free))
+        return sellable if sellable > 0 else qty  # none free at all: the venue says why
 
     def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
         self.on_alert(

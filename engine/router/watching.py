@@ -234,17 +234,18 @@ class Watching(Exits):
             if used is None or used.filled <= 0:
                 suffix = choice
                 break
+        qty = self._sellable(item.symbol, item.side.opposite, item.qty)
         order = self.send_exit(
             item.entry_client_id,
             suffix,
             item.symbol,
             item.side.opposite,
-            item.qty,
+            qty,
             item.wallet,
             item.source,
             reason,
         )
-        left = floor_to_step(item.qty - order.filled, self.exchange.market(item.symbol).step_size)
+        left = floor_to_step(qty - order.filled, self.exchange.market(item.symbol).step_size)
         if order.status.is_open or left <= 0:
             self.watchdog.remove(item.entry_client_id)  # the sibling leg is dropped with it
             return order
