@@ -28,7 +28,7 @@ from engine.modes import Settings
 from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement, entry_of
-from engine.untrusted import BadNumber, clean_text, parse_decimal
+from engine.untrusted import BadNumber, as_typed, clean_text, parse_decimal
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 TEXT_KEYS = ("symbol", "side", "type", "wallet", "reason")  # the others are numbers
@@ -116,7 +116,8 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     wallets = [w.id for w in settings.config.finance.wallets]
     if wallet not in wallets:
         raise UsageError(
-            f"--wallet: unknown wallet {clean_text(wallet, 200)} (wallets: {', '.join(wallets)})"
+            f"--wallet: unknown wallet {clean_text(wallet)} (wallets: {', '.join(wallets)})"
+            + as_typed(wallet)
         )
     symbol = str(fields["symbol"]).upper()
     if settings.mode is Mode.PAPER:  # its markets are known without a session; others: below
@@ -142,8 +143,8 @@ def require_market(symbol: str, markets: Collection[str], settings: Settings) ->
     """A symbol that names no spot market of the venue is a bad argument (exit 2)."""
     if symbol not in markets:
         raise UsageError(
-            f"--symbol: {clean_text(symbol, 200)} has no spot market on {settings.exchange} "
-            f"({settings.mode.value})"
+            f"--symbol: {clean_text(symbol)} has no spot market on {settings.exchange} "
+            f"({settings.mode.value}){as_typed(symbol)}"
         )
 
 
