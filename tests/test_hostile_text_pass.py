@@ -118,6 +118,29 @@ def test_a_note_with_a_lone_surrogate_goes_out_on_both_channels_and_the_outbox(
 
 
 @pytest.mark.parametrize(
+    ("name", "text"),
+    [("t.json", "[" * 30_000 + "]" * 30_000), ("t.toml", "a = " + "{b=" * 2000 + "1" + "}" * 2000)],
+    ids=["json", "toml"],
+)
+def test_a_trade_file_nested_past_the_parser_exits_2(
+    cli: CliRunner, workdir: Path, name: str, text: str
+) -> None:
+    (workdir / name).write_text(text)
+    r = cli("trade", "--file", str(workdir / name), "--yes")
+    assert r.code == 2, r.err  # was: internal error (RecursionError), exit 1
+    assert r.err.startswith("kobe: --file: ") and "nested too deep" in r.err
+    assert not (workdir / "data").exists()
+
+
+def test_a_kobe_toml_nested_past_the_parser_exits_2(cli: CliRunner, workdir: Path) -> None:
+    (workdir / "kobe.toml").write_text("a = " + "[" * 2000 + "]" * 2000 + "\n")
+    r = cli("health")
+    assert r.code == 2, r.err
+    assert r.err.startswith("kobe.toml: TOML nested too deep")
+    assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize(
     ("args", "problem", "typed"),
     [
         (

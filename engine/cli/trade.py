@@ -73,6 +73,8 @@ def _read_trade_file(path: str) -> dict[str, Any]:
         )
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"--file: {path}: {exc}") from None
+    except RecursionError:  # a few KB of [[[[ or {a={a= nest past the parser's stack
+        raise UsageError(f"--file: {path}: nested too deep to be a trade") from None
     if not isinstance(data, dict):
         raise UsageError(f"--file: {path}: expected a table of trade fields")
     unknown = sorted(set(data) - set(TRADE_KEYS))
