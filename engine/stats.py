@@ -179,7 +179,7 @@ def load_stats(data_dir: Path, *, save: bool = True) -> TradeStats:
             offset += len(line)
             try:
                 stats.add_record(json.loads(line))
-            except (ValueError, KeyError, TypeError, ArithmeticError):
+            except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
                 if line.strip():
                     log.warning("%s: skipped a bad line at byte %d", journal, offset - len(line))
         stats.offset = offset

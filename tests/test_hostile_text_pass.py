@@ -199,3 +199,51 @@ async def test_the_cockpit_shows_surrogates_and_separators_in_the_journal_cleane
         stats = app.query_one(StatsPane)
         names = {cells[0].plain for cells in stats._rows.values()}
         assert "s ]0;ownedevil kill switch RESET  x" in names and "w copy_sol[2J" in names
+
+
+BOMB = "[" * 100_000 + "]" * 100_000 + "\n"  # JSON nested past the parser's stack
+
+
+def traded(cli: CliRunner, workdir: Path) -> Path:
+    r = cli(
+        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--sl", "90000", "--tp", "99000", "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    return workdir / "data"
+
+
+def test_a_nested_bomb_in_the_risk_state_still_lets_the_operator_trip(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The emergency brake failed with an internal error (RecursionError), exit 1."""
+    data = traded(cli, workdir)
+    (data / "execution_runtime.json").write_text(BOMB)
+    r = cli("risk", "trip", "--reason", "brake", "--yes")
+    assert r.code == 0, r.err
+    r = cli("risk", "status")
+    assert r.code == 0 and "TRIPPED" in r.out, r.out + r.err
+
+
+@pytest.mark.parametrize("journal", ["logs/orders.jsonl", "trades.jsonl"])
+def test_a_nested_bomb_line_in_a_journal_is_skipped_by_the_readers(
+    cli: CliRunner, workdir: Path, journal: str
+) -> None:
+    data = traded(cli, workdir)
+    with (data / journal).open("a") as fh:
+        fh.write(BOMB)
+    for command in ("orders", "positions", "stats"):
+        r = cli(command)
+        assert r.code == 0, (command, r.err)
+        assert "RecursionError" not in r.err
+    assert "BTC/USDT" in cli("positions").out  # the lines around it are read
+
+
+def test_a_nested_bomb_as_the_paper_account_is_named_not_an_internal_error(
+    cli: CliRunner, workdir: Path
+) -> None:
+    data = traded(cli, workdir)
+    (data / "paper" / "state.json").write_text(BOMB)
+    r = cli("orders")
+    assert r.code == 1 and "paper state" in r.err and "unreadable" in r.err, r.err
+    assert "internal error" not in r.err
