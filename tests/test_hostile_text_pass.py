@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from engine.indexer.rpc import RpcError
 from engine.notify.channels import TelegramChannel, WebhookChannel
 from engine.notify.notes import Note
 from engine.notify.outbox import Outbox
@@ -247,3 +248,23 @@ def test_a_nested_bomb_as_the_paper_account_is_named_not_an_internal_error(
     r = cli("orders")
     assert r.code == 1 and "paper state" in r.err and "unreadable" in r.err, r.err
     assert "internal error" not in r.err
+
+
+def test_a_reply_of_millions_of_tiny_values_is_refused_before_it_is_parsed(
+    node: tuple[HostileNode, str],  # noqa: F811 - the fixture
+) -> None:
+    """README, "Solana indexer": 3,000,000 JSON values and containers at most. 63 MB of `[],`
+    parsed to 20 million lists: 1.6 GB and 16 s of the engine's tick."""
+    from engine.exchange.retry import RetryPolicy
+    from engine.indexer.rpc import MAX_JSON_VALUES, SolanaRpc
+
+    state, url = node
+    rpc = SolanaRpc(Secret(url), policy=RetryPolicy(max_attempts=1, max_total_s=5.0))
+    for lists, refused in ((1_500_001, True), (1_000_000, False)):  # each `[],` counts twice
+        body = b'{"jsonrpc":"2.0","id":1,"result":{"transactions":[' + b"[]," * lists + b"[]]}}"
+        state.behaviour = reply({}, raw=body)
+        if refused:
+            with pytest.raises(RpcError, match=f"more than {MAX_JSON_VALUES} JSON values"):
+                rpc.get_block(5)
+        else:
+            assert rpc.get_block(5) is not None  # a large block still reads
