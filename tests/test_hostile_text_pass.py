@@ -7,6 +7,8 @@ prints. Each is cleaned where it enters or refused naming the field, and nothing
 from __future__ import annotations
 
 import json
+import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from engine.untrusted import clean_text, shown
 from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.money import StatsPane
 from tests.cockpit_support import make_app, settle
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, Result
 from tests.test_cockpit_untrusted import trade_record
 from tests.test_rpc_hardening import HostileNode, node, reply  # noqa: F401 - the fixture
 from tests.test_untrusted_paths import copy_runtime, leader_line
@@ -268,3 +270,22 @@ def test_a_reply_of_millions_of_tiny_values_is_refused_before_it_is_parsed(
                 rpc.get_block(5)
         else:
             assert rpc.get_block(5) is not None  # a large block still reads
+
+
+def test_a_trade_file_that_is_a_fifo_nobody_writes_to_is_refused_not_waited_for(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """`kobe trade --file FIFO` waited in `open` for a writer for good."""
+    fifo = workdir / "t.toml"
+    os.mkfifo(fifo)
+    results: list[Result] = []
+    runner = threading.Thread(target=lambda: results.append(cli("trade", "--file", str(fifo))))
+    runner.start()
+    runner.join(10)
+    hung = runner.is_alive()
+    if hung:  # a writer comes and goes: the open returns, the read ends
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        runner.join(10)
+    assert not hung
+    assert results[0].code == 2 and "--file: " in results[0].err and "empty" in results[0].err
+    assert not (workdir / "data").exists()

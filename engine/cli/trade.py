@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tomllib
 from collections.abc import Collection
 from decimal import Decimal
@@ -57,12 +58,17 @@ def _read_trade_file(path: str) -> dict[str, Any]:
     """A trade from a TOML or JSON file, with the same keys as the flags."""
     file = Path(path)
     try:
-        with file.open("rb") as handle:  # bounded: a FIFO or /dev/zero never ends
+        # not blocking to open: a FIFO nobody writes to held `open` for good (then it reads empty)
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with open(fd, "rb") as handle:  # bounded: /dev/zero never ends
             raw = handle.read(FILE_MAX + 1)
     except OSError as exc:
         raise UsageError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
     if len(raw) > FILE_MAX:
         raise UsageError(f"--file: {path}: larger than {FILE_MAX} bytes")
+    if not raw.strip():
+        raise UsageError(f"--file: {path}: empty (no trade fields)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
