@@ -151,6 +151,8 @@ def parse_decimal(
             raise BadNumber(field, "out of range", value)
         if len(number.as_tuple().digits) > MAX_DIGITS:
             raise BadNumber(field, "too many digits", value)
+    elif abs(number.adjusted()) > MAX_EXPONENT + MAX_DIGITS:  # 0E-999999999: "f" writes 1 GB
+        raise BadNumber(field, "out of range", value)
     if positive and number <= 0:
         raise BadNumber(field, "must be positive", value)
     if not allow_zero and number == 0:

@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from engine.notify.notes import Note
 from engine.notify.outbox import Outbox
 from engine.runtime import EngineState
 from engine.secrets import Secret
-from engine.untrusted import clean_text, shown
+from engine.untrusted import BadNumber, clean_text, parse_decimal, shown
 from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.money import StatsPane
 from tests.cockpit_support import make_app, settle
@@ -289,3 +290,12 @@ def test_a_trade_file_that_is_a_fifo_nobody_writes_to_is_refused_not_waited_for(
     assert not hung
     assert results[0].code == 2 and "--file: " in results[0].err and "empty" in results[0].err
     assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("raw", ["0e-9999", "0E+9999", Decimal("0E-999999999"), Decimal("-0E+99")])
+def test_a_zero_with_an_absurd_exponent_is_out_of_range(raw: object) -> None:
+    """It passed as zero: a feed or TOML float `0e-999999999` (read as Decimal) that reached a
+    fixed-point format would have been written as a gigabyte of zeros."""
+    with pytest.raises(BadNumber, match="out of range"):
+        parse_decimal(raw, "liquidity_usd")
+    assert parse_decimal("0.00000000", "fee") == 0 and parse_decimal("-0", "pnl") == 0
