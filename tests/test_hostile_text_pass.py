@@ -299,3 +299,12 @@ def test_a_zero_with_an_absurd_exponent_is_out_of_range(raw: object) -> None:
     with pytest.raises(BadNumber, match="out of range"):
         parse_decimal(raw, "liquidity_usd")
     assert parse_decimal("0.00000000", "fee") == 0 and parse_decimal("-0", "pnl") == 0
+
+
+def test_a_number_argument_with_an_invisible_character_is_quoted_as_typed(
+    cli: CliRunner,
+) -> None:
+    """It read `--ticks: not a plain decimal number (got '5')`."""
+    r = cli("run", "--headless", "--ticks", "5\u200b")
+    assert r.code == 2
+    assert "--ticks: not a plain decimal number (got '5\\u200b')" in r.err, r.err
