@@ -308,3 +308,23 @@ def test_a_number_argument_with_an_invisible_character_is_quoted_as_typed(
     r = cli("run", "--headless", "--ticks", "5\u200b")
     assert r.code == 2
     assert "--ticks: not a plain decimal number (got '5\\u200b')" in r.err, r.err
+
+
+def test_an_external_orders_client_id_from_the_exchange_is_printed_literally(
+    cli: CliRunner,
+) -> None:
+    """`kobe orders` printed an external order's client id as the exchange sent it: an escape
+    retitled the terminal and a CR/LF forged a line of its own."""
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    with BinanceSim() as sim:
+        sim._new_order(
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+             "price": "50000", "timeInForce": "GTC",
+             "newClientOrderId": "\x1b]0;owned\x07x\r\nFORGED [bold]"}
+        )  # fmt: skip
+        r = cli("orders", env=sim_env(sim))
+    assert r.code == 0, r.err
+    assert "]0;ownedx FORGED [bold]  BTC/USDT" in r.out, r.out
+    assert not {"\x1b", "\x07", "\r"} & set(r.out + r.err) and r.out.count("\n") == 1
