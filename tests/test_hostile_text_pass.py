@@ -328,3 +328,18 @@ def test_an_external_orders_client_id_from_the_exchange_is_printed_literally(
     assert r.code == 0, r.err
     assert "]0;ownedx FORGED [bold]  BTC/USDT" in r.out, r.out
     assert not {"\x1b", "\x07", "\r"} & set(r.out + r.err) and r.out.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["BINANCE_KEY", "RPC_SOLANA_HTTP", "KOBE_WEBHOOK_URL"])
+def test_a_secret_with_a_byte_that_is_not_utf8_is_refused_naming_it(
+    cli: CliRunner, workdir: Path, name: str
+) -> None:
+    """Every kobe command died at its start with a traceback (UnicodeEncodeError while learning
+    the forms to redact the value in)."""
+    value = "http://127.0.0.1:1/tok\udcffen-12345"  # what Python reads for the byte 0xff
+    r = cli("health", env={name: value})
+    assert (
+        r.code == 2 and r.err == f"{name}: not UTF-8 text (a stray byte; its value is not shown)\n"
+    )
+    assert cli("--help", env={name: value}).code == 0
+    assert not (workdir / "data").exists()
