@@ -493,7 +493,7 @@ def _price(qty: Decimal, value: Decimal) -> Decimal | None:
 def _event(raw: bytes, path: Path) -> OrderEvent | None:
     try:
         record = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError too
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too; [[[[ nested too deep
         log.warning("%s: a record cannot be read (%s): skipped", path, exc)
         return None
     return read_event(record, path)

@@ -190,7 +190,16 @@ class StateError(Exception):
 REPAIR_OR_RESTORE = "repair it or restore it from a backup"
 
 # what a damaged file can raise while it is decoded and its records rebuilt
-DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, IndexError)
+DAMAGE = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    ArithmeticError,
+    IndexError,
+    RecursionError,  # JSON nested past the parser's stack: a few KB of [[[[
+)
 
 
 def damaged(

@@ -100,7 +100,7 @@ def _parse(raw: bytes, path: Path, number: int | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # a few KB of [[[[ nest too deep
         where = f"line {number}" if number is not None else "a line"
         log.warning("%s: %s is not a complete record (torn write?): skipped", path, where)
         return None

@@ -20,7 +20,7 @@ from engine.config import (
     config_path,
     load_config_file,
 )
-from engine.secrets import EXCHANGE_KEY_VARS, Secrets, load_env, redact
+from engine.secrets import EXCHANGE_KEY_VARS, SECRET_VARS, Secrets, load_env, redact
 from engine.untrusted import clean_text
 
 BUILTIN_DEFAULTS = "built-in defaults"
@@ -127,9 +127,21 @@ def resolve_settings(
         raise ConfigError([redact(line) for line in exc.lines]) from None
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 text (the environment reads a stray byte as a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _resolve_settings(merged: Mapping[str, str], base: Path) -> Settings:
     if getattr(merged, "problems", ()):
         raise ConfigError(list(merged.problems))  # type: ignore[attr-defined]
+    for name in SECRET_VARS:  # a stray byte pasted with a key or a URL: no request can carry it
+        if not _utf8(merged.get(name, "")):
+            raise ConfigError([f"{name}: not UTF-8 text (a stray byte; its value is not shown)"])
     for name in ("KOBE_CONFIG", "KOBE_DATA_DIR"):  # shown on screen, like config strings
         value = merged.get(name, "")
         if clean_text(value, len(value) + 1) != value:

@@ -117,9 +117,11 @@ def secret_forms(value: str) -> set[str]:
         value.encode("unicode_escape").decode("ascii"),
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
+        # a byte that is not UTF-8 (read from the environment as a lone surrogate) is sent as it
+        # came, so it is URL-encoded that way too; strict encoding raised at every start
+        quote(value, safe="", errors="surrogateescape"),
+        quote(value, errors="surrogateescape"),
+        quote_plus(value, errors="surrogateescape"),
     }
     if len(value) >= _CASED_LEN:  # echoed upper-cased (a symbol argument)
         forms |= {value.upper(), value.lower()}

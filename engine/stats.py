@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.fsutil import atomic_write_text
 from engine.trades import TRADES_FILE, ClosedTrade
-from engine.untrusted import parse_decimal
+from engine.untrusted import clean_text, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,11 @@ class TradeStats:
             (self.by_wallet, wallet),
             (self.by_day, day),
         ):
-            group.setdefault(key, Bucket()).add(pnl, fees)
+            bucket = group.get(key)
+            if bucket is None:  # a name first seen: cleaned, as `kobe stats` and the cockpit
+                # show it (an escape in a damaged line retitled the terminal, a CR forged a row)
+                bucket = group.setdefault(clean_text(key), Bucket())
+            bucket.add(pnl, fees)
 
     def to_json(self) -> dict[str, Any]:
         def groups(d: dict[str, Bucket]) -> dict[str, Any]:
@@ -120,7 +124,7 @@ class TradeStats:
     @classmethod
     def from_json(cls, r: dict[str, Any], offset: int) -> TradeStats:
         def groups(d: dict[str, Any]) -> dict[str, Bucket]:
-            return {str(k): Bucket.from_json(v) for k, v in d.items()}
+            return {clean_text(k): Bucket.from_json(v) for k, v in d.items()}
 
         return cls(
             Bucket.from_json(r["total"]),
@@ -175,7 +179,7 @@ def load_stats(data_dir: Path, *, save: bool = True) -> TradeStats:
             offset += len(line)
             try:
                 stats.add_record(json.loads(line))
-            except (ValueError, KeyError, TypeError, ArithmeticError):
+            except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
                 if line.strip():
                     log.warning("%s: skipped a bad line at byte %d", journal, offset - len(line))
         stats.offset = offset

@@ -3,9 +3,10 @@
 Everything that comes from outside (feeds, RPC replies, exchange messages, symbols, operator
 reasons, config strings, CLI arguments) passes through here where it enters:
 
-- :func:`clean_text` strips control characters (C0, C1, DEL, and the Unicode format characters
-  that reorder or hide text), folds line breaks and tabs to spaces, and caps the length. What is
-  left is shown literally: the cockpit escapes markup or uses ``rich.text.Text``.
+- :func:`clean_text` strips control characters (C0, C1, DEL, the Unicode format characters that
+  reorder or hide text, and lone surrogates, which no file or terminal can encode), folds line
+  breaks (the Unicode line and paragraph separators too) and tabs to spaces, and caps the length.
+  What is left is shown literally: the cockpit escapes markup or uses ``rich.text.Text``.
 - :func:`parse_decimal` parses a number with bounds: finite, ASCII digits only (no ``_``, no
   Arabic-Indic digits), a bounded exponent and number of digits, and an optional range.
 - :func:`csv_cell` neutralises a spreadsheet formula in a CSV cell.
@@ -23,6 +24,11 @@ MESSAGE_MAX = 1000  # reasons, error messages, free text
 
 # C0 controls, DEL, C1 controls
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# line breaks, the Unicode line and paragraph separators included, and tabs: one space each
+_BREAKS = re.compile(r"\r\n|[\r\n\t\u2028\u2029]")
+# Unicode categories dropped: format characters (bidi overrides, zero-width) and surrogates (a
+# JSON "\ud800" or a byte that is not UTF-8 in an argument; writing one raises UnicodeEncodeError)
+_DROPPED = frozenset({"Cf", "Cs"})
 # a plain decimal in ASCII: sign, digits, optional point, optional exponent
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
 MAX_DIGITS = 40  # significant digits in a number from outside
@@ -47,9 +53,8 @@ def clean_text(value: object, limit: int = NAME_MAX) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > limit * 4:  # do not scan megabytes to keep 200 characters
         text = text[: limit * 4]
-    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    text = _CONTROL.sub("", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = _CONTROL.sub("", _BREAKS.sub(" ", text))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _DROPPED)
     if len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text
@@ -69,11 +74,23 @@ def operator_text(value: object) -> str:
 
 
 def shown(value: object, limit: int = 40) -> str:
-    """A bad value quoted in an error message: redacted, cleaned and short (a 20 MB field
-    stays out). Redacted before it is cut: a key's first 40 characters are no longer it."""
+    """A bad value quoted in an error message: redacted, short (a 20 MB field stays out) and
+    quoted by ``repr``, which writes every character that cannot be seen or that drives a
+    terminal as an escape (``'cex_binance\\u200b'``, ``'\\x1b[2J'``): the value refused never
+    reads as one that would pass. Redacted before it is cut: a key's first 40 characters are no
+    longer it."""
     from engine.secrets import redact  # here: it imports pydantic, the first frame does without
 
-    return repr(clean_text(redact(value if isinstance(value, str) else repr(value)), limit))
+    text = redact(value if isinstance(value, str) else repr(value))
+    return repr(text if len(text) <= limit else text[: max(0, limit - 1)] + "…")
+
+
+def as_typed(value: str, limit: int = NAME_MAX) -> str:
+    """For a refusal that echoes an argument as :func:`clean_text` shows it (``unknown wallet
+    X``): when cleaning changed it, ``" (as typed: 'X')"`` (:func:`shown`), else nothing, so that
+    ``cex_binance`` with a zero-width space is not refused under the name of a wallet that
+    exists."""
+    return "" if clean_text(value, limit) == value else f" (as typed: {shown(value, limit)})"
 
 
 class Problems:
@@ -134,6 +151,8 @@ def parse_decimal(
             raise BadNumber(field, "out of range", value)
         if len(number.as_tuple().digits) > MAX_DIGITS:
             raise BadNumber(field, "too many digits", value)
+    elif abs(number.adjusted()) > MAX_EXPONENT + MAX_DIGITS:  # 0E-999999999: "f" writes 1 GB
+        raise BadNumber(field, "out of range", value)
     if positive and number <= 0:
         raise BadNumber(field, "must be positive", value)
     if not allow_zero and number == 0:

@@ -40,7 +40,7 @@ def last_recorded_time(settings: Settings) -> datetime | None:
             raw = json.loads(snapshot.read_text(encoding="utf-8"))
             if isinstance(raw, dict) and raw.get("time"):
                 times.append(datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00")))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass
     return max(times) if times else None
 

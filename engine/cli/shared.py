@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from engine.jsonutil import dumps
 from engine.modes import Settings, resolve_settings
-from engine.untrusted import BadNumber, clean_text, parse_decimal
+from engine.untrusted import BadNumber, parse_decimal, shown
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -78,9 +78,7 @@ def number_arg(
         try:
             value = parse_decimal(text, "value", maximum=maximum)
         except BadNumber as exc:
-            raise argparse.ArgumentTypeError(
-                f"{exc.problem} (got {clean_text(text, 40)!r})"
-            ) from None
+            raise argparse.ArgumentTypeError(f"{exc.problem} (got {shown(text)})") from None
         if value <= minimum:  # a whole number's lowest value, said as such
             least = f"must be at least {minimum + 1}" if integer else f"must be above {minimum}"
             raise argparse.ArgumentTypeError(f"{least} (got {text!r})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tomllib
 from collections.abc import Collection
 from decimal import Decimal
@@ -28,7 +29,7 @@ from engine.modes import Settings
 from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement, entry_of
-from engine.untrusted import BadNumber, clean_text, parse_decimal
+from engine.untrusted import BadNumber, as_typed, clean_text, parse_decimal
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 TEXT_KEYS = ("symbol", "side", "type", "wallet", "reason")  # the others are numbers
@@ -57,12 +58,17 @@ def _read_trade_file(path: str) -> dict[str, Any]:
     """A trade from a TOML or JSON file, with the same keys as the flags."""
     file = Path(path)
     try:
-        with file.open("rb") as handle:  # bounded: a FIFO or /dev/zero never ends
+        # not blocking to open: a FIFO nobody writes to held `open` for good (then it reads empty)
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with open(fd, "rb") as handle:  # bounded: /dev/zero never ends
             raw = handle.read(FILE_MAX + 1)
     except OSError as exc:
         raise UsageError(f"--file: cannot read {path}: {exc.strerror or exc}") from None
     if len(raw) > FILE_MAX:
         raise UsageError(f"--file: {path}: larger than {FILE_MAX} bytes")
+    if not raw.strip():
+        raise UsageError(f"--file: {path}: empty (no trade fields)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -73,6 +79,8 @@ def _read_trade_file(path: str) -> dict[str, Any]:
         )
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"--file: {path}: {exc}") from None
+    except RecursionError:  # a few KB of [[[[ or {a={a= nest past the parser's stack
+        raise UsageError(f"--file: {path}: nested too deep to be a trade") from None
     if not isinstance(data, dict):
         raise UsageError(f"--file: {path}: expected a table of trade fields")
     unknown = sorted(set(data) - set(TRADE_KEYS))
@@ -116,7 +124,8 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     wallets = [w.id for w in settings.config.finance.wallets]
     if wallet not in wallets:
         raise UsageError(
-            f"--wallet: unknown wallet {clean_text(wallet, 200)} (wallets: {', '.join(wallets)})"
+            f"--wallet: unknown wallet {clean_text(wallet)} (wallets: {', '.join(wallets)})"
+            + as_typed(wallet)
         )
     symbol = str(fields["symbol"]).upper()
     if settings.mode is Mode.PAPER:  # its markets are known without a session; others: below
@@ -142,8 +151,8 @@ def require_market(symbol: str, markets: Collection[str], settings: Settings) ->
     """A symbol that names no spot market of the venue is a bad argument (exit 2)."""
     if symbol not in markets:
         raise UsageError(
-            f"--symbol: {clean_text(symbol, 200)} has no spot market on {settings.exchange} "
-            f"({settings.mode.value})"
+            f"--symbol: {clean_text(symbol)} has no spot market on {settings.exchange} "
+            f"({settings.mode.value}){as_typed(symbol)}"
         )
 
 

@@ -159,6 +159,8 @@ def parse_config(text: str, source: str = "kobe.toml") -> KobeConfig:
         raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: TOML syntax error: {exc}"]) from None
+    except RecursionError:  # a few KB of [[[[ or {a={a= nest past the parser's stack
+        raise ConfigError([f"{source}: TOML nested too deep to be a Kobe config"]) from None
     return config_from_dict(raw, source)
 
 

@@ -23,7 +23,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.untrusted import BadNumber, parse_decimal
+from engine.untrusted import BadNumber, clean_text, parse_decimal
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _fill(
         qty=dec0(t.get("amount")),
         price=dec0(t.get("price")),
         fee=dec0(fee.get("cost"), signed=True),  # a rebate is a negative fee
-        fee_asset=str(fee.get("currency") or ""),
+        fee_asset=clean_text(fee.get("currency") or ""),
         time=utc_ms(t.get("timestamp") or when),
     )
 
@@ -134,14 +134,16 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
     for f in fees:
         if f and f.get("cost") is not None:
             fee += dec0(f.get("cost"), signed=True)
-            fee_asset = fee_asset or str(f.get("currency") or "")
+            fee_asset = fee_asset or clean_text(f.get("currency") or "")
     try:
         side = Side(str(o.get("side")))
     except ValueError:
         raise BadAnswer(f"the exchange answered an order whose side is {o.get('side')!r}") from None
-    order_id = str(o.get("id"))
-    cid = str(o.get("clientOrderId") or client_id)
-    symbol = str(o.get("symbol"))
+    # the exchange's words are data: an external order's client id is printed by `kobe orders`
+    # (an escape in it retitled the terminal, a CR/LF forged a line)
+    order_id = clean_text(o.get("id"))
+    cid = clean_text(o.get("clientOrderId") or client_id)
+    symbol = clean_text(o.get("symbol"))
     fills = tuple(
         _fill(t, order_id, cid, symbol, side, o.get("timestamp")) for t in (o.get("trades") or [])
     )
@@ -161,7 +163,7 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
         fee=fee,
         fee_asset=fee_asset,
         stop_price=dec(o.get("triggerPrice") or o.get("stopPrice")) or None,
-        list_id=None if list_id in (None, -1, "-1") else str(list_id),
+        list_id=None if list_id in (None, -1, "-1") else clean_text(list_id),
         fills=fills,
     )
 

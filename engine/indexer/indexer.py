@@ -281,7 +281,7 @@ class IndexerState:
                 pending={str(k): int(v) for k, v in dict(raw.get("pending", {})).items()},
                 known={str(k): int(v) for k, v in dict(raw.get("known", {})).items()},
             )
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
             log.warning("%s: unreadable indexer state (%s); starting afresh", path, exc)
             return cls()
 

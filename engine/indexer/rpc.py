@@ -9,7 +9,9 @@ raised at once.
 
 The node's reply is outside data: each call is one :func:`engine.http_post.post` (a total
 deadline, so a node that drips bytes cannot hold it; a size cap; no redirect followed), the reply
-has a nesting cap, slot numbers are checked for sense, and its error text is cleaned and capped.
+has a nesting cap and a cap on the values it holds (counted before it is parsed, so a small reply
+cannot become gigabytes of Python objects), slot numbers are checked for sense, and its error text
+is cleaned and capped.
 
 The endpoint URL often embeds a token: it is held as a :class:`~engine.secrets.Secret`, registered
 for log redaction, and never put in a message, a log line or an exception. Credentials in it
@@ -44,6 +46,10 @@ READ_ONLY_METHODS = frozenset(
 )
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a full jsonParsed block is a few MB
 MAX_JSON_DEPTH = 64  # a jsonParsed block nests about 10 deep
+# JSON values and containers in one reply, counted from its commas and opening brackets before it
+# is parsed: 63 MB of [],[],[] made 20 million lists (1.6 GB and 16 s of the engine's tick); a
+# jsonParsed block of a few thousand transactions counts well under a million.
+MAX_JSON_VALUES = 3_000_000
 MAX_SLOT = 10**12  # Solana makes ~2.5 slots a second: 10^12 is thousands of years away
 
 
@@ -140,6 +146,8 @@ class SolanaRpc:
             raise ExchangeUnavailable(f"{method}: HTTP {status}")
         if status >= 300:
             raise RpcError(f"{method}: HTTP {status}")
+        if raw.count(b",") + raw.count(b"[") + raw.count(b"{") > MAX_JSON_VALUES:
+            raise RpcError(f"{method}: the reply holds more than {MAX_JSON_VALUES} JSON values")
         try:
             reply = json.loads(raw)
         except RecursionError:

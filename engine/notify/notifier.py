@@ -347,6 +347,6 @@ def read_statuses(data_dir: Path) -> dict[str, dict[str, Any]]:
     path = Path(data_dir) / STATUS_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return raw if isinstance(raw, dict) else {}

@@ -219,7 +219,7 @@ def _read_snapshot(path: Path) -> tuple[RiskSnapshot | None, str]:
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         return RiskSnapshot.from_json(raw), ""
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # [[[[ nested past the stack too
         return None, f"{path.name} unreadable: {clean_message(exc)}"
 
 

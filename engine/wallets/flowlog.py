@@ -92,7 +92,7 @@ def parse_line(raw: bytes, offset: int) -> Line:
             movement,
             offset,
         )
-    except (KeyError, TypeError, InvalidOperation, json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (KeyError, TypeError, InvalidOperation, ValueError, RecursionError) as e:
         raise ValueError(str(e)) from None
 
 

@@ -114,7 +114,7 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
                     }
                 ),
             )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         raise ValueError(f"{source}: bad market file: {exc!r}") from None
     return out
 

@@ -77,7 +77,7 @@ def read_state(
 
     try:
         raw = json.loads(path.read_text("utf-8"), parse_float=Decimal)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise broken(str(exc)) from None
     if not isinstance(raw, dict):
         raise broken("not a JSON object")

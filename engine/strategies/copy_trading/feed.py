@@ -181,7 +181,7 @@ def _saved_offset(state_path: Path, feed: Path) -> int:
             if type(offset) is not int or offset < 0:
                 raise ValueError(f"offset {shown(offset)} is not a byte count")
             return offset
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("%s unreadable (%s): the leader feed starts at its end", state_path, exc)
     return feed.stat().st_size if feed.exists() else 0
 
