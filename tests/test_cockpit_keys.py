@@ -588,8 +588,8 @@ async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
     workdir: Path,
 ) -> None:
     """In the 160-column grid the drawdown's line wrapped: `peak` at its end and the peak's
-    figure alone on the next line, under the names; the caps' and a reason's lines too. The
-    peak has its own line; what is still too long wraps under the values."""
+    figure alone on the next line, under the names; the caps' line too. The peak has its own
+    line; what is still too long wraps under the values (a reason takes one line, cut)."""
     app, clock = make_app(workdir)
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(app, pilot)
@@ -609,6 +609,33 @@ async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
         [peak] = [line for line in lines if line.startswith("peak equity")]
         assert peak.split()[2] == "150.00"
         assert len(lines) > len(names)  # something did wrap (the caps), under the values
+
+
+@pytest.mark.parametrize("size", [(120, 40), (160, 50)], ids=["120x40", "160x50"])
+async def test_a_long_kill_switch_reason_never_pushes_the_figures_out_of_the_risk_pane(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """An operator's reason of 350 characters (`kobe risk trip --reason`, with markup and
+    escapes) wrapped over 14 lines of the risk pane: at 160x50 only the drawdown was left in
+    sight, at 120x40 none of the figures. It takes one line, cut with …, shown literally;
+    the alerts pane and `kobe risk status` give it whole."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert app.runtime is not None
+        app.runtime.trip("[red]x[/] \x1b[31mRED\x1b[0m " + "very long reason " * 20, "cli")
+        app.step(1)
+        await settle(app, pilot)
+        width = app.query_one("#risk-body", Static).content_size.width
+        height = app.query_one("#risk-scroll").size.height
+        seen = risk_text(app, width).splitlines()[:height]
+        assert seen[0].startswith("kill switch   TRIPPED  [red]x[/] [31mRED[0m ")
+        assert seen[0].rstrip().endswith("…") and len(seen[0].rstrip()) <= width
+        assert [line[:13].strip() for line in seen[1:4]] == [
+            "drawdown",
+            "losing streak",
+            "today's loss",
+        ]
 
 
 async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) -> None:
