@@ -17,7 +17,7 @@ from textual import events
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
-from textual.widgets import Input, Sparkline, Static
+from textual.widgets import Input, Select, Sparkline, Static
 
 from engine.runtime import SimClock
 from engine.trades import ClosedTrade, TradeStore
@@ -341,6 +341,42 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path
         assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
 
 
+async def test_the_keys_typed_right_behind_n_land_in_the_tickets_fields(workdir: Path) -> None:
+    """`n` and the order typed behind it in one packet (a trader who knows the ticket): the
+    keys went to the main screen while the ticket was being built (tab moved the pane, the
+    digits showed panes 7, 6, 1 and 2), the ticket opened on its defaults (market, 15, no
+    SL/TP), and ctrl+s placed a market order instead of the limit order typed."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await burst(app, "n", "tab", "tab", "right", "tab", *"76000", "tab", "tab")
+        await burst(app, "backspace", "backspace", *"12", "tab", *"70000", "tab", *"90000")
+        await drain(app, pilot)
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        values = {
+            w: ticket.query_one(f"#{w}", Input).value for w in ("price", "amount", "sl", "tp")
+        }
+        assert values == {"price": "76000", "amount": "12", "sl": "70000", "tp": "90000"}
+        assert ticket.query_one("#type", Select).value == "limit"
+        assert app.active_pane == 0  # no key reached the panes behind the ticket
+
+
+async def test_the_keys_behind_an_e_that_opens_nothing_go_on_at_once(workdir: Path) -> None:
+    """The keys typed behind `e` wait for its dialog; with no position selected it opens none
+    and they go on, in their order: pane 4, then the filter's box with `kek` in it (a `k`
+    there is a character, the kill switch stays armed)."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await burst(app, "e", "4", "slash", *"kek")
+        await drain(app, pilot)
+        assert app.screen is app.screen_stack[0]
+        assert app.active_pane == PANES.index("journal")
+        assert app.query_one("#journal-filter", Input).value == "kek"
+        assert app.risk_state == "ARMED"
+
+
 async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: Path) -> None:
     """`e`, then "99000 tab 92000" in one packet: the new exits' dialog gave tab no priority,
     so the take-profit read 9900092000 and the stop-loss stayed empty."""
@@ -360,6 +396,17 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: P
         await drain(app, pilot)
         values = {w: dialog.query_one(f"#{w}", Input).value for w in ("tp", "sl")}
         assert values == {"tp": "99000", "sl": "92001"}
+        await pilot.press("escape")
+        await pilot.pause()
+        # and typed right behind `e`, in the same packet: the keys went to the panes behind
+        # (9 showed the stats pane) while the dialog was being built
+        await burst(app, "e", *"99000", "tab", *"92000")
+        await drain(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExitsScreen)
+        values = {w: dialog.query_one(f"#{w}", Input).value for w in ("tp", "sl")}
+        assert values == {"tp": "99000", "sl": "92000"}
+        assert app.active_pane == PANES.index("positions")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
