@@ -17,7 +17,7 @@ from textual import events
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
-from textual.widgets import Input, Select, Sparkline, Static
+from textual.widgets import Input, Label, Select, Sparkline, Static
 
 from engine.runtime import SimClock
 from engine.trades import ClosedTrade, TradeStore
@@ -375,6 +375,35 @@ async def test_the_keys_behind_an_e_that_opens_nothing_go_on_at_once(workdir: Pa
         assert app.active_pane == PANES.index("journal")
         assert app.query_one("#journal-filter", Input).value == "kek"
         assert app.risk_state == "ARMED"
+
+
+async def test_the_new_exits_fields_say_which_is_which(workdir: Path, cli: Any) -> None:
+    """The dialog's two fields had only their placeholders to name them: once typed in, nothing
+    said which price was the TP and which the SL; and for a position with no exits the
+    placeholders read `take-profit (now None)`."""
+    from kobe_tui.screens.exits import ExitsScreen
+    from kobe_tui.widgets.orders import PositionsPane
+
+    r = cli(
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.query_one(PositionsPane).selected() is not None
+        await burst(app, "e", *"3900", "tab", *"3000")
+        await drain(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExitsScreen)
+        for field, name in (("tp", "take-profit"), ("sl", "stop-loss")):
+            box = dialog.query_one(f"#{field}", Input)
+            assert "None" not in str(box.placeholder) and box.value
+            [label] = [w for w in dialog.query(Label) if str(w.render()) == name]
+            assert label.region.y == box.region.y and label.region.right <= box.region.x
 
 
 async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: Path) -> None:
