@@ -406,6 +406,48 @@ async def test_the_new_exits_fields_say_which_is_which(workdir: Path, cli: Any) 
             assert label.region.y == box.region.y and label.region.right <= box.region.x
 
 
+async def test_new_exits_the_market_has_passed_are_refused_not_fired(
+    workdir: Path, cli: Any
+) -> None:
+    """`e` on a long ETH position at ~4,500 with TP 4400 and SL 4600 (typed the wrong way
+    round): the exchange refused the OCO, but the local watchdog, covering with the new prices
+    first, saw its take-profit touched and sold the position at market at once. Refused now,
+    before anything moves: the position stays, with the exits it had."""
+    import json
+
+    from kobe_tui.screens.exits import ExitsScreen
+
+    r = cli(
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        assert app.runtime is not None
+        [pos] = [p for p in app.runtime.positions() if not p.dust]
+        price = app._last_prices["ETH/USDT"]
+        wrong_tp, wrong_sl = int(price * Decimal("0.98")), int(price * Decimal("1.02"))
+        await pilot.press("2")
+        await burst(app, "e", *str(wrong_tp), "tab", *str(wrong_sl), "enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ExitsScreen)
+        await ticks(app, pilot, clock, 2)
+        held = [p for p in app.runtime.positions() if not p.dust]
+        assert [p.entry_client_id for p in held] == [pos.entry_client_id]
+        assert held[0].take_profit is None and held[0].stop_loss is None
+        trades = workdir / "data" / "trades.jsonl"
+        assert not trades.exists() or trades.read_text().strip() == ""
+        watched = workdir / "data" / "watchdog.json"
+        assert not watched.exists() or json.loads(watched.read_text())["items"] == []
+        alert = app.query_one(AlertsPane).alerts[0][3]
+        assert f"take-profit {wrong_tp} must be above the last price" in alert
+        assert f"stop-loss {wrong_sl} must be below the last price" in alert
+        assert "watchdog covers" not in alert
+
+
 async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: Path) -> None:
     """`e`, then "99000 tab 92000" in one packet: the new exits' dialog gave tab no priority,
     so the take-profit read 9900092000 and the stop-loss stayed empty."""
