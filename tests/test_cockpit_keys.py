@@ -809,6 +809,26 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         assert str(label_widget.render()).endswith("+0.00%")
 
 
+async def test_a_change_that_rounds_to_zero_never_reads_as_a_loss(workdir: Path) -> None:
+    """BTC a hair under its first price read `-0.00%` in red in the price strip; a uPnL or a
+    day's PnL of -0.004 read `-0.00` (the header in red): a loss of nothing."""
+    from kobe_tui.widgets.formatting import signed
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        btc = app._last_prices["BTC/USDT"]
+        app._show_prices({**app._last_prices, "BTC/USDT": btc * Decimal("0.99999")})
+        await pilot.pause()
+        assert str(app.query_one("#px-btc-usdt", Static).render()).endswith("+0.00%")
+        header = app.query_one(KobeHeader)
+        header.set_money(Decimal("150"), Decimal("-0.004"))
+        await pilot.pause()
+        assert header.item("hdr-pnl") == " pnl +0.00 "
+        assert signed(Decimal("-0.004")).plain == "+0.00"
+
+
 async def test_with_the_exchange_down_no_price_in_the_strip_shows_as_live(workdir: Path) -> None:
     """Testnet with the exchange down: the configured symbols with no position kept their
     last price in the strip as if it were live, while a held one showed `—`. Now each, held
