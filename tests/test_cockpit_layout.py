@@ -146,6 +146,24 @@ async def test_footer_at_80_columns_shows_what_can_be_done_now(workdir: Path) ->
         assert "K" not in footer_keys
 
 
+async def test_the_footer_follows_the_terminal_when_it_is_resized(workdir: Path) -> None:
+    """Resized from 80 to 120 columns, the footer left out `^p palette`; back at 80 it showed
+    it, crowding the actions: it followed the size before the resize (the app's size is
+    updated after its resize handler)."""
+    from kobe_tui.widgets.footer import KobeFooter
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KobeFooter)
+        for width, palette in ((120, True), (160, True), (80, False), (120, True)):
+            await pilot.resize_terminal(width, 40)
+            await pilot.pause()
+            assert footer.show_command_palette is palette, width
+            shown = [k.has_class("-command-palette") for k in app.query("FooterKey")]
+            assert any(shown) is palette, width
+
+
 @pytest.mark.parametrize("width", [80, 120])
 async def test_the_footer_shows_whole_keys_only_the_ones_available_now_first(
     workdir: Path, width: int
