@@ -362,6 +362,31 @@ async def test_the_keys_typed_right_behind_n_land_in_the_tickets_fields(workdir:
         assert app.active_pane == 0  # no key reached the panes behind the ticket
 
 
+async def test_the_ticket_with_its_longest_plan_fits_80x24(workdir: Path) -> None:
+    """A limit order with SL and TP at 80x24: the plan's five lines (its first wrapped) pushed
+    the ticket past the screen; it scrolled, and its last line (tab, ctrl+s, escape) was out
+    of sight."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await burst(app, "n", "tab", "tab", "right", "tab", *"90000", "tab", "tab")
+        await burst(app, "backspace", "backspace", *"12", "tab", *"85000", "tab", *"99000")
+        await drain(app, pilot)
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        for _ in range(50):  # the fields' last change, then its plan
+            plan = str(ticket.query_one("#plan", Static).render())
+            if plan.startswith("Plan:"):
+                break
+            await drain(app, pilot)
+        assert "exits: TP 99000, SL 85000" in plan and "risk to stop-loss" in plan
+        box = ticket.query_one("#ticket-box")
+        assert box.max_scroll_y == 0
+        hint = ticket.query_one(".hint", Static)
+        assert hint.region.bottom <= 24 and hint.region.height == 1
+        assert ticket.query_one("#place").region.bottom <= 24
+
+
 async def test_the_keys_behind_an_e_that_opens_nothing_go_on_at_once(workdir: Path) -> None:
     """The keys typed behind `e` wait for its dialog; with no position selected it opens none
     and they go on, in their order: pane 4, then the filter's box with `kek` in it (a `k`
