@@ -341,6 +341,18 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path
         assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
 
 
+async def type_limit_order(
+    app: KobeApp, pilot: Any, price: str, amount: str, sl: str, tp: str
+) -> OrderTicket:
+    """`n` and a limit buy typed right behind it, back to back (one SSH packet)."""
+    await burst(app, "n", "tab", "tab", "right", "tab", *price, "tab", "tab")
+    await burst(app, "backspace", "backspace", *amount, "tab", *sl, "tab", *tp)
+    await drain(app, pilot)
+    ticket = app.screen
+    assert isinstance(ticket, OrderTicket)
+    return ticket
+
+
 async def test_the_keys_typed_right_behind_n_land_in_the_tickets_fields(workdir: Path) -> None:
     """`n` and the order typed behind it in one packet (a trader who knows the ticket): the
     keys went to the main screen while the ticket was being built (tab moved the pane, the
@@ -349,11 +361,7 @@ async def test_the_keys_typed_right_behind_n_land_in_the_tickets_fields(workdir:
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        await burst(app, "n", "tab", "tab", "right", "tab", *"76000", "tab", "tab")
-        await burst(app, "backspace", "backspace", *"12", "tab", *"70000", "tab", *"90000")
-        await drain(app, pilot)
-        ticket = app.screen
-        assert isinstance(ticket, OrderTicket)
+        ticket = await type_limit_order(app, pilot, "76000", "12", "70000", "90000")
         values = {
             w: ticket.query_one(f"#{w}", Input).value for w in ("price", "amount", "sl", "tp")
         }
@@ -369,11 +377,7 @@ async def test_the_ticket_with_its_longest_plan_fits_80x24(workdir: Path) -> Non
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        await burst(app, "n", "tab", "tab", "right", "tab", *"90000", "tab", "tab")
-        await burst(app, "backspace", "backspace", *"12", "tab", *"85000", "tab", *"99000")
-        await drain(app, pilot)
-        ticket = app.screen
-        assert isinstance(ticket, OrderTicket)
+        ticket = await type_limit_order(app, pilot, "90000", "12", "85000", "99000")
         for _ in range(50):  # the fields' last change, then its plan
             plan = str(ticket.query_one("#plan", Static).render())
             if plan.startswith("Plan:"):
@@ -402,6 +406,15 @@ async def test_the_keys_behind_an_e_that_opens_nothing_go_on_at_once(workdir: Pa
         assert app.risk_state == "ARMED"
 
 
+def buy_eth_without_exits(cli: Any) -> None:
+    """An ETH position bought from the CLI at market, 15 USDT, with no TP or SL."""
+    r = cli(
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+
+
 async def test_the_new_exits_fields_say_which_is_which(workdir: Path, cli: Any) -> None:
     """The dialog's two fields had only their placeholders to name them: once typed in, nothing
     said which price was the TP and which the SL; and for a position with no exits the
@@ -409,11 +422,7 @@ async def test_the_new_exits_fields_say_which_is_which(workdir: Path, cli: Any) 
     from kobe_tui.screens.exits import ExitsScreen
     from kobe_tui.widgets.orders import PositionsPane
 
-    r = cli(
-        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
-        "--yes",
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    buy_eth_without_exits(cli)
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
@@ -442,11 +451,7 @@ async def test_new_exits_the_market_has_passed_are_refused_not_fired(
 
     from kobe_tui.screens.exits import ExitsScreen
 
-    r = cli(
-        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
-        "--yes",
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    buy_eth_without_exits(cli)
     app, clock = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
