@@ -225,11 +225,18 @@ class ExecutionEngine:
         tp = take_profit if take_profit is not None else pos.take_profit
         sl = stop_loss if stop_loss is not None else pos.stop_loss
         router = self.routers[pos.venue]
+        refused = False
         try:
             router.replace_exits(entry_cid, pos.qty, tp, sl, source)
+        except Refused:
+            refused = True  # before anything moved: the position keeps the exits it had
+            raise
         finally:
-            with self._lock:
-                self.book.annotate(entry_cid, strategy=pos.strategy, take_profit=tp, stop_loss=sl)
+            if not refused:  # placed, or covered by the watchdog with the new prices
+                with self._lock:
+                    self.book.annotate(
+                        entry_cid, strategy=pos.strategy, take_profit=tp, stop_loss=sl
+                    )
         held = self.book.get(entry_cid)
         return self.protection(held) if held is not None else "closed"
 

@@ -202,7 +202,10 @@ class Actions(EngineHost):
         assert self.runtime is not None
         try:
             cover = self.runtime.replace_exits(cid, tp, sl)
-        except (ExchangeError, Refused) as exc:
+        except Refused as exc:  # nothing moved: the old exits stay
+            self.post_message(ActionDone(f"New exits refused: {exc}", error=True))
+            return
+        except ExchangeError as exc:
             self.post_message(
                 ActionDone(
                     f"New exits not placed ({exc}): the local watchdog covers {cid} "

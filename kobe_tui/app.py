@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -160,10 +161,11 @@ class KobeApp(Actions, Navigation):
         self._exit_renderables.append(Text(redact(console.file.getvalue())))  # type: ignore[attr-defined]
         self._close_messages_no_wait()
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         footer = self.query(KobeFooter)
         if footer:  # at 80 columns the actions take the whole line (ctrl+p is in the help)
-            footer.first().show_command_palette = self.size.width >= 120
+            # the new width is the event's: the app's own size is updated after this handler
+            footer.first().show_command_palette = event.size.width >= 120
         self.refresh_bindings()  # the footer's choice depends on the width
 
 

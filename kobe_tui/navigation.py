@@ -9,15 +9,20 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+from textual import events
 from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
 from kobe_tui.engine_host import EngineHost
+from kobe_tui.screens.form import FormScreen
 from kobe_tui.state import PANES
 from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.pane import Pane
+
+FORM_KEYS = ("n", "e")  # the keys of new_order and edit_exits: each opens a form
+HOLD_MAX_S = 2.0  # keys held for a form that never opened go on after this, whatever happened
 
 ENGINE_ACTIONS = {
     "new_order",
@@ -34,6 +39,53 @@ ENGINE_ACTIONS = {
 
 class Navigation(EngineHost):
     """Moving between panes, the journal's filter and pages, help, the palette."""
+
+    # -- keys typed right behind n or e -------------------------------------------------------
+
+    _held: list[events.Key] | None = None  # the keys behind n / e, while they wait
+    _opener: events.Key | None = None  # that n / e, on its way through the panes to its binding
+
+    async def on_event(self, event: events.Event) -> None:
+        """``n`` and the order typed behind it in one packet (``n tab tab right tab 76000``):
+        the keys behind went to the panes while the ticket was being built (tab moved the
+        pane, the digits showed panes 7 and 6) and the ticket kept its defaults. From ``n`` or
+        ``e`` on the main screen, the keys that follow wait: ``n`` goes its usual way, in its
+        turn behind the keys before it (``c n``: the confirmation's No), then they go on once
+        the form it opened has a field focused, or at once if it opened none. ``ctrl+t`` (trip
+        from anywhere) never waits."""
+        if isinstance(event, events.Key):
+            if not event.is_forwarded:
+                if self._held is not None and event.key != "ctrl+t":
+                    self._held.append(events.Key(event.key, event.character))
+                    return
+                if event.key in FORM_KEYS and self._opens_form_now():
+                    self._held, self._opener = [], event
+                    self.set_timer(HOLD_MAX_S, partial(self._release_held, self._held))
+            elif event is self._opener:  # n / e back from the panes: its binding runs now
+                await super().on_event(event)
+                self._opener = None
+                top = self.screen
+                if not isinstance(top, FormScreen) or top.ready:  # else: on its Ready
+                    await self._release_held()
+                return
+        await super().on_event(event)
+
+    def _opens_form_now(self) -> bool:
+        from textual.widgets import Input
+
+        return self.screen is self.screen_stack[0] and not isinstance(self.focused, Input)
+
+    async def on_form_screen_ready(self) -> None:
+        if self._opener is None:
+            await self._release_held()
+
+    async def _release_held(self, which: list[events.Key] | None = None) -> None:
+        """The keys held go on, in their order, before any key that comes after."""
+        if which is not None and which is not self._held:
+            return  # the timer of an n whose keys went on already
+        held, self._held, self._opener = self._held or [], None, None
+        for key in held:
+            await self.on_event(key)
 
     # -- keys: availability -------------------------------------------------------------------
 

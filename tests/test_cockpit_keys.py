@@ -17,7 +17,7 @@ from textual import events
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
-from textual.widgets import Input, Sparkline, Static
+from textual.widgets import Input, Label, Select, Sparkline, Static
 
 from engine.runtime import SimClock
 from engine.trades import ClosedTrade, TradeStore
@@ -341,6 +341,143 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path
         assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
 
 
+async def type_limit_order(
+    app: KobeApp, pilot: Any, price: str, amount: str, sl: str, tp: str
+) -> OrderTicket:
+    """`n` and a limit buy typed right behind it, back to back (one SSH packet)."""
+    await burst(app, "n", "tab", "tab", "right", "tab", *price, "tab", "tab")
+    await burst(app, "backspace", "backspace", *amount, "tab", *sl, "tab", *tp)
+    await drain(app, pilot)
+    ticket = app.screen
+    assert isinstance(ticket, OrderTicket)
+    return ticket
+
+
+async def test_the_keys_typed_right_behind_n_land_in_the_tickets_fields(workdir: Path) -> None:
+    """`n` and the order typed behind it in one packet (a trader who knows the ticket): the
+    keys went to the main screen while the ticket was being built (tab moved the pane, the
+    digits showed panes 7, 6, 1 and 2), the ticket opened on its defaults (market, 15, no
+    SL/TP), and ctrl+s placed a market order instead of the limit order typed."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        ticket = await type_limit_order(app, pilot, "76000", "12", "70000", "90000")
+        values = {
+            w: ticket.query_one(f"#{w}", Input).value for w in ("price", "amount", "sl", "tp")
+        }
+        assert values == {"price": "76000", "amount": "12", "sl": "70000", "tp": "90000"}
+        assert ticket.query_one("#type", Select).value == "limit"
+        assert app.active_pane == 0  # no key reached the panes behind the ticket
+
+
+async def test_the_ticket_with_its_longest_plan_fits_80x24(workdir: Path) -> None:
+    """A limit order with SL and TP at 80x24: the plan's five lines (its first wrapped) pushed
+    the ticket past the screen; it scrolled, and its last line (tab, ctrl+s, escape) was out
+    of sight."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        ticket = await type_limit_order(app, pilot, "90000", "12", "85000", "99000")
+        for _ in range(50):  # the fields' last change, then its plan
+            plan = str(ticket.query_one("#plan", Static).render())
+            if plan.startswith("Plan:"):
+                break
+            await drain(app, pilot)
+        assert "exits: TP 99000, SL 85000" in plan and "risk to stop-loss" in plan
+        box = ticket.query_one("#ticket-box")
+        assert box.max_scroll_y == 0
+        hint = ticket.query_one(".hint", Static)
+        assert hint.region.bottom <= 24 and hint.region.height == 1
+        assert ticket.query_one("#place").region.bottom <= 24
+
+
+async def test_the_keys_behind_an_e_that_opens_nothing_go_on_at_once(workdir: Path) -> None:
+    """The keys typed behind `e` wait for its dialog; with no position selected it opens none
+    and they go on, in their order: pane 4, then the filter's box with `kek` in it (a `k`
+    there is a character, the kill switch stays armed)."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await burst(app, "e", "4", "slash", *"kek")
+        await drain(app, pilot)
+        assert app.screen is app.screen_stack[0]
+        assert app.active_pane == PANES.index("journal")
+        assert app.query_one("#journal-filter", Input).value == "kek"
+        assert app.risk_state == "ARMED"
+
+
+def buy_eth_without_exits(cli: Any) -> None:
+    """An ETH position bought from the CLI at market, 15 USDT, with no TP or SL."""
+    r = cli(
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--yes",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+
+
+async def test_the_new_exits_fields_say_which_is_which(workdir: Path, cli: Any) -> None:
+    """The dialog's two fields had only their placeholders to name them: once typed in, nothing
+    said which price was the TP and which the SL; and for a position with no exits the
+    placeholders read `take-profit (now None)`."""
+    from kobe_tui.screens.exits import ExitsScreen
+    from kobe_tui.widgets.orders import PositionsPane
+
+    buy_eth_without_exits(cli)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.query_one(PositionsPane).selected() is not None
+        await burst(app, "e", *"3900", "tab", *"3000")
+        await drain(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExitsScreen)
+        for field, name in (("tp", "take-profit"), ("sl", "stop-loss")):
+            box = dialog.query_one(f"#{field}", Input)
+            assert "None" not in str(box.placeholder) and box.value
+            [label] = [w for w in dialog.query(Label) if str(w.render()) == name]
+            assert label.region.y == box.region.y and label.region.right <= box.region.x
+
+
+async def test_new_exits_the_market_has_passed_are_refused_not_fired(
+    workdir: Path, cli: Any
+) -> None:
+    """`e` on a long ETH position at ~4,500 with TP 4400 and SL 4600 (typed the wrong way
+    round): the exchange refused the OCO, but the local watchdog, covering with the new prices
+    first, saw its take-profit touched and sold the position at market at once. Refused now,
+    before anything moves: the position stays, with the exits it had."""
+    import json
+
+    from kobe_tui.screens.exits import ExitsScreen
+
+    buy_eth_without_exits(cli)
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        assert app.runtime is not None
+        [pos] = [p for p in app.runtime.positions() if not p.dust]
+        price = app._last_prices["ETH/USDT"]
+        wrong_tp, wrong_sl = int(price * Decimal("0.98")), int(price * Decimal("1.02"))
+        await pilot.press("2")
+        await burst(app, "e", *str(wrong_tp), "tab", *str(wrong_sl), "enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ExitsScreen)
+        await ticks(app, pilot, clock, 2)
+        held = [p for p in app.runtime.positions() if not p.dust]
+        assert [p.entry_client_id for p in held] == [pos.entry_client_id]
+        assert held[0].take_profit is None and held[0].stop_loss is None
+        trades = workdir / "data" / "trades.jsonl"
+        assert not trades.exists() or trades.read_text().strip() == ""
+        watched = workdir / "data" / "watchdog.json"
+        assert not watched.exists() or json.loads(watched.read_text())["items"] == []
+        alert = app.query_one(AlertsPane).alerts[0][3]
+        assert f"take-profit {wrong_tp} must be above the last price" in alert
+        assert f"stop-loss {wrong_sl} must be below the last price" in alert
+        assert "watchdog covers" not in alert
+
+
 async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: Path) -> None:
     """`e`, then "99000 tab 92000" in one packet: the new exits' dialog gave tab no priority,
     so the take-profit read 9900092000 and the stop-loss stayed empty."""
@@ -360,6 +497,17 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_new_exits(workdir: P
         await drain(app, pilot)
         values = {w: dialog.query_one(f"#{w}", Input).value for w in ("tp", "sl")}
         assert values == {"tp": "99000", "sl": "92001"}
+        await pilot.press("escape")
+        await pilot.pause()
+        # and typed right behind `e`, in the same packet: the keys went to the panes behind
+        # (9 showed the stats pane) while the dialog was being built
+        await burst(app, "e", *"99000", "tab", *"92000")
+        await drain(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExitsScreen)
+        values = {w: dialog.query_one(f"#{w}", Input).value for w in ("tp", "sl")}
+        assert values == {"tp": "99000", "sl": "92000"}
+        assert app.active_pane == PANES.index("positions")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -588,8 +736,8 @@ async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
     workdir: Path,
 ) -> None:
     """In the 160-column grid the drawdown's line wrapped: `peak` at its end and the peak's
-    figure alone on the next line, under the names; the caps' and a reason's lines too. The
-    peak has its own line; what is still too long wraps under the values."""
+    figure alone on the next line, under the names; the caps' line too. The peak has its own
+    line; what is still too long wraps under the values (a reason takes one line, cut)."""
     app, clock = make_app(workdir)
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(app, pilot)
@@ -609,6 +757,33 @@ async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
         [peak] = [line for line in lines if line.startswith("peak equity")]
         assert peak.split()[2] == "150.00"
         assert len(lines) > len(names)  # something did wrap (the caps), under the values
+
+
+@pytest.mark.parametrize("size", [(120, 40), (160, 50)], ids=["120x40", "160x50"])
+async def test_a_long_kill_switch_reason_never_pushes_the_figures_out_of_the_risk_pane(
+    workdir: Path, size: tuple[int, int]
+) -> None:
+    """An operator's reason of 350 characters (`kobe risk trip --reason`, with markup and
+    escapes) wrapped over 14 lines of the risk pane: at 160x50 only the drawdown was left in
+    sight, at 120x40 none of the figures. It takes one line, cut with …, shown literally;
+    the alerts pane and `kobe risk status` give it whole."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert app.runtime is not None
+        app.runtime.trip("[red]x[/] \x1b[31mRED\x1b[0m " + "very long reason " * 20, "cli")
+        app.step(1)
+        await settle(app, pilot)
+        width = app.query_one("#risk-body", Static).content_size.width
+        height = app.query_one("#risk-scroll").size.height
+        seen = risk_text(app, width).splitlines()[:height]
+        assert seen[0].startswith("kill switch   TRIPPED  [red]x[/] [31mRED[0m ")
+        assert seen[0].rstrip().endswith("…") and len(seen[0].rstrip()) <= width
+        assert [line[:13].strip() for line in seen[1:4]] == [
+            "drawdown",
+            "losing streak",
+            "today's loss",
+        ]
 
 
 async def test_locked_live_shows_the_kill_switch_from_its_file(workdir: Path) -> None:
@@ -662,6 +837,26 @@ async def test_the_price_strip_shows_each_traded_symbol_and_its_change(workdir: 
         app._show_prices({**app._last_prices, "BTC/USDT": btc})
         await pilot.pause()
         assert str(label_widget.render()).endswith("+0.00%")
+
+
+async def test_a_change_that_rounds_to_zero_never_reads_as_a_loss(workdir: Path) -> None:
+    """BTC a hair under its first price read `-0.00%` in red in the price strip; a uPnL or a
+    day's PnL of -0.004 read `-0.00` (the header in red): a loss of nothing."""
+    from kobe_tui.widgets.formatting import signed
+
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        btc = app._last_prices["BTC/USDT"]
+        app._show_prices({**app._last_prices, "BTC/USDT": btc * Decimal("0.99999")})
+        await pilot.pause()
+        assert str(app.query_one("#px-btc-usdt", Static).render()).endswith("+0.00%")
+        header = app.query_one(KobeHeader)
+        header.set_money(Decimal("150"), Decimal("-0.004"))
+        await pilot.pause()
+        assert header.item("hdr-pnl") == " pnl +0.00 "
+        assert signed(Decimal("-0.004")).plain == "+0.00"
 
 
 async def test_with_the_exchange_down_no_price_in_the_strip_shows_as_live(workdir: Path) -> None:

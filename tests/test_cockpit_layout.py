@@ -9,10 +9,11 @@ import logging.handlers
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
 from engine.logsetup import setup_logging
 from kobe_tui.app import log_to_file
-from kobe_tui.widgets.columns import Col, fit_columns
+from kobe_tui.widgets.columns import Col, fit_columns, fit_rows
 from kobe_tui.widgets.header import ORDER, KobeHeader
 from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.pane import TablePane
@@ -44,6 +45,27 @@ def test_an_optional_column_takes_no_room_until_a_row_fills_it() -> None:
     assert fit_columns(cols, [5, 8, 9, 0], 32) == [5, 8, 9, None]
     # filled: it outranks time (keep 2), which gives way
     assert fit_columns(cols, [5, 8, 9, 17], 42) == [None, 8, 9, 17]
+
+
+def test_rows_take_two_lines_only_when_the_kept_columns_do_not_fit_on_one() -> None:
+    cols = (
+        Col("wallet", "wallet", keep=2, text=True, under="symbol"),
+        Col("symbol", "symbol"),
+        Col("entry", "entry"),
+        Col("mark", "mark", keep=3, under="entry"),
+        Col("tp", "TP"),
+        Col("sl", "SL", under="tp"),
+    )
+    content = [11, 8, 9, 9, 6, 6]
+    # room for all: one line
+    assert fit_rows(cols, content, 70) == ([11, 8, 9, 9, 6, 6], False)
+    # the wallet and the mark give way; the prices that stay still fit on one line
+    assert fit_rows(cols, content, 37) == ([None, 8, 9, None, 6, 6], False)
+    # 36 cells: the SL would be cut; two lines, each column below its own, nothing left out
+    # (the wallet, free text, is cut to the symbol's width)
+    assert fit_rows(cols, content, 36) == ([None, 8, 9, None, 6, None], True)
+    # columns with nothing under them never take two lines
+    assert fit_rows(COLS, [5, 8, 9, 40], 10) == (fit_columns(COLS, [5, 8, 9, 40], 10), False)
 
 
 async def test_no_money_column_is_cut_at_120x40(workdir: Path) -> None:
@@ -122,6 +144,24 @@ async def test_footer_at_80_columns_shows_what_can_be_done_now(workdir: Path) ->
         assert footer_keys[:3] == ["n", "k", "p"]  # nothing to cancel or close: not offered
         assert {"q", "question_mark", "L"} <= set(footer_keys)
         assert "K" not in footer_keys
+
+
+async def test_the_footer_follows_the_terminal_when_it_is_resized(workdir: Path) -> None:
+    """Resized from 80 to 120 columns, the footer left out `^p palette`; back at 80 it showed
+    it, crowding the actions: it followed the size before the resize (the app's size is
+    updated after its resize handler)."""
+    from kobe_tui.widgets.footer import KobeFooter
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KobeFooter)
+        for width, palette in ((120, True), (160, True), (80, False), (120, True)):
+            await pilot.resize_terminal(width, 40)
+            await pilot.pause()
+            assert footer.show_command_palette is palette, width
+            shown = [k.has_class("-command-palette") for k in app.query("FooterKey")]
+            assert any(shown) is palette, width
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -230,45 +270,71 @@ async def test_a_long_health_detail_ends_in_an_ellipsis(
 
 
 def shown_whole(pane: TablePane) -> dict[str, str]:
-    """A table pane's columns on screen, by key, with the first row's cell; every column but
-    free text whole, and the table no wider than its pane (nothing past its edge)."""
+    """A table pane's columns on screen, by key in screen order (in two-line rows, a column then
+    the one under it), with the first row's cell; every column but free text whole, and the
+    table no wider than its pane (nothing past its edge)."""
     table = pane.table
     assert table.virtual_size.width <= table.scrollable_content_region.width, pane.id
+    two = table.header_height == 2
+    first = None
+    if table.row_count:
+        first = pane.row_cells(str(table.coordinate_to_cell_key((0, 0)).row_key.value))
     shown = {}
-    for i, (key, column) in enumerate(table.columns.items()):
-        col = next(c for c in pane.COLUMNS if c.key == key.value)
-        if not col.text:
-            assert column.width >= column.content_width, (pane.id, col.key)
-        shown[str(key.value)] = str(table.get_cell_at((0, i))) if table.row_count else ""
+    for key, column in table.columns.items():
+        stack = [c for c in pane.COLUMNS if c.key == key.value]
+        stack += [c for c in pane.COLUMNS if two and c.under == key.value]
+        for col in stack:
+            cell = first[pane.COLUMNS.index(col)] if first is not None else Text(col.label)
+            if not col.text:
+                assert column.width >= max(cell.cell_len, len(col.label)), (pane.id, col.key)
+            shown[col.key] = cell.plain if first is not None else ""
     return shown
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 50)], ids=["80", "120", "160"])
-async def test_a_positions_tp_and_sl_show_whole_at_every_width(
+async def test_a_positions_entry_tp_and_sl_show_whole_at_every_width(
     workdir: Path, size: tuple[int, int]
 ) -> None:
     """At 120 and 160 columns the positions pane left out its TP / SL first: the prices that
-    say what protects a position. They are never left out now; the mark (also in the price
-    strip) and then the entry give way. No price in the orders or journal panes is cut."""
+    say what protects a position; then, at 160 columns (a third of the screen), its entry
+    price. Symbol, quantity, entry, uPnL, TP and SL are never left out now: where they do not
+    fit on one line, each row takes two (the wallet under the symbol, the uPnL under the
+    quantity, the mark under the entry, the SL under the TP), and nothing gives way. No price
+    in the orders or journal panes is cut."""
+    from kobe_tui.widgets.formatting import px
     from kobe_tui.widgets.orders import OrdersPane, PositionsPane
     from tests.test_cockpit import _fill_ticket
 
     write_trades(workdir, 3, {2: "take-profit: the target was reached after a long wait"})
-    app, _ = make_app(workdir)
+    app, clock = make_app(workdir)
     async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
         await _fill_ticket(pilot, app, symbol="BTC/USDT", sl="93000", tp="98000")
         await pilot.press("ctrl+s")
         await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)  # a mark and a uPnL, as wide as a trader sees them
         for number, pane_type in (("2", PositionsPane), ("1", OrdersPane), ("4", JournalPane)):
             await pilot.press(number)  # at 80 columns, the pane shown
             await pilot.pause()
             shown = shown_whole(app.query_one(pane_type))
             if pane_type is PositionsPane:
+                positions = app.query_one(PositionsPane)
+                (position,) = positions.positions.values()
+                assert shown["entry"] == px(position.entry_price, fixed=True) != "—"
                 assert shown["tp"] == "98,000" and shown["sl"] == "93,000"
-                whole = ["wallet", "symbol", "qty", "entry", "mark", "upnl", "tp", "sl"]
-                given_way = {80: [], 120: ["wallet", "mark"], 160: ["wallet", "mark", "entry"]}
-                assert list(shown) == [k for k in whole if k not in given_way[size[0]]]
+                assert shown["upnl"][0] in "+-" and shown["qty"] == px(position.qty)
+                one_line = ["wallet", "symbol", "qty", "entry", "mark", "upnl", "tp", "sl"]
+                two_lines = ["symbol", "wallet", "qty", "upnl", "entry", "mark", "tp", "sl"]
+                expected = {
+                    80: one_line,
+                    120: [k for k in one_line if k not in ("wallet", "mark")],
+                    160: two_lines,
+                }
+                assert list(shown) == expected[size[0]]
+                table = positions.table
+                rows = 2 if size[0] == 160 else 1
+                assert table.header_height == rows
+                assert [r.height for r in table.rows.values()] == [rows]
             if pane_type is OrdersPane:
                 assert {"symbol", "side", "qty", "price"} <= set(shown)
             if pane_type is JournalPane:

@@ -177,16 +177,36 @@ def test_kobe_exits_that_the_exchange_refuses_leave_the_watchdog_covering(
 ) -> None:
     r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
     cid = json.loads(r.out)["entry"]["client_id"]
-    r = cli("exits", cid, "--sl", "92000", "--tp", "94000", "--yes")  # TP below the price
+    r = cli("exits", cid, "--sl", "92000", "--tp", "500000", "--yes")  # outside the price band
     assert r.code == 1 and "the local watchdog covers the position" in r.err
     items = json.loads((workdir / "data" / "watchdog.json").read_text())["items"]
     assert [(i["entry_client_id"], i["state"], i["take_profit"]) for i in items] == [
-        (cid, "watching", "94000")
+        (cid, "watching", "500000")
     ]
     r = cli("positions", "--json")
     assert r.code == 0 and _open_exits(cli) == {}
     [pos] = json.loads(r.out)
     assert pos["protection"] == "watchdog (needs a running engine)"
+
+
+def test_kobe_exits_the_market_has_passed_are_refused_before_anything_moves(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """A take-profit below a long's last price (or a stop-loss above it, as when the two are
+    swapped): the exchange refused the pair, and the watchdog, given the new prices first,
+    sold the position at market at its next look. Refused now; the old exits stay."""
+    r = cli(*BUY, "--sl", "93000", "--tp", "99000", "--yes", "--json")
+    cid = json.loads(r.out)["entry"]["client_id"]
+    r = cli("exits", cid, "--sl", "96000", "--tp", "94000", "--yes")
+    assert r.code == 1
+    assert "take-profit 94000 must be above the last price 95000 for a buy" in r.err
+    assert "stop-loss 96000 must be below the last price 95000 for a buy" in r.err
+    legs = _open_exits(cli)
+    assert set(legs) == {"tp", "sl"} and str(legs["tp"]["price"]) == "99000"
+    watched = workdir / "data" / "watchdog.json"
+    assert not watched.exists() or json.loads(watched.read_text())["items"] == []
+    [pos] = json.loads(cli("positions", "--json").out)
+    assert pos["protection"] == "exchange"
 
 
 def test_a_stop_that_rests_at_its_limit_after_a_gap_is_sold_at_market(tmp_path: Path) -> None:

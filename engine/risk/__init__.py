@@ -19,7 +19,7 @@ from engine.risk.state import (
     queue_risk_command,
     read_kill_switch,
 )
-from engine.risk.validation import validate_proposal
+from engine.risk.validation import exits_in_order, validate_proposal
 
 __all__ = [
     "HISTORY_FILES",
@@ -34,6 +34,7 @@ __all__ = [
     "RiskEngine",
     "RiskSnapshot",
     "RiskState",
+    "exits_in_order",
     "load_risk_state",
     "queue_risk_command",
     "read_kill_switch",

@@ -14,6 +14,40 @@ def _fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def exits_in_order(
+    side: Side,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+    price: Decimal,
+    what: str,
+) -> list[str]:
+    """Why exits are on the wrong side of ``price`` (``what`` names it: the entry, the last
+    price): a buy's stop-loss must be below it and its take-profit above; a sell's the other
+    way round. Empty when they are in order."""
+    reasons: list[str] = []
+    long = side is Side.BUY
+    if (
+        stop_loss is not None
+        and stop_loss > 0
+        and (stop_loss >= price if long else stop_loss <= price)
+    ):
+        where = "below" if long else "above"
+        reasons.append(
+            f"stop-loss {_fmt(stop_loss)} must be {where} {what} {_fmt(price)} for a {side.value}"
+        )
+    if (
+        take_profit is not None
+        and take_profit > 0
+        and (take_profit <= price if long else take_profit >= price)
+    ):
+        where = "above" if long else "below"
+        reasons.append(
+            f"take-profit {_fmt(take_profit)} must be {where} {what} {_fmt(price)} "
+            f"for a {side.value}"
+        )
+    return reasons
+
+
 def validate_proposal(
     proposal: Proposal,
     *,
@@ -62,27 +96,7 @@ def validate_proposal(
             )
     entry = reference_price
     if entry is not None and entry > 0:
-        long = p.side is Side.BUY
-        if p.stop_loss is not None and p.stop_loss > 0:
-            if long and p.stop_loss >= entry:
-                reasons.append(
-                    f"stop-loss {_fmt(p.stop_loss)} must be below the entry {_fmt(entry)} for a buy"
-                )
-            if not long and p.stop_loss <= entry:
-                reasons.append(
-                    f"stop-loss {_fmt(p.stop_loss)} must be above the entry {_fmt(entry)} for a sell"
-                )
-        if p.take_profit is not None and p.take_profit > 0:
-            if long and p.take_profit <= entry:
-                reasons.append(
-                    f"take-profit {_fmt(p.take_profit)} must be above the entry {_fmt(entry)} "
-                    "for a buy"
-                )
-            if not long and p.take_profit >= entry:
-                reasons.append(
-                    f"take-profit {_fmt(p.take_profit)} must be below the entry {_fmt(entry)} "
-                    "for a sell"
-                )
+        reasons += exits_in_order(p.side, p.stop_loss, p.take_profit, entry, "the entry")
     if market is not None and market.spot and p.side is Side.SELL:
         held = base_held if base_held is not None else Decimal(0)
         if held <= 0:

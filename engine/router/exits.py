@@ -19,6 +19,7 @@ from engine.exchange.base import (
 )
 from engine.money import floor_to_step
 from engine.proposal import Refused, Source
+from engine.risk import exits_in_order
 from engine.router.orders import (
     EXIT_SUFFIXES,
     REFUSALS,
@@ -290,6 +291,12 @@ class Exits(Planning):
         if take_profit is None and stop_loss is None:
             raise Refused(["give --tp, --sl or both"])
         side = Side(last.side)
+        # prices the market has passed already: the watchdog, covering first, sold at once
+        # (a TP typed below a long's price, or TP and SL swapped, closed it at market)
+        price = self.exchange.fetch_ticker(last.symbol).last
+        wrong = exits_in_order(side, stop_loss, take_profit, price, "the last price")
+        if wrong:
+            raise Refused([*wrong, "nothing changed: the old exits stay"])
         qty = self.exchange.amount_to_precision(last.symbol, qty)  # what a sell can ask for
         both = take_profit is not None and stop_loss is not None
         oco = both and self.exits_policy != "watchdog"

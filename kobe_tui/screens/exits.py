@@ -7,11 +7,12 @@ from decimal import Decimal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Static
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Button, Input, Label, Static
 
 from engine.untrusted import BadNumber, parse_decimal
 from kobe_tui.screens.form import FormScreen
+from kobe_tui.widgets.formatting import px
 
 
 class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
@@ -25,11 +26,14 @@ class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
         self.old = (take_profit, stop_loss)
 
     def compose(self) -> ComposeResult:
-        tp, sl = self.old
         with Vertical(id="exits-box", classes="modal-box"):
             yield Static(self.title_text, id="exits-title", markup=False)
-            yield Input(placeholder=f"take-profit (now {tp})", id="tp")
-            yield Input(placeholder=f"stop-loss (now {sl})", id="sl")
+            # each field named beside it: typed in, a placeholder no longer says which is which
+            with Grid(id="exits-grid"):
+                names = (("tp", "take-profit"), ("sl", "stop-loss"))
+                for (field, name), now in zip(names, self.old, strict=True):
+                    yield Label(name)
+                    yield Input(placeholder=f"now {px(now)}" if now else "none now", id=field)
             yield Static("", id="exits-error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Back", id="back", variant="primary")

@@ -1,14 +1,17 @@
 """A dialog with fields that keeps up with keys typed fast (over SSH a burst comes in one packet).
 
 ``tab`` / ``shift+tab`` move the focus when the key arrives, and the editing keys act on the
-field focused then, so ``6 tab 93000`` lands as 6 in one field and 93000 in the next. The order
-ticket (``n``) and the new exits (``e``) are built on it."""
+field focused then, so ``6 tab 93000`` lands as 6 in one field and 93000 in the next. The keys
+typed right behind the key that opens one (``n``, ``e``) wait until a field has the focus
+(``Ready``; the app holds them). The order ticket (``n``) and the new exits (``e``) are built
+on it."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select
 
@@ -50,6 +53,25 @@ class FormScreen(ModalScreen[Result]):
 
     # a choice's values, in the order of its list, by the Select's id (the ticket's choices)
     choices: dict[str, list[str]] = {}
+
+    HOLD_FRAMES = 20  # a form whose first field never takes the focus: ready all the same
+
+    class Ready(Message):
+        """To the app: a field has the focus; the keys typed behind ``n`` can go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = False
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._ready, self.HOLD_FRAMES)
+
+    def _ready(self, frames: int) -> None:
+        if self.focused is None and frames > 0:
+            self.call_after_refresh(self._ready, frames - 1)
+        else:
+            self.ready = True
+            self.app.post_message(self.Ready())  # behind the keys the app has still to see
 
     def action_edit(self, action: str) -> None:
         """An editing key, for the field focused when the key arrived, queued behind the

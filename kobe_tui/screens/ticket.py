@@ -76,8 +76,10 @@ class OrderTicket(FormScreen[Proposal | None]):
         self.quit_behind = False  # and a q right behind it: the main screen's q once closed
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="ticket-box", classes="modal-box"):
-            yield Static("New order", classes="modal-title")
+        with Vertical(id="ticket-box", classes="modal-box") as box:
+            # the title in the border, and the plan right under the fields: with a limit
+            # order's plan (five lines) the whole ticket still fits 80x24, its last line too
+            box.border_title = "New order"
             with Grid(id="ticket-grid"):
                 yield Label("symbol")
                 yield Select(

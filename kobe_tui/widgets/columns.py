@@ -10,7 +10,8 @@ class Col:
     """A table column. ``text`` columns (free text) truncate with an ellipsis; the others (prices,
     quantities, money, ids, times) always show whole. When the pane is too narrow, the columns
     with the lowest ``keep`` go first (``keep`` 9: never dropped). An ``optional`` column is left
-    out until a row has something to show in it."""
+    out until a row has something to show in it. A column ``under`` another (its key) goes on a
+    second line of that column's cells when the never-dropped columns do not fit on one line."""
 
     key: str
     label: str
@@ -18,6 +19,7 @@ class Col:
     text: bool = False
     least: int = 8  # a free-text column narrower than this is left out instead
     optional: bool = False
+    under: str = ""
 
 
 def fit_columns(cols: tuple[Col, ...], content: list[int], avail: int) -> list[int | None]:
@@ -44,3 +46,23 @@ def fit_columns(cols: tuple[Col, ...], content: list[int], avail: int) -> list[i
         if not cols[i].text:
             widths[i] = content[i]
     return widths
+
+
+def fit_rows(
+    cols: tuple[Col, ...], content: list[int], avail: int
+) -> tuple[list[int | None], bool]:
+    """The widths (``fit_columns``) and whether rows take two lines: on one line while the
+    never-dropped columns fit, else each ``under`` column goes below its column, as wide as
+    the wider of the two (free text below is cut to its column's width)."""
+    widths = fit_columns(cols, content, avail)
+    keys = [c.key for c in cols]
+    if not any(c.under for c in cols) or sum(w + 2 for w in widths if w is not None) <= avail:
+        return widths, False
+    merged = list(content)
+    for i, col in enumerate(cols):
+        if col.under:
+            host = keys.index(col.under)
+            if not col.text:
+                merged[host] = max(merged[host], content[i])
+            merged[i] = 0  # shown in its host column
+    return fit_columns(cols, merged, avail), True

@@ -24,10 +24,11 @@ def counted(n: int, noun: str) -> str:
 
 def quantized(value: Decimal, step: Decimal) -> Decimal:
     """``value`` to ``step``, with the precision any bounded number needs (the default 28
-    digits raised on 1e29 to the cent, from a damaged journal line, and stopped the cockpit)."""
+    digits raised on 1e29 to the cent, from a damaged journal line, and stopped the cockpit).
+    What rounds to zero is zero, never ``-0.00`` (a loss of nothing, in red)."""
     with localcontext() as ctx:
         ctx.prec = 2 * (MAX_DIGITS + MAX_EXPONENT)
-        return value.quantize(step)
+        return value.quantize(step) + 0
 
 
 def num(value: Decimal | None, places: int | None = None) -> str:
@@ -75,7 +76,8 @@ def literal_lines(text: str) -> Text:
     return Text("\n".join(clean_text(line, MESSAGE_MAX) for line in text.split("\n")[:50]))
 
 
-def signed(value: Decimal) -> Text:
+def signed(value: Decimal, unit: str = "") -> Text:
+    """``+1.25``, ``-0.40`` (red), ``+0.00``: to the cent, its sign coloured."""
     q = quantized(value, Decimal("0.01"))
     style = "green" if q > 0 else ("red" if q < 0 else "")
-    return Text(f"{q:+,}", style=style)
+    return Text(f"{q:+,}{unit}", style=style)

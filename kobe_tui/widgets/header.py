@@ -117,8 +117,9 @@ class KobeHeader(Static):
 
     def set_money(self, equity: Decimal, pnl_day: Decimal) -> None:
         self._set("hdr-equity", f" eq {money(equity)} ")
-        style = "green" if pnl_day > 0 else "red" if pnl_day < 0 else ""
-        self._set("hdr-pnl", f" pnl {money(pnl_day, signed=True)} ", style)
+        pnl = quantized(pnl_day, Decimal("0.01"))  # what is shown: -0.004 is +0.00, no loss
+        style = "green" if pnl > 0 else "red" if pnl < 0 else ""
+        self._set("hdr-pnl", f" pnl {money(pnl, signed=True)} ", style)
 
     def set_risk(self, state: str) -> None:
         style = {"TRIPPED": ALARM, "WARNING": CAUTION}.get(state, "")

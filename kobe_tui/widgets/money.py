@@ -160,7 +160,7 @@ class RiskPane(Pane):
 
     def on_mount(self) -> None:
         self.show_empty(True)
-        self._shape: str | None = None  # the kill switch's reason drawn last
+        self._shape: str | None = None  # the caps drawn last
 
     def focus_body(self) -> None:
         self.screen.set_focus(self.query_one("#risk-scroll", VerticalScroll))
@@ -173,9 +173,11 @@ class RiskPane(Pane):
         body.add_column()
         state = snap.state.value
         style = {"TRIPPED": "bold red", "WARNING": "bold yellow"}.get(state, "")
-        rows: list[tuple[str, Text | str]] = [
-            ("kill switch", Text.assemble((state, style), f"  {snap.reason}".rstrip()))
-        ]
+        # the reason on one line, cut with …: a long one (an operator's) wrapped over the pane
+        # and pushed the figures out of sight; the alerts pane and `kobe risk status` say it all
+        switch = Text.assemble((state, style), f"  {snap.reason}".rstrip())
+        switch.no_wrap, switch.overflow = True, "ellipsis"
+        rows: list[tuple[str, Text | str]] = [("kill switch", switch)]
         loss = -snap.pnl_day if snap.pnl_day < 0 else Decimal(0)
         cooldown = "none"
         if risk.cooldown_after_loss_s and snap.last_loss_at is not None:
@@ -201,9 +203,9 @@ class RiskPane(Pane):
         rows.append(("on trip", f"{risk.on_trip}, max risk/trade {risk.max_risk_per_trade_pct}%"))
         for name, value in rows:  # Text: shown literally, never as markup
             body.add_row(name, Text(value) if isinstance(value, str) else value)
-        # a layout only when the lines may change (the reason that wraps)
-        self.query_one("#risk-body", Static).update(body, layout=snap.reason != self._shape)
-        self._shape = snap.reason
+        # a layout only when the lines may change (the caps, which may wrap)
+        self.query_one("#risk-body", Static).update(body, layout=caps != self._shape)
+        self._shape = caps
         self.show_empty(False)
 
 

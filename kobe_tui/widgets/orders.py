@@ -102,14 +102,18 @@ class PositionsPane(TablePane):
     TITLE = "Positions"
     EMPTY = "No open positions"
     COLUMNS = (
-        Col("wallet", "wallet", keep=2, text=True),
+        # Never left out: the symbol, quantity, entry, uPnL and what protects the position (TP,
+        # SL). Where they do not fit on one line (a third of 160 columns), each row takes two:
+        # the wallet under the symbol, the uPnL under the quantity, the mark under the entry,
+        # the SL under the TP. On one line the wallet and the mark (also in the price strip) go.
+        Col("wallet", "wallet", keep=2, text=True, under="symbol"),
         Col("symbol", "symbol"),
         Col("qty", "qty"),
-        Col("entry", "entry", keep=4),
-        Col("mark", "mark", keep=3),  # the price strip shows it too: the first price to go
-        Col("upnl", "uPnL"),
-        Col("tp", "TP"),  # what protects the position: never left out
-        Col("sl", "SL"),
+        Col("entry", "entry"),
+        Col("mark", "mark", keep=3, under="entry"),
+        Col("upnl", "uPnL", under="qty"),
+        Col("tp", "TP"),
+        Col("sl", "SL", under="tp"),
     )
 
     def __init__(self, pane_id: str, number: int) -> None:

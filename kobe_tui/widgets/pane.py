@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from engine.untrusted import NAME_MAX
-from kobe_tui.widgets.columns import Col, fit_columns
+from kobe_tui.widgets.columns import Col, fit_rows
 from kobe_tui.widgets.formatting import literal
 
 
@@ -66,8 +66,9 @@ class PaneTable(DataTable[Text]):
 
 
 class TablePane(Pane):
-    """A table whose column widths come from the content and the pane's width (``fit_columns``).
-    Rows are kept by key with every column's cell, so a resize can show or drop a column."""
+    """A table whose column widths come from the content and the pane's width (``fit_rows``).
+    Rows are kept by key with every column's cell, so a resize can show or drop a column, or
+    put a column on a second line under another (two-line rows)."""
 
     COLUMNS: tuple[Col, ...] = ()
 
@@ -76,6 +77,11 @@ class TablePane(Pane):
         self._rows: dict[str, tuple[Text, ...]] = {}
         self._content = self._measure()
         self._widths: list[int | None] = list(self._content)
+        self._stacked = False  # two-line rows: each ``under`` column below its column
+        keys = [c.key for c in self.COLUMNS]
+        self._below: dict[int, int] = {
+            keys.index(c.under): i for i, c in enumerate(self.COLUMNS) if c.under
+        }
         self._avail = 0
 
     def on_mount(self) -> None:
@@ -87,9 +93,12 @@ class TablePane(Pane):
         self.call_after_refresh(self._mount_table)
 
     def _add_columns(self) -> None:
-        for col, width in zip(self.COLUMNS, self._widths, strict=True):
-            if width is not None:
-                self._table.add_column(col.label, key=col.key, width=width)
+        self._table.header_height = 2 if self._stacked else 1
+        self._table.zebra_stripes = self._stacked  # which two lines make a row
+        labels = tuple(Text(c.label) for c in self.COLUMNS)
+        widths = [w for w in self._widths if w is not None]
+        for (key, label), width in zip(self._shown(labels), widths, strict=True):
+            self._table.add_column(label, key=key, width=width)
 
     def _mount_table(self) -> None:
         if self.is_attached and not self._table.is_attached:  # not while the app is closing
@@ -108,21 +117,38 @@ class TablePane(Pane):
         self._fit()
 
     def _fit(self) -> None:
-        widths = fit_columns(self.COLUMNS, self._content, self._avail or 10**6)
-        if widths == self._widths:
+        widths, stacked = fit_rows(self.COLUMNS, self._content, self._avail or 10**6)
+        if widths == self._widths and stacked == self._stacked:
             return
-        self._widths = widths
+        self._widths, self._stacked = widths, stacked
         table = self.table
         row = table.cursor_row
         table.clear(columns=True)
         self._add_columns()
         for key, cells in self._rows.items():
-            table.add_row(*self._visible(cells), key=key)
+            self._add_row(key, cells)
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
 
-    def _visible(self, cells: tuple[Text, ...]) -> list[Text]:
-        return [c for c, w in zip(cells, self._widths, strict=True) if w is not None]
+    def _shown(self, cells: tuple[Text, ...]) -> list[tuple[str, Text]]:
+        """The cells on screen, by column key: in two-line rows, a column's cell with the cell
+        of the column under it below."""
+        out = []
+        for i, (col, width) in enumerate(zip(self.COLUMNS, self._widths, strict=True)):
+            if width is None:
+                continue
+            cell = cells[i]
+            below = self._below.get(i)
+            if self._stacked and below is not None:
+                cell = Text("\n").join((cell, cells[below]))
+                cell.no_wrap = True
+                cell.overflow = "ellipsis" if self.COLUMNS[below].text else cells[i].overflow
+            out.append((col.key, cell))
+        return out
+
+    def _add_row(self, key: str, cells: tuple[Text, ...]) -> None:
+        shown = [cell for _, cell in self._shown(cells)]
+        self.table.add_row(*shown, key=key, height=2 if self._stacked else 1)
 
     @property
     def table(self) -> DataTable[Text]:
@@ -169,11 +195,10 @@ class TablePane(Pane):
             self._widths = []  # re-fit: a wider price is never cut
             self._fit()
         elif key in table.rows:
-            for col, value, width in zip(self.COLUMNS, row, self._widths, strict=True):
-                if width is not None:
-                    table.update_cell(key, col.key, value)
+            for column, value in self._shown(row):
+                table.update_cell(key, column, value)
         else:
-            table.add_row(*self._visible(row), key=key)
+            self._add_row(key, row)
         self.show_empty(table.row_count == 0)
 
     def set_rows(self, rows: list[tuple[str, tuple[Text | str, ...]]]) -> None:

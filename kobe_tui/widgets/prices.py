@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from kobe_tui.widgets.formatting import px, spark_points
+from kobe_tui.widgets.formatting import px, signed, spark_points
 
 
 class PriceStrip(Horizontal):
@@ -69,9 +69,7 @@ class PriceStrip(Horizontal):
             first = self.first[symbol]
             change = (price - first) / first * 100 if first else Decimal(0)
             label = Text(f" {symbol.split('/')[0]} {px(price, fixed=True)} ")
-            label.append(
-                f"{change:+.2f}%", style="green" if change > 0 else "red" if change < 0 else ""
-            )
+            label.append_text(signed(change, "%"))
             self._label(symbol, label)
             self.query_one(f"#spark-{slug}", Sparkline).data = spark_points(self.history[symbol])
         if set(prices) != self.shown:  # a symbol no longer traded or held leaves the strip
