@@ -6,9 +6,11 @@ Precedence: the process environment wins over ``.env`` in the current directory
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -144,13 +146,30 @@ class RedactingStream(io.TextIOBase):
     def __init__(self, inner: TextIO) -> None:
         super().__init__()
         self._inner = inner
+        self._gone = False
 
     def write(self, text: str) -> int:
-        self._inner.write(redact(text))
+        if not self._gone:
+            try:
+                self._inner.write(redact(text))
+            except BrokenPipeError:
+                self._reader_gone()
         return len(text)
 
     def flush(self) -> None:
-        self._inner.flush()
+        if not self._gone:
+            try:
+                self._inner.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """The reader went away (``kobe … | head``): the command goes on unheard and ends with
+        its own exit code (a ``kobe cancel --all`` is not cut short by the pipe), and what is
+        still buffered goes nowhere instead of failing again at exit."""
+        self._gone = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._inner.fileno())
 
     def isatty(self) -> bool:
         return self._inner.isatty()

@@ -488,3 +488,40 @@ def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(
     r = cli("keys", env={"BINANCE_KEY": secret, "BINANCE_SECRET": "s" * 20})
     assert r.code == 1
     assert r.err == "kobe: internal error (RuntimeError): boom near ***\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "code"),
+    [
+        (["stats"], {}, 0),
+        (["wallets"], {}, 0),
+        (["health"], {"KOBE_MODE": "testnet"}, 1),  # a failing check: its code, not 0
+    ],
+)
+def test_a_reader_that_went_away_is_no_internal_error_and_keeps_the_exit_code(
+    workdir: Path, argv: list[str], env: dict[str, str], code: int
+) -> None:
+    """``kobe health | head -1``: the reader closed the pipe before kobe wrote. Where a write
+    reached the pipe during the command, that printed ``kobe: internal error
+    (BrokenPipeError)``, exit 1, and cut the command short where it was; where it reached it
+    at the end, kobe exited 0 whatever the command said (a failing health check read as
+    passed). Now the command runs to its end, unheard, with its own exit code and nothing on
+    stderr."""
+    child_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    child_env["KOBE_DATA_DIR"] = str(workdir / "data")
+    (workdir / "data").mkdir()
+    trade = {
+        "trade_id": "kobe1", "opened_at": "2026-01-01T00:06:00Z", "wallet": "sniper_sol",
+        "closed_at": "2026-01-01T00:36:00Z", "strategy": "memecoin_farming", "side": "buy",
+        "symbol": "YOLPUM/USDC", "qty": "87.66", "entry_price": "0.0570657853", "fees": "0.02",
+        "exit_price": "0.0552055849", "pnl": "-0.19", "reason": "hold time reached",
+    }  # fmt: skip
+    (workdir / "data" / "trades.jsonl").write_text(json.dumps(trade) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from engine.cli import entrypoint; entrypoint()", *argv],
+        cwd=workdir, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    assert proc.wait(timeout=120) == code
+    assert proc.stderr.read() == b""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from engine.cli import main
 from engine.modes import GateClosed, require_gate, resolve_settings
 from engine.secrets import REDACTED, RedactingFilter, Secret, Secrets, redact
 from kobe_tui.app import KobeApp
@@ -193,3 +194,17 @@ def test_escaped_forms_of_a_secret_are_redacted_in_ccxt_debug_lines(tmp_path: Pa
     assert "OK-ACCESS-PASSPHRASE': '***'" in text  # the line is there, its value is not
     assert CANARY not in text
     assert "w0rd" not in text
+
+
+def test_a_command_whose_reader_went_away_runs_to_its_end(workdir: Path) -> None:
+    """A write that meets a closed pipe in the middle of a command (``kobe … | head``) raised
+    out of it as an internal error, cutting it short wherever it was (``cancel --all`` half
+    done). The output stream now drops what cannot be written and the command goes on."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    err = io.StringIO()
+    code = main(["wallets"], env={}, cwd=workdir, out=ClosedPipe(), err=err)
+    assert code == 0 and err.getvalue() == ""

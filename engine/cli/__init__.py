@@ -119,10 +119,9 @@ def main(
 
 
 def entrypoint() -> None:
+    code = main()
     try:
-        code = main()
         sys.stdout.flush()
     except BrokenPipeError:  # `kobe ... | head`: the reader went away; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
-    sys.exit(code)
+    sys.exit(code)  # the command's own code: it ran to its end
