@@ -281,3 +281,21 @@ def test_since_survives_a_restart_with_a_moving_clock(tmp_path: Path) -> None:
         json.dumps({"state": "ARMED", "seq": 0})
     )
     assert load_risk_state(tmp_path).snap.since == since
+
+
+def test_risk_status_shows_the_peak_equity_in_cents_and_json_exactly(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The peak comes from marked-to-market equity: 150.971228437534950000000 was printed as
+    is. The text shows cents, as every other money figure; --json keeps the exact value."""
+    data = workdir / "data"
+    cfg = RiskConfig(min_operational_capital_usd=Decimal(0))
+    audit = AuditLog(data, clock)
+    engine = RiskEngine(data, cfg, clock, audit=audit)
+    engine.on_equity(Decimal("150.971228437534950000000"), {})
+    engine.close()
+    audit.close()
+    r = cli("risk", "status")
+    assert r.code == 0, r.err
+    assert "peak equity: 150.97 USD\n" in r.out
+    assert Decimal(str(status(cli)["peak_equity"])) == Decimal("150.971228437534950000000")

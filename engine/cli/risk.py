@@ -25,6 +25,7 @@ from engine.risk import (
     queue_risk_command,
     read_kill_switch,
 )
+from engine.router.orders import fmt_money
 from engine.untrusted import operator_text
 
 
@@ -56,7 +57,8 @@ def cmd_status(ctx: Context) -> int:
     ctx.print(f"kill switch: {ks.state.value}" + (f" ({ks.reason})" if ks.reason else ""))
     if ks.since is not None:
         ctx.print(f"since:       {data['since']:%Y-%m-%d %H:%M:%S} UTC")
-    ctx.print(f"peak equity: {s.peak_equity if s.peak_equity is not None else '-'}")
+    peak = "-" if s.peak_equity is None else f"{fmt_money(s.peak_equity)} USD"  # --json: exact
+    ctx.print(f"peak equity: {peak}")
     ctx.print(f"drawdown:    {data['drawdown_pct']}%")
     ctx.print(f"losing streak: {s.losing_streak}")
     for c in state.pending:
