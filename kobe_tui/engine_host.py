@@ -78,7 +78,13 @@ class EngineHost(EventDrain):
             self.mode, self.exchange = settings.mode, settings.exchange
             header.set_mode(self.mode, self.exchange, live_locked=self._locked())
             self.query_one("#mode-note", Static).update(self._mode_note())
-        self.query_one(HealthPane).show_checks(checks)
+        health = self.query_one(HealthPane)
+        health.show_checks(checks)
+        if self._recheck_asked:  # the rows may read as before: say that they were checked
+            self._recheck_asked = False
+            self.notify(
+                f"Health checked again at {self.clock():%H:%M:%S}: {health.border_subtitle}"
+            )
         journal = self.query_one(JournalPane)
         if journal.path != settings.data_dir / "trades.jsonl":
             if self.log_file:  # the log follows the data dir the config names

@@ -190,6 +190,7 @@ class Navigation(EngineHost):
         self.query_one(JournalPane).page_forward()
 
     def action_refresh_health(self) -> None:
+        self._recheck_asked = True
         self.load_settings()
 
     def action_help(self) -> None:

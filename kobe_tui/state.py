@@ -100,6 +100,7 @@ class CockpitState(App[int]):
         self._identity: tuple[object, ...] | None = None if settings is None else identity(settings)
         self._targets = (False, False)  # open orders, open positions: what the footer offers
         self._last_prices: dict[str, Decimal] = {}
+        self._recheck_asked = False  # r: say when the checks ran again (the rows may not change)
 
     def _locked(self) -> bool:
         return self.mode is Mode.LIVE and not self.live_unlocked

@@ -34,6 +34,8 @@ def make_app(
 
     app = KobeApp(
         settings,
+        env=dict(env or {}),  # a reload (r) reads these, never the developer's
+        cwd=workdir,
         clock=clock,
         autotick=False,
         runtime_factory=factory or default_factory,

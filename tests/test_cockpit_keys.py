@@ -64,6 +64,19 @@ def shown_ids(journal: JournalPane) -> list[str]:
     return [str(table.coordinate_to_cell_key((r, 0)).row_key.value) for r in range(table.row_count)]
 
 
+async def test_r_says_that_the_health_checks_ran_again(workdir: Path) -> None:
+    """``r`` ran the checks again, but with nothing changed no row did, and nothing said the
+    key had done anything. It now says when, and the result."""
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert not [n for n in app._notifications if "Health" in n.message]
+        await pilot.press("r")
+        await settle(app, pilot, engine=False)
+        said = [n.message for n in app._notifications if "Health" in n.message]
+        assert said == [f"Health checked again at {clock():%H:%M:%S}: all checks pass"], said
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 async def test_tab_and_shift_tab_cycle_every_pane(workdir: Path, size: tuple[int, int]) -> None:
     app, _ = make_app(workdir)
