@@ -97,7 +97,9 @@ class Exits(Planning):
                 try:
                     exits, watch = self._place_exits(recorded, order)
                 except REFUSALS as exc:
-                    watch = self._fall_back_to_watchdog(recorded, order, exc)
+                    watch = self._fall_back_to_watchdog(
+                        recorded, self._full_exit(recorded, order), exc
+                    )
                     notes.append(
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
@@ -107,7 +109,7 @@ class Exits(Planning):
                         f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
                         "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
                     )
-            if plan.exits is ExitPlan.ATTACHED and not exits and watch is not None:
+            if watch is not None and watch.exits is ExitPlan.ATTACHED and not exits:
                 notes.append(
                     f"EXITS NOT CONFIRMED YET: {self.exchange_name} does not list the TP/SL "
                     "attached to the entry yet; the local watchdog guards it (only while `kobe "
@@ -162,7 +164,7 @@ class Exits(Planning):
         step: what is left below one step stays in the book as dust."""
         if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
             # confirmed by reading them, and journaled
-            legs = self._journal_attached(item.symbol, item.entry_client_id, "confirmed")
+            legs = self._attached_cover(item.symbol, item.entry_client_id, "confirmed")
             if legs:
                 self.watchdog.remove(item.entry_client_id)
                 return legs, None
@@ -260,7 +262,18 @@ class Exits(Planning):
         sellable = self.exchange.amount_to_precision(symbol, min(qty, free))
         return sellable if sellable > 0 else qty  # none free at all: the venue says why
 
-    def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
+    def _attached_cover(self, symbol: str, entry_cid: str, why: str) -> tuple[Order, ...]:
+        """The TP/SL the exchange made from the entry's attached prices, journaled
+        (:meth:`_journal_attached`). Legs it refused or removed with nothing sold (OKX's
+        ``order_failed``, Bybit's ``Rejected``) are no cover: :class:`InvalidOrder`, so the
+        local watchdog takes over, as for any refused exit."""
+        legs = self._journal_attached(symbol, entry_cid, why)
+        if legs and not self._exits_live(entry_cid):
+            states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
+            raise InvalidOrder(f"{self.exchange_name} holds no TP/SL for the entry ({states})")
+        return legs
+
+    def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:
         self.on_alert(
             "warning",
             "exits_fallback",
@@ -269,7 +282,7 @@ class Exits(Planning):
         )
         return self.watchdog.update(
             item.entry_client_id,
-            qty=self._full_exit(item, entry),
+            qty=qty,
             exits=ExitPlan.WATCHDOG,
             state=WatchState.WATCHING,
         )

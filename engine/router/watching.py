@@ -64,7 +64,7 @@ class Watching(Exits):
                         try:
                             exits, _ = self._place_exits(item, entry)
                         except REFUSALS as exc:
-                            self._fall_back_to_watchdog(item, entry, exc)
+                            self._fall_back_to_watchdog(item, self._full_exit(item, entry), exc)
                             raise
                         sent += exits
                     elif not entry.status.is_open and entry.status is not OrderStatus.UNKNOWN:
@@ -74,11 +74,15 @@ class Watching(Exits):
                         exits, _ = self._replace_old_exits(item, source_of(item.source))
                         sent += exits
                         continue
-                    if item.exits is ExitPlan.ATTACHED and self._journal_attached(
-                        item.symbol, item.entry_client_id, "found"
-                    ):
-                        self.watchdog.remove(item.entry_client_id)  # the exchange holds them
-                        continue
+                    if item.exits is ExitPlan.ATTACHED:
+                        try:
+                            held = self._attached_cover(item.symbol, item.entry_client_id, "found")
+                        except REFUSALS as exc:  # dropped by the exchange: the watchdog's now
+                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                            held = ()
+                        if held:
+                            self.watchdog.remove(item.entry_client_id)  # the exchange holds them
+                            continue
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
