@@ -438,6 +438,40 @@ def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
 
 
+@pytest.mark.parametrize("moved", [False, True], ids=["placed-later", "stop-touched-first"])
+def test_exits_whose_send_got_no_answer_after_the_fill_are_guarded_then_placed_once(
+    cli: CliRunner, workdir: Path, moved: bool
+) -> None:
+    """The entry fills; the OCO's send and its look-ups answer 503, so its outcome is unknown.
+    The position waited as if its entry had not filled ("exits after the entry fills"), its
+    stop watched by nobody. Now the local watchdog guards it meanwhile; the next engine looks
+    the OCO up and places it once, or, the stop touched first, sells once at the stop."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        server.inject(method="POST", path="/api/v3/orderList/oco", status=503, body="Unavailable")
+        server.inject(method="GET", path=LOOKUP["binance"], status=503, body="Down", times=5)
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        cid = out["entry"]["client_id"]
+        assert out["watched"] is True and out["exits"] == []
+        assert any("OUTCOME UNKNOWN" in note for note in out["notes"]), out["notes"]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        if moved:
+            server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        sells = [(o.client_id, o.status) for o in server.orders.values() if o.side == "SELL"]
+        if moved:  # the OCO is refused below its stop: the watchdog sells at the stop, once
+            assert sells == [(f"{cid}sl", "FILLED")]
+        else:
+            assert sorted(sells) == [(f"{cid}sl", "NEW"), (f"{cid}tp", "NEW")]  # one OCO
+            [position] = json.loads(cli("positions", "--json", env=env).out)
+            assert position["protection"] == "exchange"
+
+
 # ---------------------------------------------------------------------------------------------
 # The engine runs on through answers it cannot read (its watchdog guards only while it runs)
 

@@ -94,20 +94,22 @@ class Exits(Planning):
             recorded = self.watchdog.update(cid, entry_id=order.id)
             watch = recorded
             if order.status is OrderStatus.FILLED:
+                held = self._full_exit(recorded, order)
                 try:
-                    exits, watch = self._place_exits(recorded, order)
+                    exits, watch = self._place_exits(recorded, held)
                 except REFUSALS as exc:
-                    watch = self._fall_back_to_watchdog(
-                        recorded, self._full_exit(recorded, order), exc
-                    )
+                    watch = self._fall_back_to_watchdog(recorded, held, exc)
                     notes.append(
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
                     )
                 except ExchangeError as exc:  # they may exist: looked up, never sent twice
+                    watch = self._watch_meanwhile(recorded, held)
                     notes.append(
                         f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
-                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
+                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel), "
+                        "and placed if absent; the local watchdog guards TP/SL meanwhile, only "
+                        "while `kobe run` or `kobe-tui` is running"
                     )
             if watch is not None and watch.exits is ExitPlan.ATTACHED and not exits:
                 notes.append(
@@ -122,9 +124,10 @@ class Exits(Planning):
         return Placement(plan, order, exits, watch, tuple(notes))
 
     def _place_exits(
-        self, item: WatchItem, entry: Order
+        self, item: WatchItem, qty: Decimal
     ) -> tuple[tuple[Order, ...], WatchItem | None]:
-        """The entry filled: put its exits in place. Returns the exit orders and the new item.
+        """The entry filled (``qty`` in hand): put its exits in place. Returns the exit orders
+        and the new item.
 
         Never twice: if the journal shows exits already sent for this entry (a crash came
         between the send and the bookkeeping), the item is dropped instead.
@@ -133,7 +136,7 @@ class Exits(Planning):
         if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
-        return self._send_exits(item, self._full_exit(item, entry))
+        return self._send_exits(item, qty)
 
     def _full_exit(self, item: WatchItem, entry: Order) -> Decimal:
         """What a full exit of a filled entry sells: what it left in hand plus, for a buy, its
@@ -141,6 +144,13 @@ class Exits(Planning):
         trades): the dust of one trade is sold with the next, instead of gathering for good."""
         dust = self.foldable_dust(item.wallet, item.symbol, item.entry_client_id)
         return self.net_qty(item.symbol, entry, dust)  # a sell entry's exit buys: no dust
+
+    def _watch_meanwhile(self, item: WatchItem, qty: Decimal) -> WatchItem:
+        """The entry filled and placing its exits got no answer: the local watchdog guards
+        ``qty`` until they are found or placed (each poll tries again, never a second send of
+        one that reached the exchange), instead of waiting, unguarded, as if the entry had not
+        filled."""
+        return self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
 
     def _settle_exits(self, entry_cid: str, symbol: str) -> None:
         """Exits whose send was not answered (``intent`` or ``unknown`` last) are looked up by

@@ -61,10 +61,14 @@ class Watching(Exits):
                         and entry.filled > 0
                     ):
                         self._journal_fill(entry, item.wallet, item.source)
+                        in_hand = self._full_exit(item, entry)
                         try:
-                            exits, _ = self._place_exits(item, entry)
+                            exits, _ = self._place_exits(item, in_hand)
                         except REFUSALS as exc:
-                            self._fall_back_to_watchdog(item, self._full_exit(item, entry), exc)
+                            self._fall_back_to_watchdog(item, in_hand, exc)
+                            raise
+                        except ExchangeError:
+                            self._watch_meanwhile(item, in_hand)
                             raise
                         sent += exits
                     elif not entry.status.is_open and entry.status is not OrderStatus.UNKNOWN:
@@ -83,6 +87,17 @@ class Watching(Exits):
                         if held:
                             self.watchdog.remove(item.entry_client_id)  # the exchange holds them
                             continue
+                    elif item.exits is ExitPlan.OCO:  # their send got no answer: again
+                        try:
+                            exits, left = self._place_exits(item, item.qty)
+                        except REFUSALS as exc:
+                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                        except ExchangeError as exc:  # still guarded locally, below
+                            log.warning("watchdog: %s exits: %s", item.entry_client_id, exc)
+                        else:
+                            sent += exits
+                            if left is None:
+                                continue
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
