@@ -183,6 +183,29 @@ SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}
 SYMBOL["okx"] = ("BTC-USDT", "ETH-USDT")
 
 
+def test_an_open_order_named_with_escape_sequences_is_listed_literally(
+    cli: CliRunner, name: str, sim: Any, default_env: dict[str, str]
+) -> None:
+    """ccxt names an order of a market it does not list by the exchange's id for it, as sent:
+    an id made of terminal escapes (a title change, a screen clear) reached the terminal."""
+    quote = "15" if name == "binance" else "8"
+    resting = [
+        "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
+        "--quote", quote, "--yes",
+    ]  # fmt: skip
+    assert cli(*resting, env=default_env).code == 0
+    market_id = '"BTC-USDT"' if name == "okx" else '"BTCUSDT"'
+    hostile = '"\\u001b]0;pwned\\u0007\\u001b[2J"'
+    sim.inject(
+        "rewrite", method="GET", path=OPEN[name], times=5,
+        rewrite=lambda text: text.replace(market_id, hostile),
+    )  # fmt: skip
+    r = cli("orders", env=default_env)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out + r.err and "\x07" not in r.out + r.err
+    assert "]0;pwned[2J" in r.out  # shown, without its control characters
+
+
 def test_an_order_of_another_symbol_is_not_taken_for_the_one_asked(
     ex: CcxtExchange, name: str, sim: Any
 ) -> None:
