@@ -495,6 +495,38 @@ def test_exits_whose_send_got_no_answer_after_the_fill_are_guarded_then_placed_o
             assert position["protection"] == "exchange"
 
 
+def test_an_entry_cancelled_with_a_part_filled_gets_exits_for_that_part_at_once(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """``kobe cancel`` of a resting entry that filled in part: the part was held with no exit
+    ("exits after the entry fills", an entry that will never fill more) until an engine
+    started. Now its OCO goes out with the cancel, sized to what the part left in hand."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        resting = [
+            "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
+            "--quote", "15", "--sl", "75000", "--tp", "100000", "--yes", "--json",
+        ]  # fmt: skip
+        r = cli(*resting, env=env)
+        assert r.code == 0, r.err
+        entry = json.loads(r.out)["entry"]
+        server.fill_part(int(entry["id"]), Decimal("0.0001"))  # of 0.00018
+        r = cli("cancel", entry["client_id"], "--yes", env=env)
+        assert r.code == 0, r.err
+        assert "0.0001 BTC/USDT filled before the cancel is held" in r.out, r.out
+        legs = [(o.client_id[-2:], o.qty) for o in server.orders.values() if o.side == "SELL"]
+        # 0.0001 less its 0.1 % fee in BTC, down to the 0.00001 step
+        assert sorted(legs) == [("sl", Decimal("0.00009")), ("tp", Decimal("0.00009"))]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "exchange" and Decimal(position["qty"]) == Decimal(
+            "0.0001"
+        )
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        assert len([o for o in server.orders.values() if o.side == "SELL"]) == 2  # never again
+
+
 # ---------------------------------------------------------------------------------------------
 # The engine runs on through answers it cannot read (its watchdog guards only while it runs)
 
