@@ -329,8 +329,9 @@ def protection(
     and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
     if pos.dust:
         return "dust"
-    if any(is_live(x.status) for x in pos.exits):
-        return "exchange"
+    live = [x for x in pos.exits if is_live(x.status)]
+    if live and (pos.stop_loss is None or any(not x.client_id.endswith("tp") for x in live)):
+        return "exchange"  # a take-profit alone does not cover a position opened with a stop
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"
     if watch is not None and watch.state is WatchState.PENDING_ENTRY:

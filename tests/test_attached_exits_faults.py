@@ -147,6 +147,29 @@ def test_legs_the_exchange_refused_as_the_entry_filled_leave_the_watchdog_guardi
     assert len(sells(sim)) == 1 and sim.orders_created == 2  # the entry and the one stop
 
 
+def test_a_take_profit_armed_without_its_refused_stop_is_no_cover(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """Bybit arms the take-profit but refuses the stop-loss (its legs are separate orders):
+    the position was shown covered by the exchange, and the price went through the stop with
+    nothing sold. The lone take-profit is cancelled and the watchdog guards both."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env = sim_env(bybit, server)
+        server.book.exits_refused = 1
+        server.book.refused_roles = ("sl",)
+        out = place(cli, bybit, env)
+        cid = out["entry"]["client_id"]
+        assert any("EXITS NOT PLACED" in note for note in out["notes"]), out["notes"]
+        assert [leg.status for leg in server.book.exits()] == ["canceled", "rejected"]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        server.set_price(bybit.market_id, Decimal(89000))
+        run(cli, env)
+        assert [o.client_id for o in sells(server)] == [f"{cid}sl"]
+        assert len(trades(workdir)) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Fires while no engine runs
 

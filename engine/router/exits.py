@@ -27,6 +27,7 @@ from engine.router.orders import (
     Placement,
     entry_of,
     is_open_status,
+    source_of,
 )
 from engine.router.planning import Planning
 from engine.watchdog import ExitPlan, WatchItem, WatchState
@@ -174,7 +175,7 @@ class Exits(Planning):
         step: what is left below one step stays in the book as dust."""
         if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
             # confirmed by reading them, and journaled
-            legs = self._attached_cover(item.symbol, item.entry_client_id, "confirmed")
+            legs = self._attached_cover(item, "confirmed")
             if legs:
                 self.watchdog.remove(item.entry_client_id)
                 return legs, None
@@ -272,16 +273,29 @@ class Exits(Planning):
         sellable = self.exchange.amount_to_precision(symbol, min(qty, free))
         return sellable if sellable > 0 else qty  # none free at all: the venue says why
 
-    def _attached_cover(self, symbol: str, entry_cid: str, why: str) -> tuple[Order, ...]:
+    def _attached_cover(self, item: WatchItem, why: str) -> tuple[Order, ...]:
         """The TP/SL the exchange made from the entry's attached prices, journaled
-        (:meth:`_journal_attached`). Legs it refused or removed with nothing sold (OKX's
-        ``order_failed``, Bybit's ``Rejected``) are no cover: :class:`InvalidOrder`, so the
-        local watchdog takes over, as for any refused exit."""
-        legs = self._journal_attached(symbol, entry_cid, why)
-        if legs and not self._exits_live(entry_cid):
-            states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
-            raise InvalidOrder(f"{self.exchange_name} holds no TP/SL for the entry ({states})")
-        return legs
+        (:meth:`_journal_attached`). They cover the position when one has filled or every leg
+        asked for is armed. Legs it refused or removed with nothing sold (OKX's
+        ``order_failed``, Bybit's ``Rejected``) are no cover: the armed one left (a take-profit
+        without its stop) is cancelled, and :class:`InvalidOrder` hands both to the local
+        watchdog, as for any refused exit."""
+        cid = item.entry_client_id
+        legs = self._journal_attached(item.symbol, cid, why)
+        state = self.journal_state()
+        asked = [r for r, p in (("tp", item.take_profit), ("sl", item.stop_loss)) if p is not None]
+        armed = all(
+            (e := state.get(f"{cid}{r}")) is not None and is_open_status(e.status) for r in asked
+        )
+        if not legs or armed or any(leg.filled > 0 for leg in legs):
+            return legs
+        states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
+        if any(leg.status.is_open for leg in legs):
+            with contextlib.suppress(OrderNotFound):  # gone meanwhile: read below
+                self._cancel_attached(cid, item.symbol, source_of(item.source))
+            if self._exits_live(cid):  # it filled instead of being cancelled
+                return legs
+        raise InvalidOrder(f"{self.exchange_name} does not hold the entry's TP/SL ({states})")
 
     def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:
         self.on_alert(

@@ -80,7 +80,7 @@ class Watching(Exits):
                         continue
                     if item.exits is ExitPlan.ATTACHED:
                         try:
-                            held = self._attached_cover(item.symbol, item.entry_client_id, "found")
+                            held = self._attached_cover(item, "found")
                         except REFUSALS as exc:  # dropped by the exchange: the watchdog's now
                             item = self._fall_back_to_watchdog(item, item.qty, exc)
                             held = ()
