@@ -307,7 +307,7 @@ def cmd_cancel(ctx: Context) -> int:
             for order in targets:
                 watched = s.router.watchdog.get(order.client_id) is not None
                 try:
-                    done = s.router.cancel(order.id, Source.CLI)
+                    done = s.router.cancel(order.id, Source.CLI, cover_part=True)
                 except OrderNotFound as exc:
                     failed += 1
                     print(str(exc), file=ctx.err)
