@@ -330,8 +330,10 @@ def protection(
     if pos.dust:
         return "dust"
     live = [x for x in pos.exits if is_live(x.status)]
-    if live and (pos.stop_loss is None or any(not x.client_id.endswith("tp") for x in live)):
-        return "exchange"  # a take-profit alone does not cover a position opened with a stop
+    if live and (
+        pos.stop_loss is None or any(not x.client_id.endswith("tp") or x.filled > 0 for x in live)
+    ):  # a take-profit alone, unless it is selling, is no cover for a position with a stop
+        return "exchange"
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"
     if watch is not None and watch.state is WatchState.PENDING_ENTRY:

@@ -243,14 +243,21 @@ def test_kobe_exits_with_only_a_new_tp_keeps_the_stop_loss(cli: CliRunner) -> No
 
 
 @pytest.mark.parametrize(
-    "live,cover",
-    [(("tp", "sl"), "exchange"), (("sl",), "exchange"), (("tp",), UNPROTECTED)],
+    "live,filled,cover",
+    [
+        (("tp", "sl"), "0", "exchange"),
+        (("sl",), "0", "exchange"),
+        (("tp",), "0", UNPROTECTED),
+        (("tp",), "0.0005", "exchange"),  # an OCO's take-profit selling: its stop went with it
+    ],
 )
 def test_a_take_profit_alone_does_not_cover_a_position_opened_with_a_stop(
-    live: tuple[str, ...], cover: str
+    live: tuple[str, ...], filled: str, cover: str
 ) -> None:
     exits = tuple(
-        ExitOrder(f"kobe1n1{leg}", "market", None, "open" if leg in live else "rejected")
+        ExitOrder(
+            f"kobe1n1{leg}", "market", None, "open" if leg in live else "rejected", Decimal(filled)
+        )
         for leg in ("tp", "sl")
     )
     pos = Position(
