@@ -329,7 +329,10 @@ def protection(
     and nothing covers it (no live exit on the exchange, no armed watchdog item)."""
     if pos.dust:
         return "dust"
-    if any(is_live(x.status) for x in pos.exits):
+    live = [x for x in pos.exits if is_live(x.status)]
+    if live and (
+        pos.stop_loss is None or any(not x.client_id.endswith("tp") or x.filled > 0 for x in live)
+    ):  # a take-profit alone, unless it is selling, is no cover for a position with a stop
         return "exchange"
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"

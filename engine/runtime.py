@@ -328,8 +328,8 @@ class Runtime(RuntimeParts):
         with self._lock:
             for venue in self.venues.values():
                 if any(ref in (o.id, o.client_id) for o in venue.exchange.fetch_open_orders()):
-                    return venue.router.cancel(ref, source)
-            return self.venues[self.settings.exchange].router.cancel(ref, source)
+                    return venue.router.cancel(ref, source, cover_part=True)
+            return self.venues[self.settings.exchange].router.cancel(ref, source, cover_part=True)
 
     def close_position(self, entry_cid: str, reason: str) -> Order | None:
         with self._lock:

@@ -215,6 +215,15 @@ class BinanceSim(SimServer):
             self._unlock(order)
             self._execute(order, order.price)
 
+    def fill_part(self, order_id: int, qty: Decimal) -> None:
+        """Fill ``qty`` of a resting order at its limit price; the rest keeps working."""
+        with self._lock:
+            order = self.orders[order_id]
+            self._unlock(order)
+            self._trade(order, order.price, qty, maker=True)
+            spec = self.symbols[order.symbol]
+            self._reserve(*self._need(spec, order.side, order.qty - order.executed, order.price))
+
     def set_price(self, symbol: str, price: Decimal) -> None:
         with self._lock:
             self.prices[symbol] = price

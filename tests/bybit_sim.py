@@ -66,6 +66,7 @@ STATUS = {
     "untriggered": "Untriggered",
     "triggered": "Triggered",
     "deactivated": "Deactivated",
+    "rejected": "Rejected",
 }
 
 

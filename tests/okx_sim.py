@@ -298,15 +298,16 @@ class OkxSim(SpotSim):
 
     def _algo(self, p: dict[str, Any]) -> dict[str, Any]:
         """An attached TP/SL algo by ``algoId``: ``live`` while armed, ``effective`` once a leg
-        fired (``ordIdList`` names the order it placed, ``actualSide`` which leg), ``canceled``."""
+        fired (``ordIdList`` names the order it placed, ``actualSide`` which leg), ``canceled``,
+        or ``order_failed`` when the exchange refused it as the entry filled."""
         legs = {leg.role: leg for leg in self.book.exits(str(p.get("algoId", ""))[1:])}
         if not legs or p.get("algoId", "")[:1] != "a":
             raise Refusal("not_found", str(p.get("algoId")))
         first = next(iter(legs.values()))
         fired = [leg for leg in legs.values() if leg.status in ("triggered", "filled")]
-        state = "effective" if fired else (
-            "live" if first.status == "untriggered" else "canceled"
-        )  # fmt: skip
+        state = "effective" if fired else {
+            "untriggered": "live", "rejected": "order_failed"
+        }.get(first.status, "canceled")  # fmt: skip
         tp, sl = legs.get("tp"), legs.get("sl")
         return {
             "instType": "SPOT",
@@ -358,7 +359,12 @@ class OkxSim(SpotSim):
     def _find(self, p: dict[str, Any]) -> SpotOrder:
         order = self.book.find(str(p.get("ordId") or ""), str(p.get("clOrdId") or ""))
         # an armed TP/SL is an algo, not an order; the order a fired one placed is a plain one
-        armed = order.role and order.status in ("untriggered", "deactivated", "canceled")
+        armed = order.role and order.status in (
+            "untriggered",
+            "deactivated",
+            "canceled",
+            "rejected",
+        )
         if armed or order.symbol != p.get("instId"):
             raise Refusal("not_found", str(p.get("ordId") or p.get("clOrdId")))
         return order

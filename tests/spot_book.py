@@ -95,7 +95,7 @@ class SpotOrder:
     type: str  # market / limit
     qty: Decimal
     price: Decimal  # the limit; 0 for market
-    status: str  # open / filled / canceled / untriggered / triggered / deactivated
+    status: str  # open / filled / canceled / untriggered / triggered / deactivated / rejected
     created_ms: int
     updated_ms: int
     executed: Decimal = ZERO
@@ -136,6 +136,8 @@ class SpotBook:
         self.orders: dict[str, SpotOrder] = {}
         self.executions: list[Execution] = []
         self.orders_created = 0  # entries the account accepted (never exits)
+        self.exits_refused = 0  # a fault: the next entries' TP/SL are refused when they fill
+        self.refused_roles = ("tp", "sl")  # which of them
         self.fee_rate = fee_rate
         self.now_ms = now_ms
         self._ids = itertools.count(first_id)
@@ -353,7 +355,10 @@ class SpotBook:
         qty = (held / spec.step).to_integral_value(ROUND_DOWN) * spec.step
         side = "sell" if entry.side == "buy" else "buy"
         now = self.now_ms()
-        if side == "sell":
+        refused = self.refused_roles if self.exits_refused > 0 else ()  # e.g. a stop crossed
+        self.exits_refused -= bool(refused)
+        armed = {"tp": entry.take_profit, "sl": entry.stop_loss}
+        if side == "sell" and any(v is not None for r, v in armed.items() if r not in refused):
             self._lock(spec.base, qty)
         for role, trigger in (("tp", entry.take_profit), ("sl", entry.stop_loss)):
             if trigger is None:
@@ -366,7 +371,7 @@ class SpotBook:
                 type="market",
                 qty=qty,
                 price=ZERO,
-                status="untriggered",
+                status="rejected" if role in refused else "untriggered",
                 created_ms=now,
                 updated_ms=now,
                 role=role,

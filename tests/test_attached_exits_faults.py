@@ -124,6 +124,52 @@ def test_legs_listed_late_are_still_followed_and_never_doubled(
     assert len(trades(workdir)) == 1
 
 
+def test_legs_the_exchange_refused_as_the_entry_filled_leave_the_watchdog_guarding(
+    cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
+) -> None:
+    """The entry fills but the exchange refuses the TP/SL made from it (OKX's algo
+    ``order_failed``, Bybit's legs ``Rejected``): they were taken for the exchange's cover,
+    the watchdog item was dropped, ``kobe trade`` said nothing and the stop was never sold. Now
+    the CLI says so, the watchdog guards the position, and its stop sells once."""
+    env = sim_env(venue, sim)
+    sim.book.exits_refused = 1
+    out = place(cli, venue, env)
+    cid = out["entry"]["client_id"]
+    assert out["watched"] is True
+    assert any("EXITS NOT PLACED" in note for note in out["notes"]), out["notes"]
+    [position] = json.loads(cli("positions", "--json", env=env).out)
+    assert position["protection"] == "watchdog (needs a running engine)"
+    sim.set_price(venue.market_id, Decimal(89000))  # through the stop nobody holds
+    run(cli, env)
+    assert [(o.client_id, o.executed > 0) for o in sells(sim)] == [(f"{cid}sl", True)]
+    assert len(trades(workdir)) == 1 and Decimal(trades(workdir)[0]["pnl"]) < 0
+    run(cli, env)
+    assert len(sells(sim)) == 1 and sim.orders_created == 2  # the entry and the one stop
+
+
+def test_a_take_profit_armed_without_its_refused_stop_is_no_cover(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """Bybit arms the take-profit but refuses the stop-loss (its legs are separate orders):
+    the position was shown covered by the exchange, and the price went through the stop with
+    nothing sold. The lone take-profit is cancelled and the watchdog guards both."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env = sim_env(bybit, server)
+        server.book.exits_refused = 1
+        server.book.refused_roles = ("sl",)
+        out = place(cli, bybit, env)
+        cid = out["entry"]["client_id"]
+        assert any("EXITS NOT PLACED" in note for note in out["notes"]), out["notes"]
+        assert [leg.status for leg in server.book.exits()] == ["canceled", "rejected"]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        server.set_price(bybit.market_id, Decimal(89000))
+        run(cli, env)
+        assert [o.client_id for o in sells(server)] == [f"{cid}sl"]
+        assert len(trades(workdir)) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Fires while no engine runs
 

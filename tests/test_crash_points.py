@@ -25,7 +25,10 @@ from tests.crash_harness import (
     write_points,
 )
 from tests.test_ccxt_contract import sim_env
+from tests.test_ccxt_contract_v5 import VENUES
+from tests.test_ccxt_contract_v5 import sim_env as v5_env
 from tests.test_router import Rig
+from tests.test_trade_testnet_v5 import trade_args
 
 RUN = ["run", "--headless", "--ticks", "100", "--seed", "7"]
 RESTART = ["run", "--headless", "--ticks", "5", "--seed", "7"]
@@ -160,6 +163,36 @@ def test_testnet_a_kill_before_the_csv_row_of_an_exit_ack_writes_it_as_journaled
         assert kobe(work, "orders", env=env)[0] == 0  # a start: the journal opens
         assert check_invariants(work, tripped_before=False, env=env) == []
         assert len(sim.orders) == 3  # the entry and its OCO, once
+
+
+def test_testnet_a_kill_around_exits_the_exchange_refused_leaves_the_position_guarded(
+    tmp_path: Path,
+) -> None:
+    """Bybit fills the entry and refuses the TP/SL made from it; kill -9 between the fill and
+    the exits' fallback, then an engine: the position is guarded (never UNPROTECTED), nothing
+    is lost or sent twice."""
+    bybit = VENUES["bybit"]
+    args = trade_args(bybit)
+    count = tmp_path / "count"
+    count.mkdir()
+    with bybit.make() as sim:
+        sim.book.exits_refused = 1
+        points = write_points(count, args, v5_env(bybit, sim))
+    journal = [k for k, path in enumerate(points, start=1) if path == "logs/orders.jsonl"]
+    last_watch = max(k for k, path in enumerate(points, start=1) if path == "watchdog.json")
+    # once the entry filled: before each leg's line, before the watchdog's fallback
+    for at in sorted({*journal[-2:], last_watch}):
+        work = tmp_path / f"k{at}"
+        work.mkdir()
+        with bybit.make() as sim:
+            sim.book.exits_refused = 1
+            env = v5_env(bybit, sim)
+            assert killed_at(work, args, at, env)
+            engine = ["run", "--headless", "--duration", "1", "--tick", "0.4"]
+            restart = kobe_child(work, engine, env=env)
+            assert restart.returncode == 0, restart.stderr
+            assert check_invariants(work, tripped_before=False, env=env) == [], (at, points[at - 1])
+            assert sim.orders_created <= 1  # the entry at most once (killed before it: none)
 
 
 def test_an_exit_id_sent_again_has_its_fill_journaled_after_a_restart(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import pytest
 
 from engine.exchange.base import OrderType, Side
 from engine.money import floor_to_step
+from engine.position import UNPROTECTED, ExitOrder, Position, protection
 from engine.proposal import Source
 from engine.watchdog import WatchState
 from tests.conftest import CliRunner
-from tests.test_execution import Rig, entry
+from tests.test_execution import T0, Rig, entry
 
 
 def test_a_stop_loss_is_not_dropped_when_the_oco_fails_the_watchdog_closes_at_the_stop(
@@ -239,3 +240,28 @@ def test_kobe_exits_with_only_a_new_tp_keeps_the_stop_loss(cli: CliRunner) -> No
     assert legs["tp"] == "98000" and "sl" in legs  # the stop-loss is still there
     [pos] = json.loads(cli("positions", "--json").out)
     assert pos["protection"] == "exchange"
+
+
+@pytest.mark.parametrize(
+    "live,filled,cover",
+    [
+        (("tp", "sl"), "0", "exchange"),
+        (("sl",), "0", "exchange"),
+        (("tp",), "0", UNPROTECTED),
+        (("tp",), "0.0005", "exchange"),  # an OCO's take-profit selling: its stop went with it
+    ],
+)
+def test_a_take_profit_alone_does_not_cover_a_position_opened_with_a_stop(
+    live: tuple[str, ...], filled: str, cover: str
+) -> None:
+    exits = tuple(
+        ExitOrder(
+            f"kobe1n1{leg}", "market", None, "open" if leg in live else "rejected", Decimal(filled)
+        )
+        for leg in ("tp", "sl")
+    )
+    pos = Position(
+        "kobe1n1", "bybit", "BTC/USDT", Side.BUY, Decimal("0.001"), Decimal(95000), Decimal(0),
+        "cex_bybit", "", T0, Decimal(100000), Decimal(90000), False, exits=exits,
+    )  # fmt: skip
+    assert protection(pos, None, attached=True, engine_running=False) == cover

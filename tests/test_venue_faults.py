@@ -183,6 +183,29 @@ SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}
 SYMBOL["okx"] = ("BTC-USDT", "ETH-USDT")
 
 
+def test_an_open_order_named_with_escape_sequences_is_listed_literally(
+    cli: CliRunner, name: str, sim: Any, default_env: dict[str, str]
+) -> None:
+    """ccxt names an order of a market it does not list by the exchange's id for it, as sent:
+    an id made of terminal escapes (a title change, a screen clear) reached the terminal."""
+    quote = "15" if name == "binance" else "8"
+    resting = [
+        "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
+        "--quote", quote, "--yes",
+    ]  # fmt: skip
+    assert cli(*resting, env=default_env).code == 0
+    market_id = '"BTC-USDT"' if name == "okx" else '"BTCUSDT"'
+    hostile = '"\\u001b]0;pwned\\u0007\\u001b[2J"'
+    sim.inject(
+        "rewrite", method="GET", path=OPEN[name], times=5,
+        rewrite=lambda text: text.replace(market_id, hostile),
+    )  # fmt: skip
+    r = cli("orders", env=default_env)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out + r.err and "\x07" not in r.out + r.err
+    assert "]0;pwned[2J" in r.out  # shown, without its control characters
+
+
 def test_an_order_of_another_symbol_is_not_taken_for_the_one_asked(
     ex: CcxtExchange, name: str, sim: Any
 ) -> None:
@@ -436,6 +459,72 @@ def test_a_watched_stop_that_fills_only_in_part_keeps_guarding_the_rest(
         assert sold == Decimal("0.00014")  # what the entry left in hand on the step: once
         assert held(json.loads(cli("positions", "--json", env=env).out)) == []
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["placed-later", "stop-touched-first"])
+def test_exits_whose_send_got_no_answer_after_the_fill_are_guarded_then_placed_once(
+    cli: CliRunner, workdir: Path, moved: bool
+) -> None:
+    """The entry fills; the OCO's send and its look-ups answer 503, so its outcome is unknown.
+    The position waited as if its entry had not filled ("exits after the entry fills"), its
+    stop watched by nobody. Now the local watchdog guards it meanwhile; the next engine looks
+    the OCO up and places it once, or, the stop touched first, sells once at the stop."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        server.inject(method="POST", path="/api/v3/orderList/oco", status=503, body="Unavailable")
+        server.inject(method="GET", path=LOOKUP["binance"], status=503, body="Down", times=5)
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        cid = out["entry"]["client_id"]
+        assert out["watched"] is True and out["exits"] == []
+        assert any("OUTCOME UNKNOWN" in note for note in out["notes"]), out["notes"]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        if moved:
+            server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        sells = [(o.client_id, o.status) for o in server.orders.values() if o.side == "SELL"]
+        if moved:  # the OCO is refused below its stop: the watchdog sells at the stop, once
+            assert sells == [(f"{cid}sl", "FILLED")]
+        else:
+            assert sorted(sells) == [(f"{cid}sl", "NEW"), (f"{cid}tp", "NEW")]  # one OCO
+            [position] = json.loads(cli("positions", "--json", env=env).out)
+            assert position["protection"] == "exchange"
+
+
+def test_an_entry_cancelled_with_a_part_filled_gets_exits_for_that_part_at_once(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """``kobe cancel`` of a resting entry that filled in part: the part was held with no exit
+    ("exits after the entry fills", an entry that will never fill more) until an engine
+    started. Now its OCO goes out with the cancel, sized to what the part left in hand."""
+    with BinanceSim() as server:
+        env = binance_contract.sim_env(server)
+        (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+        resting = [
+            "trade", "--symbol", BTC, "--side", "buy", "--type", "limit", "--price", "80000",
+            "--quote", "15", "--sl", "75000", "--tp", "100000", "--yes", "--json",
+        ]  # fmt: skip
+        r = cli(*resting, env=env)
+        assert r.code == 0, r.err
+        entry = json.loads(r.out)["entry"]
+        server.fill_part(int(entry["id"]), Decimal("0.0001"))  # of 0.00018
+        r = cli("cancel", entry["client_id"], "--yes", env=env)
+        assert r.code == 0, r.err
+        assert "0.0001 BTC/USDT filled before the cancel is held" in r.out, r.out
+        legs = [(o.client_id[-2:], o.qty) for o in server.orders.values() if o.side == "SELL"]
+        # 0.0001 less its 0.1 % fee in BTC, down to the 0.00001 step
+        assert sorted(legs) == [("sl", Decimal("0.00009")), ("tp", Decimal("0.00009"))]
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "exchange" and Decimal(position["qty"]) == Decimal(
+            "0.0001"
+        )
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        assert len([o for o in server.orders.values() if o.side == "SELL"]) == 2  # never again
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement, entry_of
 from engine.untrusted import BadNumber, as_typed, clean_text, parse_decimal
+from engine.watchdog import WatchState
 
 TRADE_KEYS = ("symbol", "side", "type", "price", "quote", "risk", "sl", "tp", "wallet", "reason")
 TEXT_KEYS = ("symbol", "side", "type", "wallet", "reason")  # the others are numbers
@@ -304,13 +305,16 @@ def cmd_cancel(ctx: Context) -> int:
                 return EXIT_REFUSED
             failed = 0
             for order in targets:
+                watched = s.router.watchdog.get(order.client_id) is not None
                 try:
-                    done = s.router.cancel(order.id, Source.CLI)
+                    done = s.router.cancel(order.id, Source.CLI, cover_part=True)
                 except OrderNotFound as exc:
                     failed += 1
                     print(str(exc), file=ctx.err)
                     continue
                 ctx.print(f"cancelled {done.id} ({done.client_id})")
+                if watched and done.filled > 0:
+                    _print_part_kept(ctx, s, done)
                 _print_siblings(ctx, s, done)
             return EXIT_OK if failed == 0 else EXIT_REFUSED
     except DataDirBusy as exc:
@@ -325,6 +329,18 @@ def _exits_text(pos: Position) -> str:
     ]
     shown = ", ".join(x for x in legs if x)
     return f"{pos.symbol} {pos.qty}" + (f" ({shown})" if shown else "")
+
+
+def _print_part_kept(ctx: Context, s: Session, done: Order) -> None:
+    """An entry cancelled with a part filled: that part is a position; say what covers it."""
+    item = s.router.watchdog.get(done.client_id)
+    if item is None:
+        cover = "its exits are on the exchange"
+    elif item.state is WatchState.WATCHING:
+        cover = "the local watchdog guards its exits, only while `kobe run` or `kobe-tui` runs"
+    else:
+        cover = "its exits are placed at the next poll (kobe run, the cockpit)"
+    ctx.print(f"{done.filled} {done.symbol} filled before the cancel is held: {cover}")
 
 
 def _print_siblings(ctx: Context, s: Session, done: Order) -> None:

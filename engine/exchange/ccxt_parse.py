@@ -140,7 +140,8 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
     except ValueError:
         raise BadAnswer(f"the exchange answered an order whose side is {o.get('side')!r}") from None
     # the exchange's words are data: an external order's client id is printed by `kobe orders`
-    # (an escape in it retitled the terminal, a CR/LF forged a line)
+    # (an escape in it retitled the terminal, a CR/LF forged a line); ccxt names an order of a
+    # market it does not list by the exchange's own id for it, whatever its characters
     order_id = clean_text(o.get("id"))
     cid = clean_text(o.get("clientOrderId") or client_id)
     symbol = clean_text(o.get("symbol"))

@@ -17,10 +17,11 @@ external and never touched; exits whose entry filled while the program was down 
 from __future__ import annotations
 
 from engine.exchange.base import (
+    Order,
     OrderType,
     Side,
 )
-from engine.proposal import Proposal
+from engine.proposal import Proposal, Source
 from engine.router.orders import (
     EXIT_SUFFIXES,
     ClientIds,
@@ -43,6 +44,19 @@ class Router(Watching):
 
     def submit(self, proposal: Proposal) -> Placement:
         return self.execute(self.plan(proposal))
+
+    def cancel(self, ref: str, source: Source, *, cover_part: bool = False) -> Order:
+        """Cancel by exchange id or client id. ``cover_part`` (an operator's cancel): an entry
+        cancelled with a part filled gets its exits for that part at once (or the local
+        watchdog guards it), not at the next engine's start: the part is held now, and its
+        entry will never fill more. A close or a flatten cancels without: it sells the part."""
+        cancelled = super().cancel(ref, source)
+        item = self.watchdog.get(cancelled.client_id)
+        pending = item is not None and item.state is WatchState.PENDING_ENTRY
+        if cover_part and pending and cancelled.filled > 0:
+            self._seen_open.discard(cancelled.client_id)  # open when the session began
+            self.poll()
+        return cancelled
 
     def reconcile(self) -> ReconcileReport:
         """At start: outcomes settled, external orders listed, pending exits placed and the

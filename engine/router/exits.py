@@ -27,6 +27,7 @@ from engine.router.orders import (
     Placement,
     entry_of,
     is_open_status,
+    source_of,
 )
 from engine.router.planning import Planning
 from engine.watchdog import ExitPlan, WatchItem, WatchState
@@ -94,20 +95,24 @@ class Exits(Planning):
             recorded = self.watchdog.update(cid, entry_id=order.id)
             watch = recorded
             if order.status is OrderStatus.FILLED:
+                held = self._full_exit(recorded, order)
                 try:
-                    exits, watch = self._place_exits(recorded, order)
+                    exits, watch = self._place_exits(recorded, held)
                 except REFUSALS as exc:
-                    watch = self._fall_back_to_watchdog(recorded, order, exc)
+                    watch = self._fall_back_to_watchdog(recorded, held, exc)
                     notes.append(
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
                     )
                 except ExchangeError as exc:  # they may exist: looked up, never sent twice
+                    watch = self._watch_meanwhile(recorded, held)
                     notes.append(
                         f"ENTRY FILLED, EXITS' OUTCOME UNKNOWN ({exc}): they are looked up by "
-                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel)"
+                        "client id at the next poll (kobe run, the cockpit, kobe trade/cancel), "
+                        "and placed if absent; the local watchdog guards TP/SL meanwhile, only "
+                        "while `kobe run` or `kobe-tui` is running"
                     )
-            if plan.exits is ExitPlan.ATTACHED and not exits and watch is not None:
+            if watch is not None and watch.exits is ExitPlan.ATTACHED and not exits:
                 notes.append(
                     f"EXITS NOT CONFIRMED YET: {self.exchange_name} does not list the TP/SL "
                     "attached to the entry yet; the local watchdog guards it (only while `kobe "
@@ -120,9 +125,10 @@ class Exits(Planning):
         return Placement(plan, order, exits, watch, tuple(notes))
 
     def _place_exits(
-        self, item: WatchItem, entry: Order
+        self, item: WatchItem, qty: Decimal
     ) -> tuple[tuple[Order, ...], WatchItem | None]:
-        """The entry filled: put its exits in place. Returns the exit orders and the new item.
+        """The entry filled (``qty`` in hand): put its exits in place. Returns the exit orders
+        and the new item.
 
         Never twice: if the journal shows exits already sent for this entry (a crash came
         between the send and the bookkeeping), the item is dropped instead.
@@ -131,7 +137,7 @@ class Exits(Planning):
         if self._exits_live(item.entry_client_id):
             self.watchdog.remove(item.entry_client_id)
             return (), None
-        return self._send_exits(item, self._full_exit(item, entry))
+        return self._send_exits(item, qty)
 
     def _full_exit(self, item: WatchItem, entry: Order) -> Decimal:
         """What a full exit of a filled entry sells: what it left in hand plus, for a buy, its
@@ -139,6 +145,13 @@ class Exits(Planning):
         trades): the dust of one trade is sold with the next, instead of gathering for good."""
         dust = self.foldable_dust(item.wallet, item.symbol, item.entry_client_id)
         return self.net_qty(item.symbol, entry, dust)  # a sell entry's exit buys: no dust
+
+    def _watch_meanwhile(self, item: WatchItem, qty: Decimal) -> WatchItem:
+        """The entry filled and placing its exits got no answer: the local watchdog guards
+        ``qty`` until they are found or placed (each poll tries again, never a second send of
+        one that reached the exchange), instead of waiting, unguarded, as if the entry had not
+        filled."""
+        return self.watchdog.update(item.entry_client_id, qty=qty, state=WatchState.WATCHING)
 
     def _settle_exits(self, entry_cid: str, symbol: str) -> None:
         """Exits whose send was not answered (``intent`` or ``unknown`` last) are looked up by
@@ -162,7 +175,7 @@ class Exits(Planning):
         step: what is left below one step stays in the book as dust."""
         if item.exits is ExitPlan.ATTACHED:  # the exchange holds them (and the asset they sell):
             # confirmed by reading them, and journaled
-            legs = self._journal_attached(item.symbol, item.entry_client_id, "confirmed")
+            legs = self._attached_cover(item, "confirmed")
             if legs:
                 self.watchdog.remove(item.entry_client_id)
                 return legs, None
@@ -260,7 +273,31 @@ class Exits(Planning):
         sellable = self.exchange.amount_to_precision(symbol, min(qty, free))
         return sellable if sellable > 0 else qty  # none free at all: the venue says why
 
-    def _fall_back_to_watchdog(self, item: WatchItem, entry: Order, exc: Exception) -> WatchItem:
+    def _attached_cover(self, item: WatchItem, why: str) -> tuple[Order, ...]:
+        """The TP/SL the exchange made from the entry's attached prices, journaled
+        (:meth:`_journal_attached`). They cover the position when one has filled or every leg
+        asked for is armed. Legs it refused or removed with nothing sold (OKX's
+        ``order_failed``, Bybit's ``Rejected``) are no cover: the armed one left (a take-profit
+        without its stop) is cancelled, and :class:`InvalidOrder` hands both to the local
+        watchdog, as for any refused exit."""
+        cid = item.entry_client_id
+        legs = self._journal_attached(item.symbol, cid, why)
+        state = self.journal_state()
+        asked = [r for r, p in (("tp", item.take_profit), ("sl", item.stop_loss)) if p is not None]
+        armed = all(
+            (e := state.get(f"{cid}{r}")) is not None and is_open_status(e.status) for r in asked
+        )
+        if not legs or armed or any(leg.filled > 0 for leg in legs):
+            return legs
+        states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
+        if any(leg.status.is_open for leg in legs):
+            with contextlib.suppress(OrderNotFound):  # gone meanwhile: read below
+                self._cancel_attached(cid, item.symbol, source_of(item.source))
+            if self._exits_live(cid):  # it filled instead of being cancelled
+                return legs
+        raise InvalidOrder(f"{self.exchange_name} does not hold the entry's TP/SL ({states})")
+
+    def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:
         self.on_alert(
             "warning",
             "exits_fallback",
@@ -269,7 +306,7 @@ class Exits(Planning):
         )
         return self.watchdog.update(
             item.entry_client_id,
-            qty=self._full_exit(item, entry),
+            qty=qty,
             exits=ExitPlan.WATCHDOG,
             state=WatchState.WATCHING,
         )

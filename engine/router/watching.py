@@ -61,10 +61,14 @@ class Watching(Exits):
                         and entry.filled > 0
                     ):
                         self._journal_fill(entry, item.wallet, item.source)
+                        in_hand = self._full_exit(item, entry)
                         try:
-                            exits, _ = self._place_exits(item, entry)
+                            exits, _ = self._place_exits(item, in_hand)
                         except REFUSALS as exc:
-                            self._fall_back_to_watchdog(item, entry, exc)
+                            self._fall_back_to_watchdog(item, in_hand, exc)
+                            raise
+                        except ExchangeError:
+                            self._watch_meanwhile(item, in_hand)
                             raise
                         sent += exits
                     elif not entry.status.is_open and entry.status is not OrderStatus.UNKNOWN:
@@ -74,11 +78,26 @@ class Watching(Exits):
                         exits, _ = self._replace_old_exits(item, source_of(item.source))
                         sent += exits
                         continue
-                    if item.exits is ExitPlan.ATTACHED and self._journal_attached(
-                        item.symbol, item.entry_client_id, "found"
-                    ):
-                        self.watchdog.remove(item.entry_client_id)  # the exchange holds them
-                        continue
+                    if item.exits is ExitPlan.ATTACHED:
+                        try:
+                            held = self._attached_cover(item, "found")
+                        except REFUSALS as exc:  # dropped by the exchange: the watchdog's now
+                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                            held = ()
+                        if held:
+                            self.watchdog.remove(item.entry_client_id)  # the exchange holds them
+                            continue
+                    elif item.exits is ExitPlan.OCO:  # their send got no answer: again
+                        try:
+                            exits, left = self._place_exits(item, item.qty)
+                        except REFUSALS as exc:
+                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                        except ExchangeError as exc:  # still guarded locally, below
+                            log.warning("watchdog: %s exits: %s", item.entry_client_id, exc)
+                        else:
+                            sent += exits
+                            if left is None:
+                                continue
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
