@@ -208,7 +208,7 @@ def test_local_watchdog(tmp_path: Path, path: list[str], expected: str | None) -
     assert len(sent) == 1 and sent[0].side is Side.SELL and sent[0].status is OrderStatus.FILLED
     # what the entry left in hand: its fee was taken in TST (Binance: the asset received)
     assert placed.entry.fee_asset == "TST"
-    assert sent[0].qty == placed.entry.filled - Decimal("0.001") == Decimal("0.499")
+    assert sent[0].qty == placed.entry.filled - Decimal("0.001") == Decimal("0.498")
     assert rig.router.watchdog.items() == []  # the sibling leg is gone with it
     last = rig.lines()[-3:]
     assert [r["event"] for r in last] == ["intent", "ack", "fill"]
