@@ -21,6 +21,7 @@ from engine.money import BPS, floor_to_step
 from engine.proposal import Refused, Source
 from engine.risk import exits_in_order
 from engine.router.orders import (
+    EIGHT,
     EXIT_SUFFIXES,
     REFUSALS,
     OrderPlan,
@@ -142,13 +143,15 @@ class Exits(Planning):
         if entry.avg_price is not None and plan.slippage_bps is not None:
             worse = (entry.avg_price / plan.entry_price - 1) * BPS
             filled = (
-                f" at {fmt_plain(entry.avg_price)}, {worse.quantize(Decimal('0.1'))} bps above the "
+                f" at {fmt_plain(entry.avg_price.quantize(EIGHT))}, "
+                f"{worse.quantize(Decimal('0.1'))} bps above the "
                 f"ask {fmt_plain(plan.entry_price)} (sized for up to "
                 f"{fmt_plain(plan.slippage_bps)} bps)"
             )
         message = (
-            f"wallet {p.wallet} overspent by {fmt_plain(open_ - limit)} {quote}: {p.symbol} entry "
-            f"{entry.client_id} filled{filled}; it has {fmt_plain(open_)} {quote} open against "
+            f"wallet {p.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} {quote}: "
+            f"{p.symbol} entry {entry.client_id} filled{filled}; it has "
+            f"{fmt_plain(open_.quantize(EIGHT))} {quote} open against "
             f"its {what} of {fmt_plain(limit)} {quote}"
         )
         self.on_alert("warning", "wallet_overspent", message)

@@ -146,6 +146,9 @@ def fmt_qty(value: Decimal) -> str:
     return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
 
 
+EIGHT = Decimal("0.00000001")  # quote amounts and prices in a message: 8 decimals at most
+
+
 def fmt_plain(value: Decimal) -> str:
     """No exponent, no trailing zeros (a product of a step and a price)."""
     return format(value.normalize(), "f")
