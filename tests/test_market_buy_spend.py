@@ -202,6 +202,15 @@ def test_kobe_trade_quote_spends_at_most_the_quote(cli: CliRunner, workdir: Path
     assert "  sized for up to 20 bps slippage above the ask: spends at most 19.038 USDT" in r.out
 
 
+def test_kobe_trade_json_says_what_slippage_the_plan_was_sized_for(cli: CliRunner) -> None:
+    r = cli(*BUY_BTC, "--quote", "6", "--yes", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["plan"]["slippage_bps"] == "20"
+    r = cli(*BUY_BTC[:-1], "limit", "--price", "90000", "--quote", "6", "--yes", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["plan"]["slippage_bps"] is None  # a limit buy pays its limit
+
+
 def test_kobe_trade_spends_no_more_than_a_wallet_with_an_open_order_can(
     cli: CliRunner, workdir: Path
 ) -> None:
