@@ -10,37 +10,30 @@ Binance simulator."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.audit import AuditLog
 from engine.book import PositionBook
-from engine.config import KobeConfig, PaperConfig, RouterConfig
+from engine.config import RouterConfig
 from engine.exchange.base import OrderType, Side
-from engine.exchange.paper import PaperExchange, load_paper_markets
-from engine.exchange.prices import ManualPrices
-from engine.journal import OrderJournal
 from engine.proposal import Proposal, Refused, Sizing, Source
-from engine.risk import RiskEngine
-from engine.router import Placement, Router, StaticWallets
+from engine.router import Placement
+from tests import test_router as router_tests
 from tests.binance_sim import BinanceSim
 from tests.conftest import CliRunner
 from tests.test_ccxt_contract import sim_env
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D = Decimal
 BUY_BTC = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market"]
 
 
-class Rig:
-    """The router on the real paper exchange (shipped markets and slippage), its wallets' open
-    amounts from the real position book, alerts collected."""
+class Rig(router_tests.Rig):
+    """The router on the real paper exchange (5 bps of slippage, a book of about 1 000 000 USDT a
+    level, 1 bp apart), its wallets' open amounts from the real position book, alerts kept."""
 
     def __init__(
         self,
@@ -51,27 +44,12 @@ class Rig:
         usdt: str = "100000",
         allowance: str = "20",
     ) -> None:
-        self.prices = ManualPrices({"BTC/USDT": D(95000)}, start=T0)
-        markets = {"BTC/USDT": load_paper_markets()["BTC/USDT"]}
-        self.exchange = PaperExchange(
-            PaperConfig(balances={"USDT": D(usdt)}), None, clock=lambda: T0,
-            prices=self.prices, markets=markets,
-        )  # fmt: skip
-        RiskEngine(tmp, KobeConfig().risk, lambda: T0).close()
-        self.router = Router(
-            self.exchange,
-            OrderJournal(tmp),
-            data_dir=tmp,
-            mode="paper",
-            exchange_name="binance",
-            risk=KobeConfig().risk,
-            wallets=StaticWallets(
-                {"cex_binance": D(wallet)}, None if cap is None else {"cex_binance": D(cap)}
-            ),
-            clock=lambda: T0,
-            maker_fee_pct=D("0.1"),
-            taker_fee_pct=D("0.1"),
-            audit=AuditLog(tmp, lambda: T0),
+        super().__init__(
+            tmp,
+            wallets={"cex_binance": D(wallet)},
+            caps=None if cap is None else {"cex_binance": D(cap)},
+            balances={"USDT": D(usdt)},
+            slippage_bps=D(5),
             settings=RouterConfig(market_slippage_bps=D(allowance)),
         )
         book = PositionBook(tmp, "paper")
@@ -119,10 +97,10 @@ def test_a_quote_as_large_as_the_wallet_is_never_overspent(tmp_path: Path, allow
 
 def test_a_large_order_is_sized_for_the_paper_book_it_walks(tmp_path: Path) -> None:
     """README: on paper a larger order that would walk further is sized for that instead."""
-    rig = Rig(tmp_path, wallet="200000", usdt="200000", allowance="0")
-    placed = rig.router.submit(buy("150000"))
+    rig = Rig(tmp_path, wallet="4000000", usdt="4000000", allowance="0")
+    placed = rig.router.submit(buy("3000000"))
     assert placed.plan.slippage_bps is not None and placed.plan.slippage_bps > 5
-    assert spent(placed) <= D(150000)
+    assert spent(placed) <= D(3000000)
     assert placed.entry.avg_price is not None
     worse = (placed.entry.avg_price / D(95000) - 1) * 10_000
     assert worse > 5  # it did walk the book: more than paper.slippage_bps
@@ -165,8 +143,7 @@ def test_a_fill_worse_than_the_allowance_is_alerted_naming_the_wallet(tmp_path: 
     wallet has nothing left to spend), and the operator is told."""
     rig = Rig(tmp_path, wallet="19.955")
     plan = rig.router.plan(buy("19.955"))
-    rig.prices.set("BTC/USDT", D(100000))
-    rig.exchange.advance(T0 + timedelta(seconds=1))
+    rig.move("BTC/USDT", "100000")
     placed = rig.router.execute(plan)
     over = rig.book.committed("cex_binance") - D("19.955")
     assert over > 0
@@ -272,8 +249,10 @@ def test_binance_fill_beyond_the_allowance_is_alerted(
     r = cli(*BUY_BTC, "--quote", "20", "--yes", env=sim_env(sim))
     assert r.code == 0, r.err
     assert "sized for up to 5 bps slippage above the ask" in r.out
-    note = re.search(r"note: wallet cex_binance overspent by ([0-9.]+) USDT: (.*)", r.out)
-    assert note is not None, r.out
-    assert D("0.49") < D(note.group(1)) <= sim_spent(sim) - 20  # its fee is in the cost
-    assert "(sized for up to 5 bps); it has " in note.group(2)
-    assert note.group(2).endswith("USDT open against its balance of 20 USDT")
+    assert sim_spent(sim) == D("20.5")  # 0.0001 at 95000, 0.00011 at 100000
+    # README: the note (and the alert) as the README shows it; what is open counts the fee
+    assert ("note: wallet cex_binance overspent by 0.4999795 USDT: BTC/USDT entry kobe") in r.out
+    assert (
+        "filled at 97619.04761905, 275.7 bps above the ask 95000 (sized for up to 5 bps); it "
+        "has 20.4999795 USDT open against its balance of 20 USDT\n"
+    ) in r.out

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.audit import AuditLog
-from engine.config import KobeConfig, PaperConfig
+from engine.config import KobeConfig, PaperConfig, RouterConfig
 from engine.exchange.base import Capabilities, MarketRules, Order, OrderStatus, OrderType, Side
 from engine.exchange.paper import BookParams, PaperExchange, PaperMarket
 from engine.exchange.prices import ManualPrices
@@ -67,11 +67,13 @@ class Rig:
         caps: dict[str, Decimal] | None = None,
         balances: dict[str, Decimal] | None = None,
         exchange_cls: type[PaperExchange] = PaperExchange,
+        slippage_bps: Decimal = Decimal(0),
+        settings: RouterConfig | None = None,
     ) -> None:
         self.tmp = tmp
         self.clock = Clock()
         self.prices = ManualPrices({s: m.start_price for s, m in MARKETS.items()}, start=T0)
-        cfg = PaperConfig(balances=balances or {"USDT": Decimal(1000)}, slippage_bps=Decimal(0))
+        cfg = PaperConfig(balances=balances or {"USDT": Decimal(1000)}, slippage_bps=slippage_bps)
         self.exchange = exchange_cls(
             cfg, tmp, clock=self.clock, prices=self.prices, markets=MARKETS
         )
@@ -92,6 +94,7 @@ class Rig:
             taker_fee_pct=Decimal("0.1"),
             exits_policy=exits,
             audit=self.audit,
+            settings=settings,
         )
 
     def lines(self) -> list[dict[str, Any]]:
