@@ -89,9 +89,7 @@ def test_a_quote_as_large_as_the_wallet_is_never_overspent(tmp_path: Path, allow
     assert placed.plan.qty == D("0.00020")
     assert rig.book.committed("cex_binance") <= D("19.955")
     bps = "20" if allowance == "20" else "5"  # no less than the paper venue's own slippage
-    assert f"sized for up to {bps} bps slippage above the ask: spends at most" in "\n".join(
-        placed.plan.lines()
-    )
+    assert f"sized for up to {bps} bps slippage: spends at most" in "\n".join(placed.plan.lines())
     assert rig.alerts == []
 
 
@@ -176,7 +174,7 @@ def test_kobe_trade_quote_spends_at_most_the_quote(cli: CliRunner, workdir: Path
     [fill] = fills(workdir)
     assert quote_spent(fill) <= D("19.955")
     assert "BUY 0.00020 BTC BTC/USDT market" in r.out
-    assert "  sized for up to 20 bps slippage above the ask: spends at most 19.038 USDT" in r.out
+    assert "  sized for up to 20 bps slippage: spends at most 19.038 USDT" in r.out
 
 
 def test_kobe_trade_json_says_what_slippage_the_plan_was_sized_for(cli: CliRunner) -> None:
@@ -238,7 +236,7 @@ def test_binance_market_buy_is_sized_for_the_configured_allowance(
     r = cli(*BUY_BTC, "--quote", "19.955", "--yes", env=sim_env(sim))
     assert r.code == 0, r.err
     assert sim_spent(sim) <= D("19.955")
-    assert "sized for up to 20 bps slippage above the ask" in r.out
+    assert "sized for up to 20 bps slippage: spends at most" in r.out
 
 
 def test_binance_fill_beyond_the_allowance_is_alerted(
@@ -248,7 +246,7 @@ def test_binance_fill_beyond_the_allowance_is_alerted(
     sim.set_book("BTCUSDT", [(D(94990), D(1))], [(D(95000), D("0.0001")), (D(100000), D(1))])
     r = cli(*BUY_BTC, "--quote", "20", "--yes", env=sim_env(sim))
     assert r.code == 0, r.err
-    assert "sized for up to 5 bps slippage above the ask" in r.out
+    assert "sized for up to 5 bps slippage: spends at most" in r.out
     assert sim_spent(sim) == D("20.5")  # 0.0001 at 95000, 0.00011 at 100000
     # README: the note (and the alert) as the README shows it; what is open counts the fee
     assert ("note: wallet cex_binance overspent by 0.4999795 USDT: BTC/USDT entry kobe") in r.out

@@ -182,7 +182,7 @@ class OrderPlan:
         ]
         if self.slippage_bps is not None and self.spend_max is not None:
             out.append(
-                f"  sized for up to {fmt_qty(self.slippage_bps)} bps slippage above the ask: "
+                f"  sized for up to {fmt_qty(self.slippage_bps)} bps slippage: "
                 f"spends at most {fmt_plain(self.spend_max)} {m.quote}"
             )
         if self.risk_amount is not None:
