@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 ZERO = Decimal(0)
+BPS = Decimal(10_000)  # basis points: slippage, the paper book's level gaps
 
 
 def D(value: object) -> Decimal:

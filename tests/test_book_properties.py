@@ -454,9 +454,9 @@ def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(tmp_path
         rig.move("SOL/USDT", "110")  # 0.001 a tick: past its own 0.14985, the dust still to go
     assert rig.exchange.fetch_order(tp.id, "SOL/USDT").status.is_open
     rig.move("SOL/USDT", "100")
+    _thin_book(rig, "12000")  # the next entry buys 0.150 at 100 (on the thin book, far less)
     second = rig.engine.submit(entry())
     assert [leg.qty for leg in second.exits] == [Decimal("0.149")] * 2  # its own only
-    _thin_book(rig, "12000")
     rig.move("SOL/USDT", "111")  # both take-profits fill
     sol = rig.exchange.balance("SOL")
     assert sol.free + sol.locked == _kobe_sol(rig) + 1  # the operator's SOL untouched

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit import AuditLog
-from engine.config import KobeConfig, PaperConfig, RiskConfig
+from engine.config import KobeConfig, PaperConfig, RiskConfig, RouterConfig
 from engine.exchange.base import OrderType, Side
 from engine.exchange.paper import PaperExchange
 from engine.exchange.prices import ManualPrices
@@ -47,6 +47,8 @@ class Rig:
             maker_fee_pct=Decimal("0.1"),
             taker_fee_pct=Decimal("0.1"),
             audit=self.audit,
+            # no slippage on this venue: a market buy is sized for what its book walk costs
+            settings=RouterConfig(market_slippage_bps=Decimal(0)),
         )
         self.wallets = WalletManager.from_config(KobeConfig(), tmp, clock=self.clock)
         self.closed: list[ClosedTrade] = []

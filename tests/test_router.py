@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.audit import AuditLog
-from engine.config import KobeConfig, PaperConfig
+from engine.config import KobeConfig, PaperConfig, RouterConfig
 from engine.exchange.base import Capabilities, MarketRules, Order, OrderStatus, OrderType, Side
 from engine.exchange.paper import BookParams, PaperExchange, PaperMarket
 from engine.exchange.prices import ManualPrices
@@ -67,11 +67,13 @@ class Rig:
         caps: dict[str, Decimal] | None = None,
         balances: dict[str, Decimal] | None = None,
         exchange_cls: type[PaperExchange] = PaperExchange,
+        slippage_bps: Decimal = Decimal(0),
+        settings: RouterConfig | None = None,
     ) -> None:
         self.tmp = tmp
         self.clock = Clock()
         self.prices = ManualPrices({s: m.start_price for s, m in MARKETS.items()}, start=T0)
-        cfg = PaperConfig(balances=balances or {"USDT": Decimal(1000)}, slippage_bps=Decimal(0))
+        cfg = PaperConfig(balances=balances or {"USDT": Decimal(1000)}, slippage_bps=slippage_bps)
         self.exchange = exchange_cls(
             cfg, tmp, clock=self.clock, prices=self.prices, markets=MARKETS
         )
@@ -92,6 +94,7 @@ class Rig:
             taker_fee_pct=Decimal("0.1"),
             exits_policy=exits,
             audit=self.audit,
+            settings=settings,
         )
 
     def lines(self) -> list[dict[str, Any]]:
@@ -208,7 +211,7 @@ def test_local_watchdog(tmp_path: Path, path: list[str], expected: str | None) -
     assert len(sent) == 1 and sent[0].side is Side.SELL and sent[0].status is OrderStatus.FILLED
     # what the entry left in hand: its fee was taken in TST (Binance: the asset received)
     assert placed.entry.fee_asset == "TST"
-    assert sent[0].qty == placed.entry.filled - Decimal("0.001") == Decimal("0.499")
+    assert sent[0].qty == placed.entry.filled - Decimal("0.001") == Decimal("0.498")
     assert rig.router.watchdog.items() == []  # the sibling leg is gone with it
     last = rig.lines()[-3:]
     assert [r["event"] for r in last] == ["intent", "ack", "fill"]

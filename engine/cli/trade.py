@@ -222,6 +222,7 @@ def _print_placement(ctx: Context, placed: Placement) -> None:
                     "price": placed.plan.entry_price,
                     "notional": placed.plan.notional,
                     "fee_estimate": placed.plan.fee_estimate,
+                    "slippage_bps": placed.plan.slippage_bps,  # a market buy: sized for it
                     "risk": placed.plan.risk_amount,
                     "exits": placed.plan.exits.value,
                     "wallet": p.wallet,

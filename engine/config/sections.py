@@ -70,6 +70,9 @@ class RouterConfig(Section):
     # rested this long, or once the price is this far past its limit
     stop_rest_timeout_s: Int = Field(default=60, ge=1, le=86_400)
     stop_rest_distance_pct: Percent = Decimal(1)
+    # a market buy is sized for a fill this far above the ask (every venue; paper: more where
+    # its own slippage and book need more), so that it never spends more than it may
+    market_slippage_bps: Annotated[NonNegativeDecimal, Field(le=1000)] = Decimal(20)
 
 
 class RiskConfig(Section):

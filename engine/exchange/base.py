@@ -372,6 +372,13 @@ class Exchange(ExchangeReader):
         Never re-sent blindly: after a timeout or 5xx the order is looked up by client id first.
         """
 
+    def market_buy_slippage_bps(self, symbol: str, quote: Decimal) -> Decimal:
+        """How far above the ask, in basis points, the venue knows a market buy spending
+        ``quote`` would fill. The router sizes a market buy for this or
+        ``router.market_slippage_bps``, whichever is more. A real exchange cannot know (its book
+        moves between the ticker and the order): 0, the configured allowance counts."""
+        return Decimal(0)
+
     @abstractmethod
     def create_oco(
         self,

@@ -17,15 +17,17 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.money import floor_to_step
+from engine.money import BPS, floor_to_step
 from engine.proposal import Refused, Source
 from engine.risk import exits_in_order
 from engine.router.orders import (
+    EIGHT,
     EXIT_SUFFIXES,
     REFUSALS,
     OrderPlan,
     Placement,
     entry_of,
+    fmt_plain,
     is_open_status,
     source_of,
 )
@@ -91,6 +93,9 @@ class Exits(Planning):
         self._audit_order(p, cid, order.id, "placed")
         exits: tuple[Order, ...] = ()
         notes: list[str] = []
+        overspent = self._overspent(plan, order)
+        if overspent is not None:
+            notes.append(overspent)
         if watch is not None:
             recorded = self.watchdog.update(cid, entry_id=order.id)
             watch = recorded
@@ -123,6 +128,39 @@ class Exits(Planning):
                     "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
                 )
         return Placement(plan, order, exits, watch, tuple(notes))
+
+    def _overspent(self, plan: OrderPlan, entry: Order) -> str | None:
+        """A buy that filled worse than it was sized for (beyond the venue's slippage allowance)
+        can leave its wallet with more open than its balance or cap: nothing goes negative (the
+        next buy finds nothing to spend), but the operator is told, by an alert naming the
+        wallet and the overspend. None when the wallet is within its limits."""
+        p, quote = plan.proposal, plan.market.quote
+        if p.side is not Side.BUY or entry.filled <= 0:
+            return None
+        open_ = self.committed(p.wallet)
+        limit, what = self.wallets.balance(p.wallet), "balance"
+        cap = self.wallets.cap(p.wallet)
+        if cap is not None and cap < limit:
+            limit, what = cap, "cap"
+        if open_ <= limit:
+            return None
+        filled = ""
+        if entry.avg_price is not None and plan.slippage_bps is not None:
+            worse = (entry.avg_price / plan.entry_price - 1) * BPS
+            filled = (
+                f" at {fmt_plain(entry.avg_price.quantize(EIGHT))}, "
+                f"{worse.quantize(Decimal('0.1'))} bps above the "
+                f"ask {fmt_plain(plan.entry_price)} (sized for up to "
+                f"{fmt_plain(plan.slippage_bps)} bps)"
+            )
+        message = (
+            f"wallet {p.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} {quote}: "
+            f"{p.symbol} entry {entry.client_id} filled{filled}; it has "
+            f"{fmt_plain(open_.quantize(EIGHT))} {quote} open against "
+            f"its {what} of {fmt_plain(limit)} {quote}"
+        )
+        self.on_alert("warning", "wallet_overspent", message)
+        return message
 
     def _place_exits(
         self, item: WatchItem, qty: Decimal

@@ -146,6 +146,14 @@ def fmt_qty(value: Decimal) -> str:
     return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
 
 
+EIGHT = Decimal("0.00000001")  # quote amounts and prices in a message: 8 decimals at most
+
+
+def fmt_plain(value: Decimal) -> str:
+    """No exponent, no trailing zeros (a product of a step and a price)."""
+    return format(value.normalize(), "f")
+
+
 @dataclass(frozen=True)
 class OrderPlan:
     proposal: Proposal
@@ -157,6 +165,8 @@ class OrderPlan:
     risk_amount: Decimal | None  # loss if the stop-loss is hit, both fees included
     exits: ExitPlan
     notes: tuple[str, ...] = ()
+    slippage_bps: Decimal | None = None  # a market buy: the slippage above the ask it is sized for
+    spend_max: Decimal | None = None  # a buy: the most its fill spends within that allowance
 
     def lines(self) -> list[str]:
         p, m = self.proposal, self.market
@@ -170,6 +180,11 @@ class OrderPlan:
             f" at {fmt_qty(self.entry_price)}; fees ~{self.fee_estimate.quantize(Decimal('0.0001'))}"
             f" {m.quote}",
         ]
+        if self.slippage_bps is not None and self.spend_max is not None:
+            out.append(
+                f"  sized for up to {fmt_qty(self.slippage_bps)} bps slippage: "
+                f"spends at most {fmt_plain(self.spend_max)} {m.quote}"
+            )
         if self.risk_amount is not None:
             out.append(
                 f"  risk to stop-loss ~{self.risk_amount.quantize(Decimal('0.01'))} {m.quote}"

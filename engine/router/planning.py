@@ -12,7 +12,7 @@ from engine.exchange.base import (
     Side,
     stop_limit_price,
 )
-from engine.money import floor_to_step, round_price
+from engine.money import BPS, floor_to_step, round_price
 from engine.proposal import Proposal, Refused, Sizing
 from engine.risk import validate_proposal
 from engine.router.core import RouterCore
@@ -20,6 +20,7 @@ from engine.router.orders import (
     ZERO,
     OrderPlan,
     fmt_money,
+    fmt_plain,
     fmt_qty,
 )
 from engine.watchdog import ExitPlan
@@ -81,6 +82,9 @@ class Planning(RouterCore):
         base_held: Decimal,
     ) -> OrderPlan:
         notes: list[str] = []
+        slippage_bps: Decimal | None = None  # what a market buy is sized for
+        worst = ref  # the highest price a buy is sized to pay
+        budget = ZERO  # what a buy may spend
         quote_free = self.exchange.get_balance(m.quote)
         cap = self.wallets.cap(p.wallet)
         factor = self.size_factor()
@@ -121,13 +125,26 @@ class Planning(RouterCore):
                             f"{self.exchange_name} account has {fmt_qty(quote_free)} free"
                         ]
                     )
-                raw_qty = need / ref
+                budget = need
             else:
                 assert p.stop_loss is not None
                 risk_cash = wallet_balance * p.amount / 100 * factor
-                raw_qty = risk_cash / abs(ref - p.stop_loss)
-                if raw_qty * ref > fundable:
-                    raw_qty = fundable / ref
+                wanted = risk_cash / abs(ref - p.stop_loss)
+                budget = fundable
+            if p.entry_type is OrderType.MARKET:
+                # a market buy fills above the ask: sized so that a fill within the allowance
+                # still spends no more than the operator's amount or what is fundable
+                slippage_bps = max(
+                    self.settings.market_slippage_bps,
+                    self.exchange.market_buy_slippage_bps(p.symbol, budget),
+                )
+                worst = ref * (1 + slippage_bps / BPS)
+            if p.sizing is Sizing.QUOTE:
+                raw_qty = need / worst
+            else:
+                raw_qty = wanted
+                if wanted * worst > fundable:
+                    raw_qty = fundable / worst
                     notes.append(f"size capped at {fmt_qty(fundable)} {m.quote} (balance or cap)")
         else:
             if p.sizing is Sizing.QUOTE:
@@ -163,17 +180,26 @@ class Planning(RouterCore):
             if p.take_profit is None
             else round_price(p.take_profit, m.tick_size, buy=exit_buy),
         )
+        # a market buy's refusal says what it may spend and what slippage it was sized for
+        sized = ""
+        if slippage_bps is not None:
+            sized = (
+                f": wallet {p.wallet} may spend {fmt_qty(budget)} {m.quote} on it, sized for up "
+                f"to {fmt_qty(slippage_bps)} bps slippage above the ask {fmt_qty(ref)}, and one "
+                f"step costs up to {fmt_plain(m.step_size * worst)} {m.quote}"
+            )
         if qty <= 0:
             raise Refused(
                 [
                     f"quantity rounds to zero at step {fmt_qty(m.step_size)} {m.base} "
-                    f"(computed {raw_qty:.8f})"
+                    f"(computed {raw_qty:.8f}){sized}"
                 ]
             )
         if qty < m.min_qty:
             raise Refused(
                 [
-                    f"quantity {fmt_qty(qty)} {m.base} is below the minimum {fmt_qty(m.min_qty)} {m.base}"
+                    f"quantity {fmt_qty(qty)} {m.base} is below the minimum "
+                    f"{fmt_qty(m.min_qty)} {m.base}{sized}"
                 ]
             )
         notional = qty * price
@@ -200,6 +226,8 @@ class Planning(RouterCore):
             risk_amount=risk_amount,
             exits=self._exit_plan(p),
             notes=tuple(notes),
+            slippage_bps=slippage_bps,
+            spend_max=qty * worst if p.side is Side.BUY else None,
         )
 
     def _check_exits_fit(self, p: Proposal, m: MarketRules, qty: Decimal, rate: Decimal) -> None:

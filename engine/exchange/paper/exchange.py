@@ -49,7 +49,6 @@ from engine.exchange.base import (
 )
 from engine.exchange.paper.account import PaperAccount
 from engine.exchange.paper.markets import (
-    BPS,
     HUNDRED,
     PaperMarket,
     check_filters,
@@ -67,7 +66,7 @@ from engine.exchange.paper.orderbook import (
 from engine.exchange.paper.orders import EventKind, OrderRecord, PaperBalance, PaperEvent
 from engine.exchange.paper.state import STATE_DIR, read_state, state_path, write_state
 from engine.exchange.prices import PriceSource, TickerFetch, aware_utc
-from engine.money import D, floor_to_step, round_to_tick
+from engine.money import BPS, D, ceil_to_step, floor_to_step, round_to_tick
 
 
 def _utc_now() -> datetime:
@@ -192,6 +191,25 @@ class PaperExchange(Exchange):
             ask = next(self._book(symbol, Side.BUY))[0]
             bid = next(self._book(symbol, Side.SELL))[0]
             return Ticker(symbol, self._last(symbol), bid, ask, self._prices.time)
+
+    def market_buy_slippage_bps(self, symbol: str, quote: Decimal) -> Decimal:
+        """What a market buy spending ``quote`` would pay above the ask now, on average, in whole
+        bps rounded up: ``paper.slippage_bps`` and the book levels it walks (the price moves only
+        in :meth:`advance`, so an order sent before then fills exactly so). Where this is more
+        than ``router.market_slippage_bps``, the router sizes for it: paper never overspends."""
+        with self._lock:
+            self.market(symbol)
+            ask = next(self._book(symbol, Side.BUY))[0]
+            qty, left = D(0), quote
+            for price, depth in self._book(symbol, Side.BUY, slipped=True):
+                if depth * price >= left:
+                    qty += left / price
+                    break
+                qty += depth
+                left -= depth * price
+            paid = quote / qty if qty > 0 else price  # nothing to spend: the first level's
+            average = (paid / ask - 1) * BPS
+            return ceil_to_step(average.quantize(D("0.000001")), D(1))  # not a last digit's 1e-28
 
     def order_book(self, symbol: str, depth: int) -> tuple[list[Level], list[Level]]:
         """The first ``depth`` levels of the synthetic book as (price, qty): (bids, asks)."""

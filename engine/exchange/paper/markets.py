@@ -31,7 +31,6 @@ from engine.exchange.prices import (
 from engine.untrusted import parse_decimal
 
 MARKETS_FILE = "paper_markets.json"
-BPS = Decimal(10_000)  # basis points: the book's level gaps, the slippage
 HUNDRED = Decimal(100)  # percent: the fees, the book's depth spread
 
 

@@ -19,8 +19,8 @@ from decimal import Decimal
 from itertools import count
 
 from engine.exchange.base import Side
-from engine.exchange.paper.markets import BPS, HUNDRED, PaperMarket
-from engine.money import ZERO, ceil_to_step, floor_to_step
+from engine.exchange.paper.markets import HUNDRED, PaperMarket
+from engine.money import BPS, ZERO, ceil_to_step, floor_to_step
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
 
