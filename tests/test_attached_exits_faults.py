@@ -162,6 +162,14 @@ def test_a_take_profit_armed_without_its_refused_stop_is_no_cover(
         cid = out["entry"]["client_id"]
         assert any("EXITS NOT PLACED" in note for note in out["notes"]), out["notes"]
         assert [leg.status for leg in server.book.exits()] == ["canceled", "rejected"]
+        [why] = [
+            e["reason"]
+            for e in journal(workdir)
+            if (e["event"], e["client_id"]) == ("cancel", f"{cid}tp")
+        ]
+        assert why.startswith("cancelled by Kobe: no cover without its sibling"), (
+            why
+        )  # not the operator
         [position] = json.loads(cli("positions", "--json", env=env).out)
         assert position["protection"] == "watchdog (needs a running engine)"
         server.set_price(bybit.market_id, Decimal(89000))

@@ -136,9 +136,12 @@ class RouterCore(RouterView):
             self.watchdog.remove(order.client_id)
         return cancelled
 
-    def _cancel_attached(self, entry_cid: str, symbol: str, source: Source) -> list[Order]:
+    def _cancel_attached(
+        self, entry_cid: str, symbol: str, source: Source, why: str = ""
+    ) -> list[Order]:
         """Cancel the TP/SL the exchange holds for ``entry_cid`` (both legs: the pair goes as
-        one), audited and journaled."""
+        one), audited and journaled; ``why``: the journal's reason when Kobe cancels them of
+        itself (not the operator)."""
         entry = self.journal_state().get(entry_cid)
         if entry is None or not entry.exchange_id:
             raise OrderNotFound(f"position {entry_cid}: unknown entry")
@@ -162,7 +165,7 @@ class RouterCore(RouterView):
             ):
                 self._journal_order(
                     "cancel", leg, entry.wallet, source.value,
-                    f"cancelled by operator ({source.value})",
+                    why or f"cancelled by operator ({source.value})",
                 )  # fmt: skip
         return legs
 

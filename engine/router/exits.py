@@ -330,7 +330,11 @@ class Exits(Planning):
         states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
         if any(leg.status.is_open for leg in legs):
             with contextlib.suppress(OrderNotFound):  # gone meanwhile: read below
-                self._cancel_attached(cid, item.symbol, source_of(item.source))
+                self._cancel_attached(
+                    cid, item.symbol, source_of(item.source),
+                    f"cancelled by Kobe: no cover without its sibling ({states}); the local "
+                    "watchdog guards the position",
+                )  # fmt: skip
             if self._exits_live(cid):  # it filled instead of being cancelled
                 return legs
         raise InvalidOrder(f"{self.exchange_name} does not hold the entry's TP/SL ({states})")
