@@ -169,7 +169,7 @@ class RedactingStream(io.TextIOBase):
         still buffered goes nowhere instead of failing again at exit."""
         self._gone = True
         with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._inner.fileno())
+            silence(self._inner.fileno())
 
     def isatty(self) -> bool:
         return self._inner.isatty()
@@ -180,6 +180,15 @@ class RedactingStream(io.TextIOBase):
     def close(self) -> None:
         """Nothing: the stream it writes to is not its own to close, nor to flush when it is
         collected (after ``kobe … | head`` went away, that flush would raise)."""
+
+
+def silence(fd: int) -> None:
+    """``fd`` writes nowhere from now on (its reader went away)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def redacting(stream: TextIO) -> TextIO:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -29,7 +28,7 @@ from engine.exchange.base import ExchangeError, Stopping
 from engine.fsutil import StateError, WriteFailed
 from engine.logsetup import setup_logging
 from engine.modes import GateClosed
-from engine.secrets import Secrets, load_env, redact, redacting
+from engine.secrets import Secrets, load_env, redact, redacting, silence
 from engine.untrusted import MESSAGE_MAX, clean_text
 
 log = logging.getLogger(__name__)
@@ -123,5 +122,5 @@ def entrypoint() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # `kobe ... | head`: the reader went away; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence(sys.stdout.fileno())
     sys.exit(code)  # the command's own code: it ran to its end
