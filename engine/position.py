@@ -92,10 +92,17 @@ class Position:
         return max(ZERO, self.ordered - self.filled) * price
 
     def unrealized(self, mark: Decimal) -> Decimal:
+        """What the trade would book if what it holds were sold at ``mark`` now (before that
+        sale's fee): the gain on what it holds, plus what its exits sold already, less its
+        fees paid. The ledger books a trade at its close, so this is its part of equity until
+        then, and equity neither jumps nor drops when it closes (the last exit's fee aside)."""
         if self.entry_price is None:
             return ZERO
         sign = Decimal(1) if self.side is Side.BUY else Decimal(-1)
-        return sign * (mark - self.entry_price) * self.qty
+        held = self.cost_basis if self.cost_basis is not None else self.entry_price * self.qty
+        sold = self.entry_price * (self.exit_qty - self.dust_sold) + self.dust_cost
+        value = mark * self.qty + self.exit_value
+        return sign * (value - held - sold) - self.entry_fee - self.exit_fees
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

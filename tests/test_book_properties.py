@@ -134,6 +134,11 @@ def _check(rig: Rig, tmp: Path) -> None:
     assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost  # dust at its cost
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
+    # marked to market: what the account is worth at the price is the capital, what was booked
+    # and what the open positions would book if sold at that price (their fees paid included)
+    mark = rig.prices.price("SOL/USDT")
+    unrealized = sum((p.unrealized(mark) for p in live.state.positions.values()), Decimal(0))
+    assert usdt.free + usdt.locked + held * mark == Decimal(1000) + realized + unrealized
     # what the wallet has in open positions and working entries never exceeds what the router
     # let it spend (100 in the rig's wallet book)
     assert live.committed("cex_binance") <= rig.router.wallets.balance("cex_binance")

@@ -86,7 +86,10 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
     assert _last(events, "prices")["ETH/USDT"] == Decimal(3600)
     wallets = _last(events, "wallets")
     ledger = runtime.wallets.snapshot()
-    unrealized = (Decimal(3600) - pos.entry_price) * pos.qty
+    # what selling at the mark would bring, less what was paid for it, its entry fee too (paid
+    # already: equity never drops by it at the close)
+    assert pos.entry_fee > 0
+    unrealized = Decimal(3600) * pos.qty - (pos.qty * pos.entry_price + pos.entry_fee)
     assert unrealized > 0
     assert wallets.equity_total_usd == ledger.equity_total_usd + unrealized
     assert "unmarked" not in {a.code for a in wallets.alerts}

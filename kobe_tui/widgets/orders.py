@@ -156,8 +156,7 @@ class PositionsPane(TablePane):
             mark = self.marks.get(p.symbol)
             upnl: Text | str = "—"
             if mark is not None and p.entry_price is not None:
-                sign = 1 if p.side.value == "buy" else -1
-                upnl = signed((mark - p.entry_price) * p.qty * sign)
+                upnl = signed(p.unrealized(mark))
             self.upsert(
                 key,
                 (
