@@ -48,9 +48,11 @@ def _flags(parser: argparse.ArgumentParser) -> set[str]:
     }
 
 
-def test_the_command_table_names_every_option_of_every_command() -> None:
+def _usages() -> dict[tuple[str, ...], set[str]]:
+    """Each command of the README's command table (``("risk", "trip")``) with the flags its
+    usage there shows."""
     table = [line for line in _section("## The CLI").splitlines() if line.startswith("| `kobe ")]
-    seen = set()
+    usages = {}
     for line in table:
         for usage in re.findall(r"`kobe ([^`]+)`", line.split(" | ")[0]):
             path = []
@@ -58,11 +60,16 @@ def test_the_command_table_names_every_option_of_every_command() -> None:
                 if not re.fullmatch(r"[a-z]+", word):
                     break
                 path.append(word)
-            parser = _subparser(build_parser(), path)
-            documented = set(re.findall(r"--[a-z][a-z-]*", usage))
-            assert documented == _flags(parser), (usage, _flags(parser) ^ documented)
-            seen.add(" ".join(path))
-    assert seen == {" ".join(c) for c in _leaves(build_parser())}
+            usages[tuple(path)] = set(re.findall(r"--[a-z][a-z-]*", usage))
+    return usages
+
+
+def test_the_command_table_names_every_option_of_every_command() -> None:
+    usages = _usages()
+    for path, documented in usages.items():
+        flags = _flags(_subparser(build_parser(), list(path)))
+        assert documented == flags, (path, flags ^ documented)
+    assert set(usages) == set(_leaves(build_parser()))
 
 
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -524,3 +531,65 @@ def test_every_command_the_table_gives_confirm_live_refuses_live_without_it(
         assert not (workdir / "data").exists(), command
     r = cli("risk", "trip", "--reason", "stop", env={"KOBE_MODE": "live"})  # no condition met
     assert r.code == 0 and "TRIPPED" in r.out
+
+
+@pytest.mark.parametrize("path", sorted(_leaves(build_parser())), ids=" ".join)
+def test_each_commands_help_shows_the_flags_the_readme_gives_it(
+    cli: CliRunner, workdir: Path, path: tuple[str, ...]
+) -> None:
+    """README: "Every command has `--help`": `kobe <command> --help` exits 0, writes nothing,
+    and its usage line offers the flags the command table shows for it, no more, no fewer."""
+    r = cli(*path, "--help")
+    assert r.code == 0 and r.err == "", r.err
+    usage = r.out.split("\n\n", 1)[0]
+    assert usage.startswith(f"usage: kobe {' '.join(path)} "), usage
+    assert set(re.findall(r"--[a-z][a-z-]*", usage)) - {"--help"} == _usages()[path]
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("group", ["", "risk", "indexer", "notify"])
+def test_each_command_groups_help_lists_the_commands_the_readme_gives(
+    cli: CliRunner, group: str
+) -> None:
+    """`kobe --help`, `kobe risk --help`, ...: exit 0 and list the commands of the table (and
+    `kobe --help` the `-v` the README gives for INFO lines, `-vv` for DEBUG)."""
+    path = group.split()
+    r = cli(*path, "--help")
+    assert r.code == 0, r.err
+    listed = set(re.findall(r"^ {4}([a-z]+) ", r.out, re.M))
+    assert listed == {p[len(path)] for p in _usages() if list(p[: len(path)]) == path}
+    if not group:
+        assert "-v, --verbose" in r.out and "kobe -v COMMAND" in README and "`-vv`" in README
+
+
+@pytest.mark.parametrize("path", sorted(_leaves(build_parser())), ids=" ".join)
+def test_an_unknown_flag_exits_2_for_every_command(
+    cli: CliRunner, workdir: Path, path: tuple[str, ...]
+) -> None:
+    """README: "Exit codes everywhere: ... 2 bad config or arguments", nothing written."""
+    required = {("exits",): ["kobe1"], ("risk", "trip"): ["--reason", "x"]}
+    r = cli(*path, *required.get(path, []), "--no-such-flag")
+    assert r.code == 2 and "--no-such-flag" in r.err, r.err
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        ("run --ticks 1", "run needs --headless"),
+        ("run --headless", "give exactly one of --ticks N or --duration SECONDS"),
+        ("run --headless --ticks 1 --duration 5", "give exactly one of --ticks N or --duration"),
+        ("cancel --yes", "give an order ID"),
+        ("exits kobe1 --yes", "give --tp P, --sl P or both"),
+        ("risk trip --yes", "--reason"),
+    ],
+)
+def test_the_usages_the_table_shows_are_enforced(
+    cli: CliRunner, workdir: Path, argv: str, said: str
+) -> None:
+    """The table's usages: `run --headless (--ticks N | --duration SECONDS)`, `cancel ID|--all`,
+    `exits POSITION [--tp P] [--sl P]` (one at least), `risk trip --reason TEXT`: anything else
+    is a bad argument, exit 2, nothing written."""
+    r = cli(*argv.split())
+    assert r.code == 2 and said in r.err, r.err
+    assert list(workdir.iterdir()) == []
