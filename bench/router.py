@@ -26,6 +26,7 @@ from engine.exchange.paper import PaperExchange
 from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
 from engine.proposal import Proposal, Sizing, Source
+from engine.risk import RiskEngine
 from engine.router import Router, StaticWallets
 
 
@@ -76,6 +77,9 @@ def run_router(n: int, fsync: bool, persist: bool) -> list[float]:
         tmp = Path(d)
         clock = Clock()
         ex = exchange(tmp, clock, persist)
+        # the risk engine's first start writes its state, as in a real session: without it, the
+        # journal's first order is history with no risk state, and the switch trips (state lost)
+        RiskEngine(tmp, KobeConfig().risk, clock).close()
         router = Router(
             ex,
             OrderJournal(tmp, fsync_intents=fsync),

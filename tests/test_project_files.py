@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from engine.secrets import SECRET_VARS, SWITCH_VARS
 from tests.conftest import ROOT
@@ -65,3 +68,45 @@ def test_the_readme_names_only_tests_and_benches_that_exist() -> None:
         assert (ROOT / path).is_file(), path
         if test:
             assert re.search(rf"^def {test}\(", (ROOT / path).read_text(), re.M), (path, test)
+
+
+def test_the_bench_command_lines_in_the_readme_parse() -> None:
+    """`python bench/cockpit.py --skip latency --runs 5`, `bench/startup.py --runs 9`, ...: each
+    bench the README runs takes the options it is shown with (values checked by its parser)."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    lines = set(re.findall(r"`(?:python )?bench/(\w+)\.py((?: --[\w-]+(?: \w+)?)*)`", readme))
+    assert len(lines) >= 5, lines
+    for script, args in sorted(lines):
+        argv = [sys.executable, str(ROOT / "bench" / f"{script}.py"), *args.split()]
+        shown = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, (script, args, shown.stderr)
+        for flag in re.findall(r"--[\w-]+", args):
+            assert f"[{flag} " in shown.stdout or f"[{flag}]" in shown.stdout, (script, flag)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    ["router.py --n 5", "runtime.py --ticks 3 --trades 4", "wallets.py --trades 20 --runs 1"],
+    ids=lambda a: a.split()[0],
+)
+def test_the_quick_benches_run_to_their_figures(argv: str, tmp_path: Path) -> None:
+    """README: "Figures printed by the scripts under `bench/` (`make bench` runs them all)":
+    `bench/router.py` stopped at its first order (its kill switch tripped: risk state lost) and
+    `bench/runtime.py` at its memory run (a risk limit the config refuses); a tiny run of each
+    must print its figures."""
+    import subprocess
+    import sys
+
+    script, *args = argv.split()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"\d+ (?:/s|trades/s)", done.stdout), done.stdout
