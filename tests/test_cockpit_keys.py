@@ -1108,3 +1108,59 @@ async def test_a_key_burst_changes_a_choice_with_the_arrows(workdir: Path) -> No
         await drain(app, pilot)
         values = {w: str(ticket.query_one(f"#{w}").value) for w in ("side", "type", "price")}
         assert values == {"side": "sell", "type": "limit", "price": "95000"}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+async def test_each_digit_shows_its_pane(workdir: Path, size: tuple[int, int]) -> None:
+    """README: "`1`–`9` ... show a pane ..., at every size": 1 open orders, 2 positions, 3
+    wallets, 4 trades journal, 5 alerts, 6 health, 7 equity, 8 risk, 9 stats. At 80x24 the pane
+    shown is that one alone."""
+    listed = ["orders", "positions", "wallets", "journal", "alerts", "health", "equity", "risk"]
+    assert list(PANES) == [*listed, "stats"]
+    app, _ = make_app(workdir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        for digit in "987654321":
+            await pilot.press(digit)
+            await pilot.pause()
+            assert app.active_pane == int(digit) - 1, digit
+            if size == (80, 24):
+                shown = [p for p in PANES if app.query_one(f"#{p}").display]
+                assert shown == [PANES[int(digit) - 1]], digit
+
+
+async def test_x_closes_the_selected_position_at_market_after_cancelling_its_exits(
+    workdir: Path,
+) -> None:
+    """README: "`x` | close the selected position at market (its TP/SL are cancelled first),
+    confirmed": No keeps it; Yes cancels both legs of its OCO, then sells at market."""
+    from kobe_tui.widgets.orders import PositionsPane
+    from tests.test_cockpit import journal_events
+
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="100000")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        pos = app.query_one(PositionsPane).selected()
+        assert pos is not None and len(app.query_one(OrdersPane).orders) == 2
+        await pilot.press("2", "x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")  # No: nothing moves
+        await settle(app, pilot)
+        assert len(app.query_one(OrdersPane).orders) == 2
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        cid = pos.entry_client_id
+        sent = [(e["client_id"], e["event"]) for e in journal_events(workdir)]
+        cancels = [i for i, (c, ev) in enumerate(sent) if ev == "cancel" and c != f"{cid}cx"]
+        close = sent.index((f"{cid}cx", "intent"))
+        assert sorted(sent[i][0] for i in cancels) == [f"{cid}sl", f"{cid}tp"]
+        assert max(cancels) < close  # the exits went first
+        assert (f"{cid}cx", "fill") in sent
+        assert app.query_one(OrdersPane).orders == {}
+        assert not [p for p in app.query_one(PositionsPane).positions if p.protection != "dust"]
