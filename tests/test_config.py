@@ -177,3 +177,44 @@ def test_save_refuses_a_config_that_would_not_load(tmp_path: Path) -> None:
 
 def test_defaults_serialise_to_loadable_toml() -> None:
     assert parse_config(config_to_toml(KobeConfig())) == KobeConfig()
+
+
+@pytest.mark.parametrize(
+    ("var", "toml", "values", "read"),
+    [
+        ("KOBE_MODE", 'mode = "{}"\n', ("paper", "testnet", "live"), "mode"),
+        ("EXCHANGE", '[exchange]\nname = "{}"\n', ("binance", "bybit", "okx"), "exchange"),
+        ("KOBE_DATA_DIR", '[paths]\ndata_dir = "{}"\n', ("d1", "d2", "d3"), "data_dir"),
+        (
+            "KOBE_EXCHANGE_URL",
+            '[exchange]\napi_url = "{}"\n',
+            ("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"),
+            "api_url",
+        ),
+    ],
+)
+def test_each_override_wins_over_dotenv_which_wins_over_kobe_toml(
+    workdir: Path, var: str, toml: str, values: tuple[str, str, str], read: str
+) -> None:
+    """README: "Precedence: environment > `.env` (current directory) > `kobe.toml`", for each
+    override it names."""
+    in_toml, in_dotenv, in_env = values
+
+    def resolved(environ: dict[str, str]) -> str:
+        value = getattr(resolve_settings(load_env(workdir, environ=environ), workdir), read)
+        return str(getattr(value, "value", value))
+
+    (workdir / "kobe.toml").write_text(toml.format(in_toml))
+    assert resolved({}).endswith(in_toml)
+    (workdir / ".env").write_text(f"{var}={in_dotenv}\n")
+    assert resolved({}).endswith(in_dotenv)
+    assert resolved({var: in_env}).endswith(in_env)
+
+
+def test_an_exchange_url_is_ignored_in_paper(cli: CliRunner) -> None:
+    """README: `KOBE_EXCHANGE_URL` is "ignored in paper": a paper trade with it pointing at a
+    port nobody listens on fills on the paper exchange."""
+    buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --yes"
+    r = cli(*buy.split(), env={"KOBE_EXCHANGE_URL": "http://127.0.0.1:9"})
+    assert r.code == 0 and r.out.startswith("[PAPER on binance]"), r.err
+    assert "filled" in r.out
