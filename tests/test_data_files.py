@@ -227,3 +227,27 @@ def test_a_lost_dex_markets_file_is_refused_while_the_dex_account_holds_orders_o
     r = cli("run", "--headless", "--ticks", "1")
     assert r.code == 1 and "not a paper market" in r.err and "was not reset" in r.err
     assert state.read_bytes() == before
+
+
+def test_every_file_kobe_writes_has_its_row_in_the_readme_table(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README, "Data files": "Everything lives under the data dir ... Each file has one loader
+    and one rule": a session that trades with locally watched exits, runs both strategies on a
+    copy feed from a file, reads its statistics and trips the switch writes no file the table
+    leaves out."""
+    from fnmatch import fnmatch
+
+    (workdir / "kobe.toml").write_text(
+        '[router]\nexits = "watchdog"\n[strategies.copy_trading.feed]\nkind = "jsonl"\n'
+    )
+    buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --sl 90000 --tp 99000"
+    assert cli(*buy.split(), "--yes").code == 0
+    assert cli("run", "--headless", "--ticks", "100").code == 0  # trades close
+    assert cli("stats").code == 0 and cli("risk", "trip", "--reason", "test").code == 0
+    data = workdir / "data"
+    written = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())
+    named = [n for row in _readme_table() for n in re.findall(r"`([^`]+)`", row[0])]
+    assert {"watchdog.json", "copy/*.offset", "stats_cache.json"} <= set(named)
+    assert {"watchdog.json", "stats_cache.json", "risk_commands.jsonl"} <= set(written), written
+    assert [f for f in written if not any(fnmatch(f, n) for n in named)] == []
