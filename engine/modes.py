@@ -238,7 +238,8 @@ def live_gate_problems(settings: Settings, confirmed: bool) -> list[str]:
     """Every unmet condition of the live gate, whatever the current mode; empty means open.
 
     Live needs all of: mode live, ``ALLOW_LIVE=1``, the exchange's keys present and not marked
-    testnet, and the operator's explicit confirmation (``--confirm-live``, or the cockpit unlock).
+    testnet, no exchange URL, and the operator's explicit confirmation (``--confirm-live``, or
+    the cockpit unlock).
     """
     problems: list[str] = []
     if settings.mode is not Mode.LIVE:
