@@ -53,6 +53,7 @@ class Actions(EngineHost):
             default if default in wallets else wallets[0],
             runtime.plan,
             self._sizing_waits,
+            amount=num(settings.config.router.default_quote_usd),
         )
         self.push_screen(ticket, self._ticket_done)
 

@@ -1164,3 +1164,19 @@ async def test_x_closes_the_selected_position_at_market_after_cancelling_its_exi
         assert (f"{cid}cx", "fill") in sent
         assert app.query_one(OrdersPane).orders == {}
         assert not [p for p in app.query_one(PositionsPane).positions if p.protection != "dust"]
+
+
+async def test_the_ticket_starts_with_the_configured_quote_amount(workdir: Path) -> None:
+    """kobe.toml's `router.default_quote_usd` was accepted and read nowhere: the ticket always
+    started at 15. It is the amount the ticket starts with, and the plan is sized on it."""
+    (workdir / "kobe.toml").write_text("[router]\ndefault_quote_usd = 12.5\n")
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        ticket = app.screen
+        assert isinstance(ticket, OrderTicket)
+        assert ticket.query_one("#amount", Input).value == "12.5"
+        await drain(app, pilot)
+        assert ticket.proposal is not None and ticket.proposal.amount == Decimal("12.5")

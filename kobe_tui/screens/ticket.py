@@ -55,8 +55,10 @@ class OrderTicket(FormScreen[Proposal | None]):
         wallet: str,
         planner: Planner,
         waiting: Callable[[Proposal], str | None] = lambda proposal: None,
+        amount: str = "15",
     ) -> None:
         super().__init__()
+        self.amount = amount  # the quote amount to start from (router.default_quote_usd)
         self.symbols = symbols
         self.wallets = wallets
         self.default_wallet = wallet
@@ -116,7 +118,7 @@ class OrderTicket(FormScreen[Proposal | None]):
                     id="sizing",
                 )
                 yield Label("amount")
-                yield TicketInput(value="15", compact=True, id="amount")
+                yield TicketInput(value=self.amount, compact=True, id="amount")
                 yield Label("stop-loss")
                 yield TicketInput(placeholder="needed for risk %", compact=True, id="sl")
                 yield Label("take-profit")
