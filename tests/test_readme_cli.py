@@ -593,3 +593,56 @@ def test_the_usages_the_table_shows_are_enforced(
     r = cli(*argv.split())
     assert r.code == 2 and said in r.err, r.err
     assert list(workdir.iterdir()) == []
+
+
+def _protections() -> set[str]:
+    """Every `protection` engine.position.protection() can answer (its return values)."""
+    import inspect
+
+    from engine.position import UNPROTECTED, protection
+
+    returns = re.findall(r"return (.*)", inspect.getsource(protection))
+    return {v for r in returns for v in re.findall(r'"([^"]+)"', r)} | {UNPROTECTED}
+
+
+def _enumerations() -> dict[str, tuple[str, str, set[str]]]:
+    """Lists of values the README gives: where (from, to) and the code's values."""
+    from typing import get_args
+
+    from engine.config.sections import NOTIFY_EVENTS, NotifySeverity
+    from engine.config.strategies import CopyFeedConfig, MemecoinProviderConfig
+    from engine.journal import ORDER_EVENTS
+    from engine.proposal import Source
+
+    def kinds(model: Any) -> set[str]:
+        return set(get_args(model.model_fields["kind"].annotation))
+
+    return {
+        "notify events": ("`events` chooses what goes out: ", "`min_severity`", set(NOTIFY_EVENTS)),
+        "severities": ("`min_severity` (", ")", set(get_args(NotifySeverity))),
+        "protection": ("shows each position's `protection`: ", ".\n", _protections()),
+        "journal events": ("| `event` | ", "|\n", set(ORDER_EVENTS)),
+        "sources": ("| `wallet`, `source` | sub-wallet; ", "|\n", {*Source, "external"}),
+        "provider kinds": (
+            "Candidates come from `[...provider]`:",
+            "**Copy trading**",
+            kinds(MemecoinProviderConfig),
+        ),
+        "copy feed kinds": ("The feed (`[...feed]`) is ", ": the file", kinds(CopyFeedConfig)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_enumerations()))
+def test_each_list_of_values_the_readme_gives_is_the_codes(name: str) -> None:
+    """The values the README lists (notify events and severities, a position's protection, the
+    journal's events and sources, the feeds' kinds) are those the code has, both ways: a value
+    added to the code cannot go unmentioned, nor a removed one stay documented. A listed value
+    is a `value` that opens the text or a line, or follows a comma, `or`, `/`, `;` or `-`, and
+    is followed by another, an aside in brackets, or the end."""
+    start, end, values = _enumerations()[name]
+    text = README.split(start, 1)[1].split(end, 1)[0]
+    item = r'(?:^|[,;/-]\s+|or\s+)`(?:kind = )?"?([^`"]+)"?`(?=\s*(?:[,:.|/(]|or\b|$))'
+    listed = re.findall(item, text, re.M)
+    if "`" not in text:  # a plain list: "(info, warning, error, critical)"
+        listed = text.split(", ")
+    assert {" ".join(v.split()) for v in listed} == values
