@@ -145,35 +145,63 @@ def test_the_seeded_run_claim(cli: CliRunner, workdir: Path) -> None:
     assert len(closed) == trades
 
 
-def _shape(command: str) -> list[str]:
-    """The top-level keys of the JSON shape the command table shows for ``kobe <command>``."""
+def _shape(command: str) -> Any:
+    """The JSON shape the command table shows for ``kobe <command>``, nested: ``{a, b: {c}}``
+    is ``{"a": None, "b": {"c": None}}``, ``[{...}]`` a list of them, and ``{id: {...}}`` an
+    object keyed by ids."""
     row = next(
         line
         for line in _section("## The CLI").splitlines()
         if line.startswith(f"| `kobe {command}")
     )
-    shape = re.search(r"`\[?\{(.*)\}\]?`", row.split(" | ", 1)[1])
+    shape = re.search(r"`(\[?\{.*\}\]?)`", row.split(" | ", 1)[1])
     assert shape is not None, row
-    text = shape.group(1)
-    while re.search(r"[\[{][^\[\]{}]*[\]}]", text):  # drop nested shapes, innermost first
-        text = re.sub(r"[\[{][^\[\]{}]*[\]}]", "", text)
-    return [part.split(":")[0].strip() for part in text.split(",")]
+    tokens = re.findall(r"[{}\[\],:]|[^{}\[\],:\s]+", shape.group(1))
+
+    def value(pos: int) -> tuple[Any, int]:
+        if tokens[pos] == "[":
+            inner, pos = value(pos + 1)
+            return [inner], pos + 1  # past "]"
+        shape: dict[str, Any] = {}
+        pos += 1  # past "{"
+        while tokens[pos] != "}":
+            key, pos = tokens[pos], pos + 1
+            shape[key] = None
+            if tokens[pos] == ":":
+                shape[key], pos = value(pos + 1)
+            pos += tokens[pos] == ","
+        return shape, pos + 1
+
+    return value(0)[0]
+
+
+def _matches(out: Any, shape: Any, where: str) -> None:
+    if isinstance(shape, list):
+        assert isinstance(out, list) and out, where
+        for item in out:
+            _matches(item, shape[0], f"{where}[]")
+    elif list(shape) == ["id"]:  # keyed by ids
+        assert isinstance(out, dict) and out, where
+        for key, item in out.items():
+            _matches(item, shape["id"], f"{where}.{key}")
+    else:
+        assert list(out) == list(shape), where
+        for key, inner in shape.items():
+            if inner is not None:
+                _matches(out[key], inner, f"{where}.{key}")
 
 
 def test_the_json_shapes_in_the_command_table(cli: CliRunner) -> None:
+    """The shapes the table shows, nested ones too (a position's exits, each wallet)."""
     buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --sl 90000 --tp 99000"
     trade = cli(*buy.split(), "--yes")
     assert trade.code == 0, trade.err
-    outputs = {
-        "orders": json.loads(cli("orders", "--json").out)[0],
-        "positions": json.loads(cli("positions", "--json").out)[0],
-        "risk status": json.loads(cli("risk", "status", "--json").out),
-        "wallets": json.loads(cli("wallets", "--json").out),
-        "stats": json.loads(cli("stats", "--json").out),
-    }
-    extra = {"risk status": ["queued"]}  # the queued commands: in "The kill switch"
-    for command, out in outputs.items():
-        assert list(out) == _shape(command) + extra.get(command, []), command
+    commands = ("orders", "positions", "risk status", "wallets", "stats")
+    extra = {"risk status": {"queued": None}}  # the queued commands: in "The kill switch"
+    for command in commands:
+        out = json.loads(cli(*command.split(), "--json").out)
+        shape = _shape(command)
+        _matches(out, shape | extra.get(command, {}) if isinstance(shape, dict) else shape, command)
 
 
 def _model_keys(model: Any, prefix: str = "") -> set[str]:
