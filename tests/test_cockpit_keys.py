@@ -549,16 +549,44 @@ async def test_p_pauses_and_resumes_and_the_footer_says_which(
         assert offered() == ["Pause"]
 
 
-async def test_the_mode_stays_in_sight_while_the_ticket_is_open(workdir: Path) -> None:
+async def test_the_mode_stays_in_sight_under_every_dialog(workdir: Path) -> None:
+    """README: "Dialogs (order ticket, confirmations, unlock, help) leave the header's line in
+    sight: the mode is always visible" (and the new exits), at 80x24."""
+    from kobe_tui.screens.exits import ExitsScreen
+    from kobe_tui.screens.help import HelpScreen
+    from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
+    from tests.test_cockpit import LIVE_ENV
+
+    async def in_sight(app: KobeApp, pilot: Pilot[Any], dialog: type, mode: str) -> None:
+        await settle(app, pilot, engine=False)
+        assert isinstance(app.screen, dialog)
+        boxes = list(app.screen.query(".modal-box, #help-box"))
+        assert boxes and min(box.region.y for box in boxes) >= 1  # row 0 is the header's
+        assert app.query_one(KobeHeader).item("mode").strip() == mode
+
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        await pilot.press("n")
-        await pilot.pause()
-        assert isinstance(app.screen, OrderTicket)
-        box = app.screen.query_one("#ticket-box")
-        assert box.region.y >= 1  # row 0 is the header's
-        assert app.query_one(KobeHeader).item("mode").strip() == "PAPER"
+        await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="99000")
+        await in_sight(app, pilot, OrderTicket, "PAPER")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        for keys, dialog in ((["question_mark"], HelpScreen), (["2", "e"], ExitsScreen)):
+            await pilot.press(*keys)
+            await in_sight(app, pilot, dialog, "PAPER")
+            await pilot.press("escape")
+        await pilot.press("k")
+        await settle(app, pilot)
+        await pilot.press("K")
+        await in_sight(app, pilot, ConfirmScreen, "PAPER")
+    (workdir / "live").mkdir()
+    app, _ = make_app(workdir / "live", LIVE_ENV, balances={"USDT": Decimal(100)})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("L")
+        await in_sight(app, pilot, UnlockStep1, "LIVE — LOCKED")
+        await pilot.click("#continue")
+        await in_sight(app, pilot, UnlockStep2, "LIVE — LOCKED")
 
 
 @asynccontextmanager
