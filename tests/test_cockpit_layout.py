@@ -224,7 +224,9 @@ def test_a_16_colour_terminal_gets_the_ansi_theme(
     monkeypatch.setattr(constants, "COLOR_SYSTEM", "standard")
     assert KobeApp(env={}, cwd=workdir).theme == "ansi-dark"
     monkeypatch.setattr(constants, "COLOR_SYSTEM", "256")
-    assert KobeApp(env={}, cwd=workdir).theme == "textual-dark"
+    app = KobeApp(env={}, cwd=workdir)
+    assert app.theme == "textual-dark"
+    assert app.animation_level == "none"  # README: "runs no animation" (bandwidth over SSH)
 
 
 def test_16_colours_with_no_color_get_a_theme_that_has_greys(
