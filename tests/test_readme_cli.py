@@ -674,3 +674,22 @@ def test_each_list_of_values_the_readme_gives_is_the_codes(name: str) -> None:
     if "`" not in text:  # a plain list: "(info, warning, error, critical)"
         listed = text.split(", ")
     assert {" ".join(v.split()) for v in listed} == values
+
+
+def test_every_kobe_command_line_in_the_readme_names_a_command_and_its_flags() -> None:
+    """Anywhere in the README, `kobe risk trip --reason`, `kobe keys --ping`, `kobe risk`: the
+    command exists and each flag shown is one of its own."""
+    snippets = re.findall(r"`kobe ([^`]+)`", README)
+    assert len(snippets) > 80
+    top = build_parser()
+    for snippet in snippets:
+        parser, words = top, snippet.replace("/", " ").replace(":", " ").split()
+        if words[0] == "-v":  # `kobe -v COMMAND`
+            continue
+        while words and any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            if words[0] not in sub.choices:
+                assert parser is not top, snippet  # a group with no command: `kobe risk`
+                break
+            parser = sub.choices[words.pop(0)]
+        assert set(re.findall(r"--[a-z][a-z-]*", snippet)) <= _flags(parser), snippet
