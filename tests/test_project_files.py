@@ -110,3 +110,21 @@ def test_the_quick_benches_run_to_their_figures(argv: str, tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"\d+ (?:/s|trades/s)", done.stdout), done.stdout
+
+
+def test_the_two_programs_and_the_python_the_readme_names() -> None:
+    """README: "Both need only `python3` (3.11+) ... `.venv/bin/kobe` and `.venv/bin/kobe-tui`
+    are the two programs": the package installs those two, each a function that exists."""
+    import importlib
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    version = re.search(r"`python3` \((\d+\.\d+)\+\)", readme)
+    assert version is not None and project["requires-python"] == f">={version.group(1)}"
+    scripts = project["scripts"]
+    assert set(scripts) == {"kobe", "kobe-tui"}
+    assert all(f"`.venv/bin/{name}`" in readme for name in scripts)
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
