@@ -341,3 +341,28 @@ async def test_a_positions_entry_tp_and_sl_show_whole_at_every_width(
                 assert {"symbol", "side", "qty", "price"} <= set(shown)
             if pane_type is JournalPane:
                 assert {"time", "pair", "pnl"} <= set(shown)
+
+
+async def test_the_header_shows_the_mode_as_a_word_and_a_colour(workdir: Path) -> None:
+    """README: "the mode as a word and a colour (`PAPER` green, `TESTNET` amber, `LIVE —
+    LOCKED` amber, `LIVE` red)"."""
+    from engine.bootstrap import Mode
+    from kobe_tui.widgets.header import KobeHeader
+    from tests.cockpit_support import make_app, settle
+    from tests.conftest import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        header = app.query_one(KobeHeader)
+        for mode, locked, word, colour, named in (
+            (Mode.PAPER, False, "PAPER", "on green", "green"),
+            (Mode.TESTNET, False, "TESTNET", "on yellow", "amber"),
+            (Mode.LIVE, True, "LIVE — LOCKED", "on yellow", "amber"),
+            (Mode.LIVE, False, "LIVE", "on red", "red"),
+        ):
+            assert f"`{word}` {named}" in readme
+            header.set_mode(mode, "binance", live_locked=locked)
+            assert header.item("mode").strip() == word
+            assert header.styles_of["mode"].endswith(colour), word
