@@ -390,3 +390,21 @@ def test_the_readmes_indexer_lines_are_read_as_it_says(tmp_path: Path) -> None:
     assert seen.price_usd == D(swap["price_usd"])
     assert seen.volume_usd == D(candidate["volume_usd"]) + D(swap["amount_usd"])
     assert seen.liquidity_usd == D(candidate["liquidity_usd"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "gone"),
+    [
+        ("min_liquidity_usd", D(100), "liquidity"),
+        ("min_volume_usd", D(10), "volume"),
+        ("min_price_change_pct", D(-100), "price change"),  # kobe.toml: "-100: off"
+        ("max_age_s", 7200, "age"),
+    ],
+)
+def test_each_filter_key_moves_its_own_limit(key: str, value: object, gone: str) -> None:
+    """Each `[strategies.memecoin_farming.filters]` key sets the limit its filter applies: the
+    candidate the defaults refuse on four counts passes that one with the key changed."""
+    bad = coin(liquidity_usd=D(100), volume_usd=D(10), first_price_usd=D("0.00003"))
+    later = T0 + timedelta(hours=2)
+    problems = filter_problems(bad, MemecoinFiltersConfig.model_validate({key: value}), later)
+    assert len(problems) == 3 and not [p for p in problems if p.startswith(gone)], problems
