@@ -320,3 +320,16 @@ def test_sigkill_between_intent_and_ack_reconciles_without_a_second_order(
     settled = len(journal(workdir))
     cli("orders")
     assert len(journal(workdir)) == settled  # a second start settles nothing twice
+
+
+@pytest.mark.parametrize(("offset", "limit"), [("0.5", "89550.00"), ("1", "89100.00")])
+def test_the_stop_legs_limit_is_stop_limit_offset_pct_beyond_its_stop(
+    cli: CliRunner, workdir: Path, offset: str, limit: str
+) -> None:
+    """kobe.toml's `router.stop_limit_offset_pct`: "a stop leg's limit, this far beyond its
+    stop" (README: 0.5 % as shipped)."""
+    (workdir / "kobe.toml").write_text(f"[router]\nstop_limit_offset_pct = {offset}\n")
+    buy = "trade --symbol BTC/USDT --side buy --type market --quote 15 --sl 90000 --tp 100000"
+    assert cli(*buy.split(), "--yes").code == 0
+    [stop] = [o for o in json.loads(cli("orders", "--json").out) if o["type"] == "stop_loss_limit"]
+    assert stop["price"] == limit
