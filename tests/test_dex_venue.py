@@ -316,3 +316,19 @@ def test_entry_hints_are_on_the_dex_tick_so_protective_exits_are_accepted(clock:
                 checked += 1
                 strategies[0].on_entry_failed(sig.ref, "only checked")  # frees the slot
     assert checked >= 5
+
+
+def test_book_level_quote_usd_sets_how_deep_a_market_buy_walks(tmp_path: Path) -> None:
+    """`[strategies.dex] book_level_quote_usd` is the depth of one book level: the same market
+    buy of about 39 USDC fills on the first level of the shipped 2 000 USDC book, and walks
+    several of a 5 USDC one, at a worse average price."""
+    fills = []
+    for depth in ("2000", "5"):
+        clock = Clock()
+        v = venue(tmp_path / depth, clock, f"[strategies.dex]\nbook_level_quote_usd = {depth}\n")
+        sync_dex_venue(v, [FeedOnly({BONK: "0.0000231"})], clock.now)
+        buy = v.create_order(BONK, Side.BUY, OrderType.MARKET, D(1_700_000))
+        assert buy.status is OrderStatus.FILLED and buy.avg_price is not None
+        fills.append(buy.avg_price)
+    first_level = D("0.0000231") * (1 + DexConfig().slippage_bps / 10_000)
+    assert fills[0] <= first_level * D("1.0001") < fills[1]
