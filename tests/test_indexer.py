@@ -624,3 +624,28 @@ def test_a_slow_node_holds_an_engine_tick_for_the_follow_budget_only(
         assert json.loads((d / "state.json").read_text())["last_slot"] > first
     finally:
         runtime.stop()
+
+
+@pytest.mark.parametrize("sol_price", ["0", "150"])
+def test_sol_price_usd_prices_a_swap_paid_in_sol(sol_price: str) -> None:
+    """`[indexer] sol_price_usd`: "prices SOL-quoted swaps (USD per SOL); 0: not priced". The
+    trader pays 2 SOL to the pool for 1 000 000 tokens."""
+    from engine.indexer.indexer import Swap, normalize_block
+
+    amm_ix = {"programId": AMM, "accounts": [TRADER, POOL], "data": "3Bxs4h24hBtQy9rw"}
+    paid = tx(
+        "SigSol",
+        [amm_ix],
+        keys=(TRADER, POOL, AMM),
+        pre=[balance(4, MEME, TRADER, "0")],
+        post=[balance(4, MEME, TRADER, "1000000")],
+    )
+    paid["meta"]["postBalances"][0] = 10_000_000_000 - 2_000_000_000 - 5000  # 2 SOL and the fee
+    found = normalize_block(100, block(100, paid), [AMM], USDC, D(sol_price)).events
+    swaps = [e for e in found if isinstance(e, Swap)]
+    if sol_price == "0":
+        assert swaps == []
+    else:
+        [swap] = swaps
+        assert (swap.mint, swap.amount_usd) == (MEME, D("300.00"))
+        assert swap.price_usd == D("0.0003")  # 300 USD for 1 000 000 tokens
