@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from engine.money import floor_to_step
 from engine.position import UNPROTECTED, ExitOrder, Position, protection
 from engine.proposal import Source
 from engine.watchdog import WatchState
-from tests.conftest import CliRunner
+from tests.conftest import ROOT, CliRunner
 from tests.test_execution import T0, Rig, entry
+
+README = (ROOT / "README.md").read_text()
 
 
 def test_a_stop_loss_is_not_dropped_when_the_oco_fails_the_watchdog_closes_at_the_stop(
@@ -221,6 +224,9 @@ def test_a_stop_that_rests_at_its_limit_after_a_gap_is_sold_at_market(tmp_path: 
     assert trade.trade_id == cid and "rested at its limit 94.52" in trade.reason
     alerts = [m for sev, m in rig.alerts if sev == "critical" and "rested at its limit" in m]
     assert len(alerts) == 1
+    said = re.search(r"\(`(stop … rested at its limit … after a gap[^`]*)`\)", README)
+    assert said is not None  # the README's words, "…" for what varies
+    assert re.search(".*".join(map(re.escape, said.group(1).split("…"))) + "$", alerts[0])
 
 
 def test_a_stop_gapped_far_past_its_limit_is_sold_at_once(tmp_path: Path) -> None:
