@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -180,3 +181,21 @@ def test_a_second_cockpit_on_the_data_dir_exits_1_naming_the_first(workdir: Path
             if cockpit.proc.poll() is None:
                 cockpit.proc.kill()
                 cockpit.proc.wait()
+
+
+@pytest.mark.parametrize("answer", ["y", "n", "", "ctrl+c"])
+def test_kobe_trade_asks_on_a_terminal_and_only_yes_sends(workdir: Path, answer: str) -> None:
+    """README: "It asks before sending"; No is the default (enter), and ctrl+c at the question
+    exits 130 ("Exit codes"), with nothing sent."""
+    trade = Prompted(workdir, *TRADE)
+    assert trade.shown.rstrip().endswith("Send this order? [y/N]"), trade.shown
+    if answer == "ctrl+c":
+        trade.proc.send_signal(signal.SIGINT)
+        _, err = trade.proc.communicate(timeout=60)
+        os.close(trade.master)
+        assert trade.proc.returncode == 130 and err.decode().strip() == "interrupted"
+    else:
+        code, out, err = trade.answer(answer)
+        assert code == (0 if answer == "y" else 1), out + err
+    events = order_events(workdir)
+    assert events == (["intent", "ack", "fill"] if answer == "y" else []), events
