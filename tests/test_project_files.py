@@ -128,3 +128,22 @@ def test_the_two_programs_and_the_python_the_readme_names() -> None:
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), target
+
+
+def test_make_run_and_make_test_do_what_the_readme_says() -> None:
+    """README: `make run` starts the cockpit (kobe-tui); `make test` runs `ruff check`, `ruff
+    format --check`, `mypy --strict engine` and `pytest`; `make bench` runs every bench."""
+    make = (ROOT / "Makefile").read_text()
+
+    def recipe(target: str) -> list[str]:
+        block = re.search(rf"^{target}:([^\n]*)\n((?:\t[^\n]*\n)*)", make, re.M)
+        assert block is not None, target
+        deps = [d for d in block.group(1).split() if d != "$(STAMP)"]
+        lines = [line.strip().replace("$(BIN)/", "") for line in block.group(2).splitlines()]
+        return [step for dep in deps for step in recipe(dep)] + lines
+
+    assert recipe("run") == ["kobe-tui"]
+    steps = ["ruff check .", "ruff format --check .", "mypy --strict engine", "pytest"]
+    assert recipe("test") == steps
+    benches = sorted(p.name for p in (ROOT / "bench").glob("*.py") if p.name != "crash_sweep.py")
+    assert sorted(s.split("bench/")[1] for s in recipe("bench")) == benches
