@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -1208,3 +1209,23 @@ async def test_the_ticket_starts_with_the_configured_quote_amount(workdir: Path)
         assert ticket.query_one("#amount", Input).value == "12.5"
         await drain(app, pilot)
         assert ticket.proposal is not None and ticket.proposal.amount == Decimal("12.5")
+
+
+async def test_the_readme_key_table_is_the_keys_help_lists(workdir: Path) -> None:
+    """README, "The cockpit": the key table names every key `?` lists, and `?` every key of the
+    table (escape, the safe answer of every dialog, is the help's own row)."""
+    from kobe_tui.screens.help import HelpScreen
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n| key | action |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    first_cells = [row.split(" | ", 1)[0].replace("`1`–`9`", "`1-9`") for row in table.splitlines()]
+    documented = {key for cell in first_cells for key in re.findall(r"`([^`]+)`", cell)}
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {key for key, _ in app.screen.rows}
+    assert len(documented) == 20 and documented == listed - {"escape"}
