@@ -147,3 +147,20 @@ def test_make_run_and_make_test_do_what_the_readme_says() -> None:
     assert recipe("test") == steps
     benches = sorted(p.name for p in (ROOT / "bench").glob("*.py") if p.name != "crash_sweep.py")
     assert sorted(s.split("bench/")[1] for s in recipe("bench")) == benches
+
+
+def test_the_pytest_command_lines_in_the_readme_parse() -> None:
+    """README: `.venv/bin/pytest tests/test_snapshots.py --snapshot-update` and
+    `.venv/bin/pytest -m contract tests/test_contract_manual.py`: the option and the marker
+    exist (an unknown marker would select nothing, silently)."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    assert "`.venv/bin/pytest tests/test_snapshots.py --snapshot-update`" in readme
+    assert ".venv/bin/pytest -m contract tests/test_contract_manual.py" in readme
+    pytest_ = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    shown = subprocess.run([*pytest_, "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "--snapshot-update" in shown.stdout
+    markers = subprocess.run([*pytest_, "--markers"], capture_output=True, text=True, cwd=ROOT)
+    assert "@pytest.mark.contract:" in markers.stdout
