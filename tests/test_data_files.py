@@ -159,6 +159,25 @@ def test_deleting_paper_starts_the_account_over_and_cancels_its_orders(
     assert r.code == 0 and "starts over" not in r.err
 
 
+def test_rm_r_data_dex_starts_the_dex_account_over_and_cancels_its_orders(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """README: "`rm -r data/dex` starts it over" (the paper DEX account, 30 + 30 = 60 USDC),
+    saying so and journaling the old account's open orders as cancelled."""
+    assert cli("run", "--headless", "--ticks", "60").code == 0  # strategies' exits rest there
+    data = workdir / "data"
+    orders = json.loads((data / "dex" / "state.json").read_text())["orders"]
+    held = [o for o in orders if o["status"] in ("open", "partially_filled")]
+    assert held, "the run left DEX orders open"
+    shutil.rmtree(data / "dex")
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 0, r.err
+    assert "paper_reset: dex: the paper account starts over" in r.out
+    cancels = [e for e in iter_jsonl(data / "logs" / "orders.jsonl") if e["event"] == "cancel"]
+    assert len([e for e in cancels if e["reason"] == "paper account reset"]) == len(held)
+    assert (data / "dex" / "state.json").exists()
+
+
 BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")
 
 
