@@ -58,6 +58,10 @@ def test_a_cli_trade_whose_stop_fills_in_kobe_run_is_booked_once(
     assert Decimal(dust["cost"]) == Decimal("0.00000985") * Decimal(btc[0]["entry_price"])
     r = cli("exits", dust["entry_client_id"], "--sl", "90000", "--yes")  # never given exits
     assert r.code == 1 and "not open (see kobe positions)" in r.err, r.err
+    # README: a sell of what is only Kobe's dust is refused, saying so ("… held by Kobe's dust …")
+    sell = ("trade", "--symbol", "BTC/USDT", "--side", "sell", "--type", "market", "--quote", "5")
+    r = cli(*sell, "--yes")
+    assert r.code == 1 and "no BTC to sell: the 0.00000985 BTC free is held by Kobe's dust" in r.err
     # the stop's fill journaled once more (a sync and a poll both saw it): nothing moves
     journal = workdir / "data" / "logs" / "orders.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
