@@ -93,6 +93,23 @@ async def test_refused_config_closes_with_exit_2_and_its_lines(workdir: Path) ->
     ]
 
 
+async def test_a_second_cockpit_on_a_held_data_dir_exits_1_naming_the_holder(
+    workdir: Path,
+) -> None:
+    """README: "One engine per data dir: a second `run` (or `trade`, `cancel`, or a second
+    `kobe-tui`) exits 1 naming the process that holds `data/kobe.lock`"."""
+    import os
+
+    from engine.lock import DataDirLock
+
+    with DataDirLock(workdir / "data", "kobe-tui"):
+        app, _ = make_app(workdir)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+    assert app.return_code == 1
+    assert any(f"pid {os.getpid()} (kobe-tui)" in line for line in app.config_errors)
+
+
 async def _fill_ticket(pilot, app: KobeApp, **fields: str) -> OrderTicket:  # type: ignore[no-untyped-def]
     await pilot.press("n")
     await pilot.pause()

@@ -382,19 +382,21 @@ def test_commands_that_need_the_data_dir_name_the_engine_that_holds_it(
     cli: CliRunner, workdir: Path
 ) -> None:
     """README: "while an engine holds `data/kobe.lock`, `kobe trade`, `orders` and `cancel`
-    exit 1 naming the process that holds it" (and a second `run`, and `exits`)."""
+    exit 1 naming the process that holds it" (and a second `run`, and `exits`; a second
+    `kobe-tui`: tests/test_cockpit.py)."""
     import os
 
     from engine.lock import DataDirLock
 
     with DataDirLock(workdir / "data", "kobe run"):
         for argv in (
-            ("orders",),
-            ("cancel", "--all", "--yes"),
-            ("exits", "kobe1", "--tp", "1", "--yes"),
-            ("run", "--headless", "--ticks", "1"),
+            "trade --symbol BTC/USDT --side buy --type market --quote 15 --yes",
+            "orders",
+            "cancel --all --yes",
+            "exits kobe1 --tp 1 --yes",
+            "run --headless --ticks 1",
         ):
-            r = cli(*argv)
+            r = cli(*argv.split())
             assert r.code == 1 and f"pid {os.getpid()} (kobe run)" in r.err, (argv, r.err)
 
 
