@@ -695,3 +695,14 @@ def test_every_kobe_command_line_in_the_readme_names_a_command_and_its_flags() -
                 break
             parser = sub.choices[words.pop(0)]
         assert set(re.findall(r"--[a-z][a-z-]*", snippet)) <= _flags(parser), snippet
+
+
+def test_keys_lists_the_solana_endpoints_as_set_or_missing(cli: CliRunner) -> None:
+    """README: "`RPC_SOLANA_WS` (a websocket endpoint) is held as a secret the same way and
+    listed by `kobe keys`", as `RPC_SOLANA_HTTP` is: `set` or `missing`, never the URL."""
+    url = "https://node.example/?api-key=TOKEN123"
+    shown = json.loads(cli("keys", "--json", env={"RPC_SOLANA_WS": url}).out)["variables"]
+    assert (shown["RPC_SOLANA_HTTP"], shown["RPC_SOLANA_WS"]) == ("missing", "set")
+    text = cli("keys", env={"RPC_SOLANA_WS": url, "RPC_SOLANA_HTTP": url})
+    assert text.code == 0 and "TOKEN123" not in text.out + text.err
+    assert re.search(r"RPC_SOLANA_WS\s+set", text.out)
