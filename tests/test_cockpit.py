@@ -136,6 +136,13 @@ async def _fill_ticket(pilot, app: KobeApp, **fields: str) -> OrderTicket:  # ty
     return ticket
 
 
+async def _buy_with_oco(pilot, app: KobeApp) -> None:  # type: ignore[no-untyped-def]
+    """A BTC/USDT market buy of 12 USDT from the ticket, its OCO (SL 90000, TP 100000) open."""
+    await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="100000")
+    await pilot.press("ctrl+s")
+    await settle(app, pilot)
+
+
 async def test_place_a_paper_limit_order_then_cancel_it(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:

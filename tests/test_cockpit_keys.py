@@ -31,7 +31,7 @@ from kobe_tui.widgets.money import EquityPane, WalletsPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.binance_sim import BinanceSim
 from tests.cockpit_support import drain, make_app, plain, settle, ticks
-from tests.test_cockpit import _fill_ticket
+from tests.test_cockpit import _buy_with_oco, _fill_ticket
 
 
 def write_trades(workdir: Path, n: int, special: dict[int, str] | None = None) -> None:
@@ -1169,9 +1169,7 @@ async def test_x_closes_the_selected_position_at_market_after_cancelling_its_exi
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="100000")
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await _buy_with_oco(pilot, app)
         pos = app.query_one(PositionsPane).selected()
         assert pos is not None and len(app.query_one(OrdersPane).orders) == 2
         await pilot.press("2", "x")

@@ -27,7 +27,7 @@ from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.orders import OrdersPane
 from tests.cockpit_support import drain, make_app, settle
-from tests.test_cockpit import _fill_ticket, journal_events
+from tests.test_cockpit import _buy_with_oco, _fill_ticket, journal_events
 from tests.test_cockpit_keys import burst
 
 
@@ -216,9 +216,7 @@ async def test_cancel_all_on_an_oco_pair_says_no_error(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await _fill_ticket(pilot, app, symbol="BTC/USDT", amount="12", sl="90000", tp="100000")
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await _buy_with_oco(pilot, app)
         assert len(app.query_one(OrdersPane).orders) == 2
         await burst(app, "C", "C")
         await pilot.pause()
