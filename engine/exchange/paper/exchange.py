@@ -52,6 +52,7 @@ from engine.exchange.paper.markets import (
     HUNDRED,
     PaperMarket,
     check_filters,
+    check_open_orders,
     default_prices,
     fmt,
     load_paper_markets,
@@ -157,6 +158,11 @@ class PaperExchange(Exchange):
         """The (price, qty) parts a taker order of ``qty`` gets, never beyond ``limit``; without
         a limit (a market order), with the configured slippage."""
         return walk(self._book(symbol, taker, slipped=limit is None), taker, qty, limit)
+
+    def _check_open_orders(self, market: PaperMarket, stop: bool) -> None:
+        held = self._account.open_orders(market.rules.symbol)
+        stops = sum(r.type is OrderType.STOP_LOSS_LIMIT for r in held)
+        check_open_orders(market, len(held), stops, stop)
 
     def _settle(
         self, rec: OrderRecord, qty: Decimal, price: Decimal, maker: bool, now: datetime
@@ -321,8 +327,10 @@ class PaperExchange(Exchange):
             last = self._last(symbol)
             market = self._markets[symbol]
             check_filters(market, last, side, qty, limit, limit if limit is not None else last)
-            now = self._now()
             account = self._account
+            if limit is not None:  # a market order is never left open
+                self._check_open_orders(market, stop=False)
+            now = self._now()
 
             if limit is None:
                 parts = self._walk(symbol, side, qty, None)
@@ -387,6 +395,7 @@ class PaperExchange(Exchange):
                     f"{fmt(tp)} must be {relation} the last price {fmt(last)}, and stop-loss "
                     f"{fmt(sl)} {other} it"
                 )
+            self._check_open_orders(market, stop=True)
             if side is Side.BUY:
                 asset, need = rules.quote, qty * max(tp, sl_limit)
             else:

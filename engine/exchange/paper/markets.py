@@ -31,6 +31,7 @@ from engine.exchange.prices import (
 from engine.untrusted import parse_decimal
 
 MARKETS_FILE = "paper_markets.json"
+MAX_OPEN_ORDERS = 100_000  # the bound of a market file's order counts
 HUNDRED = Decimal(100)  # percent: the fees, the book's depth spread
 
 
@@ -59,12 +60,24 @@ class PercentPriceBySide:
 
 
 @dataclass(frozen=True)
+class OrderLimits:
+    """Binance's limits beyond the step, the tick and the minimums; None: not enforced (a market
+    made at run time, on the paper DEX venue, has none)."""
+
+    max_notional: Decimal | None = None  # NOTIONAL maxNotional: limit orders only
+    market_max_qty: Decimal | None = None  # MARKET_LOT_SIZE maxQty: market orders
+    max_num_orders: int | None = None  # MAX_NUM_ORDERS: open orders on the symbol (OCO: two)
+    max_num_algo_orders: int | None = None  # MAX_NUM_ALGO_ORDERS: open stop orders (OCO: one)
+
+
+@dataclass(frozen=True)
 class PaperMarket:
     rules: MarketRules
     start_price: Decimal
     annual_volatility: Decimal
     book: BookParams
     percent_price: PercentPriceBySide = PercentPriceBySide()
+    limits: OrderLimits = OrderLimits()
 
 
 def _numbers(symbol: str, market: Mapping[str, Any]) -> Callable[..., Decimal]:
@@ -75,6 +88,27 @@ def _numbers(symbol: str, market: Mapping[str, Any]) -> Callable[..., Decimal]:
         return parse_decimal(raw, f"{symbol}.{key}", positive=positive, minimum=Decimal(0))
 
     return num
+
+
+def _limits(symbol: str, market: Mapping[str, Any]) -> OrderLimits:
+    """A market's optional limits: each absent key is a limit not enforced."""
+    num = _numbers(symbol, market)
+
+    def opt(key: str) -> Decimal | None:
+        return None if market.get(key) is None else num(key)
+
+    def count(key: str) -> int | None:
+        value = opt(key)
+        if value is not None and (value != value.to_integral_value() or value > MAX_OPEN_ORDERS):
+            raise ValueError(f"{symbol}.{key}: must be a whole number up to {MAX_OPEN_ORDERS}")
+        return None if value is None else int(value)
+
+    return OrderLimits(
+        max_notional=opt("max_notional"),
+        market_max_qty=opt("market_max_qty"),
+        max_num_orders=count("max_num_orders"),
+        max_num_algo_orders=count("max_num_algo_orders"),
+    )
 
 
 def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
@@ -112,6 +146,7 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
                         for k, v in m.get("percent_price_by_side", {}).items()
                     }
                 ),
+                limits=_limits(symbol, m),
             )
     except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         raise ValueError(f"{source}: bad market file: {exc!r}") from None
@@ -155,9 +190,10 @@ def check_filters(
     notional_price: Decimal,
     stop: Decimal | None = None,
 ) -> None:
-    """Binance's filters, in its order: LOT_SIZE, PRICE_FILTER, PERCENT_PRICE_BY_SIDE (on a
-    limit price, against the ``average`` price), NOTIONAL (at ``notional_price``)."""
-    rules = market.rules
+    """Binance's filters, in its order: LOT_SIZE, MARKET_LOT_SIZE (a market order, ``price``
+    None), PRICE_FILTER, PERCENT_PRICE_BY_SIDE (on a limit price, against the ``average``
+    price), NOTIONAL (at ``notional_price``; its maximum on a limit order only)."""
+    rules, limits = market.rules, market.limits
     if not qty.is_finite() or qty <= 0:
         raise InvalidOrder(f"quantity must be positive (got {qty})")
     prices = tuple(p for p in (price, stop) if p is not None)
@@ -174,6 +210,11 @@ def check_filters(
             f"LOT_SIZE: quantity {fmt(qty)} is above the maximum quantity "
             f"{fmt(rules.max_qty)} ({rules.symbol})"
         )
+    if price is None and limits.market_max_qty is not None and qty > limits.market_max_qty:
+        raise InvalidOrder(
+            f"MARKET_LOT_SIZE: quantity {fmt(qty)} is above the maximum quantity of a market "
+            f"order {fmt(limits.market_max_qty)} ({rules.symbol})"
+        )
     check_precision(rules, qty, prices)
     if price is not None:
         check_percent_price(market, average, side, price)
@@ -183,6 +224,29 @@ def check_filters(
             f"NOTIONAL: notional {fmt(notional)} {rules.quote} "
             f"({fmt(qty)} x {fmt(notional_price)}) is below the minimum notional "
             f"{fmt(rules.min_notional)} {rules.quote} ({rules.symbol})"
+        )
+    if price is not None and limits.max_notional is not None and notional > limits.max_notional:
+        raise InvalidOrder(
+            f"NOTIONAL: notional {fmt(notional)} {rules.quote} ({fmt(qty)} x {fmt(price)}) is "
+            f"above the maximum notional {fmt(limits.max_notional)} {rules.quote} "
+            f"({rules.symbol})"
+        )
+
+
+def check_open_orders(market: PaperMarket, open_orders: int, open_stops: int, stop: bool) -> None:
+    """MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS, for a new order (``stop``: an OCO, two orders and
+    one stop) on a symbol that holds ``open_orders`` open orders, ``open_stops`` of them stops."""
+    limits, symbol = market.limits, market.rules.symbol
+    orders, stops = open_orders + (2 if stop else 1), open_stops + (1 if stop else 0)
+    if limits.max_num_orders is not None and orders > limits.max_num_orders:
+        raise InvalidOrder(
+            f"MAX_NUM_ORDERS: {symbol} would hold {orders} open orders, above the maximum "
+            f"{limits.max_num_orders} (an OCO is two)"
+        )
+    if limits.max_num_algo_orders is not None and stops > limits.max_num_algo_orders:
+        raise InvalidOrder(
+            f"MAX_NUM_ALGO_ORDERS: {symbol} would hold {stops} open stop orders, above the "
+            f"maximum {limits.max_num_algo_orders} (an OCO's stop-loss is one)"
         )
 
 

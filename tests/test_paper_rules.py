@@ -1,0 +1,192 @@
+"""Paper against Binance, rule by rule, where the proposals of ``test_paper_fidelity`` never reach.
+
+The same order goes to the paper exchange and, through the real ccxt, to ``tests/binance_sim.py``
+(the market file's values, the same book, the same balances), and both must answer alike: accepted
+or refused, by the same rule (the filter Binance names, "Filter failure: <NAME>", -1013), with the
+same quantity, price, status, fill and fee; and their balances, free and locked, must be the same
+after every step. The rules are Binance's documented filters: NOTIONAL's maxNotional (limit orders
+only: applyMaxToMarket false), MARKET_LOT_SIZE, MAX_NUM_ORDERS (an OCO is two orders) and
+MAX_NUM_ALGO_ORDERS (an OCO's STOP_LOSS_LIMIT is one algo order; its LIMIT_MAKER is none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import pytest
+
+from engine.exchange.base import Exchange, ExchangeError, OrderType, Side
+from engine.exchange.ccxt_exchange import CcxtExchange
+from engine.exchange.paper import PaperExchange
+from tests.binance_sim import BinanceSim
+from tests.test_paper_fidelity import MARKETS, binance_venue, fidelity_sim, paper_exchange
+
+D = Decimal
+RICH = {"USDT": D(10**9), "BTC": D(1000), "ETH": D(10_000), "SOL": D(10**6)}
+DEEP = 400  # book levels copied to the simulator: a 95 BTC market order reaches ~230
+FILTERS = (
+    "PRICE_FILTER",
+    "PERCENT_PRICE_BY_SIDE",
+    "LOT_SIZE",
+    "MARKET_LOT_SIZE",
+    "NOTIONAL",
+    "MAX_NUM_ORDERS",
+    "MAX_NUM_ALGO_ORDERS",
+)
+Venues = tuple[PaperExchange, CcxtExchange, BinanceSim]
+
+
+@pytest.fixture
+def venues() -> Iterator[Venues]:
+    with fidelity_sim(RICH, depth=DEEP) as sim:
+        binance = binance_venue(sim)
+        try:
+            yield paper_exchange(D(0), RICH), binance, sim
+        finally:
+            binance.close()
+
+
+def rule(text: str) -> str:
+    """The filter a refusal names (the longest: MARKET_LOT_SIZE, not LOT_SIZE), else its text."""
+    named = [f for f in FILTERS if f in text]
+    return max(named, key=len) if named else text
+
+
+def attempt(venue: Exchange, call: Callable[[Exchange], Any]) -> tuple[Any, ...]:
+    """What ``venue`` says to ``call``: the refusal's kind and rule, or the order as placed."""
+    try:
+        placed = call(venue)
+    except ExchangeError as exc:
+        return (type(exc).__name__, rule(str(exc)))
+    if not hasattr(placed, "filled"):  # an OCO: its legs
+        legs = (placed.take_profit, placed.stop_loss)
+        return ("accepted", *((o.type, o.qty, o.price, o.stop_price, o.status) for o in legs))
+    avg = (
+        None if placed.avg_price is None else placed.avg_price.quantize(D("1E-8"), ROUND_HALF_EVEN)
+    )
+    fee_asset = placed.fee_asset if placed.filled else ""
+    return ("accepted", placed.qty, placed.price, placed.status, placed.filled, avg, fee_asset)
+
+
+def alike(venues: Venues, call: Callable[[Exchange], Any]) -> tuple[Any, ...]:
+    """``call`` on both venues: the same answer, and the same balances after it."""
+    paper, binance, sim = venues
+    said = attempt(paper, call), attempt(binance, call)
+    assert said[0] == said[1]
+    assert balances(paper) == balances(sim)
+    return said[0]
+
+
+def balances(venue: PaperExchange | BinanceSim) -> dict[str, tuple[Decimal, Decimal]]:
+    """(free, locked) per asset, zeros left out."""
+    if isinstance(venue, PaperExchange):
+        held = {a: (b.free, b.locked) for a, b in venue.balances().items()}
+    else:
+        assets = set(venue.balances) | set(venue.locked)
+        held = {a: (venue.balances.get(a, D(0)), venue.locked.get(a, D(0))) for a in assets}
+    return {
+        a: (free.normalize(), locked.normalize())
+        for a, (free, locked) in held.items()
+        if free or locked
+    }
+
+
+def order(symbol: str, side: Side, type_: OrderType, qty: str, price: str | None = None) -> Any:
+    limit = None if price is None else D(price)
+    return lambda v: v.create_order(symbol, side, type_, D(qty), limit)
+
+
+def oco(symbol: str, qty: str, tp: str, sl: str) -> Any:
+    return lambda v: v.create_oco(symbol, Side.SELL, D(qty), D(tp), D(sl))
+
+
+BUY, SELL, LIMIT, MARKET = Side.BUY, Side.SELL, OrderType.LIMIT, OrderType.MARKET
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        # NOTIONAL's maximum (9,000,000 USDT) holds for limit orders...
+        (order("BTC/USDT", BUY, LIMIT, "95", "95000"), ("InvalidOrder", "NOTIONAL")),
+        (order("BTC/USDT", SELL, LIMIT, "100", "95000"), ("InvalidOrder", "NOTIONAL")),
+        (order("BTC/USDT", BUY, LIMIT, "94", "90000"), "accepted"),
+        # ... not for market orders (applyMaxToMarket false): 95 BTC walk ~230 levels
+        (order("BTC/USDT", BUY, MARKET, "95"), "accepted"),
+        # MARKET_LOT_SIZE: a market order's quantity, not a limit order's
+        (order("BTC/USDT", BUY, MARKET, "100.00001"), ("InvalidOrder", "MARKET_LOT_SIZE")),
+        (order("SOL/USDT", SELL, MARKET, "40000.001"), ("InvalidOrder", "MARKET_LOT_SIZE")),
+        (order("SOL/USDT", SELL, LIMIT, "40000.001", "181"), "accepted"),
+        (order("ETH/USDT", BUY, MARKET, "2000"), "accepted"),
+        # LOT_SIZE still comes first
+        (order("BTC/USDT", BUY, MARKET, "9000.00001"), ("InvalidOrder", "LOT_SIZE")),
+    ],
+)
+def test_an_order_is_refused_or_filled_alike(
+    venues: Venues, call: Callable[[Exchange], Any], expected: Any
+) -> None:
+    said = alike(venues, call)
+    assert (said[0] if expected == "accepted" else said) == expected
+
+
+def test_an_oco_is_one_algo_order(venues: Venues) -> None:
+    """MAX_NUM_ALGO_ORDERS (5 on the symbol): each OCO's stop leg counts one; its take-profit
+    (LIMIT_MAKER) and plain limit orders none."""
+    limit = MARKETS["SOL/USDT"].limits.max_num_algo_orders
+    assert limit == 5
+    for _ in range(limit):
+        assert alike(venues, oco("SOL/USDT", "1", "200", "170"))[0] == "accepted"
+    assert alike(venues, oco("SOL/USDT", "1", "200", "170")) == (
+        "InvalidOrder",
+        "MAX_NUM_ALGO_ORDERS",
+    )
+    assert alike(venues, order("SOL/USDT", SELL, LIMIT, "1", "200"))[0] == "accepted"
+    assert alike(venues, oco("ETH/USDT", "0.01", "3600", "3400"))[0] == "accepted"  # per symbol
+    paper, binance, _ = venues
+    for venue in (paper, binance):  # one OCO cancelled: room for one more
+        stop = next(o for o in venue.fetch_open_orders("SOL/USDT") if o.stop_price is not None)
+        venue.cancel_order(stop.id, "SOL/USDT")
+    assert balances(paper) == balances(venues[2])
+    assert alike(venues, oco("SOL/USDT", "1", "200", "170"))[0] == "accepted"
+
+
+def test_an_oco_is_two_orders(venues: Venues) -> None:
+    """MAX_NUM_ORDERS (200 on the symbol) counts both legs of an OCO."""
+    limit = MARKETS["ETH/USDT"].limits.max_num_orders
+    assert limit == 200
+    paper, binance, _ = venues
+    for venue in (paper, binance):
+        for _ in range(limit - 1):
+            venue.create_order("ETH/USDT", BUY, LIMIT, D("0.01"), D(3000))
+    assert balances(paper) == balances(venues[2])
+    assert alike(venues, oco("ETH/USDT", "0.01", "3600", "3400")) == (
+        "InvalidOrder",
+        "MAX_NUM_ORDERS",
+    )
+    assert alike(venues, order("ETH/USDT", BUY, LIMIT, "0.01", "3000"))[0] == "accepted"
+    assert alike(venues, order("ETH/USDT", BUY, LIMIT, "0.01", "3000")) == (
+        "InvalidOrder",
+        "MAX_NUM_ORDERS",
+    )
+    assert alike(venues, order("ETH/USDT", BUY, MARKET, "0.01"))[0] == "accepted"  # never open
+
+
+def test_a_limit_that_crosses_locks_only_what_rests(venues: Venues) -> None:
+    """A limit buy that takes two ask levels below its limit and rests the rest holds the rest's
+    quantity times its limit, no more: what it saved on the better levels is free at once."""
+    paper = venues[0]
+    _, asks = paper.order_book("BTC/USDT", 2)
+    (_, first), (second_price, second) = asks
+    qty = str(first + second + D("0.5"))
+    said = alike(venues, order("BTC/USDT", BUY, LIMIT, qty, str(second_price)))
+    assert said[3:5] == ("partially_filled", first + second)
+    resting = paper.fetch_open_orders("BTC/USDT")[0]
+    assert (
+        paper.balance("USDT").locked == D("0.5") * second_price == resting.remaining * resting.price
+    )
+    paper_id, sim_id = resting.id, str(venues[2].open_orders()[0].order_id)
+    paper.cancel_order(paper_id, "BTC/USDT")
+    venues[1].cancel_order(sim_id, "BTC/USDT")
+    assert balances(paper) == balances(venues[2])
+    assert paper.balance("USDT").locked == 0
