@@ -189,11 +189,13 @@ def router_for(exchange: Exchange, data_dir: Path, mode: str) -> Router:
 
 
 def paper_exchange(
-    slippage_bps: Decimal, balances: dict[str, Decimal] | None = None
+    slippage_bps: Decimal,
+    balances: dict[str, Decimal] | None = None,
+    maker_fee_pct: Decimal = FEE_PCT,
 ) -> PaperExchange:
     cfg = PaperConfig(
         balances=BALANCES if balances is None else balances,
-        maker_fee_pct=FEE_PCT,
+        maker_fee_pct=maker_fee_pct,
         taker_fee_pct=FEE_PCT,
         slippage_bps=slippage_bps,
     )
@@ -215,10 +217,12 @@ def binance_venue(sim: BinanceSim) -> CcxtExchange:
 
 @contextmanager
 def fidelity_sim(
-    balances: dict[str, Decimal] | None = None, depth: int = BOOK_DEPTH
+    balances: dict[str, Decimal] | None = None,
+    depth: int = BOOK_DEPTH,
+    maker_fee_pct: Decimal = FEE_PCT,
 ) -> Iterator[BinanceSim]:
     """The exchange: Binance's filters with the paper market file's values, the same book (its
-    first ``depth`` levels), the same ``balances``."""
+    first ``depth`` levels), the same ``balances``, the same fees (taker ``FEE_PCT``)."""
     specs = tuple(
         SymbolSpec(
             symbol.replace("/", ""),
@@ -242,7 +246,8 @@ def fidelity_sim(
         for symbol, m in MARKETS.items()
     )
     funds = dict(BALANCES if balances is None else balances)
-    with BinanceSim(balances=funds, symbols=specs, fee_rate=FEE_PCT / 100) as server:
+    fees = {"fee_rate": FEE_PCT / 100, "maker_fee_rate": maker_fee_pct / 100}
+    with BinanceSim(balances=funds, symbols=specs, **fees) as server:
         book = paper_exchange(D(0))  # the market as it is: no slippage
         for symbol in SYMBOLS:
             bids, asks = book.order_book(symbol, depth)

@@ -12,19 +12,21 @@ MAX_NUM_ALGO_ORDERS (an OCO's STOP_LOSS_LIMIT is one algo order; its LIMIT_MAKER
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import pytest
 
-from engine.exchange.base import Exchange, ExchangeError, OrderType, Side
+from engine.exchange.base import Exchange, ExchangeError, OrderStatus, OrderType, Side
 from engine.exchange.ccxt_exchange import CcxtExchange
 from engine.exchange.paper import PaperExchange
+from engine.exchange.prices import ManualPrices
 from tests.binance_sim import BinanceSim
-from tests.test_paper_fidelity import MARKETS, binance_venue, fidelity_sim, paper_exchange
+from tests.test_paper_fidelity import FEE_PCT, MARKETS, binance_venue, fidelity_sim, paper_exchange
 
 D = Decimal
 RICH = {"USDT": D(10**9), "BTC": D(1000), "ETH": D(10_000), "SOL": D(10**6)}
+MAKER_PCT = D("0.075")  # the taker's: FEE_PCT, 0.1
 DEEP = 400  # book levels copied to the simulator: a 95 BTC market order reaches ~230
 FILTERS = (
     "PRICE_FILTER",
@@ -40,10 +42,11 @@ Venues = tuple[PaperExchange, CcxtExchange, BinanceSim]
 
 @pytest.fixture
 def venues() -> Iterator[Venues]:
-    with fidelity_sim(RICH, depth=DEEP) as sim:
+    """Both venues with the same balances, book and fees: a maker pays less than a taker."""
+    with fidelity_sim(RICH, depth=DEEP, maker_fee_pct=MAKER_PCT) as sim:
         binance = binance_venue(sim)
         try:
-            yield paper_exchange(D(0), RICH), binance, sim
+            yield paper_exchange(D(0), RICH, maker_fee_pct=MAKER_PCT), binance, sim
         finally:
             binance.close()
 
@@ -67,7 +70,8 @@ def attempt(venue: Exchange, call: Callable[[Exchange], Any]) -> tuple[Any, ...]
         None if placed.avg_price is None else placed.avg_price.quantize(D("1E-8"), ROUND_HALF_EVEN)
     )
     fee_asset = placed.fee_asset if placed.filled else ""
-    return ("accepted", placed.qty, placed.price, placed.status, placed.filled, avg, fee_asset)
+    said = (placed.qty, placed.price, placed.status, placed.filled, avg, fee_asset, placed.fee)
+    return ("accepted", *said)
 
 
 def alike(venues: Venues, call: Callable[[Exchange], Any]) -> tuple[Any, ...]:
@@ -173,20 +177,62 @@ def test_an_oco_is_two_orders(venues: Venues) -> None:
 
 
 def test_a_limit_that_crosses_locks_only_what_rests(venues: Venues) -> None:
-    """A limit buy that takes two ask levels below its limit and rests the rest holds the rest's
-    quantity times its limit, no more: what it saved on the better levels is free at once."""
-    paper = venues[0]
+    """A limit buy that takes two ask levels below its limit, as a taker, and rests the rest
+    holds the rest's quantity times its limit, no more (what it saved on the better levels is
+    free at once); the rest fills in part as a maker, at its limit, for the maker's fee; a
+    cancel frees what is left. Both accounts alike after every step."""
+    paper, binance, sim = venues
     _, asks = paper.order_book("BTC/USDT", 2)
-    (_, first), (second_price, second) = asks
-    qty = str(first + second + D("0.5"))
-    said = alike(venues, order("BTC/USDT", BUY, LIMIT, qty, str(second_price)))
-    assert said[3:5] == ("partially_filled", first + second)
-    resting = paper.fetch_open_orders("BTC/USDT")[0]
-    assert (
-        paper.balance("USDT").locked == D("0.5") * second_price == resting.remaining * resting.price
-    )
-    paper_id, sim_id = resting.id, str(venues[2].open_orders()[0].order_id)
-    paper.cancel_order(paper_id, "BTC/USDT")
-    venues[1].cancel_order(sim_id, "BTC/USDT")
-    assert balances(paper) == balances(venues[2])
+    (_, first), (limit, second) = asks
+    qty = first + second + D("0.5")
+    said = alike(venues, order("BTC/USDT", BUY, LIMIT, str(qty), str(limit)))
+    taken = first + second
+    assert said[3:5] == ("partially_filled", taken)
+    assert said[7] == (taken * FEE_PCT / 100).quantize(D("1E-8"), ROUND_DOWN)  # the taker's fee
+    assert paper.balance("USDT").locked == D("0.5") * limit
+    [resting] = paper.fetch_open_orders("BTC/USDT")
+    assert isinstance(paper.prices, ManualPrices)
+    paper.prices.set("BTC/USDT", limit)  # the market comes to it: part of the rest fills
+    paper.advance(paper.prices.time)
+    made = paper.fetch_order(resting.id, "BTC/USDT").filled - taken
+    assert 0 < made < D("0.5")
+    sim_id = sim.open_orders()[0].order_id
+    sim.fill_part(sim_id, made)
+    ours = paper.fetch_order(resting.id, "BTC/USDT")
+    theirs = binance.fetch_order(str(sim_id), "BTC/USDT")
+    maker_fee = (made * MAKER_PCT / 100).quantize(D("1E-8"), ROUND_DOWN)
+    assert ours.fills[-1].fee == theirs.fills[-1].fee == maker_fee
+    assert (ours.filled, ours.fee, ours.status) == (theirs.filled, theirs.fee, theirs.status)
+    assert balances(paper) == balances(sim)
+    assert paper.balance("USDT").locked == (qty - taken - made) * limit
+    paper.cancel_order(resting.id, "BTC/USDT")
+    binance.cancel_order(theirs.id, "BTC/USDT")
+    assert balances(paper) == balances(sim)
     assert paper.balance("USDT").locked == 0
+
+
+def test_an_oco_leg_that_fills_expires_the_other(venues: Venues) -> None:
+    """The take-profit fills as a maker, its fee in the quote; the stop-loss ends EXPIRED (as
+    Binance ends the other order of a list), not CANCELED (what a cancel gives)."""
+    paper, binance, sim = venues
+    placed = [
+        venue.create_oco("SOL/USDT", SELL, D(2), D(200), D(170)) for venue in (paper, binance)
+    ]
+    assert isinstance(paper.prices, ManualPrices)
+    paper.prices.set("SOL/USDT", D(200))
+    paper.advance(paper.prices.time)
+    sim.fill(int(placed[1].take_profit.id))
+    ends = [
+        (
+            venue.fetch_order(oco.take_profit.id, "SOL/USDT"),
+            venue.fetch_order(oco.stop_loss.id, "SOL/USDT"),
+        )
+        for venue, oco in zip((paper, binance), placed, strict=True)
+    ]
+    said = [(tp.status, tp.filled, tp.fee, tp.fee_asset, sl.status, sl.filled) for tp, sl in ends]
+    assert (
+        said[0]
+        == said[1]
+        == (OrderStatus.FILLED, D(2), D("0.3"), "USDT", OrderStatus.EXPIRED, D(0))
+    )
+    assert balances(paper) == balances(sim)

@@ -170,8 +170,9 @@ class PaperAccount:
                 leg.status = OrderStatus.CANCELED
 
     def first_fill_of_list(self, rec: OrderRecord) -> list[OrderRecord]:
-        """OCO: before the first fill of one leg, cancel the other, whose lock passes to this
-        leg; the legs cancelled."""
+        """OCO: before the first fill of one leg (or its stop's trigger), end the other, whose
+        lock passes to this leg; the legs ended. They end EXPIRED, as Binance ends the other
+        order of a list (a cancel gives CANCELED)."""
         if rec.list_id is None or rec.filled > 0:
             return []
         cancelled = []
@@ -182,7 +183,7 @@ class PaperAccount:
                 rec.reserved += other.reserved
                 other.reserved = ZERO
             self.release(other)
-            other.status = OrderStatus.CANCELED
+            other.status = OrderStatus.EXPIRED
             cancelled.append(other)
         return cancelled
 
