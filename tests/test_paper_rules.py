@@ -52,9 +52,14 @@ def venues() -> Iterator[Venues]:
 
 
 def rule(text: str) -> str:
-    """The filter a refusal names (the longest: MARKET_LOT_SIZE, not LOT_SIZE), else its text."""
+    """The filter a refusal names (the longest: MARKET_LOT_SIZE, not LOT_SIZE), an OCO's prices
+    out of order (each venue in its words), an order already ended, else the text itself."""
     named = [f for f in FILTERS if f in text]
-    return max(named, key=len) if named else text
+    if named:
+        return max(named, key=len)
+    if "prices are not in order" in text or "relationship of the prices" in text:
+        return "OCO prices"
+    return "already filled" if "already filled" in text else text
 
 
 def attempt(venue: Exchange, call: Callable[[Exchange], Any]) -> tuple[Any, ...]:
@@ -125,6 +130,18 @@ BUY, SELL, LIMIT, MARKET = Side.BUY, Side.SELL, OrderType.LIMIT, OrderType.MARKE
         (order("ETH/USDT", BUY, MARKET, "2000"), "accepted"),
         # LOT_SIZE still comes first
         (order("BTC/USDT", BUY, MARKET, "9000.00001"), ("InvalidOrder", "LOT_SIZE")),
+        # too small: below the minimum quantity, or the minimum notional (a market order's on
+        # the average price)
+        (order("BTC/USDT", BUY, MARKET, "0.000001"), ("InvalidOrder", "LOT_SIZE")),
+        (order("BTC/USDT", SELL, MARKET, "0.00005"), ("InvalidOrder", "NOTIONAL")),
+        (order("BTC/USDT", SELL, MARKET, "0.00006"), "accepted"),
+        (order("ETH/USDT", BUY, LIMIT, "0.0014", "3500"), ("InvalidOrder", "NOTIONAL")),
+        # an OCO sell: take-profit above the last price (180), stop-loss below it
+        (oco("SOL/USDT", "1", "180", "170"), ("InvalidOrder", "OCO prices")),
+        (oco("SOL/USDT", "1", "190", "180"), ("InvalidOrder", "OCO prices")),
+        (oco("SOL/USDT", "1", "170", "190"), ("InvalidOrder", "OCO prices")),
+        (oco("SOL/USDT", "0.02", "200", "170"), ("InvalidOrder", "NOTIONAL")),  # 3.38 at its limit
+        (oco("SOL/USDT", "0.03", "200", "170"), "accepted"),
     ],
 )
 def test_an_order_is_refused_or_filled_alike(
@@ -236,3 +253,13 @@ def test_an_oco_leg_that_fills_expires_the_other(venues: Venues) -> None:
         == (OrderStatus.FILLED, D(2), D("0.3"), "USDT", OrderStatus.EXPIRED, D(0))
     )
     assert balances(paper) == balances(sim)
+
+
+def test_a_filled_order_cannot_be_cancelled(venues: Venues) -> None:
+    paper, binance, _ = venues
+    ids = [v.create_order("ETH/USDT", BUY, MARKET, D("0.01")).id for v in (paper, binance)]
+    said = [
+        attempt(v, lambda v, i=i: v.cancel_order(i, "ETH/USDT"))
+        for v, i in zip((paper, binance), ids, strict=True)
+    ]
+    assert said[0] == said[1] == ("OrderNotFound", "already filled")
