@@ -21,6 +21,7 @@ from engine.exchange.base import Exchange, ExchangeError, OrderStatus, OrderType
 from engine.exchange.ccxt_exchange import CcxtExchange
 from engine.exchange.paper import PaperExchange
 from engine.exchange.prices import ManualPrices
+from engine.money import floor_to_step
 from tests.binance_sim import BinanceSim
 from tests.test_paper_fidelity import FEE_PCT, MARKETS, binance_venue, fidelity_sim, paper_exchange
 
@@ -263,3 +264,20 @@ def test_a_filled_order_cannot_be_cancelled(venues: Venues) -> None:
         for v, i in zip((paper, binance), ids, strict=True)
     ]
     assert said[0] == said[1] == ("OrderNotFound", "already filled")
+
+
+@pytest.mark.parametrize("qty", ["0.0012399", "0.00001", "0.0000199", "0.00000999", "0", "3"])
+def test_a_quantity_rounds_down_to_the_step_alike(venues: Venues, qty: str) -> None:
+    """Below one step is 0 on both (the router calls it dust), not an error on one of them."""
+    paper, binance, _ = venues
+    ours, theirs = (v.amount_to_precision("BTC/USDT", D(qty)) for v in (paper, binance))
+    assert ours == theirs == floor_to_step(D(qty), D("0.00001"))
+
+
+@pytest.mark.parametrize("price", ["61800.005", "61800.004", "61800.015", "95000.126", "180"])
+def test_a_price_rounds_to_the_tick_alike(venues: Venues, price: str) -> None:
+    """To the nearest tick, a half tick up, as ccxt rounds Binance's prices."""
+    paper, binance, _ = venues
+    assert paper.price_to_precision("BTC/USDT", D(price)) == binance.price_to_precision(
+        "BTC/USDT", D(price)
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,8 @@ class PaperExchange(Exchange):
         return floor_to_step(qty, self.market(symbol).step_size)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
-        return round_to_tick(price, self.market(symbol).tick_size)
+        """To the nearest tick, a half tick up, as ccxt rounds a price for the exchange."""
+        return round_to_tick(price, self.market(symbol).tick_size, ROUND_HALF_UP)
 
     def ping(self) -> float:
         return 0.0  # in-process: no network
