@@ -142,6 +142,7 @@ class SimOrder:
     time_ms: int
     list_id: int = -1
     fills: list[dict[str, str]] = field(default_factory=list)
+    makers: list[bool] = field(default_factory=list)  # per fill: a maker's (at rest) or a taker's
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -628,6 +629,7 @@ class BinanceSim(SimServer):
         order.executed += qty
         order.quote += cost
         order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
+        order.makers.append(maker)
         order.fills.append(
             {
                 "price": _fmt(price),
@@ -664,7 +666,7 @@ class BinanceSim(SimServer):
                         "commissionAsset": f["commissionAsset"],
                         "time": o.time_ms,
                         "isBuyer": o.side == "BUY",
-                        "isMaker": o.type != "MARKET",
+                        "isMaker": o.makers[n],
                         "isBestMatch": True,
                     }
                 )

@@ -129,6 +129,8 @@ BUY, SELL, LIMIT, MARKET = Side.BUY, Side.SELL, OrderType.LIMIT, OrderType.MARKE
         (order("SOL/USDT", SELL, MARKET, "40000.001"), ("InvalidOrder", "MARKET_LOT_SIZE")),
         (order("SOL/USDT", SELL, LIMIT, "40000.001", "181"), "accepted"),
         (order("ETH/USDT", BUY, MARKET, "2000"), "accepted"),
+        # a limit sell that crosses: takes the bids down to its limit, rests the rest
+        (order("SOL/USDT", SELL, LIMIT, "200", "179.9"), "accepted"),
         # LOT_SIZE still comes first
         (order("BTC/USDT", BUY, MARKET, "9000.00001"), ("InvalidOrder", "LOT_SIZE")),
         # too small: below the minimum quantity, or the minimum notional (a market order's on
@@ -220,6 +222,8 @@ def test_a_limit_that_crosses_locks_only_what_rests(venues: Venues) -> None:
     theirs = binance.fetch_order(str(sim_id), "BTC/USDT")
     maker_fee = (made * MAKER_PCT / 100).quantize(D("1E-8"), ROUND_DOWN)
     assert ours.fills[-1].fee == theirs.fills[-1].fee == maker_fee
+    trades = binance.ccxt.fetch_my_trades("BTC/USDT")  # the simulator says who took and made
+    assert [t["takerOrMaker"] for t in trades] == ["taker", "taker", "maker"]
     assert (ours.filled, ours.fee, ours.status) == (theirs.filled, theirs.fee, theirs.status)
     assert balances(paper) == balances(sim)
     assert paper.balance("USDT").locked == (qty - taken - made) * limit
