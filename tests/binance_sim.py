@@ -80,6 +80,8 @@ class SymbolSpec:
     ask_down: Decimal = Decimal("0.2")
     # None: the filter is not listed (disabled), as on a symbol that has no such filter
     market_max_qty: Decimal | None = None  # MARKET_LOT_SIZE maxQty (its minQty and step: 0)
+    min_price: Decimal | None = None  # PRICE_FILTER minPrice; None: the tick
+    max_price: Decimal = Decimal(1_000_000)  # PRICE_FILTER maxPrice
     max_notional: Decimal = Decimal(9_000_000)  # NOTIONAL maxNotional (applyMaxToMarket: false)
     max_num_orders: int | None = None  # MAX_NUM_ORDERS: open orders on the symbol
     max_num_algo_orders: int | None = None  # MAX_NUM_ALGO_ORDERS: open stop orders on it
@@ -368,8 +370,8 @@ class BinanceSim(SimServer):
                     "filters": [
                         {
                             "filterType": "PRICE_FILTER",
-                            "minPrice": _fmt(s.tick),
-                            "maxPrice": "1000000.00000000",
+                            "minPrice": _fmt(s.tick if s.min_price is None else s.min_price),
+                            "maxPrice": _fmt(s.max_price),
                             "tickSize": _fmt(s.tick),
                         },
                         {
@@ -529,8 +531,9 @@ class BinanceSim(SimServer):
             raise ApiError(400, ERR_FILTER, "Filter failure: LOT_SIZE")
         if price is None and spec.market_max_qty is not None and qty > spec.market_max_qty:
             raise ApiError(400, ERR_FILTER, "Filter failure: MARKET_LOT_SIZE")
+        low = spec.tick if spec.min_price is None else spec.min_price
         for p in (price, stop):
-            if p is not None and (p <= 0 or (p % spec.tick) != 0):
+            if p is not None and (p < low or p > spec.max_price or (p % spec.tick) != 0):
                 raise ApiError(400, ERR_FILTER, "Filter failure: PRICE_FILTER")
         avg = self.avg_price(spec.symbol)
         if price is not None:

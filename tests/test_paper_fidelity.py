@@ -238,6 +238,8 @@ def fidelity_sim(
             bid_down=m.percent_price.bid_down,
             ask_up=m.percent_price.ask_up,
             ask_down=m.percent_price.ask_down,
+            min_price=m.limits.min_price,
+            max_price=m.limits.max_price or D(1_000_000),
             market_max_qty=m.limits.market_max_qty,
             max_notional=m.limits.max_notional or D(9_000_000),
             max_num_orders=m.limits.max_num_orders,

@@ -131,6 +131,13 @@ BUY, SELL, LIMIT, MARKET = Side.BUY, Side.SELL, OrderType.LIMIT, OrderType.MARKE
         (order("ETH/USDT", BUY, MARKET, "2000"), "accepted"),
         # a limit sell that crosses: takes the bids down to its limit, rests the rest
         (order("SOL/USDT", SELL, LIMIT, "200", "179.9"), "accepted"),
+        # PRICE_FILTER's maximum (BTC: 1,000,000) comes before the band around the average
+        (order("BTC/USDT", BUY, LIMIT, "0.0001", "1000000.01"), ("InvalidOrder", "PRICE_FILTER")),
+        (
+            order("BTC/USDT", BUY, LIMIT, "0.0001", "1000000"),
+            ("InvalidOrder", "PERCENT_PRICE_BY_SIDE"),
+        ),
+        (order("SOL/USDT", SELL, LIMIT, "1", "10000.01"), ("InvalidOrder", "PRICE_FILTER")),
         # LOT_SIZE still comes first
         (order("BTC/USDT", BUY, MARKET, "9000.00001"), ("InvalidOrder", "LOT_SIZE")),
         # too small: below the minimum quantity, or the minimum notional (a market order's on

@@ -64,6 +64,8 @@ class OrderLimits:
     """Binance's limits beyond the step, the tick and the minimums; None: not enforced (a market
     made at run time, on the paper DEX venue, has none)."""
 
+    min_price: Decimal | None = None  # PRICE_FILTER minPrice: a price or stop price
+    max_price: Decimal | None = None  # PRICE_FILTER maxPrice
     max_notional: Decimal | None = None  # NOTIONAL maxNotional: limit orders only
     market_max_qty: Decimal | None = None  # MARKET_LOT_SIZE maxQty: market orders
     max_num_orders: int | None = None  # MAX_NUM_ORDERS: open orders on the symbol (OCO: two)
@@ -104,6 +106,8 @@ def _limits(symbol: str, market: Mapping[str, Any]) -> OrderLimits:
         return None if value is None else int(value)
 
     return OrderLimits(
+        min_price=opt("min_price"),
+        max_price=opt("max_price"),
         max_notional=opt("max_notional"),
         market_max_qty=opt("market_max_qty"),
         max_num_orders=count("max_num_orders"),
@@ -191,7 +195,7 @@ def check_filters(
     stop: Decimal | None = None,
 ) -> None:
     """Binance's filters, in its order: LOT_SIZE, MARKET_LOT_SIZE (a market order, ``price``
-    None), PRICE_FILTER, PERCENT_PRICE_BY_SIDE (on a limit price, against the ``average``
+    None), PRICE_FILTER (tick, then range), PERCENT_PRICE_BY_SIDE (on a limit price, against the ``average``
     price), NOTIONAL (at ``notional_price``; its maximum on a limit order only)."""
     rules, limits = market.rules, market.limits
     if not qty.is_finite() or qty <= 0:
@@ -216,6 +220,8 @@ def check_filters(
             f"order {fmt(limits.market_max_qty)} ({rules.symbol})"
         )
     check_precision(rules, qty, prices)
+    for p in prices:
+        check_price_range(market, p)
     if price is not None:
         check_percent_price(market, average, side, price)
     notional = qty * notional_price
@@ -230,6 +236,16 @@ def check_filters(
             f"NOTIONAL: notional {fmt(notional)} {rules.quote} ({fmt(qty)} x {fmt(price)}) is "
             f"above the maximum notional {fmt(limits.max_notional)} {rules.quote} "
             f"({rules.symbol})"
+        )
+
+
+def check_price_range(market: PaperMarket, price: Decimal) -> None:
+    """PRICE_FILTER's minPrice and maxPrice (its tickSize: :func:`check_precision`)."""
+    low, high = market.limits.min_price, market.limits.max_price
+    if (low is not None and price < low) or (high is not None and price > high):
+        raise InvalidOrder(
+            f"PRICE_FILTER: price {fmt(price)} is outside {fmt(low or Decimal(0))}-"
+            f"{fmt(high) if high is not None else 'any'} ({market.rules.symbol})"
         )
 
 
