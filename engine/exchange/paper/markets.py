@@ -209,16 +209,9 @@ def check_filters(
             f"LOT_SIZE: quantity {fmt(qty)} is below the minimum quantity "
             f"{fmt(rules.min_qty)} ({rules.symbol})"
         )
-    if rules.max_qty is not None and qty > rules.max_qty:
-        raise InvalidOrder(
-            f"LOT_SIZE: quantity {fmt(qty)} is above the maximum quantity "
-            f"{fmt(rules.max_qty)} ({rules.symbol})"
-        )
-    if price is None and limits.market_max_qty is not None and qty > limits.market_max_qty:
-        raise InvalidOrder(
-            f"MARKET_LOT_SIZE: quantity {fmt(qty)} is above the maximum quantity of a market "
-            f"order {fmt(limits.market_max_qty)} ({rules.symbol})"
-        )
+    _at_most(market, "LOT_SIZE: quantity", qty, rules.max_qty)
+    if price is None:
+        _at_most(market, "MARKET_LOT_SIZE: a market order's quantity", qty, limits.market_max_qty)
     check_precision(rules, qty, prices)
     for p in prices:
         check_price_range(market, p)
@@ -231,11 +224,15 @@ def check_filters(
             f"({fmt(qty)} x {fmt(notional_price)}) is below the minimum notional "
             f"{fmt(rules.min_notional)} {rules.quote} ({rules.symbol})"
         )
-    if price is not None and limits.max_notional is not None and notional > limits.max_notional:
+    if price is not None:  # a market order's has no maximum (applyMaxToMarket false)
+        _at_most(market, f"NOTIONAL: notional ({rules.quote})", notional, limits.max_notional)
+
+
+def _at_most(market: PaperMarket, what: str, value: Decimal, most: Decimal | int | None) -> None:
+    """Refuse ``value`` above ``most`` (None: no maximum); ``what`` names the filter and value."""
+    if most is not None and value > most:
         raise InvalidOrder(
-            f"NOTIONAL: notional {fmt(notional)} {rules.quote} ({fmt(qty)} x {fmt(price)}) is "
-            f"above the maximum notional {fmt(limits.max_notional)} {rules.quote} "
-            f"({rules.symbol})"
+            f"{what} {fmt(value)} is above the maximum {fmt(Decimal(most))} ({market.rules.symbol})"
         )
 
 
@@ -252,18 +249,12 @@ def check_price_range(market: PaperMarket, price: Decimal) -> None:
 def check_open_orders(market: PaperMarket, open_orders: int, open_stops: int, stop: bool) -> None:
     """MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS, for a new order (``stop``: an OCO, two orders and
     one stop) on a symbol that holds ``open_orders`` open orders, ``open_stops`` of them stops."""
-    limits, symbol = market.limits, market.rules.symbol
+    limits = market.limits
     orders, stops = open_orders + (2 if stop else 1), open_stops + (1 if stop else 0)
-    if limits.max_num_orders is not None and orders > limits.max_num_orders:
-        raise InvalidOrder(
-            f"MAX_NUM_ORDERS: {symbol} would hold {orders} open orders, above the maximum "
-            f"{limits.max_num_orders} (an OCO is two)"
-        )
-    if limits.max_num_algo_orders is not None and stops > limits.max_num_algo_orders:
-        raise InvalidOrder(
-            f"MAX_NUM_ALGO_ORDERS: {symbol} would hold {stops} open stop orders, above the "
-            f"maximum {limits.max_num_algo_orders} (an OCO's stop-loss is one)"
-        )
+    what = "MAX_NUM_ORDERS: open orders with this one (an OCO is two)"
+    _at_most(market, what, Decimal(orders), limits.max_num_orders)
+    what = "MAX_NUM_ALGO_ORDERS: open stop orders with this one (an OCO's stop-loss is one)"
+    _at_most(market, what, Decimal(stops), limits.max_num_algo_orders)
 
 
 def check_percent_price(market: PaperMarket, average: Decimal, side: Side, price: Decimal) -> None:
