@@ -1,11 +1,13 @@
 """The paper venue's markets, their default price source and the filters every order meets.
 
 Markets and their filters come from ``engine/data/paper_markets.json`` (Binance spot's
-PRICE_FILTER, LOT_SIZE, PERCENT_PRICE_BY_SIDE and NOTIONAL values); orders breaking them are
+PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, PERCENT_PRICE_BY_SIDE, NOTIONAL, MAX_NUM_ORDERS and
+MAX_NUM_ALGO_ORDERS values); orders breaking them are
 refused with :class:`InvalidOrder` naming the filter and the values, exactly where Binance would
 refuse (-1013). Nothing is rounded here: a quantity off the step or a price off the tick is
 refused (the router rounds, once, for every venue). A market order's NOTIONAL is checked on the
-average (last) price, as Binance checks it, not on what it fills at.
+average price, as Binance checks it, not on what it fills at; paper's average price is the last
+price (Binance's: the average of the last 5 minutes' trades).
 """
 
 from __future__ import annotations
@@ -195,8 +197,8 @@ def check_filters(
     stop: Decimal | None = None,
 ) -> None:
     """Binance's filters, in its order: LOT_SIZE, MARKET_LOT_SIZE (a market order, ``price``
-    None), PRICE_FILTER (tick, then range), PERCENT_PRICE_BY_SIDE (on a limit price, against the ``average``
-    price), NOTIONAL (at ``notional_price``; its maximum on a limit order only)."""
+    None), PRICE_FILTER (tick, then range), PERCENT_PRICE_BY_SIDE (on a limit price, against the
+    ``average`` price), NOTIONAL (at ``notional_price``; its maximum on a limit order only)."""
     rules, limits = market.rules, market.limits
     if not qty.is_finite() or qty <= 0:
         raise InvalidOrder(f"quantity must be positive (got {qty})")
