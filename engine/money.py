@@ -35,11 +35,11 @@ def ceil_to_step(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUND_UP) * step
 
 
-def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
-    """Round to the nearest multiple of ``tick`` (prices)."""
+def round_to_tick(value: Decimal, tick: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """Round to the nearest multiple of ``tick`` (prices); a half tick by ``rounding``."""
     if tick <= 0:
         return value
-    return (value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
+    return (value / tick).to_integral_value(rounding=rounding) * tick
 
 
 def round_price(value: Decimal, tick: Decimal, *, buy: bool) -> Decimal:

@@ -78,11 +78,20 @@ class SymbolSpec:
     bid_down: Decimal = Decimal("0.2")
     ask_up: Decimal = Decimal(5)
     ask_down: Decimal = Decimal("0.2")
+    # None: the filter is not listed (disabled), as on a symbol that has no such filter
+    market_max_qty: Decimal | None = None  # MARKET_LOT_SIZE maxQty (its minQty and step: 0)
+    min_price: Decimal | None = None  # PRICE_FILTER minPrice; None: the tick
+    max_price: Decimal = Decimal(1_000_000)  # PRICE_FILTER maxPrice
+    max_notional: Decimal = Decimal(9_000_000)  # NOTIONAL maxNotional (applyMaxToMarket: false)
+    max_num_orders: int | None = None  # MAX_NUM_ORDERS: open orders on the symbol
+    max_num_algo_orders: int | None = None  # MAX_NUM_ALGO_ORDERS: open stop orders on it
 
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
 
 COMMISSION = Decimal("0.00000001")  # commission precision: 8 decimals
+# the "algo" orders MAX_NUM_ALGO_ORDERS counts (Binance's filters documentation)
+ALGO_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 
 
 DEFAULT_SYMBOLS = (
@@ -135,6 +144,7 @@ class SimOrder:
     time_ms: int
     list_id: int = -1
     fills: list[dict[str, str]] = field(default_factory=list)
+    makers: list[bool] = field(default_factory=list)  # per fill: a maker's (at rest) or a taker's
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -360,8 +370,8 @@ class BinanceSim(SimServer):
                     "filters": [
                         {
                             "filterType": "PRICE_FILTER",
-                            "minPrice": _fmt(s.tick),
-                            "maxPrice": "1000000.00000000",
+                            "minPrice": _fmt(s.tick if s.min_price is None else s.min_price),
+                            "maxPrice": _fmt(s.max_price),
                             "tickSize": _fmt(s.tick),
                         },
                         {
@@ -382,10 +392,11 @@ class BinanceSim(SimServer):
                             "filterType": "NOTIONAL",
                             "minNotional": _fmt(s.min_notional),
                             "applyMinToMarket": True,
-                            "maxNotional": "9000000.00000000",
+                            "maxNotional": _fmt(s.max_notional),
                             "applyMaxToMarket": False,
                             "avgPriceMins": 5,
                         },
+                        *self._optional_filters(s),
                     ],
                     "permissions": [],
                     "permissionSets": [["SPOT"]],
@@ -400,6 +411,26 @@ class BinanceSim(SimServer):
             "exchangeFilters": [],
             "symbols": symbols,
         }
+
+    @staticmethod
+    def _optional_filters(s: SymbolSpec) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if s.market_max_qty is not None:
+            out.append(
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": _fmt(Decimal(0)),
+                    "maxQty": _fmt(s.market_max_qty),
+                    "stepSize": _fmt(Decimal(0)),
+                }
+            )
+        if s.max_num_orders is not None:
+            out.append({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": s.max_num_orders})
+        if s.max_num_algo_orders is not None:
+            out.append(
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": s.max_num_algo_orders}
+            )
+        return out
 
     def _spec(self, params: dict[str, str]) -> SymbolSpec:
         spec = self.symbols.get(params.get("symbol", ""))
@@ -491,13 +522,18 @@ class BinanceSim(SimServer):
         price: Decimal | None,
         stop: Decimal | None = None,
     ) -> None:
-        """LOT_SIZE, PRICE_FILTER (price and stop price), PERCENT_PRICE_BY_SIDE (a limit price
-        against the average price), NOTIONAL (at the limit price; a market order at the average
-        price)."""
+        """LOT_SIZE, MARKET_LOT_SIZE (a market order's quantity), PRICE_FILTER (price and stop
+        price), PERCENT_PRICE_BY_SIDE (a limit price against the average price), NOTIONAL (at the
+        limit price, up to maxNotional; a market order at the average price, its minimum only),
+        then the open orders the order adds: MAX_NUM_ORDERS (an OCO adds two) and
+        MAX_NUM_ALGO_ORDERS (its STOP_LOSS_LIMIT leg)."""
         if qty < spec.min_qty or qty > spec.max_qty or (qty % spec.step) != 0:
             raise ApiError(400, ERR_FILTER, "Filter failure: LOT_SIZE")
+        if price is None and spec.market_max_qty is not None and qty > spec.market_max_qty:
+            raise ApiError(400, ERR_FILTER, "Filter failure: MARKET_LOT_SIZE")
+        low = spec.tick if spec.min_price is None else spec.min_price
         for p in (price, stop):
-            if p is not None and (p <= 0 or (p % spec.tick) != 0):
+            if p is not None and (p < low or p > spec.max_price or (p % spec.tick) != 0):
                 raise ApiError(400, ERR_FILTER, "Filter failure: PRICE_FILTER")
         avg = self.avg_price(spec.symbol)
         if price is not None:
@@ -508,6 +544,18 @@ class BinanceSim(SimServer):
                 raise ApiError(400, ERR_FILTER, "Filter failure: PERCENT_PRICE_BY_SIDE")
         if qty * (avg if price is None else price) < spec.min_notional:
             raise ApiError(400, ERR_FILTER, "Filter failure: NOTIONAL")
+        if price is not None and qty * price > spec.max_notional:
+            raise ApiError(400, ERR_FILTER, "Filter failure: NOTIONAL")
+
+    def _check_open_orders(self, spec: SymbolSpec, orders: int, algo: int) -> None:
+        """MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS with ``orders`` more open orders on the symbol,
+        ``algo`` of them stop orders."""
+        open_ = [o for o in self.open_orders() if o.symbol == spec.symbol]
+        stops = [o for o in open_ if o.type in ALGO_TYPES]
+        if spec.max_num_orders is not None and len(open_) + orders > spec.max_num_orders:
+            raise ApiError(400, ERR_FILTER, "Filter failure: MAX_NUM_ORDERS")
+        if spec.max_num_algo_orders is not None and len(stops) + algo > spec.max_num_algo_orders:
+            raise ApiError(400, ERR_FILTER, "Filter failure: MAX_NUM_ALGO_ORDERS")
 
     def _walk(self, symbol: str, side: str, qty: Decimal, limit: Decimal | None) -> list[Level]:
         """The (price, qty) parts a taker of ``qty`` gets from the book, never beyond ``limit``."""
@@ -584,6 +632,7 @@ class BinanceSim(SimServer):
         order.executed += qty
         order.quote += cost
         order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
+        order.makers.append(maker)
         order.fills.append(
             {
                 "price": _fmt(price),
@@ -620,7 +669,7 @@ class BinanceSim(SimServer):
                         "commissionAsset": f["commissionAsset"],
                         "time": o.time_ms,
                         "isBuyer": o.side == "BUY",
-                        "isMaker": o.type != "MARKET",
+                        "isMaker": o.makers[n],
                         "isBestMatch": True,
                     }
                 )
@@ -647,6 +696,8 @@ class BinanceSim(SimServer):
             qty = Decimal(params.get("quantity", "0"))
             limit = Decimal(params.get("price", "0"))
         self._check_filters(spec, side, qty, limit)
+        if limit is not None:  # a market order is never left open
+            self._check_open_orders(spec, 1, 0)
         parts = self._walk(spec.symbol, side, qty, limit)
         if limit is None:
             spend = sum((p * q for p, q in parts), Decimal(0))
@@ -729,6 +780,7 @@ class BinanceSim(SimServer):
             )
         self._check_filters(spec, side, qty, tp)
         self._check_filters(spec, side, qty, sl_price, sl_stop)
+        self._check_open_orders(spec, 2, 1)  # two orders, one of them a stop
         self._reserve(spec.base, qty)
         list_id = next(self._list_ids)
         self._oco_locks.add(list_id)

@@ -372,7 +372,8 @@ def test_the_environment_variables_the_readme_names_are_those_of_env_example() -
     named = set(re.findall(r"\b(?:[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]|EXCHANGE)\b", README))
     not_variables = {  # exchange words, a profile and a constant named in the README
         "LIMIT_MAKER", "LOT_SIZE", "PENDING_NEW", "PERCENT_PRICE_BY_SIDE", "PRICE_FILTER",
-        "STOP_LOSS_LIMIT", "LIVE_150", "TICK_SECONDS",
+        "STOP_LOSS_LIMIT", "LIVE_150", "TICK_SECONDS", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS",
+        "MAX_NUM_ALGO_ORDERS",
         "KOBE_CONTRACT_TESTS",  # the manual contract tests' switch, read by pytest, not by Kobe
     }  # fmt: skip
     assert named - not_variables == example

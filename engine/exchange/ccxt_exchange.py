@@ -12,8 +12,8 @@ ccxt's answers are read into Kobe's types by :mod:`engine.exchange.ccxt_parse`.
 
 No rounding at send time: the router rounds once, from the market's step and tick, for every venue;
 a quantity off the step or a price off the tick is refused here (:class:`InvalidOrder`, as
-Binance's -1013), never truncated silently. ccxt's ``amount_to_precision`` /
-``price_to_precision`` stay available as helpers. Orders are placed once
+Binance's -1013), never truncated silently. ``amount_to_precision`` rounds down to the step
+(below one step: 0, as on paper); ``price_to_precision`` is ccxt's helper. Orders are placed once
 (:func:`engine.exchange.retry.place_order_once`): never re-sent blindly.
 """
 
@@ -47,6 +47,7 @@ from engine.exchange.ccxt_attached import CcxtAttachedExits
 from engine.exchange.ccxt_client import RESEND_AFTER_S
 from engine.exchange.ccxt_parse import ZERO, dec, dec0, market_rules, to_order, utc_ms
 from engine.exchange.retry import place_order_once
+from engine.money import floor_to_step
 from engine.untrusted import clean_message
 
 # Where the exchange's balance answer lists the balances.
@@ -78,8 +79,9 @@ class CcxtExchange(CcxtAttachedExits):
         return self._rules
 
     def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:
-        self.load_markets()
-        return Decimal(self._raw(lambda: self._ex.amount_to_precision(symbol, str(qty))))
+        """Down to the market's step, as on paper: below one step is 0 (dust to the router),
+        where ccxt's own helper raises."""
+        return floor_to_step(qty, self.market(symbol).step_size)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
         self.load_markets()

@@ -4,7 +4,8 @@
   gives the account, in the asset received (a buy pays in the base asset, a sell in the quote),
   rounded down to 8 decimals per fill.
 - Funds of resting orders are locked (the free balance goes down at once): a buy locks its
-  quantity times its price (its fee comes out of what it receives). Spot only: selling more than
+  quantity times its price (its fee comes out of what it receives); once part of it has filled
+  at a better price, only the rest's quantity times its price. Spot only: selling more than
   held, or buying more than the free quote pays for, raises :class:`InsufficientFunds`.
 """
 
@@ -169,8 +170,9 @@ class PaperAccount:
                 leg.status = OrderStatus.CANCELED
 
     def first_fill_of_list(self, rec: OrderRecord) -> list[OrderRecord]:
-        """OCO: before the first fill of one leg, cancel the other, whose lock passes to this
-        leg; the legs cancelled."""
+        """OCO: before the first fill of one leg (or its stop's trigger), end the other, whose
+        lock passes to this leg; the legs ended. They end EXPIRED, as Binance ends the other
+        order of a list (a cancel gives CANCELED)."""
         if rec.list_id is None or rec.filled > 0:
             return []
         cancelled = []
@@ -181,7 +183,7 @@ class PaperAccount:
                 rec.reserved += other.reserved
                 other.reserved = ZERO
             self.release(other)
-            other.status = OrderStatus.CANCELED
+            other.status = OrderStatus.EXPIRED
             cancelled.append(other)
         return cancelled
 
@@ -269,4 +271,16 @@ class PaperAccount:
             self.release(rec)
         else:
             rec.status = OrderStatus.PARTIALLY_FILLED
+            self._hold_only_the_rest(rec, rules)
         return fill
+
+    def _hold_only_the_rest(self, rec: OrderRecord, rules: MarketRules) -> None:
+        """A buy that filled below its limit (a crossing limit taking better levels) holds the
+        rest's quantity times its limit, no more: the difference is free at once, as on Binance."""
+        if rec.side is not Side.BUY or rec.price is None or rec.reserve_asset != rules.quote:
+            return
+        excess = rec.reserved - rec.remaining * rec.price
+        if excess > 0:
+            rec.reserved -= excess
+            self.locked[rules.quote] = self._tidy(self.locked.get(rules.quote, ZERO) - excess)
+            self.free[rules.quote] = self.free.get(rules.quote, ZERO) + excess

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from engine.exchange.paper.markets import (
     HUNDRED,
     PaperMarket,
     check_filters,
+    check_open_orders,
     default_prices,
     fmt,
     load_paper_markets,
@@ -158,6 +159,11 @@ class PaperExchange(Exchange):
         a limit (a market order), with the configured slippage."""
         return walk(self._book(symbol, taker, slipped=limit is None), taker, qty, limit)
 
+    def _check_open_orders(self, market: PaperMarket, stop: bool) -> None:
+        held = self._account.open_orders(market.rules.symbol)
+        stops = sum(r.type is OrderType.STOP_LOSS_LIMIT for r in held)
+        check_open_orders(market, len(held), stops, stop)
+
     def _settle(
         self, rec: OrderRecord, qty: Decimal, price: Decimal, maker: bool, now: datetime
     ) -> Fill:
@@ -249,7 +255,8 @@ class PaperExchange(Exchange):
         return floor_to_step(qty, self.market(symbol).step_size)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
-        return round_to_tick(price, self.market(symbol).tick_size)
+        """To the nearest tick, a half tick up, as ccxt rounds a price for the exchange."""
+        return round_to_tick(price, self.market(symbol).tick_size, ROUND_HALF_UP)
 
     def ping(self) -> float:
         return 0.0  # in-process: no network
@@ -321,8 +328,10 @@ class PaperExchange(Exchange):
             last = self._last(symbol)
             market = self._markets[symbol]
             check_filters(market, last, side, qty, limit, limit if limit is not None else last)
-            now = self._now()
             account = self._account
+            if limit is not None:  # a market order is never left open
+                self._check_open_orders(market, stop=False)
+            now = self._now()
 
             if limit is None:
                 parts = self._walk(symbol, side, qty, None)
@@ -387,6 +396,7 @@ class PaperExchange(Exchange):
                     f"{fmt(tp)} must be {relation} the last price {fmt(last)}, and stop-loss "
                     f"{fmt(sl)} {other} it"
                 )
+            self._check_open_orders(market, stop=True)
             if side is Side.BUY:
                 asset, need = rules.quote, qty * max(tp, sl_limit)
             else:
