@@ -421,3 +421,96 @@ def test_the_oldest_of_many_positions_can_still_cancel_its_legs(
         assert r.code == 0, r.err + r.out
         parent = server.book.find(client_id=first).order_id
         assert {leg.status for leg in server.book.exits(parent)} == {"canceled"}
+
+
+# ---------------------------------------------------------------------------------------------
+# A lone take-profit whose cancel fails
+
+CANCEL_FAILS = {"retCode": 170001, "retMsg": "Internal error."}  # no cancel, no retry hint
+
+
+def _lone_take_profit(
+    cli: CliRunner, workdir: Path, server: Any, failures: int
+) -> tuple[dict[str, str], str]:
+    """Bybit arms the take-profit and refuses the stop; Kobe's cancel of the lone take-profit
+    fails ``failures`` times (the exchange answers an error and cancels nothing): (env, entry)."""
+    bybit = VENUES["bybit"]
+    env = sim_env(bybit, server)
+    server.book.exits_refused = 1
+    server.book.refused_roles = ("sl",)
+    server.inject(status=200, body=CANCEL_FAILS, method="POST", path=CANCEL_LEGS["bybit"],
+                  times=failures)  # fmt: skip
+    out = place(cli, bybit, env)
+    cid = str(out["entry"]["client_id"])
+    assert [leg.status for leg in server.book.exits()] == ["untriggered", "rejected"]
+    assert any("could not be cancelled" in note for note in out["notes"]), out["notes"]
+    return env, cid
+
+
+def test_a_lone_take_profit_whose_cancel_failed_is_never_taken_for_cover(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """The cancel of the lone take-profit failed: the next engine took it for the exchange's
+    cover (its ack is open), dropped the watchdog item, and the stop was never sold. Now the
+    cancel is retried, journaled when the exchange confirms it, and the stop sells once."""
+    with VENUES["bybit"].make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=2)
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        run(cli, env)  # the first try fails again, a later poll cancels it
+        assert [leg.status for leg in server.book.exits()] == ["canceled", "rejected"]
+        [why] = [e["reason"] for e in journal(workdir)
+                 if (e["event"], e["client_id"]) == ("cancel", f"{cid}tp")]  # fmt: skip
+        assert why.startswith("cancelled by Kobe: no cover without its sibling"), why
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)"
+        server.set_price(VENUES["bybit"].market_id, Decimal(89000))  # through the stop
+        run(cli, env)
+        assert [(o.client_id, o.status) for o in sells(server)] == [(f"{cid}sl", "filled")]
+        assert len(trades(workdir)) == 1
+
+
+def test_a_lone_take_profit_that_fires_while_the_stop_is_touched_sells_once(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """Its cancel keeps failing and the price goes through the stop: a watchdog sale now, with
+    the take-profit still armed, could sell the position twice (the account holds more BTC
+    than the position). Nothing is sold, one alert says why; the take-profit then fires on a
+    spike: its fill is booked once, and the watchdog sells nothing after it."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1000)
+        server.set_price(bybit.market_id, Decimal(89000))  # through the stop
+        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+        assert r.code == 0, r.err
+        assert sells(server) == []
+        said = [line for line in r.out.splitlines() if "could not be cancelled" in line]
+        assert len(said) == 1 and "CRITICAL" in said[0], r.out  # once, not once a tick
+        server.set_price(bybit.market_id, Decimal(100500))  # the take-profit fires
+        server.set_price(bybit.market_id, Decimal(89000))
+        run(cli, env)
+        assert [(o.role, o.client_id) for o in sells(server)] == [("tp", "")]  # the exchange's leg
+        assert ("fill", f"{cid}tp") in events(workdir)
+        [trade] = trades(workdir)
+        assert Decimal(trade["exit_price"]) >= TP
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
+
+
+def test_a_lone_take_profit_that_fires_as_kobe_cancels_it_is_booked_never_sold_again(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """The take-profit fires just before the retried cancel reaches the exchange (which
+    answers "order does not exist"): it is booked as the position's exit; the watchdog,
+    which sees the price past the take-profit, sends nothing."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1)
+        server.inject("before", method="POST", path=CANCEL_LEGS["bybit"],
+                      action=lambda: server.book.set_price(bybit.market_id, Decimal(100500)))  # fmt: skip
+        run(cli, env)
+        assert [(o.role, o.client_id) for o in sells(server)] == [("tp", "")]  # the exchange's leg
+        assert ("fill", f"{cid}tp") in events(workdir)
+        assert len(trades(workdir)) == 1
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
+        run(cli, env, "0.8")
+        assert len(sells(server)) == 1 and server.orders_created == 1

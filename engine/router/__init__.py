@@ -72,7 +72,7 @@ class Router(Watching):
             if (
                 item.state is not WatchState.PENDING_ENTRY
                 and not item.replaces  # the old exits are live until `kobe exits` cancels them
-                and self._exits_live(item.entry_client_id)
+                and self._exits_live(item.entry_client_id, item.stop_loss)
             ):
                 self.watchdog.remove(item.entry_client_id)  # its exit went out before a crash
         self.sync()  # fills and cancels that happened while no engine ran

@@ -35,6 +35,10 @@ from engine.router.planning import Planning
 from engine.watchdog import ExitPlan, WatchItem, WatchState
 
 
+class LoneLegLive(ExchangeError):
+    """One attached exit armed without its refused sibling could not be cancelled yet."""
+
+
 class Exits(Planning):
     """An entry sent, and its exits placed, confirmed or replaced."""
 
@@ -109,6 +113,9 @@ class Exits(Planning):
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
                     )
+                except LoneLegLive as exc:  # its stop refused, its take-profit still armed
+                    watch = self._watch_meanwhile(recorded, held)
+                    notes.append(f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED: {exc}")
                 except ExchangeError as exc:  # they may exist: looked up, never sent twice
                     watch = self._watch_meanwhile(recorded, held)
                     notes.append(
@@ -117,7 +124,8 @@ class Exits(Planning):
                         "and placed if absent; the local watchdog guards TP/SL meanwhile, only "
                         "while `kobe run` or `kobe-tui` is running"
                     )
-            if watch is not None and watch.exits is ExitPlan.ATTACHED and not exits:
+            listed = any(f"{cid}{leg}" in self.journal_state() for leg in ("tp", "sl"))
+            if watch is not None and watch.exits is ExitPlan.ATTACHED and not listed:
                 notes.append(
                     f"EXITS NOT CONFIRMED YET: {self.exchange_name} does not list the TP/SL "
                     "attached to the entry yet; the local watchdog guards it (only while `kobe "
@@ -172,7 +180,7 @@ class Exits(Planning):
         between the send and the bookkeeping), the item is dropped instead.
         """
         self._settle_exits(item.entry_client_id, item.symbol)
-        if self._exits_live(item.entry_client_id):
+        if self._exits_live(item.entry_client_id, item.stop_loss):
             self.watchdog.remove(item.entry_client_id)
             return (), None
         return self._send_exits(item, qty)
@@ -329,15 +337,38 @@ class Exits(Planning):
             return legs
         states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
         if any(leg.status.is_open for leg in legs):
-            with contextlib.suppress(OrderNotFound):  # gone meanwhile: read below
-                self._cancel_attached(
-                    cid, item.symbol, source_of(item.source),
-                    f"cancelled by Kobe: no cover without its sibling ({states}); the local "
-                    "watchdog guards the position",
-                )  # fmt: skip
-            if self._exits_live(cid):  # it filled instead of being cancelled
+            try:
+                with contextlib.suppress(OrderNotFound):  # gone meanwhile: read below
+                    self._cancel_attached(
+                        cid, item.symbol, source_of(item.source),
+                        f"cancelled by Kobe: no cover without its sibling ({states}); the local "
+                        "watchdog guards the position",
+                    )  # fmt: skip
+            except ExchangeError as exc:
+                raise self._lone_leg(item, states, str(exc)) from exc
+            if self._exits_live(cid, item.stop_loss):  # it filled instead of being cancelled
                 return legs
+            if self._exits_live(cid):  # still armed, as far as the exchange has said
+                raise self._lone_leg(item, states, "not confirmed cancelled yet")
+        self._lone_failing.discard(cid)
         raise InvalidOrder(f"{self.exchange_name} does not hold the entry's TP/SL ({states})")
+
+    def _lone_leg(self, item: WatchItem, states: str, why: str) -> LoneLegLive:
+        """The armed leg left without its refused sibling could not be cancelled (or its cancel
+        is not confirmed yet): the watchdog keeps guarding the position and each poll tries the
+        cancel again. It sells nothing meanwhile: the leg may still sell on the exchange, and a
+        sale by both would sell the position twice. One alert per episode."""
+        cid = item.entry_client_id
+        message = (
+            f"entry {cid} ({item.symbol}): the exchange armed one exit without its sibling "
+            f"({states}) and it could not be cancelled ({why}): the local watchdog guards the "
+            "position and tries the cancel again each poll; nothing is sold until the exchange "
+            "confirms that exit gone (or booked if it filled), so never twice"
+        )
+        if cid not in self._lone_failing:
+            self._lone_failing.add(cid)
+            self.on_alert("critical", "exit_not_cancelled", message)
+        return LoneLegLive(message)
 
     def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:
         self.on_alert(

@@ -253,7 +253,7 @@ class RouterView:
             )
             if entry is None or entry.filled <= 0 or entry.status.is_open:
                 return None
-            if self._exits_live(item.entry_client_id):
+            if self._exits_live(item.entry_client_id, item.stop_loss):
                 return None
             return (
                 f"entry {item.entry_client_id} ({item.side.value} {fmt_qty(entry.filled)} "
@@ -262,7 +262,7 @@ class RouterView:
         if item.state is WatchState.WATCHING:
             price = self.exchange.fetch_ticker(item.symbol).last
             leg = item.touched(price)
-            if leg is not None and not self._exits_live(item.entry_client_id):
+            if leg is not None and not self._exits_live(item.entry_client_id, item.stop_loss):
                 return (
                     f"{leg.replace('_', '-')} of {item.entry_client_id} touched at "
                     f"{fmt_qty(price)}: the watchdog would {item.side.opposite.value} "
@@ -327,10 +327,12 @@ class RouterView:
                 self._journal_fill(leg, entry.wallet, entry.source)
         return legs
 
-    def _exits_live(self, entry_cid: str) -> bool:
+    def _exits_live(self, entry_cid: str, stop_loss: Decimal | None = None) -> bool:
         """True when the exchange has confirmed an exit of ``entry_cid``: one resting (acked,
         open), partly filled, or filled. An intent alone proves nothing: the send may have
-        failed, so it never counts as cover."""
+        failed, so it never counts as cover. With the position's ``stop_loss``, a take-profit
+        resting alone (its stop refused, the take-profit not cancelled yet) is no cover either:
+        the stop is the watchdog's until the exchange holds one."""
         state = self.journal_state()
         for suffix in EXIT_SUFFIXES:
             event = state.get(f"{entry_cid}{suffix}")
@@ -339,6 +341,8 @@ class RouterView:
             if event.event == "fill":
                 return True
             if event.event in ("ack", "partial_fill") and is_open_status(event.status):
+                if suffix == "tp" and stop_loss is not None and event.filled <= 0:
+                    continue  # a take-profit that is not selling: cover only with a stop beside
                 return True  # a part filled counts while the rest still works, not once it ended
         return False
 

@@ -106,7 +106,7 @@ class Watching(Exits):
                     leg = item.touched(price)
                     if leg is not None:
                         self._settle_exits(item.entry_client_id, item.symbol)
-                        if self._exits_live(item.entry_client_id):
+                        if self._exits_live(item.entry_client_id, item.stop_loss):
                             self.watchdog.remove(item.entry_client_id)  # confirmed on the venue
                             continue
                         fired = self._fire_or_back_off(item, leg, price)
