@@ -56,6 +56,8 @@ class WatchItem:
     retry_at: datetime | None = None  # no new attempt before this time (backoff)
     last_error: str = ""
     replaces: bool = False  # the position's old exits are still to be cancelled (kobe exits)
+    oco_attempts: int = 0  # native OCO sends refused so far (tried again with backoff)
+    oco_retry_at: datetime | None = None  # no new OCO send before this time
 
     def touched(self, price: Decimal) -> str | None:
         """``take_profit`` or ``stop_loss`` when ``price`` touches that leg, else None."""
@@ -78,9 +80,15 @@ class WatchItem:
         def dec(v: Any, name: str) -> Decimal | None:
             return None if v is None else parse_decimal(v, name, minimum=Decimal(0))
 
-        attempts = raw.get("attempts") or 0
-        if type(attempts) is not int or not 0 <= attempts <= MAX_ATTEMPTS:
-            raise ValueError(f"attempts: not a count from 0 to {MAX_ATTEMPTS}: {shown(attempts)}")
+        def count(name: str) -> int:
+            value = raw.get(name) or 0
+            if type(value) is not int or not 0 <= value <= MAX_ATTEMPTS:
+                raise ValueError(f"{name}: not a count from 0 to {MAX_ATTEMPTS}: {shown(value)}")
+            return value
+
+        def when(name: str) -> datetime | None:
+            value = raw.get(name)
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
         return cls(
             entry_client_id=str(raw["entry_client_id"]),
@@ -94,14 +102,12 @@ class WatchItem:
             source=str(raw["source"]),
             exits=ExitPlan(raw["exits"]),
             state=WatchState(raw["state"]),
-            attempts=attempts,
-            retry_at=(
-                datetime.fromisoformat(str(raw["retry_at"]).replace("Z", "+00:00"))
-                if raw.get("retry_at")
-                else None
-            ),
+            attempts=count("attempts"),
+            retry_at=when("retry_at"),
             last_error=str(raw.get("last_error") or ""),
             replaces=raw.get("replaces") is True,
+            oco_attempts=count("oco_attempts"),
+            oco_retry_at=when("oco_retry_at"),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from decimal import Decimal
 
 from engine.exchange.base import (
@@ -23,12 +24,16 @@ from engine.risk import exits_in_order
 from engine.router.orders import (
     EIGHT,
     EXIT_SUFFIXES,
+    MAX_BACKOFF_S,
+    OCO_FIRST_WAIT_S,
+    OCO_TRIES,
     REFUSALS,
     OrderPlan,
     Placement,
     entry_of,
     fmt_plain,
     is_open_status,
+    log,
     source_of,
 )
 from engine.router.planning import Planning
@@ -109,9 +114,11 @@ class Exits(Planning):
                     exits, watch = self._place_exits(recorded, held)
                 except REFUSALS as exc:
                     watch = self._fall_back_to_watchdog(recorded, held, exc)
+                    again = watch.oco_retry_at is not None
                     notes.append(
                         f"ENTRY FILLED, EXCHANGE EXITS NOT PLACED ({exc}): the local watchdog "
                         "now guards TP/SL, only while `kobe run` or `kobe-tui` is running"
+                        + ("; the running engine sends the OCO again with backoff" if again else "")
                     )
                 except LoneLegLive as exc:  # its stop refused, its take-profit still armed
                     watch = self._watch_meanwhile(recorded, held)
@@ -371,17 +378,56 @@ class Exits(Planning):
         return LoneLegLive(message)
 
     def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:
+        """The exchange refused the exits: the local watchdog guards ``qty``. A refused native
+        OCO is sent again by later polls, under the same client ids (looked up before any
+        re-send: never a second OCO), after ``OCO_FIRST_WAIT_S`` doubling up to 5 minutes, at
+        most ``OCO_TRIES`` times; the watchdog hands over once the exchange holds it. A refusal
+        no retry can pass (the price now past an exit), or the last try, leaves the position
+        to the watchdog for good. One alert when it starts, one when it is given up."""
+        cid, symbol = item.entry_client_id, item.symbol
+        first = f"entry {cid} ({symbol}) filled but its exits could not be placed ({exc})"
+        if item.exits is ExitPlan.OCO:
+            tries = item.oco_attempts + 1
+            final = self._oco_hopeless(item, exc, tries)
+            if final is None:
+                wait = min(MAX_BACKOFF_S, OCO_FIRST_WAIT_S * 2 ** (tries - 1))
+                if tries == 1:
+                    self.on_alert(
+                        "warning", "exits_fallback",
+                        f"{first}: the local watchdog guards it, only while an engine runs, and "
+                        f"the OCO is sent again with backoff (at most {OCO_TRIES} tries)",
+                    )  # fmt: skip
+                else:
+                    log.warning("OCO of %s refused again (try %d): %s", cid, tries, exc)
+                return self.watchdog.update(
+                    cid, qty=qty, state=WatchState.WATCHING, oco_attempts=tries,
+                    oco_retry_at=self.clock() + timedelta(seconds=wait),
+                )  # fmt: skip
+            if tries > 1:
+                first = f"the OCO of entry {cid} ({symbol}) was refused {tries} times ({exc})"
+            first += f"; {final}"
         self.on_alert(
-            "warning",
-            "exits_fallback",
-            f"entry {item.entry_client_id} ({item.symbol}) filled but its exits could not be "
-            f"placed ({exc}): the local watchdog guards it, only while an engine runs",
-        )
+            "warning", "exits_fallback",
+            f"{first}: the local watchdog guards it, only while an engine runs",
+        )  # fmt: skip
         return self.watchdog.update(
-            item.entry_client_id,
-            qty=qty,
-            exits=ExitPlan.WATCHDOG,
-            state=WatchState.WATCHING,
+            cid, qty=qty, exits=ExitPlan.WATCHDOG, state=WatchState.WATCHING, oco_retry_at=None
+        )
+
+    def _oco_hopeless(self, item: WatchItem, exc: Exception, tries: int) -> str | None:
+        """Why a refused OCO is not sent again, or None: it may pass later (a balance not
+        credited yet, a filter the price may pass again)."""
+        if isinstance(exc, NotSupported | AuthenticationError):
+            return "not sent again"
+        if tries >= OCO_TRIES:
+            return "not sent again (the last try)"
+        try:
+            price = self.exchange.fetch_ticker(item.symbol).last
+        except ExchangeError:
+            return None  # asked again at the next refusal
+        wrong = exits_in_order(item.side, item.stop_loss, item.take_profit, price, "the price")
+        return (
+            f"not sent again, the price is past its exits ({'; '.join(wrong)})" if wrong else None
         )
 
     def replace_exits(

@@ -32,6 +32,10 @@ ZERO = Decimal(0)
 MAX_BACKOFF_S = 300  # a refused exit is tried again at most this far apart
 
 
+OCO_FIRST_WAIT_S = 30  # a refused OCO is sent again after this, then twice as long each time
+OCO_TRIES = 8  # sends of a refused OCO at most (about 22 minutes), then the watchdog keeps it
+
+
 REFUSALS = (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported)  # definite "no"
 
 

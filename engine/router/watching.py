@@ -87,7 +87,9 @@ class Watching(Exits):
                         if held:
                             self.watchdog.remove(item.entry_client_id)  # the exchange holds them
                             continue
-                    elif item.exits is ExitPlan.OCO:  # their send got no answer: again
+                    elif item.exits is ExitPlan.OCO and (  # unanswered or refused: again
+                        item.oco_retry_at is None or self.clock() >= item.oco_retry_at
+                    ):
                         try:
                             exits, left = self._place_exits(item, item.qty)
                         except REFUSALS as exc:
@@ -97,6 +99,13 @@ class Watching(Exits):
                         else:
                             sent += exits
                             if left is None:
+                                if item.oco_attempts:
+                                    self.on_alert(
+                                        "info", "exits_fallback",
+                                        f"entry {item.entry_client_id} ({item.symbol}): its OCO "
+                                        f"is placed after {item.oco_attempts} refusal(s); the "
+                                        "exchange holds its exits, the watchdog hands over",
+                                    )  # fmt: skip
                                 continue
                     if item.retry_at is not None and self.clock() < item.retry_at:
                         continue  # a refused exit waits out its backoff
