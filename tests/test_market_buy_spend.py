@@ -23,8 +23,9 @@ from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement
 from tests import test_router as router_tests
-from tests.binance_sim import BinanceSim
+from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim
 from tests.conftest import CliRunner
+from tests.test_book import BNB_MARKET
 from tests.test_ccxt_contract import sim_env
 
 D = Decimal
@@ -254,3 +255,81 @@ def test_binance_fill_beyond_the_allowance_is_alerted(
         "filled at 97619.04761905, 275.7 bps above the ask 95000 (sized for up to 5 bps); it "
         "has 20.4999795 USDT open against its balance of 20 USDT\n"
     ) in r.out
+
+
+# -- a buy's fill learned later: checked where it is booked, once ------------------------------
+
+
+def test_a_limit_buy_whose_fill_comes_later_is_checked_once(tmp_path: Path) -> None:
+    """Paper: a limit buy rests; the wallet's balance falls meanwhile (a loss elsewhere); the
+    fill, learned from the venue a minute later, leaves the wallet over its balance: one alert,
+    however often the router syncs and polls after it."""
+    rig = Rig(tmp_path, wallet="1000")
+    placed = rig.router.submit(
+        Proposal(
+            symbol="BTC/USDT", side=Side.BUY, entry_type=OrderType.LIMIT, sizing=Sizing.QUOTE,
+            amount=D(19), price=D(94000), wallet="cex_binance", source=Source.CLI,
+        )
+    )  # fmt: skip
+    cid = placed.entry.client_id
+    assert placed.entry.status.is_open and rig.alerts == []
+    rig.router.wallets = router_tests.StaticWallets({"cex_binance": D(10)})
+    rig.move("BTC/USDT", "94000")  # the market comes down to the limit: it fills
+    open_ = rig.book.committed("cex_binance")
+    [(severity, code, message)] = rig.alerts
+    assert (severity, code) == ("warning", "wallet_overspent")
+    assert message == (
+        f"wallet cex_binance overspent by {(open_ - 10).normalize():f} USDT: BTC/USDT entry {cid} "
+        f"filled at 94000; it has {open_.normalize():f} USDT open against its balance of 10 USDT"
+    )
+    rig.router.sync()
+    rig.router.poll()
+    rig.move("BTC/USDT", "94100")
+    assert len(rig.alerts) == 1
+
+
+def test_binance_fill_learned_at_the_next_start_is_alerted_once(
+    cli: CliRunner, sim: BinanceSim, workdir: Path
+) -> None:
+    """The market buy's answer is lost and every look-up fails: ``kobe trade`` ends with its
+    outcome unknown. The next start finds it filled far above the ask and says so, once."""
+    (workdir / "kobe.toml").write_text(
+        "[exchange]\ntimeout_ms = 400\n[router]\nmarket_slippage_bps = 5\n"
+    )
+    sim.set_book("BTCUSDT", [(D(94990), D(1))], [(D(95000), D("0.0001")), (D(100000), D(1))])
+    sim.inject("late", delay=0.6, method="POST", path="/api/v3/order")
+    sim.inject(status=503, body="Service Unavailable", method="GET", path="/api/v3/order",
+               times=40, query="origClientOrderId")  # fmt: skip
+    r = cli(*BUY_BTC, "--quote", "20", "--yes", env=sim_env(sim))
+    assert r.code != 0 and "outcome unknown" in r.err, r.err
+    sim.faults.clear()
+    run = ["run", "--headless", "--duration", "0.8", "--tick", "0.4"]
+    r = cli(*run, env=sim_env(sim))
+    assert r.code == 0, r.err
+    said = [line for line in r.out.splitlines() if "overspent" in line]
+    assert len(said) == 1, r.out
+    assert "wallet cex_binance overspent by 0.4999795 USDT: BTC/USDT entry kobe" in said[0]
+    assert said[0].endswith(
+        "filled at 97619.04761905; it has 20.4999795 USDT open against its balance of 20 USDT"
+    )
+    r = cli(*run, env=sim_env(sim))
+    assert r.code == 0 and "overspent" not in r.out, r.out
+
+
+def test_a_bnb_fee_is_no_overspend_of_a_wallet_spent_to_the_last_cent(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The fee is paid in BNB, not from the wallet's quote: 20 USDT spent of 20 is not an
+    overspend of the fee's 0.02 USDT."""
+    (workdir / "kobe.toml").write_text("[router]\nmarket_slippage_bps = 0\n")
+    balances = {"USDT": D(10_000), "BNB": D(1)}
+    symbols = (*DEFAULT_SYMBOLS, BNB_MARKET)
+    with BinanceSim(balances=balances, symbols=symbols, commission_asset="BNB") as server:
+        server.set_price("BTCUSDT", D(100000))
+        server.set_book("BTCUSDT", [(D(99990), D(1))], [(D(100000), D(1))])
+        r = cli(*BUY_BTC, "--quote", "20", "--yes", env=sim_env(server))
+        assert r.code == 0, r.err
+        assert sim_spent(server) == D(20)
+        [fill] = fills(workdir)
+        assert fill["fee_asset"] == "BNB" and D(fill["fee"]) > 0
+        assert "overspent" not in r.out + r.err

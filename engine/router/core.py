@@ -85,6 +85,7 @@ class RouterCore(RouterView):
         self.settings = settings or RouterConfig()
         self._resting: dict[str, datetime] = {}  # stop legs seen resting past their limit
         self._lone_failing: set[str] = set()  # entries whose lone exit's cancel failed (alerted)
+        self._overspent_said: dict[str, str] = {}  # an entry being sent: its overspend alert
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small

@@ -18,6 +18,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
+from engine.journal import OrderEvent
 from engine.money import BPS, floor_to_step
 from engine.proposal import Refused, Source
 from engine.risk import exits_in_order
@@ -28,6 +29,7 @@ from engine.router.orders import (
     OCO_FIRST_WAIT_S,
     OCO_TRIES,
     REFUSALS,
+    ZERO,
     OrderPlan,
     Placement,
     entry_of,
@@ -78,7 +80,7 @@ class Exits(Planning):
         if plan.exits is ExitPlan.ATTACHED:
             params["take_profit"] = p.take_profit
             params["stop_loss"] = p.stop_loss
-        self._inflight[cid] = (p, plan)
+        self._inflight[cid] = (p, plan)  # also what its fill was sized for (_buy_filled)
         try:
             order = self.exchange.create_order(
                 p.symbol, p.side, p.entry_type, plan.qty, price, params
@@ -95,16 +97,17 @@ class Exits(Planning):
                 )
             self._audit_order(p, cid, None, f"outcome unknown: {exc}")
             raise
+        else:
+            self._journal_order("ack", order, p.wallet, p.source.value, p.reason)
+            self._journal_fill(order, p.wallet, p.source.value)
         finally:
             self._inflight.pop(cid, None)
-        self._journal_order("ack", order, p.wallet, p.source.value, p.reason)
-        self._journal_fill(order, p.wallet, p.source.value)
         self._audit_order(p, cid, order.id, "placed")
         exits: tuple[Order, ...] = ()
         notes: list[str] = []
-        overspent = self._overspent(plan, order)
+        overspent = self._overspent_said.pop(cid, None)
         if overspent is not None:
-            notes.append(overspent)
+            notes.append(overspent)  # kobe trade prints it
         if watch is not None:
             recorded = self.watchdog.update(cid, entry_id=order.id)
             watch = recorded
@@ -144,38 +147,46 @@ class Exits(Planning):
                 )
         return Placement(plan, order, exits, watch, tuple(notes))
 
-    def _overspent(self, plan: OrderPlan, entry: Order) -> str | None:
-        """A buy that filled worse than it was sized for (beyond the venue's slippage allowance)
-        can leave its wallet with more open than its balance or cap: nothing goes negative (the
-        next buy finds nothing to spend), but the operator is told, by an alert naming the
-        wallet and the overspend. None when the wallet is within its limits."""
-        p, quote = plan.proposal, plan.market.quote
-        if p.side is not Side.BUY or entry.filled <= 0:
-            return None
-        open_ = self.committed(p.wallet)
-        limit, what = self.wallets.balance(p.wallet), "balance"
-        cap = self.wallets.cap(p.wallet)
+    def _buy_filled(self, event: OrderEvent) -> None:
+        """A buy that filled worse than it was sized for (beyond the venue's slippage allowance,
+        or a limit buy whose fill is learned later) can leave its wallet with more open than its
+        balance or cap: nothing goes negative (the next buy finds nothing to spend), but the
+        operator is told, by an alert naming the wallet and the overspend: once per fill, as
+        the journal takes each fill once. A fee paid in a third asset (BNB) is no quote spent:
+        it is left out. Under ``kobe trade`` the message is its note too."""
+        quote = event.symbol.partition("/")[2]
+        try:
+            limit, what = self.wallets.balance(event.wallet), "balance"
+            cap = self.wallets.cap(event.wallet)
+        except KeyError:  # not a wallet of this book (an old journal's line): nothing to check
+            return
         if cap is not None and cap < limit:
             limit, what = cap, "cap"
+        fee = event.fee * event.fee_rate if event.fee_rate is not None else ZERO
+        open_ = self.committed(event.wallet) - fee
         if open_ <= limit:
-            return None
-        filled = ""
-        if entry.avg_price is not None and plan.slippage_bps is not None:
-            worse = (entry.avg_price / plan.entry_price - 1) * BPS
-            filled = (
-                f" at {fmt_plain(entry.avg_price.quantize(EIGHT))}, "
-                f"{worse.quantize(Decimal('0.1'))} bps above the "
-                f"ask {fmt_plain(plan.entry_price)} (sized for up to "
-                f"{fmt_plain(plan.slippage_bps)} bps)"
-            )
+            return
+        filled, avg = "", event.avg_price
+        sized = self._inflight.get(event.client_id)
+        plan = sized[1] if sized is not None else None
+        if avg is not None:
+            filled = f" at {fmt_plain(avg.quantize(EIGHT))}"
+            if plan is not None and plan.slippage_bps is not None:
+                worse = (avg / plan.entry_price - 1) * BPS
+                filled += (
+                    f", {worse.quantize(Decimal('0.1'))} bps above the "
+                    f"ask {fmt_plain(plan.entry_price)} (sized for up to "
+                    f"{fmt_plain(plan.slippage_bps)} bps)"
+                )
         message = (
-            f"wallet {p.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} {quote}: "
-            f"{p.symbol} entry {entry.client_id} filled{filled}; it has "
+            f"wallet {event.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} "
+            f"{quote}: {event.symbol} entry {event.client_id} filled{filled}; it has "
             f"{fmt_plain(open_.quantize(EIGHT))} {quote} open against "
             f"its {what} of {fmt_plain(limit)} {quote}"
         )
         self.on_alert("warning", "wallet_overspent", message)
-        return message
+        if plan is not None:
+            self._overspent_said[event.client_id] = message
 
     def _place_exits(
         self, item: WatchItem, qty: Decimal

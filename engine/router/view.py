@@ -409,6 +409,12 @@ class RouterView:
             self._forget_finished(state)
         for listener in self.listeners:
             listener(event)
+        if kind in ("fill", "partial_fill") and side is Side.BUY and entry_of(cid) is None:
+            self._buy_filled(event)
+
+    def _buy_filled(self, event: OrderEvent) -> None:
+        """A buy entry's fill was journaled (once per fill, however it was learned: the order's
+        answer, a poll, a sync, a look-up at start): the sending router checks its wallet."""
 
     def _forget_finished(self, state: dict[str, OrderEvent]) -> None:
         """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
