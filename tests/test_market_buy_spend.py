@@ -288,11 +288,13 @@ def test_a_limit_buy_whose_fill_comes_later_is_checked_once(tmp_path: Path) -> N
     assert len(rig.alerts) == 1
 
 
+@pytest.mark.parametrize("first", ["run", "orders"])
 def test_binance_fill_learned_at_the_next_start_is_alerted_once(
-    cli: CliRunner, sim: BinanceSim, workdir: Path
+    cli: CliRunner, sim: BinanceSim, workdir: Path, caplog: pytest.LogCaptureFixture, first: str
 ) -> None:
     """The market buy's answer is lost and every look-up fails: ``kobe trade`` ends with its
-    outcome unknown. The next start finds it filled far above the ask and says so, once."""
+    outcome unknown. The next start (``kobe run``, or ``kobe orders``, which only reads the
+    venue) finds it filled far above the ask and says so, once: never again after it."""
     (workdir / "kobe.toml").write_text(
         "[exchange]\ntimeout_ms = 400\n[router]\nmarket_slippage_bps = 5\n"
     )
@@ -304,16 +306,20 @@ def test_binance_fill_learned_at_the_next_start_is_alerted_once(
     assert r.code != 0 and "outcome unknown" in r.err, r.err
     sim.faults.clear()
     run = ["run", "--headless", "--duration", "0.8", "--tick", "0.4"]
-    r = cli(*run, env=sim_env(sim))
+    caplog.clear()
+    r = cli(*(run if first == "run" else ["orders"]), env=sim_env(sim))
     assert r.code == 0, r.err
-    said = [line for line in r.out.splitlines() if "overspent" in line]
-    assert len(said) == 1, r.out
+    lines = r.out.splitlines() if first == "run" else caplog.messages  # orders: a log line
+    said = [line for line in lines if "overspent" in line]
+    assert len(said) == 1, said
     assert "wallet cex_binance overspent by 0.4999795 USDT: BTC/USDT entry kobe" in said[0]
     assert said[0].endswith(
         "filled at 97619.04761905; it has 20.4999795 USDT open against its balance of 20 USDT"
     )
+    caplog.clear()
     r = cli(*run, env=sim_env(sim))
-    assert r.code == 0 and "overspent" not in r.out, r.out
+    assert r.code == 0, r.err
+    assert [m for m in r.out.splitlines() + caplog.messages if "overspent" in m] == []
 
 
 def test_a_bnb_fee_is_no_overspend_of_a_wallet_spent_to_the_last_cent(

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,14 +17,17 @@ from engine.book import PositionBook
 from engine.bookkeeper import Bookkeeper
 from engine.cli.shared import Context
 from engine.exchange.base import Exchange
-from engine.journal import OrderJournal
+from engine.fsutil import StateError
+from engine.journal import OrderEvent, OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
 from engine.risk import RiskEngine
 from engine.router import ReconcileReport, Router, RouterView
 from engine.trades import TradeStore
 from engine.wallet_book import LedgerWallets
-from engine.wallets.runtime import WalletManager
+from engine.wallets.runtime import WalletManager, load_view
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,6 +148,21 @@ def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
             exchange_name=settings.exchange,
             clock=ctx.clock,
         )
+        try:  # a buy's fill this command is the first to see is checked against its wallet,
+            # as in a sending session (the book and the wallets read here write nothing)
+            book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
+            book.catch_up()
+            view.wallets = LedgerWallets(
+                load_view(settings.config, settings.data_dir), settings.config.finance
+            )
+            view.committed = book.committed
+
+            def follow(_event: OrderEvent) -> None:
+                book.catch_up()
+
+            view.listeners.append(follow)
+        except StateError as exc:  # damaged: left to the next sending session, which refuses
+            log.warning("%s: wallets not checked: %s", command, exc)
         try:
             report = view.review()
             _print_external(ctx, report)

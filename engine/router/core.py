@@ -39,6 +39,7 @@ class RouterCore(RouterView):
     and every send audited. It holds an :class:`Exchange`, which only the gate builds."""
 
     exchange: Exchange
+    wallets: WalletBook
 
     def __init__(
         self,
@@ -86,8 +87,6 @@ class RouterCore(RouterView):
         self._resting: dict[str, datetime] = {}  # stop legs seen resting past their limit
         self._lone_failing: set[str] = set()  # entries whose lone exit's cancel failed (alerted)
         self._overspent_said: dict[str, str] = {}  # an entry being sent: its overspend alert
-        # quote a wallet already has in open positions and working entries (the position book)
-        self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
         # base an asset's open positions and dust hold, no exit locking it (the book)
         self.held_by_positions: Callable[[str], tuple[Decimal, Decimal]] = lambda a: (ZERO, ZERO)

@@ -19,21 +19,18 @@ from engine.exchange.base import (
     Side,
 )
 from engine.journal import OrderEvent
-from engine.money import BPS, floor_to_step
+from engine.money import floor_to_step
 from engine.proposal import Refused, Source
 from engine.risk import exits_in_order
 from engine.router.orders import (
-    EIGHT,
     EXIT_SUFFIXES,
     MAX_BACKOFF_S,
     OCO_FIRST_WAIT_S,
     OCO_TRIES,
     REFUSALS,
-    ZERO,
     OrderPlan,
     Placement,
     entry_of,
-    fmt_plain,
     is_open_status,
     log,
     source_of,
@@ -148,44 +145,11 @@ class Exits(Planning):
         return Placement(plan, order, exits, watch, tuple(notes))
 
     def _buy_filled(self, event: OrderEvent) -> None:
-        """A buy that filled worse than it was sized for (beyond the venue's slippage allowance,
-        or a limit buy whose fill is learned later) can leave its wallet with more open than its
-        balance or cap: nothing goes negative (the next buy finds nothing to spend), but the
-        operator is told, by an alert naming the wallet and the overspend: once per fill, as
-        the journal takes each fill once. A fee paid in a third asset (BNB) is no quote spent:
-        it is left out. Under ``kobe trade`` the message is its note too."""
-        quote = event.symbol.partition("/")[2]
-        try:
-            limit, what = self.wallets.balance(event.wallet), "balance"
-            cap = self.wallets.cap(event.wallet)
-        except KeyError:  # not a wallet of this book (an old journal's line): nothing to check
-            return
-        if cap is not None and cap < limit:
-            limit, what = cap, "cap"
-        fee = event.fee * event.fee_rate if event.fee_rate is not None else ZERO
-        open_ = self.committed(event.wallet) - fee
-        if open_ <= limit:
-            return
-        filled, avg = "", event.avg_price
+        """The check of :class:`RouterView`; a fill with the order's answer (``kobe trade``)
+        says how far above the ask it was sized for, and the message is its note too."""
         sized = self._inflight.get(event.client_id)
-        plan = sized[1] if sized is not None else None
-        if avg is not None:
-            filled = f" at {fmt_plain(avg.quantize(EIGHT))}"
-            if plan is not None and plan.slippage_bps is not None:
-                worse = (avg / plan.entry_price - 1) * BPS
-                filled += (
-                    f", {worse.quantize(Decimal('0.1'))} bps above the "
-                    f"ask {fmt_plain(plan.entry_price)} (sized for up to "
-                    f"{fmt_plain(plan.slippage_bps)} bps)"
-                )
-        message = (
-            f"wallet {event.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} "
-            f"{quote}: {event.symbol} entry {event.client_id} filled{filled}; it has "
-            f"{fmt_plain(open_.quantize(EIGHT))} {quote} open against "
-            f"its {what} of {fmt_plain(limit)} {quote}"
-        )
-        self.on_alert("warning", "wallet_overspent", message)
-        if plan is not None:
+        message = self._overspent(event, sized[1] if sized is not None else None)
+        if message is not None and sized is not None:
             self._overspent_said[event.client_id] = message
 
     def _place_exits(
@@ -343,7 +307,9 @@ class Exits(Planning):
         asked for is armed. Legs it refused or removed with nothing sold (OKX's
         ``order_failed``, Bybit's ``Rejected``) are no cover: the armed one left (a take-profit
         without its stop) is cancelled, and :class:`InvalidOrder` hands both to the local
-        watchdog, as for any refused exit."""
+        watchdog, as for any refused exit. Until the exchange confirms that leg gone (its cancel
+        failed or is not seen yet), :class:`LoneLegLive`: the item stays as it is, and the next
+        poll reads the legs and tries the cancel again."""
         cid = item.entry_client_id
         legs = self._journal_attached(item.symbol, cid, why)
         state = self.journal_state()
@@ -365,6 +331,7 @@ class Exits(Planning):
             except ExchangeError as exc:
                 raise self._lone_leg(item, states, str(exc)) from exc
             if self._exits_live(cid, item.stop_loss):  # it filled instead of being cancelled
+                self._lone_failing.discard(cid)
                 return legs
             if self._exits_live(cid):  # still armed, as far as the exchange has said
                 raise self._lone_leg(item, states, "not confirmed cancelled yet")
