@@ -23,6 +23,7 @@ from engine.lock import DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
 from engine.risk import RiskEngine
 from engine.router import ReconcileReport, Router, RouterView
+from engine.router.spend import overspent
 from engine.trades import TradeStore
 from engine.wallet_book import LedgerWallets
 from engine.wallets.runtime import WalletManager, load_view
@@ -151,16 +152,17 @@ def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
         try:  # a buy's fill this command is the first to see is checked against its wallet,
             # as in a sending session (the book and the wallets read here write nothing)
             book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
-            book.catch_up()
-            view.wallets = LedgerWallets(
+            wallets = LedgerWallets(
                 load_view(settings.config, settings.data_dir), settings.config.finance
             )
-            view.committed = book.committed
 
-            def follow(_event: OrderEvent) -> None:
+            def check(event: OrderEvent) -> None:
                 book.catch_up()
+                message = overspent(event, None, wallets, book.committed(event.wallet))
+                if message is not None:
+                    log.warning("%s: %s", command, message)
 
-            view.listeners.append(follow)
+            view.on_buy_fill = check
         except StateError as exc:  # damaged: left to the next sending session, which refuses
             log.warning("%s: wallets not checked: %s", command, exc)
         try:

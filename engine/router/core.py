@@ -18,7 +18,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.journal import OrderJournal
+from engine.journal import OrderEvent, OrderJournal
 from engine.proposal import Proposal, Source
 from engine.risk import KillSwitch, read_kill_switch
 from engine.router.orders import (
@@ -30,6 +30,7 @@ from engine.router.orders import (
     is_open_status,
     log,
 )
+from engine.router.spend import overspent
 from engine.router.view import RouterView
 from engine.watchdog import WatchItem
 
@@ -39,7 +40,6 @@ class RouterCore(RouterView):
     and every send audited. It holds an :class:`Exchange`, which only the gate builds."""
 
     exchange: Exchange
-    wallets: WalletBook
 
     def __init__(
         self,
@@ -87,11 +87,26 @@ class RouterCore(RouterView):
         self._resting: dict[str, datetime] = {}  # stop legs seen resting past their limit
         self._lone_failing: set[str] = set()  # entries whose lone exit's cancel failed (alerted)
         self._overspent_said: dict[str, str] = {}  # an entry being sent: its overspend alert
+        # quote a wallet already has in open positions and working entries (the position book)
+        self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
+        self.on_buy_fill = self._buy_filled
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
         # base an asset's open positions and dust hold, no exit locking it (the book)
         self.held_by_positions: Callable[[str], tuple[Decimal, Decimal]] = lambda a: (ZERO, ZERO)
         # the wallet's dust a full exit sells with it: (wallet, symbol, entry client id) (the book)
         self.foldable_dust: Callable[[str, str, str], Decimal] = lambda w, s, e: ZERO
+
+    def _buy_filled(self, event: OrderEvent) -> None:
+        """A buy entry's fill was journaled: its wallet is checked (:func:`overspent`), with
+        one alert per fill. A fill with the order's answer says how far above the ask it was
+        sized for, and the message is its note under ``kobe trade``."""
+        sized = self._inflight.get(event.client_id)
+        plan = sized[1] if sized is not None else None
+        message = overspent(event, plan, self.wallets, self.committed(event.wallet))
+        if message is not None:
+            self.on_alert("warning", "wallet_overspent", message)
+            if plan is not None:
+                self._overspent_said[event.client_id] = message
 
     def cancel(self, ref: str, source: Source) -> Order:
         """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""

@@ -18,7 +18,6 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.journal import OrderEvent
 from engine.money import floor_to_step
 from engine.proposal import Refused, Source
 from engine.risk import exits_in_order
@@ -28,6 +27,7 @@ from engine.router.orders import (
     OCO_FIRST_WAIT_S,
     OCO_TRIES,
     REFUSALS,
+    LoneLegLive,
     OrderPlan,
     Placement,
     entry_of,
@@ -37,10 +37,6 @@ from engine.router.orders import (
 )
 from engine.router.planning import Planning
 from engine.watchdog import ExitPlan, WatchItem, WatchState
-
-
-class LoneLegLive(ExchangeError):
-    """One attached exit armed without its refused sibling could not be cancelled yet."""
 
 
 class Exits(Planning):
@@ -143,14 +139,6 @@ class Exits(Planning):
                     "exits are watched locally: only while `kobe run` or `kobe-tui` is running"
                 )
         return Placement(plan, order, exits, watch, tuple(notes))
-
-    def _buy_filled(self, event: OrderEvent) -> None:
-        """The check of :class:`RouterView`; a fill with the order's answer (``kobe trade``)
-        says how far above the ask it was sized for, and the message is its note too."""
-        sized = self._inflight.get(event.client_id)
-        message = self._overspent(event, sized[1] if sized is not None else None)
-        if message is not None and sized is not None:
-            self._overspent_said[event.client_id] = message
 
     def _place_exits(
         self, item: WatchItem, qty: Decimal

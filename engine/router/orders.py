@@ -12,6 +12,7 @@ from typing import Protocol
 
 from engine.exchange.base import (
     AuthenticationError,
+    ExchangeError,
     InsufficientFunds,
     InvalidOrder,
     MarketRules,
@@ -37,6 +38,10 @@ OCO_TRIES = 8  # sends of a refused OCO at most (about 22 minutes), then the wat
 
 
 REFUSALS = (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported)  # definite "no"
+
+
+class LoneLegLive(ExchangeError):
+    """One attached exit armed without its refused sibling could not be cancelled yet."""
 
 
 RECONCILE_TAIL = 5000  # order events read back at start (a tail, never the whole journal)

@@ -18,18 +18,13 @@ from engine.exchange.base import (
     Side,
 )
 from engine.journal import OrderEvent, OrderJournal
-from engine.money import BPS
 from engine.router.orders import (
-    EIGHT,
     EXIT_SUFFIXES,
     KEEP_FINISHED,
     RECONCILE_TAIL,
     ZERO,
-    OrderPlan,
     ReconcileReport,
-    WalletBook,
     entry_of,
-    fmt_plain,
     fmt_qty,
     is_open_status,
     log_alert,
@@ -73,10 +68,8 @@ class RouterView:
         # told of what needs the operator (severity, code, message); the engine makes alerts
         self.on_alert: Callable[[str, str, str], None] = log_alert
         self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
-        # the wallets' balances and caps a buy's fill is checked against (None: not checked),
-        # and the quote each has open (the position book)
-        self.wallets: WalletBook | None = None
-        self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
+        # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
+        self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
 
     def journal_state(self) -> dict[str, OrderEvent]:
         """The last event per client id: read from the journal's tail once, then kept current."""
@@ -419,53 +412,7 @@ class RouterView:
         for listener in self.listeners:
             listener(event)
         if kind in ("fill", "partial_fill") and side is Side.BUY and entry_of(cid) is None:
-            self._buy_filled(event)
-
-    def _buy_filled(self, event: OrderEvent) -> None:
-        """A buy entry's fill was journaled (once per fill, however it was learned: the order's
-        answer, a poll, a sync, a look-up at start): its wallet is checked."""
-        self._overspent(event, None)
-
-    def _overspent(self, event: OrderEvent, plan: OrderPlan | None) -> str | None:
-        """A buy that filled worse than it was sized for (beyond the venue's slippage allowance,
-        or a limit buy whose fill is learned later) can leave its wallet with more open than its
-        balance or cap: nothing goes negative (the next buy finds nothing to spend), but the
-        operator is told, by an alert naming the wallet and the overspend: once per fill, as
-        the journal takes each fill once. A fee paid in a third asset (BNB) is no quote spent:
-        it is left out. ``plan``: what the entry was sized for, when known. Returns the alert's
-        message; None when the wallet is within its limits, or no wallet book is at hand."""
-        quote = event.symbol.partition("/")[2]
-        if self.wallets is None:
-            return None
-        try:
-            limit, what = self.wallets.balance(event.wallet), "balance"
-            cap = self.wallets.cap(event.wallet)
-        except KeyError:  # not a wallet of this book (an old journal's line): nothing to check
-            return None
-        if cap is not None and cap < limit:
-            limit, what = cap, "cap"
-        fee = event.fee * event.fee_rate if event.fee_rate is not None else ZERO
-        open_ = self.committed(event.wallet) - fee
-        if open_ <= limit:
-            return None
-        filled, avg = "", event.avg_price
-        if avg is not None:
-            filled = f" at {fmt_plain(avg.quantize(EIGHT))}"
-            if plan is not None and plan.slippage_bps is not None:
-                worse = (avg / plan.entry_price - 1) * BPS
-                filled += (
-                    f", {worse.quantize(Decimal('0.1'))} bps above the "
-                    f"ask {fmt_plain(plan.entry_price)} (sized for up to "
-                    f"{fmt_plain(plan.slippage_bps)} bps)"
-                )
-        message = (
-            f"wallet {event.wallet} overspent by {fmt_plain((open_ - limit).quantize(EIGHT))} "
-            f"{quote}: {event.symbol} entry {event.client_id} filled{filled}; it has "
-            f"{fmt_plain(open_.quantize(EIGHT))} {quote} open against "
-            f"its {what} of {fmt_plain(limit)} {quote}"
-        )
-        self.on_alert("warning", "wallet_overspent", message)
-        return message
+            self.on_buy_fill(event)  # once per fill, however it was learned
 
     def _forget_finished(self, state: dict[str, OrderEvent]) -> None:
         """Bound the in-memory index: open and unknown orders stay; old finished ones go."""
