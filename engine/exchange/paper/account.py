@@ -153,6 +153,11 @@ class PaperAccount:
             if r.status.is_open and (symbol is None or r.symbol == symbol)
         ]
 
+    def open_counts(self, symbol: str) -> tuple[int, int]:
+        """The open orders on ``symbol``, and how many of them are stops (algo orders)."""
+        held = self.open_orders(symbol)
+        return len(held), sum(r.type is OrderType.STOP_LOSS_LIMIT for r in held)
+
     def last_by_client_id(self, client_id: str, symbol: str) -> Order | None:
         found = [r for r in self.orders.values() if r.client_id == client_id and r.symbol == symbol]
         return found[-1].order() if found else None

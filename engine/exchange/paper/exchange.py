@@ -12,10 +12,9 @@ order book: :mod:`~engine.exchange.paper.orderbook`; balances, locks and fees:
   liquidity of the book levels it crosses (at least the first level), so a large order fills in
   parts.
 - OCO (:meth:`PaperExchange.create_oco`): a LIMIT_MAKER take-profit and a STOP_LOSS_LIMIT leg
-  sharing one lock. When the stop triggers, the take-profit is cancelled and the stop becomes a
-  limit order at its limit price: it takes what the book offers down to that limit and rests
-  there for the rest, as Binance's does when the price gaps through it (the watchdog deals with
-  a stop that rests). A fill of the take-profit cancels the stop.
+  sharing one lock; the first leg to fill or trigger ends the other. A triggered stop becomes a
+  limit order at its limit price: it takes what the book offers down to it and rests for the
+  rest, as Binance's does when the price gaps through it (the watchdog deals with that).
 - Every change is saved at once (:mod:`~engine.exchange.paper.state`).
 """
 
@@ -158,11 +157,6 @@ class PaperExchange(Exchange):
         """The (price, qty) parts a taker order of ``qty`` gets, never beyond ``limit``; without
         a limit (a market order), with the configured slippage."""
         return walk(self._book(symbol, taker, slipped=limit is None), taker, qty, limit)
-
-    def _check_open_orders(self, market: PaperMarket, stop: bool) -> None:
-        held = self._account.open_orders(market.rules.symbol)
-        stops = sum(r.type is OrderType.STOP_LOSS_LIMIT for r in held)
-        check_open_orders(market, len(held), stops, stop)
 
     def _settle(
         self, rec: OrderRecord, qty: Decimal, price: Decimal, maker: bool, now: datetime
@@ -319,20 +313,16 @@ class PaperExchange(Exchange):
             side, type, qty = Side(side), OrderType(type), D(qty)
             if type is OrderType.STOP_LOSS_LIMIT:
                 raise NotSupported("paper: a stop-loss leg is placed with create_oco")
-            if type is OrderType.MARKET:
-                limit = None
-            elif price is None:
+            if type is not OrderType.MARKET and price is None:
                 raise InvalidOrder(f"a {type.value} order needs a price")
-            else:
-                limit = D(price)
+            limit = None if type is OrderType.MARKET or price is None else D(price)
             last = self._last(symbol)
             market = self._markets[symbol]
             check_filters(market, last, side, qty, limit, limit if limit is not None else last)
             account = self._account
             if limit is not None:  # a market order is never left open
-                self._check_open_orders(market, stop=False)
+                check_open_orders(market, *account.open_counts(symbol), stop=False)
             now = self._now()
-
             if limit is None:
                 parts = self._walk(symbol, side, qty, None)
                 asset = rules.quote if side is Side.BUY else rules.base
@@ -396,7 +386,7 @@ class PaperExchange(Exchange):
                     f"{fmt(tp)} must be {relation} the last price {fmt(last)}, and stop-loss "
                     f"{fmt(sl)} {other} it"
                 )
-            self._check_open_orders(market, stop=True)
+            check_open_orders(market, *self._account.open_counts(symbol), stop=True)
             if side is Side.BUY:
                 asset, need = rules.quote, qty * max(tp, sl_limit)
             else:
