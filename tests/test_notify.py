@@ -296,14 +296,17 @@ def test_the_engine_never_waits_on_a_channel_that_hangs(workdir: Path) -> None:
             n.publish(note(n=i))
         n.publish(note("engine_error", "boom", severity="error"))
         elapsed = time.perf_counter() - start
-        assert n.workers[0].queue.full()
+        worker = n.workers[0]  # the queue stays bounded: what does not fit is counted, dropped
+        assert worker.queue.qsize() <= 10 and sum(worker._dropped.values()) > 0
         start = time.perf_counter()
         n.close()
         closing = time.perf_counter() - start
     finally:
         hang.close()
-    assert elapsed < 0.5  # 501 notes, one outbox append among them
-    assert 1.4 < closing < 2.5  # queued notes get 1.5 s at a stop (and a last 0.2 s), not more
+    # far below the channel's 10 s HTTP timeout, which waiting on it once would take (the
+    # margins are for a loaded machine: this is no speed test)
+    assert elapsed < 5  # 501 notes, one outbox append among them
+    assert 1.4 < closing < 5  # queued notes get 1.5 s at a stop (and a last 0.2 s), not more
     assert "boom" in (workdir / "data" / OUTBOX_FILE).read_text()  # kept for the next start
 
 
