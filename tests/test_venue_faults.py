@@ -10,6 +10,7 @@ each exchange's simulator on 127.0.0.1; the faults are injected on the simulator
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -177,6 +178,62 @@ def test_an_odd_order_quantity_is_refused_never_booked(
     )  # fmt: skip
     with pytest.raises(BadAnswer):
         ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+FEE = {  # where each exchange's look-up of a filled order gives its fee, and the fee's field
+    "binance": ("/api/v3/myTrades", r'("commission": )"[^"]*"'),
+    "bybit": ("/v5/order/history", r'("cumFeeDetail": \{"BTC": )"[^"]*"'),
+    "okx": (LOOKUP["okx"], r'("fee": )"[^"]*"'),  # OKX: a charged fee is negative, a rebate not
+}
+
+
+@pytest.mark.parametrize("rebate", [True, False])
+def test_a_fee_no_trade_of_that_size_can_have_is_refused_never_booked(
+    ex: CcxtExchange, name: str, sim: Any, rebate: bool
+) -> None:
+    """A fee is at most what was traded in its asset, a rebate at most 1 % of it: a rebate of
+    0.5 BTC on a 0.001 BTC fill would size the exits at 0.501 BTC."""
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    path, field = FEE[name]
+    odd = "0.5" if rebate == (name == "okx") else "-0.5"
+    sim.inject(
+        "rewrite", method="GET", path=path, times=2,
+        rewrite=lambda text: re.sub(field, rf'\g<1>"{odd}"', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match="which no trade of that size can have"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+@pytest.mark.parametrize("name", ["binance"])  # its look-up's fills are its trades (myTrades)
+@pytest.mark.parametrize("odd", ['"0"', '"-0"'])
+def test_a_fill_at_no_price_is_refused_never_booked(ex: CcxtExchange, sim: Any, odd: str) -> None:
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    sim.inject(
+        "rewrite", method="GET", path="/api/v3/myTrades", times=2,
+        rewrite=lambda text: re.sub(r'"price": "[^"]*"', f'"price": {odd}', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match="at a price of"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+def test_a_rebate_larger_than_the_fill_places_no_exit_selling_coins_never_bought(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """`kobe trade` bought 0.00015 BTC; the order's reply said 0.5 BTC of rebate, and Kobe placed
+    an OCO selling 0.50015 BTC (the account held more, from outside the position). Now the reply
+    is refused, the order looked up, and its exits sized from what it did."""
+    from tests.test_trade_testnet import TRADE
+
+    hostile = lambda text: re.sub(r'"commission": "[^"]*"', '"commission": "-0.5"', text)  # noqa: E731
+    with BinanceSim() as s:
+        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=hostile)
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 0, r.err
+        [entry] = [o for o in s.orders.values() if o.side == "BUY"]
+        legs = [o for o in s.orders.values() if o.side == "SELL"]
+        assert len(legs) == 2 and all(o.qty <= entry.executed for o in legs)
+    journal = (workdir / "data" / "logs" / "orders.jsonl").read_text()
+    assert "which no trade of that size can have" in journal and '"fee": "-0.5' not in journal
 
 
 SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}

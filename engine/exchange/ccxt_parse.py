@@ -28,6 +28,9 @@ from engine.untrusted import BadNumber, clean_text, parse_decimal
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
+# A rebate (a negative fee) is at most this share of what was traded: maker rebates are a few
+# hundredths of a percent where they exist at all.
+MAX_REBATE = Decimal("0.01")
 
 STATUS_MAP = {
     "open": OrderStatus.OPEN,
@@ -102,20 +105,46 @@ def order_type(o: Mapping[str, Any]) -> OrderType:
         return OrderType.MARKET if o.get("type") == "market" else OrderType.LIMIT
 
 
+def checked_fee(
+    fee: Decimal, asset: str, symbol: str, qty: Decimal, price: Decimal | None
+) -> Decimal:
+    """``fee`` if it can be the fee of ``qty`` of ``symbol`` at ``price``, else :class:`BadAnswer`.
+
+    A fee in the base or the quote asset is at most what was traded in that asset, and a rebate
+    (a negative fee) at most :data:`MAX_REBATE` of it; a fee in a third asset (BNB) is never a
+    rebate. Exits are sized net of a base-asset fee: a rebate of 0.5 BTC answered for a fill of
+    0.00015 BTC made Kobe place exits selling 0.50015 BTC, coins the position never held."""
+    base, _, quote = symbol.partition("/")
+    traded = qty if asset == base else qty * price if asset == quote and price else None
+    if traded is None and fee >= 0:
+        return fee
+    if traded is None or fee > traded or -fee > traded * MAX_REBATE:
+        raise BadAnswer(
+            f"the exchange answered a fee of {fee} {asset} for {qty} {symbol}"
+            f"{f' at {price}' if price else ''}, which no trade of that size can have"
+        )
+    return fee
+
+
 def _fill(
     t: Mapping[str, Any], order_id: str, client_id: str, symbol: str, side: Side, when: Any = None
 ) -> Fill:
     """One ccxt trade as a fill of the order; ``when``: the order's time, for a trade without."""
     fee = t.get("fee") or {}
+    qty = dec0(t.get("amount"))
+    price = dec0(t.get("price"))
+    if qty > 0 and price <= 0:
+        raise BadAnswer(f"the exchange answered a fill of {qty} {symbol} at a price of {price}")
+    asset = clean_text(fee.get("currency") or "")
     return Fill(
         order_id=order_id,
         client_id=client_id,
         symbol=symbol,
         side=side,
-        qty=dec0(t.get("amount")),
-        price=dec0(t.get("price")),
-        fee=dec0(fee.get("cost"), signed=True),  # a rebate is a negative fee
-        fee_asset=clean_text(fee.get("currency") or ""),
+        qty=qty,
+        price=price,
+        fee=checked_fee(dec0(fee.get("cost"), signed=True), asset, symbol, qty, price),
+        fee_asset=asset,
         time=utc_ms(t.get("timestamp") or when),
     )
 
@@ -149,6 +178,11 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
         _fill(t, order_id, cid, symbol, side, o.get("timestamp")) for t in (o.get("trades") or [])
     )
     list_id = info.get("orderListId")
+    avg_price = dec(o.get("average")) if filled > 0 else None
+    if avg_price is not None and avg_price <= 0:
+        raise BadAnswer(f"the exchange answered {filled} {symbol} filled at a price of {avg_price}")
+    price = None if type_ is OrderType.MARKET else dec(o.get("price"))
+    fee = checked_fee(fee, fee_asset, symbol, filled, avg_price or price)
     return Order(
         id=order_id,
         client_id=cid,
@@ -156,9 +190,9 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
         side=side,
         type=type_,
         qty=qty,
-        price=None if type_ is OrderType.MARKET else dec(o.get("price")),
+        price=price,
         filled=filled,
-        avg_price=dec(o.get("average")) if filled > 0 else None,
+        avg_price=avg_price,
         status=status,
         created_at=utc_ms(o.get("timestamp")),
         fee=fee,
