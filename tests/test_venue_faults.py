@@ -236,6 +236,46 @@ def test_a_rebate_larger_than_the_fill_places_no_exit_selling_coins_never_bought
     assert "which no trade of that size can have" in journal and '"fee": "-0.5' not in journal
 
 
+@pytest.mark.parametrize(
+    "field,odd", [("tickSize", "1e-30"), ("stepSize", "0"), ("stepSize", "1e30")]
+)
+def test_a_market_with_absurd_rules_is_left_out_before_any_order(
+    cli: CliRunner, workdir: Path, field: str, odd: str
+) -> None:
+    """A tick of 1e-30 let the entry go out, then the exit prices' rounding raised (an internal
+    error, the position left without exits); a step of 0 made ccxt assert."""
+    from tests.test_trade_testnet import TRADE
+
+    with BinanceSim() as s:
+        s.inject(
+            "rewrite", method="GET", path="/api/v3/exchangeInfo", times=5,
+            rewrite=lambda text: re.sub(rf'"{field}": "[^"]*"', f'"{field}": "{odd}"', text),
+        )  # fmt: skip
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 2 and "BTC/USDT" in r.err and "has no spot market" in r.err, r.err
+        assert s.orders == {}
+
+
+def test_an_order_answered_with_an_absurd_time_still_gets_its_exits(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """Order times of 10^20 ms: reading the accepted entry raised (an internal error) after it
+    had gone out, and its exits were never placed. A time past 2100 is taken as none."""
+    from tests.test_trade_testnet import TRADE
+
+    absurd = lambda text: re.sub(
+        r'"(transactTime|time|updateTime)": \d+', r'"\1": 1' + "0" * 20, text
+    )  # noqa: E731
+    with BinanceSim() as s:
+        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=absurd)
+        s.inject("rewrite", method="GET", path=LOOKUP["binance"], rewrite=absurd, times=3)
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 0, r.err
+        assert sorted(o.type for o in s.orders.values()) == [
+            "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+        ]  # fmt: skip
+
+
 SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}
 SYMBOL["okx"] = ("BTC-USDT", "ETH-USDT")
 

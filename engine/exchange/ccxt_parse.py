@@ -31,6 +31,11 @@ ZERO = Decimal(0)
 # A rebate (a negative fee) is at most this share of what was traded: maker rebates are a few
 # hundredths of a percent where they exist at all.
 MAX_REBATE = Decimal("0.01")
+# A market's price tick and quantity step: exchanges use 1e-8 to 1000 or so. 1e-30 made the exit
+# prices' rounding raise (decimal's 28 digits) once the entry had gone out, a step of 0 made ccxt
+# assert: such a market is left out. A tick of 0 is Binance's "no tick" (its filter disabled).
+MIN_INCREMENT = Decimal("1e-14")
+MAX_INCREMENT = Decimal("1e9")
 
 STATUS_MAP = {
     "open": OrderStatus.OPEN,
@@ -60,8 +65,13 @@ def dec0(value: Any, *, signed: bool = False) -> Decimal:
     return ZERO if found is None else found
 
 
+# An exchange's time in epoch milliseconds: one past 2100 is no time (10^20 ms made the order's
+# read raise once the entry had gone out, its exits never placed), taken as none, like a missing one.
+MAX_TIME_MS = 4_102_444_800_000
+
+
 def utc_ms(value: Any) -> datetime:
-    if isinstance(value, int | float) and value > 0:
+    if isinstance(value, int | float) and 0 < value <= MAX_TIME_MS:
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     return datetime.now(UTC)
 
@@ -83,11 +93,18 @@ def market_rules(m: Mapping[str, Any], tick_size: bool) -> MarketRules:
         return Decimal(1).scaleb(-int(found))  # decimal places
 
     step = increment(precision.get("amount"))
+    tick = increment(precision.get("price"))
+    for what, value, zero_ok in (("tick size", tick, True), ("step size", step, False)):
+        if not (MIN_INCREMENT <= value <= MAX_INCREMENT or (zero_ok and value == 0)):
+            raise BadAnswer(
+                f"{clean_text(m.get('symbol'))}: {what} {value} is outside {MIN_INCREMENT} .. "
+                f"{MAX_INCREMENT}{' (or 0: no tick)' if zero_ok else ''}"
+            )
     return MarketRules(
         symbol=m["symbol"],
         base=m["base"],
         quote=m["quote"],
-        tick_size=increment(precision.get("price")),
+        tick_size=tick,
         step_size=step,
         min_qty=dec(amount.get("min")) or step,
         min_notional=dec0(cost.get("min")),
