@@ -263,9 +263,9 @@ def test_an_order_answered_with_an_absurd_time_still_gets_its_exits(
     had gone out, and its exits were never placed. A time past 2100 is taken as none."""
     from tests.test_trade_testnet import TRADE
 
-    absurd = lambda text: re.sub(
-        r'"(transactTime|time|updateTime)": \d+', r'"\1": 1' + "0" * 20, text
-    )  # noqa: E731
+    def absurd(text: str) -> str:
+        return re.sub(r'"(transactTime|time|updateTime)": \d+', r'"\1": 1' + "0" * 20, text)
+
     with BinanceSim() as s:
         s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=absurd)
         s.inject("rewrite", method="GET", path=LOOKUP["binance"], rewrite=absurd, times=3)
