@@ -216,24 +216,33 @@ def test_a_fill_at_no_price_is_refused_never_booked(ex: CcxtExchange, sim: Any, 
         ex.fetch_order_by_client_id(order.client_id, BTC)
 
 
-def test_a_rebate_larger_than_the_fill_places_no_exit_selling_coins_never_bought(
-    cli: CliRunner, workdir: Path
+def _rebate(text: str) -> str:
+    return re.sub(r'"commission": "[^"]*"', '"commission": "-0.5"', text)
+
+
+def _overfill(text: str) -> str:
+    return re.sub(r'"(executedQty|qty)": "[^"]*"', r'"\1": "0.5"', text)
+
+
+@pytest.mark.parametrize("answer", [_rebate, _overfill])
+def test_an_answer_bigger_than_the_fill_places_no_exit_selling_coins_never_bought(
+    cli: CliRunner, workdir: Path, answer: Callable[[str], str]
 ) -> None:
-    """`kobe trade` bought 0.00015 BTC; the order's reply said 0.5 BTC of rebate, and Kobe placed
-    an OCO selling 0.50015 BTC (the account held more, from outside the position). Now the reply
-    is refused, the order looked up, and its exits sized from what it did."""
+    """`kobe trade` bought 0.00015 BTC; the order's reply said 0.5 BTC of rebate (or 0.5 BTC
+    filled), and Kobe placed an OCO selling 0.50015 BTC (0.49999): coins of the account that
+    the position never held. Now the reply is refused, the order looked up, and its exits
+    sized from what it did."""
     from tests.test_trade_testnet import TRADE
 
-    hostile = lambda text: re.sub(r'"commission": "[^"]*"', '"commission": "-0.5"', text)  # noqa: E731
     with BinanceSim() as s:
-        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=hostile)
+        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=answer)
         r = cli(*TRADE, env=binance_contract.sim_env(s))
         assert r.code == 0, r.err
         [entry] = [o for o in s.orders.values() if o.side == "BUY"]
         legs = [o for o in s.orders.values() if o.side == "SELL"]
         assert len(legs) == 2 and all(o.qty <= entry.executed for o in legs)
     journal = (workdir / "data" / "logs" / "orders.jsonl").read_text()
-    assert "which no trade of that size can have" in journal and '"fee": "-0.5' not in journal
+    assert '"fee": "-0.5' not in journal and '"filled": "0.5' not in journal
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,8 @@ def to_order(o: Mapping[str, Any], client_id: str = "") -> Order:
     info = o.get("info") or {}
     qty = dec0(o.get("amount"))
     filled = dec0(o.get("filled"))
+    if 0 < qty < filled:  # 0.5 BTC answered filled for 0.00015: exits would sell coins not bought
+        raise BadAnswer(f"the exchange answered {filled} filled of an order for {qty}")
     status = STATUS_MAP.get(str(o.get("status")), OrderStatus.UNKNOWN)
     if status is OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
