@@ -216,6 +216,19 @@ def test_a_fill_at_no_price_is_refused_never_booked(ex: CcxtExchange, sim: Any, 
         ex.fetch_order_by_client_id(order.client_id, BTC)
 
 
+@pytest.mark.parametrize("name", ["binance"])  # a look-up's fees are the order's trades
+def test_trades_beyond_what_the_order_filled_are_refused(ex: CcxtExchange, sim: Any) -> None:
+    """Each trade's fee is bounded by its quantity: trades of 0.5 BTC for an order that filled
+    0.001 would let a rebate of 0.005 BTC pass."""
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    sim.inject(
+        "rewrite", method="GET", path="/api/v3/myTrades", times=2,
+        rewrite=lambda text: re.sub(r'"qty": "[^"]*"', '"qty": "0.5"', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match="trades of 0.5 for 0.001"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
 def _rebate(text: str) -> str:
     return re.sub(r'"commission": "[^"]*"', '"commission": "-0.5"', text)
 

@@ -228,6 +228,9 @@ def with_trade_fees(order: Order, trades: Iterable[Mapping[str, Any]]) -> Order:
     fills = tuple(_fill(t, order.id, order.client_id, order.symbol, order.side) for t in trades)
     if not fills:
         return order
+    traded = sum((f.qty for f in fills), ZERO)
+    if traded > order.filled:  # each fill's fee is bounded by its quantity: never beyond the order
+        raise BadAnswer(f"the exchange answered trades of {traded} for {order.filled} filled")
     assets = {f.fee_asset for f in fills if f.fee_asset}
     if len(assets) > 1:
         log.warning("order %s: fees in several assets %s", order.id, sorted(assets))
