@@ -225,7 +225,7 @@ def test_trades_beyond_what_the_order_filled_are_refused(ex: CcxtExchange, sim: 
         "rewrite", method="GET", path="/api/v3/myTrades", times=2,
         rewrite=lambda text: re.sub(r'"qty": "[^"]*"', '"qty": "0.5"', text),
     )  # fmt: skip
-    with pytest.raises(BadAnswer, match="trades of 0.5 for 0.001"):
+    with pytest.raises(BadAnswer, match=r"trades of 0\.5 for 0\.001"):
         ex.fetch_order_by_client_id(order.client_id, BTC)
 
 
