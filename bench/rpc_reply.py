@@ -9,11 +9,12 @@ before and after the call, the time, and what the client did with the reply:
 - ``big``: one 60 MB string (the byte cap's own cost);
 - ``heavy``: a heavy mainnet block in ``jsonParsed`` (1,000 swaps, 1,500 votes).
 
-    python bench/rpc_reply.py [KIND ...]
+    python bench/rpc_reply.py [KIND ...]   (all of them by default)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -100,15 +101,21 @@ def measure(kind: str, path: Path) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] in ("--build", "--measure"):
-        kind, path = sys.argv[2], Path(sys.argv[3])
-        if sys.argv[1] == "--build":
-            path.write_bytes(reply(kind))
-        else:
-            print(measure(kind, path), flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("kinds", nargs="*", metavar="KIND", help=f"{', '.join(KINDS)} (all)")
+    parser.add_argument("--build", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if unknown := sorted(set(args.kinds) - set(KINDS)):
+        parser.error(f"unknown kind {', '.join(unknown)}; kinds: {', '.join(KINDS)}")
+    if args.build:
+        Path(args.build[1]).write_bytes(reply(args.build[0]))
+        return
+    if args.measure:
+        print(measure(args.measure[0], Path(args.measure[1])), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in sys.argv[1:] or KINDS:
+        for kind in args.kinds or KINDS:
             path = Path(tmp) / f"{kind}.json"
             me = [sys.executable, __file__]
             subprocess.run([*me, "--build", kind, str(path)], check=True)
