@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/wallets.py
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/cockpit.py
+	$(BIN)/python bench/rpc_reply.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from rich.text import Text
+from textual import events
 from textual.widgets import Input, Static
 
 from engine.modes import Settings, resolve_settings
@@ -18,9 +19,10 @@ from engine.secrets import register_secret_values
 from kobe_tui.app import KobeApp
 from kobe_tui.messages import EngineFailed
 from kobe_tui.screens.confirm import ConfirmScreen
+from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import JournalPane
-from tests.cockpit_support import make_app, plain, settle
+from tests.cockpit_support import drain, make_app, plain, settle
 
 HOSTILE = "oops [/] [bold red]x \x1b[31mLIVE\x1b[0m \x1b]0;owned\x07\x1b[2J"
 
@@ -95,6 +97,42 @@ async def test_a_kill_switch_reason_with_markup_shows_literally_on_reset(workdir
         app.post_message(EngineFailed("boom [/] [bold]"))
         await settle(app, pilot)
         assert "error: boom [/] [bold]" in app.query_one(KobeHeader).item("engine-state")
+
+
+PASTED = "ab\x1b[2J\x1b]0;pwned\x07\u202eZ\u200b [red]x[/]"  # a bracketed paste: any bytes
+
+
+async def _paste(app: KobeApp, pilot: object, box: Input, text: str) -> str:
+    """``text`` pasted into ``box``: the characters the field then draws on the terminal."""
+    box.focus()
+    box.post_message(events.Paste(text))
+    await drain(app, pilot)  # type: ignore[arg-type]
+    return "".join(segment.text for segment in box.render_line(0))
+
+
+async def test_text_pasted_into_a_field_cannot_drive_the_terminal(workdir: Path) -> None:
+    """Textual draws a field's characters as they are: a paste put ESC [2J (the screen cleared),
+    an OSC (the terminal retitled) and a bidi override on the terminal, from the ticket's
+    fields, the journal's filter (and its border), the new exits and the unlock phrase."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, OrderTicket)
+        amount = app.screen.query_one("#amount", Input)
+        drawn = await _paste(app, pilot, amount, PASTED)
+        assert amount.value == "15ab[2J]0;pwnedZ [red]x[/]"  # markup stays characters
+        for ch in "\x1b\x07\u202e\u200b":
+            assert ch not in drawn
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("3", "slash")
+        await pilot.pause()
+        journal = app.query_one(JournalPane)
+        box = journal.query_one("#journal-filter", Input)
+        drawn = await _paste(app, pilot, box, PASTED * 200)
+        assert "\x1b" not in drawn + str(journal.border_subtitle) and len(box.value) <= 1000
 
 
 LIVE_KEYS = {"ALLOW_LIVE": "1", "BINANCE_KEY": "k" * 16, "BINANCE_SECRET": "s" * 16}

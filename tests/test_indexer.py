@@ -341,6 +341,22 @@ def test_a_malformed_block_is_skipped_with_a_log_line(
     assert [x["slot"] for x in lines(tmp_path / "indexer")] == [105, 108]
 
 
+def test_a_block_whose_reply_passes_a_cap_is_skipped_not_stalled_on(
+    node: Node, url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client refuses such a reply the same way at every ask: the scan stopped there, and
+    every later scan asked for that slot again, for good."""
+    from engine.indexer.rpc import MAX_JSON_VALUES
+
+    node.blocks[102] = {f"{i:07x}": "ab" for i in range(MAX_JSON_VALUES // 3 + 10)}
+    node.blocks[103] = block(103, swap_tx("SigBuy1", MEME, "5000", "200000000", "30000"))
+    with caplog.at_level(logging.WARNING):
+        result = indexer(url, tmp_path / "indexer").scan(50)
+    assert result.malformed == 1 and result.last_slot == CURRENT
+    assert "slot 102: block refused, skipped: getBlock: the reply holds more than" in caplog.text
+    assert [x["slot"] for x in lines(tmp_path / "indexer")][:1] == [103]
+
+
 def test_a_restart_mid_range_resumes_without_duplicates(
     node: Node, url: str, tmp_path: Path
 ) -> None:

@@ -373,7 +373,7 @@ def test_the_environment_variables_the_readme_names_are_those_of_env_example() -
     not_variables = {  # exchange words, a profile and a constant named in the README
         "LIMIT_MAKER", "LOT_SIZE", "PENDING_NEW", "PERCENT_PRICE_BY_SIDE", "PRICE_FILTER",
         "STOP_LOSS_LIMIT", "LIVE_150", "TICK_SECONDS", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS",
-        "MAX_NUM_ALGO_ORDERS",
+        "MAX_NUM_ALGO_ORDERS", "MAX_FUTURE_SKEW_S",
         "KOBE_CONTRACT_TESTS",  # the manual contract tests' switch, read by pytest, not by Kobe
     }  # fmt: skip
     assert named - not_variables == example

@@ -141,6 +141,76 @@ def test_a_reply_over_the_size_cap_is_refused_without_holding_it(
         client(url, max_bytes=1024 * 1024).get_slot()
 
 
+# One jsonParsed swap (18 accounts, 5 instructions, 6 inner transfers, 30 log lines, 4 + 4 token
+# balances) and one vote, in the shape getBlock returns them.
+KEY = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
+ACCOUNT = {"pubkey": KEY, "signer": False, "source": "transaction", "writable": True}
+TOKEN_BALANCE = {
+    "accountIndex": 3,
+    "mint": KEY,
+    "owner": KEY,
+    "programId": KEY,
+    "uiTokenAmount": {"amount": "123", "decimals": 6, "uiAmount": 0.000123, "uiAmountString": "0.000123"},
+}  # fmt: skip
+TRANSFER = {
+    "parsed": {"info": {"amount": "1000", "authority": KEY, "destination": KEY, "source": KEY}, "type": "transfer"},
+    "program": "spl-token", "programId": KEY, "stackHeight": 2,
+}  # fmt: skip
+SWAP = {
+    "meta": {
+        "computeUnitsConsumed": 85000, "err": None, "fee": 5000,
+        "innerInstructions": [{"index": 2, "instructions": [TRANSFER] * 6}],
+        "loadedAddresses": {"readonly": [], "writable": []},
+        "logMessages": [f"Program {KEY} consumed 4645 of 200000 compute units"] * 30,
+        "preBalances": [2039280] * 18, "postBalances": [2039280] * 18,
+        "preTokenBalances": [TOKEN_BALANCE] * 4, "postTokenBalances": [TOKEN_BALANCE] * 4,
+        "rewards": [], "status": {"Ok": None},
+    },
+    "transaction": {
+        "message": {
+            "accountKeys": [ACCOUNT] * 18, "addressTableLookups": [], "recentBlockhash": KEY,
+            "instructions": [{"accounts": [KEY] * 10, "data": "3Bxs4h24hBtQy9rw", "programId": KEY, "stackHeight": None}] * 5,
+        },
+        "signatures": ["5" * 88],
+    },
+    "version": 0,
+}  # fmt: skip
+VOTE = {
+    "meta": {"err": None, "fee": 5000, "innerInstructions": [], "logMessages": ["Program Vote111 invoke [1]", "Program Vote111 success"],
+             "preBalances": [1, 2, 3], "postBalances": [1, 2, 3], "preTokenBalances": [], "postTokenBalances": [], "rewards": [], "status": {"Ok": None}},
+    "transaction": {
+        "message": {
+            "accountKeys": [ACCOUNT] * 3, "recentBlockhash": KEY,
+            "instructions": [{"parsed": {"info": {"vote": {"hash": KEY, "slots": [1, 2, 3, 4], "timestamp": 1767225600}, "voteAccount": KEY, "voteAuthority": KEY}, "type": "vote"}, "program": "vote", "programId": KEY, "stackHeight": None}],
+        },
+        "signatures": ["5" * 88],
+    },
+    "version": "legacy",
+}  # fmt: skip
+
+
+def test_a_reply_of_distinct_short_keys_is_refused_before_it_is_parsed(
+    node: tuple[HostileNode, str],
+) -> None:
+    """Keys were not counted: 10 MB of `{"0000001":"ab",...}` passed the count (one value a pair)
+    and parsed to 140 MB (45 MB of them to 750 MB). Strings count now, keys included; a heavy
+    mainnet block still reads (README, "Solana indexer")."""
+    from engine.indexer.rpc import MAX_JSON_VALUES, ReplyRefused, json_values
+
+    state, url = node
+    pairs = MAX_JSON_VALUES // 3 + 10  # a comma and two strings a pair
+    keys = b",".join(b'"%07x":"ab"' % i for i in range(pairs))
+    state.behaviour = reply({}, raw=b'{"jsonrpc":"2.0","id":1,"result":{' + keys + b"}}")
+    with pytest.raises(ReplyRefused, match=f"more than {MAX_JSON_VALUES} JSON values"):
+        client(url).get_block(5)
+
+    heavy = {"blockTime": 1767225600, "transactions": [SWAP] * 1000 + [VOTE] * 1500}
+    counted = json_values(json.dumps({"jsonrpc": "2.0", "id": 1, "result": heavy}).encode())
+    assert 1_000_000 < counted < MAX_JSON_VALUES / 1.5  # room to spare
+    state.behaviour = reply({"result": heavy})
+    assert len(client(url, timeout_s=30).get_block(5)["transactions"]) == 2500
+
+
 @pytest.mark.parametrize("depth", [100, 200_000])
 def test_a_json_bomb_is_an_error_not_a_traceback(node: tuple[HostileNode, str], depth: int) -> None:
     state, url = node

@@ -24,6 +24,7 @@ from engine.strategies.memecoin_farming import (
     StubRandomProvider,
     filter_problems,
 )
+from engine.strategies.memecoin_farming.candidates import MAX_FUTURE_SKEW_S
 
 D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -152,6 +153,50 @@ def test_filters_name_each_problem() -> None:
     assert problems[1].startswith("volume 10 < 5000")
     assert problems[2].startswith("price change -33.33% < 2%")
     assert problems[3] == "age 7200 s > 3600 s"
+
+
+def test_a_candidate_first_seen_in_the_future_is_refused_past_the_skew() -> None:
+    """A block time ahead of the (injected) clock would give a negative age that passes
+    ``max_age_s`` for as long as the lie lasts: up to MAX_FUTURE_SKEW_S it is clock skew."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"more than {MAX_FUTURE_SKEW_S} s (`MAX_FUTURE_SKEW_S`" in readme
+    f = MemecoinFiltersConfig()
+    assert filter_problems(coin(created_at=T0 + timedelta(seconds=120)), f, T0) == []
+    ahead = coin(created_at=T0 + timedelta(seconds=121))
+    assert filter_problems(ahead, f, T0) == ["first seen 121 s in the future > 120 s"]
+    far = coin(created_at=datetime(2099, 1, 1, tzinfo=UTC))
+    assert filter_problems(far, f, T0)[0].startswith("first seen 2303683200 s in the future")
+
+
+def test_an_indexed_candidate_dated_in_the_future_is_never_entered(tmp_path: Path) -> None:
+    indexer = tmp_path / "indexer"
+    indexer.mkdir()
+    (indexer / "events.jsonl").write_text(
+        line(
+            kind="candidate",
+            mint="Future1",
+            symbol="SOON",
+            price_usd="1",
+            liquidity_usd=90_000,
+            volume_usd=90_000,  # the most traded: it would be chosen first
+            time="2099-01-01T00:00:00Z",
+        )
+        + line(
+            kind="candidate",
+            mint="Now1",
+            symbol="NOW",
+            price_usd="1",
+            liquidity_usd=50_000,
+            volume_usd=9_000,
+            time="2026-01-01T00:00:00Z",
+        )
+    )
+    momentum_off = config(filters={"min_price_change_pct": -100})
+    s = MemecoinFarming(momentum_off, OnchainDryRunProvider(indexer))
+    s.tick(at(1))
+    assert [w.symbol for w in s.would_send] == ["NOW/USDC"]
 
 
 # -- entries -----------------------------------------------------------------------------------

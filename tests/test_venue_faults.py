@@ -10,6 +10,7 @@ each exchange's simulator on 127.0.0.1; the faults are injected on the simulator
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -177,6 +178,124 @@ def test_an_odd_order_quantity_is_refused_never_booked(
     )  # fmt: skip
     with pytest.raises(BadAnswer):
         ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+FEE = {  # where each exchange's look-up of a filled order gives its fee, and the fee's field
+    "binance": ("/api/v3/myTrades", r'("commission": )"[^"]*"'),
+    "bybit": ("/v5/order/history", r'("cumFeeDetail": \{"BTC": )"[^"]*"'),
+    "okx": (LOOKUP["okx"], r'("fee": )"[^"]*"'),  # OKX: a charged fee is negative, a rebate not
+}
+
+
+@pytest.mark.parametrize("rebate", [True, False])
+def test_a_fee_no_trade_of_that_size_can_have_is_refused_never_booked(
+    ex: CcxtExchange, name: str, sim: Any, rebate: bool
+) -> None:
+    """A fee is at most what was traded in its asset, a rebate at most 1 % of it: a rebate of
+    0.5 BTC on a 0.001 BTC fill would size the exits at 0.501 BTC."""
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    path, field = FEE[name]
+    odd = "0.5" if rebate == (name == "okx") else "-0.5"
+    sim.inject(
+        "rewrite", method="GET", path=path, times=2,
+        rewrite=lambda text: re.sub(field, rf'\g<1>"{odd}"', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match="which no trade of that size can have"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+@pytest.mark.parametrize("name", ["binance"])  # its look-up's fills are its trades (myTrades)
+@pytest.mark.parametrize("odd", ['"0"', '"-0"'])
+def test_a_fill_at_no_price_is_refused_never_booked(ex: CcxtExchange, sim: Any, odd: str) -> None:
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    sim.inject(
+        "rewrite", method="GET", path="/api/v3/myTrades", times=2,
+        rewrite=lambda text: re.sub(r'"price": "[^"]*"', f'"price": {odd}', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match="at a price of"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+@pytest.mark.parametrize("name", ["binance"])  # a look-up's fees are the order's trades
+def test_trades_beyond_what_the_order_filled_are_refused(ex: CcxtExchange, sim: Any) -> None:
+    """Each trade's fee is bounded by its quantity: trades of 0.5 BTC for an order that filled
+    0.001 would let a rebate of 0.005 BTC pass."""
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    sim.inject(
+        "rewrite", method="GET", path="/api/v3/myTrades", times=2,
+        rewrite=lambda text: re.sub(r'"qty": "[^"]*"', '"qty": "0.5"', text),
+    )  # fmt: skip
+    with pytest.raises(BadAnswer, match=r"trades of 0\.5 for 0\.001"):
+        ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+def _rebate(text: str) -> str:
+    return re.sub(r'"commission": "[^"]*"', '"commission": "-0.5"', text)
+
+
+def _overfill(text: str) -> str:
+    return re.sub(r'"(executedQty|qty)": "[^"]*"', r'"\1": "0.5"', text)
+
+
+@pytest.mark.parametrize("answer", [_rebate, _overfill])
+def test_an_answer_bigger_than_the_fill_places_no_exit_selling_coins_never_bought(
+    cli: CliRunner, workdir: Path, answer: Callable[[str], str]
+) -> None:
+    """`kobe trade` bought 0.00015 BTC; the order's reply said 0.5 BTC of rebate (or 0.5 BTC
+    filled), and Kobe placed an OCO selling 0.50015 BTC (0.49999): coins of the account that
+    the position never held. Now the reply is refused, the order looked up, and its exits
+    sized from what it did."""
+    from tests.test_trade_testnet import TRADE
+
+    with BinanceSim() as s:
+        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=answer)
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 0, r.err
+        [entry] = [o for o in s.orders.values() if o.side == "BUY"]
+        legs = [o for o in s.orders.values() if o.side == "SELL"]
+        assert len(legs) == 2 and all(o.qty <= entry.executed for o in legs)
+    journal = (workdir / "data" / "logs" / "orders.jsonl").read_text()
+    assert '"fee": "-0.5' not in journal and '"filled": "0.5' not in journal
+
+
+@pytest.mark.parametrize(
+    "field,odd", [("tickSize", "1e-30"), ("stepSize", "0"), ("stepSize", "1e30")]
+)
+def test_a_market_with_absurd_rules_is_left_out_before_any_order(
+    cli: CliRunner, workdir: Path, field: str, odd: str
+) -> None:
+    """A tick of 1e-30 let the entry go out, then the exit prices' rounding raised (an internal
+    error, the position left without exits); a step of 0 made ccxt assert."""
+    from tests.test_trade_testnet import TRADE
+
+    with BinanceSim() as s:
+        s.inject(
+            "rewrite", method="GET", path="/api/v3/exchangeInfo", times=5,
+            rewrite=lambda text: re.sub(rf'"{field}": "[^"]*"', f'"{field}": "{odd}"', text),
+        )  # fmt: skip
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 2 and "BTC/USDT" in r.err and "has no spot market" in r.err, r.err
+        assert s.orders == {}
+
+
+def test_an_order_answered_with_an_absurd_time_still_gets_its_exits(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """Order times of 10^20 ms: reading the accepted entry raised (an internal error) after it
+    had gone out, and its exits were never placed. A time past 2100 is taken as none."""
+    from tests.test_trade_testnet import TRADE
+
+    def absurd(text: str) -> str:
+        return re.sub(r'"(transactTime|time|updateTime)": \d+', r'"\1": 1' + "0" * 20, text)
+
+    with BinanceSim() as s:
+        s.inject("rewrite", method="POST", path=CREATE["binance"], rewrite=absurd)
+        s.inject("rewrite", method="GET", path=LOOKUP["binance"], rewrite=absurd, times=3)
+        r = cli(*TRADE, env=binance_contract.sim_env(s))
+        assert r.code == 0, r.err
+        assert sorted(o.type for o in s.orders.values()) == [
+            "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+        ]  # fmt: skip
 
 
 SYMBOL = {"binance": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT", "ETHUSDT")}

@@ -19,6 +19,7 @@ Binance's -1013), never truncated silently. ``amount_to_precision`` rounds down 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -50,6 +51,8 @@ from engine.exchange.retry import place_order_once
 from engine.money import floor_to_step
 from engine.untrusted import clean_message
 
+log = logging.getLogger(__name__)
+
 # Where the exchange's balance answer lists the balances.
 BALANCES_KEY = {"binance": "balances", "bybit": "result", "okx": "data"}
 
@@ -71,11 +74,20 @@ class CcxtExchange(CcxtAttachedExits):
         if self._rules is None:
             markets: dict[str, Any] = self._read(self._ex.load_markets, "load markets")
             tick_size = self._ex.precisionMode == self._ccxt.TICK_SIZE
-            self._rules = {
-                symbol: market_rules(m, tick_size)
-                for symbol, m in markets.items()
-                if m.get("spot", True)
-            }
+            rules, refused = {}, []
+            for symbol, m in markets.items():
+                if not m.get("spot", True):
+                    continue
+                try:
+                    rules[symbol] = market_rules(m, tick_size)
+                except BadAnswer as exc:  # one odd market never stops trading the others
+                    refused.append(str(exc))
+            if refused:
+                log.warning(
+                    "%s: %d market(s) left out, their rules refused: %s",
+                    self.name, len(refused), "; ".join(refused[:5]),
+                )  # fmt: skip
+            self._rules = rules
         return self._rules
 
     def amount_to_precision(self, symbol: str, qty: Decimal) -> Decimal:

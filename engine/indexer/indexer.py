@@ -22,8 +22,8 @@ The lines of one slot are written together, flushed and fsynced, then the state
 
 Idempotent: slots at or below the last slot indexed are never read again, and on start the last
 slot found in ``events.jsonl`` counts as indexed too (a crash between the lines and the state
-never duplicates them). A skipped slot is passed over; a malformed block is skipped with a log
-line. Nothing is ever sent: the indexer only reads.
+never duplicates them). A skipped slot is passed over; a malformed block, or one whose reply the
+client refuses (over its size, values or nesting caps), is skipped with a log line. Nothing is ever sent: the indexer only reads.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.fsutil import atomic_write_text
-from engine.indexer.rpc import SolanaRpc
+from engine.indexer.rpc import ReplyRefused, SolanaRpc
 from engine.journal import JsonlWriter, tail_jsonl
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import BadNumber, clean_message, parse_decimal
@@ -395,7 +395,12 @@ class Indexer:
         return result
 
     def _slot(self, slot: int, state: IndexerState, result: ScanResult) -> list[dict[str, Any]]:
-        block = self.rpc.get_block(slot)
+        try:
+            block = self.rpc.get_block(slot)
+        except ReplyRefused as exc:  # the same at every ask: skipped, or the scan stalls here
+            result.malformed += 1
+            log.warning("indexer: slot %d: block refused, skipped: %s", slot, exc)
+            return []
         if block is None:
             result.skipped += 1
             return []

@@ -46,10 +46,14 @@ READ_ONLY_METHODS = frozenset(
 )
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a full jsonParsed block is a few MB
 MAX_JSON_DEPTH = 64  # a jsonParsed block nests about 10 deep
-# JSON values and containers in one reply, counted from its commas and opening brackets before it
-# is parsed: 63 MB of [],[],[] made 20 million lists (1.6 GB and 16 s of the engine's tick); a
-# jsonParsed block of a few thousand transactions counts well under a million.
-MAX_JSON_VALUES = 3_000_000
+# JSON values, strings (keys included) and containers in one reply, counted before it is parsed
+# from its commas, opening brackets and quotes: each becomes a Python object of 30 to 100 bytes
+# whatever its length in the reply. 63 MB of [],[],[] made 20 million lists (1.6 GB and 16 s of
+# the engine's tick); 45 MB of distinct short keys ({"0000001":"ab",...}, uncounted before) made
+# 750 MB. A jsonParsed transaction counts about 600 (a vote about 80), so a heavy mainnet block
+# (about 1,000 transactions and 1,500 votes) counts under 800,000: 2,000,000 leaves it room and
+# holds the worst reply (distinct keys, about 80 bytes each) to about 160 MB once parsed.
+MAX_JSON_VALUES = 2_000_000
 MAX_SLOT = 10**12  # Solana makes ~2.5 slots a second: 10^12 is thousands of years away
 
 
@@ -64,6 +68,10 @@ class RpcError(ExchangeError):
 
 class SlotSkipped(RpcError):
     """The slot has no block (skipped, or missing from the node's storage)."""
+
+
+class ReplyRefused(RpcError):
+    """The reply passed a cap (its size, its values, its nesting): asking again gets the same."""
 
 
 class NotReadOnly(RpcError):
@@ -82,6 +90,13 @@ def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
+
+
+def json_values(raw: bytes) -> int:
+    """An upper bound of the values, strings and containers ``raw`` parses to, without parsing
+    it: one per comma and opening bracket, one per two quotes (an escaped quote counts too,
+    which can only overcount)."""
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + raw.count(b'"') // 2
 
 
 class SolanaRpc:
@@ -135,7 +150,7 @@ class SolanaRpc:
                 what=method,
             )
         except ReplyTooLarge as exc:
-            raise RpcError(str(exc)) from None
+            raise ReplyRefused(str(exc)) from None
         status, retry_after, raw = got.status, got.headers.get("Retry-After"), got.body
         if status == 429:
             wait = parse_retry_after(retry_after)
@@ -146,18 +161,18 @@ class SolanaRpc:
             raise ExchangeUnavailable(f"{method}: HTTP {status}")
         if status >= 300:
             raise RpcError(f"{method}: HTTP {status}")
-        if raw.count(b",") + raw.count(b"[") + raw.count(b"{") > MAX_JSON_VALUES:
-            raise RpcError(f"{method}: the reply holds more than {MAX_JSON_VALUES} JSON values")
+        if json_values(raw) > MAX_JSON_VALUES:
+            raise ReplyRefused(f"{method}: the reply holds more than {MAX_JSON_VALUES} JSON values")
         try:
             reply = json.loads(raw)
         except RecursionError:
-            raise RpcError(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}") from None
+            raise ReplyRefused(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}") from None
         except (ValueError, UnicodeDecodeError):
             raise RpcError(f"{method}: the reply is not JSON") from None
         if not isinstance(reply, dict):
             raise RpcError(f"{method}: the reply is not a JSON-RPC object")
         if _too_deep(reply):
-            raise RpcError(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}")
+            raise ReplyRefused(f"{method}: the reply nests deeper than {MAX_JSON_DEPTH}")
         error = reply.get("error")
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None

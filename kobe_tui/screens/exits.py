@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from engine.untrusted import BadNumber, parse_decimal
 from kobe_tui.screens.form import FormScreen
-from kobe_tui.widgets.formatting import px
+from kobe_tui.widgets.formatting import PlainInput, px
 
 
 class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
@@ -33,7 +33,8 @@ class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
                 names = (("tp", "take-profit"), ("sl", "stop-loss"))
                 for (field, name), now in zip(names, self.old, strict=True):
                     yield Label(name)
-                    yield Input(placeholder=f"now {px(now)}" if now else "none now", id=field)
+                    now_text = f"now {px(now)}" if now else "none now"
+                    yield PlainInput(placeholder=now_text, id=field)
             yield Static("", id="exits-error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Back", id="back", variant="primary")

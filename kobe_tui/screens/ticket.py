@@ -17,7 +17,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from engine.exchange.base import OrderType, Side
 from engine.proposal import Proposal, Refused, Sizing, Source
 from kobe_tui.screens.form import FormScreen
-from kobe_tui.widgets.formatting import literal_lines
+from kobe_tui.widgets.formatting import PlainInput, literal_lines
 
 if TYPE_CHECKING:
     from engine.router import OrderPlan
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 Planner = Callable[[Proposal], "OrderPlan"]
 
 
-class TicketInput(Input):
+class TicketInput(PlainInput):
     """A field of the ticket. A field takes the printable keys before the screen's bindings;
     once ``ctrl+s`` or ``escape`` is on its way (``leaving``), it leaves them to the screen, so
     that ``q`` right behind (``ctrl+s q`` in one packet) reaches the ticket's ``q``."""

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from kobe_tui.widgets.formatting import literal_lines
+from kobe_tui.widgets.formatting import PlainInput, literal_lines
 
 BalancesFetcher = Callable[[], dict[str, Decimal]]
 
@@ -86,7 +86,7 @@ class UnlockStep2(ModalScreen[bool]):
             yield Static(
                 f"Type this phrase exactly to unlock:\n\n    {self.phrase}\n", id="unlock2-text"
             )
-            yield Input(placeholder=self.phrase, id="phrase")
+            yield PlainInput(placeholder=self.phrase, id="phrase")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button("Unlock live", id="unlock", variant="error", disabled=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
+from typing import Any
 
 from rich.text import Text
+from textual.widgets import Input
 
 from engine.untrusted import MAX_DIGITS, MAX_EXPONENT, MESSAGE_MAX, clean_text
 
@@ -81,3 +83,18 @@ def signed(value: Decimal, unit: str = "") -> Text:
     q = quantized(value, Decimal("0.01"))
     style = "green" if q > 0 else ("red" if q < 0 else "")
     return Text(f"{q:+,}{unit}", style=style)
+
+
+class PlainInput(Input):
+    """A field that keeps what it is given as :func:`literal` would show it. Textual draws a
+    field's characters as they are, and a paste (bracketed: any bytes) put ``ESC [2J`` on the
+    terminal, which cleared it, an OSC that retitled it, and bidi overrides, in the ticket's
+    fields, the new exits, the unlock phrase and the journal's filter. Capped at
+    ``MESSAGE_MAX`` characters (Textual's ``max_length``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MESSAGE_MAX)
+        super().__init__(*args, **kwargs)
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        super().replace(clean_text(text, MESSAGE_MAX) if text else text, start, end)

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 
 from engine.untrusted import MESSAGE_MAX, clean_text
 from kobe_tui.widgets.columns import Col
-from kobe_tui.widgets.formatting import literal, num, px, signed
+from kobe_tui.widgets.formatting import PlainInput, literal, num, px, signed
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class JournalPane(TablePane):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Input(
+        yield PlainInput(
             placeholder="filter: symbol, wallet, strategy, reason (escape: none)",
             compact=True,
             id="journal-filter",

@@ -8,6 +8,11 @@ from decimal import Decimal
 
 from engine.config import MemecoinFiltersConfig
 
+# A candidate first seen (its block time) at most this far ahead of the engine's clock is taken as
+# clock skew between the node and Kobe; further ahead, it is refused: its age would stay negative
+# and pass ``max_age_s`` for as long as the lie lasts. Compared with the injected clock.
+MAX_FUTURE_SKEW_S = 120
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -45,8 +50,11 @@ def filter_problems(c: Candidate, f: MemecoinFiltersConfig, now: datetime) -> li
         out.append(f"volume {c.volume_usd} < {f.min_volume_usd} USD")
     if c.change_pct() < f.min_price_change_pct:
         out.append(f"price change {c.change_pct():.2f}% < {f.min_price_change_pct}%")
-    if c.age_s(now) > f.max_age_s:
-        out.append(f"age {c.age_s(now)} s > {f.max_age_s} s")
+    age = c.age_s(now)
+    if age > f.max_age_s:
+        out.append(f"age {age} s > {f.max_age_s} s")
+    elif age < -MAX_FUTURE_SKEW_S:
+        out.append(f"first seen {-age} s in the future > {MAX_FUTURE_SKEW_S} s")
     return out
 
 
