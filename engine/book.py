@@ -29,7 +29,7 @@ from typing import Any
 
 from engine.exchange.base import Side
 from engine.fsutil import DAMAGE, StateError, atomic_write_text
-from engine.journal import OrderEvent, read_event
+from engine.journal import OrderEvent, open_journal, read_event
 from engine.jsonutil import dumps
 from engine.position import (
     FILL_EVENTS,
@@ -154,7 +154,7 @@ class PositionBook:
         journal (a journal cut, or replaced, then written again does not match)."""
         if offset <= 0 or not self.journal_path.exists():
             return ""
-        with open(self.journal_path, "rb") as fh:
+        with open_journal(self.journal_path) as fh:
             fh.seek(max(0, offset - MARK_BYTES))
             return hashlib.sha256(fh.read(min(offset, MARK_BYTES))).hexdigest()[:32]
 
@@ -181,7 +181,7 @@ class PositionBook:
         """Complete lines after the offset, each with the offset just past it."""
         if not self.journal_path.exists():
             return
-        with open(self.journal_path, "rb") as fh:
+        with open_journal(self.journal_path) as fh:
             fh.seek(self.state.offset)
             pos = self.state.offset
             for raw in fh:

@@ -78,14 +78,14 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Every record, streaming; lines that do not parse (a torn line) are skipped and logged."""
     if not Path(path).exists():
         return
-    with _open_journal(path) as fh:
+    with open_journal(path) as fh:
         for number, raw in enumerate(fh, start=1):
             record = _parse(raw, path, number)
             if record is not None:
                 yield record
 
 
-def _open_journal(path: Path) -> BinaryIO:
+def open_journal(path: Path) -> BinaryIO:
     """``path`` opened for reading; one that exists but cannot be read (a directory, no
     permission) is a :class:`~engine.fsutil.StateError` naming it, never an internal error."""
     try:
@@ -116,7 +116,7 @@ def tail_jsonl(path: Path, n: int, *, block: int = 64 * 1024) -> list[dict[str, 
     if n <= 0 or not path.exists():
         return []
     records: list[dict[str, Any]] = []
-    with _open_journal(path) as fh:
+    with open_journal(path) as fh:
         for raw in reverse_lines(fh, block=block):
             record = _parse(raw, path, None)
             if record is not None:

@@ -52,7 +52,12 @@ def test_an_order_journal_that_is_a_directory_is_named_by_kobe_run(
 ) -> None:
     journal = history / "logs" / "orders.jsonl"
     replace_with_directory(journal)
-    for argv in ([*TRADE, "--yes"], ["run", "--headless", "--ticks", "2"]):
+    for argv in (
+        [*TRADE, "--yes"],
+        ["run", "--headless", "--ticks", "2"],
+        ["positions", "--json"],  # the position book reads it too
+        ["orders", "--json"],
+    ):
         r = cli(*argv)
         assert r.code == 1 and "internal error" not in r.err, r.err
         assert "orders.jsonl" in r.err
