@@ -7,15 +7,18 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
 from engine.config import MAX_SEED, YEAR_S
+from engine.config.sections import SIM_START_RANGE
 from engine.exchange.base import AuthenticationError
-from engine.journal import OrderEvent, tail_jsonl
+from engine.fsutil import REPAIR_OR_RESTORE, damaged
+from engine.journal import OrderEvent, read_event, tail_jsonl
 from engine.jsonutil import iso_utc
 from engine.lock import DataDirBusy
 from engine.modes import Settings
@@ -30,19 +33,39 @@ MAX_TICKS = 10_000_000
 
 
 def last_recorded_time(settings: Settings) -> datetime | None:
-    """The latest time the data dir has recorded (order journal tail, wallets snapshot)."""
+    """The latest time the data dir has recorded (order journal tail, wallets snapshot).
+
+    A recorded time no clock of Kobe's can have written (no timezone, or past the last minute
+    a simulated run can reach) is a damaged file, named: the simulated clock would start there.
+    """
     times: list[datetime] = []
-    for record in tail_jsonl(settings.data_dir / "logs" / "orders.jsonl", 1):
-        times.append(datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")))
+    journal = settings.data_dir / "logs" / "orders.jsonl"
+    for record in reversed(tail_jsonl(journal, 16)):  # the last line readers do not skip
+        event = read_event(record, journal)
+        if event is not None:
+            times.append(_recorded(event.ts, journal))
+            break
     snapshot = settings.data_dir / "wallets_runtime.json"
     if snapshot.exists():
         try:  # a damaged snapshot is refused, naming it, by the wallet manager
             raw = json.loads(snapshot.read_text(encoding="utf-8"))
             if isinstance(raw, dict) and raw.get("time"):
-                times.append(datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00")))
+                moment = datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00"))
+                times.append(_recorded(moment, snapshot))
         except (OSError, ValueError, RecursionError):
             pass
     return max(times) if times else None
+
+
+# the latest time a simulated run can reach: the last sim_start allowed, plus the most ticks
+LATEST_RECORDED = SIM_START_RANGE[1] + timedelta(seconds=SIM_TICK_SECONDS * MAX_TICKS)
+
+
+def _recorded(moment: datetime, path: Path) -> datetime:
+    if moment.tzinfo is None or moment.astimezone(UTC) > LATEST_RECORDED:
+        problem = ValueError(f"a recorded time not UTC or out of range: {moment.isoformat()}")
+        raise damaged(path, problem, REPAIR_OR_RESTORE)
+    return moment
 
 
 def with_seed(settings: Settings, seed: int | None) -> Settings:
