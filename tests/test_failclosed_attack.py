@@ -67,3 +67,31 @@ def test_a_recorded_time_no_clock_of_kobe_can_write_is_a_damaged_file_named_by_k
     assert "internal error" not in r.err
     assert f"{name} is damaged (a recorded time not UTC or out of range" in r.err
     assert data_bytes(traded) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("losing_streak", None),  # left out: {"state": "ARMED"} was read as a streak of 0
+        ("pnl_day", None),
+        ("last_loss_at", None),
+        ("peak_equity", "-0"),  # a lost peak: the drawdown limit starts again
+        ("drawdown_pct", "-5"),
+    ],
+)
+def test_a_risk_cache_that_loses_a_limits_figure_trips_the_switch(
+    cli: CliRunner, traded: Path, key: str, value: str | None
+) -> None:
+    """A valid JSON cache of the wrong shape must not restart a limit (losing streak, today's
+    loss, cooldown, peak) from zero: it is a damaged cache, and the switch trips."""
+    path = traded / "execution_runtime.json"
+    doc = json.loads(path.read_text())
+    if value is None:
+        del doc[key]
+    else:
+        doc[key] = value
+    path.write_text(json.dumps(doc))
+    status = json.loads(cli("risk", "status", "--json").out)
+    assert status["state"] == "TRIPPED" and "state lost" in status["reason"], status
+    assert key in status["reason"]
+    assert cli(*BUY, "--yes").code == 1

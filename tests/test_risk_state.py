@@ -17,8 +17,9 @@ import pytest
 from engine.audit import AuditLog
 from engine.config import RiskConfig
 from engine.journal import iter_jsonl
+from engine.jsonutil import dumps
 from engine.lock import DataDirLock
-from engine.risk import KillState, RiskEngine, load_risk_state, read_kill_switch
+from engine.risk import KillState, RiskEngine, RiskSnapshot, load_risk_state, read_kill_switch
 from tests.conftest import ROOT, CliRunner
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -278,7 +279,7 @@ def test_since_survives_a_restart_with_a_moving_clock(tmp_path: Path) -> None:
     since = engine.kill_switch().since
     engine.close()
     (tmp_path / "execution_runtime.json").write_text(  # an older cache: the journal decides
-        json.dumps({"state": "ARMED", "seq": 0})
+        dumps(RiskSnapshot(seq=0).to_json())
     )
     assert load_risk_state(tmp_path).snap.since == since
 

@@ -66,6 +66,21 @@ STATE_LOST = "state lost"
 NOT_FLATTENED = "manual, not flattened"
 
 
+ZERO = Decimal(0)
+# what every version of Kobe wrote in execution_runtime.json: the limits' figures and the state
+_ALWAYS_WRITTEN = (
+    "state",
+    "peak_equity",
+    "equity",
+    "drawdown_pct",
+    "losing_streak",
+    "day",
+    "day_start_equity",
+    "pnl_day",
+    "last_loss_at",
+)
+
+
 @dataclass
 class RiskSnapshot:
     """What ``execution_runtime.json`` holds, and what ``kobe risk status`` and the cockpit show."""
@@ -112,9 +127,14 @@ class RiskSnapshot:
     def from_json(cls, raw: dict[str, object]) -> RiskSnapshot:
         """Raises ValueError (naming the key) on anything that is not what Kobe writes."""
 
-        def dec(key: str) -> Decimal | None:
+        def dec(key: str, minimum: Decimal | None = None) -> Decimal | None:
             v = raw.get(key)
-            return None if v in (None, "") else parse_decimal(v, key)
+            if v in (None, ""):
+                return None
+            number = parse_decimal(v, key, minimum=minimum)
+            if minimum is not None and number.is_signed():  # -0: no clock of Kobe's wrote it
+                raise ValueError(f"{key}: negative")
+            return number
 
         def when(key: str) -> datetime | None:
             v = raw.get(key)
@@ -137,8 +157,9 @@ class RiskSnapshot:
                 raise ValueError(f"{key}: not a count")
             return v
 
-        if "state" not in raw:
-            raise ValueError("state: missing")
+        for key in _ALWAYS_WRITTEN:  # a figure left out would restart its limit from zero
+            if key not in raw:
+                raise ValueError(f"{key}: missing")
         trades = raw.get("trades") or []
         if not isinstance(trades, list):
             raise ValueError("trades: not a list")
@@ -146,12 +167,12 @@ class RiskSnapshot:
             state=KillState(str(raw["state"]).upper()),
             reason=str(raw.get("reason") or ""),
             since=when("since"),
-            peak_equity=dec("peak_equity"),
-            equity=dec("equity"),
-            drawdown_pct=dec("drawdown_pct") or Decimal(0),
+            peak_equity=dec("peak_equity", ZERO),
+            equity=dec("equity", ZERO),
+            drawdown_pct=dec("drawdown_pct", ZERO) or ZERO,
             losing_streak=count("losing_streak"),
             day=str(raw.get("day") or ""),
-            day_start_equity=dec("day_start_equity"),
+            day_start_equity=dec("day_start_equity", ZERO),
             pnl_day=dec("pnl_day") or Decimal(0),
             last_loss_at=when("last_loss_at"),
             wallet_peaks=decmap("wallet_peaks"),
