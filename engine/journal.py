@@ -27,7 +27,7 @@ from typing import IO, Any, BinaryIO
 
 from engine.fsutil import REPAIR_OR_RESTORE, append_all, damaged, keep_aside, writing
 from engine.jsonutil import dumps, iso_utc
-from engine.untrusted import csv_cell, operator_text, parse_decimal
+from engine.untrusted import csv_cell, operator_text, parse_decimal, parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class OrderEvent:
             return ZERO if value in (None, "") else parse_decimal(value, "fee")
 
         return cls(
-            ts=datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")),
+            ts=parse_utc(record["ts"], "ts"),
             mode=str(record["mode"]),
             exchange=str(record["exchange"]),
             event=str(record["event"]),

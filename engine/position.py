@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.exchange.base import Side
 from engine.journal import OrderEvent
-from engine.untrusted import parse_decimal
+from engine.untrusted import parse_decimal, parse_utc
 from engine.watchdog import WatchItem, WatchState
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Position:
             entry_fee=d0(r.get("entry_fee"), "entry_fee"),
             wallet=str(r["wallet"]),
             strategy=str(r["strategy"]),
-            opened_at=datetime.fromisoformat(str(r["opened_at"]).replace("Z", "+00:00")),
+            opened_at=parse_utc(r["opened_at"], "opened_at"),
             take_profit=dec(r.get("take_profit"), "take_profit"),
             stop_loss=dec(r.get("stop_loss"), "stop_loss"),
             pending=bool(r.get("pending")),

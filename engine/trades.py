@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.journal import JsonlWriter, _parse, iter_jsonl, reverse_lines, tail_jsonl
-from engine.untrusted import parse_decimal
+from engine.untrusted import parse_decimal, parse_utc
 
 TRADES_FILE = "trades.jsonl"
 
@@ -48,7 +48,7 @@ class ClosedTrade:
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> ClosedTrade:
         def when(v: Any) -> datetime:
-            return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+            return parse_utc(v, "time")
 
         return cls(
             trade_id=str(r["trade_id"]),

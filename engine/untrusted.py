@@ -9,6 +9,7 @@ reasons, config strings, CLI arguments) passes through here where it enters:
   What is left is shown literally: the cockpit escapes markup or uses ``rich.text.Text``.
 - :func:`parse_decimal` parses a number with bounds: finite, ASCII digits only (no ``_``, no
   Arabic-Indic digits), a bounded exponent and number of digits, and an optional range.
+- :func:`parse_utc` parses a time read back from a file: ISO-8601, with its timezone, in range.
 - :func:`csv_cell` neutralises a spreadsheet formula in a CSV cell.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import deque
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 NAME_MAX = 200  # names, symbols, ids
@@ -162,6 +164,29 @@ def parse_decimal(
     if maximum is not None and number > maximum:
         raise BadNumber(field, f"must be at most {maximum}", value)
     return number
+
+
+# the times Kobe's clocks can write (a simulated run starts before 2100 and runs at most 10^7
+# minutes): outside it, a backoff or a cooldown added to a time read back overflows
+TIME_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+
+
+def parse_utc(value: object, field: str) -> datetime:
+    """An aware UTC time from ISO-8601 text (``Z`` or an offset); raises ValueError naming the
+    field for text that is not a time, a time without a timezone, or one out of TIME_RANGE."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{field}: not a time (got {shown(value)})") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{field}: a time without a timezone (got {shown(value)})")
+    lo, hi = TIME_RANGE
+    try:
+        if lo <= moment < hi:
+            return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 at +05:00
+        pass
+    raise ValueError(f"{field}: a time out of range (got {shown(value)})")
 
 
 def csv_cell(text: str) -> str:

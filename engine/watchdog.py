@@ -20,7 +20,7 @@ from typing import Any
 from engine.exchange.base import Side
 from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
-from engine.untrusted import parse_decimal, shown
+from engine.untrusted import parse_decimal, parse_utc, shown
 
 WATCHDOG_FILE = "watchdog.json"
 MAX_ATTEMPTS = 10**9  # refused exits in a row, as read back from the file
@@ -88,7 +88,7 @@ class WatchItem:
 
         def when(name: str) -> datetime | None:
             value = raw.get(name)
-            return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+            return parse_utc(value, name) if value else None
 
         return cls(
             entry_client_id=str(raw["entry_client_id"]),

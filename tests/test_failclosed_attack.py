@@ -5,6 +5,7 @@ below ended in an internal error or a less safe Kobe before its fix."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -41,32 +42,103 @@ def test_lines_of_the_wrong_shape_at_the_end_of_the_order_journal_are_skipped_by
     assert r.code == 0, r.err
 
 
-@pytest.mark.parametrize(
-    ("name", "when"),
-    [
-        ("wallets_runtime.json", "2026-06-01T00:00:00"),  # no timezone: a TypeError
-        ("wallets_runtime.json", "9999-12-31T23:59:00Z"),  # the clock overflowed after a run
-        ("logs/orders.jsonl", "9999-12-31T23:59:00Z"),
-    ],
-)
-def test_a_recorded_time_no_clock_of_kobe_can_write_is_a_damaged_file_named_by_kobe_run(
-    cli: CliRunner, traded: Path, name: str, when: str
+def test_a_snapshot_time_no_clock_of_kobe_writes_is_a_damaged_file_named_by_kobe_run(
+    cli: CliRunner, traded: Path
 ) -> None:
-    path = traded / name
-    if name.endswith(".json"):
-        doc = json.loads(path.read_text())
+    """The simulated clock starts after the wallets snapshot's time: a naive one was a
+    TypeError, one in 9999 overflowed the clock after the run."""
+    path = traded / "wallets_runtime.json"
+    doc = json.loads(path.read_text())
+    for when in ("2026-06-01T00:00:00", "9999-12-31T23:59:00Z"):
         doc["time"] = when
         path.write_text(json.dumps(doc))
-    else:
-        last = json.loads(path.read_bytes().splitlines()[-1])
-        with open(path, "a") as fh:
-            fh.write(json.dumps({**last, "ts": when}) + "\n")
-    before = data_bytes(traded)
+        before = data_bytes(traded)
+        r = cli("run", "--headless", "--ticks", "2")
+        assert r.code == 1 and "internal error" not in r.err, r.err
+        assert "wallets_runtime.json is damaged (time: a time" in r.err
+        assert data_bytes(traded) == before
+
+
+def test_an_order_event_at_a_time_out_of_range_is_a_skipped_line(
+    cli: CliRunner, traded: Path
+) -> None:
+    journal = traded / "logs" / "orders.jsonl"
+    last = json.loads(journal.read_bytes().splitlines()[-1])
+    with open(journal, "a") as fh:
+        fh.write(json.dumps({**last, "ts": "9999-12-31T23:59:00Z"}) + "\n")
+    (traded / "positions.json").unlink()  # the book rebuilt from the journal skips it too
     r = cli("run", "--headless", "--ticks", "2")
-    assert r.code == 1, r.err
-    assert "internal error" not in r.err
-    assert f"{name} is damaged (a recorded time not UTC or out of range" in r.err
-    assert data_bytes(traded) == before
+    assert r.code == 0, r.err
+    assert "9999-12-31" not in r.out  # the simulated clock did not start there
+
+
+def _rewrite_times(path: Path, when: str) -> None:
+    text = path.read_text()
+    path.write_text(re.sub(r'"(\d{4}-\d\d-\d\dT[\d:.]+)(Z|\+00:00)"', f'"{when}"', text))
+
+
+@pytest.mark.parametrize("when", ["2026-06-01T00:00:00", "9999-12-31T23:59:00Z"])
+def test_times_no_clock_of_kobe_writes_in_a_cache_rebuild_it(
+    cli: CliRunner, traded: Path, when: str
+) -> None:
+    """positions.json with naive times was an internal error in every command."""
+    _rewrite_times(traded / "positions.json", when)
+    for argv in (("positions", "--json"), (*BUY, "--yes"), ("run", "--headless", "--ticks", "1")):
+        r = cli(*argv)
+        assert r.code == 0 and "internal error" not in r.err, (argv, r.err)
+
+
+@pytest.mark.parametrize("when", ["2026-06-01T00:00:00", "9999-12-31T23:59:00Z"])
+def test_times_no_clock_of_kobe_writes_in_the_wallets_are_refused_naming_the_file(
+    cli: CliRunner, traded: Path, when: str
+) -> None:
+    """The wallet ledger's last time, naive, was an internal error when written back."""
+    path = traded / "wallets_runtime.json"
+    doc = json.loads(path.read_text())
+    doc["state"]["last_time"] = when
+    path.write_text(json.dumps(doc))
+    for argv in ((*BUY, "--yes"), ("run", "--headless", "--ticks", "1"), ("wallets", "--json")):
+        r = cli(*argv)
+        assert r.code == 1 and "internal error" not in r.err, (argv, r.err)
+        assert "wallets_runtime.json is damaged (last_time: a time" in r.err, r.err
+
+
+WATCHED = ("--sl", "90000", "--tp", "100000", "--yes")
+
+
+@pytest.fixture
+def watched(cli: CliRunner, workdir: Path) -> Path:
+    """A position guarded by the local watchdog, its item in watchdog.json."""
+    (workdir / "kobe.toml").write_text('[router]\nexits = "watchdog"\n')
+    assert cli(*BUY, *WATCHED).code == 0
+    return workdir / "data" / "watchdog.json"
+
+
+def _set_item(path: Path, **changes: object) -> None:
+    doc = json.loads(path.read_text())
+    doc["items"][0].update(changes)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("when", ["2026-06-01T00:00:00", "9999-12-31T23:59:00Z"])
+def test_a_watchdog_backoff_at_a_time_no_clock_writes_is_refused_naming_the_file(
+    cli: CliRunner, watched: Path, when: str
+) -> None:
+    _set_item(watched, retry_at=when, attempts=1)
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 1 and "internal error" not in r.err, r.err
+    assert "watchdog.json is damaged (retry_at: a time" in r.err
+
+
+def test_a_watchdog_backoff_further_than_any_kobe_sets_never_holds_the_stop(
+    cli: CliRunner, watched: Path
+) -> None:
+    """A retry_at decades ahead (a damaged file; or written on another clock) held the
+    watchdog's stop until then: the position looked guarded and was not."""
+    _set_item(watched, retry_at="2150-01-01T00:00:00Z", attempts=1, stop_loss="200000")
+    r = cli("run", "--headless", "--ticks", "1")
+    assert r.code == 0, r.err
+    assert "stop-loss touched" in r.out and "trade  closed BTC/USDT" in r.out, r.out
 
 
 @pytest.mark.parametrize(

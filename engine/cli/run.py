@@ -7,17 +7,15 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
 from engine.config import MAX_SEED, YEAR_S
-from engine.config.sections import SIM_START_RANGE
 from engine.exchange.base import AuthenticationError
-from engine.fsutil import REPAIR_OR_RESTORE, damaged
+from engine.fsutil import REPAIR_OR_RESTORE, reading
 from engine.journal import OrderEvent, read_event, tail_jsonl
 from engine.jsonutil import iso_utc
 from engine.lock import DataDirBusy
@@ -26,6 +24,7 @@ from engine.risk import RiskSnapshot
 from engine.runtime import Runtime
 from engine.runtime_types import AlertEvent, EngineEvent, RuntimeStatus, SimClock
 from engine.trades import ClosedTrade
+from engine.untrusted import parse_utc
 from engine.wallets.snapshot import WalletsSnapshot
 
 SIM_TICK_SECONDS = 60  # one simulated tick = one minute of market time
@@ -35,37 +34,25 @@ MAX_TICKS = 10_000_000
 def last_recorded_time(settings: Settings) -> datetime | None:
     """The latest time the data dir has recorded (order journal tail, wallets snapshot).
 
-    A recorded time no clock of Kobe's can have written (no timezone, or past the last minute
-    a simulated run can reach) is a damaged file, named: the simulated clock would start there.
+    A snapshot's time that no clock of Kobe's writes (no timezone, out of range) is a damaged
+    file, named: the simulated clock would start there.
     """
     times: list[datetime] = []
     journal = settings.data_dir / "logs" / "orders.jsonl"
     for record in reversed(tail_jsonl(journal, 16)):  # the last line readers do not skip
         event = read_event(record, journal)
         if event is not None:
-            times.append(_recorded(event.ts, journal))
+            times.append(event.ts)
             break
     snapshot = settings.data_dir / "wallets_runtime.json"
-    if snapshot.exists():
-        try:  # a damaged snapshot is refused, naming it, by the wallet manager
-            raw = json.loads(snapshot.read_text(encoding="utf-8"))
-            if isinstance(raw, dict) and raw.get("time"):
-                moment = datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00"))
-                times.append(_recorded(moment, snapshot))
-        except (OSError, ValueError, RecursionError):
-            pass
+    try:  # a damaged snapshot is refused, naming it, by the wallet manager
+        raw = json.loads(snapshot.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raw = None
+    if isinstance(raw, dict) and raw.get("time"):
+        with reading(snapshot, REPAIR_OR_RESTORE):
+            times.append(parse_utc(raw["time"], "time"))
     return max(times) if times else None
-
-
-# the latest time a simulated run can reach: the last sim_start allowed, plus the most ticks
-LATEST_RECORDED = SIM_START_RANGE[1] + timedelta(seconds=SIM_TICK_SECONDS * MAX_TICKS)
-
-
-def _recorded(moment: datetime, path: Path) -> datetime:
-    if moment.tzinfo is None or moment.astimezone(UTC) > LATEST_RECORDED:
-        problem = ValueError(f"a recorded time not UTC or out of range: {moment.isoformat()}")
-        raise damaged(path, problem, REPAIR_OR_RESTORE)
-    return moment
 
 
 def with_seed(settings: Settings, seed: int | None) -> Settings:

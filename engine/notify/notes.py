@@ -13,11 +13,11 @@ import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from engine.jsonutil import iso_utc
-from engine.untrusted import clean_message, clean_text
+from engine.untrusted import clean_message, clean_text, parse_utc
 
 SEVERITIES = ("info", "warning", "error", "critical")
 # the fields a note may carry, in the order they are shown (after the mode)
@@ -85,13 +85,7 @@ class Note:
         severity = str(raw["severity"])
         if severity not in SEVERITIES:
             raise ValueError(f"unknown severity {severity!r}")
-        when = datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            raise ValueError("time without a timezone")
-        try:
-            when = when.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("time out of range") from None
+        when = parse_utc(raw["time"], "time")
         return cls.make(
             clean_text(raw["kind"], 40),
             severity,

@@ -34,7 +34,7 @@ from pathlib import Path
 from engine.fsutil import StateError
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps
-from engine.untrusted import clean_message, clean_text, operator_text, parse_decimal
+from engine.untrusted import clean_message, clean_text, operator_text, parse_decimal, parse_utc
 
 RISK_STATE_FILE = "execution_runtime.json"
 
@@ -138,12 +138,7 @@ class RiskSnapshot:
 
         def when(key: str) -> datetime | None:
             v = raw.get(key)
-            if not v:
-                return None
-            moment = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                raise ValueError(f"{key}: not a UTC time")
-            return moment
+            return parse_utc(v, key) if v else None
 
         def decmap(key: str) -> dict[str, Decimal]:
             v = raw.get(key) or {}
@@ -300,10 +295,9 @@ def load_risk_state(data_dir: Path) -> RiskState:
 
 def _when(value: object) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_utc(value, "ts")
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 _TRANSITIONS = ("armed", "warning", "trip", "reset")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from engine.exchange.base import (
@@ -107,7 +107,7 @@ class Watching(Exits):
                                         "exchange holds its exits, the watchdog hands over",
                                     )  # fmt: skip
                                 continue
-                    if item.retry_at is not None and self.clock() < item.retry_at:
+                    if _backing_off(item, self.clock()):
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
                     if price is None:
@@ -361,3 +361,11 @@ class Watching(Exits):
         self._audit_exit(cid, order.id, symbol, side, qty, wallet, source, "placed")
         self._journal_fill(order, wallet, source, reason)
         return order
+
+
+def _backing_off(item: WatchItem, now: datetime) -> bool:
+    """A refused exit waits out its backoff; a ``retry_at`` further ahead than the longest
+    backoff is no wait Kobe set (a damaged file, another clock): never an exit held for it."""
+    if item.retry_at is None:
+        return False
+    return now < item.retry_at <= now + timedelta(seconds=MAX_BACKOFF_S)

@@ -28,7 +28,7 @@ from typing import IO, Any, BinaryIO
 
 from engine.fsutil import append_all, writing
 from engine.jsonutil import dumps, iso_utc
-from engine.untrusted import parse_decimal
+from engine.untrusted import parse_decimal, parse_utc
 from engine.wallets.flows import Movement, Op
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ def parse_line(raw: bytes, offset: int) -> Line:
         obj = json.loads(raw)
         if not isinstance(obj, dict):
             raise ValueError("not an object")
-        time = datetime.fromisoformat(str(obj["time"]).replace("Z", "+00:00"))
-        if time.tzinfo is None:
-            raise ValueError("naive time")
+        time = parse_utc(obj["time"], "time")
         amount = parse_decimal(obj["amount"], "amount", minimum=Decimal(0))
         movement = Movement(
             str(obj["rule"]), str(obj["from"]), str(obj["to"]), amount, str(obj["reason"])

@@ -33,7 +33,7 @@ from engine.fsutil import (
 )
 from engine.jsonutil import dumps, iso_utc
 from engine.money import ZERO
-from engine.untrusted import parse_decimal
+from engine.untrusted import parse_decimal, parse_utc
 from engine.wallets.flowlog import FILENAME as FLOWS_FILENAME
 from engine.wallets.flowlog import FlowLog, read_tail
 from engine.wallets.flows import Ledger, Movement, Op, TradeRefused
@@ -268,7 +268,7 @@ class WalletManager:
             led.fees_paid = num(state["fees_paid_usd"], "fees_paid_usd")
             led.day = date.fromisoformat(state["day"]) if state["day"] else None
             last = state["last_time"]
-            led.last_time = datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
+            led.last_time = parse_utc(last, "last_time") if last else None
             led.marks = {str(k): int(v) for k, v in state["marks"].items()}
             led.restore_recent([str(t) for t in state["recent_trades"]])
             return int(state["seq"])
