@@ -113,6 +113,22 @@ def pnl_summary(path: Path) -> PnlSummary:
     return PnlSummary(dict(wallet), dict(strategy), dict(day), count, total)
 
 
+def trades_backwards(
+    path: Path, keep: Callable[[bytes], bool] | None = None
+) -> Iterator[ClosedTrade | None]:
+    """Each line of ``trades.jsonl`` from its end: its trade, or None (not a readable trade, or
+    a line ``keep`` turned down before it was parsed)."""
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for raw in reverse_lines(fh):
+            record = _parse(raw, path, None) if keep is None or keep(raw) else None
+            try:
+                yield None if record is None else ClosedTrade.from_record(record)
+            except (KeyError, ValueError, ArithmeticError):
+                yield None
+
+
 def trade_matches(trade: ClosedTrade, needle: str) -> bool:
     """The journal filter: ``needle`` (lower case) in the symbol, wallet, strategy or reason."""
     return needle in f"{trade.symbol} {trade.wallet} {trade.strategy} {trade.reason}".lower()
@@ -132,27 +148,16 @@ def search_trades(
     needle = needle.strip().lower()
     raw_needle = needle.encode() if needle.isascii() else b""  # a cheap test before parsing
     found: list[ClosedTrade] = []
-    if not path.exists():
-        return found
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(reverse_lines(fh)):
-            if n % 4096 == 4095 and stop():
-                break
-            if raw_needle and raw_needle not in raw.lower():
-                continue
-            record = _parse(raw, path, None)
-            if record is None:
-                continue
-            try:
-                trade = ClosedTrade.from_record(record)
-            except (KeyError, ValueError, ArithmeticError):
-                continue
-            if not trade_matches(trade, needle):
-                continue
-            if skip:
-                skip -= 1
-                continue
-            found.append(trade)
-            if len(found) >= limit:
-                break
+    keep = (lambda raw: raw_needle in raw.lower()) if raw_needle else None
+    for n, trade in enumerate(trades_backwards(path, keep)):
+        if n % 4096 == 4095 and stop():
+            break
+        if trade is None or not trade_matches(trade, needle):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        found.append(trade)
+        if len(found) >= limit:
+            break
     return found

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,34 @@ def test_a_risk_cache_that_loses_a_limits_figure_trips_the_switch(
     assert status["state"] == "TRIPPED" and "state lost" in status["reason"], status
     assert key in status["reason"]
     assert cli(*BUY, "--yes").code == 1
+
+
+def test_a_lost_risk_cache_keeps_todays_loss_and_the_streak_counted_from_the_trades(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The cache alone held today's realized loss, the losing streak and the last loss: lost,
+    they restarted from zero, and after the operator's reset of "state lost" Kobe could lose
+    a whole max_daily_loss_usd again the same day. They are counted again from trades.jsonl."""
+    from engine.config import RiskConfig
+    from engine.risk import KillState, RiskEngine
+
+    (workdir / "kobe.toml").write_text(
+        "[risk]\nmax_losing_streak = 50\nmax_daily_loss_usd = 1000\n"
+    )
+    assert cli("run", "--headless", "--ticks", "60", "--seed", "7").code == 0
+    data = workdir / "data"
+    before = json.loads((data / "execution_runtime.json").read_text())
+    assert Decimal(before["pnl_day"]) < 0 and before["losing_streak"] >= 1  # the run lost
+    (data / "execution_runtime.json").unlink()
+    now = datetime.fromisoformat(before["last_loss_at"].replace("Z", "+00:00")) + timedelta(hours=1)
+    engine = RiskEngine(data, RiskConfig(max_daily_loss_usd=Decimal(1000)), lambda: now)
+    try:
+        s = engine.snap
+        assert s.state is KillState.TRIPPED and "state lost" in s.reason
+        assert s.pnl_day == Decimal(before["pnl_day"])
+        assert s.losing_streak == before["losing_streak"]
+        assert s.last_loss_at == now - timedelta(hours=1)
+        engine.reset("cli")  # the operator opens it: today's loss still counts
+        assert engine.snap.pnl_day == Decimal(before["pnl_day"])
+    finally:
+        engine.close()

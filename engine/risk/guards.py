@@ -29,6 +29,7 @@ from engine.risk.state import (
     load_risk_state,
     queued_trip,
 )
+from engine.trades import TRADES_FILE, trades_backwards
 from engine.untrusted import operator_text
 
 log = logging.getLogger("engine.risk")  # the name its log lines had before the split
@@ -82,6 +83,8 @@ class RiskEngine:
             trips = [c.reason for c in state.pending if c.action == "trip"]
             for command in state.pending:
                 self._record_command(command, "skipped: state lost")
+            if state.recount:
+                self._recount_from_trades()
             self.snap.state = KillState.ARMED  # so that the trip below is a transition
             reason = "; ".join([*reversed(trips), self.snap.reason])  # a queued trip's reason first
             self._trip_locked(reason, "risk")
@@ -92,6 +95,33 @@ class RiskEngine:
 
     def close(self) -> None:
         self._journal.close()
+
+    def _recount_from_trades(self) -> None:
+        """The lost cache held today's realized loss, the losing streak and the last loss: they
+        are counted again from ``trades.jsonl`` (read from its end, as far as today and the
+        streak reach), so that a lost file never restarts a limit. An operator's reset still
+        starts the streak and the cooldown afresh, as every reset does."""
+        s = self.snap
+        today = self.clock().date()
+        s.day, s.pnl_day, s.losing_streak, s.last_loss_at = today.isoformat(), Decimal(0), 0, None
+        streak = True
+        for trade in trades_backwards(self.data_dir / TRADES_FILE):
+            if trade is None:
+                continue
+            streak = streak and trade.pnl < 0
+            if streak:
+                s.losing_streak += 1
+                s.last_loss_at = s.last_loss_at or trade.closed_at
+            if trade.closed_at.date() == today:
+                s.pnl_day += trade.pnl
+            elif not streak:
+                break
+        log.warning(
+            "risk figures counted again from %s: realized today %s, losing streak %d",
+            TRADES_FILE,
+            s.pnl_day,
+            s.losing_streak,
+        )
 
     def _record(self, event: str, ts: datetime | None = None, **detail: object) -> None:
         """One journal line (fsynced) before the snapshot that includes it."""

@@ -210,6 +210,9 @@ class RiskState:
     applied: set[str]  # ids of commands the journal has applied
     pending: list[RiskCommand]  # queued commands not applied yet, oldest first
     lost: str  # why the state is lost ("" when it is not)
+    # the cache could not be read: its figures (today's loss, the streak, the last loss) are to
+    # be counted again from trades.jsonl, never restarted from zero
+    recount: bool = False
 
 
 def _has_history(data_dir: Path) -> bool:
@@ -264,6 +267,7 @@ def load_risk_state(data_dir: Path) -> RiskState:
         unreadable = f"{RISK_JOURNAL_FILE} unreadable: {clean_message(exc)}"
     snap, problem = _read_snapshot(data_dir / RISK_STATE_FILE)
     lost = unreadable or problem
+    recount = snap is None
     if snap is None:
         if not problem and (last_seq or _has_history(data_dir)):
             lost = f"{RISK_STATE_FILE} is missing"
@@ -290,7 +294,7 @@ def load_risk_state(data_dir: Path) -> RiskState:
     pending = [c for c in commands if c.id not in applied]
     if lost:
         snap.state, snap.reason = KillState.TRIPPED, f"{STATE_LOST}: {lost}"
-    return RiskState(snap, applied, pending, lost)
+    return RiskState(snap, applied, pending, lost, recount=recount and bool(lost))
 
 
 def _when(value: object) -> datetime | None:
