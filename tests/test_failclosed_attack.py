@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -200,3 +201,35 @@ def test_a_lost_risk_cache_keeps_todays_loss_and_the_streak_counted_from_the_tra
         assert engine.snap.pnl_day == Decimal(before["pnl_day"])
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("action", ["trip", "reset"])
+def test_kill_9_at_each_write_of_kobe_risk_never_marks_a_command_done_that_was_not(
+    cli: CliRunner, workdir: Path, action: str
+) -> None:
+    """The queued command was journaled as applied before its transition: a kill in between
+    left the trip marked done and the switch ARMED (and a reset done without its audit line).
+    Now its effect comes first: a kill anywhere leaves it queued, applied at the next start."""
+    from tests.crash_harness import killed_at, write_points
+
+    assert cli(*BUY, "--yes").code == 0
+    if action == "reset":
+        assert cli("risk", "trip", "--reason", "before", "--yes").code == 0
+    argv = ["risk", action, "--yes", *(["--reason", "SWEPT"] if action == "trip" else [])]
+    origin = workdir.parent / "origin"
+    shutil.copytree(workdir, origin)
+    points = write_points(workdir, argv)
+    queued = points.index("risk_commands.jsonl", points.index("risk_commands.jsonl") + 1)
+    for at in range(queued + 2, len(points) + 1):  # every write after the command is queued
+        shutil.rmtree(workdir)
+        shutil.copytree(origin, workdir)
+        assert killed_at(workdir, argv, at)
+        assert cli("run", "--headless", "--ticks", "1").code in (0, 1)  # applies the queue
+        status = json.loads(cli("risk", "status", "--json").out)
+        audit = (workdir / "data" / "audit.jsonl").read_text()
+        if action == "trip":
+            assert status["state"] == "TRIPPED" and "SWEPT" in status["reason"], (at, status)
+            assert cli(*BUY, "--yes").code == 1
+        else:
+            assert status["state"] == "ARMED", (at, status)
+            assert '"kill_switch_reset"' in audit, at

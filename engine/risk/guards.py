@@ -321,12 +321,15 @@ class RiskEngine:
         with self._lock:
             fresh = self.pending_commands()
             for command in fresh:
+                # its effect first (transition, snapshot, audit), then the line saying it was
+                # applied: a kill in between applies it again at the next start (a trip or a
+                # reset twice changes nothing more), never a command marked done and not done
                 if command.action == "trip":
-                    self._record_command(command, "applied")
                     self._trip_locked(command.reason or "manual trip", command.source)
-                elif command.action == "reset":
                     self._record_command(command, "applied")
+                elif command.action == "reset":
                     self._reset_locked(command.source)
+                    self._record_command(command, "applied")
                 else:
                     log.warning(
                         "%s: unknown command %r skipped", self.commands_path, command.action
