@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -52,13 +53,28 @@ _WHAT = {
     "risk_commands.jsonl": "a kill-switch command",
     "audit.jsonl": "an operator action",
     "state.json": "the paper account",
-    "positions.json": "the positions",
+    "positions.json": "the position book's cache",
     "agent_state.json": "the strategies' links to their positions",
     "watchdog.json": "the locally watched exits",
     "kobe.lock": "the data dir's lock",
 }
 
 _write_fault: Callable[[Path], None] | None = None
+
+log = logging.getLogger(__name__)
+
+
+def close_all(closers: Iterable[Callable[[], object]]) -> WriteFailed | None:
+    """Run every closer, even after one could not write; the first such failure is returned
+    (the later ones are logged: the disk that refused one refuses the next)."""
+    first: WriteFailed | None = None
+    for close in closers:
+        try:
+            close()
+        except WriteFailed as exc:
+            log.info("while closing: %s", exc)
+            first = first or exc
+    return first
 
 
 def inject_write_fault(fault: Callable[[Path], None] | None) -> None:

@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from engine.exchange.base import ExchangeError, Order, Stopping
 from engine.execution import Position
-from engine.fsutil import WriteFailed
+from engine.fsutil import WriteFailed, close_all
 from engine.proposal import Proposal, Source
 from engine.risk import RiskSnapshot
 from engine.router import OrderPlan, Placement
@@ -275,11 +275,10 @@ class Runtime(RuntimeParts):
         closers += [self.execution.keeper.save]  # the position book's cache, up to date
         closers += [self.journal.close, self.trades.close, self.wallets.close, self.risk.close]
         # the notifier last: a moment for what is queued (the outbox keeps the rest); locked
-        for close in [*closers, self.audit.close, self.notifier.close]:
-            try:
-                close()
-            except WriteFailed as exc:  # the failure that stopped the engine is reported once
-                log.info("while closing: %s", exc)
+        failed = close_all([*closers, self.audit.close, self.notifier.close])
+        # a run that ended well but could not save (the paper account at its stop) is no
+        # success: the caller reports it (a failure that stopped the engine is reported once)
+        self.close_failure = self.close_failure or failed
         self._lock_file.release()
         self._built = False
         if self._state is not EngineState.STOPPED:

@@ -16,7 +16,7 @@ from engine.exchange.base import AuthenticationError, Exchange, ExchangeError, S
 from engine.exchange.factory import build_exchange
 from engine.exchange.retry import RetryPolicy, placing
 from engine.execution import ExecutionEngine
-from engine.fsutil import free_space_check
+from engine.fsutil import WriteFailed, free_space_check
 from engine.indexer.indexer import Indexer
 from engine.journal import OrderJournal
 from engine.lock import DataDirLock
@@ -84,6 +84,7 @@ class RuntimeParts:
         self.venues: dict[str, VenueParts] = {}
         self.agent: Agent | None = None
         self.failure = ""  # the error that stopped the engine, kept after stop()
+        self.close_failure: WriteFailed | None = None  # the first save refused at the stop
         self.indexer: Indexer | None = None  # follows new slots each tick (``[indexer] enabled``)
         self._health: VenueHealth | None = None  # a real exchange's state (testnet, live)
         # testnet, live: this tick's ticker of each symbol held on a real venue, per venue, and

@@ -4,15 +4,18 @@ below ended in an internal error or a less safe Kobe before its fix."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from engine.fsutil import inject_write_fault
 from tests.conftest import CliRunner
 
 BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")
@@ -233,3 +236,71 @@ def test_kill_9_at_each_write_of_kobe_risk_never_marks_a_command_done_that_was_n
         else:
             assert status["state"] == "ARMED", (at, status)
             assert '"kill_switch_reset"' in audit, at
+
+
+@pytest.fixture
+def disk_full_from() -> Iterator[list[object]]:
+    """ENOSPC from the write seam for every write from the ``n``-th (``[n, paths written]``)."""
+    state: list[object] = [10**9, []]
+
+    def fault(path: Path) -> None:
+        seen = state[1]
+        assert isinstance(seen, list)
+        seen.append(str(path))
+        if len(seen) > int(str(state[0])):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    inject_write_fault(fault)
+    yield state
+    inject_write_fault(None)
+
+
+TRADE_EXITS = (
+    "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "7",
+    "--sl", "3100", "--tp", "4000", "--yes",
+)  # fmt: skip
+
+
+def test_a_full_disk_names_the_first_record_it_refused_not_a_later_save(
+    cli: CliRunner, workdir: Path, disk_full_from: list[object]
+) -> None:
+    """The trading session wrote its caches at the end even after the disk refused an order
+    event, and the message named the last of those (`the wallets snapshot was not written`)
+    instead of the order event that was lost."""
+    assert cli(*TRADE_EXITS).code == 0
+    seen = disk_full_from[1]
+    assert isinstance(seen, list)
+    points = list(seen)
+    shutil.rmtree(workdir / "data")
+    checked = 0
+    for at, path in enumerate(points):
+        if not path.endswith(("orders.jsonl", "orders.csv")) or at < 3:
+            continue
+        shutil.rmtree(workdir / "data", ignore_errors=True)
+        disk_full_from[0], disk_full_from[1] = at, []
+        r = cli(*TRADE_EXITS)
+        assert r.code == 1, r.err
+        assert r.err.startswith(f"kobe: cannot write {path} "), (at, r.err)
+        assert "an order event was not written" in r.err
+        checked += 1
+    assert checked >= 4
+
+
+def test_a_run_whose_last_save_is_refused_does_not_end_with_done(
+    cli: CliRunner, workdir: Path, disk_full_from: list[object]
+) -> None:
+    """The paper account is saved as the engine stops: refused there, Kobe printed `done` and
+    exited 0, with the account's last state not written."""
+    assert cli("run", "--headless", "--ticks", "5").code == 0
+    shutil.copytree(workdir / "data", workdir.parent / "before")
+    seen = disk_full_from[1]
+    assert isinstance(seen, list)
+    seen.clear()
+    assert cli("run", "--headless", "--ticks", "5").code == 0
+    last = max(i for i, p in enumerate(seen) if p.endswith("paper/state.json"))
+    shutil.rmtree(workdir / "data")
+    shutil.copytree(workdir.parent / "before", workdir / "data")
+    disk_full_from[0], disk_full_from[1] = last, []
+    r = cli("run", "--headless", "--ticks", "5")
+    assert r.code == 1 and "done:" not in r.out, r.out
+    assert "paper/state.json" in r.err and "the paper account was not written" in r.err

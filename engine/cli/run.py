@@ -194,6 +194,8 @@ def cmd_run(ctx: Context) -> int:
         runtime.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if runtime.close_failure is not None:  # the last saves failed: never "done" with exit 0
+        raise runtime.close_failure
     if runtime.failure:  # the engine stopped on an error: say so, and not with exit 0
         print(f"kobe run: the engine stopped on an error: {runtime.failure}", file=ctx.err)
         return EXIT_REFUSED

@@ -17,7 +17,7 @@ from engine.book import PositionBook
 from engine.bookkeeper import Bookkeeper
 from engine.cli.shared import Context
 from engine.exchange.base import Exchange
-from engine.fsutil import StateError
+from engine.fsutil import StateError, WriteFailed, close_all
 from engine.journal import OrderEvent, OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import GateClosed, Settings, gate_problems
@@ -98,6 +98,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         router.held_by_positions = functools.partial(keeper.book.unlocked, router.exchange_name)
         router.foldable_dust = functools.partial(keeper.book.foldable_dust, router.exchange_name)
         router.listeners.append(keeper.on_event)
+        disk_full = False
         try:
             reset = router.paper_reset()
             if reset is not None:
@@ -107,14 +108,17 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
             # what this command's orders may spend after it
             router.wallets = LedgerWallets(manager.snapshot(), cfg.finance)
             yield Session(settings, exchange, journal, audit, router, risk, keeper.book)
+        except WriteFailed:
+            # the disk refused a record: nothing more is written (the next start replays the
+            # journal), and the message names that record, not a later save that failed too
+            disk_full = True
+            raise
         finally:
-            keeper.catch_up()
-            manager.write_snapshot(clock())
-            keeper.close()
-            journal.close()
-            risk.close()
-            audit.close()
-            exchange.close()
+            saves = [] if disk_full else [keeper.catch_up, lambda: manager.write_snapshot(clock())]
+            closers = [keeper.close, journal.close, risk.close, audit.close, exchange.close]
+            failed = close_all([*saves, *closers])
+            if failed is not None and not disk_full:
+                raise failed
 
 
 def open_bookkeeper(settings: Settings, risk: RiskEngine, wallets: WalletManager) -> Bookkeeper:
