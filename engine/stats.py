@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.fsutil import atomic_write_text
+from engine.journal import open_journal
 from engine.trades import TRADES_FILE, ClosedTrade
 from engine.untrusted import clean_text, parse_decimal
 
@@ -161,7 +162,7 @@ def load_stats(data_dir: Path, *, save: bool = True) -> TradeStats:
     cache = Path(data_dir) / CACHE_FILE
     if not journal.exists():
         return TradeStats()
-    with open(journal, "rb") as fh:
+    with open_journal(journal) as fh:  # one that cannot be opened is named, never a traceback
         size = fh.seek(0, 2)
         found = _cached(cache, journal)
         stats = TradeStats()

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.journal import JsonlWriter, _parse, iter_jsonl, reverse_lines, tail_jsonl
+from engine.journal import JsonlWriter, _parse, iter_jsonl, open_journal, reverse_lines, tail_jsonl
 from engine.untrusted import parse_decimal, parse_utc
 
 TRADES_FILE = "trades.jsonl"
@@ -120,7 +120,7 @@ def trades_backwards(
     a line ``keep`` turned down before it was parsed)."""
     if not path.exists():
         return
-    with open(path, "rb") as fh:
+    with open_journal(path) as fh:
         for raw in reverse_lines(fh):
             record = _parse(raw, path, None) if keep is None or keep(raw) else None
             try:

@@ -304,3 +304,15 @@ def test_a_run_whose_last_save_is_refused_does_not_end_with_done(
     r = cli("run", "--headless", "--ticks", "5")
     assert r.code == 1 and "done:" not in r.out, r.out
     assert "paper/state.json" in r.err and "the paper account was not written" in r.err
+
+
+def test_a_trades_journal_that_cannot_be_opened_is_named_by_kobe_stats(
+    cli: CliRunner, traded: Path
+) -> None:
+    trades = traded / "trades.jsonl"
+    trades.unlink(missing_ok=True)
+    trades.mkdir()
+    for argv in (("stats",), ("stats", "--json")):
+        r = cli(*argv)
+        assert r.code == 1 and "internal error" not in r.err, r.err
+        assert "trades.jsonl is damaged" in r.err
