@@ -155,6 +155,7 @@ def test_a_watchdog_backoff_further_than_any_kobe_sets_never_holds_the_stop(
         ("last_loss_at", None),
         ("peak_equity", "-0"),  # a lost peak: the drawdown limit starts again
         ("drawdown_pct", "-5"),
+        ("day", "someday"),  # not today: today's loss would start again from zero
     ],
 )
 def test_a_risk_cache_that_loses_a_limits_figure_trips_the_switch(

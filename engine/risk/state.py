@@ -26,7 +26,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -140,6 +140,12 @@ class RiskSnapshot:
             v = raw.get(key)
             return parse_utc(v, key) if v else None
 
+        def day() -> str:  # a day that is not one would restart today's loss from zero
+            v = raw.get("day") or ""
+            if v and (not isinstance(v, str) or date.fromisoformat(v).isoformat() != v):
+                raise ValueError(f"day: not a date (got {clean_text(v)})")
+            return str(v)
+
         def decmap(key: str) -> dict[str, Decimal]:
             v = raw.get(key) or {}
             if not isinstance(v, dict):
@@ -166,7 +172,7 @@ class RiskSnapshot:
             equity=dec("equity", ZERO),
             drawdown_pct=dec("drawdown_pct", ZERO) or ZERO,
             losing_streak=count("losing_streak"),
-            day=str(raw.get("day") or ""),
+            day=day(),
             day_start_equity=dec("day_start_equity", ZERO),
             pnl_day=dec("pnl_day") or Decimal(0),
             last_loss_at=when("last_loss_at"),
