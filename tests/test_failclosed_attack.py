@@ -317,3 +317,31 @@ def test_a_trades_journal_that_cannot_be_opened_is_named_by_kobe_stats(
         r = cli(*argv)
         assert r.code == 1 and "internal error" not in r.err, r.err
         assert "trades.jsonl is damaged" in r.err
+
+
+@pytest.mark.parametrize("how", ["a trip line lost", "an older journal appended"])
+def test_a_risk_journal_with_a_line_lost_or_out_of_order_trips_and_can_be_reset(
+    cli: CliRunner, traded: Path, how: str
+) -> None:
+    """The switch was the journal's last transition in file order: with the operator's trip
+    lost from the middle (or an older copy of the journal appended after it) it read ARMED,
+    and a trade went out. Lines are numbered one after another: a gap or a step back is a
+    lost state (TRIPPED); the operator's reset opens it for good."""
+    journal = traded / "risk_journal.jsonl"
+    assert cli("risk", "trip", "--reason", "first", "--yes").code == 0
+    older = journal.read_bytes()
+    assert cli("risk", "reset", "--yes").code == 0
+    assert cli("risk", "trip", "--reason", "REAL EMERGENCY", "--yes").code == 0
+    lines = journal.read_bytes().splitlines(keepends=True)
+    if how == "a trip line lost":
+        journal.write_bytes(b"".join(x for x in lines if b"REAL EMERGENCY" not in x))
+    else:
+        journal.write_bytes(b"".join(lines) + older)
+    status = json.loads(cli("risk", "status", "--json").out)
+    assert status["state"] == "TRIPPED" and "state lost" in status["reason"], status
+    assert "a line is lost, or lines are out of order" in status["reason"]
+    assert cli(*BUY, "--yes").code == 1
+    assert cli("risk", "reset", "--yes").code == 0
+    for _ in range(2):  # and stays open
+        assert json.loads(cli("risk", "status", "--json").out)["state"] == "ARMED"
+    assert cli(*BUY, "--yes").code == 0

@@ -76,6 +76,7 @@ class RiskEngine:
         self.snap = state.snap
         self._applied = state.applied
         self._journal = JsonlWriter(self.journal_path, fsync=True)
+        self._resync = bool(state.lost)
         if state.lost:
             log.error("risk state lost (%s): TRIPPED until an operator resets", state.lost)
             # commands queued before the loss are consumed: trips change nothing (already
@@ -127,6 +128,8 @@ class RiskEngine:
         """One journal line (fsynced) before the snapshot that includes it."""
         self.snap.seq += 1
         line = {"seq": self.snap.seq, "ts": ts or self.clock(), "event": event, **detail}
+        if self._resync:  # after a lost state: the numbering may jump here, and that is known
+            line["resync"], self._resync = True, False
         self._journal.append(line)
 
     def _record_command(self, command: RiskCommand, outcome: str) -> None:

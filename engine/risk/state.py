@@ -260,11 +260,24 @@ def load_risk_state(data_dir: Path) -> RiskState:
     last_seq = 0
     last: dict[str, object] | None = None
     unreadable = ""  # a journal that cannot be opened (a directory, no permission): lost
+    out_of_order = ""
     try:
         for record in iter_jsonl(data_dir / RISK_JOURNAL_FILE):
             seq = record.get("seq")
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                last_seq = max(last_seq, seq)
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                continue  # no line Kobe wrote: skipped, as a torn one
+            # lines follow one another: a gap is a lost line (a trip, maybe), a step back is
+            # another journal's lines; either way the last transition read is not the switch.
+            # The first line written after a lost state starts afresh (``resync``): that trip
+            # (state lost) and what follows it are the switch again.
+            if record.get("resync") is True:
+                out_of_order = ""
+            elif seq != last_seq + 1 and not out_of_order:
+                out_of_order = (
+                    f"{RISK_JOURNAL_FILE}: line {seq} follows line {last_seq} "
+                    "(a line is lost, or lines are out of order)"
+                )
+            last_seq = max(last_seq, seq)
             if record.get("event") == "command":
                 applied.add(str(record.get("id")))
             elif record.get("event") in _TRANSITIONS:
@@ -272,7 +285,7 @@ def load_risk_state(data_dir: Path) -> RiskState:
     except StateError as exc:
         unreadable = f"{RISK_JOURNAL_FILE} unreadable: {clean_message(exc)}"
     snap, problem = _read_snapshot(data_dir / RISK_STATE_FILE)
-    lost = unreadable or problem
+    lost = unreadable or out_of_order or problem
     recount = snap is None
     if snap is None:
         if not problem and (last_seq or _has_history(data_dir)):
