@@ -201,6 +201,8 @@ def test_a_lost_risk_cache_keeps_todays_loss_and_the_streak_counted_from_the_tra
         assert s.pnl_day == Decimal(before["pnl_day"])
         assert s.losing_streak == before["losing_streak"]
         assert s.last_loss_at == now - timedelta(hours=1)
+        last = json.loads((data / "trades.jsonl").read_bytes().splitlines()[-1])
+        assert s.trades[-1] == last["trade_id"]  # handed on again after a crash: counted once
         engine.reset("cli")  # the operator opens it: today's loss still counts
         assert engine.snap.pnl_day == Decimal(before["pnl_day"])
     finally:

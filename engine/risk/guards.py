@@ -106,9 +106,12 @@ class RiskEngine:
         today = self.clock().date()
         s.day, s.pnl_day, s.losing_streak, s.last_loss_at = today.isoformat(), Decimal(0), 0, None
         streak = True
+        counted: list[str] = []  # so that a trade handed on again is not counted twice
         for trade in trades_backwards(self.data_dir / TRADES_FILE):
             if trade is None:
                 continue
+            if len(counted) < KEEP_TRADE_IDS:
+                counted.append(trade.trade_id)
             streak = streak and trade.pnl < 0
             if streak:
                 s.losing_streak += 1
@@ -117,6 +120,7 @@ class RiskEngine:
                 s.pnl_day += trade.pnl
             elif not streak:
                 break
+        s.trades = tuple(reversed(counted))
         log.warning(
             "risk figures counted again from %s: realized today %s, losing streak %d",
             TRADES_FILE,
