@@ -165,7 +165,16 @@ def test_a_missing_snapshot_is_lost_only_when_history_exists(cli: CliRunner, wor
     assert r.code == 0 and "ARMED" in r.out
 
 
-@pytest.mark.parametrize("name", ["audit.jsonl", "logs/orders.jsonl", "risk_commands.jsonl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "audit.jsonl",
+        "logs/orders.jsonl",
+        "risk_commands.jsonl",
+        "trades.jsonl",  # the other history files deleted too: the trades still say Kobe ran
+        "wallet_flows.jsonl",
+    ],
+)
 def test_any_history_file_makes_a_missing_snapshot_a_lost_state(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)

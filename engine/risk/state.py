@@ -59,7 +59,14 @@ class KillSwitch:
 RISK_COMMANDS_FILE = "risk_commands.jsonl"
 RISK_JOURNAL_FILE = "risk_journal.jsonl"
 # files whose content proves that Kobe has run on this data dir before
-HISTORY_FILES = (RISK_JOURNAL_FILE, RISK_COMMANDS_FILE, "audit.jsonl", "logs/orders.jsonl")
+HISTORY_FILES = (
+    RISK_JOURNAL_FILE,
+    RISK_COMMANDS_FILE,
+    "audit.jsonl",
+    "logs/orders.jsonl",
+    "trades.jsonl",  # closed trades: their losses counted in the lost cache
+    "wallet_flows.jsonl",
+)
 STATE_LOST = "state lost"
 # an operator's trip whose flatten was not confirmed (no terminal, or answered no): it blocks
 # entries like any trip, and no engine flattens it whatever risk.on_trip says
