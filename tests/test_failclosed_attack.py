@@ -5,7 +5,9 @@ below ended in an internal error or a less safe Kobe before its fix."""
 from __future__ import annotations
 
 import errno
+import io
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -347,3 +349,42 @@ def test_a_risk_journal_with_a_line_lost_or_out_of_order_trips_and_can_be_reset(
     for _ in range(2):  # and stays open
         assert json.loads(cli("risk", "status", "--json").out)["state"] == "ARMED"
     assert cli(*BUY, "--yes").code == 0
+
+
+def test_kobe_trades_racing_on_one_data_dir_never_double_book(workdir: Path) -> None:
+    """Three `kobe trade` at once for a wallet that funds two: the data dir's lock lets one
+    through at a time (the others are refused naming the holder, or come after it and see its
+    position); every entry is journaled once and booked once, never more than the wallet funds."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    main = "import sys; from engine.cli import main; sys.exit(main())"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", main, *BUY, "--yes"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    for code, err in results:
+        assert code == 0 or "insufficient balance" in err or "is held by pid" in err, err
+    filled = sum(code == 0 for code, _ in results)
+    assert 1 <= filled <= 2, results
+    events = [
+        json.loads(x) for x in (workdir / "data" / "logs" / "orders.jsonl").read_text().splitlines()
+    ]
+    intents = [e["client_id"] for e in events if e["event"] == "intent"]
+    assert len(intents) == len(set(intents)) == filled
+    out, err = io.StringIO(), io.StringIO()
+    from engine.cli import main as kobe
+
+    assert kobe(["positions", "--json"], env={}, cwd=workdir, out=out, err=err) == 0
+    assert sorted(p["entry_client_id"] for p in json.loads(out.getvalue())) == sorted(intents)
