@@ -77,8 +77,8 @@ class WatchItem:
 
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> WatchItem:
-        def dec(v: Any, name: str) -> Decimal | None:
-            return None if v is None else parse_decimal(v, name, minimum=Decimal(0))
+        def dec(v: Any, name: str) -> Decimal | None:  # a price of 0 is never touched (a stop)
+            return None if v is None else parse_decimal(v, name, positive=True)
 
         def count(name: str) -> int:
             value = raw.get(name) or 0
@@ -116,9 +116,11 @@ class Watchdog:
         self.path = Path(data_dir) / WATCHDOG_FILE
         self._lock = threading.Lock()
         self._items: dict[str, WatchItem] = {}
-        raw = read_json_object(self.path, REPAIR_OR_RESTORE) or {}
+        raw = read_json_object(self.path, REPAIR_OR_RESTORE)
         with reading(self.path, REPAIR_OR_RESTORE):
-            for record in raw.get("items", []):
+            # a file without its items is damaged: read as none watched, a position would lose
+            # its guard without the alert a deleted file gives
+            for record in [] if raw is None else raw["items"]:
                 item = WatchItem.from_record(record)
                 self._items[item.entry_client_id] = item
 

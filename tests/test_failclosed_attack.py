@@ -388,3 +388,29 @@ def test_kobe_trades_racing_on_one_data_dir_never_double_book(workdir: Path) -> 
 
     assert kobe(["positions", "--json"], env={}, cwd=workdir, out=out, err=err) == 0
     assert sorted(p["entry_client_id"] for p in json.loads(out.getvalue())) == sorted(intents)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "{}",  # read as nothing watched: the position lost its guard without the lost file's alert
+        '{"state": "ARMED"}',
+        {"stop_loss": "-0"},  # a stop at zero is never touched: guarded in name only
+        {"stop_loss": "0"},
+        {"take_profit": "0"},
+    ],
+)
+def test_a_watchdog_file_of_the_wrong_shape_is_refused_naming_it(
+    cli: CliRunner, watched: Path, damage: object
+) -> None:
+    if isinstance(damage, str):
+        watched.write_text(damage)
+    else:
+        assert isinstance(damage, dict)
+        _set_item(watched, **damage)
+    before = watched.read_bytes()
+    for argv in (("positions", "--json"), ("run", "--headless", "--ticks", "1")):
+        r = cli(*argv)
+        assert r.code == 1 and "internal error" not in r.err, (argv, r.err)
+        assert "watchdog.json is damaged" in r.err
+    assert watched.read_bytes() == before
