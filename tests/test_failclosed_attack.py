@@ -311,18 +311,6 @@ def test_a_run_whose_last_save_is_refused_does_not_end_with_done(
     assert "paper/state.json" in r.err and "the paper account was not written" in r.err
 
 
-def test_a_trades_journal_that_cannot_be_opened_is_named_by_kobe_stats(
-    cli: CliRunner, traded: Path
-) -> None:
-    trades = traded / "trades.jsonl"
-    trades.unlink(missing_ok=True)
-    trades.mkdir()
-    for argv in (("stats",), ("stats", "--json")):
-        r = cli(*argv)
-        assert r.code == 1 and "internal error" not in r.err, r.err
-        assert "trades.jsonl is damaged" in r.err
-
-
 @pytest.mark.parametrize("how", ["a trip line lost", "an older journal appended"])
 def test_a_risk_journal_with_a_line_lost_or_out_of_order_trips_and_can_be_reset(
     cli: CliRunner, traded: Path, how: str

@@ -47,20 +47,29 @@ def test_an_unreadable_risk_file_trips_the_switch_and_refuses_to_trade(
         assert "internal error" not in r.err and name in r.err, r.err
 
 
-def test_an_order_journal_that_is_a_directory_is_named_by_kobe_run(
-    cli: CliRunner, history: Path
+@pytest.mark.parametrize(
+    ("name", "commands"),
+    [
+        (
+            "logs/orders.jsonl",
+            (
+                [*TRADE, "--yes"],
+                ["run", "--headless", "--ticks", "2"],
+                ["positions", "--json"],  # the position book reads it too
+                ["orders", "--json"],
+            ),
+        ),
+        ("trades.jsonl", (["stats"], ["stats", "--json"])),
+    ],
+)
+def test_a_journal_that_is_a_directory_is_named_by_every_command(
+    cli: CliRunner, history: Path, name: str, commands: tuple[list[str], ...]
 ) -> None:
-    journal = history / "logs" / "orders.jsonl"
-    replace_with_directory(journal)
-    for argv in (
-        [*TRADE, "--yes"],
-        ["run", "--headless", "--ticks", "2"],
-        ["positions", "--json"],  # the position book reads it too
-        ["orders", "--json"],
-    ):
+    replace_with_directory(history / name)
+    for argv in commands:
         r = cli(*argv)
         assert r.code == 1 and "internal error" not in r.err, r.err
-        assert "orders.jsonl" in r.err
+        assert name.split("/")[-1] in r.err
 
 
 @pytest.mark.parametrize("where", ["last line", "whole file"])
