@@ -178,12 +178,14 @@ def test_a_risk_cache_that_loses_a_limits_figure_trips_the_switch(
     assert cli(*BUY, "--yes").code == 1
 
 
+@pytest.mark.parametrize("how", ["deleted", "tripped, its figures left out"])
 def test_a_lost_risk_cache_keeps_todays_loss_and_the_streak_counted_from_the_trades(
-    cli: CliRunner, workdir: Path
+    cli: CliRunner, workdir: Path, how: str
 ) -> None:
     """The cache alone held today's realized loss, the losing streak and the last loss: lost,
     they restarted from zero, and after the operator's reset of "state lost" Kobe could lose
-    a whole max_daily_loss_usd again the same day. They are counted again from trades.jsonl."""
+    a whole max_daily_loss_usd again the same day. They are counted again from trades.jsonl.
+    A TRIPPED cache without its figures is already the safe state: it keeps its reason."""
     from engine.config import RiskConfig
     from engine.risk import KillState, RiskEngine
 
@@ -194,12 +196,16 @@ def test_a_lost_risk_cache_keeps_todays_loss_and_the_streak_counted_from_the_tra
     data = workdir / "data"
     before = json.loads((data / "execution_runtime.json").read_text())
     assert Decimal(before["pnl_day"]) < 0 and before["losing_streak"] >= 1  # the run lost
-    (data / "execution_runtime.json").unlink()
+    if how == "deleted":
+        (data / "execution_runtime.json").unlink()
+    else:
+        (data / "execution_runtime.json").write_text('{"state": "TRIPPED", "reason": "manual: x"}')
     now = datetime.fromisoformat(before["last_loss_at"].replace("Z", "+00:00")) + timedelta(hours=1)
     engine = RiskEngine(data, RiskConfig(max_daily_loss_usd=Decimal(1000)), lambda: now)
     try:
         s = engine.snap
-        assert s.state is KillState.TRIPPED and "state lost" in s.reason
+        assert s.state is KillState.TRIPPED
+        assert s.reason == "manual: x" if how != "deleted" else "state lost" in s.reason
         assert s.pnl_day == Decimal(before["pnl_day"])
         assert s.losing_streak == before["losing_streak"]
         assert s.last_loss_at == now - timedelta(hours=1)

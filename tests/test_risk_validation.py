@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -8,9 +8,8 @@ import pytest
 
 from engine.config import RiskConfig
 from engine.exchange.base import MarketRules, OrderType, Side
-from engine.jsonutil import dumps
 from engine.proposal import Proposal, Sizing, Source
-from engine.risk import KillState, KillSwitch, RiskSnapshot, read_kill_switch, validate_proposal
+from engine.risk import KillState, KillSwitch, read_kill_switch, validate_proposal
 
 BTC = MarketRules(
     symbol="BTC/USDT",
@@ -120,11 +119,7 @@ def test_every_reason_is_listed_at_once() -> None:
 def test_kill_switch_reader_armed_when_absent_tripped_when_set(tmp_path: Path) -> None:
     assert read_kill_switch(tmp_path).state is KillState.ARMED
     (tmp_path / "execution_runtime.json").write_text(
-        dumps(
-            RiskSnapshot(
-                KillState.TRIPPED, "manual: test", datetime(2026, 1, 1, tzinfo=UTC)
-            ).to_json()
-        )
+        json.dumps({"state": "TRIPPED", "reason": "manual: test", "since": "2026-01-01T00:00:00Z"})
     )
     ks = read_kill_switch(tmp_path)
     assert ks.tripped and ks.reason == "manual: test" and ks.since is not None

@@ -18,10 +18,9 @@ from engine.exchange.base import Capabilities, MarketRules, Order, OrderStatus, 
 from engine.exchange.paper import BookParams, PaperExchange, PaperMarket
 from engine.exchange.prices import ManualPrices
 from engine.journal import OrderJournal
-from engine.jsonutil import dumps
 from engine.money import floor_to_step
 from engine.proposal import Proposal, Refused, Sizing, Source
-from engine.risk import KillState, RiskEngine, RiskSnapshot
+from engine.risk import RiskEngine
 from engine.router import Router, StaticWallets
 from engine.watchdog import ExitPlan, WatchItem, WatchState
 
@@ -573,7 +572,7 @@ def test_execute_rechecks_the_kill_switch(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     plan = rig.router.plan(buy())
     (tmp_path / "execution_runtime.json").write_text(
-        dumps(RiskSnapshot(KillState.TRIPPED, "manual: now").to_json())
+        '{"state": "TRIPPED", "reason": "manual: now"}'
     )
     with pytest.raises(Refused, match="kill switch is TRIPPED: manual: now"):
         rig.router.execute(plan)

@@ -77,6 +77,8 @@ class RiskEngine:
         self._applied = state.applied
         self._journal = JsonlWriter(self.journal_path, fsync=True)
         self._resync = bool(state.lost)
+        if state.recount:
+            self._recount_from_trades()
         if state.lost:
             log.error("risk state lost (%s): TRIPPED until an operator resets", state.lost)
             # commands queued before the loss are consumed: trips change nothing (already
@@ -84,8 +86,6 @@ class RiskEngine:
             trips = [c.reason for c in state.pending if c.action == "trip"]
             for command in state.pending:
                 self._record_command(command, "skipped: state lost")
-            if state.recount:
-                self._recount_from_trades()
             self.snap.state = KillState.ARMED  # so that the trip below is a transition
             reason = "; ".join([*reversed(trips), self.snap.reason])  # a queued trip's reason first
             self._trip_locked(reason, "risk")

@@ -110,6 +110,8 @@ class RiskSnapshot:
     # the last closed trades counted (ids), written with the figures they moved: a trade
     # handed on again after a crash (before trades.jsonl recorded it) is not counted twice
     trades: tuple[str, ...] = ()
+    # a TRIPPED cache without its figures (already the safe state): they are counted again
+    figures_missing: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -165,14 +167,17 @@ class RiskSnapshot:
                 raise ValueError(f"{key}: not a count")
             return v
 
-        for key in _ALWAYS_WRITTEN:  # a figure left out would restart its limit from zero
-            if key not in raw:
-                raise ValueError(f"{key}: missing")
+        if "state" not in raw:
+            raise ValueError("state: missing")
+        state = KillState(str(raw["state"]).upper())
+        missing = [key for key in _ALWAYS_WRITTEN if key not in raw]
+        if missing and state is not KillState.TRIPPED:  # its limits would restart from zero
+            raise ValueError(f"{missing[0]}: missing")
         trades = raw.get("trades") or []
         if not isinstance(trades, list):
             raise ValueError("trades: not a list")
         return cls(
-            state=KillState(str(raw["state"]).upper()),
+            state=state,
             reason=str(raw.get("reason") or ""),
             since=when("since"),
             peak_equity=dec("peak_equity", ZERO),
@@ -188,6 +193,7 @@ class RiskSnapshot:
             seq=count("seq"),
             legacy_commands_done=count("commands_done"),
             trades=tuple(clean_text(t) for t in trades),
+            figures_missing=bool(missing),
         )
 
 
@@ -223,8 +229,8 @@ class RiskState:
     applied: set[str]  # ids of commands the journal has applied
     pending: list[RiskCommand]  # queued commands not applied yet, oldest first
     lost: str  # why the state is lost ("" when it is not)
-    # the cache could not be read: its figures (today's loss, the streak, the last loss) are to
-    # be counted again from trades.jsonl, never restarted from zero
+    # the cache could not be read, or a TRIPPED one held no figures: they (today's loss, the
+    # streak, the last loss) are to be counted again from trades.jsonl, never restarted at zero
     recount: bool = False
 
 
@@ -294,6 +300,7 @@ def load_risk_state(data_dir: Path) -> RiskState:
     snap, problem = _read_snapshot(data_dir / RISK_STATE_FILE)
     lost = unreadable or out_of_order or problem
     recount = snap is None
+    figures_missing = snap is not None and snap.figures_missing
     if snap is None:
         if not problem and (last_seq or _has_history(data_dir)):
             lost = f"{RISK_STATE_FILE} is missing"
@@ -320,7 +327,9 @@ def load_risk_state(data_dir: Path) -> RiskState:
     pending = [c for c in commands if c.id not in applied]
     if lost:
         snap.state, snap.reason = KillState.TRIPPED, f"{STATE_LOST}: {lost}"
-    return RiskState(snap, applied, pending, lost, recount=recount and bool(lost))
+    return RiskState(
+        snap, applied, pending, lost, recount=figures_missing or (recount and bool(lost))
+    )
 
 
 def _when(value: object) -> datetime | None:
