@@ -148,7 +148,11 @@ def restart_and_check(
     )
     if s.flattened:
         held = json.loads(crash.kobe(work, "positions", "--json", env=env)[1])
-        problems += [f"not flattened: {p['entry_client_id']}" for p in held if p["venue"] != "dex"]
+        problems += [  # the dust a sale leaves (below one step) is not a position to sell
+            f"not flattened: {p['entry_client_id']}"
+            for p in held
+            if p["venue"] != "dex" and p["protection"] != "dust"
+        ]
     if sim is not None:
         sent = Counter(o.client_id for o in sim.orders.values())
         problems += [f"the simulator has {n} orders {cid}" for cid, n in sent.items() if n > 1]
