@@ -202,7 +202,19 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
     log_to_file(app._data_dir_guess())
     pause_gc_for_startup()
-    app.run()
-    for line in app.config_errors:
+    app.run()  # it returns once the engine's thread has stopped (and saved)
+    lines, code = ending(app)
+    for line in lines:
         print(line, file=sys.stderr)
-    sys.exit(app.return_code or 0)
+    sys.exit(code)
+
+
+def ending(app: KobeApp) -> tuple[list[str], int]:
+    """What ``kobe-tui`` prints as it ends, and its exit code. A save the disk refused as the
+    engine stopped (the paper account, the caches) is said, and is no success: exit 1."""
+    lines, code = list(app.config_errors), app.return_code or 0
+    failure = app.runtime.close_failure if app.runtime is not None else None
+    if failure is not None:
+        lines.append(f"kobe-tui: {failure}")
+        code = code or 1
+    return lines, code

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Select, Static
 
+from engine.fsutil import inject_write_fault
 from engine.modes import Settings
 from engine.runtime import Runtime
-from kobe_tui.app import KobeApp
+from kobe_tui.app import KobeApp, ending
 from kobe_tui.screens.confirm import ConfirmScreen
 from kobe_tui.screens.ticket import OrderTicket
 from kobe_tui.screens.unlock import UnlockStep1, UnlockStep2
@@ -315,6 +318,40 @@ async def test_quit_asks_first_when_orders_are_open(workdir: Path) -> None:
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running
+
+
+async def test_a_save_the_disk_refuses_as_the_engine_stops_is_said_and_exits_1(
+    workdir: Path,
+) -> None:
+    """The paper account is saved as the engine stops, when the cockpit quits: refused there
+    (a full disk), kobe-tui ended with exit 0 and only its log knew the account's last state
+    was not written."""
+    app, clock = make_app(workdir)
+
+    def full(path: Path) -> None:
+        if path.name == "state.json" and path.parent.name == "paper":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await ticks(app, pilot, clock, 2)
+            assert ending(app) == ([], 0)  # nothing refused yet
+            inject_write_fault(full)
+            await pilot.press("q")
+            await pilot.pause()
+        runtime = app.runtime
+        assert runtime is not None
+        deadline = time.monotonic() + 10  # the engine's thread stops and saves
+        while runtime.close_failure is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        inject_write_fault(None)
+    lines, code = ending(app)
+    assert code == 1
+    [line] = lines
+    assert line.startswith("kobe-tui: cannot write ") and "paper/state.json" in line, line
+    assert "the paper account was not written" in line
 
 
 async def test_bindings_have_ids_descriptions_and_none_is_priority() -> None:
