@@ -378,7 +378,7 @@ class Runtime(RuntimeParts):
         assets = sorted({cfg.paper.quote_asset, *(s.split("/")[0] for s in cfg.symbols)})
         with self._lock:
             exchange = self.venues[self.settings.exchange].exchange
-            return {a: exchange.get_balance(a) for a in assets}
+            return exchange.get_balances(assets)
 
 
 __all__ = [

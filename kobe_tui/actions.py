@@ -368,7 +368,7 @@ class Actions(EngineHost):
         try:
             quote = settings.config.paper.quote_asset
             assets = {quote, *(s.split("/")[0] for s in settings.config.symbols)}
-            return {a: exchange.get_balance(a) for a in sorted(assets)}
+            return exchange.get_balances(sorted(assets))
         finally:
             exchange.close()
 

@@ -168,3 +168,16 @@ def test_readme_shows_the_budget_table_of_the_code() -> None:
     }
     code = {key: (v.cost, v.limit, v.window_s) for key, v in REQUEST_BUDGET.items()}
     assert table == code
+
+
+def test_the_account_balances_are_one_request(engine: tuple[str, Any, Runtime]) -> None:
+    """The cockpit's wallets pane reads the account's balances every minute (the quote asset and
+    each symbol's base): one balance request, not one per asset (4 on the shipped config, each
+    a 20-weight ``GET /api/v3/account`` on Binance), all under the engine's lock."""
+    _, sim, runtime = engine
+    runtime.tick()  # markets, clocks: loaded once
+    runtime.exchange_balances()  # and ccxt's own first look-ups (Bybit: the account's kind)
+    mark = len(sim.requests)
+    balances = runtime.exchange_balances()
+    assert set(balances) == {"USDT", "BTC", "ETH", "SOL"}
+    assert len(sim.requests[mark:]) == 1, sim.requests[mark:]

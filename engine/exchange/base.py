@@ -7,7 +7,7 @@ Two kinds of venue implement it: the in-process ``PaperExchange`` and the ``Ccxt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -287,6 +287,10 @@ class ExchangeReader(ABC):
     def get_balance(self, asset: str) -> Decimal:
         """The free (available) balance of ``asset``."""
 
+    def get_balances(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        """The free balance of each of ``assets`` (a real exchange: from one request)."""
+        return {asset: self.get_balance(asset) for asset in assets}
+
     @abstractmethod
     def fetch_ticker(self, symbol: str) -> Ticker: ...
 
@@ -432,6 +436,9 @@ class ReadOnlyExchange(ExchangeReader):
 
     def get_balance(self, asset: str) -> Decimal:
         return self.__venue.get_balance(asset)
+
+    def get_balances(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        return self.__venue.get_balances(assets)
 
     def fetch_ticker(self, symbol: str) -> Ticker:
         return self.__venue.fetch_ticker(symbol)

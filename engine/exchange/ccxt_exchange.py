@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -136,6 +137,10 @@ class CcxtExchange(CcxtAttachedExits):
 
     def get_balance(self, asset: str) -> Decimal:
         return dec0((self._balance().get(asset) or {}).get("free"), signed=True)
+
+    def get_balances(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        balance = self._balance()
+        return {a: dec0((balance.get(a) or {}).get("free"), signed=True) for a in assets}
 
     def _totals(self) -> dict[str, Decimal]:
         totals = self._balance().get("total") or {}
