@@ -607,6 +607,24 @@ async def cockpit_on_testnet(
             yield app, pilot, clock, sim
 
 
+async def test_wallets_show_the_account_balances_as_the_exchange_states_them(
+    workdir: Path,
+) -> None:
+    """After a testnet buy of 0.00015 BTC the account line still read ``BTC 1`` (rounded to
+    4 decimals): what the trader bought never showed beside Kobe's ledger. Every decimal
+    the exchange states is shown, and the figures are named for what they are (free)."""
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, _clock, sim):
+        sim.balances.update(BTC=Decimal("1.00000985"), USDT=Decimal("9985.75000"))
+        app.read_exchange_balances()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            account = plain(app.query_one("#wallets-exchange", Static))
+            if "9,985" in account or "9985" in account:
+                break
+        assert "free" in account
+        assert "BTC 1.00000985" in account and "USDT 9,985.75" in account, account
+
+
 async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
     workdir: Path,
 ) -> None:

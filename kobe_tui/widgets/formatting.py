@@ -44,6 +44,13 @@ def num(value: Decimal | None, places: int | None = None) -> str:
     return text
 
 
+def exact(value: Decimal) -> str:
+    """A balance as the exchange states it: every decimal, grouped, no trailing zeros
+    (``1.00000985``, ``9,985.75``)."""
+    places = max(0, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return f"{quantized(value, Decimal(1).scaleb(-places)):,}"
+
+
 def px(value: Decimal | None, fixed: bool = False) -> str:
     """A price or quantity, short: 6 significant digits below 1, 4 decimals at most above
     (2 from 1,000). ``fixed``, for a price that moves each tick: 6 significant digits and at

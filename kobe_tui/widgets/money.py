@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from kobe_tui.widgets.columns import Col
-from kobe_tui.widgets.formatting import num, px, signed, spark_points
+from kobe_tui.widgets.formatting import exact, num, signed, spark_points
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -51,11 +51,15 @@ class WalletsPane(TablePane):
         """Testnet and live: the exchange account's own balances, beside Kobe's ledger (the
         table); a string says why they could not be read."""
         line = self.query_one("#wallets-exchange", Static)
-        text = Text(f"{exchange} account {when:%H:%M}: ", style="bold")
+        text = Text(f"{exchange} account {when:%H:%M}", style="bold")
         if isinstance(balances, str):
+            text.append(": ")
             text.append(f"could not be read ({balances})", style="red")
         else:
-            text.append("  ".join(f"{a} {px(v)}" for a, v in sorted(balances.items())) or "empty")
+            text.append(", free: ", style="bold")
+            text.append(
+                "  ".join(f"{a} {exact(v)}" for a, v in sorted(balances.items())) or "empty"
+            )
         line.update(text)
         line.display = True
 
