@@ -340,6 +340,18 @@ def test_reads_are_typed(ex: CcxtExchange) -> None:
     assert ex.ping() > 0
 
 
+def test_ping_is_the_round_trip_of_the_call_that_answered(
+    ex: CcxtExchange, sim: BinanceSim
+) -> None:
+    """The header's latency is the last call's round trip. After an outage it read
+    ``venue ok 4028ms``: the failed attempts and the retries' pauses counted too."""
+    calls = sim.count("GET", "/api/v3/time")
+    sim.inject("slow", delay=0.6, method="GET", path="/api/v3/time")  # the 300 ms client gives up
+    ms = ex.ping()
+    assert sim.count("GET", "/api/v3/time") == calls + 2  # retried, then answered
+    assert 0 < ms < 250, ms
+
+
 def test_clock_drift_is_absorbed(make_exchange: ExchangeFactory, sim: BinanceSim) -> None:
     sim.clock_offset_ms = -60_000  # our clock a minute ahead of the exchange's
     exchange = make_exchange()

@@ -118,9 +118,18 @@ class CcxtExchange(CcxtAttachedExits):
         return value is True or str(value).lower() == "true"
 
     def ping(self) -> float:
-        start = time.perf_counter()
-        self._read(self._ex.fetch_time, "ping")
-        return (time.perf_counter() - start) * 1000
+        """The round trip of the call that answered (not the failed attempts, nor the pauses
+        between retries), in milliseconds."""
+        took: list[float] = []
+
+        def once() -> Any:
+            start = time.perf_counter()
+            answer = self._ex.fetch_time()
+            took.append(time.perf_counter() - start)
+            return answer
+
+        self._read(once, "ping")
+        return took[-1] * 1000
 
     def fetch_time(self) -> datetime:
         """The exchange's clock."""
