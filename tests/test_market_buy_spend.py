@@ -240,6 +240,15 @@ def test_binance_market_buy_is_sized_for_the_configured_allowance(
     assert "sized for up to 20 bps slippage: spends at most" in r.out
 
 
+def test_the_most_a_buy_spends_reads_as_money(cli: CliRunner, sim: BinanceSim) -> None:
+    """At a testnet ask of 95,000.01 the plan read ``spends at most 19.038002004 USDT``: the
+    bound, rounded up (so it stays a bound) to the plan's fee precision."""
+    r = cli(*BUY_BTC, "--quote", "19.955", "--yes", env=sim_env(sim))
+    assert r.code == 0, r.err
+    assert "  sized for up to 20 bps slippage: spends at most 19.0381 USDT" in r.out, r.out
+    assert sim_spent(sim) <= D("19.0381")
+
+
 def test_binance_fill_beyond_the_allowance_is_alerted(
     cli: CliRunner, sim: BinanceSim, workdir: Path
 ) -> None:

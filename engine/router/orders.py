@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Protocol
 
 from engine.exchange.base import (
@@ -158,6 +158,9 @@ def fmt_qty(value: Decimal) -> str:
 EIGHT = Decimal("0.00000001")  # quote amounts and prices in a message: 8 decimals at most
 
 
+FEE_PLACES = Decimal("0.0001")  # a plan's fees and the most a buy spends, in the quote
+
+
 def fmt_plain(value: Decimal) -> str:
     """No exponent, no trailing zeros (a product of a step and a price)."""
     return format(value.normalize(), "f")
@@ -186,13 +189,14 @@ class OrderPlan:
             f"{p.side.value.upper()} {fmt_qty(self.qty)} {m.base} {p.symbol} {price}"
             f" (wallet {p.wallet}, source {p.source.value})",
             f"  notional ~{self.notional.quantize(Decimal('0.01'))} {m.quote}"
-            f" at {fmt_qty(self.entry_price)}; fees ~{self.fee_estimate.quantize(Decimal('0.0001'))}"
+            f" at {fmt_qty(self.entry_price)}; fees ~{self.fee_estimate.quantize(FEE_PLACES)}"
             f" {m.quote}",
         ]
         if self.slippage_bps is not None and self.spend_max is not None:
             out.append(
                 f"  sized for up to {fmt_qty(self.slippage_bps)} bps slippage: "
-                f"spends at most {fmt_plain(self.spend_max)} {m.quote}"
+                f"spends at most {fmt_plain(self.spend_max.quantize(FEE_PLACES, ROUND_UP))}"
+                f" {m.quote}"
             )
         if self.risk_amount is not None:
             out.append(
