@@ -623,6 +623,12 @@ async def test_wallets_show_the_account_balances_as_the_exchange_states_them(
                 break
         assert "free" in account
         assert "BTC 1.00000985" in account and "USDT 9,985.75" in account, account
+        # at the pane's width each asset stays on one line with its figure (it read
+        # "… SOL" then "0  USDT 9,985.75" on the next line)
+        line = app.query_one("#wallets-exchange", Static)
+        shown = plain(line, line.content_region.width).splitlines()
+        for pair in ("BTC 1.00000985", "ETH 0", "SOL 0", "USDT 9,985.75"):
+            assert any(pair in row for row in shown), shown
 
 
 async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
@@ -632,7 +638,7 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
         venue = app.query_one(KobeHeader).item("venue-state")
         assert "venue ok" in venue and "ms" in venue
         line = app.query_one("#wallets-exchange", Static)
-        account = str(line.render())
+        account = plain(line)
         assert "binance account" in account and "USDT 10,000" in account
         # under Kobe's ledger (it was above the table's header), its text in line with
         # the table's cells (it was against the pane's border)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from rich.columns import Columns
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -55,12 +57,12 @@ class WalletsPane(TablePane):
         if isinstance(balances, str):
             text.append(": ")
             text.append(f"could not be read ({balances})", style="red")
+            line.update(text)
         else:
-            text.append(", free: ", style="bold")
-            text.append(
-                "  ".join(f"{a} {exact(v)}" for a, v in sorted(balances.items())) or "empty"
-            )
-        line.update(text)
+            text.append(", free:", style="bold")
+            # whole items wrap, never an asset apart from its figure ("SOL" / "0  USDT …")
+            pairs = [Text(f"{a} {exact(v)}") for a, v in sorted(balances.items())]
+            line.update(Group(text, Columns(pairs or [Text("empty")], padding=(0, 2))))
         line.display = True
 
     def show(self, snap: WalletsSnapshot) -> None:
