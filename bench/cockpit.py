@@ -199,12 +199,16 @@ def check_trades(path: Path) -> None:
         assert ClosedTrade.from_record(json.loads(json.dumps(trade.to_record(), default=str)))
 
 
+KEPT = ("trades.jsonl", "stats_cache.json", "execution_runtime.json", "risk_journal.jsonl")
+
+
 def reset_data(data: Path) -> None:
-    """Everything the previous run left, except the journal under test and the statistics'
-    aggregate that goes with it (``stats_cache.json``, kept current by every reader)."""
+    """Everything the previous run left, except the journal under test, the statistics'
+    aggregate that goes with it (``stats_cache.json``, kept current by every reader) and the
+    risk engine's files (a journal of trades without them is a lost risk state: TRIPPED)."""
     data.mkdir(parents=True, exist_ok=True)
     for p in data.iterdir():
-        if p.name in ("trades.jsonl", "stats_cache.json"):
+        if p.name in KEPT:
             continue
         if p.is_dir():
             shutil.rmtree(p)
@@ -237,7 +241,11 @@ def bench_first_frame(lines: int, runs: int) -> None:
         (big / "data").mkdir(parents=True)
         trades = big / "data" / "trades.jsonl"
         t0 = time.perf_counter()
-        write_trades(trades, lines)
+        from engine.config import RiskConfig
+        from engine.risk import RiskEngine
+
+        RiskEngine(big / "data", RiskConfig(), lambda: datetime.now(UTC)).close()  # as an
+        write_trades(trades, lines)  # engine that journaled those trades leaves them
         took = time.perf_counter() - t0
         check_trades(trades)
         size = trades.stat().st_size

@@ -20,6 +20,8 @@ from textual.pilot import Pilot
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
 from textual.widgets import Input, Label, Select, Sparkline, Static
 
+from engine.config import RiskConfig
+from engine.risk import RiskEngine
 from engine.runtime import SimClock
 from engine.trades import ClosedTrade, TradeStore
 from kobe_tui.app import PANES, KobeApp
@@ -35,9 +37,12 @@ from tests.test_cockpit import _buy_with_oco, _fill_ticket
 
 
 def write_trades(workdir: Path, n: int, special: dict[int, str] | None = None) -> None:
-    """``n`` closed trades, one a minute; trade ``i`` has reason ``special[i]`` when given."""
-    store = TradeStore(workdir / "data")
+    """``n`` closed trades, one a minute; trade ``i`` has reason ``special[i]`` when given.
+    The risk engine's files first, as an engine leaves them (a journal of trades without
+    them is a lost risk state: the kill switch starts TRIPPED)."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    RiskEngine(workdir / "data", RiskConfig(), lambda: start).close()
+    store = TradeStore(workdir / "data")
     for i in range(n):
         reason = (special or {}).get(i, "take-profit hit")
         store.append(
