@@ -23,6 +23,7 @@ from kobe_tui.messages import (
     AlertRaised,
     ConfigFailed,
     EngineFailed,
+    HealthChecked,
     OrderUpdated,
     PositionsChanged,
     RiskChanged,
@@ -123,6 +124,9 @@ class EngineHost(EventDrain):
 
         self.post_message(StatsReady(load_stats(data_dir)))
 
+    def on_health_checked(self, message: HealthChecked) -> None:
+        self.query_one(HealthPane).show_checks(message.checks)
+
     def on_stats_ready(self, message: StatsReady) -> None:
         self.query_one(StatsPane).set_stats(message.stats)
 
@@ -208,6 +212,9 @@ class EngineHost(EventDrain):
             return
         self.runtime = runtime
         resume_gc()
+        from engine.health import health_checks  # the data dir exists now: said as it is
+
+        self.post_message(HealthChecked(health_checks(self.settings)))
         if self.settings.mode is not Mode.PAPER:
             self.call_from_thread(self._watch_exchange_balances)
         self.post_message(PositionsChanged(runtime.positions()))

@@ -32,6 +32,14 @@ class SettingsReady(Message):
         self.checks = checks
 
 
+class HealthChecked(Message):
+    """The health checks run again (the engine has built what they read: the data dir)."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        super().__init__()
+        self.checks = checks
+
+
 class StatsReady(Message):
     """The whole trades journal's statistics (``engine.stats``), read in a worker."""
 

@@ -50,6 +50,22 @@ async def test_first_frame_then_settings_from_a_worker(workdir: Path) -> None:
         assert pane.has_class("failing")  # no okx keys: testnet cannot run
 
 
+async def test_health_says_the_data_dir_as_it_is_once_the_engine_has_made_it(
+    workdir: Path,
+) -> None:
+    """The checks ran before the engine made the data dir, and their `./data: writable,
+    created on first use` stayed for the whole session: they run again once it is built."""
+    assert not (workdir / "data").exists()
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.runtime is not None and (workdir / "data").is_dir()
+        await drain(app, pilot)
+        pane = app.query_one(HealthPane)
+        detail = pane.get_row("data dir writable")[-1].plain
+        assert detail.endswith("is writable"), detail
+
+
 async def test_the_collector_paused_for_start_up_runs_again(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
