@@ -195,6 +195,28 @@ async def test_the_footer_shows_whole_keys_only_the_ones_available_now_first(
             assert shown[-1] == "slash" and app.query(".-command-palette")
 
 
+def test_a_failing_calls_retries_every_tick_collapse_into_one_line(tmp_path: Path) -> None:
+    """During an outage each tick wrote the same five lines (four retries, then giving up);
+    they differ by the retry's count and pause, so nothing collapsed: 350 KB an hour."""
+    try:
+        log_to_file(tmp_path)
+        log = logging.getLogger("engine.exchange.retry")
+        log.warning("binance: starting")
+        for tick in range(20):
+            for n in range(1, 5):
+                log.warning("binance: fetch_ticker: 503; retry %d of 4 in %.3fs", n, n * 0.5 + tick)
+            log.warning("binance: fetch_ticker: giving up: 503")
+        log.warning("binance: fetch_ticker: 503; retry 1 of 4 in 0.500s")  # a round cut short
+        log.warning("binance: back")
+        lines = (tmp_path / "logs" / "cockpit.log").read_text().splitlines()
+        assert len(lines) == 1 + 5 + 1 + 2, lines  # the first round whole, then its count
+        assert "retry 1 of 4 in 0.500s" in lines[1] and "retry 4 of 4" in lines[4]
+        assert lines[6].endswith("giving up: 503 (the last 5 lines repeated 19 times)")
+        assert "retry 1 of 4" in lines[7] and lines[8].endswith("binance: back")
+    finally:
+        setup_logging(logging.WARNING)
+
+
 def test_the_cockpit_logs_to_a_rotating_file_and_repeats_collapse(tmp_path: Path) -> None:
     try:
         log_to_file(tmp_path)
