@@ -7,6 +7,7 @@ The router drives the real ccxt, through ``CcxtExchange``, against the Binance s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -18,12 +19,13 @@ import pytest
 from engine.config import KobeConfig
 from engine.exchange.base import OrderType, Side
 from engine.exchange.ccxt_exchange import CcxtExchange
+from engine.fsutil import StateError
 from engine.journal import OrderJournal
 from engine.proposal import Proposal, Sizing, Source
 from engine.risk import RiskEngine
 from engine.router import Router, StaticWallets
 from engine.router.orders import OCO_TRIES
-from engine.watchdog import ExitPlan
+from engine.watchdog import WATCHDOG_FILE, ExitPlan
 from tests import test_ccxt_contract as binance_contract
 from tests.binance_sim import BinanceSim
 from tests.test_router import Clock
@@ -157,3 +159,51 @@ def test_an_oco_the_price_has_passed_is_not_sent_again_and_the_watchdog_sells_on
     assert rig.sends() == 2 and len(rig.fallbacks()) == 2
     sells: list[Any] = [o for o in sim.orders.values() if o.side == "SELL"]
     assert [(o.client_id, o.status) for o in sells] == [(f"{cid}sl", "FILLED")]
+
+
+# ---------------------------------------------------------------------------------------------
+# watchdog.json and the clock attacked (review)
+
+
+def _edit(rig: Rig, **fields: object) -> None:
+    path = rig.router.data_dir / WATCHDOG_FILE
+    raw = json.loads(path.read_text())
+    raw["items"][0].update(fields)
+    path.write_text(json.dumps(raw))
+
+
+def test_a_retry_time_without_a_zone_is_refused_naming_the_field(rig: Rig, sim: BinanceSim) -> None:
+    """A hand-edited (or foreign) watchdog.json whose ``oco_retry_at`` has no time zone: no
+    aware clock can compare it, and every poll died on a TypeError (not an exchange error),
+    so the watchdog guarded nothing. It is refused when read, naming the field."""
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
+    rig.buy()
+    _edit(rig, oco_retry_at="2026-01-01T00:00:00")
+    with pytest.raises(StateError, match="oco_retry_at"):
+        type(rig.router.watchdog)(rig.router.data_dir)
+
+
+def test_an_oco_retry_time_absurdly_far_ahead_does_not_hold_the_oco_for_good(
+    rig: Rig, sim: BinanceSim
+) -> None:
+    """A watchdog.json whose ``oco_retry_at`` is years ahead (damaged, or written by a clock
+    that was wrong): the OCO was never sent again. No backoff is longer than its cap: a time
+    past it is due now (as ``retry_at`` already was)."""
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
+    cid = rig.buy()
+    _edit(rig, oco_retry_at="2199-01-01T00:00:00+00:00")
+    rig.router.watchdog = type(rig.router.watchdog)(rig.router.data_dir)
+    rig.wait(31)
+    assert rig.sends() == 2 and rig.router.watchdog.get(cid) is None
+
+
+def test_the_clock_going_backwards_does_not_hold_the_oco_back_for_hours(
+    rig: Rig, sim: BinanceSim
+) -> None:
+    """The system clock is set back an hour during the backoff (NTP, an operator): the retry
+    time is then an hour and 30 s ahead, and the OCO waited an hour, not 30 s."""
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
+    cid = rig.buy()
+    rig.clock.now -= timedelta(hours=1)
+    rig.wait(31)
+    assert rig.sends() == 2 and rig.router.watchdog.get(cid) is None
