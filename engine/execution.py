@@ -163,7 +163,12 @@ class ExecutionEngine:
             if entry_of(order.client_id) == entry_cid:
                 with contextlib.suppress(OrderNotFound):  # an OCO sibling goes with its leg
                     router.cancel(order.id, _source(pos))
+        router.cancel_armed_legs(entry_cid, pos.symbol, _source(pos))  # unlisted on OKX
+        with self._lock:
+            pos = self.book.get(entry_cid)  # a leg that fired as it was cancelled sold it
         router.watchdog.remove(entry_cid)
+        if pos is None or pos.qty <= 0:
+            return None
         qty = router.exchange.amount_to_precision(pos.symbol, pos.qty + self._dust_for(pos))
         source = _source(pos).value
         try:

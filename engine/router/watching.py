@@ -23,6 +23,7 @@ from engine.router.exits import Exits
 from engine.router.orders import (
     MAX_BACKOFF_S,
     REFUSALS,
+    ZERO,
     entry_of,
     fmt_qty,
     is_open_status,
@@ -82,7 +83,8 @@ class Watching(Exits):
                         try:
                             held = self._attached_cover(item, "found")
                         except REFUSALS as exc:  # dropped by the exchange: the watchdog's now
-                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                            unsold = item.qty - self._exits_filled(item.entry_client_id)
+                            item = self._fall_back_to_watchdog(item, max(unsold, ZERO), exc)
                             held = ()
                         if held:
                             self.watchdog.remove(item.entry_client_id)  # the exchange holds them
