@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine.agent import build_agent
-from engine.exchange.base import OrderType, Side
+from engine.exchange.base import ExchangeError, OrderType, Side
 from engine.modes import resolve_settings
 from engine.proposal import Proposal, Sizing, Source
 from engine.runtime import Runtime
@@ -561,3 +561,20 @@ def test_a_lone_take_profit_that_sold_a_part_is_no_cover_for_the_rest(
         run(cli, env)
         rest = [o for o in sells(server) if o.client_id.startswith(cid)]
         assert [o.executed for o in rest] == [tp.qty - part], [(o.role, o.client_id) for o in rest]
+
+
+def test_a_close_while_the_lone_take_profits_cancel_fails_sells_nothing(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1000)
+        runtime = Runtime(resolve_settings(env, workdir), agent_factory=build_agent)
+        runtime.build()
+        try:
+            with pytest.raises(ExchangeError):
+                runtime.close_position(cid, "closed by operator (test)")
+            assert runtime.execution.routers["bybit"].watchdog.get(cid) is not None
+        finally:
+            runtime.close()
+        assert sells(server) == []

@@ -207,3 +207,69 @@ def test_the_clock_going_backwards_does_not_hold_the_oco_back_for_hours(
     rig.clock.now -= timedelta(hours=1)
     rig.wait(31)
     assert rig.sends() == 2 and rig.router.watchdog.get(cid) is None
+
+
+def test_a_restart_in_the_backoff_keeps_its_count_and_its_time(
+    tmp_path: Path, rig: Rig, sim: BinanceSim
+) -> None:
+    """A new engine on the same data dir (a restart, kill -9) in the middle of the backoff: the
+    OCO waits out the time it was given, then is sent once, and the tries already spent count."""
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO, times=OCO_TRIES - 2)
+    cid = rig.buy()
+    for _ in range(OCO_TRIES - 3):
+        rig.wait(300)
+    assert rig.sends() == OCO_TRIES - 2
+    again = Rig(tmp_path, rig.router.exchange, sim)  # type: ignore[arg-type]
+    again.clock.now = rig.clock.now
+    item = again.router.watchdog.get(cid)
+    assert item is not None and item.oco_attempts == OCO_TRIES - 2
+    again.router.reconcile()
+    assert again.sends() == OCO_TRIES - 2  # its time has not come
+    again.wait(300)
+    assert again.sends() == OCO_TRIES - 1 and again.router.watchdog.get(cid) is None
+    assert again.legs() == [(f"{cid}sl", "NEW"), (f"{cid}tp", "NEW")]
+
+
+class Killed(BaseException):
+    """kill -9: nothing after it runs (no except clause of the engine catches it)."""
+
+
+def test_a_kill_between_the_resend_and_its_journal_line_never_sends_a_second_oco(
+    tmp_path: Path, rig: Rig, sim: BinanceSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
+    cid = rig.buy()
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(rig.router, "_journal_order", killed)  # the OCO's ack line
+    with pytest.raises(Killed):
+        rig.wait(31)
+    assert rig.sends() == 2
+    again = Rig(tmp_path, rig.router.exchange, sim)  # type: ignore[arg-type]
+    again.clock.now = rig.clock.now
+    again.router.reconcile()
+    again.wait(600)
+    assert again.sends() == 2 and again.router.watchdog.get(cid) is None
+    assert again.legs() == [(f"{cid}sl", "NEW"), (f"{cid}tp", "NEW")]
+    assert [e for e in again.alerts if e[1] == "exits_fallback"] == []  # nothing to say now
+
+
+def test_an_oco_whose_resend_keeps_failing_unanswered_is_not_sent_every_poll(
+    rig: Rig, sim: BinanceSim
+) -> None:
+    """Refused once, then the exchange answers every send with a 503 (nothing placed): each
+    poll looked the legs up, found nothing and sent the OCO again, with no backoff and no
+    limit: an OCO a tick for as long as the outage lasts. Unanswered sends back off and count
+    as tries too; the watchdog guards the position meanwhile."""
+    sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
+    cid = rig.buy()
+    sim.inject(status=503, body="Service Unavailable", method="POST", path=OCO, times=1000)
+    rig.wait(31)
+    per_try = rig.sends() - 1  # the requests of one send (the exchange client's own retries)
+    for _ in range(12 * 60):  # an hour, polled every five seconds
+        rig.wait(5)
+    assert rig.sends() == 1 + (OCO_TRIES - 1) * per_try  # was 1002: a send each poll
+    item = rig.router.watchdog.get(cid)
+    assert item is not None and item.exits is ExitPlan.WATCHDOG  # it still guards the stop

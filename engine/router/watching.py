@@ -95,10 +95,9 @@ class Watching(Exits):
                         # unanswered, or refused and its backoff over: sent again
                         try:
                             exits, left = self._place_exits(item, item.qty)
-                        except REFUSALS as exc:
+                        except ExchangeError as exc:  # refused, or unanswered (looked up
+                            # before the next send): again after a backoff, a try either way
                             item = self._fall_back_to_watchdog(item, item.qty, exc)
-                        except ExchangeError as exc:  # still guarded locally, below
-                            log.warning("watchdog: %s exits: %s", item.entry_client_id, exc)
                         else:
                             sent += exits
                             if left is None:
