@@ -163,7 +163,12 @@ class ExecutionEngine:
             if entry_of(order.client_id) == entry_cid:
                 with contextlib.suppress(OrderNotFound):  # an OCO sibling goes with its leg
                     router.cancel(order.id, _source(pos))
+        router.cancel_armed_legs(entry_cid, pos.symbol, _source(pos))  # unlisted on OKX
+        with self._lock:
+            pos = self.book.get(entry_cid)  # a leg that fired as it was cancelled sold it
         router.watchdog.remove(entry_cid)
+        if pos is None or pos.qty <= 0:
+            return None
         qty = router.exchange.amount_to_precision(pos.symbol, pos.qty + self._dust_for(pos))
         source = _source(pos).value
         try:
@@ -286,14 +291,21 @@ class ExecutionEngine:
 
     def unrealized(self, marks: dict[str, Decimal]) -> tuple[Decimal, dict[str, Decimal]]:
         """The open positions' unrealized PnL at ``marks`` (symbol -> last price): in all and
-        per wallet. A position with no mark counts at its entry price (zero)."""
+        per wallet. A position held with no mark adds nothing. One whose exits sold all it held
+        counts until it is booked (an exit still selling the dust it was sized with, its entry
+        still working): its PnL is in no ledger before that."""
         total, by_wallet = Decimal(0), dict[str, Decimal]()
         with self._lock:
-            for pos in self.book.positions():
+            sold = [
+                p
+                for p in self.book.state.positions.values()
+                if p.filled > 0 and p.qty <= 0 and p.exit_qty > 0 and not p.dust
+            ]
+            for pos in self.book.positions() + sold:
                 mark = marks.get(pos.symbol)
-                if mark is None:
+                if mark is None and pos.qty > 0:
                     continue
-                value = pos.unrealized(mark)
+                value = pos.unrealized(mark if mark is not None else Decimal(0))  # none held
                 total += value
                 by_wallet[pos.wallet] = by_wallet.get(pos.wallet, Decimal(0)) + value
         return total, by_wallet

@@ -338,8 +338,10 @@ def protection(
         return "dust"
     live = [x for x in pos.exits if is_live(x.status)]
     if live and (
-        pos.stop_loss is None or any(not x.client_id.endswith("tp") or x.filled > 0 for x in live)
-    ):  # a take-profit alone, unless it is selling, is no cover for a position with a stop
+        pos.stop_loss is None
+        or any(not x.client_id.endswith("tp") or (x.filled > 0 and watch is None) for x in live)
+    ):  # a take-profit alone, unless it is selling (and no watchdog guards the rest: its
+        # stop was refused), is no cover for a position with a stop
         return "exchange"
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine.agent import build_agent
-from engine.exchange.base import OrderType, Side
+from engine.exchange.base import ExchangeError, OrderType, Side
 from engine.modes import resolve_settings
 from engine.proposal import Proposal, Sizing, Source
 from engine.runtime import Runtime
@@ -514,3 +514,67 @@ def test_a_lone_take_profit_that_fires_as_kobe_cancels_it_is_booked_never_sold_a
         assert held(json.loads(cli("positions", "--json", env=env).out)) == []
         run(cli, env, "0.8")
         assert len(sells(server)) == 1 and server.orders_created == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Review: the operator closes a position whose legs the exchange holds
+
+
+def test_a_close_cancels_the_legs_the_exchange_holds_and_sells_once(
+    venue: Venue, sim: Any, engine: Runtime
+) -> None:
+    placed = engine.submit(
+        Proposal(
+            symbol="BTC/USDT", side=Side.BUY, entry_type=OrderType.MARKET, sizing=Sizing.QUOTE,
+            amount=Decimal(8), wallet=f"cex_{venue.name}", source=Source.COCKPIT,
+            take_profit=TP, stop_loss=SL,
+        )
+    )  # fmt: skip
+    cid = placed.entry.client_id
+    engine.tick()
+    assert engine.close_position(cid, "closed by operator (test)") is not None
+    engine.tick()
+    sim.set_price(venue.market_id, Decimal(100500))  # a leg left armed would sell again
+    engine.tick()
+    assert [leg.status for leg in sim.book.exits()] != ["untriggered", "untriggered"]
+    assert len(sells(sim)) == 1, [(o.role, o.client_id) for o in sells(sim)]
+
+
+def test_a_lone_take_profit_that_sold_a_part_is_no_cover_for_the_rest(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """The lone take-profit (its stop refused, its cancel failing) sells a part of the
+    position (a thin book) and keeps working for the rest: the watchdog
+    took the part sold for cover, dropped its item and stopped retrying the cancel, and when
+    the price then fell through the stop nothing sold the rest."""
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1)
+        [tp] = [leg for leg in server.book.exits() if leg.role == "tp"]
+        part = Decimal("0.00001")  # what is left is still worth more than the minimum notional
+        tp.executed, tp.value, tp.fee, tp.fee_asset = part, part * TP, Decimal(0), "USDT"
+        run(cli, env)  # the part is booked; the cancel is tried again and goes through
+        assert ("partial_fill", f"{cid}tp") in events(workdir)
+        [position] = json.loads(cli("positions", "--json", env=env).out)
+        assert position["protection"] == "watchdog (needs a running engine)", position
+        server.set_price(bybit.market_id, Decimal(89000))  # through the stop
+        run(cli, env)
+        rest = [o for o in sells(server) if o.client_id.startswith(cid)]
+        assert [o.executed for o in rest] == [tp.qty - part], [(o.role, o.client_id) for o in rest]
+
+
+def test_a_close_while_the_lone_take_profits_cancel_fails_sells_nothing(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1000)
+        runtime = Runtime(resolve_settings(env, workdir), agent_factory=build_agent)
+        runtime.build()
+        try:
+            with pytest.raises(ExchangeError):
+                runtime.close_position(cid, "closed by operator (test)")
+            assert runtime.execution.routers["bybit"].watchdog.get(cid) is not None
+        finally:
+            runtime.close()
+        assert sells(server) == []

@@ -381,3 +381,35 @@ def test_an_entry_that_filled_more_after_its_close_stays_open(tmp_path: Path) ->
     )
     [held] = b.positions()
     assert held.qty == D("2.004") and b.dust() == []
+
+
+def test_a_trade_whose_exit_still_sells_its_dust_stays_in_equity_until_booked(
+    tmp_path: Path,
+) -> None:
+    """Unrealized PnL counts what a trade's exits sold before it closes (c7b3731). An exit
+    sized with the wallet's dust sold the position's own and still works for the dust: the
+    position holds nothing, is not closed yet, and its whole PnL (100 USDT) left equity until
+    the exit ended, then came back with the close: a drop and a jump the risk engine saw."""
+    rig = Rig(tmp_path)
+    book = rig.engine.book
+    for e in (  # an earlier trade leaves 0.5 BTC of dust at 100
+        ev("intent", "kobe1D1", qty="10", status="new"),
+        ev("fill", "kobe1D1", qty="10", filled="10", avg="100", status="filled"),
+        ev("intent", "kobe1D1cx", side="sell", qty="9.5", status="new"),
+        ev("fill", "kobe1D1cx", side="sell", qty="9.5", filled="9.5", avg="100", status="filled"),
+        ev("intent", "kobe1E1", qty="10", status="new"),
+        ev("fill", "kobe1E1", qty="10", filled="10", avg="100", status="filled"),
+        ev("intent", "kobe1E1tp", side="sell", qty="10.5", status="new", type_="limit"),
+    ):
+        book.apply(e)
+    marks = {"BTC/USDT": D(110)}
+    before, _ = rig.engine.unrealized(marks)
+    assert before == 100
+    partly = ev("partial_fill", "kobe1E1tp", side="sell", qty="10.5", filled="10", avg="110")
+    book.apply(replace(partly, status="partially_filled", type="limit"))
+    during, _ = rig.engine.unrealized(marks)
+    assert during == before  # the trade's own is sold; its PnL is not booked yet
+    done = ev("fill", "kobe1E1tp", side="sell", qty="10.5", filled="10.5", avg="110")
+    trade = book.apply(replace(done, status="filled", type="limit"))
+    assert trade is not None and trade.pnl == during + 5  # and the dust's 0.5 sold at +10
+    assert rig.engine.unrealized(marks) == (0, {})

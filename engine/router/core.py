@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -151,6 +152,19 @@ class RouterCore(RouterView):
         if self.watchdog.get(order.client_id) is not None and cancelled.filled == 0:
             self.watchdog.remove(order.client_id)
         return cancelled
+
+    def cancel_armed_legs(self, entry_cid: str, symbol: str, source: Source) -> None:
+        """Cancel the TP/SL the exchange holds for ``entry_cid`` if the journal has one armed:
+        not every venue lists them among its open orders (OKX's algo orders), so a close or a
+        replace that cancelled only what it lists left them to sell the position again."""
+        held = self.journal_state()
+        if any(
+            is_open_status(held[f"{entry_cid}{leg}"].status)
+            for leg in ("tp", "sl")
+            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", symbol)
+        ):
+            with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
+                self._cancel_attached(entry_cid, symbol, source)
 
     def _cancel_attached(
         self, entry_cid: str, symbol: str, source: Source, why: str = ""

@@ -291,11 +291,12 @@ class Exits(Planning):
 
     def _attached_cover(self, item: WatchItem, why: str) -> tuple[Order, ...]:
         """The TP/SL the exchange made from the entry's attached prices, journaled
-        (:meth:`_journal_attached`). They cover the position when one has filled or every leg
-        asked for is armed. Legs it refused or removed with nothing sold (OKX's
-        ``order_failed``, Bybit's ``Rejected``) are no cover: the armed one left (a take-profit
-        without its stop) is cancelled, and :class:`InvalidOrder` hands both to the local
-        watchdog, as for any refused exit. Until the exchange confirms that leg gone (its cancel
+        (:meth:`_journal_attached`). They cover the position when one has filled (all of it: a
+        part sold is no cover for the rest) or every leg asked for is armed. Legs it refused or
+        removed with nothing sold (OKX's ``order_failed``, Bybit's ``Rejected``) are no cover:
+        the armed one left (a take-profit without its stop) is cancelled, and
+        :class:`InvalidOrder` hands what they did not sell to the local watchdog, as for any
+        refused exit. Until the exchange confirms that leg gone (its cancel
         failed or is not seen yet), :class:`LoneLegLive`: the item stays as it is, and the next
         poll reads the legs and tries the cancel again."""
         cid = item.entry_client_id
@@ -305,7 +306,7 @@ class Exits(Planning):
         armed = all(
             (e := state.get(f"{cid}{r}")) is not None and is_open_status(e.status) for r in asked
         )
-        if not legs or armed or any(leg.filled > 0 for leg in legs):
+        if not legs or armed or any(leg.status is OrderStatus.FILLED for leg in legs):
             return legs
         states = ", ".join(f"{leg.client_id[-2:]} {leg.status.value}" for leg in legs)
         if any(leg.status.is_open for leg in legs):
@@ -458,14 +459,7 @@ class Exits(Planning):
             if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
                 with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
                     self.cancel(order.id, source)
-        held = self.journal_state()
-        if any(
-            is_open_status(held[f"{entry_cid}{leg}"].status)
-            for leg in ("tp", "sl")
-            if f"{entry_cid}{leg}" in held and self._attached_leg(f"{entry_cid}{leg}", symbol)
-        ):
-            with contextlib.suppress(OrderNotFound):  # fired or gone meanwhile: sync journals it
-                self._cancel_attached(entry_cid, symbol, source)
+        self.cancel_armed_legs(entry_cid, symbol, source)
         self.sync()  # an old exit that filled instead of being cancelled ("unknown order")
         sold = self._exits_filled(entry_cid) - sold_before
         if sold > 0:

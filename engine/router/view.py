@@ -343,8 +343,12 @@ class RouterView:
             if event.event == "fill":
                 return True
             if event.event in ("ack", "partial_fill") and is_open_status(event.status):
-                if suffix == "tp" and stop_loss is not None and event.filled <= 0:
-                    continue  # a take-profit that is not selling: cover only with a stop beside
+                if (
+                    suffix == "tp"
+                    and stop_loss is not None
+                    and (event.filled <= 0 or self._attached_leg(event.client_id, event.symbol))
+                ):  # a take-profit not selling (or the exchange's lone one, which sold a part
+                    continue  # with its stop refused): cover only with a stop beside
                 return True  # a part filled counts while the rest still works, not once it ended
         return False
 

@@ -23,6 +23,7 @@ from engine.router.exits import Exits
 from engine.router.orders import (
     MAX_BACKOFF_S,
     REFUSALS,
+    ZERO,
     entry_of,
     fmt_qty,
     is_open_status,
@@ -82,20 +83,21 @@ class Watching(Exits):
                         try:
                             held = self._attached_cover(item, "found")
                         except REFUSALS as exc:  # dropped by the exchange: the watchdog's now
-                            item = self._fall_back_to_watchdog(item, item.qty, exc)
+                            unsold = item.qty - self._exits_filled(item.entry_client_id)
+                            item = self._fall_back_to_watchdog(item, max(unsold, ZERO), exc)
                             held = ()
                         if held:
                             self.watchdog.remove(item.entry_client_id)  # the exchange holds them
                             continue
-                    elif item.exits is ExitPlan.OCO and (  # unanswered or refused: again
-                        item.oco_retry_at is None or self.clock() >= item.oco_retry_at
+                    elif item.exits is ExitPlan.OCO and not _waiting(
+                        item.oco_retry_at, self.clock()
                     ):
+                        # unanswered, or refused and its backoff over: sent again
                         try:
                             exits, left = self._place_exits(item, item.qty)
-                        except REFUSALS as exc:
+                        except ExchangeError as exc:  # refused, or unanswered (looked up
+                            # before the next send): again after a backoff, a try either way
                             item = self._fall_back_to_watchdog(item, item.qty, exc)
-                        except ExchangeError as exc:  # still guarded locally, below
-                            log.warning("watchdog: %s exits: %s", item.entry_client_id, exc)
                         else:
                             sent += exits
                             if left is None:
@@ -107,7 +109,7 @@ class Watching(Exits):
                                         "exchange holds its exits, the watchdog hands over",
                                     )  # fmt: skip
                                 continue
-                    if _backing_off(item, self.clock()):
+                    if _waiting(item.retry_at, self.clock()):
                         continue  # a refused exit waits out its backoff
                     price = prices.get(item.symbol)
                     if price is None:
@@ -363,9 +365,8 @@ class Watching(Exits):
         return order
 
 
-def _backing_off(item: WatchItem, now: datetime) -> bool:
-    """A refused exit waits out its backoff; a ``retry_at`` further ahead than the longest
-    backoff is no wait Kobe set (a damaged file, another clock): never an exit held for it."""
-    if item.retry_at is None:
-        return False
-    return now < item.retry_at <= now + timedelta(seconds=MAX_BACKOFF_S)
+def _waiting(at: datetime | None, now: datetime) -> bool:
+    """A refused exit (or OCO) waits out its backoff until ``at``; a time further ahead than
+    the longest backoff is no wait Kobe set (a damaged file, the clock set back since): never
+    an exit held for it."""
+    return at is not None and now < at <= now + timedelta(seconds=MAX_BACKOFF_S)
