@@ -291,9 +291,10 @@ class ExecutionEngine:
 
     def unrealized(self, marks: dict[str, Decimal]) -> tuple[Decimal, dict[str, Decimal]]:
         """The open positions' unrealized PnL at ``marks`` (symbol -> last price): in all and
-        per wallet. A position held with no mark adds nothing. One whose exits sold all it held
-        counts until it is booked (an exit still selling the dust it was sized with, its entry
-        still working): its PnL is in no ledger before that."""
+        per wallet. What a position holds with no mark counts at its entry price (no gain is
+        guessed), its fees and what its exits sold still count. One whose exits sold all it
+        held counts until it is booked (an exit still selling the dust it was sized with, its
+        entry still working): its PnL is in no ledger before that."""
         total, by_wallet = Decimal(0), dict[str, Decimal]()
         with self._lock:
             sold = [
@@ -303,9 +304,9 @@ class ExecutionEngine:
             ]
             for pos in self.book.positions() + sold:
                 mark = marks.get(pos.symbol)
-                if mark is None and pos.qty > 0:
-                    continue
-                value = pos.unrealized(mark if mark is not None else Decimal(0))  # none held
+                if mark is None:  # (none held: no price needed)
+                    mark = pos.entry_price if pos.qty > 0 else Decimal(0)
+                value = pos.unrealized(mark) if mark is not None else Decimal(0)
                 total += value
                 by_wallet[pos.wallet] = by_wallet.get(pos.wallet, Decimal(0)) + value
         return total, by_wallet

@@ -159,8 +159,8 @@ class Runtime(RuntimeParts):
         return WalletAlert(
             "warning",
             "unmarked",
-            f"no price for {named}: {'its' if len(missing) == 1 else 'their'} unrealized PnL "
-            "is left out of equity",
+            f"no price for {named}: equity counts {'it' if len(missing) == 1 else 'them'} at "
+            "the entry price (no gain or loss guessed)",
         )
 
     def _marked_to_market(

@@ -107,11 +107,16 @@ def test_a_held_position_is_marked_with_one_ticker_a_tick_and_unmarked_when_it_f
     # ETH for the strip
     assert sim.count("GET", TICKER) == before + 4
     wallets = _last(events, "wallets")
-    assert wallets.equity_total_usd == runtime.wallets.snapshot().equity_total_usd
+    # what it holds at its entry price: no gain guessed, its fee paid still counted (leaving it
+    # out made equity jump by it, and by what its exits sold, whenever a ticker failed)
+    paid = pos.unrealized(pos.entry_price)
+    assert paid == -pos.entry_fee < 0
+    assert wallets.equity_total_usd == runtime.wallets.snapshot().equity_total_usd + paid
     [alert] = [a for a in wallets.alerts if a.code == "unmarked"]
     assert alert.severity == "warning"
     assert alert.message == (
-        "no price for ETH/USDT since 09:31: its unrealized PnL is left out of equity"
+        "no price for ETH/USDT since 09:31: equity counts it at the entry price (no gain or "
+        "loss guessed)"
     )
 
 
