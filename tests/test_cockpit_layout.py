@@ -64,6 +64,15 @@ def test_rows_take_two_lines_only_when_the_kept_columns_do_not_fit_on_one() -> N
     # 36 cells: the SL would be cut; two lines, each column below its own, nothing left out
     # (the wallet, free text, is cut to the symbol's width)
     assert fit_rows(cols, content, 36) == ([None, 8, 9, None, 6, None], True)
+    # free text below its column widens it up to its ``least`` where the kept columns still
+    # fit on two lines so (the orders pane's owner under the symbol), else it is cut to it
+    owner = (
+        Col("symbol", "symbol"),
+        Col("price", "price"),
+        Col("owner", "owner", text=True, least=16, under="symbol"),
+    )
+    assert fit_rows(owner, [9, 12, 16], 38) == ([16, 12, None], True)
+    assert fit_rows(owner, [9, 12, 16], 31) == ([9, 12, None], True)
     # columns with nothing under them never take two lines
     assert fit_rows(COLS, [5, 8, 9, 40], 10) == (fit_columns(COLS, [5, 8, 9, 40], 10), False)
 
@@ -89,7 +98,8 @@ async def test_no_money_column_is_cut_at_120x40(workdir: Path) -> None:
 async def test_a_row_that_is_gone_no_longer_widens_its_columns(workdir: Path) -> None:
     """A market entry shows for a moment ("market", "sending") and fills: its cells kept the
     columns wide after its row was gone, and at 120x40 that pushed "protects" out of the orders
-    pane for the rest of the session, with room to spare."""
+    pane for the rest of the session, with room to spare (now it is never left out: the
+    entry's wider cells widen the columns, until it is gone)."""
     from kobe_tui.widgets.orders import OrdersPane
 
     app, _ = make_app(workdir)
@@ -97,22 +107,21 @@ async def test_a_row_that_is_gone_no_longer_widens_its_columns(workdir: Path) ->
         await settle(app, pilot)
         orders = app.query_one(OrdersPane)
 
-        def shown() -> list[str]:
-            return [str(c.key.value) for c in orders.table.columns.values()]
+        def shown() -> list[tuple[str, int]]:
+            return [(str(c.label), c.width) for c in orders.table.columns.values()]
 
         leg = ("12:00", "BTC/USDT", "SELL", "SL", "0.0002", "93,000", "0", "open")
         orders.upsert("leg", (*leg, "long @ 95,023.92", "cockpit"))
         await pilot.pause()
         before = shown()
-        assert "protects" in before
+        assert ("price\nprotects", len("long @ 95,023.92")) in before
         entry = ("12:00", "BTC/USDT", "BUY", "market", "0.00021", "95,000", "0", "sending")
         orders.upsert("entry", (*entry, "", "cockpit"))
         await pilot.pause()
-        assert "protects" not in shown()  # no room for it beside the entry's wider cells
+        assert shown() != before  # wider for the entry's cells
         orders.drop("entry")
         await pilot.pause()
         assert shown() == before
-        assert orders.table.columns[next(iter(orders.table.columns))].width == len("BTC/USDT")
 
 
 async def test_header_keeps_the_most_important_items_at_80_columns(workdir: Path) -> None:

@@ -53,16 +53,25 @@ def fit_rows(
 ) -> tuple[list[int | None], bool]:
     """The widths (``fit_columns``) and whether rows take two lines: on one line while the
     never-dropped columns fit, else each ``under`` column goes below its column, as wide as
-    the wider of the two (free text below is cut to its column's width)."""
+    the wider of the two. Free text below widens its column as it would take on one line
+    (up to its ``least``) where the kept columns still fit so, else it is cut to the column."""
     widths = fit_columns(cols, content, avail)
     keys = [c.key for c in cols]
-    if not any(c.under for c in cols) or sum(w + 2 for w in widths if w is not None) <= avail:
+    if not any(c.under for c in cols) or _width(widths) <= avail:
         return widths, False
-    merged = list(content)
-    for i, col in enumerate(cols):
-        if col.under:
-            host = keys.index(col.under)
-            if not col.text:
-                merged[host] = max(merged[host], content[i])
-            merged[i] = 0  # shown in its host column
-    return fit_columns(cols, merged, avail), True
+    for text_room in (True, False):
+        merged = list(content)
+        for i, col in enumerate(cols):
+            if col.under:
+                host = keys.index(col.under)
+                below = content[i] if not col.text else min(content[i], col.least) * text_room
+                merged[host] = max(merged[host], below)
+                merged[i] = 0  # shown in its host column
+        widths = fit_columns(cols, merged, avail)
+        if _width(widths) <= avail:
+            break
+    return widths, True
+
+
+def _width(widths: list[int | None]) -> int:
+    return sum(w + 2 for w in widths if w is not None)

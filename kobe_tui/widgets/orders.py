@@ -29,16 +29,20 @@ class OrdersPane(TablePane):
     TITLE = "Open orders"
     EMPTY = "No open orders"
     COLUMNS = (
+        # Never left out: the symbol, side, type, quantity, price, the position an exit
+        # protects and the order's owner (its strategy, or the cockpit, the cli). Where they do
+        # not fit on one line, each row takes two, as the positions pane's: the owner under the
+        # symbol, the type under the side, what the exit protects under its price.
         Col("time", "time", keep=2),
         Col("symbol", "symbol"),
         Col("side", "side"),
-        Col("type", "type"),
+        Col("type", "type", under="side"),
         Col("qty", "qty"),
         Col("price", "price"),
         Col("filled", "filled", keep=4),
         Col("status", "status", keep=5),
-        Col("protects", "protects", keep=6, optional=True),
-        Col("source", "owner", keep=3, text=True),
+        Col("protects", "protects", optional=True, under="price"),
+        Col("source", "owner", text=True, least=16, under="symbol"),
     )
 
     def __init__(self, pane_id: str, number: int) -> None:
