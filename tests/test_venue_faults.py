@@ -638,8 +638,9 @@ def test_an_entry_cancelled_with_a_part_filled_gets_exits_for_that_part_at_once(
         # 0.0001 less its 0.1 % fee in BTC, down to the 0.00001 step
         assert sorted(legs) == [("sl", Decimal("0.00009")), ("tp", Decimal("0.00009"))]
         [position] = json.loads(cli("positions", "--json", env=env).out)
+        # held: the part less its fee in BTC (the cancel's reply names no fee: looked up)
         assert position["protection"] == "exchange" and Decimal(position["qty"]) == Decimal(
-            "0.0001"
+            "0.0000999"
         )
         r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
         assert r.code == 0, r.err

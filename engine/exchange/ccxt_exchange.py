@@ -389,8 +389,8 @@ class CcxtExchange(CcxtAttachedExits):
                 data = self._raw(lambda: self._ex.cancel_order(None, symbol, {key: id}))
             return to_order(self._settled(data, symbol))
 
-        try:
-            return self._read(cancel, f"cancel order {id}")
+        try:  # a part it filled: its fees, which the reply does not name (Binance's)
+            return self._with_fees(self._read(cancel, f"cancel order {id}"))
         except OrderNotFound as exc:
             try:
                 order = self.fetch_order(id, symbol)
