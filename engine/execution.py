@@ -31,7 +31,7 @@ from engine.book import PositionBook
 from engine.bookkeeper import Bookkeeper, WalletSink
 from engine.exchange.base import ExchangeError, Order, OrderNotFound, Side
 from engine.journal import OrderEvent
-from engine.position import UNPROTECTED, Position, protection
+from engine.position import UNPROTECTED, Position, is_live, protection
 from engine.proposal import Proposal, Refused, Source
 from engine.risk import RiskEngine
 from engine.router import OrderPlan, Placement, Router, entry_of
@@ -272,10 +272,34 @@ class ExecutionEngine:
         protection of every position is checked."""
         for venue, router in self.routers.items():
             try:
+                self._guard_lone_take_profits(venue, router)
                 router.poll((prices or {}).get(venue))
             except ExchangeError as exc:
                 self._alert("warning", f"{venue}: {exc}")
         self.check_protection()
+
+    def _guard_lone_take_profits(self, venue: str, router: Router) -> None:
+        """A position opened with a stop whose take-profit still rests while its stop leg is
+        gone, ended by the exchange (Binance ends an OCO's other leg at the take-profit's first
+        part fill): nothing would sell the rest at the stop. Its router cancels the take-profit
+        and the local watchdog guards the rest (:meth:`Router.guard_lone_take_profit`)."""
+        for pos in self.positions():
+            legs = {x.client_id[-2:]: x.status for x in pos.exits}
+            if (
+                pos.venue == venue
+                and pos.stop_loss is not None
+                and is_live(legs.get("tp", ""))
+                and legs.get("sl") in ("canceled", "expired")
+                and router.watchdog.get(pos.entry_client_id) is None
+            ):
+                router.guard_lone_take_profit(
+                    WatchItem(
+                        entry_client_id=pos.entry_client_id, entry_id="", symbol=pos.symbol,
+                        side=pos.side, qty=pos.qty, take_profit=pos.take_profit,
+                        stop_loss=pos.stop_loss, wallet=pos.wallet, source=pos.source,
+                        exits=ExitPlan.WATCHDOG, state=WatchState.WATCHING,
+                    )
+                )  # fmt: skip
 
     # -- protection ---------------------------------------------------------------------------
 

@@ -337,11 +337,9 @@ def protection(
     if pos.dust:
         return "dust"
     live = [x for x in pos.exits if is_live(x.status)]
-    if live and (
-        pos.stop_loss is None
-        or any(not x.client_id.endswith("tp") or (x.filled > 0 and watch is None) for x in live)
-    ):  # a take-profit alone, unless it is selling (and no watchdog guards the rest: its
-        # stop was refused), is no cover for a position with a stop
+    if live and (pos.stop_loss is None or any(not x.client_id.endswith("tp") for x in live)):
+        # a take-profit alone is no cover for a position with a stop, selling or not (its stop
+        # refused, or ended by the exchange when the take-profit filled in part)
         return "exchange"
     if watch is not None and watch.state is WatchState.WATCHING:
         return "watchdog" if engine_running else "watchdog (needs a running engine)"

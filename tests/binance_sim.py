@@ -598,7 +598,9 @@ class BinanceSim(SimServer):
                 self._oco_locks.discard(order.list_id)
                 self.locked[spec.base] -= order.qty
                 self.balances[spec.base] = self.balances.get(spec.base, Decimal(0)) + order.qty
-            return
+                return
+            if order.executed == 0:  # the other leg: the list's lock went with the one that
+                return  # filled, which holds its rest as its own (fill_part)
         asset, amount = self._need(spec, order.side, order.qty - order.executed, order.price)
         self.locked[asset] -= amount
         self.balances[asset] = self.balances.get(asset, Decimal(0)) + amount

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.book import PositionBook
-from engine.exchange.base import ExchangeError, OrderType, Side
+from engine.exchange.base import ExchangeError, Order, OrderType, Side
 from engine.exchange.paper.markets import BookParams
 from engine.proposal import Refused
 from tests.test_execution import Rig, entry
@@ -364,6 +364,17 @@ def _thin_book(rig: Rig, level_quote: str) -> None:
     )
 
 
+def _cancels_fail(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cancel fails (the exchange down): a take-profit whose stop the exchange ended at its
+    first part fill keeps resting and selling in parts while Kobe tries its cancel again
+    (``monkeypatch.undo()`` lets cancels through again)."""
+
+    def down(id: str, symbol: str) -> Order:
+        raise ExchangeError("binance: 503 service unavailable")
+
+    monkeypatch.setattr(rig.exchange, "cancel_order", down)
+
+
 def _kobe_sol(rig: Rig) -> Decimal:
     return sum((p.qty for p in rig.engine.book.state.positions.values()), Decimal(0))
 
@@ -380,7 +391,9 @@ def _more_than_a_step_of_dust(rig: Rig) -> Decimal:
     return line.qty
 
 
-def test_a_take_profit_filling_in_parts_books_all_it_sold(tmp_path: Path) -> None:
+def test_a_take_profit_filling_in_parts_books_all_it_sold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A take-profit sized with more than a step of dust fills in parts (a thin book): a part
     that passed the position's own quantity closed the trade while the order was still
     selling; the rest it sold was never booked, and the book kept 0.003 SOL of dust the
@@ -392,6 +405,7 @@ def test_a_take_profit_filling_in_parts_books_all_it_sold(tmp_path: Path) -> Non
     qty = placed.exits[0].qty
     assert qty >= Decimal("0.151"), qty
     _thin_book(rig, "0.1")  # a resting order fills 0.001 SOL per tick
+    _cancels_fail(rig, monkeypatch)
     for _ in range(200):
         rig.move("SOL/USDT", "110")
     tp = rig.exchange.fetch_order(placed.exits[0].id, "SOL/USDT")
@@ -445,7 +459,9 @@ def test_a_watched_exit_sells_only_what_the_account_has(tmp_path: Path) -> None:
     assert rig.engine.positions() == [], "its stop-loss did not sell"
 
 
-def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(tmp_path: Path) -> None:
+def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A take-profit sized with the dust has sold its position's own and is still selling the
     dust when the wallet opens another position: that one's exits must not count the same dust
     again (with the operator's own SOL on the account, nothing would stop them selling it)."""
@@ -455,6 +471,7 @@ def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(tmp_path
     first = rig.engine.submit(entry())
     tp = first.exits[0]
     _thin_book(rig, "0.1")
+    _cancels_fail(rig, monkeypatch)
     while rig.exchange.fetch_order(tp.id, "SOL/USDT").filled < Decimal("0.150"):
         rig.move("SOL/USDT", "110")  # 0.001 a tick: past its own 0.14985, the dust still to go
     assert rig.exchange.fetch_order(tp.id, "SOL/USDT").status.is_open
@@ -468,7 +485,7 @@ def test_an_exit_still_selling_its_dust_keeps_it_from_the_next_position(tmp_path
 
 
 def test_an_exit_cancelled_once_it_sold_more_than_its_own_still_books_the_trade(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its take-profit sold the position's own and part of the dust, then was cancelled (by
     hand, or it expired): nothing more fills, yet the trade is booked, the rest stays dust."""
@@ -477,8 +494,10 @@ def test_an_exit_cancelled_once_it_sold_more_than_its_own_still_books_the_trade(
     placed = rig.engine.submit(entry())
     tp = placed.exits[0]
     _thin_book(rig, "0.1")
+    _cancels_fail(rig, monkeypatch)
     while rig.exchange.fetch_order(tp.id, "SOL/USDT").filled < Decimal("0.150"):
         rig.move("SOL/USDT", "110")
+    monkeypatch.undo()
     rig.router.cancel(tp.id, entry().source)
     [trade] = [t for t in rig.closed if t.trade_id == placed.entry.client_id]
     assert trade.qty == rig.exchange.fetch_order(tp.id, "SOL/USDT").filled

@@ -254,7 +254,8 @@ def test_kobe_exits_with_only_a_new_tp_keeps_the_stop_loss(cli: CliRunner) -> No
         (("tp", "sl"), "0", "exchange"),
         (("sl",), "0", "exchange"),
         (("tp",), "0", UNPROTECTED),
-        (("tp",), "0.0005", "exchange"),  # an OCO's take-profit selling: its stop went with it
+        # an OCO's take-profit selling: its stop ended by the exchange (Binance), no cover
+        (("tp",), "0.0005", UNPROTECTED),
     ],
 )
 def test_a_take_profit_alone_does_not_cover_a_position_opened_with_a_stop(

@@ -45,12 +45,12 @@ class Router(Watching):
     def submit(self, proposal: Proposal) -> Placement:
         return self.execute(self.plan(proposal))
 
-    def cancel(self, ref: str, source: Source, *, cover_part: bool = False) -> Order:
+    def cancel(self, ref: str, source: Source, why: str = "", *, cover_part: bool = False) -> Order:
         """Cancel by exchange id or client id. ``cover_part`` (an operator's cancel): an entry
         cancelled with a part filled gets its exits for that part at once (or the local
         watchdog guards it), not at the next engine's start: the part is held now, and its
         entry will never fill more. A close or a flatten cancels without: it sells the part."""
-        cancelled = super().cancel(ref, source)
+        cancelled = super().cancel(ref, source, why)
         item = self.watchdog.get(cancelled.client_id)
         pending = item is not None and item.state is WatchState.PENDING_ENTRY
         if cover_part and pending and cancelled.filled > 0:

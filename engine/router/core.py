@@ -109,8 +109,9 @@ class RouterCore(RouterView):
             if plan is not None:
                 self._overspent_said[event.client_id] = message
 
-    def cancel(self, ref: str, source: Source) -> Order:
-        """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which."""
+    def cancel(self, ref: str, source: Source, why: str = "") -> Order:
+        """Cancel by exchange id or client id. Unknown or already finished: OrderNotFound, saying which.
+        ``why``: the journal's reason when Kobe cancels of itself (not the operator)."""
         last = self.journal_state()
         event = last.get(ref) or next((e for e in last.values() if e.exchange_id == ref), None)
         if (
@@ -119,7 +120,7 @@ class RouterCore(RouterView):
             and is_open_status(event.status)
         ):
             entry_cid = entry_of(event.client_id) or ""
-            legs = self._cancel_attached(entry_cid, event.symbol, source)
+            legs = self._cancel_attached(entry_cid, event.symbol, source, why)
             return next(leg for leg in legs if leg.client_id == event.client_id)
         for order in self.exchange.fetch_open_orders():
             if ref in (order.id, order.client_id):
@@ -142,9 +143,8 @@ class RouterCore(RouterView):
             self._audit_send("cancel", source.value, **audit, outcome=f"failed: {exc}")
             raise
         self._audit_send("cancel", source.value, **audit, outcome="cancelled")
-        self._journal_order(
-            "cancel", cancelled, wallet, source.value, f"cancelled by operator ({source.value})"
-        )
+        why = why or f"cancelled by operator ({source.value})"
+        self._journal_order("cancel", cancelled, wallet, source.value, why)
         try:
             self._settle_sibling(cancelled, wallet, source.value)
         except ExchangeError as exc:  # the sibling's state is settled by the next sync

@@ -448,21 +448,21 @@ class Exits(Planning):
         return self._replace_old_exits(item, source)
 
     def _replace_old_exits(
-        self, item: WatchItem, source: Source
+        self, item: WatchItem, source: Source, why: str = ""
     ) -> tuple[tuple[Order, ...], WatchItem | None]:
         """Cancel a position's old exits (its OCO legs, or the pair the exchange holds for
         it), then put the item's new ones in place. Raises on a failed cancel: the item keeps
-        ``replaces`` and the next poll tries again."""
+        ``replaces`` and the next poll tries again. ``why``: the cancel's reason (Kobe's own)."""
         entry_cid, symbol = item.entry_client_id, item.symbol
         sold_before = self._exits_filled(entry_cid)
         for order in self.exchange.fetch_open_orders(symbol):
             if entry_of(order.client_id) == entry_cid and order.client_id[-2:] in ("tp", "sl"):
                 with contextlib.suppress(OrderNotFound):  # its OCO sibling went with a leg
-                    self.cancel(order.id, source)
+                    self.cancel(order.id, source, why)
         self.cancel_armed_legs(entry_cid, symbol, source)
         self.sync()  # an old exit that filled instead of being cancelled ("unknown order")
         sold = self._exits_filled(entry_cid) - sold_before
-        if sold > 0:
+        if sold > 0 or item.qty <= 0:  # (a lone take-profit that sold all before its cancel)
             market = self.exchange.market(symbol)
             left = floor_to_step(max(item.qty - sold, Decimal(0)), market.step_size)
             if left <= 0 or left < market.min_qty:

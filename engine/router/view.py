@@ -333,8 +333,8 @@ class RouterView:
         """True when the exchange has confirmed an exit of ``entry_cid``: one resting (acked,
         open), partly filled, or filled. An intent alone proves nothing: the send may have
         failed, so it never counts as cover. With the position's ``stop_loss``, a take-profit
-        resting alone (its stop refused, the take-profit not cancelled yet) is no cover either:
-        the stop is the watchdog's until the exchange holds one."""
+        resting alone (its stop refused, or ended by the exchange when the take-profit filled in
+        part) is no cover either: the stop is the watchdog's until the exchange holds one."""
         state = self.journal_state()
         for suffix in EXIT_SUFFIXES:
             event = state.get(f"{entry_cid}{suffix}")
@@ -343,12 +343,8 @@ class RouterView:
             if event.event == "fill":
                 return True
             if event.event in ("ack", "partial_fill") and is_open_status(event.status):
-                if (
-                    suffix == "tp"
-                    and stop_loss is not None
-                    and (event.filled <= 0 or self._attached_leg(event.client_id, event.symbol))
-                ):  # a take-profit not selling (or the exchange's lone one, which sold a part
-                    continue  # with its stop refused): cover only with a stop beside
+                if suffix == "tp" and stop_loss is not None:  # selling or not: its stop may
+                    continue  # be refused, or ended by the exchange at a part fill (an OCO's)
                 return True  # a part filled counts while the rest still works, not once it ended
         return False
 

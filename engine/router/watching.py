@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -31,6 +32,11 @@ from engine.router.orders import (
     source_of,
 )
 from engine.watchdog import ExitPlan, WatchItem, WatchState
+
+LONE_TP = (
+    "cancelled by Kobe: its stop was ended by the exchange after a part fill; the local "
+    "watchdog guards the rest"
+)
 
 
 class Watching(Exits):
@@ -75,8 +81,9 @@ class Watching(Exits):
                     elif not entry.status.is_open and entry.status is not OrderStatus.UNKNOWN:
                         self.watchdog.remove(item.entry_client_id)  # ended with nothing filled
                 elif item.state is WatchState.WATCHING:
-                    if item.replaces:  # `kobe exits` was interrupted: its cancel, again
-                        exits, _ = self._replace_old_exits(item, source_of(item.source))
+                    if item.replaces:  # `kobe exits` was interrupted (or a lone take-profit
+                        item, why = self._lone_rest(item)  # is to go): its cancel, again
+                        exits, _ = self._replace_old_exits(item, source_of(item.source), why)
                         sent += exits
                         continue
                     if item.exits is ExitPlan.ATTACHED:
@@ -130,6 +137,34 @@ class Watching(Exits):
         except ExchangeError as exc:
             log.warning("watchdog: resting stops: %s", exc)
         return sent
+
+    def guard_lone_take_profit(self, item: WatchItem) -> None:
+        """``item``'s position has its take-profit resting while its stop leg is gone, ended by
+        the exchange (Binance ends an OCO's other leg at the take-profit's first part fill): the
+        rest has no stop. As for a lone take-profit on Bybit/OKX, Kobe cancels it and the local
+        watchdog guards TP and SL for what it has not sold. Until the exchange confirms that
+        cancel, each poll tries it again and nothing is sold (a sale by both would sell twice)."""
+        self.watchdog.add(
+            replace(item, exits=ExitPlan.WATCHDOG, state=WatchState.WATCHING, replaces=True)
+        )
+        tp = self.journal_state()[f"{item.entry_client_id}tp"]
+        self.on_alert(
+            "critical", "exits_fallback",
+            f"position {item.symbol} {item.entry_client_id}: its stop was ended by the exchange "
+            f"after its take-profit sold {fmt_qty(tp.filled)} of {fmt_qty(tp.qty)}; Kobe cancels "
+            "the take-profit's rest and the local watchdog guards TP and SL for what it has not "
+            "sold (only while an engine runs)",
+        )  # fmt: skip
+
+    def _lone_rest(self, item: WatchItem) -> tuple[WatchItem, str]:
+        """For a take-profit left without its stop (:meth:`guard_lone_take_profit`): the item
+        sized to what it has not sold, by the journal's latest word (each try: it may sell
+        more until its cancel goes through), and its cancel's reason; "" for any other item."""
+        state, cid = self.journal_state(), item.entry_client_id
+        tp, sl = state.get(f"{cid}tp"), state.get(f"{cid}sl")
+        if item.exits is not ExitPlan.WATCHDOG or tp is None or sl is None or sl.event != "cancel":
+            return item, ""
+        return self.watchdog.update(cid, qty=max(tp.qty - tp.filled, ZERO)), LONE_TP
 
     def _sell_resting_stops(self, prices: dict[str, Decimal]) -> list[Order]:
         """A stop-limit that triggered in a gap rests at its limit, unfilled, while the price
