@@ -62,6 +62,15 @@ EXCHANGE_KEY_VARS: dict[str, tuple[str, ...]] = {
 }
 
 
+def secret_parts(name: str, value: str) -> list[str]:
+    """What of the variable ``name`` is secret on its own: the value, and for a Telegram bot
+    token (``<bot id>:<secret>``) also the part after the colon, which a reply or an error page
+    may echo without the bot id."""
+    if name == "TELEGRAM_BOT_TOKEN" and ":" in value:
+        return [value, value.partition(":")[2]]
+    return [value]
+
+
 class Secret(SecretStr):
     """A string that shows ``**********`` in str, repr, format, logs and pydantic dumps.
 
@@ -86,7 +95,9 @@ class Secrets:
         # blank (spaces, a tab) is no key: the live gate's "keys present" must not pass on one
         found = {name: Secret(env[name]) for name in SECRET_VARS if env.get(name, "").strip()}
         secrets = cls(found)
-        register_secret_values(s.get_secret_value() for s in found.values())
+        register_secret_values(
+            part for name, s in found.items() for part in secret_parts(name, s.get_secret_value())
+        )
         return secrets
 
     def get(self, name: str) -> Secret | None:

@@ -31,7 +31,7 @@ from engine.http_post import BadEndpoint, Endpoint, Reply
 from engine.http_post import post as http_post
 from engine.jsonutil import dumps
 from engine.notify.notes import Note, telegram_text
-from engine.secrets import Secret, redact, register_secret_values
+from engine.secrets import Secret, redact, register_secret_values, secret_parts
 from engine.untrusted import clean_text
 
 TELEGRAM_API = "https://api.telegram.org"
@@ -188,7 +188,12 @@ class TelegramChannel(Channel):
     def __init__(
         self, token: Secret, chat_id: Secret, api_url: str = TELEGRAM_API, timeout_s: float = 10.0
     ) -> None:
-        register_secret_values([token.get_secret_value(), chat_id.get_secret_value()])
+        register_secret_values(
+            [
+                *secret_parts("TELEGRAM_BOT_TOKEN", token.get_secret_value()),
+                chat_id.get_secret_value(),
+            ]
+        )
         self._token = token
         self._chat = chat_id
         self.api_url = api_url.rstrip("/")
