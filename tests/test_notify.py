@@ -586,6 +586,33 @@ def test_a_wrong_token_never_shows_the_token(
     no_canary_in(str(info.value), repr(channel), caplog.text)
 
 
+def test_a_key_inside_an_engine_error_is_never_sent_nor_journaled(
+    workdir: Path, sim: NotifySim
+) -> None:
+    """An error message from outside (an exchange or library error quoting a URL or a key) is
+    redacted before it becomes a note: it goes to a chat, a webhook and the outbox on disk."""
+    write_toml(workdir, '[notify]\nchannels = ["telegram", "webhook"]\n')
+    exchange_secret = f"exsecret-{CANARY}"
+    env = sim.env("telegram webhook") | {"BINANCE_SECRET": exchange_secret}
+    n = Notifier.for_settings(resolve_settings(env, workdir), policy=FAST)
+    sim.down("tg")
+    sim.down("hook")
+    n.start()
+    try:
+        message = f"POST {sim.hook_url} failed: bad signature for {exchange_secret}"
+        n.on_event(_event("alert", AlertEvent("error", "reconcile", message)))
+        time.sleep(0.3)
+        on_disk = (workdir / "data" / OUTBOX_FILE).read_text()
+        sim.up("tg")
+        sim.up("hook")
+        (got,) = sim.wait_for(1)
+        (hook,) = sim.wait_for(1, "hook")
+    finally:
+        n.close()
+    assert "failed: bad signature for ***" in got.body["text"]
+    no_canary_in(got.body["text"], hook.raw.decode(), on_disk, files_text(workdir / "data"))
+
+
 # ---------------------------------------------------------------------------------------------
 # which engine events become which notes (the real payload types of the runtime's events)
 

@@ -1,9 +1,10 @@
 """What a notification says, and how each channel shows it.
 
 A :class:`Note` is built where an engine event is turned into a notification: every value from
-outside (symbols, wallets, reasons, error messages) passes :func:`engine.untrusted.clean_text`
-there. Rendering starts with the mode (PAPER / TESTNET / LIVE), then venue, wallet, symbol, side,
-quantity, price and PnL where they apply, then what happened. Telegram gets HTML with every value
+outside (symbols, wallets, reasons, error messages) has known secrets redacted (an error message
+may quote a URL or a key) and passes :func:`engine.untrusted.clean_text` there. Rendering starts
+with the mode (PAPER / TESTNET / LIVE), then venue, wallet, symbol, side, quantity, price and PnL
+where they apply, then what happened. Telegram gets HTML with every value
 escaped (``<``, ``>``, ``&``); the webhook gets JSON.
 """
 
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.jsonutil import iso_utc
+from engine.secrets import redact
 from engine.untrusted import clean_message, clean_text, parse_utc
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -50,12 +52,15 @@ class Note:
         note_id: str | None = None,
         **values: str | None,
     ) -> Note:
-        """A note with every outside value cleaned; ``values`` are FIELDS (None: left out)."""
-        fields = {k: clean_text(v, 80) for k, v in values.items() if v is not None and v != ""}
+        """A note with every outside value redacted (a key quoted by an error message) and
+        cleaned; ``values`` are FIELDS (None: left out)."""
+        fields = {
+            k: clean_text(redact(v), 80) for k, v in values.items() if v is not None and v != ""
+        }
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise ValueError(f"unknown note fields: {sorted(unknown)}")
-        text = clean_message(detail) if detail else ""
+        text = clean_message(redact(str(detail))) if detail else ""
         if note_id is None:
             digest = hashlib.sha256(f"{title}|{text}|{sorted(fields.items())}".encode()).hexdigest()
             note_id = f"{kind}:{iso_utc(time)}:{digest[:12]}"
