@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.audit import AuditLog
+from engine.config import ConfigError
 from engine.exchange.base import AuthenticationError, Exchange, ExchangeError, Stopping
 from engine.exchange.factory import build_exchange
 from engine.exchange.retry import RetryPolicy, placing
@@ -22,6 +23,7 @@ from engine.journal import OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
+from engine.notify.channels import engine_problems
 from engine.risk import NOT_FLATTENED, STATE_LOST, KillSwitch, RiskEngine, RiskSnapshot
 from engine.router import ClientIds, Router
 from engine.runtime_types import (
@@ -125,6 +127,9 @@ class RuntimeParts:
             from engine.modes import GateClosed
 
             raise GateClosed(s.mode, problems)
+        notify_problems = engine_problems(s.config.notify, s.env)
+        if notify_problems:  # before the lock: nothing is written
+            raise ConfigError(notify_problems)
         self._lock_file = DataDirLock(s.data_dir, "kobe engine").acquire()
         try:
             self._build_parts()

@@ -193,6 +193,7 @@ class EngineHost(EventDrain):
     @work(thread=True, exit_on_error=False, exclusive=True, group="engine")
     def run_engine(self, confirmed: bool) -> None:
         """Build the runtime and tick it until the cockpit quits (or forever in tests)."""
+        from engine.config import ConfigError
         from engine.lock import DataDirBusy
 
         assert self.settings is not None
@@ -206,6 +207,9 @@ class EngineHost(EventDrain):
             return  # quitting while the exchange was being asked (build's retries)
         except DataDirBusy as exc:  # one engine per data dir: refused, as kobe run is
             self.post_message(ConfigFailed([f"kobe-tui: {exc}"], code=1))
+            return
+        except ConfigError as exc:  # what only an engine needs (a notify channel's variables)
+            self.post_message(ConfigFailed(exc.lines))
             return
         except Exception as exc:
             self.post_message(EngineFailed(str(exc)))

@@ -129,6 +129,19 @@ async def test_a_second_cockpit_on_a_held_data_dir_exits_1_naming_the_holder(
     assert any(f"pid {os.getpid()} (kobe-tui)" in line for line in app.config_errors)
 
 
+async def test_a_listed_notify_channel_not_set_up_closes_with_exit_2(workdir: Path) -> None:
+    """README (Notifications): an engine does not start with a channel it cannot send on."""
+    (workdir / "kobe.toml").write_text('[notify]\nchannels = ["telegram"]\n')
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+    assert app.return_code == 2
+    assert any(
+        line.startswith('notify.channels: "telegram" is listed but TELEGRAM_BOT_TOKEN and')
+        for line in app.config_errors
+    ), app.config_errors
+
+
 async def _fill_ticket(pilot, app: KobeApp, **fields: str) -> OrderTicket:  # type: ignore[no-untyped-def]
     await pilot.press("n")
     await pilot.pause()

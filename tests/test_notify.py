@@ -123,6 +123,24 @@ def test_bad_notify_keys_exit_2_one_line_each_and_nothing_written(
     assert not (workdir / "data").exists()
 
 
+def test_an_engine_with_a_listed_channel_not_set_up_does_not_start(
+    cli: CliRunner, workdir: Path, sim: NotifySim
+) -> None:
+    """Notifications asked for but impossible: the engine refuses to start (exit 2, naming the
+    variables, nothing written) instead of running silent; health and notify test say why."""
+    write_toml(workdir, '[notify]\nchannels = ["telegram", "webhook"]\n')
+    only_telegram = sim.env("telegram")
+    r = cli("run", "--headless", "--ticks", "2", env=only_telegram)
+    assert r.code == 2, r.out + r.err
+    assert (
+        'notify.channels: "webhook" is listed but KOBE_WEBHOOK_URL and KOBE_WEBHOOK_SECRET are '
+        "not set" in r.err
+    )
+    assert not (workdir / "data").exists()
+    assert "FAIL  webhook: not configured" in cli("notify", "test", env=only_telegram).out
+    assert cli("run", "--headless", "--ticks", "2", env=sim.env("telegram webhook")).code == 0
+
+
 def test_urls_outside_loopback_are_refused_without_showing_secrets(
     cli: CliRunner, workdir: Path
 ) -> None:

@@ -275,23 +275,44 @@ class WebhookChannel(Channel):
         return "URL and signing key set"
 
 
+_NEEDS = {
+    "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
+    "webhook": ("KOBE_WEBHOOK_URL", "KOBE_WEBHOOK_SECRET"),
+}
+
+
+def missing_variables(notify: NotifyConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """For each channel of ``[notify] channels`` that cannot send, what is missing
+    (``{"telegram": "TELEGRAM_CHAT_ID is not set"}``)."""
+    missing: dict[str, str] = {}
+    for name in notify.channels:
+        absent = [var for var in _NEEDS[name] if not env.get(var)]
+        if absent:
+            missing[name] = f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} not set"
+    return missing
+
+
+def engine_problems(notify: NotifyConfig, env: Mapping[str, str]) -> list[str]:
+    """Why an engine may not start (exit 2): a channel listed that cannot send would leave the
+    trader believing alerts reach them. ``kobe health`` and ``kobe notify test`` still run."""
+    return [
+        f'notify.channels: "{name}" is listed but {why} (in the environment or .env); set '
+        f"{'it' if ' is ' in why else 'them'}, or remove it from [notify] channels"
+        for name, why in missing_variables(notify, env).items()
+    ]
+
+
 def build_channels(
     notify: NotifyConfig, env: Mapping[str, str], timeout_s: float = 10.0
 ) -> tuple[list[Channel], dict[str, str]]:
     """The channels of ``[notify] channels`` whose variables are set, and for the others what is
-    missing (``{"telegram": "TELEGRAM_CHAT_ID is not set"}``)."""
+    missing (:func:`missing_variables`)."""
     channels: list[Channel] = []
-    missing: dict[str, str] = {}
-    needs = {
-        "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
-        "webhook": ("KOBE_WEBHOOK_URL", "KOBE_WEBHOOK_SECRET"),
-    }
+    missing = missing_variables(notify, env)
     for name in notify.channels:
-        absent = [var for var in needs[name] if not env.get(var)]
-        if absent:
-            missing[name] = f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} not set"
+        if name in missing:
             continue
-        first, second = (Secret(env[var]) for var in needs[name])
+        first, second = (Secret(env[var]) for var in _NEEDS[name])
         if name == "telegram":
             api = env.get("KOBE_TELEGRAM_API_URL") or TELEGRAM_API
             channels.append(TelegramChannel(first, second, api, timeout_s))
