@@ -358,6 +358,42 @@ def test_outbox_notes_survive_a_restart_and_are_sent_once(workdir: Path, sim: No
     assert len(texts) == 1 and "venue down" in texts[0]
 
 
+def test_the_outbox_is_bounded_but_a_trip_is_always_kept_and_goes_first(
+    workdir: Path, sim: NotifySim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error every tick during a long outage: the outbox stops growing at its cap (what it
+    refuses is counted and said), yet a kill-switch trip is always taken, and sent first."""
+    from engine.notify import outbox
+
+    monkeypatch.setattr(outbox, "MAX_PENDING", 30)
+    sim.down()
+    n = notifier(workdir, sim, OUTBOX_TOML)
+    try:
+        for i in range(100):  # an error every tick, each its own
+            n.publish(note("engine_error", f"venue down #{i}", severity="error"))
+        trip = Note.make(
+            "kill_switch", "critical", T0, "paper", "Kill switch TRIPPED", "drawdown 21%",
+            note_id="kill_switch:TRIPPED:2026-01-01T00:00:00Z", venue="binance",
+        )  # fmt: skip
+        n.publish(trip)
+        assert n.outbox is not None and len(n.outbox.pending("telegram")) == 31
+        assert (workdir / "data" / OUTBOX_FILE).read_text().count('"op": "add"') == 31
+        sim.up()
+        deadline = time.monotonic() + 15
+        while not any("dropped" in t for t in sim.texts()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        n.close()
+    texts = sim.texts()
+    at = [i for i, t in enumerate(texts) if "Kill switch TRIPPED" in t]
+    last_error = [i for i, t in enumerate(texts) if "venue down #29" in t]
+    # the message in flight when it came aside, the trip goes first, before the older errors
+    assert at[0] <= 1 and at[0] < last_error[0], texts
+    assert sum(t.count("venue down #") for t in texts) == 30
+    (notice,) = [t for t in texts if "notifications dropped" in t]
+    assert "70 notifications dropped" in notice and "70 engine_error" in notice
+
+
 def test_a_torn_outbox_line_is_skipped(workdir: Path, sim: NotifySim) -> None:
     path = workdir / "data" / OUTBOX_FILE
     path.parent.mkdir(parents=True)

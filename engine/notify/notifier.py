@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from engine.exchange.retry import RetryPolicy
 from engine.fsutil import atomic_write_text
 from engine.jsonutil import dumps, iso_utc
+from engine.notify import outbox
 from engine.notify.channels import Channel, build_channels
 from engine.notify.notes import Note, severity_at_least
 from engine.notify.outbox import Outbox
@@ -188,6 +189,10 @@ class Notifier:
             return
         if note.kind in DURABLE:
             if self.outbox.known(note.id):
+                return
+            if not self.outbox.has_room(note):
+                for w in self.workers:
+                    w.count_dropped(note.kind, f"outbox ({outbox.MAX_PENDING})")
                 return
             self.outbox.add(note)  # on disk; in memory only when the disk is full
             for w in self.workers:

@@ -15,6 +15,10 @@ channel's answer and the ``sent`` line sends it again; once ``sent`` is on disk 
 
 When the disk is full (or the file cannot be written), the note is kept in memory and sent
 directly: it is only lost if the process dies before delivering it.
+
+It is bounded: with :data:`MAX_PENDING` notes undelivered (an error every tick through a long
+outage), a new note is refused, counted and said by the "dropped" note, except a kill-switch trip,
+which is always taken; trips are sent before any other note.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ OUTBOX_FILE = Path("notify") / "outbox.jsonl"
 KEEP_DONE = 200
 COMPACT_AFTER = 1000  # lines appended since the last compaction
 KILL_SWITCH = "kill_switch:"  # the id prefix of the kill switch's notes
+TRIP = KILL_SWITCH + "TRIPPED:"  # a trip: always taken, sent first
+MAX_PENDING = 500  # notes not delivered yet; past it only a trip is taken (an outage stays small)
 
 
 class Outbox:
@@ -143,6 +149,12 @@ class Outbox:
         with self._lock:
             return note_id in self._pending or note_id in self._done
 
+    def has_room(self, note: Note) -> bool:
+        """Below :data:`MAX_PENDING` undelivered notes; a kill-switch trip always has room (a
+        trip needs a reset to end, so trips cannot pile up; a WARNING that flaps could)."""
+        with self._lock:
+            return len(self._pending) < MAX_PENDING or note.id.startswith(TRIP)
+
     def add(self, note: Note) -> bool:
         """Keep ``note`` until every channel confirms it. False: already known, or not written
         (disk full): then it is kept in memory and sent directly."""
@@ -156,9 +168,10 @@ class Outbox:
             return False
 
     def pending(self, channel: str) -> list[Note]:
-        """Notes ``channel`` has not confirmed yet, oldest first."""
+        """Notes ``channel`` has not confirmed yet: kill-switch trips first, then oldest first."""
         with self._lock:
-            return [n for i, n in self._pending.items() if channel not in self._sent.get(i, set())]
+            notes = [n for i, n in self._pending.items() if channel not in self._sent.get(i, set())]
+        return sorted(notes, key=lambda n: not n.id.startswith(TRIP))
 
     def confirm(self, note_ids: Iterable[str], channel: str) -> None:
         """``channel`` delivered these notes: never sent to it again."""

@@ -127,6 +127,7 @@ class ChannelWorker:
         self.on_status = on_status
         self._carry: list[Note] = []  # taken from the queue, not delivered yet
         self._dropped: Counter[str] = Counter()
+        self._full: set[str] = set()  # what was full: "queue (100)", "outbox (500)"
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -145,16 +146,22 @@ class ChannelWorker:
         try:
             self.queue.put_nowait(note)
         except queue.Full:
-            with self._lock:
-                first = not self._dropped
-                self._dropped[note.kind] += 1
-            if first:
-                log.warning(
-                    "notify %s: queue full (%d): notes are dropped and counted until it drains",
-                    self.name,
-                    self.queue.maxsize,
-                )
+            self.count_dropped(note.kind, f"queue ({self.queue.maxsize})")
         self._wake.set()
+
+    def count_dropped(self, kind: str, full: str) -> None:
+        """A note of ``kind`` not taken because ``full`` (``"queue (100)"``) is: counted, and
+        said in one note once the channel is back."""
+        with self._lock:
+            first = not self._dropped
+            self._dropped[kind] += 1
+            self._full.add(full)
+        if first:
+            log.warning(
+                "notify %s: the %s is full: notes are dropped and counted until it drains",
+                self.name,
+                full,
+            )
 
     def wake(self) -> None:
         self._wake.set()
@@ -196,6 +203,7 @@ class ChannelWorker:
     def _dropped_note(self) -> Note | None:
         with self._lock:
             counts, self._dropped = self._dropped, Counter()
+            full, self._full = self._full, set()
         if not counts:
             return None
         what = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
@@ -205,8 +213,8 @@ class ChannelWorker:
             self.wall_clock(),
             self.mode,
             f"{sum(counts.values())} notifications dropped",
-            f"the queue ({self.queue.maxsize}) was full while {self.name} could not be reached: "
-            f"{what}",
+            f"the {' and the '.join(sorted(full))} {'were' if len(full) > 1 else 'was'} full "
+            f"while {self.name} could not be reached: {what}",
         )
 
     def _batch(self) -> tuple[list[Note], int]:
