@@ -484,3 +484,45 @@ def test_a_kill_9_mid_delivery_of_a_full_outbox_loses_nothing_and_repeats_one_ba
     ids = received()
     assert sorted(set(ids)) == [f"n{i:02d}" for i in range(60)]  # nothing lost
     assert len(ids) - 60 <= BATCH_MAX  # only the batch in flight at the kill went twice
+
+
+def test_a_note_the_channel_refuses_does_not_hold_back_the_others(
+    workdir: Path, hostile: Endpoint
+) -> None:
+    """A message refused for what it holds (a 400) was refused again with every later note
+    coalesced into it: the outbox note stayed first in each batch, so a kill-switch trip never
+    went out and every ordinary note was dropped. The batch is now split: the rest go, the
+    refused outbox note is kept for the next start."""
+
+    def refuse_poison(handler: BaseHTTPRequestHandler) -> None:
+        if b"POISON" in hostile.bodies[-1]:
+            answer(400, {"ok": False, "description": "Bad Request: can't parse entities"})(handler)
+        else:
+            ok(handler)
+
+    def delivered() -> str:
+        return "".join(json.loads(b)["text"] for b in hostile.bodies if b"POISON" not in b)
+
+    hostile.behaviours = [refuse_poison] * 100
+    (workdir / "kobe.toml").write_text('[notify]\nchannels = ["telegram"]\n')
+    env = {"KOBE_TELEGRAM_API_URL": hostile.url, "TELEGRAM_BOT_TOKEN": TOKEN}
+    notifier = Notifier.for_settings(resolve_settings(env | {"TELEGRAM_CHAT_ID": CHAT}, workdir))
+    notifier.workers[0].policy = replace(notifier.workers[0].policy, base_delay_s=0.01)
+    t = NOTE.time
+    poison = Note.make("protection_lost", "critical", t, "paper", "Protection lost", "POISON")
+    trip = Note.make(
+        "kill_switch", "critical", t, "paper", "Kill switch TRIPPED", "drawdown",
+        note_id="kill_switch:TRIPPED:2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    for item in (poison, Note.make("entry_filled", "info", t, "paper", "Entry filled"), trip):
+        notifier.publish(item)  # one batch: the sender starts after them
+    notifier.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not ("Kill switch TRIPPED" in delivered() and "Entry filled" in delivered()):
+            assert time.monotonic() < deadline, [b[:300] for b in hostile.bodies]
+            time.sleep(0.05)
+    finally:
+        notifier.close()
+    assert notifier.outbox is not None  # the refused note is kept for the next start
+    assert [n.id for n in notifier.outbox.pending("telegram")] == [poison.id]

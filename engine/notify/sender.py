@@ -9,9 +9,10 @@ queue's, coalescing whatever waits into one message (as much as the channel take
 Sends are spaced by a rate limiter (Telegram: one message a second per chat, 30 a second in
 all); each send is retried by :func:`engine.exchange.retry.call_with_retries` (tenacity), which
 waits what a 429's ``retry_after`` asks. When that fails too, the batch is kept and tried again
-after a pause (the ``retry_after``, or a growing backoff); a refusal that retrying cannot fix
-drops the ordinary notes of the batch (the outbox keeps its own until a restart with a fixed
-configuration delivers them).
+after a pause (the ``retry_after``, or a growing backoff). A refusal that retrying cannot fix (a
+4xx) splits a coalesced message: its notes go one by one until one is delivered, so that one
+note refused for what it holds does not hold back the others; a note refused alone is dropped,
+or, from the outbox, kept there until a restart (with a fixed configuration) delivers it.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class ChannelWorker:
         self._carry: list[Note] = []  # taken from the queue, not delivered yet
         self._dropped: Counter[str] = Counter()
         self._full: set[str] = set()  # what was full: "queue (100)", "outbox (500)"
+        self._single = False  # a coalesced message was refused: one note a message, to find which
+        self._aside: set[str] = set()  # outbox notes refused alone: kept for the next start
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -196,9 +199,10 @@ class ChannelWorker:
     def _has_work(self) -> bool:
         with self._lock:
             dropped = bool(self._dropped)
-        return bool(
-            self._carry or dropped or not self.queue.empty() or self.outbox.pending(self.name)
-        )
+        return bool(self._carry or dropped or not self.queue.empty() or self._durable())
+
+    def _durable(self) -> list[Note]:
+        return [n for n in self.outbox.pending(self.name) if n.id not in self._aside]
 
     def _dropped_note(self) -> Note | None:
         with self._lock:
@@ -219,7 +223,7 @@ class ChannelWorker:
 
     def _batch(self) -> tuple[list[Note], int]:
         """The next message's notes (outbox first) and how many of them are outbox notes."""
-        durable = self.outbox.pending(self.name)
+        durable = self._durable()
         if not self._carry and self.queue.empty():  # the backlog is out: say what was dropped
             dropped = self._dropped_note()
             if dropped is not None:
@@ -230,8 +234,9 @@ class ChannelWorker:
             except queue.Empty:
                 break
         batch: list[Note] = []
+        most = 1 if self._single else BATCH_MAX
         for note in [*durable, *self._carry]:
-            if batch and (len(batch) >= BATCH_MAX or not self.channel.fits([*batch, note])):
+            if batch and (len(batch) >= most or not self.channel.fits([*batch, note])):
                 break
             batch.append(note)
         return batch, min(len(durable), len(batch))
@@ -257,6 +262,7 @@ class ChannelWorker:
                 self._closing.wait(pause)  # a close ends the pause: one more try, then stop
                 continue
             failures = 0
+            self._single = False
             self.outbox.confirm([n.id for n in batch[:n_durable]], self.name)
             del self._carry[: len(batch) - n_durable]
             self._set_status(True, f"delivered {len(batch)} note(s)")
@@ -269,15 +275,20 @@ class ChannelWorker:
     ) -> float:
         """Record the failure; drop what cannot be delivered; how long to pause."""
         reason = redact(str(exc))
+        if isinstance(exc, DeliveryError) and len(batch) > 1:
+            self._single = True  # one note may be what is refused: the others must not wait
+            log.warning("notify %s: refused (%s): its notes go one by one", self.name, reason)
+            return 0.0
         if isinstance(exc, DeliveryError):
-            dropped = len(batch) - n_durable
-            del self._carry[:dropped]
+            if n_durable:
+                self._aside.add(batch[0].id)
+            else:
+                del self._carry[:1]
             log.warning(
-                "notify %s: refused (%s): %d note(s) dropped, %d kept in the outbox",
+                "notify %s: refused (%s): %s",
                 self.name,
                 reason,
-                dropped,
-                n_durable,
+                "kept in the outbox for the next start" if n_durable else "dropped",
             )
             return min(MAX_PAUSE_S, self.policy.base_delay_s * 60)
         log.warning(
