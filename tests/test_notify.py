@@ -165,6 +165,18 @@ def test_urls_outside_loopback_are_refused_without_showing_secrets(
     assert ok.code != 2
 
 
+def test_a_webhook_url_no_request_could_use_exits_2_without_showing_it(
+    cli: CliRunner, workdir: Path
+) -> None:
+    write_toml(workdir, '[notify]\nchannels = ["webhook"]\n')
+    env = {"KOBE_WEBHOOK_URL": f"https://hooks.example.com:99999/{CANARY}"}
+    for command in (("health",), ("run", "--headless", "--ticks", "1")):
+        r = cli(*command, env=env | {"KOBE_WEBHOOK_SECRET": HOOK_KEY})
+        assert r.code == 2 and "KOBE_WEBHOOK_URL: " in r.err, r.err
+        assert CANARY not in r.out + r.err
+    assert not (workdir / "data").exists()
+
+
 @pytest.mark.parametrize(
     ("url", "webhook_ok", "telegram_ok"),
     [
@@ -176,6 +188,13 @@ def test_urls_outside_loopback_are_refused_without_showing_secrets(
         ("http://localhost:8080", True, True),
         ("ftp://127.0.0.1/x", False, False),
         ("127.0.0.1:8080", False, False),
+        # that no request could ever go to: refused at the start, not at every send
+        ("https://hooks.example.com:99999/x", False, False),
+        ("http://127.0.0.1:99999", False, False),
+        ("https://hooks.example.com:abc/x", False, False),
+        ("https://hooks example.com/x", False, False),
+        ("https://hooks.example.com/a b", False, False),
+        ("http://127.0.0.1:8080/a\tb", False, False),
     ],
 )
 def test_which_urls_are_accepted(url: str, webhook_ok: bool, telegram_ok: bool) -> None:

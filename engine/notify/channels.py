@@ -54,20 +54,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _endpoint(value: str, problem: str) -> Endpoint:
+    """``value`` as a URL a request can go to (the port in range, no space or control
+    character), or ValueError(``problem``): refused at the start rather than at every send."""
+    try:
+        return Endpoint(value)
+    except BadEndpoint as exc:  # its message never holds the URL
+        raise ValueError(f"{problem}: {exc}") from None
+
+
 def check_telegram_api_url(value: str) -> str:
     """``KOBE_TELEGRAM_API_URL``: a local stand-in's base URL; loopback only."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
+    endpoint = _endpoint(value, "must be http://127.0.0.1:PORT (loopback only: a local stand-in)")
+    if not is_loopback(endpoint.host):
         raise ValueError("must be http://127.0.0.1:PORT (loopback only: a local stand-in)")
     return value.rstrip("/")
 
 
 def check_webhook_url(value: str) -> str:
     """``KOBE_WEBHOOK_URL``: https anywhere, plain http only to this machine."""
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
-        raise ValueError("must be https://... (http:// only to 127.0.0.1, ::1 or localhost)")
+    problem = "must be https://... (http:// only to 127.0.0.1, ::1 or localhost)"
+    endpoint = _endpoint(value, problem)
+    if not (endpoint.https or is_loopback(endpoint.host)):
+        raise ValueError(problem)
     return value
 
 
