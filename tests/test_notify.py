@@ -359,6 +359,7 @@ def test_outbox_notes_survive_a_restart_and_are_sent_once(workdir: Path, sim: No
     first = notifier(workdir, sim, OUTBOX_TOML)
     first.close_timeout_s = 0.3
     first.publish(note("engine_error", "venue down", severity="error"))
+    first.publish(note(detail="a fill"))  # README: ordinary notes wait in memory only
     deadline = time.monotonic() + 5
     while not sim.attempts and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -374,7 +375,7 @@ def test_outbox_notes_survive_a_restart_and_are_sent_once(workdir: Path, sim: No
     time.sleep(0.3)
     third.close()
     texts = sim.texts()
-    assert len(texts) == 1 and "venue down" in texts[0]
+    assert len(texts) == 1 and "venue down" in texts[0] and "a fill" not in texts[0]
 
 
 def test_the_outbox_is_bounded_but_a_trip_is_always_kept_and_goes_first(
