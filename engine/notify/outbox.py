@@ -18,7 +18,7 @@ directly: it is only lost if the process dies before delivering it.
 
 It is bounded: with :data:`MAX_PENDING` notes undelivered (an error every tick through a long
 outage), a new note is refused, counted and said by the "dropped" note, except a kill-switch trip,
-which is always taken; trips are sent before any other note.
+which is always taken; the kill switch's notes are sent before any other note.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ OUTBOX_FILE = Path("notify") / "outbox.jsonl"
 KEEP_DONE = 200
 COMPACT_AFTER = 1000  # lines appended since the last compaction
 KILL_SWITCH = "kill_switch:"  # the id prefix of the kill switch's notes
-TRIP = KILL_SWITCH + "TRIPPED:"  # a trip: always taken, sent first
+TRIP = KILL_SWITCH + "TRIPPED:"  # a trip: always taken
 MAX_PENDING = 500  # notes not delivered yet; past it only a trip is taken (an outage stays small)
 
 
@@ -168,10 +168,11 @@ class Outbox:
             return False
 
     def pending(self, channel: str) -> list[Note]:
-        """Notes ``channel`` has not confirmed yet: kill-switch trips first, then oldest first."""
+        """Notes ``channel`` has not confirmed yet, oldest first, the kill switch's before the
+        others (in their own order: the last one says the switch's state now)."""
         with self._lock:
             notes = [n for i, n in self._pending.items() if channel not in self._sent.get(i, set())]
-        return sorted(notes, key=lambda n: not n.id.startswith(TRIP))
+        return sorted(notes, key=lambda n: not n.id.startswith(KILL_SWITCH))
 
     def confirm(self, note_ids: Iterable[str], channel: str) -> None:
         """``channel`` delivered these notes: never sent to it again."""
