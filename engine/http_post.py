@@ -109,6 +109,9 @@ def post(
         sent["Authorization"] = ep.auth
     too_large = ReplyTooLarge(f"{what}: the reply is larger than {max_bytes} bytes")
     try:
+        conn.connect()
+        if expired.is_set():  # the name lookup (no socket to cut yet) outlasted the deadline
+            raise TimeoutError
         conn.request("POST", ep.target, body=body, headers=sent)
         response = conn.getresponse()
         length = response.getheader("Content-Length")

@@ -194,6 +194,28 @@ def test_a_reply_that_drips_is_cut_at_the_deadline(hostile: Endpoint, drip: Beha
         assert time.monotonic() - started < 2.5
 
 
+def test_a_slow_name_lookup_does_not_lift_the_deadline(
+    hostile: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline cuts the connection's socket; while the name is being looked up there is no
+    socket yet, so a deadline passed then was never enforced again: a reply that dripped after a
+    slow lookup held the sender for as long as it dripped."""
+    lookup = socket.getaddrinfo
+
+    def slow_lookup(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.2)  # a resolver slower than the whole deadline
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    telegram, webhook = channels(hostile.url, timeout_s=1.0)
+    for channel in (telegram, webhook):
+        hostile.behaviours = [drip_headers]
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="no answer within 1s"):
+            send(channel)
+        assert time.monotonic() - started < 3.0
+
+
 def truncated(handler: BaseHTTPRequestHandler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Length", "1000")
