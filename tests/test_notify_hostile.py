@@ -6,7 +6,9 @@ thread never dies, and the token never leaves for another host."""
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -22,6 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.exchange.base import ExchangeError, NetworkError, RateLimited, RequestTimeout
 from engine.modes import resolve_settings
@@ -548,3 +552,35 @@ def test_a_note_the_channel_refuses_does_not_hold_back_the_others(
         notifier.close()
     assert notifier.outbox is not None  # the refused note is kept for the next start
     assert [n.id for n in notifier.outbox.pending("telegram")] == [poison.id]
+
+
+_TELEGRAM_MARKUP = re.compile(r"</?b>|&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    detail=st.text(max_size=3000),
+    symbol=st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
+)
+def test_text_from_outside_arrives_literally_on_both_channels(detail: str, symbol: str) -> None:
+    """Whatever an exchange, a feed or an operator writes (markup, entities, control characters,
+    ANSI escapes, quotes, very long lines): Telegram gets only Kobe's <b> tags and the entities
+    its HTML mode knows, and reads back exactly the cleaned text; the webhook's JSON holds it as
+    a string, nothing more."""
+    note = Note.make(
+        "engine_error", "error", NOTE.time, "paper", "Engine error", detail, symbol=symbol
+    )
+    assert len(note.detail) <= 1000 and not any(
+        ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in note.detail
+    )
+    text = channels("http://127.0.0.1:1")[0].payload([note]).decode()
+    bare = _TELEGRAM_MARKUP.sub("", text)
+    assert not set("<>&") & set(bare)  # no markup of the sender's own
+    assert html.unescape(re.sub(r"</?b>", "", text)) == note.plain()
+    hook = json.loads(channels("http://127.0.0.1:1")[1].payload([note]))
+    (sent,) = hook["notes"]
+    assert (sent["detail"], sent["fields"].get("symbol", "")) == (
+        note.detail,
+        note.fields.get("symbol", ""),
+    )
+    assert set(hook) == {"source", "notes"}
