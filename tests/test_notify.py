@@ -165,6 +165,18 @@ def test_urls_outside_loopback_are_refused_without_showing_secrets(
     assert ok.code != 2
 
 
+@pytest.mark.parametrize("key", ["k1", "short-key", " " * 20])
+def test_a_webhook_key_too_short_to_sign_or_to_redact_exits_2(
+    cli: CliRunner, workdir: Path, key: str
+) -> None:
+    """A key of a few characters is guessed, and one under 4 is not even redacted from logs."""
+    write_toml(workdir, '[notify]\nchannels = ["webhook"]\n')
+    env = {"KOBE_WEBHOOK_URL": "https://hooks.example.com/x", "KOBE_WEBHOOK_SECRET": key}
+    r = cli("health", env=env)
+    assert r.code == 2 and "KOBE_WEBHOOK_SECRET: must be at least 16 characters" in r.err
+    assert not (workdir / "data").exists()
+
+
 def test_a_webhook_url_no_request_could_use_exits_2_without_showing_it(
     cli: CliRunner, workdir: Path
 ) -> None:

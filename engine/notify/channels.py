@@ -37,6 +37,7 @@ from engine.untrusted import clean_text
 TELEGRAM_API = "https://api.telegram.org"
 TELEGRAM_MAX_CHARS = 4096  # Telegram's limit for one message's text
 SIGNATURE_HEADER = "X-Kobe-Signature"
+MIN_WEBHOOK_KEY = 16  # characters of KOBE_WEBHOOK_SECRET
 _TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,100}")
 _CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
 
@@ -106,12 +107,17 @@ def env_problems(notify: NotifyConfig, env: Mapping[str, str]) -> list[str]:
                 "TELEGRAM_CHAT_ID: must be a chat number (e.g. -1001234567890) or @channelname "
                 "(its value is not shown)"
             )
-    url = env.get("KOBE_WEBHOOK_URL", "")
+    url, key = env.get("KOBE_WEBHOOK_URL", ""), env.get("KOBE_WEBHOOK_SECRET", "")
     if "webhook" in notify.channels and url:
         try:
             check_webhook_url(url)
         except ValueError as exc:
             problems.append(f"KOBE_WEBHOOK_URL: {exc} (its value is not shown)")
+    if "webhook" in notify.channels and key and len(key.strip()) < MIN_WEBHOOK_KEY:
+        problems.append(  # a short key is guessed, and under 4 characters not even redacted
+            f"KOBE_WEBHOOK_SECRET: must be at least {MIN_WEBHOOK_KEY} characters, not blank "
+            "(e.g. openssl rand -hex 32; its value is not shown)"
+        )
     return problems
 
 
