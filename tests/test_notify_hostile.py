@@ -513,12 +513,15 @@ def test_a_kill_9_mid_delivery_of_a_full_outbox_loses_nothing_and_repeats_one_ba
 
 
 def test_a_note_the_channel_refuses_does_not_hold_back_the_others(
-    workdir: Path, hostile: Endpoint
+    workdir: Path, hostile: Endpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A message refused for what it holds (a 400) was refused again with every later note
     coalesced into it: the outbox note stayed first in each batch, so a kill-switch trip never
     went out and every ordinary note was dropped. The batch is now split: the rest go, the
-    refused outbox note is kept for the next start."""
+    refused outbox note is kept and tried again later (the chat may take it then)."""
+    from engine.notify import sender
+
+    monkeypatch.setattr(sender, "ASIDE_S", 2.0)
 
     def refuse_poison(handler: BaseHTTPRequestHandler) -> None:
         if b"POISON" in hostile.bodies[-1]:
@@ -548,10 +551,15 @@ def test_a_note_the_channel_refuses_does_not_hold_back_the_others(
         while not ("Kill switch TRIPPED" in delivered() and "Entry filled" in delivered()):
             assert time.monotonic() < deadline, [b[:300] for b in hostile.bodies]
             time.sleep(0.05)
+        assert notifier.outbox is not None  # the refused note is kept, set aside a while
+        assert [n.id for n in notifier.outbox.pending("telegram")] == [poison.id]
+        hostile.behaviours = []  # now the chat takes it: it goes at the next try
+        deadline = time.monotonic() + 10
+        while notifier.outbox.pending("telegram"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         notifier.close()
-    assert notifier.outbox is not None  # the refused note is kept for the next start
-    assert [n.id for n in notifier.outbox.pending("telegram")] == [poison.id]
 
 
 _TELEGRAM_MARKUP = re.compile(r"</?b>|&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")

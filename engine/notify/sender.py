@@ -12,7 +12,8 @@ waits what a 429's ``retry_after`` asks. When that fails too, the batch is kept 
 after a pause (the ``retry_after``, or a growing backoff). A refusal that retrying cannot fix (a
 4xx) splits a coalesced message: its notes go one by one until one is delivered, so that one
 note refused for what it holds does not hold back the others; a note refused alone is dropped,
-or, from the outbox, kept there until a restart (with a fixed configuration) delivers it.
+or, from the outbox, kept there and tried again every :data:`ASIDE_S` seconds and at the next
+start.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ NOTIFY_RETRY = RetryPolicy(max_attempts=4, max_total_s=30.0, base_delay_s=1.0, m
 TELEGRAM_OVERALL_PER_S = 30
 BATCH_MAX = 20  # notes in one message at most
 MAX_PAUSE_S = 60.0  # between two failed rounds
+ASIDE_S = 600.0  # an outbox note refused alone is tried again after this (a chat unblocks a bot)
 
 
 def deliver(
@@ -130,7 +132,8 @@ class ChannelWorker:
         self._dropped: Counter[str] = Counter()
         self._full: set[str] = set()  # what was full: "queue (100)", "outbox (500)"
         self._single = False  # a coalesced message was refused: one note a message, to find which
-        self._aside: set[str] = set()  # outbox notes refused alone: kept for the next start
+        self._aside: set[str] = set()  # outbox notes refused alone: tried again after ASIDE_S
+        self._aside_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -202,6 +205,8 @@ class ChannelWorker:
         return bool(self._carry or dropped or not self.queue.empty() or self._durable())
 
     def _durable(self) -> list[Note]:
+        if self._aside and self.policy.clock() - self._aside_at >= ASIDE_S:
+            self._aside.clear()
         return [n for n in self.outbox.pending(self.name) if n.id not in self._aside]
 
     def _dropped_note(self) -> Note | None:
@@ -282,13 +287,14 @@ class ChannelWorker:
         if isinstance(exc, DeliveryError):
             if n_durable:
                 self._aside.add(batch[0].id)
+                self._aside_at = self.policy.clock()
             else:
                 del self._carry[:1]
             log.warning(
                 "notify %s: refused (%s): %s",
                 self.name,
                 reason,
-                "kept in the outbox for the next start" if n_durable else "dropped",
+                f"kept in the outbox, tried again in {ASIDE_S:g}s" if n_durable else "dropped",
             )
             return min(MAX_PAUSE_S, self.policy.base_delay_s * 60)
         log.warning(
