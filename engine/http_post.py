@@ -47,7 +47,9 @@ class Endpoint:
 
     def __init__(self, url: str) -> None:
         bad = BadEndpoint("not an http:// or https:// URL of the form scheme://host[:port]/path")
-        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        # HTTP sends the request line and Host in ASCII: a name goes in its xn-- form, a path
+        # percent-encoded; anything else could never be sent
+        if not url.isascii() or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
             raise bad
         try:
             parts = urlsplit(url)

@@ -207,6 +207,8 @@ def test_a_webhook_url_no_request_could_use_exits_2_without_showing_it(
         ("https://hooks example.com/x", False, False),
         ("https://hooks.example.com/a b", False, False),
         ("http://127.0.0.1:8080/a\tb", False, False),
+        ("http://127.0.0.1:8080/café", False, False),  # HTTP sends ASCII: percent-encode it
+        ("https://exämple.com/x", False, False),  # a name in its xn-- form
     ],
 )
 def test_which_urls_are_accepted(url: str, webhook_ok: bool, telegram_ok: bool) -> None:
