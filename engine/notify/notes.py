@@ -4,8 +4,8 @@ A :class:`Note` is built where an engine event is turned into a notification: ev
 outside (symbols, wallets, reasons, error messages) has known secrets redacted (an error message
 may quote a URL or a key) and passes :func:`engine.untrusted.clean_text` there. Rendering starts
 with the mode (PAPER / TESTNET / LIVE), then venue, wallet, symbol, side, quantity, price and PnL
-where they apply, then what happened. Telegram gets HTML with every value
-escaped (``<``, ``>``, ``&``); the webhook gets JSON.
+where they apply, then what happened. Telegram gets HTML with every value escaped (``<``, ``>``,
+``&``); the webhook gets JSON.
 """
 
 from __future__ import annotations
