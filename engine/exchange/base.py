@@ -60,6 +60,9 @@ class MarketRules:
     min_notional: Decimal  # min price * qty, in quote
     max_qty: Decimal | None = None
     spot: bool = True
+    # Binance's MAX_NUM_ALGO_ORDERS: open stop orders on the symbol (an OCO's stop leg is one);
+    # None where the venue states no such limit
+    max_stop_orders: int | None = None
 
 
 @dataclass(frozen=True)

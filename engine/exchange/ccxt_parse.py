@@ -36,6 +36,8 @@ MAX_REBATE = Decimal("0.01")
 # assert: such a market is left out. A tick of 0 is Binance's "no tick" (its filter disabled).
 MIN_INCREMENT = Decimal("1e-14")
 MAX_INCREMENT = Decimal("1e9")
+# Binance's MAX_NUM_ALGO_ORDERS (5 on spot): a whole number of open stop orders, at most this
+MAX_STOP_ORDERS = 100_000
 
 STATUS_MAP = {
     "open": OrderStatus.OPEN,
@@ -110,7 +112,32 @@ def market_rules(m: Mapping[str, Any], tick_size: bool) -> MarketRules:
         min_notional=dec0(cost.get("min")),
         max_qty=dec(amount.get("max")),
         spot=bool(m.get("spot", True)),
+        max_stop_orders=_max_stop_orders(m),
     )
+
+
+def _max_stop_orders(m: Mapping[str, Any]) -> int | None:
+    """Binance's MAX_NUM_ALGO_ORDERS filter of a market (``info.filters``), if it states one:
+    how many stop orders may be open on the symbol. A value that is not a whole number from 1
+    to :data:`MAX_STOP_ORDERS` leaves the market out (:class:`BadAnswer`)."""
+    info = m.get("info")
+    filters = info.get("filters") if isinstance(info, Mapping) else None
+    for f in filters if isinstance(filters, list) else ():
+        if isinstance(f, Mapping) and f.get("filterType") == "MAX_NUM_ALGO_ORDERS":
+            what = f"{clean_text(m.get('symbol'))}: MAX_NUM_ALGO_ORDERS maxNumAlgoOrders"
+            try:
+                value = parse_decimal(
+                    f.get("maxNumAlgoOrders"),
+                    what,
+                    minimum=Decimal(1),
+                    maximum=Decimal(MAX_STOP_ORDERS),
+                )
+            except BadNumber as exc:
+                raise BadAnswer(f"the exchange answered a number Kobe refuses: {exc}") from None
+            if value != value.to_integral_value():
+                raise BadAnswer(f"{what}: {value} is not a whole number")
+            return int(value)
+    return None
 
 
 def order_type(o: Mapping[str, Any]) -> OrderType:

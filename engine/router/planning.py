@@ -19,6 +19,7 @@ from engine.router.core import RouterCore
 from engine.router.orders import (
     ZERO,
     OrderPlan,
+    entry_of,
     fmt_money,
     fmt_plain,
     fmt_qty,
@@ -216,6 +217,9 @@ class Planning(RouterCore):
         risk_amount = None
         if p.stop_loss is not None:
             risk_amount = qty * abs(price - p.stop_loss) + fee + qty * p.stop_loss * self.taker_fee
+        exits = self._exit_plan(p)
+        if exits is ExitPlan.OCO:
+            self._check_stop_room(m)
         return OrderPlan(
             proposal=p,
             market=m,
@@ -224,7 +228,7 @@ class Planning(RouterCore):
             notional=notional,
             fee_estimate=fee,
             risk_amount=risk_amount,
-            exits=self._exit_plan(p),
+            exits=exits,
             notes=tuple(notes),
             slippage_bps=slippage_bps,
             spend_max=qty * worst if p.side is Side.BUY else None,
@@ -248,6 +252,41 @@ class Planning(RouterCore):
                     f"{fmt_money(held * lowest)} {m.quote} at {fmt_qty(lowest)}, below the exchange "
                     f"minimum {fmt_qty(m.min_notional)} {m.quote} (or {fmt_qty(m.min_qty)} {m.base}); "
                     "buy a little more"
+                ]
+            )
+
+    def _check_stop_room(self, m: MarketRules) -> None:
+        """Refuse an entry whose OCO the venue would refuse for want of room: Binance (and the
+        paper venue) hold at most ``MAX_NUM_ALGO_ORDERS`` stop orders open per symbol, an OCO's
+        stop leg being one. Counted without a request: Kobe's stop legs the journal has as not
+        ended (sent, open or outcome unknown), its entries waiting to place an OCO (the
+        watchdog's), and the stop orders not Kobe's in the open orders the last sync listed."""
+        if m.max_stop_orders is None:
+            return
+        state = self.journal_state()
+        ours = {
+            entry_of(cid)
+            for cid, e in state.items()
+            if cid.endswith("sl")
+            and e.symbol == m.symbol
+            and e.type == OrderType.STOP_LOSS_LIMIT.value
+            and e.event not in ("fill", "cancel", "reject")
+        }
+        ours |= {
+            i.entry_client_id
+            for i in self.watchdog.items()
+            if i.symbol == m.symbol and i.exits is ExitPlan.OCO
+        }
+        others = sum(o.symbol == m.symbol and o.client_id not in state for o in self.stops_listed)
+        held = len(ours) + others
+        if held >= m.max_stop_orders:
+            said = f" ({others} of them not Kobe's)" if others else ""
+            raise Refused(
+                [
+                    f"{m.symbol} already has {held} open stop orders{said}, the most "
+                    f"{self.exchange_name} allows (MAX_NUM_ALGO_ORDERS {m.max_stop_orders}): "
+                    "this entry's OCO would be refused once it filled. Close a position or "
+                    f"cancel an exit on {m.symbol} first, or send it without TP/SL"
                 ]
             )
 

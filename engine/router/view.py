@@ -64,6 +64,7 @@ class RouterView:
         self._last: dict[str, OrderEvent] | None = None  # last event per client id
         self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
         self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
+        self.stops_listed: list[Order] = []  # the stop orders open as the last sync listed them
         self.listeners: list[Callable[[OrderEvent], None]] = []  # told of every journaled event
         # told of what needs the operator (severity, code, message); the engine makes alerts
         self.on_alert: Callable[[str, str, str], None] = log_alert
@@ -103,6 +104,7 @@ class RouterView:
         attached = {leg.client_id: leg for leg in self._held_legs(tracked)}
         open_now.update({cid: leg for cid, leg in attached.items() if leg.status.is_open})
         self._seen_open = set(open_now)
+        self.stops_listed = [o for o in open_now.values() if o.stop_price is not None]
         changed = 0
         for cid, event in tracked:
             current = open_now.get(cid) or attached.get(cid)

@@ -131,6 +131,7 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
         for symbol, m in raw["markets"].items():
             num = _numbers(symbol, m)
             max_qty = m.get("max_qty")
+            limits = _limits(symbol, m)
             rules = MarketRules(
                 symbol=symbol,
                 base=str(m["base"]),
@@ -140,6 +141,7 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
                 min_qty=num("min_qty", positive=False),
                 min_notional=num("min_notional", positive=False),
                 max_qty=None if max_qty is None else num("max_qty"),
+                max_stop_orders=limits.max_num_algo_orders,
             )
             out[symbol] = PaperMarket(
                 rules=rules,
@@ -152,7 +154,7 @@ def load_paper_markets(path: Path | None = None) -> dict[str, PaperMarket]:
                         for k, v in m.get("percent_price_by_side", {}).items()
                     }
                 ),
-                limits=_limits(symbol, m),
+                limits=limits,
             )
     except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         raise ValueError(f"{source}: bad market file: {exc!r}") from None
