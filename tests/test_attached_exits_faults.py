@@ -485,7 +485,7 @@ def test_a_lone_take_profit_that_fires_while_the_stop_is_touched_sells_once(
         assert r.code == 0, r.err
         assert sells(server) == []
         said = [line for line in r.out.splitlines() if "could not be cancelled" in line]
-        assert len(said) == 1 and "CRITICAL" in said[0], r.out  # once, not once a tick
+        assert said == [], r.out  # kobe trade said it: not again, once a tick nor once a start
         server.set_price(bybit.market_id, Decimal(100500))  # the take-profit fires
         server.set_price(bybit.market_id, Decimal(89000))
         run(cli, env)
@@ -494,6 +494,28 @@ def test_a_lone_take_profit_that_fires_while_the_stop_is_touched_sells_once(
         [trade] = trades(workdir)
         assert Decimal(trade["exit_price"]) >= TP
         assert held(json.loads(cli("positions", "--json", env=env).out)) == []
+
+
+def test_the_lone_take_profit_alert_is_raised_once_per_episode_across_restarts(
+    cli: CliRunner, fast: None, workdir: Path
+) -> None:
+    """kobe trade raised the critical alert (and printed it); each later engine finds the
+    cancels already tried in audit.jsonl and says nothing more, whatever its restarts. With
+    audit.jsonl lost it cannot know: the alert is raised again, once (fail closed)."""
+    with VENUES["bybit"].make() as server:
+        env, cid = _lone_take_profit(cli, workdir, server, failures=1000)
+
+        def alerts() -> list[str]:
+            r = cli("run", "--headless", "--duration", "0.8", "--tick", "0.4", env=env)
+            assert r.code == 0, r.err
+            return [line for line in r.out.splitlines() if "could not be cancelled" in line]
+
+        assert alerts() == [] and alerts() == []  # two restarts, the same episode
+        (workdir / "data" / "audit.jsonl").unlink()
+        said = alerts()
+        assert len(said) == 1 and "CRITICAL" in said[0] and cid in said[0], said
+        assert alerts() == []  # and remembered again from there
+        assert sells(server) == []  # meanwhile nothing sold: the take-profit still armed
 
 
 def test_a_lone_take_profit_that_fires_as_kobe_cancels_it_is_booked_never_sold_again(

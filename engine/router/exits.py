@@ -33,6 +33,7 @@ from engine.router.orders import (
     entry_of,
     is_open_status,
     log,
+    lone_cancels,
     source_of,
 )
 from engine.router.planning import Planning
@@ -331,7 +332,8 @@ class Exits(Planning):
         """The armed leg left without its refused sibling could not be cancelled (or its cancel
         is not confirmed yet): the watchdog keeps guarding the position and each poll tries the
         cancel again. It sells nothing meanwhile: the leg may still sell on the exchange, and a
-        sale by both would sell the position twice. One alert per episode."""
+        sale by both would sell the position twice. One alert per episode, also across restarts:
+        :func:`lone_cancels` reads the cancels already tried from ``audit.jsonl``."""
         cid = item.entry_client_id
         message = (
             f"entry {cid} ({item.symbol}): the exchange armed one exit without its sibling "
@@ -339,9 +341,12 @@ class Exits(Planning):
             "position and tries the cancel again each poll; nothing is sold until the exchange "
             "confirms that exit gone (or booked if it filled), so never twice"
         )
-        if cid not in self._lone_failing:
-            self._lone_failing.add(cid)
+        if (
+            cid not in self._lone_failing
+            and lone_cancels(self.audit, self.journal_state(), cid) <= 1
+        ):
             self.on_alert("critical", "exit_not_cancelled", message)
+        self._lone_failing.add(cid)
         return LoneLegLive(message)
 
     def _fall_back_to_watchdog(self, item: WatchItem, qty: Decimal, exc: Exception) -> WatchItem:

@@ -3,6 +3,7 @@ the wallets it asks, and the figures' formatting."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from datetime import datetime
 from decimal import ROUND_UP, Decimal
 from typing import Protocol
 
+from engine.audit import AuditLog
 from engine.exchange.base import (
     AuthenticationError,
     ExchangeError,
@@ -21,7 +23,9 @@ from engine.exchange.base import (
     OrderStatus,
     OrderType,
 )
+from engine.journal import OrderEvent
 from engine.proposal import Proposal, Source
+from engine.untrusted import parse_utc
 from engine.watchdog import ExitPlan, WatchItem
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,30 @@ REFUSALS = (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) 
 
 class LoneLegLive(ExchangeError):
     """One attached exit armed without its refused sibling could not be cancelled yet."""
+
+
+LONE_AUDIT_TAIL = 2000  # audit.jsonl lines read back for a lone leg's cancels (one a poll)
+
+
+def lone_cancels(audit: AuditLog | None, state: dict[str, OrderEvent], entry_cid: str) -> int:
+    """How many cancels of ``entry_cid``'s attached pair ``audit.jsonl`` holds since the order
+    journal (``state``) saw one of its legs refused or removed: this episode, the try just made
+    included. More than one: an earlier try, by this engine or one before a restart, raised
+    the alert. No audit log, a lost or damaged one, a time it cannot read: fewer are counted
+    and the alert is raised again (fail closed), never suppressed."""
+    ended = [
+        e.ts
+        for leg in ("tp", "sl")
+        if (e := state.get(f"{entry_cid}{leg}")) is not None and not is_open_status(e.status)
+    ]
+    if audit is None or not ended:
+        return 0
+    tried = 0
+    for row in audit.tail(LONE_AUDIT_TAIL):
+        if row.get("action") == "cancel" and row.get("client_id") == f"{entry_cid}tp+sl":
+            with contextlib.suppress(ValueError):
+                tried += parse_utc(row.get("ts"), "ts") >= max(ended)
+    return tried
 
 
 RECONCILE_TAIL = 5000  # order events read back at start (a tail, never the whole journal)
