@@ -32,7 +32,7 @@ from engine.exchange.ccxt_exchange import CcxtExchange
 from tests import test_ccxt_contract as binance_contract
 from tests import test_ccxt_contract_v5 as v5
 from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim
-from tests.conftest import CliRunner, held
+from tests.conftest import ROOT, CliRunner, held
 from tests.test_trade_testnet_v5 import trade_args as v5_trade_args
 
 sleeps = binance_contract.sleeps  # sleeps recorded, not slept
@@ -40,6 +40,7 @@ unknown = binance_contract.unknown
 make_exchange = binance_contract.make_exchange
 
 BTC = "BTC/USDT"
+README = (ROOT / "README.md").read_text()
 QTY = Decimal("0.001")
 NAMES = ("binance", "bybit", "okx")
 # where each exchange places an order, lists the open ones, keeps the balance, looks one up
@@ -133,6 +134,29 @@ def test_an_unreadable_look_up_is_never_not_found(
     sim.inject("rewrite", method="GET", path=LOOKUP[name], rewrite=MANGLED[how], times=2)
     with pytest.raises(BadAnswer):
         ex.fetch_order_by_client_id(order.client_id, BTC)
+
+
+@pytest.mark.parametrize("field", ["free", "total"])
+def test_a_negative_balance_is_a_malformed_answer_never_an_amount(
+    ex: CcxtExchange, name: str, sim: Any, field: str
+) -> None:
+    """A negative amount in the balance answer is refused, naming the asset and the field: it
+    was read as it came, and a negative free quote or base sized (or refused) orders on it."""
+    account = sim.balances if name == "binance" else sim.book.balances
+    locked = sim.locked if name == "binance" else sim.book.locked
+    if field == "free":
+        account["USDT"] = Decimal(-5)
+    else:  # free as ever, what is locked negative: a total below zero
+        account["BTC"], locked["BTC"] = Decimal(1), Decimal(-3)
+    asset = "USDT" if field == "free" else "BTC"
+    with pytest.raises(BadAnswer, match=rf"balance {asset}\.{field}: must be at least 0"):
+        ex.get_balance("USDT") if field == "free" else ex.fetch_positions()
+    if field == "free":
+        with pytest.raises(BadAnswer) as info:
+            ex.get_balances(["BTC", "USDT"])
+        if name == "binance":  # as the README quotes it
+            said = str(info.value).removeprefix("the exchange answered a number Kobe refuses: ")
+            assert f"`{said}`" in " ".join(README.split()), said
 
 
 def test_an_unreadable_answer_is_asked_again(ex: CcxtExchange, name: str, sim: Any) -> None:

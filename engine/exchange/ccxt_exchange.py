@@ -50,7 +50,7 @@ from engine.exchange.ccxt_client import RESEND_AFTER_S
 from engine.exchange.ccxt_parse import ZERO, dec, dec0, market_rules, to_order, utc_ms
 from engine.exchange.retry import place_order_once
 from engine.money import floor_to_step
-from engine.untrusted import clean_message
+from engine.untrusted import clean_message, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +145,20 @@ class CcxtExchange(CcxtAttachedExits):
         return balance
 
     def get_balance(self, asset: str) -> Decimal:
-        return dec0((self._balance().get(asset) or {}).get("free"), signed=True)
+        return self.get_balances([asset])[asset]
 
     def get_balances(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        """What is free of each asset. An amount below zero is a malformed answer
+        (:class:`BadAnswer`, naming the asset and the field), never an amount to size with."""
         balance = self._balance()
-        return {a: dec0((balance.get(a) or {}).get("free"), signed=True) for a in assets}
+        return {a: self._amount(a, "free", (balance.get(a) or {}).get("free")) for a in assets}
 
     def _totals(self) -> dict[str, Decimal]:
         totals = self._balance().get("total") or {}
-        return {asset: dec0(v, signed=True) for asset, v in totals.items()}
+        return {asset: self._amount(asset, "total", v) for asset, v in totals.items()}
+
+    def _amount(self, asset: str, field: str, value: Any) -> Decimal:
+        return dec0(value, field=f"{self.name}: balance {clean_text(asset)}.{field}")
 
     def fetch_ticker(self, symbol: str) -> Ticker:
         self.load_markets()

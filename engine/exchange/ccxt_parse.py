@@ -49,21 +49,21 @@ STATUS_MAP = {
 }
 
 
-def dec(value: Any, *, signed: bool = False) -> Decimal | None:
+def dec(value: Any, *, signed: bool = False, field: str = "exchange reply") -> Decimal | None:
     """A Decimal from what ccxt returns (str, int or float; never through binary), through the
     one bounded parser for outside numbers. A value that is not a plain, finite, bounded number,
-    or a negative one where only ``signed`` values (fees, balances) may be, fails the call
-    (:class:`BadAnswer`) rather than becoming zero."""
+    or a negative one where only ``signed`` values (fees) may be, fails the call
+    (:class:`BadAnswer`, naming ``field``) rather than becoming zero."""
     if value is None or value == "":
         return None
     try:
-        return parse_decimal(value, "exchange reply", minimum=None if signed else ZERO)
+        return parse_decimal(value, field, minimum=None if signed else ZERO)
     except BadNumber as exc:
         raise BadAnswer(f"the exchange answered a number Kobe refuses: {exc}") from None
 
 
-def dec0(value: Any, *, signed: bool = False) -> Decimal:
-    found = dec(value, signed=signed)
+def dec0(value: Any, *, signed: bool = False, field: str = "exchange reply") -> Decimal:
+    found = dec(value, signed=signed, field=field)
     return ZERO if found is None else found
 
 
