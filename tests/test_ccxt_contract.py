@@ -513,6 +513,60 @@ def test_429_read_waits_retry_after(ex: CcxtExchange, sim: BinanceSim, sleeps: S
     assert sleeps == [2.0, 2.0]
 
 
+@pytest.mark.parametrize(
+    ("header", "waited"),
+    [
+        ("1.5", 1.5),  # seconds as a decimal fraction: waited as such
+        ("86400", 3600.0),  # a day: waited as an hour at most (here: beyond the budget, below)
+        ("soon", None),  # text: the backoff
+        ("inf", None),
+        ("nan", None),
+        ("-3", None),
+        ("1e999", None),
+        ("", None),
+    ],
+)
+def test_a_retry_after_is_bounded_and_anything_else_is_the_backoff(
+    make_exchange: ExchangeFactory,
+    sim: BinanceSim,
+    sleeps: Sleeps,
+    header: str,
+    waited: float | None,
+) -> None:
+    """Retry-After is outside data: seconds (a fraction too) waited up to an hour, anything
+    else ignored for Kobe's own backoff; never a crash, never an endless or negative wait."""
+    ex = make_exchange(max_total_s=5000.0)
+    sim.inject(status=429, retry_after=header, path="/api/v3/account", times=2)  # type: ignore[arg-type]
+    assert ex.get_balance("USDT") == Decimal(10000)
+    assert len(sleeps) == 2
+    if waited is None:
+        assert all(0.01 <= pause <= 0.05 for pause in sleeps), sleeps
+    else:
+        assert sleeps == [waited, waited]
+
+
+def test_a_retry_after_http_date_is_the_wait_until_then_on_the_wall_clock() -> None:
+    """RFC 9110 also allows a date: the wait until it, read on the injected wall clock, at
+    most an hour; a date passed is no wait; a date Kobe cannot read is the backoff (None)."""
+    now = 1_445_412_470.0  # 2015-10-21 07:27:50 UTC
+    exchange = CcxtExchange("binance", api_url="http://127.0.0.1:9", epoch_s=lambda: now)
+    for header, wait in [
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0),
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 10.0),  # UTC, the zone of its source unknown
+        ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),
+        ("Thu, 22 Oct 2015 07:28:00 GMT", 3600.0),
+        ("Wed, 99 Oct 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 99999 07:28:00 GMT", None),
+    ]:
+        exchange.ccxt.last_response_headers = {"Retry-After": header}
+        assert exchange._retry_after() == wait, header
+    for reset in ("inf", "-1", "1e999", "x"):  # Bybit's reset moment: the same bounds
+        exchange.ccxt.last_response_headers = {"X-Bapi-Limit-Reset-Timestamp": reset}
+        assert exchange._retry_after() is None, reset
+    exchange.ccxt.last_response_headers = {"X-Bapi-Limit-Reset-Timestamp": "9" * 20}
+    assert exchange._retry_after() == 3600.0
+
+
 def test_retry_after_beyond_the_budget_fails_at_once(
     ex: CcxtExchange, sim: BinanceSim, sleeps: Sleeps
 ) -> None:

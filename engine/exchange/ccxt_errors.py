@@ -8,8 +8,10 @@ data. ccxt's module is passed in, never imported here (paper mode never loads it
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from engine.exchange.base import (
@@ -25,8 +27,9 @@ from engine.exchange.base import (
     RateLimited,
     RequestTimeout,
 )
+from engine.exchange.retry import capped_wait, parse_retry_after
 from engine.secrets import redact
-from engine.untrusted import clean_message
+from engine.untrusted import BadNumber, clean_message, parse_decimal
 
 # Exchange error codes mapped by code where ccxt falls back to a plain ExchangeError (Binance with a
 # custom base URL; Bybit's system error, which its docs say to retry).
@@ -83,21 +86,24 @@ def _exchange_reason(message: str) -> str:
 
 def retry_after(headers: Any, epoch_s: Callable[[], float]) -> float | None:
     """The exchange's retry hint in the last answer's ``headers``, in seconds: ``Retry-After``
-    (Binance), or Bybit's ``X-Bapi-Limit-Reset-Timestamp`` (when the limit resets, in epoch
-    milliseconds, read against the wall clock ``epoch_s``)."""
+    (Binance; seconds or an HTTP date, :func:`parse_retry_after`), or Bybit's
+    ``X-Bapi-Limit-Reset-Timestamp`` (when the limit resets, in epoch milliseconds, read against
+    the wall clock ``epoch_s``). Outside data: at most an hour; None (Kobe's own backoff) for
+    anything it cannot read."""
     try:
         found = {str(k).lower(): v for k, v in (headers or {}).items()}
     except AttributeError:
         return None
-    try:
-        if "retry-after" in found:
-            return max(0.0, float(found["retry-after"]))
-        if "x-bapi-limit-reset-timestamp" in found:
-            reset_ms = float(found["x-bapi-limit-reset-timestamp"])
-            return max(0.0, reset_ms / 1000 - epoch_s())
-    except (TypeError, ValueError):
-        return None
-    return None
+    wait: Decimal | None = None
+    if "retry-after" in found:
+        wait = parse_retry_after(found["retry-after"], epoch_s)
+    elif "x-bapi-limit-reset-timestamp" in found:
+        with contextlib.suppress(BadNumber):
+            reset_ms = parse_decimal(
+                found["x-bapi-limit-reset-timestamp"], "reset", minimum=Decimal(0)
+            )
+            wait = capped_wait(reset_ms / 1000 - Decimal(str(epoch_s())))
+    return None if wait is None else float(wait)
 
 
 def map_error(

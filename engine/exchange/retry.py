@@ -23,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -50,16 +52,28 @@ UnknownHook = Callable[[str, str], None]
 MAX_RETRY_AFTER_S = Decimal(3600)
 
 
-def parse_retry_after(value: object) -> Decimal | None:
+def parse_retry_after(value: object, epoch_s: Callable[[], float] = time.time) -> Decimal | None:
     """A server's ``Retry-After`` (or Telegram's ``retry_after``) in seconds, from outside: a
-    bounded number (:func:`engine.untrusted.parse_decimal`), waited at most an hour (a longer wait
-    is waited as an hour, then the server is asked again). None when it is no number of seconds
-    (an HTTP date, a negative or non-finite number, text): the caller backs off instead."""
+    bounded number (:func:`engine.untrusted.parse_decimal`; a fraction too), or an HTTP date (the
+    wait until then on the wall clock ``epoch_s``; one passed is no wait). Waited at most an hour:
+    a longer wait is waited as an hour, then the server is asked again. None when it is neither
+    (a negative or non-finite number, text): the caller backs off instead."""
     try:
-        seconds = parse_decimal(value, "retry_after", minimum=Decimal(0))
+        return capped_wait(parse_decimal(value, "retry_after", minimum=Decimal(0)))
     except BadNumber:
+        pass
+    try:
+        until = parsedate_to_datetime(str(value)[:64])
+        if until.tzinfo is None:  # "-0000": a time in UTC, its source unknown
+            until = until.replace(tzinfo=UTC)
+        return capped_wait(Decimal(str(until.timestamp())) - Decimal(str(epoch_s())))
+    except (TypeError, ValueError, IndexError, OverflowError, ArithmeticError):
         return None
-    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+def capped_wait(seconds: Decimal) -> Decimal:
+    """A wait the server asked for, from 0 (a moment passed) to :data:`MAX_RETRY_AFTER_S`."""
+    return min(max(seconds, Decimal(0)), MAX_RETRY_AFTER_S)
 
 
 _PLACING = threading.local()
