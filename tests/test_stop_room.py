@@ -16,8 +16,9 @@ from engine.exchange.base import BadAnswer, Exchange, OrderType, Side
 from engine.exchange.ccxt_parse import market_rules
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Router
-from tests.conftest import ROOT
+from tests.conftest import ROOT, CliRunner
 from tests.test_paper_fidelity import binance_venue, fidelity_sim, paper_exchange, router_for
+from tests.test_request_budget import FINANCE
 
 D = Decimal
 SYMBOL = "SOL/USDT"
@@ -113,3 +114,19 @@ def test_a_stop_limit_the_exchange_states_oddly_leaves_its_market_out(value: obj
     assert market_rules(market, tick_size=True).max_stop_orders == 5
     market["info"] = {"filters": "odd"}  # no such filter stated: no limit known
     assert market_rules(market, tick_size=True).max_stop_orders is None
+
+
+def test_kobe_trade_says_it_and_sends_nothing(cli: CliRunner, workdir: Path) -> None:
+    """On paper, the CLI: five trades with TP/SL on BTC/USDT, the sixth refused (exit 1) with
+    the limit named, and nothing journaled for it."""
+    (workdir / "kobe.toml").write_text(FINANCE)  # cex_binance: 200 USDT
+    buy = ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"]
+    exits = ["--sl", "80000", "--tp", "110000", "--yes"]
+    for _ in range(5):
+        r = cli(*buy, *exits)
+        assert r.code == 0, r.err + r.out
+    before = _intents(workdir / "data")
+    r = cli(*buy, *exits)
+    assert r.code == 1 and "MAX_NUM_ALGO_ORDERS 5" in r.out + r.err, r.out + r.err
+    assert _intents(workdir / "data") == before
+    assert cli(*buy, "--yes").code == 0  # without TP/SL it goes
