@@ -320,7 +320,7 @@ def first_then(first: Behaviour, result: Any) -> Behaviour:
 
 
 @pytest.mark.parametrize("given", ["nan", "inf", "-3", "Wed, 21 Oct 2015 07:28:00 GMT"])
-def test_a_retry_after_that_is_no_number_of_seconds_backs_off_instead(
+def test_a_retry_after_unreadable_or_past_waits_at_most_the_backoff(
     node: tuple[HostileNode, str], given: str
 ) -> None:
     state, url = node
