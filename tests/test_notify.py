@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -628,6 +629,70 @@ def test_notify_test_reports_each_channel(cli: CliRunner, workdir: Path, sim: No
         r.out.splitlines()
         == readme.split("```\n$ kobe notify test\n")[1].split("```")[0].splitlines()
     )
+    no_canary_in(r.out, r.err)
+
+
+class Hanging:
+    """A local endpoint that accepts connections and never answers; it notes when each came."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[float] = []
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            self.accepted.append(time.monotonic())
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_notify_test_tries_the_channels_at_once_not_one_after_the_other(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """Two endpoints that hang: the command takes about one channel's time (its attempts, each
+    cut at the timeout), not the sum."""
+    tg, hook = Hanging(), Hanging()
+    try:
+        write_toml(
+            workdir, '[exchange]\ntimeout_ms = 300\n[notify]\nchannels = ["telegram", "webhook"]\n'
+        )
+        env = {
+            "KOBE_TELEGRAM_API_URL": f"http://127.0.0.1:{tg.port}",
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_CHAT_ID": CHAT,
+            "KOBE_WEBHOOK_URL": f"http://127.0.0.1:{hook.port}/hook",
+            "KOBE_WEBHOOK_SECRET": HOOK_KEY,
+        }
+        start = time.monotonic()
+        r = cli("notify", "test", env=env)
+        elapsed = time.monotonic() - start
+    finally:
+        tg.close()
+        hook.close()
+    assert r.code == 1
+    lines = r.out.splitlines()  # each result, in the order of [notify] channels
+    assert lines == [
+        "  FAIL  telegram: no answer within 0.3s",
+        "  FAIL  webhook: no answer within 0.3s",
+    ]
+    assert len(tg.accepted) == len(hook.accepted) == 3  # every attempt made, on each
+    # both started together (one after the other: the webhook waits for telegram's 3 timeouts
+    # and 2 backoffs, over 3 s)
+    assert abs(tg.accepted[0] - hook.accepted[0]) < 1.0
+    # the whole command: about one channel's time, well under the two channels' times added
+    one = [c.accepted[-1] - c.accepted[0] + 0.3 for c in (tg, hook)]
+    assert elapsed < 0.75 * sum(one), (elapsed, one)
     no_canary_in(r.out, r.err)
 
 
