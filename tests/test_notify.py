@@ -396,7 +396,8 @@ def test_outbox_notes_survive_a_restart_and_are_sent_once(workdir: Path, sim: No
 def test_the_outbox_is_bounded_but_a_trip_is_always_kept_and_goes_first(
     workdir: Path, sim: NotifySim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An error every tick during a long outage: the outbox stops growing at its cap (what it
+    """A different error every tick during a long outage (the same one repeated is held before
+    the outbox: tests/test_notify_repeats.py): the outbox stops growing at its cap (what it
     refuses is counted and said), yet a kill-switch trip is always taken, and sent first."""
     from engine.notify import outbox
 
@@ -404,8 +405,8 @@ def test_the_outbox_is_bounded_but_a_trip_is_always_kept_and_goes_first(
     sim.down()
     n = notifier(workdir, sim, OUTBOX_TOML)
     try:
-        for i in range(100):  # an error every tick, each its own
-            n.publish(note("engine_error", f"venue down #{i}", severity="error"))
+        for i in range(100):  # an error every tick, each its own (an order id tells them apart)
+            n.publish(note("engine_error", f"venue down, order o{i}", severity="error"))
         trip = Note.make(
             "kill_switch", "critical", T0, "paper", "Kill switch TRIPPED", "drawdown 21%",
             note_id="kill_switch:TRIPPED:2026-01-01T00:00:00Z", venue="binance",
@@ -428,10 +429,10 @@ def test_the_outbox_is_bounded_but_a_trip_is_always_kept_and_goes_first(
         n.close()
     texts = sim.texts()
     at = [i for i, t in enumerate(texts) if "Kill switch TRIPPED" in t]
-    last_error = [i for i, t in enumerate(texts) if "venue down #29" in t]
+    last_error = [i for i, t in enumerate(texts) if "venue down, order o29" in t]
     # the message in flight when it came aside, the trip goes first, before the older errors
     assert at[0] <= 1 and at[0] < last_error[0], texts
-    assert sum(t.count("venue down #") for t in texts) == 30
+    assert sum(t.count("venue down, order o") for t in texts) == 30
     (notice,) = [t for t in texts if "notifications dropped" in t]
     assert "71 notifications dropped" in notice and "70 engine_error, 1 kill_switch" in notice
 

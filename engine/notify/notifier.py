@@ -16,7 +16,8 @@ turns, on the engine's thread and without any I/O but an outbox append:
   ``heartbeat_hours`` a heartbeat (both on the engine's clock: a stuck engine sends neither).
 
 ``kill_switch``, ``protection_lost`` and ``engine_error`` go through the outbox; the others
-through each channel's bounded queue.
+through each channel's bounded queue. Before either, :class:`~engine.notify.repeats.Repeats`
+holds what repeats within a window (an error every tick) and says it once, with its count.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from engine.notify import outbox
 from engine.notify.channels import Channel, build_channels
 from engine.notify.notes import Note, severity_at_least
 from engine.notify.outbox import Outbox
+from engine.notify.repeats import WINDOW as REPEAT_WINDOW
+from engine.notify.repeats import Repeats
 from engine.notify.sender import NOTIFY_RETRY, ChannelStatus, ChannelWorker
 from engine.risk import KillState, RiskSnapshot
 from engine.router import entry_of
@@ -84,6 +87,7 @@ class Notifier:
         wall_clock: Callable[[], datetime] = utc_now,
         policy: RetryPolicy = NOTIFY_RETRY,
         close_timeout_s: float = 1.5,
+        repeat_window: timedelta = REPEAT_WINDOW,
     ) -> None:
         self.cfg = settings.config.notify
         self.mode = settings.mode.value.upper()
@@ -114,6 +118,7 @@ class Notifier:
         ]
         for w in self.workers:
             self.statuses[w.name] = w.status
+        self.repeats = Repeats(repeat_window)
         self._kill: KillState | None = None
         self._risk: RiskSnapshot | None = None
         self._finance: set[str] = set()
@@ -154,6 +159,8 @@ class Notifier:
     def close(self) -> None:
         """Stop the senders: what is queued gets ``close_timeout_s`` seconds in all to go out
         (every channel at once); the outbox keeps its notes for the next start."""
+        for held in self.repeats.flush():  # the repeats held: said, never lost
+            self._dispatch(held)
         deadline = time.monotonic() + self.close_timeout_s
         for w in self.workers:
             w.begin_close()
@@ -187,9 +194,15 @@ class Notifier:
             wanted = False
         if not wanted or self.outbox is None:
             return
+        if note.kind in DURABLE and self.outbox.known(note.id):
+            return  # said already (a restart sees the same kill-switch change again)
+        for out in self.repeats.admit(note):  # a repeat is held, counted, said later
+            self._dispatch(out)
+
+    def _dispatch(self, note: Note) -> None:
+        if self.outbox is None:
+            return
         if note.kind in DURABLE:
-            if self.outbox.known(note.id):
-                return
             if not self.outbox.has_room(note):
                 for w in self.workers:
                     w.count_dropped(note.kind, f"outbox ({outbox.MAX_PENDING})")
@@ -203,6 +216,8 @@ class Notifier:
 
     def on_event(self, event: EngineEvent) -> None:
         """The runtime's subscriber (the engine's thread)."""
+        for due in self.repeats.due(event.time):  # a window ended: its repeats said
+            self._dispatch(due)
         for note in self.notes_for(event):
             self.publish(note)
 
