@@ -171,6 +171,12 @@ class InvalidOrder(ExchangeError):
         self.reason = reason
 
 
+class DuplicateClientId(InvalidOrder):
+    """The exchange refused the order because it already holds one with its client id (Binance
+    "Duplicate order sent.", Bybit 170141 / 110072 / 10014, OKX 51016): an earlier request of
+    the same order may have landed. Never a plain refusal: the order is looked up by that id."""
+
+
 class OrderNotFound(ExchangeError):
     """No such order (unknown id, or already gone)."""
 

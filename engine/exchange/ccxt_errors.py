@@ -17,6 +17,7 @@ from typing import Any
 from engine.exchange.base import (
     AuthenticationError,
     BadAnswer,
+    DuplicateClientId,
     ExchangeError,
     ExchangeUnavailable,
     InsufficientFunds,
@@ -51,6 +52,22 @@ EXCHANGE_CODES: dict[str, dict[int, type[ExchangeError]]] = {
     "binance": BINANCE_CODES,
     "bybit": {10016: ExchangeUnavailable},  # "System error. Please try again later."
     "okx": {},
+}
+
+# Codes that say "too many requests" whatever class ccxt gives them (OKX's order rate limit is a
+# plain ExchangeError there, Bybit's "too many new orders" an InvalidOrder): nothing was done,
+# waited for and asked again, never taken for a refusal or an unknown outcome.
+RATE_LIMIT_CODES: dict[str, frozenset[int]] = {
+    "binance": frozenset({-1003, -1015}),  # too many requests; too many new orders
+    "bybit": frozenset({10006, 10018, 170005, 170222}),
+    "okx": frozenset({50011, 50061}),
+}
+
+# Codes that say the exchange already holds an order with this client id (its words vary).
+DUPLICATE_CODES: dict[str, frozenset[int]] = {
+    "binance": frozenset(),  # -2010 "Duplicate order sent.": only its words tell it apart
+    "bybit": frozenset({10014, 12141, 110072, 170141}),
+    "okx": frozenset({51016}),
 }
 
 # The exchange's own code and words in an error body: OKX's per-order sCode/sMsg first (its
@@ -114,7 +131,8 @@ def map_error(
     message = clean_message(redact(str(exc)))  # the exchange's words are data
     reason = _exchange_reason(message)
     code = _exchange_code(message)
-    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+    limited = code is not None and code in RATE_LIMIT_CODES[name]
+    if limited or isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         if code in (-2015, -2014, -1022):  # ccxt calls a later -2015 a ban; it is the key
             return AuthenticationError(f"{name}: {reason}")
         found = _STATUS_RE.search(message)
@@ -137,6 +155,10 @@ def map_error(
         return NetworkError(f"{name}: network error ({message})")
     if isinstance(exc, ccxt.AuthenticationError):
         return AuthenticationError(f"{name}: authentication failed: {reason}")
+    if isinstance(exc, ccxt.ExchangeError) and (
+        (code is not None and code in DUPLICATE_CODES[name]) or "duplicate" in reason.lower()
+    ):
+        return DuplicateClientId(f"{name}: {reason}")
     if isinstance(exc, ccxt.InsufficientFunds):
         return InsufficientFunds(f"{name}: insufficient funds: {reason}")
     if isinstance(exc, ccxt.OrderNotFound):

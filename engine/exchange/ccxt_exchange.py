@@ -28,15 +28,16 @@ from typing import Any
 
 from engine.exchange.base import (
     BadAnswer,
+    DuplicateClientId,
     ExchangeError,
     ExchangeUnavailable,
-    InsufficientFunds,
     InvalidOrder,
     MarketRules,
     NotSupported,
     OcoResult,
     Order,
     OrderNotFound,
+    OrderOutcomeUnknown,
     OrderStatus,
     OrderType,
     Position,
@@ -269,13 +270,14 @@ class CcxtExchange(CcxtAttachedExits):
                     raise ExchangeUnavailable(
                         f"{self.name}: placed; reading it failed: {exc}"
                     ) from exc
-            except (InvalidOrder, InsufficientFunds) as exc:
-                # A re-send refused as a duplicate of our own client id: the first one is there
-                # (Binance "Duplicate order sent.", Bybit 170141, OKX 51016).
-                if "duplicate" not in str(exc).lower():
-                    raise
+            except DuplicateClientId as exc:
+                # refused as a duplicate of our own client id: an earlier request landed
                 found = self._by_client_id_raw(client_id, symbol)
-                if found is None or (found.side, found.qty) != (side, amount):
+                if found is None:  # not listed yet: placed as far as anyone knows
+                    raise OrderOutcomeUnknown(
+                        client_id, f"{exc}; no look-up by that id finds the order yet"
+                    ) from exc
+                if (found.side, found.qty) != (side, amount):
                     raise  # the id is held by another order (an older one): a refusal
                 return found
             return to_order(data, client_id)

@@ -106,10 +106,13 @@ class RetryPolicy:
         return delay + self.jitter_s * self.rand()
 
     def wait_for(self, exc: BaseException | None, attempt: int) -> float:
-        """The exchange's ``Retry-After`` when it gave one, else the backoff."""
+        """The exchange's ``Retry-After`` when it gave one, never less than the backoff: a
+        hint of 0 (or a reset time already past, or no number) never makes the retries a burst
+        of requests into the limit just hit."""
+        backoff = self.backoff(attempt)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return max(float(exc.retry_after), 0.0)
-        return self.backoff(attempt)
+            return max(backoff, float(exc.retry_after))
+        return backoff
 
 
 def describe(exc: BaseException) -> str:

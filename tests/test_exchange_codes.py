@@ -1,0 +1,209 @@
+"""What an exchange's error codes mean for an order, attacked as an exchange would answer them.
+
+The real ccxt drives ``CcxtExchange`` (and ``kobe``, testnet mode, ``KOBE_EXCHANGE_URL``) against
+each exchange's simulator on 127.0.0.1 (the test ids carry the exchange's name:
+``pytest -k "bybit or okx"``):
+
+- "duplicate client order id" (Bybit 170141 / 110072 / 10014 / 12141, OKX 51016, Binance's
+  "Duplicate order sent."): an earlier request of the same order landed. Told by the code, not
+  the words; looked up by the client id, never a refusal, never a second order; not found yet:
+  the outcome is unknown (journaled so), and the next start finds the order.
+- "too many requests / orders" (Bybit 10006 / 170005, OKX 50011 / 50061, Binance -1015): nothing
+  was done; waited for and sent again within the retry budget, never a refusal, never an unknown
+  outcome; a retry hint of nothing (0, a reset time already past) never makes the retries a burst.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.exchange.base import OrderOutcomeUnknown, OrderStatus, OrderType, RateLimited, Side
+from engine.exchange.ccxt_exchange import CcxtExchange
+from tests import bybit_sim
+from tests import test_ccxt_contract_v5 as v5
+from tests import test_venue_faults as faults
+from tests.conftest import CliRunner
+from tests.test_ccxt_contract import Sleeps
+from tests.test_trade_testnet_v5 import trade_args as v5_trade_args
+
+name = faults.name  # the fixtures: each test runs against Binance's, Bybit's and OKX's simulators
+sim = faults.sim
+default_env = faults.default_env
+make_exchange = faults.make_exchange
+ex = faults.ex
+sleeps = faults.sleeps
+unknown = faults.unknown
+
+BTC = "BTC/USDT"
+QTY = Decimal("0.001")
+CREATE = faults.CREATE
+
+
+def refusal(name: str, code: int, words: str) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of an order refusal the way each exchange words one."""
+    if name == "binance":
+        return 400, {"code": code, "msg": words}
+    if name == "bybit":
+        return 200, {"retCode": code, "retMsg": words, "result": {}, "retExtInfo": {}, "time": 0}
+    data = [{"ordId": "", "clOrdId": "", "tag": "", "sCode": str(code), "sMsg": words}]
+    return 200, {"code": "1", "msg": "All operations failed", "data": data}
+
+
+# (exchange, code, words): the exchanges' own words, and none at all (the code decides)
+DUPLICATES = [
+    ("binance", -2010, "Duplicate order sent."),
+    ("bybit", 170141, "Duplicate clientOrderId."),
+    ("bybit", 170141, ""),
+    ("bybit", 110072, "OrderLinkedID is duplicate"),
+    ("bybit", 110072, ""),
+    ("bybit", 10014, ""),
+    ("bybit", 12141, ""),
+    ("okx", 51016, "Duplicated clOrdId"),
+    ("okx", 51016, ""),
+]
+
+
+def _with(name: str, cases: list[tuple[str, int, str]]) -> list[tuple[int, str]]:
+    return [(code, words) for exchange, code, words in cases if exchange == name]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_a_duplicate_refusal_of_a_placed_order_is_that_order_whatever_its_words(
+    ex: CcxtExchange, name: str, sim: Any, case: int
+) -> None:
+    """The exchange places the order and answers "duplicate client id" (its answer to an earlier
+    request that landed, or a re-send's): Kobe looks it up by that id and has the one order.
+    Before: the code alone (words empty or unlike "duplicate") was taken for a plain refusal."""
+    cases = _with(name, DUPLICATES)
+    if case >= len(cases):
+        pytest.skip(f"{name} has {len(cases)} wordings")
+    code, words = cases[case]
+    body = json.dumps(refusal(name, code, words)[1])
+    sim.inject("rewrite", method="POST", path=CREATE[name], rewrite=lambda _: body)
+    order = ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
+    assert order.status is OrderStatus.OPEN and order.qty == QTY
+    assert sim.orders_created == 1 and sim.count("POST", CREATE[name]) == 1
+
+
+def test_a_duplicate_refusal_whose_order_no_look_up_finds_yet_is_unknown_not_refused(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    """A "duplicate" refusal says the exchange holds the id; a look-up that does not list it yet (a lagging
+    read) does not make that a refusal: the outcome is unknown, and nothing is sent again."""
+    code, words = _with(name, DUPLICATES)[0]
+    status, body = refusal(name, code, words)
+    sim.inject(status=status, body=body, method="POST", path=CREATE[name])
+    with pytest.raises(OrderOutcomeUnknown, match="no look-up by that id finds the order"):
+        ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
+    assert sim.count("POST", CREATE[name]) == 1
+
+
+def _lagging_lookups(name: str, sim: Any) -> None:
+    """Every look-up by client id answers "no such order" (the exchange's read lags its book)."""
+    if name == "binance":
+        sim.inject(
+            status=400, body={"code": -2013, "msg": "Order does not exist."}, method="GET",
+            path=faults.LOOKUP[name], query="origClientOrderId", times=100,
+        )  # fmt: skip
+    elif name == "bybit":
+        empty = {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": []}}
+        for path in (bybit_sim.ORDER_REALTIME, bybit_sim.ORDER_HISTORY):
+            sim.inject(
+                status=200, body=empty, method="GET", path=path, query="orderLinkId", times=100
+            )
+    else:
+        sim.inject(
+            status=200, body={"code": "51603", "msg": "Order does not exist", "data": []},
+            method="GET", path=faults.LOOKUP[name], query="clOrdId", times=100,
+        )  # fmt: skip
+
+
+def test_a_placed_entry_refused_as_a_duplicate_is_found_by_the_next_run_never_sent_twice(
+    cli: CliRunner, workdir: Path, name: str, sim: Any, default_env: dict[str, str]
+) -> None:
+    """`kobe trade`: the exchange places the entry, answers "duplicate client id", and its reads
+    do not list the order yet. Before: journaled as refused (its exits dropped) while the
+    exchange held it: a position nobody guarded. Now: journaled unknown; the next `kobe run`
+    finds it by its client id, books its fill and puts its exits in place; one entry, ever."""
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    args = faults.TRADE if name == "binance" else v5_trade_args(v5.VENUES[name])
+    code, words = _with(name, DUPLICATES)[0]
+    body = json.dumps(refusal(name, code, words)[1])
+    sim.inject("rewrite", method="POST", path=CREATE[name], rewrite=lambda _: body)
+    _lagging_lookups(name, sim)
+    r = cli(*args, env=default_env)
+    assert r.code != 0 and "outcome unknown" in r.err, (r.code, r.err)
+    events = [(e["event"], e["status"]) for e in faults._journal(workdir)]
+    assert events == [("intent", "new"), ("unknown", "unknown")], events
+    assert sim.orders_created == 1
+    sim.faults.clear()  # the exchange's reads catch up
+    r = cli("run", "--headless", "--duration", "0.8", "--tick", "0.4", env=default_env)
+    assert r.code == 0, r.err
+    cid = faults._journal(workdir)[0]["client_id"]
+    entry = [e["event"] for e in faults._journal(workdir) if e["client_id"] == cid]
+    assert entry[:4] == ["intent", "unknown", "ack", "fill"], entry
+    [position] = json.loads(cli("positions", "--json", env=default_env).out)
+    assert position["protection"] == "exchange", position
+    assert sim.orders_created == (3 if name == "binance" else 1)  # (+ Binance's OCO legs)
+    assert sim.count("POST", CREATE[name]) == 1
+
+
+# (exchange, code, words): "too many requests / new orders", whatever class ccxt gives them
+RATE_LIMITS = [
+    ("binance", -1015, "Too many new orders; current limit is 50 orders per 10 SECOND."),
+    ("bybit", 10006, "Too many visits!"),
+    ("bybit", 170005, "Too many new orders; current limit is 20 orders per 1 second."),
+    ("okx", 50011, "Rate limit reached. Please refer to API documentation and throttle."),
+    ("okx", 50061, "You've reached the maximum order rate limit for this account."),
+]
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_an_order_rate_limit_is_waited_for_and_the_order_sent_once(
+    ex: CcxtExchange,
+    name: str,
+    sim: Any,
+    sleeps: Sleeps,
+    unknown: list[tuple[str, str]],
+    case: int,
+) -> None:
+    """Before: OKX's 50061 was an unknown outcome (no retry, journaled unknown), Bybit's 170005
+    and Binance's -1015 a refusal of the order."""
+    cases = _with(name, RATE_LIMITS)
+    if case >= len(cases):
+        pytest.skip(f"{name} has {len(cases)} codes here")
+    code, words = cases[case]
+    status, body = refusal(name, code, words)
+    sim.inject(status=status, body=body, method="POST", path=CREATE[name])
+    order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
+    assert order.status is OrderStatus.FILLED
+    assert sim.count("POST", CREATE[name]) == 2 and sim.orders_created == 1
+    assert unknown == [] and len(sleeps) == 1 and sleeps[0] >= 0.01  # the backoff at least
+
+
+@pytest.mark.parametrize("hint", ["0", "past", "-5"])
+def test_a_rate_limit_hint_of_no_wait_never_makes_the_retries_a_burst(
+    make_exchange: Any, name: str, sim: Any, sleeps: Sleeps, hint: str
+) -> None:
+    """Each retry of a rate-limited read waits at least its backoff, doubling, whatever the
+    exchange's hint says (Binance's ``Retry-After: 0``, Bybit's reset time already past). Before:
+    four retries at once, straight back into the limit."""
+    exchange = make_exchange(max_attempts=4, base_delay_s=0.5, jitter_s=0.0)
+    exchange.load_markets()
+    if name == "bybit":
+        reset = str(sim.now_ms() - 5000) if hint == "past" else hint
+        headers = {"X-Bapi-Limit-Reset-Timestamp": reset}
+    else:
+        headers = {"Retry-After": "0" if hint == "past" else hint}
+    status, body = refusal(name, *next((c, w) for n, c, w in RATE_LIMITS if n == name))
+    status = 429 if name != "bybit" else status
+    sim.inject(status=status, body=body, headers=headers, path=faults.BALANCE[name], times=10)
+    with pytest.raises(RateLimited):
+        exchange.get_balance("USDT")
+    assert sim.count("GET", faults.BALANCE[name]) == 4
+    assert sleeps == [0.5, 1.0, 2.0], sleeps
