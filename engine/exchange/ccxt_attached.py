@@ -14,7 +14,18 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from engine.exchange.base import AttachedRef, Order, OrderNotFound, OrderStatus, OrderType
+from engine.exchange.base import (
+    AttachedRef,
+    AuthenticationError,
+    ExchangeError,
+    InsufficientFunds,
+    InvalidOrder,
+    NotSupported,
+    Order,
+    OrderNotFound,
+    OrderStatus,
+    OrderType,
+)
 from engine.exchange.ccxt_client import CcxtClient
 from engine.exchange.ccxt_parse import ZERO, dec, to_order
 
@@ -30,6 +41,16 @@ def _gone(like: Order, client_id: str, stop_price: Decimal | None, id: str = "")
         like, client_id=client_id, status=OrderStatus.CANCELED, filled=ZERO, avg_price=None,
         fee=ZERO, fee_asset="", fills=(), stop_price=stop_price, id=id or like.id,
     )  # fmt: skip
+
+
+def _okx_triggers(row: Mapping[str, Any]) -> dict[str, Decimal]:
+    """OKX: the take-profit and stop-loss triggers a row names (an entry's ``attachAlgoOrds``
+    item, an algo); a leg with no trigger is not there."""
+    return {
+        role: price
+        for role, key in (("tp", "tpTriggerPx"), ("sl", "slTriggerPx"))
+        if (price := dec(row.get(key))) is not None
+    }
 
 
 class CcxtAttachedExits(CcxtClient):
@@ -63,7 +84,15 @@ class CcxtAttachedExits(CcxtClient):
             return {}
         self.load_markets()
         read = self._bybit_legs if self.name == "bybit" else self._okx_legs
-        return self._read(lambda: read(symbol, refs), f"look up the exits on {symbol}")
+        try:
+            return self._read(lambda: read(symbol, refs), f"look up the exits on {symbol}")
+        except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
+            # a read the exchange refused (a retCode / sCode on it) says nothing of the exits:
+            # never their refusal, which would hand the position to the watchdog while the
+            # exchange still holds its TP/SL (two sells at the stop)
+            raise ExchangeError(
+                f"{self.name}: reading the TP/SL on {symbol} failed, their state is unknown: {exc}"
+            ) from exc
 
     def _bybit_legs(self, symbol: str, refs: Sequence[AttachedRef]) -> dict[str, list[Order]]:
         armed: list[Any] = self._raw(
@@ -136,13 +165,21 @@ class CcxtAttachedExits(CcxtClient):
         return out
 
     @staticmethod
-    def _okx_armed(raw: Mapping[str, Any], cid: str, triggers: dict[str, Decimal]) -> list[Order]:
-        order = to_order(raw)
-        return [
-            replace(order, client_id=f"{cid}{role}", type=OrderType.MARKET, price=None,
-                    status=OrderStatus.OPEN, filled=ZERO, stop_price=trigger)
-            for role, trigger in sorted(triggers.items())
-        ]  # fmt: skip
+    def _okx_armed(raw: Mapping[str, Any], cid: str, asked: dict[str, Decimal]) -> list[Order]:
+        """The legs an armed algo holds, at the triggers it lists itself; a leg the entry was
+        sent with that the algo no longer lists (dropped, or amended away) is gone: a
+        take-profit alone is no stop, whatever was asked."""
+        order = replace(to_order(raw), type=OrderType.MARKET, price=None)
+        held = _okx_triggers(raw.get("info") or {})
+        legs = {
+            role: replace(order, client_id=f"{cid}{role}", status=OrderStatus.OPEN,
+                          filled=ZERO, stop_price=trigger)
+            for role, trigger in held.items()
+        }  # fmt: skip
+        for role, trigger in asked.items():
+            if role not in held:
+                legs[role] = _gone(order, f"{cid}{role}", trigger)
+        return [legs[role] for role in sorted(legs)]
 
     def _okx_after(
         self, symbol: str, algo: Mapping[str, Any], cid: str, triggers: dict[str, Decimal]
@@ -182,11 +219,7 @@ class CcxtAttachedExits(CcxtClient):
         if known is None:
             info = self._find_raw(symbol, order_id=entry_id).get("info") or {}
             for attached in info.get("attachAlgoOrds") or []:
-                triggers = {
-                    role: price
-                    for role, key in (("tp", "tpTriggerPx"), ("sl", "slTriggerPx"))
-                    if (price := dec(attached.get(key))) is not None
-                }
+                triggers = _okx_triggers(attached)
                 if attached.get("attachAlgoId") and triggers:
                     known = (str(attached["attachAlgoId"]), triggers)
                     self._algos[entry_id] = known
