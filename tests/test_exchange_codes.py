@@ -22,9 +22,16 @@ from typing import Any
 
 import pytest
 
-from engine.exchange.base import OrderOutcomeUnknown, OrderStatus, OrderType, RateLimited, Side
+from engine.exchange.base import (
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    OrderStatus,
+    OrderType,
+    RateLimited,
+    Side,
+)
 from engine.exchange.ccxt_exchange import CcxtExchange
-from tests import bybit_sim
+from tests import bybit_sim, okx_sim
 from tests import test_ccxt_contract_v5 as v5
 from tests import test_venue_faults as faults
 from tests.conftest import CliRunner
@@ -207,3 +214,43 @@ def test_a_rate_limit_hint_of_no_wait_never_makes_the_retries_a_burst(
         exchange.get_balance("USDT")
     assert sim.count("GET", faults.BALANCE[name]) == 4
     assert sleeps == [0.5, 1.0, 2.0], sleeps
+
+
+# OKX answers a write with a top-level code and one item per order, each with its own sCode: a
+# code 0 (or 2, "partly done") whose item failed is that item's failure (ccxt reads the items of
+# a code 1 only)
+
+
+def _failed_item(code: str, words: str, top: str) -> dict[str, Any]:
+    item = {"ordId": "", "clOrdId": "", "tag": "", "sCode": code, "sMsg": words}
+    return {"code": top, "msg": "", "data": [item]}
+
+
+@pytest.mark.parametrize("top", ["0", "2"])
+def test_an_okx_order_whose_item_failed_under_code_0_is_that_refusal(
+    cli: CliRunner, workdir: Path, name: str, sim: Any, default_env: dict[str, str], top: str
+) -> None:
+    """Before: taken for an order (no id, ``rejected``): `kobe trade` ended 0, as if placed."""
+    if name != "okx":
+        pytest.skip("OKX's per-order sCode")
+    body = _failed_item("51008", "Order failed. Insufficient USDT balance in account.", top)
+    sim.inject(status=200, body=body, method="POST", path=CREATE[name])
+    r = cli(*v5_trade_args(v5.VENUES[name]), env=default_env)
+    assert r.code == 1 and "insufficient funds" in r.err.lower(), (r.code, r.err)
+    events = [(e["event"], e["status"]) for e in faults._journal(workdir)]
+    assert events == [("intent", "new"), ("reject", "rejected")], events
+    assert sim.orders_created == 0
+
+
+def test_an_okx_cancel_whose_item_failed_under_code_0_is_no_cancel(
+    ex: CcxtExchange, name: str, sim: Any
+) -> None:
+    """The order is still open: the cancel says so, never returns it as cancelled."""
+    if name != "okx":
+        pytest.skip("OKX's per-order sCode")
+    order = ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
+    body = _failed_item("51402", "Cancellation failed as the order is already completed.", "0")
+    sim.inject(status=200, body=body, method="POST", path=okx_sim.CANCEL)
+    with pytest.raises(OrderNotFound, match="nothing to cancel"):
+        ex.cancel_order(order.id, BTC)
+    assert sim.book.orders[order.id].status == "open"

@@ -19,6 +19,7 @@ Binance's -1013), never truncated silently. ``amount_to_precision`` rounds down 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -215,6 +216,24 @@ class CcxtExchange(CcxtAttachedExits):
 
     # -- writes ---------------------------------------------------------------------------------
 
+    def _item_done(self, answer: Any) -> Any:
+        """OKX: a write answered with code 0 (or 2, "partly done") whose item failed (its
+        ``sCode`` not 0; ccxt reads only a code 1's items) is that item's failure, mapped as
+        ccxt maps it (51008: insufficient funds), never an order with no id. Called inside
+        :meth:`_raw`, which maps ccxt's error."""
+        info = answer.get("info") if isinstance(answer, dict) else None
+        if not isinstance(info, dict):
+            return answer
+        code = str(info.get("sCode") or "0")
+        if self.name == "okx" and code != "0":
+            said = f"{self.name} {json.dumps(info)}"
+            self._ex.throw_exactly_matched_exception(self._ex.exceptions["exact"], code, said)
+            self._ex.throw_broadly_matched_exception(
+                self._ex.exceptions["broad"], info.get("sMsg"), said
+            )
+            raise self._ccxt.ExchangeError(said)
+        return answer
+
     def create_order(
         self,
         symbol: str,
@@ -255,13 +274,15 @@ class CcxtExchange(CcxtAttachedExits):
             request = {**extra, "clientOrderId": client_id}
             try:
                 data = self._raw(
-                    lambda: self._ex.create_order(
-                        symbol,
-                        type.value,
-                        side.value,
-                        _wire(amount),
-                        None if limit is None else _wire(limit),
-                        request,
+                    lambda: self._item_done(
+                        self._ex.create_order(
+                            symbol,
+                            type.value,
+                            side.value,
+                            _wire(amount),
+                            None if limit is None else _wire(limit),
+                            request,
+                        )
                     )
                 )
                 try:
@@ -390,10 +411,12 @@ class CcxtExchange(CcxtAttachedExits):
             nonlocal attempts
             attempts += 1
             if id.isdigit():
-                data = self._raw(lambda: self._ex.cancel_order(id, symbol))
+                data = self._raw(lambda: self._item_done(self._ex.cancel_order(id, symbol)))
             else:  # our client id
                 key = CLIENT_ID_PARAM[self.name]
-                data = self._raw(lambda: self._ex.cancel_order(None, symbol, {key: id}))
+                data = self._raw(
+                    lambda: self._item_done(self._ex.cancel_order(None, symbol, {key: id}))
+                )
             return to_order(self._settled(data, symbol))
 
         try:  # a part it filled: its fees, which the reply does not name (Binance's)
