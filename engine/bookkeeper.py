@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.book import SAVE_EVERY_BYTES, PositionBook
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from engine.risk import RiskEngine
 
 log = logging.getLogger(__name__)
+
+
+BOOKED_KEPT = 200  # trade ids remembered between catch-ups (and read back from trades.jsonl's tail)
 
 
 class WalletSink(Protocol):
@@ -56,13 +59,15 @@ class Bookkeeper:
         trades_path = book.data_dir / TRADES_FILE
         self._trades_path = trades_path
         # a crash can only have come between booking and the cache: a tail is enough; after a
-        # rebuild from the whole journal, the whole file is read, once, if a close is not in it
-        self._booked = {str(r.get("trade_id")) for r in tail_jsonl(trades_path, 200)}
+        # rebuild from the whole journal, the whole file is read, once, if a close is not in it.
+        # Only such a replay needs them: the book closes a position once, so a trade booked by a
+        # catch-up that returned never closes again in this process; the newest are kept
+        self._booked = _ids(tail_jsonl(trades_path, BOOKED_KEPT))
         self._read_all = not book.rebuilt
 
     def _already_booked(self, trade_id: str) -> bool:
         if trade_id not in self._booked and not self._read_all:
-            self._booked |= {str(r.get("trade_id")) for r in iter_jsonl(self._trades_path)}
+            self._booked |= _ids(iter_jsonl(self._trades_path))
             self._read_all = True
         return trade_id in self._booked
 
@@ -75,6 +80,8 @@ class Bookkeeper:
                 continue
             self._book(trade)
             out.append(trade)
+        if len(self._booked) > 2 * BOOKED_KEPT:  # in batches: not a copy at every close
+            self._booked = dict.fromkeys(list(self._booked)[-BOOKED_KEPT:])
         # the cache moves past a close only once the trade is booked; other events are saved in
         # batches (the journal is the truth: a cache a little behind replays the rest, exactly)
         if closed or self.book.state.offset - self._saved_at >= SAVE_EVERY_BYTES:
@@ -105,7 +112,7 @@ class Bookkeeper:
         if self.risk is not None:
             self.risk.on_trade_closed(trade.pnl, trade.trade_id)
         self.trades.append(trade)
-        self._booked.add(trade.trade_id)
+        self._booked[trade.trade_id] = None
         if self.on_closed is not None:
             self.on_closed(trade)
 
@@ -119,3 +126,8 @@ class Bookkeeper:
         log.warning("%s", message)
         if self.on_alert is not None:
             self.on_alert(severity, message)
+
+
+def _ids(records: Iterable[dict[str, Any]]) -> dict[str, None]:
+    """The trade ids of ``trades.jsonl``'s records, in their order (a dict: an ordered set)."""
+    return dict.fromkeys(str(r.get("trade_id")) for r in records)
