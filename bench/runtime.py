@@ -3,9 +3,10 @@
 1. Speed: ticks per second and signals per second of ``Runtime`` on a simulated clock with the
    shipped config (both strategies on), against the same runtime with no strategy (the engine's
    own cost per tick: venues, wallet flows, snapshot, risk) measured in the same run.
-2. Memory: Python heap (tracemalloc) after 25 000, 50 000 and 100 000 closed trades pushed through
-   the whole order path (router, paper exchange in memory, journal, execution engine, trade
-   store, wallet manager, risk engine). Flat means nothing grows with history.
+2. Memory: Python heap (tracemalloc) after a quarter, half and all of ``--trades`` closed trades
+   pushed through the whole order path (router, paper exchange in memory, journal, execution
+   engine, trade store, wallet manager, risk engine). Flat means nothing grows with history
+   (once the bounded memories are full: the router's finished orders fill in about 5 000 trades).
 
     python bench/runtime.py [--ticks 2000] [--trades 100000]
 """
