@@ -1,0 +1,228 @@
+"""A trader's day on one data dir, from several processes: ``kobe run --headless`` runs while
+other terminals trade, cancel, trip and read; then ``kill -9`` at a seeded random moment, a
+restart, and the invariants of ``tests/crash_harness.py`` (nothing lost, doubled or made less
+safe). The kill points here are wall-clock moments, with other processes at work, where
+``tests/test_crash_points.py`` kills one process alone at chosen writes."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cockpit_support import make_app
+from tests.crash_harness import check_invariants, child_env, kobe, kobe_child, tripped
+
+KOBE_MAIN = "import sys; from engine.cli import main; sys.exit(main())"
+RESTART = ["run", "--headless", "--ticks", "5", "--seed", "7"]
+BUSY = "(kobe engine): one engine per data dir"
+
+# what a trader types while the engine runs, and what the README says each does then
+REFUSED = [  # exit 1 naming the engine that holds the data dir, nothing sent
+    ["trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "10", "--yes"],
+    [
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "market", "--quote", "12",
+        "--sl", "1000", "--tp", "9000", "--yes",
+    ],
+    ["cancel", "--all", "--yes"],
+    ["orders", "--json"],
+    ["exits", "E1", "--tp", "100000", "--yes"],
+]  # fmt: skip
+READ = [["positions", "--json"], ["stats", "--json"], ["wallets", "--json"]]
+TRIP = ["risk", "trip", "--reason", "operator", "--yes"]
+
+
+def start_engine(workdir: Path, *argv: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KOBE_MAIN, *argv],
+        cwd=workdir,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = workdir / "data" / "kobe.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and "kobe engine" in lock.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc
+
+
+def sources(workdir: Path) -> set[str]:
+    path = workdir / "data" / "logs" / "orders.jsonl"
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    return {json.loads(x)["source"] for x in lines if x.strip()}
+
+
+def operator(workdir: Path, rng: random.Random, engine: subprocess.Popen[str]) -> bool:
+    """One command typed while the engine runs; True when it was a trip (queued)."""
+    argv = rng.choice([*REFUSED, *READ, TRIP])
+    code, out, err = kobe(workdir, *argv)
+    if engine.poll() is not None:
+        return argv == TRIP and code == 0  # it may have ended meanwhile: nothing to hold it to
+    if argv in REFUSED:
+        assert code == 1 and BUSY in err, (argv, code, err)
+    elif argv == TRIP:
+        assert code == 0 and "queued:" in out and "new entries are refused" in out, (out, err)
+        return True
+    else:
+        assert code == 0, (argv, err)
+        json.loads(out)
+    return False
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_kill_9_of_an_engine_at_work_beside_other_terminals_loses_and_doubles_nothing(
+    workdir: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    engine = start_engine(workdir, "run", "--headless", "--ticks", "400", "--seed", str(seed))
+    queued_trip = False
+    kill_at = time.monotonic() + rng.uniform(0.2, 3.0)
+    while time.monotonic() < kill_at and engine.poll() is None:
+        queued_trip |= operator(workdir, rng, engine)
+    engine.kill()
+    engine.wait()
+    was_tripped = tripped(workdir) or queued_trip
+    restart = kobe_child(workdir, RESTART)
+    assert restart.returncode == 0, restart.stderr
+    assert check_invariants(workdir, tripped_before=was_tripped) == []
+    assert "cli" not in sources(workdir)  # no refused command sent anything
+
+
+HOLD = """
+import sys, time
+from engine.lock import DataDirLock
+DataDirLock(sys.argv[1], "kobe engine").acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with trades, open positions and a tripped switch (a seeded run)."""
+    work = tmp_path_factory.mktemp("history")
+    done = kobe_child(work, ["run", "--headless", "--ticks", "120", "--seed", "7"])
+    assert done.returncode == 0, done.stderr
+    return work
+
+
+@pytest.fixture
+def held(history: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A copy of ``history`` whose data dir another process holds as an engine does (it writes
+    nothing itself, so whatever changes on disk was written by the command under test)."""
+    workdir = tmp_path / "held"
+    shutil.copytree(history, workdir)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(workdir / "data")],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield workdir, holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def files(workdir: Path) -> dict[str, bytes]:
+    """Every data file but the statistics' cache, which any reader may write (``kobe stats``,
+    the cockpit's first frame): atomic, and rebuilt when it does not match the journal."""
+    data = workdir / "data"
+    return {
+        str(p.relative_to(data)): p.read_bytes()
+        for p in data.rglob("*")
+        if p.is_file() and p.name != "stats_cache.json"
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--headless", "--ticks", "3", "--seed", "7"],
+        ["run", "--headless", "--duration", "1", "--tick", "0.1"],
+        *REFUSED,
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_command_refused_beside_an_engine_exits_1_naming_it_and_writes_nothing(
+    held: tuple[Path, int], argv: list[str]
+) -> None:
+    workdir, pid = held
+    before = files(workdir)
+    refused = kobe_child(workdir, argv)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"is held by pid {pid} {BUSY}" in refused.stderr
+    assert files(workdir) == before  # the lock file still names the engine, too
+
+
+async def test_the_cockpit_beside_kobe_run_exits_1_naming_it_and_writes_nothing(
+    held: tuple[Path, int],
+) -> None:
+    workdir, pid = held
+    before = files(workdir)
+    app, _ = make_app(workdir)
+    async with app.run_test() as pilot:
+        for _ in range(400):
+            if app.return_code is not None:
+                break
+            await pilot.pause(0.01)
+    assert app.return_code == 1
+    assert any(f"is held by pid {pid} {BUSY}" in line for line in app.config_errors)
+    assert files(workdir) == before
+
+
+NO_LIMITS = (  # the engine trades on and on: only the operator's trip stops its entries
+    "[risk]\nmax_losing_streak = 10000\nmax_daily_loss_usd = 1000\nmax_drawdown_pct = 90\n"
+    "warning_drawdown_pct = 80\nmin_operational_capital_usd = 0\n"
+)
+
+
+def intents_after(workdir: Path, offset: int) -> list[str]:
+    """The entries sent after byte ``offset`` of the order journal (exits are not entries)."""
+    from engine.router import entry_of
+
+    with (workdir / "data" / "logs" / "orders.jsonl").open("rb") as fh:
+        fh.seek(offset)
+        tail = [json.loads(x) for x in fh.read().splitlines() if x.strip()]
+    return [
+        str(r["client_id"])
+        for r in tail
+        if r["event"] == "intent" and entry_of(str(r["client_id"])) is None
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_trip_from_another_terminal_stops_the_engines_entries_at_once(
+    workdir: Path, seed: int
+) -> None:
+    """README: a trip blocks new entries at once, also a running engine's (it applies it at its
+    next tick). Checked on the journal: no entry intent after the trip command returned."""
+    (workdir / "kobe.toml").write_text(NO_LIMITS)
+    rng = random.Random(seed)
+    engine = start_engine(workdir, "run", "--headless", "--ticks", "300", "--seed", str(seed))
+    time.sleep(rng.uniform(0.3, 2.0))
+    code, out, err = kobe(workdir, *TRIP)
+    journal = workdir / "data" / "logs" / "orders.jsonl"
+    offset = journal.stat().st_size if journal.exists() else 0
+    engine_alive = engine.poll() is None
+    _, stderr = engine.communicate(timeout=60)
+    assert engine.returncode == 0, stderr
+    assert code == 0 and "queued:" in out, err
+    assert engine_alive, "the engine ended before the trip: a shorter sleep"
+    assert intents_after(workdir, 0), "no entry before the trip: a longer sleep"
+    assert intents_after(workdir, offset) == []
+    status = json.loads(kobe(workdir, "risk", "status", "--json")[1])
+    assert status["state"] == "TRIPPED" and status["reason"] == "manual: operator"
