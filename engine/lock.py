@@ -1,9 +1,11 @@
 """``kobe.lock``: one engine per data dir.
 
-A running engine (``kobe run``, the cockpit) holds an exclusive ``flock`` on ``<data_dir>/kobe.lock``
-for its whole life; the lock file names the holder (pid and command). ``kobe trade`` and
+A running engine (``kobe run``, the cockpit) holds an exclusive ``flock`` on the data dir itself
+for its whole life; ``<data_dir>/kobe.lock`` names the holder (pid and command). ``kobe trade`` and
 ``kobe cancel`` take the same lock for the duration of the command, so they refuse while an
 engine runs rather than race it. The kernel drops the lock when the process dies, even on SIGKILL.
+The lock is on the directory, not on the file: a lock file deleted while an engine runs (a
+clean-up) would let the next process create a new one, lock that, and run beside the engine.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class DataDirLock:
         self.path = Path(data_dir) / LOCK_NAME
         self.what = what or " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])
         self._fd: int | None = None
+        self._dir_fd: int | None = None
 
     def acquire(self) -> DataDirLock:
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
@@ -47,35 +50,49 @@ class DataDirLock:
             )
         with writing(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_NOFOLLOW: a symlink swapped in meanwhile is refused, its target never truncated
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                holder = (
-                    os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-                )
-            finally:
-                os.close(fd)
-            raise DataDirBusy(self.path, holder) from None
+            os.close(dir_fd)
+            raise DataDirBusy(self.path, self._holder()) from None
         try:
             with writing(self.path):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()} ({self.what})\n".encode(), 0)
+                # O_NOFOLLOW: a symlink swapped in meanwhile is refused, its target never truncated
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"pid {os.getpid()} ({self.what})\n".encode(), 0)
+                except BaseException:
+                    os.close(fd)
+                    raise
         except BaseException:
-            os.close(fd)  # closing drops the lock
+            os.close(dir_fd)  # closing drops the lock
             raise
-        self._fd = fd
+        self._fd, self._dir_fd = fd, dir_fd
         return self
 
+    def _holder(self) -> str:
+        """Who holds the data dir, as its lock file says (never created or written here)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # deleted while the engine runs: it still holds the data dir
+            return "another process"
+        try:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        except OSError:
+            return "another process"
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._dir_fd is not None:
             with contextlib.suppress(OSError):  # a full disk must not hide the release
                 os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
-            self._fd = None
+            fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+            os.close(self._dir_fd)
+            self._fd = self._dir_fd = None
 
     def __enter__(self) -> DataDirLock:
         return self.acquire()

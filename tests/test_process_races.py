@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,18 @@ def sources(workdir: Path) -> set[str]:
     return {json.loads(x)["source"] for x in lines if x.strip()}
 
 
+def money_after(workdir: Path) -> tuple[Decimal, Decimal]:
+    """The wallets' total, and the capital plus every booked trade's PnL after fees."""
+    from engine.config import load_config_file
+
+    capital = load_config_file(None).finance.capital_usd
+    path = workdir / "data" / "trades.jsonl"
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    pnl = sum((Decimal(json.loads(x)["pnl"]) for x in lines if x.strip()), Decimal(0))
+    wallets = json.loads(kobe(workdir, "wallets", "--json")[1])["wallets"]
+    return sum((Decimal(w["balance"]) for w in wallets.values()), Decimal(0)), capital + pnl
+
+
 def operator(workdir: Path, rng: random.Random, engine: subprocess.Popen[str]) -> bool:
     """One command typed while the engine runs; True when it was a trip (queued)."""
     argv = rng.choice([*REFUSED, *READ, TRIP])
@@ -96,6 +109,8 @@ def test_kill_9_of_an_engine_at_work_beside_other_terminals_loses_and_doubles_no
     restart = kobe_child(workdir, RESTART)
     assert restart.returncode == 0, restart.stderr
     assert check_invariants(workdir, tripped_before=was_tripped) == []
+    total, expected = money_after(workdir)
+    assert total == expected  # exact: Decimal, no cent lost or made
     assert "cli" not in sources(workdir)  # no refused command sent anything
 
 
@@ -226,3 +241,21 @@ def test_a_trip_from_another_terminal_stops_the_engines_entries_at_once(
     assert intents_after(workdir, offset) == []
     status = json.loads(kobe(workdir, "risk", "status", "--json")[1])
     assert status["state"] == "TRIPPED" and status["reason"] == "manual: operator"
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "--headless", "--ticks", "3", "--seed", "7"], REFUSED[0]], ids=["run", "trade"]
+)
+def test_a_lock_file_deleted_under_a_running_engine_lets_no_second_writer_in(
+    held: tuple[Path, int], argv: list[str]
+) -> None:
+    """``rm data/kobe.lock`` (a clean-up script, a trader tidying up) while an engine ran: the
+    next ``kobe run`` or ``kobe trade`` created a new lock file, locked it and ran beside the
+    engine: two writers on one order journal. The lock is the data dir's, not the file's."""
+    workdir, _ = held
+    (workdir / "data" / "kobe.lock").unlink()
+    before = files(workdir)
+    refused = kobe_child(workdir, argv)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "kobe.lock is held by another process: one engine per data dir" in refused.stderr
+    assert files(workdir) == before  # the lock file is not made again either
