@@ -259,3 +259,54 @@ def test_a_lock_file_deleted_under_a_running_engine_lets_no_second_writer_in(
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "kobe.lock is held by another process: one engine per data dir" in refused.stderr
     assert files(workdir) == before  # the lock file is not made again either
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [*READ, ["risk", "status", "--json"], ["health"], ["indexer", "status", "--json"]],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_read_beside_an_engine_answers_and_writes_nothing(
+    held: tuple[Path, int], argv: list[str]
+) -> None:
+    """README: positions, stats, wallets and the kill switch's status are readable while an
+    engine runs; they write nothing the engine writes (stats only its own cache)."""
+    workdir, _ = held
+    before = files(workdir)
+    code, out, err = kobe(workdir, *argv)
+    assert code == 0, err
+    assert out.strip()
+    assert files(workdir) == before
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_of_kobe_risk_trip_beside_a_running_engine_trips_it_or_leaves_no_trace(
+    workdir: Path, seed: int
+) -> None:
+    """The trip is one fsynced line of ``risk_commands.jsonl``: killed before it, nothing of it
+    is left; after it, the running engine applies it. Never a torn line, never an engine error."""
+    rng = random.Random(seed)
+    engine = start_engine(workdir, "run", "--headless", "--ticks", "200", "--seed", str(seed))
+    trip = subprocess.Popen(
+        [sys.executable, "-c", KOBE_MAIN, *TRIP],
+        cwd=workdir,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(rng.uniform(0.05, 1.0))
+    trip.kill()
+    trip.wait()
+    _, stderr = engine.communicate(timeout=60)
+    assert engine.returncode == 0, stderr
+    commands = workdir / "data" / "risk_commands.jsonl"
+    raw = commands.read_bytes() if commands.exists() else b""
+    assert raw == b"" or raw.endswith(b"\n")
+    queued = [json.loads(x) for x in raw.splitlines()]
+    status = json.loads(kobe(workdir, "risk", "status", "--json")[1])
+    assert status["queued"] == []
+    if queued:
+        assert [c["action"] for c in queued] == ["trip"]
+        assert status["state"] == "TRIPPED" and status["reason"] == "manual: operator"
+    else:
+        assert "manual" not in status["reason"]
