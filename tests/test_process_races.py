@@ -310,3 +310,31 @@ def test_kill_9_of_kobe_risk_trip_beside_a_running_engine_trips_it_or_leaves_no_
         assert status["state"] == "TRIPPED" and status["reason"] == "manual: operator"
     else:
         assert "manual" not in status["reason"]
+
+
+def test_two_kobe_run_started_together_on_a_fresh_data_dir_leave_one_runs_journals(
+    tmp_path: Path,
+) -> None:
+    """Both race to create the data dir and its lock: exactly one runs, the other exits 1
+    naming the lock; the journals are byte for byte those of the same run alone."""
+    run = ["run", "--headless", "--ticks", "60", "--seed", "7"]
+    solo, duo = tmp_path / "solo", tmp_path / "duo"
+    solo.mkdir()
+    duo.mkdir()
+    assert kobe_child(solo, run).returncode == 0
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-c", KOBE_MAIN, *run],
+            cwd=duo,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    ended = sorted((p.communicate(timeout=60)[1], p.returncode)[::-1] for p in both)
+    assert [code for code, _ in ended] == [0, 1], ended
+    assert "kobe.lock is held by" in ended[1][1] and BUSY.split(": ")[1] in ended[1][1]
+    for name in ("logs/orders.jsonl", "trades.jsonl", "wallet_flows.jsonl", "risk_journal.jsonl"):
+        assert (duo / "data" / name).read_bytes() == (solo / "data" / name).read_bytes(), name
