@@ -26,15 +26,26 @@ LOCK_NAME = "kobe.lock"
 class DataDirBusy(Exception):
     """Another process holds the data dir. Exit code 1."""
 
-    def __init__(self, path: Path, holder: str) -> None:
+    def __init__(self, path: Path, holder: str, rule: str = "one engine per data dir") -> None:
         self.path = path
         self.holder = holder
-        super().__init__(f"{path} is held by {holder}: one engine per data dir")
+        super().__init__(f"{path} is held by {holder}: {rule}")
 
 
 class DataDirLock:
-    def __init__(self, data_dir: Path, what: str | None = None) -> None:
-        self.path = Path(data_dir) / LOCK_NAME
+    """The lock of a directory: the data dir's (one engine), or another one's with its own
+    ``name`` for the file that names the holder and ``rule`` for the refusal (the indexer's)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        what: str | None = None,
+        *,
+        name: str = LOCK_NAME,
+        rule: str = "one engine per data dir",
+    ) -> None:
+        self.path = Path(data_dir) / name
+        self.rule = rule
         self.what = what or " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])
         self._fd: int | None = None
         self._dir_fd: int | None = None
@@ -55,7 +66,7 @@ class DataDirLock:
             fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(dir_fd)
-            raise DataDirBusy(self.path, self._holder()) from None
+            raise DataDirBusy(self.path, self._holder(), self.rule) from None
         try:
             with writing(self.path):
                 # O_NOFOLLOW: a symlink swapped in meanwhile is refused, its target never truncated

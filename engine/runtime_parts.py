@@ -250,8 +250,10 @@ class RuntimeParts:
         from engine.indexer.setup import FOLLOW_BUDGET_S
 
         try:
-            self.indexer.scan(self.settings.config.indexer.slots_per_tick, FOLLOW_BUDGET_S)
-        except Exception as exc:  # the node's trouble must not stop the engine
+            self.indexer.scan(
+                self.settings.config.indexer.slots_per_tick, FOLLOW_BUDGET_S, "kobe engine"
+            )
+        except Exception as exc:  # the node's trouble (or a scan under way) must not stop it
             log.warning("indexer: scan failed: %s", redact(str(exc)))
             self._alert("warning", "indexer", f"indexer: {redact(str(exc))}")
 

@@ -665,3 +665,62 @@ def test_sol_price_usd_prices_a_swap_paid_in_sol(sol_price: str) -> None:
         [swap] = swaps
         assert (swap.mint, swap.amount_usd) == (MEME, D("300.00"))
         assert swap.price_usd == D("0.0003")  # 300 USD for 1 000 000 tokens
+
+
+def test_two_scans_at_once_write_each_event_once(node: Node, url: str, workdir: Path) -> None:
+    """Two ``kobe indexer scan`` at once (cron and a trader, or a scan beside an engine that
+    follows new slots) both read from the same last slot and appended the same lines twice:
+    two writers on ``events.jsonl``. One scan at a time: the second exits 1 naming the first."""
+    import subprocess
+    import sys
+
+    from tests.crash_harness import child_env
+
+    write_config(workdir)
+    node.block_delay_s = 0.02  # 50 slots: about a second each, so the two overlap
+    argv = ["indexer", "scan", "--slots", "50"]
+    main = "import sys; from engine.cli import main; sys.exit(main())"
+    scans = [
+        subprocess.Popen(
+            [sys.executable, "-c", main, *argv],
+            cwd=workdir,
+            env=child_env({"RPC_SOLANA_HTTP": url}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    ended = sorted((p.communicate(timeout=60)[1], p.returncode)[::-1] for p in scans)
+    d = workdir / "data" / "indexer"
+    assert [x["signature"] for x in lines(d)] == ["SigBuy1", "SigBuy2", "SigBuy3"]
+    assert json.loads((d / "state.json").read_text())["lines_written"] == 3
+    assert [code for code, _ in ended] == [0, 1], ended
+    assert "scan.lock is held by pid" in ended[1][1] and "one indexer scan at a time" in ended[1][1]
+    assert CANARY not in ended[1][1]
+
+
+def test_an_engine_that_finds_a_scan_under_way_alerts_and_follows_at_its_next_tick(
+    node: Node, url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.indexer.indexer import SCAN_LOCK
+    from engine.lock import DataDirLock
+
+    monkeypatch.setattr(indexer_setup, "FOLLOW_RETRY", fast(attempts=2))
+    _follow_config(workdir, 50)
+    d = workdir / "data" / "indexer"
+    runtime, clock, events = _runtime_at(workdir, {"RPC_SOLANA_HTTP": url})
+    try:
+        scan = DataDirLock(d, "kobe indexer scan", name=SCAN_LOCK).acquire()
+        clock.advance(60)
+        runtime.tick()
+        alerts = [e.payload for e in events if e.kind == "alert" and e.payload.code == "indexer"]
+        assert alerts and "one indexer scan at a time" in alerts[-1].message
+        assert "(kobe indexer scan)" in alerts[-1].message
+        assert lines(d) == []
+        scan.release()
+        clock.advance(60)
+        runtime.tick()
+        assert [x["signature"] for x in lines(d)] == ["SigBuy1", "SigBuy2", "SigBuy3"]
+    finally:
+        runtime.stop()

@@ -11,6 +11,7 @@ from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
 from engine.indexer.indexer import IndexerState
 from engine.indexer.setup import INDEXER_DIR, RPC_VAR, make_indexer, make_rpc
+from engine.lock import DataDirBusy
 
 __all__ = ["INDEXER_DIR", "RPC_VAR", "make_indexer", "make_rpc", "register"]
 
@@ -45,7 +46,11 @@ def cmd_scan(ctx: Context) -> int:
         )
         return EXIT_REFUSED
     indexer = make_indexer(s, rpc)
-    result = indexer.scan(ctx.args.slots)  # ExchangeError: exit 1 in main, already redacted
+    try:
+        result = indexer.scan(ctx.args.slots)  # ExchangeError: exit 1 in main, already redacted
+    except DataDirBusy as exc:  # another scan (or an engine following new slots) is under way
+        print(f"kobe indexer scan: {exc}", file=ctx.err)
+        return EXIT_REFUSED
     if result.first_slot is None:
         ctx.print(f"nothing new: already at slot {result.current_slot}")
         return EXIT_OK

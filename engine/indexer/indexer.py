@@ -43,12 +43,14 @@ from engine.fsutil import atomic_write_text
 from engine.indexer.rpc import ReplyRefused, SolanaRpc
 from engine.journal import JsonlWriter, tail_jsonl
 from engine.jsonutil import dumps, iso_utc
+from engine.lock import DataDirLock
 from engine.untrusted import BadNumber, clean_message, parse_decimal
 
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
 STATE_FILE = "state.json"
+SCAN_LOCK = "scan.lock"  # names the scan under way (the lock is on the directory)
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 TOKEN_PROGRAMS = ("spl-token", "spl-token-2022")
 LAMPORTS_PER_SOL = Decimal(1_000_000_000)
@@ -355,11 +357,22 @@ class Indexer:
             state.last_slot = slot
         return state
 
-    def scan(self, n: int, budget_s: float | None = None) -> ScanResult:
+    def scan(
+        self, n: int, budget_s: float | None = None, holder: str = "kobe indexer scan"
+    ) -> ScanResult:
         """At most ``n`` slots; with ``budget_s``, no new slot is taken once that many seconds
-        have passed (the slot in flight ends within the client's own timeout)."""
+        have passed (the slot in flight ends within the client's own timeout).
+
+        One scan at a time in a directory: two (cron and a trader, a scan beside an engine
+        that follows new slots) would both start after the same last slot and append the same
+        lines twice. A second one raises :class:`~engine.lock.DataDirBusy` naming ``holder``.
+        """
         if n < 1:
             raise ValueError("scan: the number of slots must be at least 1")
+        with DataDirLock(self.directory, holder, name=SCAN_LOCK, rule="one indexer scan at a time"):
+            return self._scan(n, budget_s)
+
+    def _scan(self, n: int, budget_s: float | None) -> ScanResult:
         deadline = None if budget_s is None else self.monotonic() + budget_s
         state = self.load_state()
         current = self.rpc.get_slot()
