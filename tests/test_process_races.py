@@ -338,3 +338,26 @@ def test_two_kobe_run_started_together_on_a_fresh_data_dir_leave_one_runs_journa
     assert "kobe.lock is held by" in ended[1][1] and BUSY.split(": ")[1] in ended[1][1]
     for name in ("logs/orders.jsonl", "trades.jsonl", "wallet_flows.jsonl", "risk_journal.jsonl"):
         assert (duo / "data" / name).read_bytes() == (solo / "data" / name).read_bytes(), name
+
+
+async def test_the_cockpit_beside_a_real_kobe_run_exits_1_and_the_engine_runs_on(
+    workdir: Path,
+) -> None:
+    engine = start_engine(workdir, "run", "--headless", "--duration", "4", "--tick", "0.2")
+    try:
+        app, _ = make_app(workdir)
+        async with app.run_test() as pilot:
+            for _ in range(400):
+                if app.return_code is not None:
+                    break
+                await pilot.pause(0.01)
+        assert app.return_code == 1
+        assert any(f"is held by pid {engine.pid} {BUSY}" in x for x in app.config_errors)
+        assert engine.poll() is None  # untouched
+        out, err = engine.communicate(timeout=30)
+        assert engine.returncode == 0, err
+        assert "engine stopped" in out
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
