@@ -41,21 +41,33 @@ TRIP = ["risk", "trip", "--reason", "operator", "--yes"]
 
 
 def start_engine(workdir: Path, *argv: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KOBE_MAIN, *argv],
-        cwd=workdir,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """``kobe ARGV`` in a child process, once it holds the data dir; its output goes to files
+    (a pipe nobody reads would stop it at its first full buffer)."""
+    out, err = (workdir.parent / "engine.out"), (workdir.parent / "engine.err")
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KOBE_MAIN, *argv],
+            cwd=workdir,
+            env=child_env(),
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
     lock = workdir / "data" / "kobe.lock"
     deadline = time.monotonic() + 30
     while not (lock.exists() and "kobe engine" in lock.read_text()):
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, finish(workdir, proc)
         assert time.monotonic() < deadline
         time.sleep(0.02)
     return proc
+
+
+def finish(workdir: Path, engine: subprocess.Popen[str], timeout: float = 60) -> tuple[str, str]:
+    """The engine's stdout and stderr once it has ended."""
+    engine.wait(timeout=timeout)
+    return tuple(  # type: ignore[return-value]
+        (workdir.parent / f"engine.{x}").read_text() for x in ("out", "err")
+    )
 
 
 def sources(workdir: Path) -> set[str]:
@@ -233,7 +245,7 @@ def test_a_trip_from_another_terminal_stops_the_engines_entries_at_once(
     journal = workdir / "data" / "logs" / "orders.jsonl"
     offset = journal.stat().st_size if journal.exists() else 0
     engine_alive = engine.poll() is None
-    _, stderr = engine.communicate(timeout=60)
+    _, stderr = finish(workdir, engine)
     assert engine.returncode == 0, stderr
     assert code == 0 and "queued:" in out, err
     assert engine_alive, "the engine ended before the trip: a shorter sleep"
@@ -297,7 +309,7 @@ def test_kill_9_of_kobe_risk_trip_beside_a_running_engine_trips_it_or_leaves_no_
     time.sleep(rng.uniform(0.05, 1.0))
     trip.kill()
     trip.wait()
-    _, stderr = engine.communicate(timeout=60)
+    _, stderr = finish(workdir, engine)
     assert engine.returncode == 0, stderr
     commands = workdir / "data" / "risk_commands.jsonl"
     raw = commands.read_bytes() if commands.exists() else b""
@@ -354,10 +366,35 @@ async def test_the_cockpit_beside_a_real_kobe_run_exits_1_and_the_engine_runs_on
         assert app.return_code == 1
         assert any(f"is held by pid {engine.pid} {BUSY}" in x for x in app.config_errors)
         assert engine.poll() is None  # untouched
-        out, err = engine.communicate(timeout=30)
+        out, err = finish(workdir, engine, 30)
         assert engine.returncode == 0, err
         assert "engine stopped" in out
     finally:
         if engine.poll() is None:
             engine.kill()
             engine.wait()
+
+
+def test_kobe_wallets_read_while_the_engine_books_is_always_a_whole_state(workdir: Path) -> None:
+    """``kobe wallets`` beside an engine that books trades (snapshot and flows journal written
+    one after the other): every answer is the capital plus a prefix of the journal's flows in
+    and out of the wallets, to the last decimal, and no wallet is ever negative."""
+    (workdir / "kobe.toml").write_text(NO_LIMITS)
+    engine = start_engine(workdir, "run", "--headless", "--ticks", "200", "--seed", "3")
+    totals = []
+    while engine.poll() is None:
+        code, out, err = kobe(workdir, "wallets", "--json")
+        assert code == 0, err
+        balances = [Decimal(w["balance"]) for w in json.loads(out)["wallets"].values()]
+        assert min(balances) >= 0
+        totals.append(sum(balances, Decimal(0)))
+    assert finish(workdir, engine)[0]
+    outside = ("market", "fees_paid")  # the parties of a flow that are not wallets
+    total, prefixes = Decimal(150), {Decimal(150)}
+    path = workdir / "data" / "wallet_flows.jsonl"
+    for flow in (json.loads(x) for x in path.read_bytes().splitlines()):
+        sign = (flow["from"] in outside) - (flow["to"] in outside)
+        total += sign * Decimal(flow["amount"])
+        prefixes.add(total)
+    assert len(prefixes) > 10 and len(totals) > 10  # the engine booked while it was read
+    assert [t for t in totals if t not in prefixes] == []
