@@ -398,3 +398,52 @@ def test_kobe_wallets_read_while_the_engine_books_is_always_a_whole_state(workdi
         prefixes.add(total)
     assert len(prefixes) > 10 and len(totals) > 10  # the engine booked while it was read
     assert [t for t in totals if t not in prefixes] == []
+
+
+DAY = {
+    "buy": [
+        "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+        "--sl", "90000", "--tp", "100000", "--yes",
+    ],
+    "limit": [
+        "trade", "--symbol", "ETH/USDT", "--side", "buy", "--type", "limit", "--price", "3000",
+        "--quote", "12", "--sl", "2500", "--tp", "4000", "--yes",
+    ],
+    "cancel": ["cancel", "--all", "--yes"],
+    "trip": TRIP,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_a_traders_day_of_kills_loses_and_doubles_nothing(workdir: Path, seed: int) -> None:
+    """Engines killed at a random moment, trades, cancels and new exits killed at a random
+    write, in a seeded order; after a last start, the invariants and the money hold."""
+    rng = random.Random(seed)
+    cancelled = False
+    for step in range(5):
+        op = rng.choice(["run", "exits", *DAY])
+        if op == "run":
+            engine = start_engine(
+                workdir, "run", "--headless", "--ticks", "150", "--seed", str(step)
+            )
+            time.sleep(rng.uniform(0.1, 1.2))
+            engine.kill()
+            engine.wait()
+            continue
+        argv = DAY.get(op)
+        if op == "exits":
+            held = json.loads(kobe(workdir, "positions", "--json")[1])
+            cex = [p for p in held if p["venue"] != "dex" and p["protection"] != "dust"]
+            if not cex:
+                continue
+            argv = ["exits", cex[0]["entry_client_id"], "--tp", "99000", "--sl", "91000", "--yes"]
+        assert argv is not None
+        done = kobe_child(workdir, argv, at=rng.randrange(1, 40))
+        assert done.returncode in (0, 1, -9), done.stderr
+        cancelled |= op == "cancel"
+    status = json.loads(kobe(workdir, "risk", "status", "--json")[1])  # a queued trip counts
+    assert kobe_child(workdir, RESTART).returncode == 0
+    tripped_before = status["state"] == "TRIPPED"
+    assert check_invariants(workdir, tripped_before=tripped_before, unprotected_ok=cancelled) == []
+    total, expected = money_after(workdir)
+    assert total == expected
