@@ -200,15 +200,20 @@ async def test_the_cockpit_beside_kobe_run_exits_1_naming_it_and_writes_nothing(
 ) -> None:
     workdir, pid = held
     before = files(workdir)
+    assert await cockpit_refused(workdir, pid)
+    assert files(workdir) == before
+
+
+async def cockpit_refused(workdir: Path, pid: int) -> bool:
+    """The cockpit started on ``workdir`` (its pilot) exited 1 naming ``pid`` as the engine."""
     app, _ = make_app(workdir)
     async with app.run_test() as pilot:
         for _ in range(400):
             if app.return_code is not None:
                 break
             await pilot.pause(0.01)
-    assert app.return_code == 1
-    assert any(f"is held by pid {pid} {BUSY}" in line for line in app.config_errors)
-    assert files(workdir) == before
+    said = f"is held by pid {pid} {BUSY}"
+    return app.return_code == 1 and any(said in line for line in app.config_errors)
 
 
 NO_LIMITS = (  # the engine trades on and on: only the operator's trip stops its entries
@@ -357,14 +362,7 @@ async def test_the_cockpit_beside_a_real_kobe_run_exits_1_and_the_engine_runs_on
 ) -> None:
     engine = start_engine(workdir, "run", "--headless", "--duration", "4", "--tick", "0.2")
     try:
-        app, _ = make_app(workdir)
-        async with app.run_test() as pilot:
-            for _ in range(400):
-                if app.return_code is not None:
-                    break
-                await pilot.pause(0.01)
-        assert app.return_code == 1
-        assert any(f"is held by pid {engine.pid} {BUSY}" in x for x in app.config_errors)
+        assert await cockpit_refused(workdir, engine.pid)
         assert engine.poll() is None  # untouched
         out, err = finish(workdir, engine, 30)
         assert engine.returncode == 0, err
