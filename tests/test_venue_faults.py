@@ -861,3 +861,30 @@ def test_a_watched_exit_that_leaves_less_than_the_minimum_leaves_it_as_dust(
         [again] = json.loads(cli("positions", "--json", env=env).out)
         assert again["protection"] == "dust" and again["qty"] == position["qty"]
         assert [o.executed for o in server.orders.values() if o.side == "SELL"] == sold
+
+
+def _btc_free_negative(text: str) -> str:
+    account = json.loads(text)
+    for b in account["balances"]:
+        if b["asset"] == "BTC":
+            b["free"] = "-1"
+    return json.dumps(account)
+
+
+def test_a_negative_balance_answer_never_keeps_a_watched_stop_from_selling(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The balance answer says BTC free is -1 (malformed: refused as an amount): the stop the
+    local watchdog guards is touched. Fail closed never keeps Kobe from reducing risk: the
+    exit goes with the position's quantity (the venue says whether it can), it was never sent
+    while the answer stayed malformed: the position unguarded, 'protection: watchdog'."""
+    with BinanceSim() as server:
+        env, cid = _watched_position(cli, workdir, server)
+        server.set_price("BTCUSDT", Decimal(89000))  # through the stop-loss at 90 000
+        server.inject(
+            "rewrite", method="GET", path=BALANCE["binance"], rewrite=_btc_free_negative, times=1000
+        )
+        r = cli("run", "--headless", "--ticks", "2", env=env)
+        assert r.code == 0, r.err
+        sells = [o for o in server.orders.values() if o.client_id == f"{cid}sl"]
+        assert [o.status for o in sells] == ["FILLED"], r.err

@@ -283,10 +283,16 @@ class Exits(Planning):
 
     def _sellable(self, symbol: str, side: Side, qty: Decimal) -> Decimal:
         """``qty`` as a sell may ask for it: never more than the account has free of the asset
-        (the dust a full exit was sized with may have left it), rounded down to the step."""
+        (the dust a full exit was sized with may have left it), rounded down to the step. A
+        balance it cannot read (a malformed answer: a negative amount, a page cut short) never
+        keeps an exit from going: ``qty`` is sent and the venue says whether it can."""
         if side is not Side.SELL:
             return qty
-        free = self.exchange.get_balance(self.exchange.market(symbol).base)
+        try:
+            free = self.exchange.get_balance(self.exchange.market(symbol).base)
+        except ExchangeError as exc:
+            log.warning("%s: exit of %s sent unchecked: %s", symbol, qty, exc)
+            return qty
         sellable = self.exchange.amount_to_precision(symbol, min(qty, free))
         return sellable if sellable > 0 else qty  # none free at all: the venue says why
 
