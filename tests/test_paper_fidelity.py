@@ -171,7 +171,7 @@ def proposals(seed: int = 13) -> list[Proposal]:
 
 
 def router_for(exchange: Exchange, data_dir: Path, mode: str) -> Router:
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     # the risk engine's first start writes its state: from then on, losing it trips
     RiskEngine(data_dir, KobeConfig().risk, lambda: T0).close()
     return Router(

@@ -98,6 +98,23 @@ def test_stop_orders_that_are_not_kobes_count_once_the_open_orders_showed_them(
     assert "MAX_NUM_ALGO_ORDERS" in info.value.reasons[0]
 
 
+def test_stop_orders_journaled_in_another_mode_take_no_slot(tmp_path: Path) -> None:
+    """A data dir used in paper, then in testnet (README: one data dir may serve both; the
+    book counts only its mode's events): the five OCOs paper holds on the symbol are not on
+    the testnet exchange. Counted, every entry with TP/SL on it was refused in testnet, for
+    as long as the paper positions stayed open."""
+    data = tmp_path / "data"
+    paper = router_for(paper_exchange(D(0)), data, "paper")
+    for _ in range(5):
+        assert len(paper.submit(buy()).exits) == 2
+    testnet = router_for(paper_exchange(D(0)), data, "testnet")  # an exchange with no stop
+    assert len(testnet.submit(buy()).exits) == 2
+    for _ in range(4):
+        testnet.submit(buy())
+    with pytest.raises(Refused, match="5 open stop orders"):  # its own five count
+        testnet.plan(buy())
+
+
 @pytest.mark.parametrize("value", ["-1", "0", "2.5", "1e9", "five", None])
 def test_a_stop_limit_the_exchange_states_oddly_leaves_its_market_out(value: object) -> None:
     """The filter is outside data: a whole number from 1 up, bounded, or the market is refused

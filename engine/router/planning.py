@@ -260,7 +260,8 @@ class Planning(RouterCore):
         paper venue) hold at most ``MAX_NUM_ALGO_ORDERS`` stop orders open per symbol, an OCO's
         stop leg being one. Counted without a request: Kobe's stop legs the journal has as not
         ended (sent, open or outcome unknown), its entries waiting to place an OCO (the
-        watchdog's), and the stop orders not Kobe's in the open orders the last sync listed."""
+        watchdog's), and the stop orders not Kobe's in the open orders the last sync listed. Only
+        this mode's legs count: those journaled in another are on another venue."""
         if m.max_stop_orders is None:
             return
         state = self.journal_state()
@@ -268,6 +269,7 @@ class Planning(RouterCore):
             entry_of(cid)
             for cid, e in state.items()
             if cid.endswith("sl")
+            and e.mode == self.mode  # a data dir used in paper, then testnet: not on this venue
             and e.symbol == m.symbol
             and e.type == OrderType.STOP_LOSS_LIMIT.value
             and e.event not in ("fill", "cancel", "reject")
