@@ -138,6 +138,7 @@ class SpotBook:
         self.orders_created = 0  # entries the account accepted (never exits)
         self.exits_refused = 0  # a fault: the next entries' TP/SL are refused when they fill
         self.refused_roles = ("tp", "sl")  # which of them
+        self.no_bids = 0  # a fault: the next market sells find no bid, end cancelled, unfilled
         self.fee_rate = fee_rate
         self.now_ms = now_ms
         self._ids = itertools.count(first_id)
@@ -222,7 +223,10 @@ class SpotBook:
         self.orders[order.order_id] = order
         self.orders_created += 1
         crosses = (side == "buy" and at >= last) or (side == "sell" and at <= last)
-        if type_ == "market" or crosses:
+        if type_ == "market" and side == "sell" and self.no_bids > 0:
+            self.no_bids -= 1
+            order.status = "canceled"
+        elif type_ == "market" or crosses:
             self._execute(order, last, maker=False)
         else:
             self._lock(asset, amount)

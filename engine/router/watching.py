@@ -292,11 +292,12 @@ class Watching(Exits):
     def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
         reason = f"{leg.replace('_', '-')} touched at {fmt_qty(price)} (local watchdog)"
         suffix = "tp" if leg == "take_profit" else "sl"
-        # an id whose order already sold a part (of a thin book) is taken: Bybit and OKX refuse
-        # it for a new order, so the rest goes under the entry's other exit id where it can
+        # an id the exchange acknowledged is taken (a sale that sold a part of a thin book, or
+        # none): Bybit and OKX refuse it for a new order, so the sale goes under the entry's
+        # other exit id where it can. An id whose send was refused or is unknown is sent again
         for choice in (suffix, "cx"):
             used = self.journal_state().get(f"{item.entry_client_id}{choice}")
-            if used is None or used.filled <= 0:
+            if used is None or (used.filled <= 0 and not used.exchange_id):
                 suffix = choice
                 break
         qty = self._sellable(item.symbol, item.side.opposite, item.qty)
@@ -340,8 +341,12 @@ class Watching(Exits):
         source: str,
         reason: str,
     ) -> Order:
-        """Close (part of) a position at market; the client id is ``<entry id><suffix>``."""
+        """Close (part of) a position at market; the client id is ``<entry id><suffix>``. An
+        id an earlier order holds on the exchange is refused there as a duplicate, and the
+        look-up by that id finds that order: never taken for this sale, a refusal."""
         cid = f"{entry_cid}{suffix}"
+        before = self.journal_state().get(cid)
+        taken = before.exchange_id if before is not None else None
         self._journal(
             "intent",
             cid,
@@ -360,11 +365,16 @@ class Watching(Exits):
             order = self.exchange.create_order(
                 symbol, side, OrderType.MARKET, qty, None, {"client_id": cid}
             )
+            if taken is not None and order.id == taken:
+                raise InvalidOrder(
+                    f"{self.exchange_name} holds client id {cid} for an earlier order {order.id} "
+                    f"({order.status.value}, {fmt_qty(order.filled)} sold): this sale not sent"
+                )
         except (InvalidOrder, InsufficientFunds, AuthenticationError, NotSupported) as exc:
             self._journal(
                 "reject",
                 cid,
-                None,
+                taken,  # an id the exchange holds stays taken
                 symbol,
                 side,
                 OrderType.MARKET,
