@@ -264,7 +264,8 @@ def test_a_watched_stop_whose_sale_found_no_bid_is_sold_under_a_fresh_id(
     sold. Bybit and OKX refuse a client id any order ever had: the next sale was sent under
     the same ``<entry>sl``, refused as a duplicate, and the look-up by that id found the old
     cancelled sale, taken for the new one: each touch 'sold 0', nothing sent, never sold.
-    Now an id the exchange acknowledged is never sent again: the sale goes under ``cx``."""
+    Now the old order is never taken for the sale: a refusal (critical, backoff), and the next
+    try goes under ``cx``."""
     config = '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
     (workdir / "kobe.toml").write_text(config)
     v = v5.VENUES[venue]
@@ -275,19 +276,22 @@ def test_a_watched_stop_whose_sale_found_no_bid_is_sold_under_a_fresh_id(
         cid = json.loads(r.out)["entry"]["client_id"]
         server.book.no_bids = 1  # the first sale finds no bid; the market is back at the next
         server.set_price(v.market_id, Decimal(89000))  # through the stop at 90 000
-        r = cli("run", "--headless", "--ticks", "1", env=env)  # a poll at start, one a tick
+        r = cli("run", "--headless", "--ticks", "3", env=env)
         assert r.code == 0, r.err
         sold = [(o.client_id, o.status) for o in server.book.orders.values() if o.side == "sell"]
         assert sold == [(f"{cid}sl", "canceled"), (f"{cid}cx", "filled")], r.err
+        assert "earlier order" in r.out  # the re-send under sl: refused, said, never 'sold 0'
+        assert r.out.count("sold only 0 of") == 1, r.out
         assert len((workdir / "data" / "trades.jsonl").read_text().splitlines()) == 1
 
 
 def test_a_watched_stop_whose_ids_are_all_taken_is_refused_never_taken_for_sent(
     cli: CliRunner, workdir: Path
 ) -> None:
-    """Both exit ids already named sales that found no bid: a sale under either is refused as
-    a duplicate, and the old order the look-up finds is not the exit just asked for. Said as a
-    refused exit (critical, retried with backoff), never 'sold 0' with nothing sent."""
+    """Both exit ids name sales that found no bid: a sale under either is refused as a
+    duplicate, and the old order the look-up finds is not the sale just asked for. A refused
+    exit (journaled as a refusal naming the earlier order, critical alert, backoff), never
+    'sold 0' with nothing sent."""
     (workdir / "kobe.toml").write_text(
         '[exchange]\ntimeout_ms = 400\n[router]\nexits = "watchdog"\n'
     )
@@ -296,9 +300,15 @@ def test_a_watched_stop_whose_ids_are_all_taken_is_refused_never_taken_for_sent(
         env = v5.sim_env(v, server)
         r = cli(*v5_trade_args(v), env=env)
         assert r.code == 0, r.err
+        cid = json.loads(r.out)["entry"]["client_id"]
         server.book.no_bids = 2
         server.set_price(v.market_id, Decimal(89000))
-        r = cli("run", "--headless", "--ticks", "2", env=env)
+        r = cli("run", "--headless", "--ticks", "6", env=env)
         assert r.code == 0, r.err
-        assert "exit was refused" in r.out + r.err and "earlier order" in r.out + r.err, r.err
-        assert "sold only 0 of" not in (r.out + r.err).split("exit was refused")[-1], r.err
+        sold = [(o.client_id, o.status) for o in server.book.orders.values() if o.side == "sell"]
+        assert sold == [(f"{cid}sl", "canceled"), (f"{cid}cx", "canceled")]
+        rows = [json.loads(line) for line in (workdir / "data/logs/orders.jsonl").open()]
+        refused = {e["client_id"] for e in rows if "for an earlier order" in e["reason"]}
+        assert refused == {f"{cid}sl", f"{cid}cx"}
+        assert [e["event"] for e in rows if e["client_id"] == f"{cid}cx"][-1] == "reject"
+        assert "the stop-loss exit was refused" in r.out

@@ -19,6 +19,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
+from engine.journal import OrderEvent
 from engine.money import floor_to_step
 from engine.router.exits import Exits
 from engine.router.orders import (
@@ -292,12 +293,13 @@ class Watching(Exits):
     def _fire(self, item: WatchItem, leg: str, price: Decimal) -> Order:
         reason = f"{leg.replace('_', '-')} touched at {fmt_qty(price)} (local watchdog)"
         suffix = "tp" if leg == "take_profit" else "sl"
-        # an id the exchange acknowledged is taken (a sale that sold a part of a thin book, or
-        # none): Bybit and OKX refuse it for a new order, so the sale goes under the entry's
-        # other exit id where it can. An id whose send was refused or is unknown is sent again
+        # an id whose order already sold a part (of a thin book) is taken: Bybit and OKX refuse
+        # it for a new order, so the rest goes under the entry's other exit id where it can; so
+        # is one the exchange said an earlier order holds (a sale that sold nothing, refused as
+        # a duplicate of it: see send_exit)
         for choice in (suffix, "cx"):
             used = self.journal_state().get(f"{item.entry_client_id}{choice}")
-            if used is None or (used.filled <= 0 and not used.exchange_id):
+            if used is None or (used.filled <= 0 and not _held_by_earlier(used)):
                 suffix = choice
                 break
         qty = self._sellable(item.symbol, item.side.opposite, item.qty)
@@ -347,6 +349,7 @@ class Watching(Exits):
         cid = f"{entry_cid}{suffix}"
         before = self.journal_state().get(cid)
         taken = before.exchange_id if before is not None else None
+        held_by: str | None = None
         self._journal(
             "intent",
             cid,
@@ -366,6 +369,7 @@ class Watching(Exits):
                 symbol, side, OrderType.MARKET, qty, None, {"client_id": cid}
             )
             if taken is not None and order.id == taken:
+                held_by = taken
                 raise InvalidOrder(
                     f"{self.exchange_name} holds client id {cid} for an earlier order {order.id} "
                     f"({order.status.value}, {fmt_qty(order.filled)} sold): this sale not sent"
@@ -374,7 +378,7 @@ class Watching(Exits):
             self._journal(
                 "reject",
                 cid,
-                taken,  # an id the exchange holds stays taken
+                held_by,  # the earlier order holding the id: taken (see _fire)
                 symbol,
                 side,
                 OrderType.MARKET,
@@ -408,6 +412,12 @@ class Watching(Exits):
         self._audit_exit(cid, order.id, symbol, side, qty, wallet, source, "placed")
         self._journal_fill(order, wallet, source, reason)
         return order
+
+
+def _held_by_earlier(event: OrderEvent) -> bool:
+    """A sale refused because the exchange holds its client id for an earlier order (that
+    order's id journaled with the refusal)."""
+    return event.event == "reject" and bool(event.exchange_id)
 
 
 def _waiting(at: datetime | None, now: datetime) -> bool:
