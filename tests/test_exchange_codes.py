@@ -79,17 +79,18 @@ def _with(name: str, cases: list[tuple[str, int, str]]) -> list[tuple[int, str]]
     return [(code, words) for exchange, code, words in cases if exchange == name]
 
 
-@pytest.mark.parametrize("case", range(5))
+def _ids(cases: list[tuple[str, int, str]]) -> list[str]:
+    """Each case's id: its exchange, its code, and whether it came with words."""
+    return [f"{name}-{code}-{'words' if words else 'no-words'}" for name, code, words in cases]
+
+
+@pytest.mark.parametrize(("name", "code", "words"), DUPLICATES, ids=_ids(DUPLICATES))
 def test_a_duplicate_refusal_of_a_placed_order_is_that_order_whatever_its_words(
-    ex: CcxtExchange, name: str, sim: Any, case: int
+    ex: CcxtExchange, name: str, sim: Any, code: int, words: str
 ) -> None:
     """The exchange places the order and answers "duplicate client id" (its answer to an earlier
     request that landed, or a re-send's): Kobe looks it up by that id and has the one order.
     Before: the code alone (words empty or unlike "duplicate") was taken for a plain refusal."""
-    cases = _with(name, DUPLICATES)
-    if case >= len(cases):
-        pytest.skip(f"{name} has {len(cases)} wordings")
-    code, words = cases[case]
     body = json.dumps(refusal(name, code, words)[1])
     sim.inject("rewrite", method="POST", path=CREATE[name], rewrite=lambda _: body)
     order = ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
@@ -170,21 +171,18 @@ RATE_LIMITS = [
 ]
 
 
-@pytest.mark.parametrize("case", range(2))
+@pytest.mark.parametrize(("name", "code", "words"), RATE_LIMITS, ids=_ids(RATE_LIMITS))
 def test_an_order_rate_limit_is_waited_for_and_the_order_sent_once(
     ex: CcxtExchange,
     name: str,
     sim: Any,
     sleeps: Sleeps,
     unknown: list[tuple[str, str]],
-    case: int,
+    code: int,
+    words: str,
 ) -> None:
     """Before: OKX's 50061 was an unknown outcome (no retry, journaled unknown), Bybit's 170005
     and Binance's -1015 a refusal of the order."""
-    cases = _with(name, RATE_LIMITS)
-    if case >= len(cases):
-        pytest.skip(f"{name} has {len(cases)} codes here")
-    code, words = cases[case]
     status, body = refusal(name, code, words)
     sim.inject(status=status, body=body, method="POST", path=CREATE[name])
     order = ex.create_order(BTC, Side.BUY, OrderType.MARKET, QTY)
@@ -226,13 +224,12 @@ def _failed_item(code: str, words: str, top: str) -> dict[str, Any]:
     return {"code": top, "msg": "", "data": [item]}
 
 
+@pytest.mark.parametrize("name", ["okx"])
 @pytest.mark.parametrize("top", ["0", "2"])
 def test_an_okx_order_whose_item_failed_under_code_0_is_that_refusal(
     cli: CliRunner, workdir: Path, name: str, sim: Any, default_env: dict[str, str], top: str
 ) -> None:
     """Before: taken for an order (no id, ``rejected``): `kobe trade` ended 0, as if placed."""
-    if name != "okx":
-        pytest.skip("OKX's per-order sCode")
     body = _failed_item("51008", "Order failed. Insufficient USDT balance in account.", top)
     sim.inject(status=200, body=body, method="POST", path=CREATE[name])
     r = cli(*v5_trade_args(v5.VENUES[name]), env=default_env)
@@ -242,12 +239,11 @@ def test_an_okx_order_whose_item_failed_under_code_0_is_that_refusal(
     assert sim.orders_created == 0
 
 
+@pytest.mark.parametrize("name", ["okx"])
 def test_an_okx_cancel_whose_item_failed_under_code_0_is_no_cancel(
     ex: CcxtExchange, name: str, sim: Any
 ) -> None:
     """The order is still open: the cancel says so, never returns it as cancelled."""
-    if name != "okx":
-        pytest.skip("OKX's per-order sCode")
     order = ex.create_order(BTC, Side.BUY, OrderType.LIMIT, QTY, Decimal(90000))
     body = _failed_item("51402", "Cancellation failed as the order is already completed.", "0")
     sim.inject(status=200, body=body, method="POST", path=okx_sim.CANCEL)
