@@ -42,10 +42,9 @@ async def test_the_orders_row_grows_to_show_an_entrys_tp_and_sl_whole(workdir: P
         assert grown["orders"] == grown["positions"] > even["orders"]
         # the other panes are all still on screen: no row below 5 lines (3 inside the box)
         assert min(grown.values()) >= 5, grown
-        assert (
-            sum(grown.values()) - grown["positions"] - grown["journal"]
-            == sum(even.values()) - even["positions"] - even["journal"]
-        ), (even, grown)
+        assert sum(grown.values()) - grown["positions"] - grown["journal"] == sum(
+            even.values()
+        ) - even["positions"] - even["journal"], (even, grown)
 
 
 async def test_choosing_a_pane_grows_its_row_and_gives_the_height_back(workdir: Path) -> None:

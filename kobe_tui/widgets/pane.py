@@ -187,9 +187,7 @@ class TablePane(Pane):
         table = self.table
         if not table.is_attached or not table.display:
             return None
-        return (
-            self._lines() + table.header_height + self.outer_size.height - table.outer_size.height
-        )
+        return self._lines() + table.header_height + self.outer_size.height - table.outer_size.height
 
     def _cells(self, cells: tuple[Text | str, ...]) -> tuple[Text, ...]:
         """Outside text shown literally (never markup, no control character); free text ends
