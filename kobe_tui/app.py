@@ -167,8 +167,6 @@ class KobeApp(Actions, Navigation):
             # the new width is the event's: the app's own size is updated after this handler
             footer.first().show_command_palette = event.size.width >= 120
         self.refresh_bindings()  # the footer's choice depends on the width
-        if self.query("#panes"):
-            self.call_after_refresh(self.fit_active_row)  # the grid's rows for the new size
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from kobe_tui.engine_host import EngineHost
 from kobe_tui.screens.form import FormScreen
 from kobe_tui.state import PANES
 from kobe_tui.widgets.journal import JournalPane
-from kobe_tui.widgets.pane import Pane, TablePane
+from kobe_tui.widgets.pane import Pane
 
 FORM_KEYS = ("n", "e")  # the keys of new_order and edit_exits: each opens a form
 HOLD_MAX_S = 2.0  # keys held for a form that never opened go on after this, whatever happened
@@ -44,7 +44,6 @@ class Navigation(EngineHost):
 
     _held: list[events.Key] | None = None  # the keys behind n / e, while they wait
     _opener: events.Key | None = None  # that n / e, on its way through the panes to its binding
-    _grid_rows = ""  # the grid's rows as last set for the active pane
 
     async def on_event(self, event: events.Event) -> None:
         """``n`` and the order typed behind it in one packet (``n tab tab right tab 76000``):
@@ -141,39 +140,6 @@ class Navigation(EngineHost):
     def action_show_pane(self, index: int) -> None:
         self.active_pane = index % len(PANES)
         self._show_active()
-        self.call_after_refresh(self.fit_active_row)
-
-    def on_pane_rows_changed(self) -> None:
-        self.call_after_refresh(self.fit_active_row)
-
-    def fit_active_row(self) -> None:
-        """120 columns and more, every pane at once: the active pane's row grows to show every
-        row of its table, up to half the panes' height, and the other rows share the rest (at
-        120x40 the orders pane showed one and a half two-line orders: an entry's TP and SL did
-        not fit, nor 10 wallets). While the active pane's rows fit, the rows share the height
-        evenly, as the stylesheet has them."""
-        screen = self.screen_stack[0]
-        panes = screen.query_one("#panes")
-        wide, xwide = screen.has_class("-wide"), screen.has_class("-xwide")
-        found = screen.query(f"#{PANES[self.active_pane]}").filter(".pane")
-        if not found:
-            return  # the panes come right after the first frame
-        pane = found.first(Pane)
-        if not (wide or xwide):
-            return  # one pane at a time
-        order = list(panes.children)
-        cols, rows = (3, 3) if xwide else (2, 4)
-        fixed = [] if xwide else ["5"]  # 120 columns: the equity line's row, under the others
-        room = panes.content_size.height - (0 if xwide else 5)
-        grid = ["1fr"] * rows
-        row = order.index(pane) // cols if pane in order else rows
-        wanted = pane.wanted_height() if isinstance(pane, TablePane) else None
-        if row < rows and wanted is not None and wanted > room // rows:
-            grid[row] = str(min(wanted, room // 2))
-        value = " ".join(grid + fixed)
-        if value != self._grid_rows:
-            self._grid_rows = value
-            panes.styles.grid_rows = value
 
     def action_next_pane(self) -> None:
         self.action_show_pane(self.active_pane + 1)

@@ -9,7 +9,6 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from engine.untrusted import NAME_MAX
@@ -19,9 +18,6 @@ from kobe_tui.widgets.formatting import literal
 
 class Pane(Vertical):
     """A titled box with a table (or another body) and an empty-state line."""
-
-    class RowsChanged(Message):
-        """A table pane holds more or fewer rows: the lines it wants may have changed."""
 
     can_focus = False
     TITLE = ""
@@ -87,7 +83,6 @@ class TablePane(Pane):
             keys.index(c.under): i for i, c in enumerate(self.COLUMNS) if c.under
         }
         self._avail = 0
-        self._posted_lines = 0
 
     def on_mount(self) -> None:
         # The table joins the screen right after the first frame: that frame costs less, and
@@ -173,21 +168,6 @@ class TablePane(Pane):
         super().show_empty(empty, text)
         if self.table.display == empty:
             self.table.display = not empty  # an empty box says what is going on, no bare header
-        lines = self._lines()
-        if lines != self._posted_lines:
-            self._posted_lines = lines
-            self.post_message(self.RowsChanged())
-
-    def _lines(self) -> int:
-        return self.table.row_count * (2 if self._stacked else 1) if self.table.display else 0
-
-    def wanted_height(self) -> int | None:
-        """The lines this pane takes to show every row of its table at once (its borders and
-        other lines included); None while it shows no table."""
-        table = self.table
-        if not table.is_attached or not table.display:
-            return None
-        return self._lines() + table.header_height + self.outer_size.height - table.outer_size.height
 
     def _cells(self, cells: tuple[Text | str, ...]) -> tuple[Text, ...]:
         """Outside text shown literally (never markup, no control character); free text ends
