@@ -201,10 +201,7 @@ class ExecutionEngine:
         """The wallet's dust a close of buy ``pos`` sells with it (see
         :meth:`PositionBook.foldable_dust`), as far as the account still has it free: dust the
         operator moved away must not make the close fail."""
-        if pos.side is not Side.BUY:
-            return Decimal(0)
-        with self._lock:
-            dust = self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, pos.entry_client_id)
+        dust = self._foldable(pos)
         if dust <= 0:
             return dust
         exchange = self.routers[pos.venue].exchange
@@ -213,6 +210,14 @@ class ExecutionEngine:
         except ExchangeError:  # its exits are cancelled already: the close goes with its own
             return Decimal(0)
         return max(Decimal(0), min(dust, free - pos.qty))
+
+    def _foldable(self, pos: Position) -> Decimal:
+        """The wallet's dust a full exit of ``pos`` sells with it (a buy's; see
+        :meth:`PositionBook.foldable_dust`)."""
+        if pos.side is not Side.BUY:
+            return Decimal(0)
+        with self._lock:
+            return self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, pos.entry_client_id)
 
     def replace_exits(
         self,
@@ -232,7 +237,9 @@ class ExecutionEngine:
         router = self.routers[pos.venue]
         refused = False
         try:
-            router.replace_exits(entry_cid, pos.qty, tp, sl, source)
+            # sized as its first exits were: with the dust they would have sold (the sell is
+            # capped by what the account has free once the old exits are cancelled)
+            router.replace_exits(entry_cid, pos.qty + self._foldable(pos), tp, sl, source)
         except Refused:
             refused = True  # before anything moved: the position keeps the exits it had
             raise
