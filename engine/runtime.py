@@ -364,6 +364,11 @@ class Runtime(RuntimeParts):
         with self._lock:
             return self.execution.positions()
 
+    def dust(self) -> list[Position]:
+        """What Kobe holds below the venue's minimums: no open position, shown apart."""
+        with self._lock:
+            return self.execution.book.dust()
+
     def wallets_snapshot(self) -> WalletsSnapshot:
         with self._lock:
             return self.wallets.snapshot()

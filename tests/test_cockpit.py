@@ -524,3 +524,34 @@ async def test_the_header_says_running_when_the_ui_catches_up_late(workdir: Path
         assert app.runtime is not None and app.runtime.status().state.value == "running"
         assert app.engine_state == "running"
         assert app.query_one(KobeHeader).item("engine-state") == " engine: running "
+
+
+async def test_what_a_close_leaves_below_one_step_is_shown_as_dust(
+    workdir: Path, cli: object
+) -> None:
+    """A close sells 0.00014 BTC of the 0.00014985 held (Binance's fee is in BTC, the step is
+    0.00001): the 0.00000985 left (~0.94 USDT) cannot be sold on its own. It went from the
+    positions pane without a word (`kobe positions` listed it, the cockpit did not): it is
+    shown as dust there, with its value at the mark, and is neither a position nor unprotected."""
+    from kobe_tui.widgets.orders import PositionsPane
+
+    _buy_with_exits(cli)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert len(app.query_one(PositionsPane).positions) == 1
+        await pilot.press("2", "x")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        pane = app.query_one(PositionsPane)
+        assert pane.positions == {}
+        [(key, dust)] = pane.dust.items()
+        assert dust.symbol == "BTC/USDT" and dust.qty == Decimal("0.00000985")
+        cells = [str(c) for c in pane.row_cells(key)]
+        tp = [c.key for c in PositionsPane.COLUMNS].index("tp")
+        assert cells[tp] == "dust" and "0.00000985" in cells
+        pane.mark({"BTC/USDT": Decimal(96000)})
+        upnl = [c.key for c in PositionsPane.COLUMNS].index("upnl")
+        assert str(pane.row_cells(key)[upnl]) != "—"  # its value is said, at the mark
+        assert app.query_one(KobeHeader).item("unprotected") == ""
