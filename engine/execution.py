@@ -325,7 +325,8 @@ class ExecutionEngine:
         per wallet. What a position holds with no mark counts at its entry price (no gain is
         guessed), its fees and what its exits sold still count. One whose exits sold all it
         held counts until it is booked (an exit still selling the dust it was sized with, its
-        entry still working): its PnL is in no ledger before that."""
+        entry still working): its PnL is in no ledger before that. Dust counts at the mark where
+        there is one (its gain or loss since it was bought), else at its cost."""
         total, by_wallet = Decimal(0), dict[str, Decimal]()
         with self._lock:
             sold = [
@@ -333,7 +334,8 @@ class ExecutionEngine:
                 for p in self.book.state.positions.values()
                 if p.filled > 0 and p.qty <= 0 and p.exit_qty > 0 and not p.dust
             ]
-            for pos in self.book.positions() + sold:
+            dust = [p for p in self.book.dust() if p.symbol in marks]
+            for pos in self.book.positions() + sold + dust:
                 mark = marks.get(pos.symbol)
                 if mark is None:  # (none held: no price needed)
                     mark = pos.entry_price if pos.qty > 0 else Decimal(0)

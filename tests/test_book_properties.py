@@ -570,3 +570,15 @@ def test_new_exits_of_a_position_still_sell_the_dust_its_first_exits_were_sized_
     assert rig.closed[-1].trade_id == cid and rig.closed[-1].qty == Decimal("0.150")
     [left] = rig.engine.book.dust()
     assert left.qty < SOL_STEP and rig.exchange.balance("SOL").free == left.qty
+
+
+def test_dust_counts_in_equity_at_its_mark(tmp_path: Path) -> None:
+    """Dust is Kobe's, bought with its wallet's money: equity counted it at cost whatever the
+    price did, as if it had vanished into a fixed number. At a mark, its gain or loss counts."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    total, by_wallet = rig.engine.unrealized({"SOL/USDT": Decimal(200)})
+    assert total == by_wallet["cex_binance"] == dust.qty * 200 - dust.cost > 0
+    assert rig.engine.unrealized({}) == (Decimal(0), {})  # no mark: at its cost
