@@ -582,3 +582,23 @@ def test_dust_counts_in_equity_at_its_mark(tmp_path: Path) -> None:
     total, by_wallet = rig.engine.unrealized({"SOL/USDT": Decimal(200)})
     assert total == by_wallet["cex_binance"] == dust.qty * 200 - dust.cost > 0
     assert rig.engine.unrealized({}) == (Decimal(0), {})  # no mark: at its cost
+
+
+def test_a_close_that_leaves_dust_says_so_once(tmp_path: Path) -> None:
+    """The trade books the 0.149 SOL its exit sold; the 0.00085 left below the step went to the
+    book's dust with only a log line: the trader saw a trade of 0.149 and the rest nowhere."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    said = [m for sev, m in rig.alerts if "dust" in m]
+    assert said == [
+        f"SOL/USDT: {dust.qty} SOL of cex_binance left below the venue's minimum after its "
+        f"exit: kept as dust ({dust.cost:.2f} USDT at cost), sold with the wallet's next exit "
+        "in SOL/USDT"
+    ]
+    assert [sev for sev, m in rig.alerts if "dust" in m] == ["info"]
+    (tmp_path / "positions.json").unlink()
+    again = Rig(tmp_path)  # a restart rebuilds the book from the journal: nothing said again
+    assert again.engine.book.dust() == [dust]
+    assert not [m for _, m in again.alerts if "dust" in m]
