@@ -99,9 +99,9 @@ class Bookkeeper:
                 base, _, quote = p.symbol.partition("/")
                 self._alert(
                     "info",
-                    f"{p.symbol}: {p.qty} {base} of {p.wallet} left below the venue's minimum "
-                    f"after its exit: kept as dust ({p.cost:.2f} {quote} at cost), sold with "
-                    f"the wallet's next exit in {p.symbol}",
+                    f"{p.symbol}: {p.qty} {base} of {p.wallet} is dust (too small to sell on its "
+                    f"own), kept at its cost ({p.cost:.2f} {quote}): the next exit Kobe sizes "
+                    f"there sells it (not one the exchange attaches to an entry)",
                 )
 
     def save(self) -> None:

@@ -173,7 +173,7 @@ class Actions(EngineHost):
         if dust is not None:
             self.notify(
                 f"{dust.symbol} {num(dust.qty)} ({dust.wallet}) is dust, too small to sell on "
-                "its own: the wallet's next exit in that symbol sells it",
+                "its own: the next exit Kobe sizes there sells it",
                 severity="warning",
             )
         elif pos is None:

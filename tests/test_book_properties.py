@@ -593,9 +593,9 @@ def test_a_close_that_leaves_dust_says_so_once(tmp_path: Path) -> None:
     [dust] = rig.engine.book.dust()
     said = [m for sev, m in rig.alerts if "dust" in m]
     assert said == [
-        f"SOL/USDT: {dust.qty} SOL of cex_binance left below the venue's minimum after its "
-        f"exit: kept as dust ({dust.cost:.2f} USDT at cost), sold with the wallet's next exit "
-        "in SOL/USDT"
+        f"SOL/USDT: {dust.qty} SOL of cex_binance is dust (too small to sell on its own), kept "
+        f"at its cost ({dust.cost:.2f} USDT): the next exit Kobe sizes there sells it (not one "
+        "the exchange attaches to an entry)"
     ]
     assert [sev for sev, m in rig.alerts if "dust" in m] == ["info"]
     (tmp_path / "positions.json").unlink()
