@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.book import SAVE_EVERY_BYTES, PositionBook
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
+from engine.position import dust_worth_saying
 from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class Bookkeeper:
         """What the trades just closed left below one step, said once: the trade counts what
         its exits sold, and the rest (Kobe's, at its cost) is neither lost nor an open position."""
         for p in self.book.dust():
-            if p.qty > before.get(p.entry_client_id, Decimal(0)):
+            if p.qty > before.get(p.entry_client_id, Decimal(0)) and dust_worth_saying(p):
                 base, _, quote = p.symbol.partition("/")
                 self._alert(
                     "info",

@@ -159,6 +159,15 @@ class Position:
         )
 
 
+CENT = Decimal("0.01")
+
+
+def dust_worth_saying(pos: Position) -> bool:
+    """Dust that cost at least a cent of its quote: said at its close and shown in the cockpit.
+    Less (a DEX token's last decimals, after nearly every trade) is listed by `kobe positions`."""
+    return pos.cost >= CENT
+
+
 def dust_key(pos: Position) -> str:
     """Where a wallet's dust in one symbol gathers: a key no order has (client ids have no
     spaces), so an exit's event journaled again finds nothing to move."""
