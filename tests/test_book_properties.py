@@ -602,3 +602,15 @@ def test_a_close_that_leaves_dust_says_so_once(tmp_path: Path) -> None:
     again = Rig(tmp_path)  # a restart rebuilds the book from the journal: nothing said again
     assert again.engine.book.dust() == [dust]
     assert not [m for _, m in again.alerts if "dust" in m]
+
+
+def test_dust_worth_less_than_a_cent_is_kept_and_listed_but_not_said(tmp_path: Path) -> None:
+    """A DEX token's last decimals are left by nearly every memecoin trade: said at each close,
+    they filled the alerts and hid a CRITICAL one. Kept (and listed) all the same."""
+    rig = Rig(tmp_path)
+    rig.move("SOL/USDT", "10")
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    assert dust.qty == Decimal("0.0005") and dust.cost < Decimal("0.01")
+    assert not [m for _, m in rig.alerts if "dust" in m]
