@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.book import SAVE_EVERY_BYTES, PositionBook
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
+from engine.position import dust_worth_saying
 from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Bookkeeper:
     def catch_up(self) -> list[ClosedTrade]:
         """Bring the book up to the journal; book every trade that closed. Returns them."""
         out = []
+        before = {p.entry_client_id: p.qty for p in self.book.dust()}
         closed = self.book.catch_up(save=False)
         for trade in closed:
             if self._already_booked(trade.trade_id):
@@ -82,11 +84,26 @@ class Bookkeeper:
             out.append(trade)
         if len(self._booked) > 2 * BOOKED_KEPT:  # in batches: not a copy at every close
             self._booked = dict.fromkeys(list(self._booked)[-BOOKED_KEPT:])
+        if out:  # (a book rebuilt at start books nothing again: no note again either)
+            self._say_dust(before)
         # the cache moves past a close only once the trade is booked; other events are saved in
         # batches (the journal is the truth: a cache a little behind replays the rest, exactly)
         if closed or self.book.state.offset - self._saved_at >= SAVE_EVERY_BYTES:
             self.save()
         return out
+
+    def _say_dust(self, before: dict[str, Decimal]) -> None:
+        """What the trades just closed left below one step, said once: the trade counts what
+        its exits sold, and the rest (Kobe's, at its cost) is neither lost nor an open position."""
+        for p in self.book.dust():
+            if p.qty > before.get(p.entry_client_id, Decimal(0)) and dust_worth_saying(p):
+                base, _, quote = p.symbol.partition("/")
+                self._alert(
+                    "info",
+                    f"{p.symbol}: {p.qty} {base} of {p.wallet} is dust (too small to sell on its "
+                    f"own), kept at its cost ({p.cost:.2f} {quote}): the next exit Kobe sizes "
+                    f"there sells it (not one the exchange attaches to an entry)",
+                )
 
     def save(self) -> None:
         """Write the cache now (at a close, every ``SAVE_EVERY_BYTES`` of journal, and on close)."""

@@ -201,10 +201,7 @@ class ExecutionEngine:
         """The wallet's dust a close of buy ``pos`` sells with it (see
         :meth:`PositionBook.foldable_dust`), as far as the account still has it free: dust the
         operator moved away must not make the close fail."""
-        if pos.side is not Side.BUY:
-            return Decimal(0)
-        with self._lock:
-            dust = self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, pos.entry_client_id)
+        dust = self._foldable(pos)
         if dust <= 0:
             return dust
         exchange = self.routers[pos.venue].exchange
@@ -213,6 +210,14 @@ class ExecutionEngine:
         except ExchangeError:  # its exits are cancelled already: the close goes with its own
             return Decimal(0)
         return max(Decimal(0), min(dust, free - pos.qty))
+
+    def _foldable(self, pos: Position) -> Decimal:
+        """The wallet's dust a full exit of ``pos`` sells with it (a buy's; see
+        :meth:`PositionBook.foldable_dust`)."""
+        if pos.side is not Side.BUY:
+            return Decimal(0)
+        with self._lock:
+            return self.book.foldable_dust(pos.venue, pos.wallet, pos.symbol, pos.entry_client_id)
 
     def replace_exits(
         self,
@@ -232,7 +237,9 @@ class ExecutionEngine:
         router = self.routers[pos.venue]
         refused = False
         try:
-            router.replace_exits(entry_cid, pos.qty, tp, sl, source)
+            # sized as its first exits were: with the dust they would have sold (the sell is
+            # capped by what the account has free once the old exits are cancelled)
+            router.replace_exits(entry_cid, pos.qty + self._foldable(pos), tp, sl, source)
         except Refused:
             refused = True  # before anything moved: the position keeps the exits it had
             raise
@@ -318,7 +325,8 @@ class ExecutionEngine:
         per wallet. What a position holds with no mark counts at its entry price (no gain is
         guessed), its fees and what its exits sold still count. One whose exits sold all it
         held counts until it is booked (an exit still selling the dust it was sized with, its
-        entry still working): its PnL is in no ledger before that."""
+        entry still working): its PnL is in no ledger before that. Dust counts at the mark where
+        there is one (its gain or loss since it was bought), else at its cost."""
         total, by_wallet = Decimal(0), dict[str, Decimal]()
         with self._lock:
             sold = [
@@ -326,7 +334,8 @@ class ExecutionEngine:
                 for p in self.book.state.positions.values()
                 if p.filled > 0 and p.qty <= 0 and p.exit_qty > 0 and not p.dust
             ]
-            for pos in self.book.positions() + sold:
+            dust = [p for p in self.book.dust() if p.symbol in marks]
+            for pos in self.book.positions() + sold + dust:
                 mark = marks.get(pos.symbol)
                 if mark is None:  # (none held: no price needed)
                     mark = pos.entry_price if pos.qty > 0 else Decimal(0)

@@ -159,6 +159,15 @@ class Position:
         )
 
 
+CENT = Decimal("0.01")
+
+
+def dust_worth_saying(pos: Position) -> bool:
+    """Dust that cost at least a cent of its quote: said at its close and shown in the cockpit.
+    Less (a DEX token's last decimals, after nearly every trade) is listed by `kobe positions`."""
+    return pos.cost >= CENT
+
+
 def dust_key(pos: Position) -> str:
     """Where a wallet's dust in one symbol gathers: a key no order has (client ids have no
     spaces), so an exit's event journaled again finds nothing to move."""
@@ -247,8 +256,10 @@ def foldable_dust(
     """The dust of ``wallet`` in ``symbol`` on ``venue`` that a full exit of the buy
     ``entry_cid`` sells with it (the dust of each trade then goes with the next, instead of
     gathering for good): all of it, unless another of the wallet's positions in that symbol
-    is open or working, or its exit still is (it may be selling the dust it was sized with):
-    two exits must never count the same dust."""
+    holds some, or its entry has bought some and still works, or its exit still works (it may
+    be selling the dust it was sized with): two exits must never count the same dust. An entry
+    that has bought nothing yet (a limit resting far from the price, maybe for days) has no
+    exit that could sell it: it does not keep the dust from the others'."""
     line = positions.get(dust_key_of(wallet, venue, symbol, Side.BUY))
     if line is None or line.qty <= 0:
         return ZERO
@@ -260,7 +271,7 @@ def foldable_dust(
         and p.symbol == symbol
         and not p.dust
         and p.entry_client_id != entry_cid
-        and (p.qty > 0 or p.pending or still_selling(p))
+        and (p.qty > 0 or (p.pending and p.filled > 0) or still_selling(p))
     ]
     return ZERO if others else line.qty
 

@@ -32,6 +32,7 @@ from decimal import Decimal
 from engine.exchange.base import ExchangeError, Order, Stopping
 from engine.execution import Position
 from engine.fsutil import WriteFailed, close_all
+from engine.position import dust_worth_saying
 from engine.proposal import Proposal, Source
 from engine.risk import RiskSnapshot
 from engine.router import OrderPlan, Placement
@@ -363,6 +364,12 @@ class Runtime(RuntimeParts):
     def positions(self) -> list[Position]:
         with self._lock:
             return self.execution.positions()
+
+    def dust(self) -> list[Position]:
+        """What Kobe holds below the venue's minimums worth a cent or more: no open position,
+        shown apart (see :func:`engine.position.dust_worth_saying`)."""
+        with self._lock:
+            return [p for p in self.execution.book.dust() if dust_worth_saying(p)]
 
     def wallets_snapshot(self) -> WalletsSnapshot:
         with self._lock:

@@ -21,6 +21,7 @@ from kobe_tui.widgets.journal import AlertsPane
 from kobe_tui.widgets.orders import OrdersPane, PositionsPane
 
 if TYPE_CHECKING:
+    from engine.position import Position
     from engine.proposal import Proposal
 
 
@@ -97,7 +98,7 @@ class Actions(EngineHost):
                 result=placed,
             )
         )
-        self.post_message(PositionsChanged(self.runtime.positions()))
+        self.post_message(PositionsChanged.read(self.runtime))
 
     def action_cancel_order(self) -> None:
         order = self.query_one(OrdersPane).selected()
@@ -165,10 +166,23 @@ class Actions(EngineHost):
                 paired.add(entry)
             self.post_message(ActionDone(f"Cancelled {done.id} ({done.client_id})"))
 
-    def action_close_position(self) -> None:
-        pos = self.query_one(PositionsPane).selected()
-        if pos is None:
+    def _selected_position(self) -> Position | None:
+        """The open position selected in the positions pane; None (said why) on dust or none."""
+        pane = self.query_one(PositionsPane)
+        pos, dust = pane.selected(), pane.selected_dust()
+        if dust is not None:
+            self.notify(
+                f"{dust.symbol} {num(dust.qty)} ({dust.wallet}) is dust, too small to sell on "
+                "its own: the next exit Kobe sizes there sells it",
+                severity="warning",
+            )
+        elif pos is None:
             self.notify("Select a position in the positions pane (2) first", severity="warning")
+        return pos
+
+    def action_close_position(self) -> None:
+        pos = self._selected_position()
+        if pos is None:
             return
         question = f"Close {pos.symbol} {num(pos.qty)} ({pos.wallet}) at market? Its TP/SL are cancelled first."
         cid = pos.entry_client_id
@@ -182,9 +196,8 @@ class Actions(EngineHost):
     def action_edit_exits(self) -> None:
         from kobe_tui.screens.exits import ExitsScreen
 
-        pos = self.query_one(PositionsPane).selected()
+        pos = self._selected_position()
         if pos is None:
-            self.notify("Select a position in the positions pane (2) first", severity="warning")
             return
         title = f"New exits for {pos.symbol} {num(pos.qty)} ({pos.wallet})"
         cid = pos.entry_client_id
@@ -216,7 +229,7 @@ class Actions(EngineHost):
             )
             return
         self.post_message(ActionDone(f"Exits of {cid} replaced: {cover}"))
-        self.post_message(PositionsChanged(self.runtime.positions()))
+        self.post_message(PositionsChanged.read(self.runtime))
 
     @work(thread=True, exit_on_error=False, group="action")
     def close_position(self, cid: str) -> None:
@@ -230,7 +243,7 @@ class Actions(EngineHost):
             return
         text = f"Closed {cid}" if order is not None else f"{cid}: nothing to close"
         self.post_message(ActionDone(text))
-        self.post_message(PositionsChanged(self.runtime.positions()))
+        self.post_message(PositionsChanged.read(self.runtime))
 
     def action_trip(self) -> None:
         """``k`` trips at once, whatever ``on_trip`` says (an entry under way is refused, as

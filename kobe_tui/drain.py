@@ -135,10 +135,10 @@ class EventDrain(CockpitState):
     @work(thread=True, exit_on_error=False, exclusive=True, group="positions")
     def read_positions(self) -> None:
         if self.runtime is not None:
-            self.post_message(PositionsChanged(self.runtime.positions()))
+            self.post_message(PositionsChanged.read(self.runtime))
 
     def on_positions_changed(self, message: PositionsChanged) -> None:
-        self.query_one(PositionsPane).show(message.positions)
+        self.query_one(PositionsPane).show(message.positions, message.dust)
         orders = self.query_one(OrdersPane)
         for event in list(orders.orders.values()):  # owners and protected positions, now known
             orders.apply(event, self._position_of(event))

@@ -221,7 +221,7 @@ class EngineHost(EventDrain):
         self.post_message(HealthChecked(health_checks(self.settings)))
         if self.settings.mode is not Mode.PAPER:
             self.call_from_thread(self._watch_exchange_balances)
-        self.post_message(PositionsChanged(runtime.positions()))
+        self.post_message(PositionsChanged.read(runtime))
         # Through the inbox, in order with the engine's own events: a message posted here was
         # drawn after them when the UI was busy, and its "stopped" (the state before the engine
         # runs) stayed in the header for good. The engine says "running" itself, next.
@@ -273,7 +273,7 @@ class EngineHost(EventDrain):
                 advance()
             self.runtime.tick()
         self._drain()  # on the UI thread: draw what the ticks produced, now
-        self.post_message(PositionsChanged(self.runtime.positions()))
+        self.post_message(PositionsChanged.read(self.runtime))
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         """Every way out stops the engine first (it finishes its step within a second)."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.journal import OrderEvent
     from engine.modes import Settings
     from engine.risk import RiskSnapshot
-    from engine.runtime import AlertEvent, RuntimeStatus
+    from engine.runtime import AlertEvent, Runtime, RuntimeStatus
     from engine.stats import TradeStats
     from engine.trades import ClosedTrade
     from engine.wallets.snapshot import WalletsSnapshot
@@ -82,9 +82,16 @@ class RiskChanged(_Replaceable):
 
 
 class PositionsChanged(_Replaceable):
-    def __init__(self, positions: list[Position]) -> None:
+    """The positions held, and the dust (shown as dust, never as a position)."""
+
+    def __init__(self, positions: list[Position], dust: list[Position]) -> None:
         super().__init__()
         self.positions = positions
+        self.dust = dust
+
+    @classmethod
+    def read(cls, runtime: Runtime) -> PositionsChanged:
+        return cls(runtime.positions(), runtime.dust())
 
 
 class EngineStateChanged(_Replaceable):

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from engine.book import PositionBook
 from engine.exchange.base import ExchangeError, Order, OrderType, Side
 from engine.exchange.paper.markets import BookParams
-from engine.proposal import Refused
+from engine.proposal import Refused, Source
 from tests.test_execution import Rig, entry
 
 PRICES = ["90", "94", "96", "99", "100", "101", "104", "108", "111", "115"]
@@ -528,3 +528,89 @@ def test_a_take_profit_closes_its_trade_before_its_siblings_cancel_is_journaled(
     trades = book.catch_up()
     [trade] = [t for t in trades if t.trade_id == placed.entry.client_id]
     assert trade.reason == "take-profit" and trade.qty == placed.exits[0].qty
+
+
+def test_a_resting_limit_entry_does_not_keep_the_dust_from_the_next_exit(tmp_path: Path) -> None:
+    """A limit buy resting far below the price (it may rest for days) counted as another
+    position of the wallet: no exit took the dust while it rested, and the dust of every trade
+    gathered past a step, never sold. An entry that has bought nothing has no exit that could
+    sell the dust: the next exit still takes it."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [before] = rig.engine.book.dust()
+    resting = rig.engine.submit(
+        entry(entry_type=OrderType.LIMIT, price=Decimal(50), amount=Decimal(10), **FLAT)
+    )
+    assert resting.entry.status.is_open and resting.entry.filled == 0
+    placed = rig.engine.submit(entry())  # TP 110, SL 95: its OCO is sized with the dust
+    assert [leg.qty for leg in placed.exits] == [Decimal("0.150")] * 2
+    rig.move("SOL/USDT", "111")
+    assert rig.closed[-1].qty == Decimal("0.150")
+    [after] = rig.engine.book.dust()
+    assert after.qty == before.qty + Decimal("0.14985") - Decimal("0.150") < before.qty
+
+
+def test_new_exits_of_a_position_still_sell_the_dust_its_first_exits_were_sized_with(
+    tmp_path: Path,
+) -> None:
+    """`kobe exits` (or `e` in the cockpit) re-sized the exits from the position's own
+    0.14985, rounded down to 0.149: the dust its OCO was sized with (0.150) was dropped from the
+    exit and the 0.00085 a trade leaves gathered again."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    placed = rig.engine.submit(entry())
+    assert [leg.qty for leg in placed.exits] == [Decimal("0.150")] * 2
+    cid = placed.entry.client_id
+    rig.engine.replace_exits(cid, Decimal(112), Decimal(94), Source.CLI)
+    legs = [o for o in rig.exchange.fetch_open_orders("SOL/USDT") if o.client_id.startswith(cid)]
+    assert sorted(o.qty for o in legs) == [Decimal("0.150")] * 2
+    rig.move("SOL/USDT", "113")
+    assert rig.closed[-1].trade_id == cid and rig.closed[-1].qty == Decimal("0.150")
+    [left] = rig.engine.book.dust()
+    assert left.qty < SOL_STEP and rig.exchange.balance("SOL").free == left.qty
+
+
+def test_dust_counts_in_equity_at_its_mark(tmp_path: Path) -> None:
+    """Dust is Kobe's, bought with its wallet's money: equity counted it at cost whatever the
+    price did, as if it had vanished into a fixed number. At a mark, its gain or loss counts."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    total, by_wallet = rig.engine.unrealized({"SOL/USDT": Decimal(200)})
+    assert total == by_wallet["cex_binance"] == dust.qty * 200 - dust.cost > 0
+    assert rig.engine.unrealized({}) == (Decimal(0), {})  # no mark: at its cost
+
+
+def test_a_close_that_leaves_dust_says_so_once(tmp_path: Path) -> None:
+    """The trade books the 0.149 SOL its exit sold; the 0.00085 left below the step went to the
+    book's dust with only a log line: the trader saw a trade of 0.149 and the rest nowhere."""
+    rig = Rig(tmp_path)
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    said = [m for sev, m in rig.alerts if "dust" in m]
+    assert said == [
+        f"SOL/USDT: {dust.qty} SOL of cex_binance is dust (too small to sell on its own), kept "
+        f"at its cost ({dust.cost:.2f} USDT): the next exit Kobe sizes there sells it (not one "
+        "the exchange attaches to an entry)"
+    ]
+    assert [sev for sev, m in rig.alerts if "dust" in m] == ["info"]
+    (tmp_path / "positions.json").unlink()
+    again = Rig(tmp_path)  # a restart rebuilds the book from the journal: nothing said again
+    assert again.engine.book.dust() == [dust]
+    assert not [m for _, m in again.alerts if "dust" in m]
+
+
+def test_dust_worth_less_than_a_cent_is_kept_and_listed_but_not_said(tmp_path: Path) -> None:
+    """A DEX token's last decimals are left by nearly every memecoin trade: said at each close,
+    they filled the alerts and hid a CRITICAL one. Kept (and listed) all the same."""
+    rig = Rig(tmp_path)
+    rig.move("SOL/USDT", "10")
+    placed = rig.engine.submit(entry(amount=Decimal(15), **FLAT))
+    rig.engine.close_position(placed.entry.client_id, "test close")
+    [dust] = rig.engine.book.dust()
+    assert dust.qty == Decimal("0.0005") and dust.cost < Decimal("0.01")
+    assert not [m for _, m in rig.alerts if "dust" in m]

@@ -524,3 +524,65 @@ async def test_the_header_says_running_when_the_ui_catches_up_late(workdir: Path
         assert app.runtime is not None and app.runtime.status().state.value == "running"
         assert app.engine_state == "running"
         assert app.query_one(KobeHeader).item("engine-state") == " engine: running "
+
+
+async def test_what_a_close_leaves_below_one_step_is_shown_as_dust(
+    workdir: Path, cli: object
+) -> None:
+    """A close sells 0.00014 BTC of the 0.00014985 held (Binance's fee is in BTC, the step is
+    0.00001): the 0.00000985 left (~0.94 USDT) cannot be sold on its own. It went from the
+    positions pane without a word (`kobe positions` listed it, the cockpit did not): it is
+    shown as dust there, with its value at the mark, and is neither a position nor unprotected."""
+    from kobe_tui.widgets.orders import PositionsPane
+
+    _buy_with_exits(cli)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert len(app.query_one(PositionsPane).positions) == 1
+        await pilot.press("2", "x")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        pane = app.query_one(PositionsPane)
+        assert pane.positions == {}
+        [(key, dust)] = pane.dust.items()
+        assert dust.symbol == "BTC/USDT" and dust.qty == Decimal("0.00000985")
+        cells = [str(c) for c in pane.row_cells(key)]
+        tp = [c.key for c in PositionsPane.COLUMNS].index("tp")
+        assert cells[tp] == "dust" and "0.00000985" in cells
+        pane.mark({"BTC/USDT": Decimal(96000)})
+        upnl = [c.key for c in PositionsPane.COLUMNS].index("upnl")
+        assert str(pane.row_cells(key)[upnl]) != "—"  # its value is said, at the mark
+        assert app.query_one(KobeHeader).item("unprotected") == ""
+
+
+async def test_x_on_a_dust_row_says_it_is_dust(workdir: Path, cli: object) -> None:
+    """With a position and dust in the pane, `x` on the dust row named no target ("select a
+    position first"): it says the row is dust, too small to sell, and asks nothing."""
+    from kobe_tui.widgets.orders import PositionsPane
+
+    for _ in range(2):
+        r = cli(  # type: ignore[operator]
+            "trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "8",
+            "--sl", "93000", "--tp", "99000", "--yes",
+        )  # fmt: skip
+        assert r.code == 0, r.err
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2", "x")
+        await pilot.pause()
+        await pilot.press("y")  # closes one: its own only (the other is open), dust is left
+        await settle(app, pilot)
+        pane = app.query_one(PositionsPane)
+        assert len(pane.positions) == 1 and len(pane.dust) == 1
+        for _ in range(2):
+            if pane.selected_dust() is None:
+                await pilot.press("down")
+        assert pane.selected_dust() is not None
+        await pilot.press("x")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        said = [str(n.message) for n in app._notifications]
+        assert any("is dust, too small to sell on its own" in m for m in said), said

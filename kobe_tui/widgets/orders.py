@@ -123,15 +123,19 @@ class PositionsPane(TablePane):
     def __init__(self, pane_id: str, number: int) -> None:
         super().__init__(pane_id, number)
         self.positions: dict[str, Position] = {}
+        # what a trade left below the venue's minimums: shown as dust (its value at the mark),
+        # never as an open position to close or protect
+        self.dust: dict[str, Position] = {}
         self.marks: dict[str, Decimal] = {}
         self._by_order: dict[str, Position] = {}  # entry's and exits' client ids -> position
 
-    def show(self, positions: Iterable[Position]) -> None:
+    def show(self, positions: Iterable[Position], dust: Iterable[Position] = ()) -> None:
         fresh = {p.entry_client_id: p for p in positions}
-        for key in list(self.positions):
-            if key not in fresh:
+        fresh_dust = {p.entry_client_id: p for p in dust}
+        for key in [*self.positions, *self.dust]:
+            if key not in fresh and key not in fresh_dust:
                 self.drop(key)
-        self.positions = fresh
+        self.positions, self.dust = fresh, fresh_dust
         self._by_order = {
             cid: p
             for p in fresh.values()
@@ -156,7 +160,7 @@ class PositionsPane(TablePane):
         self._draw()
 
     def _draw(self) -> None:
-        for key, p in self.positions.items():
+        for key, p in [*self.positions.items(), *self.dust.items()]:
             mark = self.marks.get(p.symbol)
             upnl: Text | str = "—"
             if mark is not None and p.entry_price is not None:
@@ -170,11 +174,16 @@ class PositionsPane(TablePane):
                     px(p.entry_price, fixed=True),  # as its mark beside it: 95,000.00, not 95,000
                     px(mark, fixed=True),
                     upnl,
-                    px(p.take_profit),
-                    px(p.stop_loss),
+                    "dust" if p.dust else px(p.take_profit),  # (no exit: too small to sell)
+                    "" if p.dust else px(p.stop_loss),
                 ),
             )
 
     def selected(self) -> Position | None:
+        """The open position selected; None on a dust row (see :meth:`selected_dust`)."""
         key = self.selected_key()
         return self.positions.get(key) if key is not None else None
+
+    def selected_dust(self) -> Position | None:
+        key = self.selected_key()
+        return self.dust.get(key) if key is not None else None
