@@ -14,6 +14,7 @@ import pytest
 
 from engine.exchange.base import BadAnswer, Exchange, OrderType, Side
 from engine.exchange.ccxt_parse import market_rules
+from engine.journal import OrderJournal
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Router
 from tests.conftest import ROOT, CliRunner
@@ -147,3 +148,29 @@ def test_kobe_trade_says_it_and_sends_nothing(cli: CliRunner, workdir: Path) -> 
     assert r.code == 1 and "MAX_NUM_ALGO_ORDERS 5" in r.out + r.err, r.out + r.err
     assert _intents(workdir / "data") == before
     assert cli(*buy, "--yes").code == 0  # without TP/SL it goes
+
+
+@pytest.mark.parametrize("status", ["canceled", "expired", "rejected", "filled"])
+def test_a_stop_leg_whose_last_word_is_an_ended_ack_takes_no_slot(
+    tmp_path: Path, status: str
+) -> None:
+    """A leg's last journal line can be an ``ack`` that says it ended (a look-up at start, an
+    OCO's sibling expired): counted by its event alone ("not a fill, cancel or reject"), such
+    a leg took a slot for good, and after five the symbol refused every entry with TP/SL."""
+    import dataclasses
+
+    data = tmp_path / "data"
+    router = router_for(paper_exchange(D(0)), data, "paper")
+    for _ in range(5):
+        assert len(router.submit(buy()).exits) == 2
+    with pytest.raises(Refused, match="5 open stop orders"):
+        router.plan(buy())
+    state = router.journal_state()
+    legs = [e for cid, e in state.items() if cid.endswith("sl")]
+    assert len(legs) == 5
+    journal = OrderJournal(data)
+    for leg in legs:
+        journal.append(dataclasses.replace(leg, event="ack", status=status))
+    journal.close()
+    again = router_for(paper_exchange(D(0)), data, "paper")
+    assert again.plan(buy()).exits is not None  # no slot held: planned, not refused

@@ -23,6 +23,7 @@ from engine.router.orders import (
     fmt_money,
     fmt_plain,
     fmt_qty,
+    is_open_status,
 )
 from engine.watchdog import ExitPlan
 
@@ -259,7 +260,8 @@ class Planning(RouterCore):
         """Refuse an entry whose OCO the venue would refuse for want of room: Binance (and the
         paper venue) hold at most ``MAX_NUM_ALGO_ORDERS`` stop orders open per symbol, an OCO's
         stop leg being one. Counted without a request: Kobe's stop legs the journal has as not
-        ended (sent, open or outcome unknown), its entries waiting to place an OCO (the
+        ended (sent, open or outcome unknown; a leg whose last line is an ``ack`` saying it
+        ended takes no slot), its entries waiting to place an OCO (the
         watchdog's), and the stop orders not Kobe's in the open orders the last sync listed. Only
         this mode's legs count: those journaled in another are on another venue."""
         if m.max_stop_orders is None:
@@ -272,7 +274,7 @@ class Planning(RouterCore):
             and e.mode == self.mode  # a data dir used in paper, then testnet: not on this venue
             and e.symbol == m.symbol
             and e.type == OrderType.STOP_LOSS_LIMIT.value
-            and e.event not in ("fill", "cancel", "reject")
+            and (e.event in ("intent", "unknown") or is_open_status(e.status))
         }
         ours |= {
             i.entry_client_id
