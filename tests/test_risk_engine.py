@@ -86,6 +86,25 @@ def test_warning_scales_risk_sizing_and_recovers(tmp_path: Path, clock: Clock) -
     assert r.size_factor() == Decimal(1)
 
 
+def test_warning_clears_only_below_ninety_percent_of_its_level(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A drawdown hovering at the warning level does not flip the switch (and journal a line,
+    and raise an alert) every tick: WARNING clears below 9 % for a 10 % level."""
+    r = engine(tmp_path, clock, warning_drawdown_pct=Decimal(10), max_drawdown_pct=Decimal(20))
+    r.on_equity(Decimal(200))
+    states = []
+    # 10.05 %, 9.95 %, 10.05 %, 9.5 %, 9.05 %, 8.95 % (clears), 9.5 % (stays armed), 10 %
+    for equity in ("179.9", "180.1", "179.9", "181", "181.9", "182.1", "181", "180"):
+        clock.step()
+        r.on_equity(Decimal(equity))
+        states.append(r.kill_switch().state.value)
+    assert states == ["WARNING"] * 5 + ["ARMED", "ARMED", "WARNING"]
+    lines = (tmp_path / "risk_journal.jsonl").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in lines]
+    assert events.count("warning") == 2 and events.count("armed") == 1
+
+
 def test_min_capital_and_daily_loss_trip(tmp_path: Path, clock: Clock) -> None:
     r = engine(tmp_path / "a", clock, min_operational_capital_usd=Decimal(100))
     r.on_equity(Decimal(120))

@@ -35,6 +35,10 @@ from engine.untrusted import operator_text
 log = logging.getLogger("engine.risk")  # the name its log lines had before the split
 
 KEEP_TRADE_IDS = 20  # closed trades remembered as counted (a crash re-hands on at most one)
+# WARNING clears only once the drawdown is back below 90 % of its level (9 % for a 10 % warning):
+# a drawdown hovering at the level would otherwise flip the switch, journal a line and raise an
+# alert every tick
+WARNING_CLEARS_AT = Decimal("0.9")
 
 
 class RiskEngine:
@@ -47,7 +51,8 @@ class RiskEngine:
     * realized loss today beyond ``risk.max_daily_loss_usd``: TRIPPED;
     * ``risk.cooldown_after_loss_s`` after a losing trade: new entries wait (not a trip).
 
-    WARNING goes back to ARMED by itself when the drawdown recovers; TRIPPED is left only by an
+    WARNING goes back to ARMED by itself when the drawdown recovers below 90 % of the warning
+    level (hysteresis: no flip-flop around the level); TRIPPED is left only by an
     operator's reset. Every transition is journaled (fsynced) before the snapshot is rewritten,
     so a tripped switch stays tripped across restarts and crashes. Operator commands from another
     process (``kobe risk trip`` while an engine runs) arrive through ``risk_commands.jsonl`` and
@@ -224,7 +229,10 @@ class RiskEngine:
                         "risk",
                     )
                     return
-                warn = s.drawdown_pct >= self.cfg.warning_drawdown_pct
+                level = self.cfg.warning_drawdown_pct
+                if s.state is KillState.WARNING:
+                    level *= WARNING_CLEARS_AT
+                warn = s.drawdown_pct >= level
                 new = KillState.WARNING if warn else KillState.ARMED
                 if new is not s.state:
                     reason = (
