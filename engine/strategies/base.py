@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.exchange.base import OrderType, Side
+from engine.exchange.prices import aware_utc
 from engine.proposal import Proposal, Sizing, Source
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,34 @@ class StrategyPosition:
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
     key: str = ""  # what the strategy matches exits on (a leader's position, a mint)
+
+    @classmethod
+    def adopted(
+        cls,
+        ref: str,
+        symbol: str,
+        entry_price: Decimal,
+        qty: Decimal,
+        opened_at: datetime,
+        take_profit: Decimal | None = None,
+        stop_loss: Decimal | None = None,
+        key: str = "",
+    ) -> StrategyPosition:
+        """An open position from an earlier run, watched again."""
+        opened = aware_utc(opened_at)
+        return cls(
+            ref=ref,
+            symbol=symbol,
+            state=PositionState.OPEN,
+            size_usd=entry_price * qty,
+            signalled_at=opened,
+            entry_price=entry_price,
+            qty=qty,
+            opened_at=opened,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            key=key,
+        )
 
 
 def exit_signal(

@@ -260,19 +260,8 @@ class CopyTrading(Strategy):
     ) -> None:
         """Watch a position from an earlier run again: the leader it mirrors when the saved state
         says; otherwise the next sell of ``symbol`` by any leader closes it."""
-        self.book.adopt(
-            StrategyPosition(
-                ref=ref,
-                symbol=symbol,
-                state=PositionState.OPEN,
-                size_usd=entry_price * qty,
-                signalled_at=aware_utc(opened_at),
-                entry_price=entry_price,
-                qty=qty,
-                opened_at=aware_utc(opened_at),
-                key=self._leaders.get(ref, f"{ANY_LEADER}|{symbol}"),
-            )
-        )
+        key = self._leaders.get(ref, f"{ANY_LEADER}|{symbol}")
+        self.book.adopt(StrategyPosition.adopted(ref, symbol, entry_price, qty, opened_at, key=key))
         self._prices.setdefault(symbol, entry_price)
 
     def on_entry_failed(self, ref: str, reason: str) -> None:

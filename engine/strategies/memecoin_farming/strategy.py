@@ -226,20 +226,10 @@ class MemecoinFarming(Strategy):
         """Watch a position from an earlier run again: TP/SL from its entry, hold time from its
         opening; a symbol the provider no longer knows exits at once (at the entry price)."""
         tp, sl = self._exits_for(entry_price)
-        self.book.adopt(
-            StrategyPosition(
-                ref=ref,
-                symbol=symbol,
-                state=PositionState.OPEN,
-                size_usd=entry_price * qty,
-                signalled_at=aware_utc(opened_at),
-                entry_price=entry_price,
-                qty=qty,
-                opened_at=aware_utc(opened_at),
-                take_profit=tp,
-                stop_loss=sl,
-            )
+        position = StrategyPosition.adopted(
+            ref, symbol, entry_price, qty, opened_at, take_profit=tp, stop_loss=sl
         )
+        self.book.adopt(position)
         self._last_price[symbol] = entry_price
 
     def on_entry_failed(self, ref: str, reason: str) -> None:
