@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -525,3 +527,134 @@ def test_a_reader_that_went_away_is_no_internal_error_and_keeps_the_exit_code(
     proc.stdout.close()  # the reader is gone before the first line
     assert proc.wait(timeout=120) == code
     assert proc.stderr.read() == b""
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and directory (None) under ``root``, by relative path."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def used_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working dir whose data dir has history: a position with its OCO exits open, a closed
+    trade, the wallets snapshot, the journals, the paper account and the risk files."""
+    from engine.cli import main
+
+    work = tmp_path_factory.mktemp("used")
+
+    def kobe(*argv: str) -> None:
+        err = io.StringIO()
+        assert main(list(argv), env={}, cwd=work, out=io.StringIO(), err=err) == 0, err.getvalue()
+
+    kobe(*TRADE, "--type", "market", "--quote", "7", "--sl", "90000", "--tp", "99000")
+    kobe(*TRADE, "--type", "limit", "--price", "94000", "--quote", "6")
+    kobe("run", "--headless", "--ticks", "3", "--seed", "7")
+    kobe("risk", "trip", "--reason", "audit", "--yes")
+    kobe("risk", "reset", "--yes")
+    return work
+
+
+BUY = (*TRADE, "--type", "market")
+RUN = ("run", "--headless")
+TOO_MANY_DIGITS = "15." + "1" * 41
+# (argv, environment, kobe.toml, what the error says: the field and the problem)
+BAD_INPUT: list[tuple[tuple[str, ...], dict[str, str], str | None, str]] = [
+    ((*BUY, "--quote", ""), {}, None, "--quote: not a plain decimal number (got '')"),
+    ((*BUY, "--quote", "-1e5"), {}, None, "--quote: must be positive (got '-1e5')"),
+    ((*BUY, "--quote", "-inf"), {}, None, "--quote: not a plain decimal number (got '-inf')"),
+    ((*BUY, "--quote", "inf"), {}, None, "--quote: not a plain decimal number (got 'inf')"),
+    ((*BUY, "--quote", "NaN"), {}, None, "--quote: not a plain decimal number (got 'NaN')"),
+    ((*BUY, "--quote", "1e999"), {}, None, "--quote: out of range (got '1e999')"),
+    ((*BUY, "--quote", TOO_MANY_DIGITS), {}, None, "--quote: too many digits"),
+    ((*BUY, "--quote", "15", "--risk", "1"), {}, None, "--risk: not allowed with argument --quote"),
+    ((*BUY,), {}, None, "give exactly one of --quote AMOUNT or --risk PCT"),
+    ((*BUY, "--quote", "15", "--price", "9e4"), {}, None, "--price: only for limit orders"),
+    ((*TRADE, "--type", "limit", "--quote", "15"), {}, None, "--price: required for a limit"),
+    ((*TRADE, "--type", "stop", "--quote", "15"), {}, None, "--type: must be market or limit"),
+    (("trade", "--symbol", "BTC/USDT", "--side", "short", "--type", "market", "--quote", "15",
+      "--yes"), {}, None, "--side: must be buy or sell (got 'short')"),
+    ((*BUY, "--risk", "1"), {}, None, "--risk needs --sl"),
+    ((*BUY, "--risk", "-0.5", "--sl", "9e4"), {}, None, "--risk: must be positive"),
+    ((*BUY, "--risk", "100.5", "--sl", "9e4"), {}, None, "--risk: must be at most 100"),
+    ((*BUY, "--quote", "15", "--sl", "-1"), {}, None, "--sl: must be positive (got '-1')"),
+    ((*BUY, "--quote", "15", "--tp", ""), {}, None, "--tp: not a plain decimal number"),
+    ((*BUY, "--quote", "15", "--wallet", "nosuch"), {}, None, "--wallet: unknown wallet nosuch"),
+    ((*BUY, "--quote", "15", "--wallet", ""), {}, None, "--wallet: must not be empty"),
+    (("trade", "--symbol", "DOGE/USDT", "--side", "buy", "--type", "market", "--quote", "15",
+      "--yes"), {}, None, "--symbol: DOGE/USDT has no spot market on binance (paper)"),
+    ((*BUY, "--quote", "15", "--file", "nope.toml"), {}, None, "--file: cannot read nope.toml"),
+    (("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "15"),
+     {}, None, "pass --yes"),
+    ((*BUY, "--quote", "15", "--bogus"), {}, None, "unrecognized arguments: --bogus"),
+    ((*BUY, "--quote", "15"), {"EXCHANGE": "kraken"}, None, "EXCHANGE: must be one of binance"),
+    ((*BUY, "--quote", "15"), {"KOBE_MODE": "Paper"}, None, "KOBE_MODE: must be one of paper"),
+    ((*BUY, "--quote", "15"), {"KOBE_EXCHANGE_URL": "http://127.0.0.1"}, None,
+     "KOBE_EXCHANGE_URL: must be scheme://host:port"),
+    ((*BUY, "--quote", "15"), {}, "[risk]\nmax_drawdown_pct = 140\n",
+     "risk.max_drawdown_pct: must be between 0 and 100 (got 140)"),
+    (("exits", "kobe1", "--tp", "nan", "--yes"), {}, None, "--tp: not a plain decimal number"),
+    (("exits", "kobe1", "--sl", "-1e3", "--yes"), {}, None, "--sl: must be positive"),
+    (("exits", "kobe1", "--sl", "1e999", "--yes"), {}, None, "--sl: out of range"),
+    (("exits", "kobe1", "--yes"), {}, None, "give --tp P, --sl P or both"),
+    (("cancel", "kobe1", "--all", "--yes"), {}, None, "give an order ID or --all, not both"),
+    (("cancel", "", "--yes"), {}, None, "give an order ID"),
+    (("cancel", "--all"), {}, None, "pass --yes"),
+    ((*RUN, "--ticks", "-1"), {}, None, "--ticks: must be at least 1 (got '-1')"),
+    ((*RUN, "--ticks", ""), {}, None, "--ticks: not a plain decimal number"),
+    ((*RUN, "--ticks", "2.5"), {}, None, "--ticks: "),
+    ((*RUN, "--ticks", "1e999"), {}, None, "--ticks: out of range"),
+    ((*RUN, "--ticks", "99999999999"), {}, None, "--ticks: must be at most"),
+    ((*RUN, "--duration", "inf"), {}, None, "--duration: not a plain decimal number"),
+    ((*RUN, "--duration", "-5"), {}, None, "--duration: must be above 0"),
+    ((*RUN, "--ticks", "1", "--seed", "-inf"), {}, None, "--seed: not a plain decimal number"),
+    ((*RUN, "--ticks", "1", "--seed", "-1"), {}, None, "--seed: must be at least 0"),
+    ((*RUN, "--duration", "5", "--tick", "nan"), {}, None, "--tick: not a plain decimal"),
+    ((*RUN, "--ticks", "1", "--tick", "1"), {}, None, "--tick: only with --duration"),
+    (("run", "--ticks", "1"), {}, None, "run needs --headless"),
+    ((*RUN, "--ticks", "1"), {"KOBE_MODE": "bogus"}, None, "KOBE_MODE: must be one of paper"),
+    ((*RUN, "--ticks", "1"), {}, 'symbols = ["DOGE/USDT"]\n', "symbols"),
+    ((*RUN, "--ticks", "1"), {}, "[risk]\nbogus = 1\n", "risk.bogus: unknown key (got 1)"),
+    (("risk", "trip", "--reason", " ", "--yes"), {}, None, "--reason: must not be empty"),
+    (("risk", "reset"), {}, None, "pass --yes"),
+    (("risk", "status"), {"EXCHANGE": "kraken"}, None, "EXCHANGE: must be one of binance"),
+    (("indexer", "scan", "--slots", "nan"), {}, None, "--slots: not a plain decimal number"),
+    (("indexer", "scan", "--slots", "-1"), {}, None, "--slots: must be at least 1"),
+    (("indexer", "scan", "--slots", "1e999"), {}, None, "--slots: out of range"),
+    (("health",), {"KOBE_MODE": "livee"}, None, "KOBE_MODE: must be one of paper"),
+    (("wallets",), {}, "[finance]\ncapital_usd = -1\n", "finance.capital_usd"),
+    (("orders", "extra"), {}, None, "unrecognized arguments: extra"),
+    (("bogus",), {}, None, "invalid choice: 'bogus'"),
+    (("risk",), {}, None, "the following arguments are required: ACTION"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "toml", "said"),
+    BAD_INPUT,
+    ids=[f"{i}-{' '.join(a)[:40]}" for i, (a, *_) in enumerate(BAD_INPUT)],
+)
+def test_bad_input_on_a_used_data_dir_exits_2_naming_it_and_changes_nothing(
+    cli: CliRunner,
+    workdir: Path,
+    used_data_dir: Path,
+    argv: tuple[str, ...],
+    env: dict[str, str],
+    toml: str | None,
+    said: str,
+) -> None:
+    """README: "2 bad config or arguments"; a refusal names the field and its problem, and
+    nothing on disk changes: every file under the working dir (the data dir with its history,
+    journals, snapshots, paper account and lock) has the same bytes after, and no file comes or
+    goes. A fresh dir is not enough: a command may write a snapshot it only rewrites."""
+    shutil.copytree(used_data_dir, workdir, dirs_exist_ok=True)
+    if toml is not None:
+        (workdir / "kobe.toml").write_text(toml)
+    before = _tree(workdir)
+    assert "data/logs/orders.jsonl" in before and "data/paper/state.json" in before
+    r = cli(*argv, env=env)
+    assert r.code == 2, (r.out, r.err)
+    assert said in r.err and "Traceback" not in r.err, r.err
+    assert _tree(workdir) == before

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -50,8 +51,23 @@ COMMANDS: tuple[Callable[[Any], None], ...] = (
 )
 
 
+# what argparse takes for -5 or -.5, and the exponent and non-finite forms it does not
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a value that reads as a negative number in any of its forms (``-1e5``,
+    ``-inf``, ``-nan``) is a value, as ``-5`` is: taken for an option, ``--quote -1e5`` was
+    refused as "expected one argument" instead of the number's own problem. (Subparsers are
+    built with this class too.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kobe",
         description="Kobe trading engine (paper by default). Exit: 0 ok, 1 refused, 2 bad input.",
     )

@@ -121,7 +121,10 @@ def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal
     tp = _decimal("tp", fields.get("tp"))
     if risk is not None and sl is None:
         raise UsageError("--risk needs --sl (the distance to the stop-loss sets the size)")
-    wallet = str(fields.get("wallet") or f"cex_{settings.exchange}")
+    given = fields.get("wallet")  # an empty one names no wallet: not the default
+    wallet = f"cex_{settings.exchange}" if given is None else str(given)
+    if not wallet.strip():
+        raise UsageError(f"--wallet: must not be empty (got {wallet!r})")
     wallets = [w.id for w in settings.config.finance.wallets]
     if wallet not in wallets:
         raise UsageError(
