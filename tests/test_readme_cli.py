@@ -707,3 +707,114 @@ def test_keys_lists_the_solana_endpoints_as_set_or_missing(cli: CliRunner) -> No
     text = cli("keys", env={"RPC_SOLANA_WS": url, "RPC_SOLANA_HTTP": url})
     assert text.code == 0 and "TOKEN123" not in text.out + text.err
     assert re.search(r"RPC_SOLANA_WS\s+set", text.out)
+
+
+def _figures() -> dict[str, tuple[Decimal, ...]]:
+    """Each figure or limit the README states (its phrase, ``{}`` where a figure stands) and
+    the code's value for it, in the README's unit."""
+    import inspect
+    import json as json_module
+
+    from engine.bookkeeper import BOOKED_KEPT
+    from engine.cli.trade import FILE_MAX
+    from engine.exchange.ccxt_client import RECV_WINDOW_MS
+    from engine.exchange.ccxt_parse import MAX_INCREMENT, MAX_REBATE, MIN_INCREMENT
+    from engine.exchange.paper.account import CLOSED_ORDERS_KEPT
+    from engine.exchange.prices import STUB_CATCH_UP
+    from engine.exchange.retry import MAX_RETRY_AFTER_S, RetryPolicy
+    from engine.indexer import rpc
+    from engine.indexer.setup import FOLLOW_BUDGET_S, HEALTH_TIMEOUT_S
+    from engine.logsetup import CYCLE_MAX
+    from engine.notify import channels, outbox, repeats, sender
+    from engine.notify.notifier import Notifier
+    from engine.router.orders import KEEP_FINISHED, MAX_BACKOFF_S, OCO_FIRST_WAIT_S, OCO_TRIES
+    from engine.runtime import STRIP_EVERY_S
+    from engine.strategies.base import TICK_SECONDS
+    from engine.strategies.memecoin_farming.candidates import MAX_FUTURE_SKEW_S
+    from engine.strategies.tail import MAX_LINE_BYTES, PRICE_MAX, PRICE_MIN
+    from engine.untrusted import MAX_DIGITS, MAX_EXPONENT, MESSAGE_MAX, NAME_MAX
+    from engine.wallets.runtime import WalletManager
+    from kobe_tui.app import STARTUP_GC_S
+    from kobe_tui.drain import DRAIN_EVERY
+    from kobe_tui.engine_host import EXCHANGE_BALANCES_EVERY
+    from kobe_tui.widgets.journal import JournalPane
+
+    def default(func: Any, name: str) -> Any:
+        return inspect.signature(func).parameters[name].default
+
+    mib, policy = 1024 * 1024, RetryPolicy()
+    markets = json_module.loads((ROOT / "engine/data/paper_markets.json").read_text())["markets"]
+    [notional] = {m["max_notional"] for m in markets.values()}
+    [orders] = {m["max_num_orders"] for m in markets.values()}
+    [stops] = {m["max_num_algo_orders"] for m in markets.values()}
+    values: dict[str, tuple[Any, ...]] = {
+        "strings may not hold control characters and are at most {} characters": (MESSAGE_MAX,),
+        "from a TOML or JSON file of at most {} KB": (FILE_MAX / 1024,),
+        "({} characters for names and symbols, {} for reasons": (NAME_MAX, MESSAGE_MAX),
+        "a feed line over {} MB is skipped": (MAX_LINE_BYTES / mib,),
+        "at most {} digits and an exponent within ±{}": (MAX_DIGITS, MAX_EXPONENT),
+        "must lie between 10^-{} and 10^{} USD": (-PRICE_MIN.adjusted(), PRICE_MAX.adjusted()),
+        "quantity step is outside 10^-{} – 10^{}": (
+            -MIN_INCREMENT.adjusted(),
+            MAX_INCREMENT.adjusted(),
+        ),
+        "or a rebate over {} % of it": (MAX_REBATE * 100,),
+        "min notional 5 USDT and max {}, a market": (Decimal(notional),),
+        "at most {} open orders and {} open stop orders per symbol": (orders, stops),
+        "keep at most {} stop orders open per symbol": (stops,),
+        "sends it again after {} s, then 1, 2, 4 and 5 minutes (at most {} sends": (
+            OCO_FIRST_WAIT_S,
+            OCO_TRIES,
+        ),
+        "retried with exponential backoff, capped at {} minutes": (MAX_BACKOFF_S / 60,),
+        "at most {} attempts and {} s in all": (policy.max_attempts, policy.max_total_s),
+        "are waited at most an hour": (),
+        "every signed request carries a {} s window": (RECV_WINDOW_MS / 1000,),
+        "A candidate first seen more than {} s (`MAX_FUTURE_SKEW_S`": (MAX_FUTURE_SKEW_S,),
+        "one engine tick = {} s of (simulated) time": (TICK_SECONDS,),
+        "a stub walks only the last {} steps": (STUB_CATCH_UP,),
+        "every {} s at most, whatever the tick": (STRIP_EVERY_S,),
+        "reads the account's balances once a minute": (),
+        "one window of {} matches at a time": (JournalPane.WINDOW,),
+        "drawn at most {} times a second": (1 / DRAIN_EVERY,),
+        "turns it back on; {} s at the latest": (STARTUP_GC_S,),
+        "it now keeps the newest {}, and": (BOOKED_KEPT,),
+        "the paper exchange's newest {} to 2,000 closed orders": (CLOSED_ORDERS_KEPT,),
+        "the router's last event of the newest {} to 10,000 finished": (KEEP_FINISHED,),
+        "the wallets' newest {} trade ids": (default(WalletManager, "remember_trades"),),
+        "the reply is capped at {} MB, {} levels of nesting": (
+            rpc.MAX_REPLY_BYTES / mib,
+            rpc.MAX_JSON_DEPTH,
+        ),
+        "and {} JSON values, strings": (rpc.MAX_JSON_VALUES,),
+        "A slot number outside 0 – 10^{} is refused": (len(str(rpc.MAX_SLOT)) - 1,),
+        "(one attempt, {} s at most)": (HEALTH_TIMEOUT_S,),
+        "no new slot is taken after {} s": (FOLLOW_BUDGET_S,),
+        "a run of up to {} lines that comes round again": (CYCLE_MAX,),
+        "(at least {} characters, e.g. `openssl rand -hex 32`)": (channels.MIN_WEBHOOK_KEY,),
+        "one a second per chat, {} a second in all": (sender.TELEGRAM_OVERALL_PER_S,),
+        "a reply over {} MB is refused": (channels.MAX_REPLY_BYTES / mib,),
+        "kept there and tried again every {} minutes": (sender.ASIDE_S / 60,),
+        "The outbox holds at most {} undelivered notes": (outbox.MAX_PENDING,),
+        "stopping the engine gives them {} s to go out": (default(Notifier, "close_timeout_s"),),
+        "the same note again within {} minutes is held": (repeats.WINDOW.total_seconds() / 60,),
+        "At most {} different notes are tracked": (repeats.MAX_EPISODES,),
+    }
+    assert MAX_RETRY_AFTER_S == 3600 and EXCHANGE_BALANCES_EVERY == 60  # "an hour", "a minute"
+    return {k: tuple(Decimal(str(v)) for v in vs) for k, vs in values.items()}
+
+
+@pytest.mark.parametrize("phrase", list(_figures()))
+def test_each_figure_the_readme_gives_is_the_codes(phrase: str) -> None:
+    """A limit or figure the README states ("The outbox holds at most 500 undelivered notes",
+    "at most 5 attempts and 30 s in all") is the value the code has: a constant changed in the
+    code cannot leave the README promising the old one."""
+    text = " ".join(README.split())
+    figure = r"(\d(?:[\d,]*\d)?(?:\.\d+)?)"
+    pattern = figure.join(re.escape(part) for part in phrase.split("{}"))
+    found = re.findall(pattern, text)
+    assert found, f"the README no longer says: {phrase}"
+    expected = _figures()[phrase]
+    for said in found:
+        said = said if isinstance(said, tuple) else (said,) if expected else ()
+        assert tuple(_number(s) for s in said) == expected, (phrase, said)
