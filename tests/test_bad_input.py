@@ -168,6 +168,24 @@ def test_a_lock_that_is_a_directory_or_a_symlink_is_refused(cli: CliRunner, work
     assert precious.read_text() == "keep me"  # never truncated through the link
 
 
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_an_indexer_scan_lock_that_is_no_regular_file_exits_2(
+    cli: CliRunner, workdir: Path, kind: str
+) -> None:
+    """README, "Data files": `indexer/scan.lock` "refused when it is not a regular file (exit
+    2)", never written through (a symlink's target keeps its bytes), nothing asked of the node."""
+    lock = workdir / "data" / "indexer" / "scan.lock"
+    lock.parent.mkdir(parents=True)
+    precious = workdir / "precious.txt"
+    precious.write_text("keep me")
+    lock.mkdir() if kind == "directory" else lock.symlink_to(precious)
+    before = _tree(workdir)
+    r = cli("indexer", "scan", env={"RPC_SOLANA_HTTP": "http://127.0.0.1:1"})
+    assert r.code == 2, (r.out, r.err)
+    assert "scan.lock: " in r.err and ("not a regular file" in r.err or "a symlink" in r.err)
+    assert _tree(workdir) == before
+
+
 def test_a_broken_lock_file_never_blocks_an_emergency_trip(cli: CliRunner, workdir: Path) -> None:
     """`kobe risk trip` was refused (exit 2) by a lock file that is a directory: the trip is
     queued all the same (a queued trip is TRIPPED); a reset is still refused."""

@@ -267,6 +267,7 @@ def test_every_file_kobe_writes_has_its_row_in_the_readme_table(
     data = workdir / "data"
     written = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())
     named = [n for row in _readme_table() for n in re.findall(r"`([^`]+)`", row[0])]
+    assert len(named) == len(set(named)), named  # one row a file: its one rule
     assert {"watchdog.json", "copy/*.offset", "stats_cache.json"} <= set(named)
     assert {"watchdog.json", "stats_cache.json", "risk_commands.jsonl"} <= set(written), written
     assert [f for f in written if not any(fnmatch(f, n) for n in named)] == []
