@@ -422,7 +422,7 @@ def test_cli_scan_and_status_never_show_the_endpoint(
     assert down.code == 1 and "unreachable" in down.out
     assert scan_down.code == 1 and "HTTP 500" in scan_down.err
     assert refused.code == 1 and "unreachable" in refused.out
-    assert not_url.code == 1 and "not an http:// or https:// URL" in not_url.err
+    assert not_url.code == 2 and "not an http:// or https:// URL" in not_url.err  # bad config
     for r in (scan, again, status, text, down, scan_down, refused, not_url):
         assert CANARY not in r.out + r.err
         assert "127.0.0.1" not in r.out + r.err

@@ -6,10 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, number_arg
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context, UsageError, number_arg
 from engine.exchange.base import ExchangeError
 from engine.exchange.retry import RetryPolicy
 from engine.indexer.indexer import IndexerState
+from engine.indexer.rpc import BadRpcUrl, SolanaRpc
 from engine.indexer.setup import INDEXER_DIR, RPC_VAR, make_indexer, make_rpc
 from engine.lock import DataDirBusy
 
@@ -37,9 +38,17 @@ def register(sub: Any) -> None:
     st.set_defaults(handler=cmd_status)
 
 
+def _rpc(ctx: Context, policy: RetryPolicy) -> SolanaRpc | None:
+    """The client; a malformed ``RPC_SOLANA_HTTP`` is bad config (exit 2), not a node down."""
+    try:
+        return make_rpc(ctx.settings, policy)
+    except BadRpcUrl as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_scan(ctx: Context) -> int:
     s = ctx.settings
-    rpc = make_rpc(s, SCAN_RETRY)
+    rpc = _rpc(ctx, SCAN_RETRY)
     if rpc is None:
         print(
             f"kobe: indexer scan: {RPC_VAR} is not set (the Solana JSON-RPC endpoint)", file=ctx.err
@@ -67,7 +76,7 @@ def cmd_scan(ctx: Context) -> int:
 def cmd_status(ctx: Context) -> int:
     s = ctx.settings
     directory = s.data_dir / INDEXER_DIR
-    rpc = make_rpc(s, STATUS_RETRY)
+    rpc = _rpc(ctx, STATUS_RETRY)
     state = (
         make_indexer(s, rpc).load_state()
         if rpc is not None

@@ -74,6 +74,10 @@ class ReplyRefused(RpcError):
     """The reply passed a cap (its size, its values, its nesting): asking again gets the same."""
 
 
+class BadRpcUrl(RpcError):
+    """``RPC_SOLANA_HTTP`` is no URL a request could use: bad config, not a failing node."""
+
+
 class NotReadOnly(RpcError):
     """A method this read-only client never sends (a transaction, a signature, an airdrop)."""
 
@@ -123,7 +127,7 @@ class SolanaRpc:
         try:
             self._endpoint = Endpoint(url.get_secret_value())
         except BadEndpoint:
-            raise RpcError(
+            raise BadRpcUrl(
                 "the Solana RPC endpoint (RPC_SOLANA_HTTP) is not an http:// or https:// URL "
                 "of the form scheme://host[:port]/path"
             ) from None
