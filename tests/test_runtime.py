@@ -11,6 +11,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from engine.agent import AgentEngine, build_agent
 from engine.journal import iter_jsonl
 from engine.modes import resolve_settings
@@ -127,7 +129,12 @@ def test_kobe_risk_trip_is_obeyed_by_a_running_engine_within_one_tick(
         runtime.stop()
 
 
-def test_sigterm_finishes_the_step_and_leaves_complete_journals(workdir: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_finishes_the_step_and_leaves_complete_journals(
+    workdir: Path, sig: signal.Signals
+) -> None:
+    """README: "SIGINT / SIGTERM finish the current step"; ctrl+c (SIGINT) is no exit 130 for
+    `kobe run`: it "finishes its step and exits 0"."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from engine.cli import entrypoint; entrypoint()",
@@ -139,11 +146,11 @@ def test_sigterm_finishes_the_step_and_leaves_complete_journals(workdir: Path) -
         if "engine running" in line:
             break
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     orders = workdir / "data" / "logs" / "orders.jsonl"
     assert proc.returncode == 0, err
-    assert "signal SIGTERM: finishing the current step" in err
+    assert f"signal {sig.name}: finishing the current step" in err
     for path in (orders, workdir / "data" / "audit.jsonl", workdir / "data" / "wallet_flows.jsonl"):
         if path.exists():
             raw = path.read_bytes()
