@@ -580,7 +580,8 @@ RUN = ("run", "--headless")
 TOO_MANY_DIGITS = "15." + "1" * 41
 RPC_URL = "the Solana RPC endpoint (RPC_SOLANA_HTTP) is not an http:// or https:// URL"
 NOTIFY = '[notify]\nchannels = ["telegram", "webhook"]\n'
-# (argv, environment, kobe.toml, what the error says: the field and the problem)
+# (argv, environment, kobe.toml, what the error says: the field and the problem). Secrets'
+# values are unlike any word: once read, a value is redacted from all later output in the process
 BAD_INPUT: list[tuple[tuple[str, ...], dict[str, str], str | None, str]] = [
     ((*BUY, "--quote", ""), {}, None, "--quote: not a plain decimal number (got '')"),
     ((*BUY, "--quote", "-1e5"), {}, None, "--quote: must be positive (got '-1e5')"),
@@ -645,12 +646,12 @@ BAD_INPUT: list[tuple[tuple[str, ...], dict[str, str], str | None, str]] = [
     (("indexer", "scan", "--slots", "1e999"), {}, None, "--slots: out of range"),
     (("indexer", "scan"), {"RPC_SOLANA_HTTP": "http://127.0.0.1:port/"}, None, RPC_URL),
     (("indexer", "status"), {"RPC_SOLANA_HTTP": "http://a b/"}, None, RPC_URL),
-    (("notify", "test"), {"TELEGRAM_BOT_TOKEN": "not a token", "TELEGRAM_CHAT_ID": "1"},
+    (("notify", "test"), {"TELEGRAM_BOT_TOKEN": "n0t-A-t0ken", "TELEGRAM_CHAT_ID": "1"},
      NOTIFY, "TELEGRAM_BOT_TOKEN: must look like"),
-    (("notify", "test"), {"KOBE_WEBHOOK_URL": "http://example.com/", "KOBE_WEBHOOK_SECRET":
-     "s" * 20}, NOTIFY, "KOBE_WEBHOOK_URL: must be https://"),
-    ((*RUN, "--ticks", "1"), {"KOBE_WEBHOOK_URL": "https://example.com/", "KOBE_WEBHOOK_SECRET":
-     "short"}, NOTIFY, "KOBE_WEBHOOK_SECRET: must be at least 16 characters"),
+    (("notify", "test"), {"KOBE_WEBHOOK_URL": "http://hook.invalid/", "KOBE_WEBHOOK_SECRET":
+     "Qz" * 10}, NOTIFY, "KOBE_WEBHOOK_URL: must be https://"),
+    ((*RUN, "--ticks", "1"), {"KOBE_WEBHOOK_URL": "https://hook.invalid/", "KOBE_WEBHOOK_SECRET":
+     "Qz7k"}, NOTIFY, "KOBE_WEBHOOK_SECRET: must be at least 16 characters"),
     ((*RUN, "--ticks", "1"), {"KOBE_CONFIG": "gone.toml"}, None, "KOBE_CONFIG: file not found"),
     ((*RUN, "--ticks", "1"), {"KOBE_DATA_DIR": "kobe.toml"}, "", "KOBE_DATA_DIR: "),
     (("health",), {"KOBE_MODE": "livee"}, None, "KOBE_MODE: must be one of paper"),
