@@ -689,3 +689,31 @@ def test_bad_input_on_a_used_data_dir_exits_2_naming_it_and_changes_nothing(
     assert r.code == 2, (r.out, r.err)
     assert said in r.err and "Traceback" not in r.err, r.err
     assert _tree(workdir) == before
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"KOBE_MODE": "bogus"}, "KOBE_MODE: must be one of paper, testnet, live"),
+        ({"EXCHANGE": "kraken"}, "EXCHANGE: must be one of binance, bybit, okx"),
+        ({"KOBE_EXCHANGE_URL": "http://example.com:80"}, "KOBE_EXCHANGE_URL: must be a loopback"),
+        ({"KOBE_CONFIG": "gone.toml"}, "KOBE_CONFIG: file not found"),
+    ],
+)
+def test_kobe_tui_with_bad_config_on_a_used_data_dir_exits_2_and_changes_nothing(
+    workdir: Path, used_data_dir: Path, env: dict[str, str], said: str
+) -> None:
+    """The cockpit's side of the table above: exit 2 naming the variable, and the data dir it
+    would have opened (snapshots, journals, the paper account, the lock) byte for byte as it
+    was; no log file either."""
+    shutil.copytree(used_data_dir, workdir, dirs_exist_ok=True)
+    before = _tree(workdir)
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+        cwd=workdir, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert said in proc.stderr and "Traceback" not in proc.stderr
+    assert _tree(workdir) == before
