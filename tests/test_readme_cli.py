@@ -640,6 +640,7 @@ def _enumerations() -> dict[str, tuple[str, str, set[str]]]:
     """Lists of values the README gives: where (from, to) and the code's values."""
     from typing import get_args
 
+    from engine.cli.trade import TRADE_KEYS
     from engine.config.sections import NOTIFY_EVENTS, NotifySeverity
     from engine.config.strategies import CopyFeedConfig, MemecoinProviderConfig
     from engine.journal import ORDER_EVENTS
@@ -660,6 +661,7 @@ def _enumerations() -> dict[str, tuple[str, str, set[str]]]:
             kinds(MemecoinProviderConfig),
         ),
         "copy feed kinds": ("The feed (`[...feed]`) is ", ": the file", kinds(CopyFeedConfig)),
+        "trade file fields": ("`--file` reads the same fields (", ") from", set(TRADE_KEYS)),
     }
 
 
