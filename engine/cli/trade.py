@@ -57,6 +57,8 @@ def _decimal(name: str, value: Any) -> Decimal | None:
 
 def _read_trade_file(path: str) -> dict[str, Any]:
     """A trade from a TOML or JSON file, with the same keys as the flags."""
+    if not path.strip():
+        raise UsageError("--file: must not be empty (the path of a TOML or JSON file)")
     file = Path(path)
     try:
         # not blocking to open: a FIFO nobody writes to held `open` for good (then it reads empty)
@@ -94,12 +96,12 @@ def _read_trade_file(path: str) -> dict[str, Any]:
 
 
 def proposal_from_args(args: argparse.Namespace, settings: Settings) -> Proposal:
-    fields: dict[str, Any] = _read_trade_file(args.file) if args.file else {}
+    fields: dict[str, Any] = _read_trade_file(args.file) if args.file is not None else {}
     for key in TRADE_KEYS:
         value = getattr(args, key, None)
         if value is not None:
             fields[key] = value
-    missing = [k for k in ("symbol", "side", "type") if not fields.get(k)]
+    missing = [k for k in ("symbol", "side", "type") if not str(fields.get(k) or "").strip()]
     if missing:
         raise UsageError("missing " + ", ".join(f"--{k}" for k in missing))
     side = str(fields["side"]).lower()
@@ -249,7 +251,7 @@ def _print_placement(ctx: Context, placed: Placement) -> None:
 
 
 def cmd_cancel(ctx: Context) -> int:
-    if not ctx.args.all and not ctx.args.order:
+    if not ctx.args.all and not (ctx.args.order or "").strip():  # blank names no order
         raise UsageError("give an order ID (exchange id or client id) or --all")
     if ctx.args.all and ctx.args.order:
         raise UsageError("give an order ID or --all, not both")
@@ -372,6 +374,8 @@ def cmd_exits(ctx: Context) -> int:
     sl = _decimal("sl", ctx.args.sl)
     if tp is None and sl is None:
         raise UsageError("give --tp P, --sl P or both")
+    if not ctx.args.position.strip():
+        raise UsageError("POSITION: must not be empty (its entry client id, see kobe positions)")
     require_terminal_or_yes(ctx)
     try:
         with trading_session(ctx, "kobe exits") as s:
