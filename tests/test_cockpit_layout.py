@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 import logging
 import logging.handlers
+import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from kobe_tui.widgets.journal import JournalPane
 from kobe_tui.widgets.pane import TablePane
 from tests.cockpit_support import make_app, settle, ticks
 from tests.test_cockpit_keys import write_trades
+from tests.test_data_files import _readme_table
 
 COLS = (
     Col("time", "time", keep=2),
@@ -241,6 +244,12 @@ def test_the_cockpit_logs_to_a_rotating_file_and_repeats_collapse(tmp_path: Path
         rotating = ours.target  # type: ignore[attr-defined]
         assert isinstance(rotating, logging.handlers.RotatingFileHandler)
         assert (rotating.maxBytes, rotating.backupCount) == (5_000_000, 3)
+        rotating.doRollover()  # README's "Data files" table names the log and its old files
+        named = [n for row in _readme_table() for n in re.findall(r"`([^`]+)`", row[0])]
+        written = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()]
+        assert written == ["logs/cockpit.log.1"], written  # the new one opens at its next line
+        written.append("logs/cockpit.log")
+        assert all(any(fnmatch(f, n) for n in named) for f in written), (written, named)
     finally:
         setup_logging(logging.WARNING)
 
