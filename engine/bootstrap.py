@@ -86,7 +86,8 @@ def _duplicates(text: str) -> tuple[str, ...]:
 def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:
     """Best-effort mode and exchange for the first frame; never raises. The mode is None when
     ``KOBE_MODE`` or kobe.toml names none Kobe has, or kobe.toml cannot be read: no frame may
-    claim a mode then, nor when ``.env`` (which may set ``KOBE_MODE``) cannot be read."""
+    claim a mode then, nor when ``.env`` (which may set ``KOBE_MODE``) cannot be read, nor when
+    ``EXCHANGE`` or kobe.toml names an exchange Kobe does not have (the frame would name another)."""
     raw: dict[str, object] = {}
     unread = "paper"  # no kobe.toml: the defaults, paper
     chosen = env.get("KOBE_CONFIG", "")
@@ -108,6 +109,8 @@ def peek(env: Mapping[str, str], cwd: Path) -> tuple[Mode | None, str]:
         mode = None
     section = raw.get("exchange")
     exchange = env.get("EXCHANGE") or (section.get("name") if isinstance(section, dict) else None)
-    if exchange not in EXCHANGES:
+    if exchange is None:
         exchange = DEFAULT_EXCHANGE
+    elif exchange not in EXCHANGES:  # a frame would name an exchange the config does not
+        mode, exchange = None, DEFAULT_EXCHANGE
     return mode, str(exchange)

@@ -335,14 +335,25 @@ def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
         ({"KOBE_CONFIG": "gone.toml"}, None, "gone.toml"),
         # .env (which may set KOBE_MODE=live) cannot be read: kobe.toml's paper is not the mode
         ({}, b"KOBE_MODE=live\xff\n", ".env: not UTF-8"),
+        # an exchange Kobe does not have: a frame would name binance, the default, meanwhile
+        ({"EXCHANGE": "kraken"}, None, "EXCHANGE: must be one of binance, bybit, okx"),
+        ({}, '[exchange]\nname = "kraken"\n', "kraken"),
     ],
-    ids=["bad-mode", "damaged-toml", "missing-config", "unreadable-dotenv"],
+    ids=[
+        "bad-mode",
+        "damaged-toml",
+        "missing-config",
+        "unreadable-dotenv",
+        "bad-exchange-env",
+        "bad-exchange-toml",
+    ],
 )
 def test_kobe_tui_never_draws_a_mode_it_cannot_name(
     workdir: Path, env: dict[str, str], toml: str | bytes | None, problem: str
 ) -> None:
     """With a mode it could not read, the first frame said PAPER until the config's errors came
-    back: a live config with a typo was shown as paper. Now it stops before any frame."""
+    back: a live config with a typo was shown as paper. Now it stops before any frame; so it does
+    with an exchange it does not have (the frame named the default, binance)."""
     if isinstance(toml, bytes):  # not kobe.toml: .env
         (workdir / ".env").write_bytes(toml)
     elif toml is not None:
