@@ -11,22 +11,30 @@ that file and nothing else:
   twice moves nothing the second time.
 
 ``catch_up`` reads the journal from the byte offset it last reached (complete lines only: a torn
-last line waits). ``positions.json`` caches the book and that offset; it is only a cache: when it
-is missing or damaged the book is rebuilt from the whole journal (and says so). Closed trades
+last line waits). ``positions.json`` caches the book and that offset (:mod:`engine.book_cache`);
+it is only a cache: when it is missing or damaged the book is rebuilt from the whole journal (and
+says so). Closed trades
 already in ``trades.jsonl`` are not handed on again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.book_cache import (
+    POSITIONS_FILE,
+    BookState,
+    OrderSeen,
+    cache_record,
+    journal_mark,
+    parse_cache,
+)
 from engine.exchange.base import Side
 from engine.fsutil import DAMAGE, StateError, atomic_write_text
 from engine.journal import OrderEvent, open_journal, read_event
@@ -50,35 +58,8 @@ from engine.position import (
 )
 from engine.router import entry_of
 from engine.trades import ClosedTrade
-from engine.untrusted import parse_decimal
 
 log = logging.getLogger(__name__)
-
-
-POSITIONS_FILE = "positions.json"
-
-
-CACHE_VERSION = 3  # 3: the dust a closed trade left is kept (2 dropped it: rebuilt)
-MARK_BYTES = 4096  # of the journal before the cache's offset (several records: their times and ids)
-
-
-SAVE_EVERY_BYTES = 64 * 1024  # journal read between two cache writes when nothing closes
-
-
-@dataclass
-class _OrderSeen:
-    """What the book has counted of one order: cumulative filled, fee and proceeds."""
-
-    filled: Decimal = ZERO
-    fee: Decimal = ZERO
-    value: Decimal = ZERO
-
-
-@dataclass
-class BookState:
-    positions: dict[str, Position] = field(default_factory=dict)
-    orders: dict[str, _OrderSeen] = field(default_factory=dict)
-    offset: int = 0  # bytes of orders.jsonl applied
 
 
 class PositionBook:
@@ -111,34 +92,21 @@ class PositionBook:
             return
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or raw.get("version") != CACHE_VERSION:
-                raise ValueError("not a position book of this version")
-            if raw.get("mode") != self.mode:
-                raise ValueError(f"written in {raw.get('mode')} mode")
-            offset = int(raw["offset"])
+            state, self.annotations = parse_cache(raw, self.mode)
             size = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-            positions = {}
-            for record in raw["positions"]:
-                pos = Position.from_record(record)
-                positions[pos.entry_client_id] = pos
-            orders = {
-                str(cid): _OrderSeen(*(parse_decimal(x, f"orders.{cid}", minimum=ZERO) for x in v))
-                for cid, v in dict(raw.get("orders", {})).items()
-            }
-            self.annotations = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
-            mark = self._mark(offset)
-            lost = offset > size or raw.get("mark", mark) != mark
-            if lost and not positions:
+            mark = self._mark(state.offset)
+            lost = state.offset > size or raw.get("mark", mark) != mark
+            if lost and not state.positions:
                 raise ValueError("it does not match the order journal")
             if lost:  # the journal was lost, cut or replaced: its positions must not vanish
                 raise StateError(
                     f"{self.journal_path} is damaged (it holds {size} bytes; the position book "
-                    f"read {offset}, which it no longer matches): order history was lost, and "
-                    f"with it {len(positions)} position(s) and the money they hold; nothing was "
-                    f"reset or overwritten: restore it from a backup, or delete {self.path} to "
-                    "rebuild the book from what is left"
+                    f"read {state.offset}, which it no longer matches): order history was lost, "
+                    f"and with it {len(state.positions)} position(s) and the money they hold; "
+                    "nothing was reset or overwritten: restore it from a backup, or delete "
+                    f"{self.path} to rebuild the book from what is left"
                 )
-            self.state = BookState(positions, orders, offset)
+            self.state = state
         except DAMAGE as exc:
             log.warning(
                 "%s: cannot be used (%s): the position book is rebuilt from %s",
@@ -150,29 +118,14 @@ class PositionBook:
             self.rebuilt = True
 
     def _mark(self, offset: int) -> str:
-        """A digest of the journal's last bytes before ``offset``: the cache reached this
-        journal (a journal cut, or replaced, then written again does not match)."""
-        if offset <= 0 or not self.journal_path.exists():
-            return ""
-        with open_journal(self.journal_path) as fh:
-            fh.seek(max(0, offset - MARK_BYTES))
-            return hashlib.sha256(fh.read(min(offset, MARK_BYTES))).hexdigest()[:32]
+        return journal_mark(self.journal_path, offset)
 
     def save(self) -> None:
         if self.read_only:
             return
-        s = self.state
-        record = {
-            "version": CACHE_VERSION,
-            "mode": self.mode,
-            "offset": s.offset,
-            "mark": self._mark(s.offset),
-            "positions": [p.to_record() for p in s.positions.values()],
-            "orders": {
-                cid: [str(o.filled), str(o.fee), str(o.value)] for cid, o in s.orders.items()
-            },
-            "notes": self.annotations,
-        }
+        record = cache_record(
+            self.state, self.mode, self._mark(self.state.offset), self.annotations
+        )
         atomic_write_text(self.path, dumps(record, indent=1) + "\n")
 
     # -- reading the journal ------------------------------------------------------------------
@@ -237,7 +190,7 @@ class PositionBook:
         """The part of ``e``'s cumulative fill not counted yet: (qty, fee, proceeds)."""
         if e.event not in FILL_EVENTS:
             return None
-        seen = self.state.orders.setdefault(e.client_id, _OrderSeen())
+        seen = self.state.orders.setdefault(e.client_id, OrderSeen())
         value = e.filled * e.avg_price if e.avg_price is not None else seen.value
         d_qty, d_fee, d_value = e.filled - seen.filled, e.fee - seen.fee, value - seen.value
         if d_qty <= 0 and d_fee <= 0:
@@ -497,3 +450,6 @@ def _event(raw: bytes, path: Path) -> OrderEvent | None:
         log.warning("%s: a record cannot be read (%s): skipped", path, exc)
         return None
     return read_event(record, path)
+
+
+__all__ = ["POSITIONS_FILE", "BookState", "PositionBook"]

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.book import SAVE_EVERY_BYTES, PositionBook
+from engine.book import PositionBook
+from engine.book_cache import SAVE_EVERY_BYTES
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
 from engine.position import dust_worth_saying
 from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
