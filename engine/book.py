@@ -47,6 +47,7 @@ from engine.position import (
     base_of,
     dec_or_none,
     dust_key,
+    dust_key_of,
     foldable_dust,
     gathered,
     is_live,
@@ -56,7 +57,7 @@ from engine.position import (
     take_dust,
     with_fee,
 )
-from engine.router import entry_of
+from engine.router import SWEEP, entry_of, sweep_of
 from engine.trades import ClosedTrade
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ class PositionBook:
     def apply(self, e: OrderEvent) -> ClosedTrade | None:
         if not self._counts(e):
             return None
+        if sweep_of(e.client_id) is not None:
+            return self._apply_sweep(e)
         entry_cid = entry_of(e.client_id)
         if entry_cid is None:
             self._apply_entry(e)
@@ -275,29 +278,7 @@ class PositionBook:
         pos = replace(pos, exits=tuple(exits.values()), take_profit=tp, stop_loss=sl)
         step = self._increment(e)
         if step is not None:
-            d_qty, d_fee, d_value = step
-            sold = min(d_qty, pos.qty)
-            pulled, pulled_cost = take_dust(self.state.positions, pos, d_qty - sold)
-            share = min(d_qty, sold + pulled)  # (as the exchange wrote it when all is booked)
-            if d_qty > share:  # it sold more than the position held: only its share is the trade's
-                log.warning(
-                    "%s: sold %s %s, more than the %s its position held: the rest is not booked",
-                    e.client_id,
-                    d_qty,
-                    e.symbol,
-                    pos.qty + pulled,
-                )
-                d_value, d_fee = d_value * share / d_qty, d_fee * share / d_qty
-            price = _price(share, d_value)
-            pos = replace(
-                pos,
-                qty=pos.qty - sold,
-                exit_qty=pos.exit_qty + share,
-                exit_value=pos.exit_value + d_value,
-                dust_sold=pos.dust_sold + pulled,
-                dust_cost=pos.dust_cost + pulled_cost,
-            )
-            pos = with_fee(pos, e, d_fee, entry=False, price=price)
+            pos = self._sold(pos, e, *step)
         self.state.positions[entry_cid] = pos
         if pos.pending or e.event not in FILL_EVENTS:
             return None
@@ -307,7 +288,57 @@ class PositionBook:
             return None  # its own is sold; its exit still sells the dust it was sized with
         return self._close(pos, e)
 
-    def _close(self, pos: Position, e: OrderEvent) -> ClosedTrade | None:
+    def _sold(
+        self, pos: Position, e: OrderEvent, d_qty: Decimal, d_fee: Decimal, d_value: Decimal
+    ) -> Position:
+        """``pos`` after its exit ``e`` sold ``d_qty`` more, for ``d_value`` and ``d_fee``: its
+        own first, then its wallet's dust in that symbol (at the dust's cost)."""
+        sold = min(d_qty, pos.qty)
+        pulled, pulled_cost = take_dust(self.state.positions, pos, d_qty - sold)
+        share = min(d_qty, sold + pulled)  # (as the exchange wrote it when all is booked)
+        if d_qty > share:  # it sold more than the position held: only its share is the trade's
+            log.warning(
+                "%s: sold %s %s, more than the %s its position held: the rest is not booked",
+                e.client_id,
+                d_qty,
+                e.symbol,
+                pos.qty + pulled,
+            )
+            d_value, d_fee = d_value * share / d_qty, d_fee * share / d_qty
+        price = _price(share, d_value)
+        pos = replace(
+            pos,
+            qty=pos.qty - sold,
+            exit_qty=pos.exit_qty + share,
+            exit_value=pos.exit_value + d_value,
+            dust_sold=pos.dust_sold + pulled,
+            dust_cost=pos.dust_cost + pulled_cost,
+        )
+        return with_fee(pos, e, d_fee, entry=False, price=price)
+
+    def _apply_sweep(self, e: OrderEvent) -> ClosedTrade | None:
+        """A dust sweep (``<id>ds``, see ``Router.sweep_dust``): a sale of a wallet's dust in
+        one symbol. While it works it is a position that holds nothing (no exit takes that dust
+        meanwhile: :meth:`foldable_dust`); what it sells leaves the dust at the dust's cost, and
+        it is booked as a trade of its own when it ends."""
+        pos = self.state.positions.get(e.client_id)
+        if pos is None:
+            line = self.state.positions.get(dust_key_of(e.wallet, e.exchange, e.symbol, Side.BUY))
+            if e.event != "intent" or line is None:
+                return None  # a sweep booked already (an event journaled again), or no dust
+            pos = replace(
+                line, entry_client_id=e.client_id, qty=ZERO, filled=ZERO, ordered=ZERO,
+                cost_basis=None, dust=False, strategy=SWEEP, source=e.source,
+            )  # fmt: skip
+        step = self._increment(e)
+        if step is not None:
+            pos = self._sold(pos, e, *step)
+        self.state.positions[e.client_id] = pos
+        if e.event not in ("fill", "cancel", "reject"):
+            return None
+        return self._close(pos, e, SWEEP)
+
+    def _close(self, pos: Position, e: OrderEvent, reason: str = "") -> ClosedTrade | None:
         del self.state.positions[pos.entry_client_id]
         for cid in [pos.entry_client_id, *(x.client_id for x in pos.exits)]:
             self.state.orders.pop(cid, None)
@@ -345,7 +376,7 @@ class PositionBook:
             exit_price=exit_price,
             fees=fees,
             pnl=pnl,
-            reason=e.reason or leg_reason(e.client_id),
+            reason=reason or e.reason or leg_reason(e.client_id),
         )
 
     def _keep_dust(self, pos: Position) -> None:
@@ -361,8 +392,19 @@ class PositionBook:
         self.state.positions[key] = gathered(pos, self.state.positions.get(key))
 
     def foldable_dust(self, venue: str, wallet: str, symbol: str, entry_cid: str) -> Decimal:
-        """See :func:`engine.position.foldable_dust`."""
+        """See :func:`engine.position.foldable_dust`; none while a dust sweep sells it."""
+        if self.sweeping(venue, wallet, symbol) is not None:
+            return ZERO
         return foldable_dust(self.state.positions, venue, wallet, symbol, entry_cid)
+
+    def sweeping(self, venue: str, wallet: str, symbol: str) -> str | None:
+        """The client id of the dust sweep of ``wallet``'s dust in ``symbol`` on ``venue`` whose
+        end is not journaled yet, or None."""
+        where = (venue, wallet, symbol)
+        held = self.state.positions.items()
+        return next(
+            (c for c, p in held if sweep_of(c) and (p.venue, p.wallet, p.symbol) == where), None
+        )
 
     # -- what callers set and read ------------------------------------------------------------
 

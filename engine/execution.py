@@ -283,7 +283,30 @@ class ExecutionEngine:
                 router.poll((prices or {}).get(venue))
             except ExchangeError as exc:
                 self._alert("warning", f"{venue}: {exc}")
+        self._sweep_dust(prices or {})
         self.check_protection()
+
+    def _sweep_dust(self, prices: dict[str, dict[str, Decimal]]) -> None:
+        """A wallet's dust that nothing else of the wallet in that symbol can sell now (no
+        position, no working entry or exit: :meth:`PositionBook.foldable_dust`) goes to its
+        router's dust sweep, which sells it once the venue takes it on its own; a sweep still
+        working is followed there instead (:meth:`Router.sweep_dust`)."""
+        with self._lock:
+            lines = [
+                (p, self.book.sweeping(p.venue, p.wallet, p.symbol))
+                for p in self.book.dust()
+                if p.side is Side.BUY and p.venue in self.routers
+            ]
+        for line, working in lines:
+            with self._lock:
+                qty = self.book.foldable_dust(line.venue, line.wallet, line.symbol, "")
+            if working is None and qty <= 0:
+                continue
+            price = prices.get(line.venue, {}).get(line.symbol)
+            try:
+                self.routers[line.venue].sweep_dust(line.wallet, line.symbol, qty, working, price)
+            except ExchangeError as exc:
+                log.warning("dust sweep %s %s: %s", line.wallet, line.symbol, exc)
 
     def _guard_lone_take_profits(self, venue: str, router: Router) -> None:
         """A position opened with a stop whose take-profit still rests while its stop leg is

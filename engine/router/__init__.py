@@ -24,6 +24,7 @@ from engine.exchange.base import (
 from engine.proposal import Proposal, Source
 from engine.router.orders import (
     EXIT_SUFFIXES,
+    SWEEP,
     ClientIds,
     OrderPlan,
     Placement,
@@ -32,13 +33,14 @@ from engine.router.orders import (
     WalletBook,
     entry_of,
     log,
+    sweep_of,
 )
+from engine.router.sweeping import Sweeping
 from engine.router.view import RouterView
-from engine.router.watching import Watching
 from engine.watchdog import WatchState
 
 
-class Router(Watching):
+class Router(Sweeping):
     """The one order path: plan, send (entry and exits), watch, cancel; every step journaled
     and every send audited. It holds an :class:`Exchange`, which only the gate builds."""
 
@@ -124,6 +126,7 @@ class Router(Watching):
 
 __all__ = [
     "EXIT_SUFFIXES",
+    "SWEEP",
     "ClientIds",
     "OrderPlan",
     "Placement",
@@ -133,4 +136,5 @@ __all__ = [
     "StaticWallets",
     "WalletBook",
     "entry_of",
+    "sweep_of",
 ]

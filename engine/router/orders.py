@@ -129,7 +129,7 @@ class ClientIds:
         """Number on after the ids a previous run used (the journal's tail), as a run that never
         stopped would: a restart continues the same ids."""
         for cid in used:
-            _, sep, n = (entry_of(cid) or cid).rpartition("n")
+            _, sep, n = (entry_of(cid) or sweep_of(cid) or cid).rpartition("n")
             if sep and n.isdigit():
                 self._n = max(self._n, int(n))
 
@@ -145,6 +145,16 @@ def entry_of(client_id: str) -> str | None:
             if base[-1:].isdigit():
                 return base
     return None
+
+
+SWEEP_SUFFIX = "ds"  # a dust sweep's client id: a fresh id plus this (it closes no entry)
+SWEEP = "dust sweep"  # its journal source, and the strategy of the trade it books
+
+
+def sweep_of(client_id: str) -> str | None:
+    """The fresh id under a dust sweep's client id (``<id>ds``), or None: not a sweep."""
+    base = client_id[: -len(SWEEP_SUFFIX)]
+    return base if client_id.endswith(SWEEP_SUFFIX) and base[-1:].isdigit() else None
 
 
 def base36(n: int) -> str:
