@@ -95,7 +95,7 @@ class PositionBook:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             state, self.annotations = parse_cache(raw, self.mode)
             size = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-            mark = self._mark(state.offset)
+            mark = journal_mark(self.journal_path, state.offset)
             lost = state.offset > size or raw.get("mark", mark) != mark
             if lost and not state.positions:
                 raise ValueError("it does not match the order journal")
@@ -118,15 +118,11 @@ class PositionBook:
             self.state = BookState()
             self.rebuilt = True
 
-    def _mark(self, offset: int) -> str:
-        return journal_mark(self.journal_path, offset)
-
     def save(self) -> None:
         if self.read_only:
             return
-        record = cache_record(
-            self.state, self.mode, self._mark(self.state.offset), self.annotations
-        )
+        mark = journal_mark(self.journal_path, self.state.offset)
+        record = cache_record(self.state, self.mode, mark, self.annotations)
         atomic_write_text(self.path, dumps(record, indent=1) + "\n")
 
     # -- reading the journal ------------------------------------------------------------------
@@ -472,11 +468,15 @@ class PositionBook:
         return sum((p.qty for p in held), ZERO) - dust, dust
 
     def committed(self, wallet: str) -> Decimal:
-        """Quote a wallet has in open positions (at cost) and in its working buy entries."""
+        """Quote a wallet has in open positions and dust (at cost) and in its working buy
+        entries; :meth:`dust_committed`, its dust's part."""
         return sum(
             (p.cost + p.locked for p in self.state.positions.values() if p.wallet == wallet),
             ZERO,
         )
+
+    def dust_committed(self, wallet: str) -> Decimal:
+        return sum((p.cost for p in self.dust() if p.wallet == wallet), ZERO)
 
 
 def _price(qty: Decimal, value: Decimal) -> Decimal | None:

@@ -82,6 +82,7 @@ class ExecutionEngine:
             router.size_factor = risk.size_factor
             router.listeners.append(self._listener(venue))
             router.committed = self.book.committed
+            router.dust_committed = self.book.dust_committed
             router.held_by_positions = functools.partial(self.book.unlocked, router.exchange_name)
             router.foldable_dust = functools.partial(self.book.foldable_dust, router.exchange_name)
             router.on_alert = lambda severity, _code, message: self._alert(severity, message)

@@ -95,6 +95,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         )
         holder.append(router)
         router.committed = manager.ledger.committed = keeper.book.committed
+        router.dust_committed = keeper.book.dust_committed
         router.held_by_positions = functools.partial(keeper.book.unlocked, router.exchange_name)
         router.foldable_dust = functools.partial(keeper.book.foldable_dust, router.exchange_name)
         router.listeners.append(keeper.on_event)

@@ -90,6 +90,7 @@ class RouterCore(RouterView):
         self._overspent_said: dict[str, str] = {}  # an entry being sent: its overspend alert
         # quote a wallet already has in open positions and working entries (the position book)
         self.committed: Callable[[str], Decimal] = lambda wallet: ZERO
+        self.dust_committed: Callable[[str], Decimal] = lambda wallet: ZERO  # its dust's part
         self.on_buy_fill = self._buy_filled
         self.on_dust: Callable[[str], None] = lambda entry_cid: None  # a position too small
         # base an asset's open positions and dust hold, no exit locking it (the book)

@@ -103,7 +103,7 @@ class Planning(RouterCore):
                             [
                                 f"insufficient balance: need {fmt_qty(need)} {m.quote}; "
                                 f"{p.wallet} can spend {fmt_money(available)} {m.quote}: balance "
-                                f"{fmt_money(wallet_balance)}, open {fmt_money(committed)}"
+                                f"{fmt_money(wallet_balance)}, {self._open(p.wallet, committed)}"
                             ]
                         )
                     raise Refused(
@@ -117,7 +117,7 @@ class Planning(RouterCore):
                         [
                             f"{fmt_qty(need)} {m.quote} would lift wallet {p.wallet}'s exposure to "
                             f"{fmt_money(committed + need)} {m.quote}, over its cap {fmt_qty(cap)} "
-                            f"(open {fmt_money(committed)})"
+                            f"({self._open(p.wallet, committed)})"
                         ]
                     )
                 if need > quote_free:
@@ -234,6 +234,13 @@ class Planning(RouterCore):
             slippage_bps=slippage_bps,
             spend_max=qty * worst if p.side is Side.BUY else None,
         )
+
+    def _open(self, wallet: str, committed: Decimal) -> str:
+        """What ``wallet`` has open, as a refusal says it: its dust (kept at cost, not an open
+        position) named apart, ``open 14.20 (+ dust 0.94)``."""
+        dust = self.dust_committed(wallet)
+        said = f"open {fmt_money(committed - dust)}"
+        return said + (f" (+ dust {fmt_money(dust)})" if dust > 0 else "")
 
     def _check_exits_fit(self, p: Proposal, m: MarketRules, qty: Decimal, rate: Decimal) -> None:
         """Refuse an entry whose exits could not be placed: what a buy leaves in hand (its fee
