@@ -103,7 +103,7 @@ class Bookkeeper:
                     "info",
                     f"{p.symbol}: {p.qty} {base} of {p.wallet} is dust (too small to sell on its "
                     f"own), kept at its cost ({p.cost:.2f} {quote}): the next exit Kobe sizes "
-                    f"there sells it (not one the exchange attaches to an entry)",
+                    f"there sells it, or the dust sweep once the venue takes it on its own",
                 )
 
     def save(self) -> None:

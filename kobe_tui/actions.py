@@ -173,7 +173,8 @@ class Actions(EngineHost):
         if dust is not None:
             self.notify(
                 f"{dust.symbol} {num(dust.qty)} ({dust.wallet}) is dust, too small to sell on "
-                "its own: the next exit Kobe sizes there sells it",
+                "its own: the next exit Kobe sizes there sells it, or the dust sweep once "
+                "the venue takes it",
                 severity="warning",
             )
         elif pos is None:

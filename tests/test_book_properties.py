@@ -594,8 +594,8 @@ def test_a_close_that_leaves_dust_says_so_once(tmp_path: Path) -> None:
     said = [m for sev, m in rig.alerts if "dust" in m]
     assert said == [
         f"SOL/USDT: {dust.qty} SOL of cex_binance is dust (too small to sell on its own), kept "
-        f"at its cost ({dust.cost:.2f} USDT): the next exit Kobe sizes there sells it (not one "
-        "the exchange attaches to an entry)"
+        f"at its cost ({dust.cost:.2f} USDT): the next exit Kobe sizes there sells it, or the "
+        "dust sweep once the venue takes it on its own"
     ]
     assert [sev for sev, m in rig.alerts if "dust" in m] == ["info"]
     (tmp_path / "positions.json").unlink()
