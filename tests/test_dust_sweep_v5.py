@@ -38,7 +38,7 @@ TRADES_TO_SWEEP = {"okx": 2, "bybit": 6}
 SWEPT = {"okx": Decimal("0.00001"), "bybit": Decimal("0.00005")}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def room(workdir: Path) -> None:
     """A short client timeout, and trading wallets with room for the six 8 USDT trades whose
     dust reaches Bybit's 5 USDT minimum order value (the shipped 10 USDT wallets cannot fund an
@@ -110,7 +110,7 @@ def dust_until_sellable(
 
 
 def test_dust_attached_exits_leave_is_swept_once_sellable_and_its_money_is_the_wallets_again(
-    cli: CliRunner, venue: Venue, sim: Any, workdir: Path
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
 ) -> None:
     env = sim_env(venue, sim)
     wallet = f"cex_{venue.name}"
@@ -147,7 +147,7 @@ def test_dust_attached_exits_leave_is_swept_once_sellable_and_its_money_is_the_w
 
 
 def test_a_sweep_whose_outcome_is_unknown_is_looked_up_never_sent_beside(
-    cli: CliRunner, workdir: Path
+    cli: CliRunner, workdir: Path, room: None
 ) -> None:
     """Its answer lost and every look-up of the adapter failing (about 8 s of retries): the
     sweep is journaled unknown; the next tick looks it up by client id instead of sending
@@ -188,7 +188,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_kill_9_between_the_sweeps_send_and_its_booking_sends_it_once_and_books_it_once(
-    cli: CliRunner, venue: Venue, sim: Any, workdir: Path
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
 ) -> None:
     env = sim_env(venue, sim)
     dust_until_sellable(cli, venue, sim, env)
@@ -219,7 +219,7 @@ def test_kill_9_between_the_sweeps_send_and_its_booking_sends_it_once_and_books_
 
 
 def test_a_refused_sweep_is_said_once_and_backed_off_never_sent_each_tick(
-    cli: CliRunner, venue: Venue, sim: Any, workdir: Path
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
 ) -> None:
     env = sim_env(venue, sim)
     dust_until_sellable(cli, venue, sim, env)
@@ -235,3 +235,24 @@ def test_a_refused_sweep_is_said_once_and_backed_off_never_sent_each_tick(
     assert sweep_trades(workdir) == [] and sweeps(sim) == []
     positions = json.loads(cli("positions", "--json", env=env).out)
     assert [p["protection"] for p in positions] == ["dust"]  # still Kobe's, at its cost
+
+
+def test_the_shipped_bybit_wallet_is_refused_before_its_dust_reaches_the_minimum_value(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The shipped 10 USDT `cex_bybit`, trading 8 USDT a time: after four trades its dust (3.77
+    USDT) is below Bybit's 5 USDT minimum order value, so not swept, and the fifth trade is
+    refused, the refusal naming the dust apart from what is open (README: The dust sweep)."""
+    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
+    bybit = VENUES["bybit"]
+    with bybit.make() as server:
+        env = sim_env(bybit, server)
+        for _ in range(4):
+            assert cli(*trade_args(bybit), env=env).code == 0
+            server.set_price(bybit.market_id, Decimal(100500))
+            server.set_price(bybit.market_id, Decimal(95000))
+        assert cli(*RUN, env=env).code == 0  # books the last close; nothing to sweep yet
+        assert sweeps(server) == []
+        r = cli(*trade_args(bybit), env=env)
+    assert r.code == 1
+    assert "cex_bybit can spend" in r.err and "open 0.00 (+ dust 3.77)" in r.err, r.err

@@ -204,21 +204,19 @@ def test_new_exits_replace_the_pair_the_exchange_holds(
     assert [leg.executed for leg in sim.book.exits() if leg.executed] == []
 
 
-def test_exits_the_exchange_attaches_leave_dust_that_grows_with_each_trade(
+def test_exits_the_exchange_attaches_leave_dust_below_a_step(
     cli: CliRunner, venue: Venue, sim: Any, fast: None, workdir: Path
 ) -> None:
     """Both exchanges charge a buy's fee in the asset received and size the attached TP/SL from
     the entry, rounded down to the step: 0.00007992 BTC held, 0.00007 sold. The rest is dust,
-    kept at its cost and said once; exits the exchange sizes never take it, so it grows with
-    each trade until an exit Kobe sizes (a close, `kobe exits`, a flatten) sells it."""
+    kept at its cost and said once; no exit the exchange sizes takes it: the dust sweep sells it
+    once it can be sold on its own (tests/test_dust_sweep_v5.py)."""
     env = sim_env(venue, sim)
-    for n in (1, 2):
-        assert cli(*trade_args(venue), env=env).code == 0
-        sim.set_price(venue.market_id, Decimal(100500))  # through the take-profit
-        r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
-        assert r.code == 0, r.err
-        assert f"{Decimal('0.00000992') * n} BTC of cex_{venue.name} is dust" in r.out
-        sim.set_price(venue.market_id, Decimal(95000))
+    assert cli(*trade_args(venue), env=env).code == 0
+    sim.set_price(venue.market_id, Decimal(100500))  # through the take-profit
+    r = cli("run", "--headless", "--duration", "1.2", "--tick", "0.4", env=env)
+    assert r.code == 0, r.err
+    assert f"0.00000992 BTC of cex_{venue.name} is dust" in r.out
     [dust] = json.loads(cli("positions", "--json", env=env).out)
-    assert dust["protection"] == "dust" and dust["qty"] == "0.00001984"
+    assert dust["protection"] == "dust" and dust["qty"] == "0.00000992"
     assert dust["exits"] == []
