@@ -22,6 +22,7 @@ class Source(StrEnum):
     STRATEGY = "strategy"
     COCKPIT = "cockpit"
     CLI = "cli"
+    DUST_SWEEP = "dust sweep"  # Kobe's own sale of a wallet's dust (engine.router.sweeping)
 
     @property
     def manual(self) -> bool:

@@ -148,7 +148,7 @@ def entry_of(client_id: str) -> str | None:
 
 
 SWEEP_SUFFIX = "ds"  # a dust sweep's client id: a fresh id plus this (it closes no entry)
-SWEEP = "dust sweep"  # its journal source, and the strategy of the trade it books
+SWEEP = Source.DUST_SWEEP.value  # its journal source, and the strategy of the trade it books
 
 
 def sweep_of(client_id: str) -> str | None:
