@@ -12,6 +12,7 @@ from engine.book import PositionBook
 from engine.book_cache import SAVE_EVERY_BYTES
 from engine.journal import OrderEvent, iter_jsonl, tail_jsonl
 from engine.position import dust_worth_saying
+from engine.proposal import Source
 from engine.trades import TRADES_FILE, ClosedTrade, TradeStore
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class Bookkeeper:
                     "error", f"wallet {trade.wallet}: trade {trade.trade_id} not booked: {exc}"
                 )
         if self.risk is not None:
-            self.risk.on_trade_closed(trade.pnl, trade.trade_id)
+            sweep = trade.strategy == Source.DUST_SWEEP  # no trading decision: no streak
+            self.risk.on_trade_closed(trade.pnl, trade.trade_id, streak=not sweep)
         self.trades.append(trade)
         self._booked[trade.trade_id] = None
         if self.on_closed is not None:

@@ -11,7 +11,9 @@ import pytest
 
 from engine.audit import AuditLog
 from engine.config import RiskConfig
+from engine.proposal import Source
 from engine.risk import KillState, RiskEngine, queue_risk_command, read_kill_switch
+from engine.trades import ClosedTrade, TradeStore
 from tests.conftest import CliRunner
 
 
@@ -103,6 +105,36 @@ def test_warning_clears_only_below_ninety_percent_of_its_level(
     lines = (tmp_path / "risk_journal.jsonl").read_text().splitlines()
     events = [json.loads(line)["event"] for line in lines]
     assert events.count("warning") == 2 and events.count("armed") == 1
+
+
+def _trade(n: int, pnl: str, clock: Clock, strategy: str = "manual") -> ClosedTrade:
+    return ClosedTrade(
+        f"kobe-t{n}", clock.now, clock.now, "cex_binance", strategy, "BTC/USDT", "buy",
+        Decimal("0.001"), Decimal(95000), Decimal(95000), Decimal("0.01"), Decimal(pnl), "test",
+    )  # fmt: skip
+
+
+def test_a_dust_sweep_neither_lengthens_nor_ends_a_losing_streak(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A dust sweep is no trading decision: its PnL counts for today, but a sweep sold a cent
+    up must not hide three real losses in a row (nor one sold a cent down trip the switch),
+    also when the streak is counted again from trades.jsonl after the cache is lost."""
+    r = engine(tmp_path, clock, max_losing_streak=3, max_daily_loss_usd=Decimal(0))
+    sweep = Source.DUST_SWEEP.value
+    history = [("-1", "manual"), ("-1", "manual"), ("0.01", sweep), ("-0.01", sweep)]
+    store = TradeStore(tmp_path)
+    for n, (pnl, strategy) in enumerate(history):
+        trade = _trade(n, pnl, clock, strategy)
+        store.append(trade)
+        r.on_trade_closed(trade.pnl, trade.trade_id, streak=strategy != sweep)
+        clock.step()
+    snap = r.snapshot()
+    assert (snap.losing_streak, snap.pnl_day, snap.state) == (2, Decimal(-2), KillState.ARMED)
+    r.close()
+    (tmp_path / "execution_runtime.json").unlink()  # lost: counted again from the trades
+    again = engine(tmp_path, clock, max_losing_streak=3, max_daily_loss_usd=Decimal(0))
+    assert (again.snapshot().losing_streak, again.snapshot().pnl_day) == (2, Decimal(-2))
 
 
 def test_min_capital_and_daily_loss_trip(tmp_path: Path, clock: Clock) -> None:

@@ -16,6 +16,7 @@ from engine.config import RiskConfig
 from engine.fsutil import atomic_write_text
 from engine.journal import JsonlWriter, iter_jsonl
 from engine.jsonutil import dumps, iso_utc
+from engine.proposal import Source
 from engine.risk.state import (
     NOT_FLATTENED,
     RISK_COMMANDS_FILE,
@@ -117,8 +118,9 @@ class RiskEngine:
                 continue
             if len(counted) < KEEP_TRADE_IDS:
                 counted.append(trade.trade_id)
-            streak = streak and trade.pnl < 0
-            if streak:
+            sweep = trade.strategy == Source.DUST_SWEEP  # no trading decision: not in a streak
+            streak = streak and (sweep or trade.pnl < 0)
+            if streak and not sweep:
                 s.losing_streak += 1
                 s.last_loss_at = s.last_loss_at or trade.closed_at
             if trade.closed_at.date() == today:
@@ -244,11 +246,13 @@ class RiskEngine:
                     self._transition(new, reason, "risk", new.value.lower())
             self._save()
 
-    def on_trade_closed(self, pnl: Decimal, trade_id: str = "") -> None:
+    def on_trade_closed(self, pnl: Decimal, trade_id: str = "", streak: bool = True) -> None:
         """A closed trade's realized PnL (after fees): losing streak, daily loss, cooldown.
 
         Once per ``trade_id``: a trade the bookkeeper hands on again (a crash came after this
-        and before ``trades.jsonl`` recorded it) moves nothing the second time."""
+        and before ``trades.jsonl`` recorded it) moves nothing the second time. ``streak``
+        False (a dust sweep, no trading decision): its PnL counts for today, but it neither
+        lengthens the losing streak nor ends it, and starts no cooldown."""
         with self._lock:
             now = self.clock()
             s = self.snap
@@ -260,10 +264,10 @@ class RiskEngine:
             if s.day != day:
                 s.day, s.day_start_equity, s.pnl_day = day, s.equity, Decimal(0)
             s.pnl_day += pnl
-            if pnl < 0:
+            if streak and pnl < 0:
                 s.losing_streak += 1
                 s.last_loss_at = now
-            else:
+            elif streak:
                 s.losing_streak = 0
             if s.state is not KillState.TRIPPED:
                 if s.losing_streak >= self.cfg.max_losing_streak:
