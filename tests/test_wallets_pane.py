@@ -30,7 +30,7 @@ def assert_every_wallet_whole_in_sight(pane: WalletsPane, lines: list[str]) -> N
     text = "\n".join(lines)
     assert table.scroll_offset.y == 0 and table.max_scroll_y == 0, text
     assert table.row_count == 10, text
-    for key in pane._rows:
+    for key in [str(k.value) for k in table.rows]:
         balance, pct, pnl = (pane.row_cells(key)[i].plain for i in (3, 4, 5))
         (line,) = [row for row in lines if f" {key} " in row]  # one line, not cut
         cells = line.split()
@@ -55,7 +55,7 @@ async def test_every_wallet_and_its_money_in_sight_at_every_size(
         await pilot.press("3")  # at 80 columns the pane shown; elsewhere in sight already
         await pilot.pause()
         pane = app.query_one(WalletsPane)
-        assert list(pane._rows) == wallets
+        assert [k.value for k in pane.table.rows] == wallets  # in the profile's order
         assert app.runtime is not None
         for w in app.runtime.wallets_snapshot().wallets:  # the figures the ledger holds
             cells = pane.row_cells(w.id)
