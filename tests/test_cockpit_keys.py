@@ -644,7 +644,9 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
         assert "venue ok" in venue and "ms" in venue
         line = app.query_one("#wallets-exchange", Static)
         account = plain(line)
-        assert "binance account" in account and "USDT 10,000" in account
+        assert "USDT 10,000" in account
+        # whose and when, in the pane's bottom border (a line more for the wallets)
+        assert str(app.query_one(WalletsPane).border_subtitle).startswith("binance account ")
         # under Kobe's ledger (it was above the table's header), its text in line with
         # the table's cells (it was against the pane's border)
         table = app.query_one(WalletsPane).table

@@ -1,7 +1,8 @@
 """At 120x40 every pane is on screen at once. With every row of the grid as tall as the others
 the orders pane held one and a half two-line orders: an entry's take-profit showed, its
-stop-loss did not. The orders and positions row is now a little taller; no key changes a
-pane's height (a re-layout of the whole screen per key was too slow under engine load)."""
+stop-loss did not. The orders and positions row is now a little taller, and the wallets pane
+two rows tall (tests/test_wallets_pane.py); no key changes a pane's height (a re-layout of the
+whole screen per key was too slow under engine load)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ async def test_no_pane_key_changes_a_panes_height(workdir: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         before = heights(app)
-        assert before["orders"] > before["wallets"] >= 7  # the taller row, the others whole
+        assert before["orders"] > before["journal"] >= 7  # the taller row, the others whole
+        assert before["wallets"] == 2 * before["journal"]  # two rows: every wallet in sight
         for key in "312345678":
             await pilot.press(key)
             await pilot.pause()

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rich.columns import Columns
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -51,18 +50,18 @@ class WalletsPane(TablePane):
         self, exchange: str, when: datetime, balances: dict[str, Decimal] | str
     ) -> None:
         """Testnet and live: the exchange account's own balances, beside Kobe's ledger (the
-        table); a string says why they could not be read."""
+        table); a string says why they could not be read. Whose and when in the pane's bottom
+        border, the figures on the line under the table: at 120x40 the pane holds the ten
+        wallets and one line more."""
         line = self.query_one("#wallets-exchange", Static)
-        text = Text(f"{exchange} account {when:%H:%M}", style="bold")
+        self.border_subtitle = f"{exchange} account {when:%H:%M}"
         if isinstance(balances, str):
-            text.append(": ")
-            text.append(f"could not be read ({balances})", style="red")
-            line.update(text)
+            line.update(Text(f"could not be read ({balances})", style="red"))
         else:
-            text.append(", free:", style="bold")
             # whole items wrap, never an asset apart from its figure ("SOL" / "0  USDT …")
             pairs = [Text(f"{a} {exact(v)}") for a, v in sorted(balances.items())]
-            line.update(Group(text, Columns(pairs or [Text("empty")], padding=(0, 2))))
+            items = [Text("free:", style="bold"), *(pairs or [Text("empty")])]
+            line.update(Columns(items, padding=(0, 2)))
         line.display = True
 
     def show(self, snap: WalletsSnapshot) -> None:
