@@ -50,6 +50,29 @@ async def test_first_frame_then_settings_from_a_worker(workdir: Path) -> None:
         assert pane.has_class("failing")  # no okx keys: testnet cannot run
 
 
+@pytest.mark.parametrize("mode", ["testnet", "paper"])
+async def test_the_health_box_says_how_many_checks_fail_on_its_border(
+    workdir: Path, mode: str
+) -> None:
+    """At 120x40 the health pane shows four of its checks (the rest scroll): its box's border
+    says how many fail, in words, so a failing check out of sight is never a silent one. The
+    count was set on the table inside, which has no border: it was never drawn."""
+    from kobe_tui.widgets.health import HealthBox
+    from tests.test_orders_pane import drawn
+
+    (workdir / "kobe.toml").write_text(f'mode = "{mode}"\n[exchange]\nname = "okx"\n')
+    app = KobeApp(env={}, cwd=workdir, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, engine=False)
+        box = app.query_one(HealthBox)
+        bottom = drawn(app, box)[-1]  # type: ignore[arg-type]
+        table = app.query_one(HealthPane)
+        failing = sum(table.get_cell(k, "state").plain == "FAIL" for k in table.rows)
+        want = f"{failing} failing" if failing else "all checks pass"
+        assert want in bottom, bottom
+        assert (mode == "testnet") == (failing > 0) == box.has_class("failing")
+
+
 async def test_health_says_the_data_dir_as_it_is_once_the_engine_has_made_it(
     workdir: Path,
 ) -> None:

@@ -87,8 +87,12 @@ class HealthPane(DataTable[Text]):
                 state = Text("warn", style="bold yellow")
             self._put(check.name, (state, literal(check.name), literal(check.detail)))
         failing = sum(self._failing.values())  # every row, not only the ones just updated
-        self.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
-        self.set_class(bool(failing), "failing")
+        # on the pane's box: the table has no border of its own, and a check may be scrolled
+        # out of sight (at 120x40 the fifth)
+        for widget in (self, self.parent):
+            if widget is not None:
+                widget.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
+                widget.set_class(bool(failing), "failing")
 
 
 class HealthBox(Pane):
