@@ -17,7 +17,7 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.journal import OrderEvent, OrderJournal
+from engine.journal import OrderEvent, OrderJournal, in_mode
 from engine.router.fee_rate import fee_rate, third_asset
 from engine.router.orders import (
     EXIT_SUFFIXES,
@@ -61,7 +61,7 @@ class RouterView:
         self.exchange_name = exchange_name
         self.clock = clock
         self.audit = audit
-        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
+        self.watchdog = Watchdog(watchdog_dir or self.data_dir, mode)
         self._last: dict[str, OrderEvent] | None = None  # last event per client id
         self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
         self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
@@ -72,13 +72,16 @@ class RouterView:
         self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
         # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
         self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
+        if self.watchdog.unmarked():  # items armed before they carried their mode
+            self.watchdog.adopt(self.journal_state())
 
     def journal_state(self) -> dict[str, OrderEvent]:
         """The last event per client id: read from the journal's tail once, then kept current."""
         if self._last is None:
             self._last = {}
             for event in self.journal.tail(RECONCILE_TAIL):
-                if event.exchange == self.exchange_name:  # a journal may serve several venues
+                # a journal may serve several venues, and modes: only this session's count
+                if event.exchange == self.exchange_name and in_mode(event, self.mode):
                     self._last[event.client_id] = event
                     if event.event in ("fill", "partial_fill"):
                         self._filled[event.client_id] = event.filled
