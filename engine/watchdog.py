@@ -14,6 +14,7 @@ whose order journal has its entry (:meth:`Watchdog.adopt`); until one does, no m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +28,8 @@ from engine.exchange.base import Side
 from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
 from engine.untrusted import parse_decimal, parse_utc, shown
+
+log = logging.getLogger(__name__)
 
 WATCHDOG_FILE = "watchdog.json"
 MAX_ATTEMPTS = 10**9  # refused exits in a row, as read back from the file
@@ -140,17 +143,23 @@ class Watchdog:
                 else:
                     self._others.append(item)
 
-    def adopt(self, entries: Collection[str]) -> list[str]:
+    def adopt(self, entries: Collection[str]) -> None:
         """Items without a mode whose entry is among ``entries`` (client ids this mode's order
-        journal holds) become this mode's, written so; returns their entry ids. Client ids are
-        unique in a data dir, so the journal tells which mode armed such an item."""
+        journal holds) become this mode's, written so. Client ids are unique in a data dir, so
+        the journal tells which mode armed such an item; the others stay as they are, logged."""
         with self._lock:
             mine = [i for i in self._others if not i.mode and i.entry_client_id in entries]
             if mine:
                 self._others = [i for i in self._others if i not in mine]
                 self._items.update({i.entry_client_id: replace(i, mode=self.mode) for i in mine})
                 self._save()
-            return [i.entry_client_id for i in mine]
+            left = [i.entry_client_id for i in self._others if not i.mode]
+        if left:
+            log.warning(
+                "%s: %d item(s) of no mode whose entry %s's order journal does not hold, kept "
+                "and not acted on: %s",
+                self.path, len(left), self.mode, ", ".join(shown(cid) for cid in left),
+            )  # fmt: skip
 
     def unmarked(self) -> list[str]:
         """Entry ids of the items no mode has adopted yet (none acts on them)."""

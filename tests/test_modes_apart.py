@@ -163,7 +163,9 @@ def test_paper_starting_over_leaves_testnets_orders_alone(cli: CliRunner, workdi
         assert legs == {f"{entry}tp": ("cex_binance", "cli"), f"{entry}sl": ("cex_binance", "cli")}
 
 
-def test_watchdog_items_from_before_they_carried_a_mode(cli: CliRunner, workdir: Path) -> None:
+def test_watchdog_items_from_before_they_carried_a_mode(
+    cli: CliRunner, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Items an older Kobe wrote have no mode. The one whose entry paper's journal holds is
     paper's: testnet never acts on it, paper adopts it. One whose entry no journal holds
     (older than the journal's tail) is acted on by no mode, and kept."""
@@ -180,8 +182,12 @@ def test_watchdog_items_from_before_they_carried_a_mode(cli: CliRunner, workdir:
         assert r.code == 0, r.err
         assert sim.orders_created == 0
     assert [i.get("mode", "") for i in watchdog_items(workdir / "data")] == ["", ""]
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
     r = cli("orders", "--json")  # paper: its journal holds the entry
     assert r.code == 0, r.err
+    assert "1 item(s) of no mode whose entry paper's order journal does not hold" in caplog.text
+    assert "not acted on: 'kobeorphann1'" in caplog.text
     modes = {i["entry_client_id"]: i["mode"] for i in watchdog_items(workdir / "data")}
     assert modes == {entry: "paper", "kobeorphann1": ""}  # written back as it was: of no mode
     assert [i.entry_client_id for i in Watchdog(workdir / "data", "paper").items()] == [entry]
