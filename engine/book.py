@@ -37,7 +37,7 @@ from engine.book_cache import (
 )
 from engine.exchange.base import Side
 from engine.fsutil import DAMAGE, StateError, atomic_write_text
-from engine.journal import OrderEvent, open_journal, read_event
+from engine.journal import OrderEvent, in_mode, open_journal, read_event
 from engine.jsonutil import dumps
 from engine.position import (
     FILL_EVENTS,
@@ -163,11 +163,8 @@ class PositionBook:
 
     # -- applying one event -------------------------------------------------------------------
 
-    def _counts(self, e: OrderEvent) -> bool:
-        return e.mode == self.mode or e.exchange == "dex"
-
     def apply(self, e: OrderEvent) -> ClosedTrade | None:
-        if not self._counts(e):
+        if not in_mode(e, self.mode):
             return None
         if sweep_of(e.client_id) is not None:
             return self._apply_sweep(e)

@@ -237,6 +237,19 @@ class OrderEvent:
 ORDER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OrderEvent))
 
 
+DEX_MODE = "paper"  # the DEX venue is the same paper account in every mode: journaled so
+
+
+def in_mode(event: OrderEvent, mode: str) -> bool:
+    """Whether ``event`` is an order of a session in ``mode``. One data dir may serve paper,
+    then testnet, then live: each mode's venue is another account (the paper account, the
+    exchange's testnet, the real exchange), so an order journaled in one mode is never looked
+    up, shown, watched or booked in another. The DEX venue is the same paper account in every
+    mode (journaled as :data:`DEX_MODE`), so its orders count in all. A line without a mode is no order
+    event (every version of Kobe wrote one): every reader skips it, logged, in any mode."""
+    return event.mode == mode or event.exchange == "dex"
+
+
 def read_event(record: object, path: Path) -> OrderEvent | None:
     """The order event of one parsed line, or None (logged) when it is not one: a line of the
     wrong shape, or a number that is not finite, bounded and non-negative, is skipped."""

@@ -19,7 +19,7 @@ from engine.exchange.retry import RetryPolicy, placing
 from engine.execution import ExecutionEngine
 from engine.fsutil import WriteFailed, free_space_check
 from engine.indexer.indexer import Indexer
-from engine.journal import OrderJournal
+from engine.journal import DEX_MODE, OrderJournal
 from engine.lock import DataDirLock
 from engine.modes import Settings, gate_problems
 from engine.notify import ChannelStatus, Notifier
@@ -174,7 +174,7 @@ class RuntimeParts:
         self.agent = self._agent_factory(self) if self._agent_factory is not None else None
         dex = self.agent.dex_venue() if self.agent is not None else None
         if dex is not None:
-            dex_router = self._router(dex, "dex", book, ids, mode="paper")
+            dex_router = self._router(dex, "dex", book, ids, mode=DEX_MODE)
             self.venues["dex"] = VenueParts("dex", dex, dex_router)
         self.execution = ExecutionEngine(
             {name: v.router for name, v in self.venues.items()},

@@ -5,11 +5,18 @@ every price update is checked: when the take-profit or the stop-loss is touched,
 the exit at market and the other leg is dropped (its sibling is "cancelled"). Items also wait for a
 limit entry to fill before their exits are placed. The list is persisted atomically in
 ``<data_dir>/watchdog.json`` so a restart resumes it.
+
+One file serves every mode of a data dir (paper, then testnet, then live): each item carries the
+mode it was armed in, and a session sees and acts on its own mode's items only; the others are
+kept as they are. An item without a mode (written before items carried one) belongs to the mode
+whose order journal has its entry (:meth:`Watchdog.adopt`); until one does, no mode acts on it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +28,8 @@ from engine.exchange.base import Side
 from engine.fsutil import REPAIR_OR_RESTORE, atomic_write_text, read_json_object, reading
 from engine.jsonutil import dumps
 from engine.untrusted import parse_decimal, parse_utc, shown
+
+log = logging.getLogger(__name__)
 
 WATCHDOG_FILE = "watchdog.json"
 MAX_ATTEMPTS = 10**9  # refused exits in a row, as read back from the file
@@ -58,6 +67,7 @@ class WatchItem:
     replaces: bool = False  # the position's old exits are still to be cancelled (kobe exits)
     oco_attempts: int = 0  # native OCO sends refused so far (tried again with backoff)
     oco_retry_at: datetime | None = None  # no new OCO send before this time
+    mode: str = ""  # the mode it was armed in ("": written before items carried one)
 
     def touched(self, price: Decimal) -> str | None:
         """``take_profit`` or ``stop_loss`` when ``price`` touches that leg, else None."""
@@ -108,29 +118,61 @@ class WatchItem:
             replaces=raw.get("replaces") is True,
             oco_attempts=count("oco_attempts"),
             oco_retry_at=when("oco_retry_at"),
+            mode=str(raw.get("mode") or ""),
         )
 
 
 class Watchdog:
-    def __init__(self, data_dir: Path) -> None:
+    """The items of ``mode`` in ``<data_dir>/watchdog.json``; the other modes' are kept apart,
+    never shown nor acted on, and written back as they are."""
+
+    def __init__(self, data_dir: Path, mode: str) -> None:
         self.path = Path(data_dir) / WATCHDOG_FILE
+        self.mode = mode
         self._lock = threading.Lock()
         self._items: dict[str, WatchItem] = {}
+        self._others: list[WatchItem] = []  # other modes' items, and those of no mode yet
         raw = read_json_object(self.path, REPAIR_OR_RESTORE)
         with reading(self.path, REPAIR_OR_RESTORE):
             # a file without its items is damaged: read as none watched, a position would lose
             # its guard without the alert a deleted file gives
             for record in [] if raw is None else raw["items"]:
                 item = WatchItem.from_record(record)
-                self._items[item.entry_client_id] = item
+                if item.mode == mode:
+                    self._items[item.entry_client_id] = item
+                else:
+                    self._others.append(item)
+
+    def adopt(self, entries: Collection[str]) -> None:
+        """Items without a mode whose entry is among ``entries`` (client ids this mode's order
+        journal holds) become this mode's, written so. Client ids are unique in a data dir, so
+        the journal tells which mode armed such an item; the others stay as they are, logged."""
+        with self._lock:
+            mine = [i for i in self._others if not i.mode and i.entry_client_id in entries]
+            if mine:
+                self._others = [i for i in self._others if i not in mine]
+                self._items.update({i.entry_client_id: replace(i, mode=self.mode) for i in mine})
+                self._save()
+            left = [i.entry_client_id for i in self._others if not i.mode]
+        if left:
+            log.warning(
+                "%s: %d item(s) of no mode whose entry %s's order journal does not hold, kept "
+                "and not acted on: %s",
+                self.path, len(left), self.mode, ", ".join(shown(cid) for cid in left),
+            )  # fmt: skip
+
+    def unmarked(self) -> list[str]:
+        """Entry ids of the items no mode has adopted yet (none acts on them)."""
+        with self._lock:
+            return [i.entry_client_id for i in self._others if not i.mode]
 
     def _save(self) -> None:
-        items = [i.to_record() for i in self._items.values()]
+        items = [i.to_record() for i in [*self._others, *self._items.values()]]
         atomic_write_text(self.path, dumps({"items": items}, indent=1) + "\n")
 
     def add(self, item: WatchItem) -> None:
         with self._lock:
-            self._items[item.entry_client_id] = item
+            self._items[item.entry_client_id] = replace(item, mode=self.mode)
             self._save()
 
     def update(self, entry_client_id: str, **changes: Any) -> WatchItem:

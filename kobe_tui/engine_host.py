@@ -143,7 +143,7 @@ class EngineHost(EventDrain):
 
         Called from a worker thread; its messages are posted before the engine's first ones.
         """
-        from engine.journal import OrderEvent, tail_jsonl
+        from engine.journal import OrderEvent, in_mode, tail_jsonl
         from engine.risk import load_risk_state
         from engine.wallets.runtime import load_view
 
@@ -160,7 +160,8 @@ class EngineHost(EventDrain):
                 event = OrderEvent.from_record(record)
             except (KeyError, ValueError):
                 continue
-            last[event.client_id] = event
+            if in_mode(event, settings.mode.value):  # another mode's are on another venue
+                last[event.client_id] = event
         for event in last.values():
             self.post_message(OrderUpdated(event))
 

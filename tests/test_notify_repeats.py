@@ -215,6 +215,20 @@ def test_held_repeats_at_a_stop_go_through_the_outbox_and_survive_a_restart(
         ("1000PEPE/USDT: no market", "10000PEPE/USDT: no market", False),
         ("api v3 down", "api v4 down", False),
         ("order o17 refused", "order o18 refused", False),
+        # an id is the number its words name one: right after order, id (orderId=) or #
+        ("order 8123 refused", "order 8124 refused", False),
+        ("Order: 8123 refused (HTTP 400)", "Order: 8124 refused (HTTP 400)", False),
+        ("cancel of id 77 failed", "cancel of id 78 failed", False),
+        ('{"orderId": 8123, "code": -2011}', '{"orderId": 8124, "code": -2011}', False),
+        ("leg #8123 gone", "leg #8124 gone", False),
+        ("order #8123: HTTP 503 after 1000 ms", "order #8123: HTTP 502 after 1200 ms", True),
+        ("paid 5 USDT too much", "paid 6 USDT too much", True),  # an amount, not an id
+        # an epoch time in a request's URL changes every tick: a long number is no id
+        (
+            "GET /api/v3/openOrders?timestamp=1796089770057 timed out",
+            "GET /api/v3/openOrders?timestamp=1796089775061 timed out",
+            True,
+        ),
     ],
 )
 def test_what_counts_as_the_same_engine_error(a: str, b: str, same: bool) -> None:
@@ -222,6 +236,47 @@ def test_what_counts_as_the_same_engine_error(a: str, b: str, same: bool) -> Non
     assert (repeat_key(first) == repeat_key(second)) is same
     critical = [note("protection_lost", text, severity="critical") for text in (a, b)]
     assert (repeat_key(critical[0]) == repeat_key(critical[1])) is (a == b)  # exact only
+
+
+def test_two_orders_refused_are_two_notes_sent_at_once() -> None:
+    """Order 8123 refused, then order 8124: plain-digit exchange ids were read as a number
+    that varies, the second refusal held as a repeat of the first for up to 10 minutes."""
+    r = Repeats()
+    first, second = (
+        note("engine_error", f"order {i} refused: -2010", severity="error") for i in (8123, 8124)
+    )
+    assert r.admit(first) == [first] and r.admit(second) == [second]
+
+
+def test_a_crash_loses_the_held_count_never_a_first_occurrence(
+    workdir: Path, sim: NotifySim
+) -> None:
+    """README: held repeats live in memory. A crash (no stop: what is on disk survives) loses
+    their count and their latest text; their first went out through the outbox, and after the
+    restart the next occurrence is a first again, sent at once."""
+    sim.down()
+    n = start(workdir, sim)
+    for i in range(4):
+        alert(n, i, f"binance: reconcile failed: HTTP 50{i}")
+    for w in n.workers:  # the process dies: its senders stop, nothing more is written
+        w.close(0.2)
+    assert n.outbox is not None
+    n.outbox.close()
+    on_disk = (workdir / "data" / OUTBOX_FILE).read_text()
+    assert on_disk.count('"op": "add"') == 1 and "repeated" not in on_disk
+    sim.up()
+    again = start(workdir, sim)
+    try:
+        alert(again, 200, "binance: reconcile failed: HTTP 503")  # still down after the restart
+        deadline = time.monotonic() + 5
+        while "".join(sim.texts()).count("Engine error") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        again.close()
+    text = "".join(sim.texts())
+    assert "HTTP 500" in text and "HTTP 503" in text  # the first, and the first after the restart
+    assert text.count("Engine error (reconcile)") == 2
+    assert "repeated" not in text and "HTTP 501" not in text and "HTTP 502" not in text
 
 
 def test_only_what_can_come_every_tick_is_held() -> None:

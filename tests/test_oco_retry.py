@@ -180,7 +180,7 @@ def test_a_retry_time_without_a_zone_is_refused_naming_the_field(rig: Rig, sim: 
     rig.buy()
     _edit(rig, oco_retry_at="2026-01-01T00:00:00")
     with pytest.raises(StateError, match="oco_retry_at"):
-        type(rig.router.watchdog)(rig.router.data_dir)
+        type(rig.router.watchdog)(rig.router.data_dir, rig.router.mode)
 
 
 def test_an_oco_retry_time_absurdly_far_ahead_does_not_hold_the_oco_for_good(
@@ -192,7 +192,7 @@ def test_an_oco_retry_time_absurdly_far_ahead_does_not_hold_the_oco_for_good(
     sim.inject(status=400, body=REFUSED, method="POST", path=OCO)
     cid = rig.buy()
     _edit(rig, oco_retry_at="2199-01-01T00:00:00+00:00")
-    rig.router.watchdog = type(rig.router.watchdog)(rig.router.data_dir)
+    rig.router.watchdog = type(rig.router.watchdog)(rig.router.data_dir, rig.router.mode)
     rig.wait(31)
     assert rig.sends() == 2 and rig.router.watchdog.get(cid) is None
 

@@ -729,7 +729,13 @@ def _figures() -> dict[str, tuple[Decimal, ...]]:
     from engine.logsetup import CYCLE_MAX
     from engine.notify import channels, outbox, repeats, sender
     from engine.notify.notifier import Notifier
-    from engine.router.orders import KEEP_FINISHED, MAX_BACKOFF_S, OCO_FIRST_WAIT_S, OCO_TRIES
+    from engine.router.orders import (
+        KEEP_FINISHED,
+        MAX_BACKOFF_S,
+        OCO_FIRST_WAIT_S,
+        OCO_TRIES,
+        RECONCILE_TAIL,
+    )
     from engine.runtime import STRIP_EVERY_S
     from engine.strategies.base import TICK_SECONDS
     from engine.strategies.memecoin_farming.candidates import MAX_FUTURE_SKEW_S
@@ -801,6 +807,10 @@ def _figures() -> dict[str, tuple[Decimal, ...]]:
         "stopping the engine gives them {} s to go out": (default(Notifier, "close_timeout_s"),),
         "the same note again within {} minutes is held": (repeats.WINDOW.total_seconds() / 60,),
         "At most {} different notes are tracked": (repeats.MAX_EPISODES,),
+        "since its window began (at most {} minutes' worth)": (
+            repeats.WINDOW.total_seconds() / 60,
+        ),
+        "the mode whose journal (its last {} events) holds its entry": (RECONCILE_TAIL,),
     }
     assert MAX_RETRY_AFTER_S == 3600 and EXCHANGE_BALANCES_EVERY == 60  # "an hour", "a minute"
     return {k: tuple(Decimal(str(v)) for v in vs) for k, vs in values.items()}

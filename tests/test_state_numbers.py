@@ -31,12 +31,13 @@ ITEM = {
     "retry_at": None,
     "last_error": "",
     "replaces": False,
+    "mode": "paper",
 }
 
 
 def test_a_sound_watchdog_item_loads(tmp_path: Path) -> None:
     (tmp_path / WATCHDOG_FILE).write_text(json.dumps({"items": [ITEM]}))
-    assert [i.entry_client_id for i in Watchdog(tmp_path).items()] == ["kobeabc"]
+    assert [i.entry_client_id for i in Watchdog(tmp_path, "paper").items()] == ["kobeabc"]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_absurd_numbers_in_the_watchdog_are_refused_naming_the_file(
 ) -> None:
     (tmp_path / WATCHDOG_FILE).write_text(json.dumps({"items": [{**ITEM, key: value}]}))
     with pytest.raises(StateError, match=re.escape(WATCHDOG_FILE)):
-        Watchdog(tmp_path)
+        Watchdog(tmp_path, "paper")
 
 
 BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--type", "market", "--quote", "7")

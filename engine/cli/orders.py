@@ -9,6 +9,7 @@ from engine.book import PositionBook
 from engine.cli.session import reading_session
 from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context
 from engine.exchange.base import ExchangeError, Order
+from engine.journal import DEX_MODE
 from engine.lock import DataDirBusy, DataDirLock
 from engine.modes import GateClosed
 from engine.position import Position, protection
@@ -62,8 +63,8 @@ def cmd_positions(ctx: Context) -> int:
     held = book.positions() + book.dust()
     marks, running = _marks(ctx, {p.symbol for p in held if p.venue == settings.exchange})
     watchdogs = {
-        "dex": Watchdog(settings.data_dir / "dex"),
-        settings.exchange: Watchdog(settings.data_dir),
+        "dex": Watchdog(settings.data_dir / "dex", DEX_MODE),
+        settings.exchange: Watchdog(settings.data_dir, settings.mode.value),
     }
     attached = settings.exchange in ("bybit", "okx") and settings.config.router.exits != "watchdog"
     rows = []

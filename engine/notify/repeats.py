@@ -30,12 +30,19 @@ What counts as the same note (:func:`repeat_key`):
   tick's error to the next: the same outage). A number here is a date and time, or digits
   standing alone, with a unit (``503``, ``8.01%``, ``1200ms``, ``12:00:05``); digits joined to a
   letter, or to a name by ``-`` or ``_``, are part of a name or an id (``kobe-e-12``,
-  ``1000PEPE``, ``v3``) and still tell notes apart. The summary shows the latest text, so what
-  was merged is not hidden.
+  ``1000PEPE``, ``v3``) and still tell notes apart, and so does a number its words name an id:
+  right after ``order``, ``id`` (or a name ending in ``Id``: ``orderId=``) or ``#`` (``order
+  8123 refused``, ``id: 8124``, ``#8125``), so two orders' refusals are two notes. A long run
+  of digits alone is not taken for an id: an epoch time in a request's URL (``timestamp=
+  1796089770057``) changes every tick. The summary shows the latest text, so what was merged
+  is not hidden.
 
 The engine's clock decides (each note's time, each event's): no timer thread. Held notes live in
-memory: a crash loses the count of the repeats held (at most one window's), never a first
-occurrence, which went out (through the outbox for the durable kinds) when it happened.
+memory: a crash loses, for each note held, its count (at most one window's), its latest text and,
+for the kill switch, the flips held (the last message may name the state before the last flip);
+never a first occurrence, which went out (through the outbox for the durable kinds) when it
+happened, nor a trip, which is never held. Persisting each repeat would cost an fsynced outbox
+line per repeat, every tick, for a figure that tells how often, not what.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ _TIME = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_])(?<![A-Za-z0-9_]-)\d+(?:[.,:]\d+)*(?i:ms|s|m|h|d|[kmg]?b)?(?![A-Za-z0-9_-])"
 )
+# what names the number after it as an id (order 8123, id: 8124, orderId=8125, #8126): kept
+_ID_BEFORE = re.compile(r"(?:\b(?:[Oo]rder|[Ii][Dd])\b|[a-z](?:Id|ID)|#)[\s:=#\"']*$")
 
 Key = tuple[str, ...]
 
@@ -72,8 +81,14 @@ def repeat_key(note: Note) -> Key:
     if note.kind == KILL_SWITCH:
         return (KILL_SWITCH,)
     exact = note.severity == "critical"
-    detail = note.detail if exact else _NUMBER.sub("#", _TIME.sub("#", note.detail))
+    detail = note.detail if exact else _NUMBER.sub(_volatile, _TIME.sub("#", note.detail))
     return (note.kind, note.severity, note.title, repr(sorted(note.fields.items())), detail)
+
+
+def _volatile(m: re.Match[str]) -> str:
+    """A number read as ``#``, unless its words name it an id (an order's: two orders' refusals
+    are two notes)."""
+    return m[0] if _ID_BEFORE.search(m.string, max(0, m.start() - 24), m.start()) else "#"
 
 
 def _worse(a: str, b: str) -> str:

@@ -270,7 +270,8 @@ class Planning(RouterCore):
         ended (sent, open or outcome unknown; a leg whose last line is an ``ack`` saying it
         ended takes no slot), its entries waiting to place an OCO (the
         watchdog's), and the stop orders not Kobe's in the open orders the last sync listed. Only
-        this mode's legs count: those journaled in another are on another venue."""
+        this mode's legs count (the journal state and the watchdog are this mode's): those of
+        another are on another venue."""
         if m.max_stop_orders is None:
             return
         state = self.journal_state()
@@ -278,7 +279,6 @@ class Planning(RouterCore):
             entry_of(cid)
             for cid, e in state.items()
             if cid.endswith("sl")
-            and e.mode == self.mode  # a data dir used in paper, then testnet: not on this venue
             and e.symbol == m.symbol
             and e.type == OrderType.STOP_LOSS_LIMIT.value
             and (e.event in ("intent", "unknown") or is_open_status(e.status))

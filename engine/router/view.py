@@ -17,7 +17,8 @@ from engine.exchange.base import (
     OrderType,
     Side,
 )
-from engine.journal import OrderEvent, OrderJournal
+from engine.journal import OrderEvent, OrderJournal, in_mode
+from engine.router.fee_rate import fee_rate, third_asset
 from engine.router.orders import (
     EXIT_SUFFIXES,
     KEEP_FINISHED,
@@ -60,7 +61,7 @@ class RouterView:
         self.exchange_name = exchange_name
         self.clock = clock
         self.audit = audit
-        self.watchdog = Watchdog(watchdog_dir or self.data_dir)
+        self.watchdog = Watchdog(watchdog_dir or self.data_dir, mode)
         self._last: dict[str, OrderEvent] | None = None  # last event per client id
         self._filled: dict[str, Decimal] = {}  # the most journaled as filled, per client id
         self._seen_open: set[str] = set()  # client ids sync just saw open; poll need not ask
@@ -71,13 +72,16 @@ class RouterView:
         self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
         # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
         self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
+        if self.watchdog.unmarked():  # items armed before they carried their mode
+            self.watchdog.adopt(self.journal_state())
 
     def journal_state(self) -> dict[str, OrderEvent]:
         """The last event per client id: read from the journal's tail once, then kept current."""
         if self._last is None:
             self._last = {}
             for event in self.journal.tail(RECONCILE_TAIL):
-                if event.exchange == self.exchange_name:  # a journal may serve several venues
+                # a journal may serve several venues, and modes: only this session's count
+                if event.exchange == self.exchange_name and in_mode(event, self.mode):
                     self._last[event.client_id] = event
                     if event.event in ("fill", "partial_fill"):
                         self._filled[event.client_id] = event.filled
@@ -450,35 +454,12 @@ class RouterView:
         )
 
     def _fee_rate(self, o: Order) -> Decimal | None:
-        """A fee charged in a third asset (BNB on Binance): its price in the quote asset, from
-        the exchange's ticker of FEE/QUOTE, read once per order and journaled with each of its
-        events (the book replays it, never the network). None for a fee in the base or the
-        quote asset; None with an alert when no price can be had: that fee is not counted as 0
-        silently."""
-        if o.fee <= 0 or not o.fee_asset:
+        """A third-asset fee's rate (:func:`fee_rate`), read once per order."""
+        if not third_asset(o):
             return None
-        base, _, quote = o.symbol.partition("/")
-        if o.fee_asset in (base, quote):
-            return None
-        if o.client_id in self._fee_rates:
-            return self._fee_rates[o.client_id]
-        pair = f"{o.fee_asset}/{quote}"
-        rate: Decimal | None = None
-        try:
-            last = self.exchange.fetch_ticker(pair).last
-            if not last.is_finite() or last <= 0:
-                raise ExchangeError(f"{pair}: no usable last price ({last})")
-            rate = last
-        except ExchangeError as exc:
-            self.on_alert(
-                "error",
-                "fee_unpriced",
-                f"{o.symbol} order {o.client_id}: its fee {fmt_qty(o.fee)} {o.fee_asset} cannot be "
-                f"converted to {quote} (no {pair} price: {exc}); it is left out of the trade's "
-                f"fees and shown apart (kobe positions: fees_unpriced)",
-            )
-        self._fee_rates[o.client_id] = rate
-        return rate
+        if o.client_id not in self._fee_rates:
+            self._fee_rates[o.client_id] = fee_rate(self.exchange, o, self.on_alert)
+        return self._fee_rates[o.client_id]
 
     def _journal_fill(self, o: Order, wallet: str, source: str, reason: str = "") -> None:
         """Journal ``o``'s fill once: a fill already journaled (same cumulative quantity, found
