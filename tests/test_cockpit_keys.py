@@ -360,6 +360,24 @@ async def test_a_key_burst_lands_in_the_right_fields_of_the_ticket(workdir: Path
         assert values == {"amount": "6", "sl": "93000", "tp": "98010"}
 
 
+async def test_a_fields_line_editing_keys_act_on_arrival_in_a_burst(workdir: Path) -> None:
+    """Walked in tmux: in the amount, ``ctrl+u 6 tab 93000 tab 97000`` in one packet left the
+    take-profit empty: ctrl+u (erase the line) went round late and erased the field focused
+    by then, the take-profit, with its 97000. The terminal's other line-editing keys (ctrl+w
+    a word, ctrl+k to the end, ctrl+a / ctrl+e to the start / end) hit the wrong field alike."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticket = await open_ticket(app, pilot)
+        await burst(app, *["tab"] * 5, "ctrl+u", "6", "tab", *"93000", "tab", *"97000")
+        await burst(app, "shift+tab", "ctrl+e", "ctrl+w", "1", "ctrl+a", "9", "tab")
+        await burst(app, "shift+tab", "shift+tab", "ctrl+a", "ctrl+k", "7", "tab", "tab")
+        await drain(app, pilot)
+        values: dict[str, Any] = {
+            w: ticket.query_one(f"#{w}", Input).value for w in ("amount", "sl", "tp")
+        }
+        assert values == {"amount": "7", "sl": "91", "tp": "97000"}
+
+
 async def type_limit_order(
     app: KobeApp, pilot: Any, price: str, amount: str, sl: str, tp: str
 ) -> OrderTicket:

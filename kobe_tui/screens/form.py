@@ -24,6 +24,12 @@ EDIT_KEYS = {
     "right": "cursor_right",
     "home": "home",
     "end": "end",
+    # a terminal's line editing, which a trader uses to clear a field (Textual's Input keys)
+    "ctrl+u": "delete_left_all",
+    "ctrl+k": "delete_right_all",
+    "ctrl+w": "delete_left_word",
+    "ctrl+a": "home",
+    "ctrl+e": "end",
 }
 
 
@@ -46,7 +52,7 @@ class FormScreen(ModalScreen[Result]):
         # ("backspace backspace 6 tab 93000 tab 98000") the deletes landed in the last field.
         # Here they are bound to the field focused on arrival, in order with its typing.
         *[
-            Binding(key, f"edit('{action}')", show=False, priority=True, id=f"form.{action}")
+            Binding(key, f"edit('{action}')", show=False, priority=True, id=f"form.{key}")
             for key, action in EDIT_KEYS.items()
         ],
     ]
