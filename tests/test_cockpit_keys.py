@@ -823,6 +823,38 @@ async def test_the_risk_pane_shows_each_figure_against_its_limit(workdir: Path) 
         assert "cex_binance 30" in body  # the wallets' caps
 
 
+async def test_the_stats_pane_shows_the_figures_of_kobe_stats(workdir: Path) -> None:
+    """Pane 9 against ``kobe stats`` for the same data dir: in total, per strategy (``s``),
+    per wallet (``w``) and for the last day; its title counts the trades in words (walked
+    in tmux, one closed trade read ``1 trades``)."""
+    from engine.stats import load_stats
+    from kobe_tui.widgets.money import StatsPane
+
+    write_trades(workdir, 1)
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("9")
+        await pilot.pause()
+        pane = app.query_one(StatsPane)
+        assert pane.border_subtitle == "1 trade"
+        stats = load_stats(workdir / "data")
+        day = max(stats.by_day)
+        for key, figures in (
+            ("all trades", stats.total),
+            ("s manual", stats.by_strategy["manual"]),
+            ("w cex_binance", stats.by_wallet["cex_binance"]),
+            (str(day), stats.by_day[day]),
+        ):
+            shown = [str(c) for c in pane.row_cells(key)]
+            assert shown == [key, "1", "100.0", "+0.10", "0.19", "0.10", "0.10"], shown
+            assert (figures.trades, figures.pnl, figures.fees) == (
+                1,
+                Decimal("0.1"),
+                Decimal("0.19"),
+            )
+
+
 async def test_the_risk_pane_at_160x50_wraps_under_the_values_never_a_figure(
     workdir: Path,
 ) -> None:

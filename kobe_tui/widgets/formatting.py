@@ -20,8 +20,8 @@ def spark_points(values: Iterable[float]) -> list[float]:
 
 
 def counted(n: int, noun: str) -> str:
-    """``1 open order``, ``2 open orders``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    """``1 open order``, ``2 open orders``, ``1,000,000 trades``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def quantized(value: Decimal, step: Decimal) -> Decimal:

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from kobe_tui.widgets.columns import Col
-from kobe_tui.widgets.formatting import exact, num, signed, spark_points
+from kobe_tui.widgets.formatting import counted, exact, num, signed, spark_points
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -267,4 +267,4 @@ class StatsPane(TablePane):
                     num(b.worst, 2),
                 ),
             )
-        self.border_subtitle = f"{stats.total.trades:,} trades"
+        self.border_subtitle = counted(stats.total.trades, "trade")
