@@ -107,7 +107,7 @@ class Actions(EngineHost):
             return
         price = f" @ {order.price}" if order.price is not None else ""
         question = f"Cancel order {order.exchange_id or order.client_id} {order.side.upper()} {num(order.qty)} {order.symbol}{price}?"
-        ref = order.client_id
+        ref, name = order.client_id, order.exchange_id or order.client_id
         from engine.router import entry_of
 
         entry_cid = entry_of(ref)
@@ -126,7 +126,7 @@ class Actions(EngineHost):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.cancel_orders([ref])
+                self.cancel_orders([(ref, name)])
 
         self.push_screen(ConfirmScreen(question, yes="Cancel order"), done)
 
@@ -139,28 +139,30 @@ class Actions(EngineHost):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.cancel_orders([o.client_id for o in orders])
+                self.cancel_orders([(o.client_id, o.exchange_id or o.client_id) for o in orders])
 
         self.push_screen(ConfirmScreen(question, yes="Cancel all"), done)
 
     @work(thread=True, exit_on_error=False, group="action")
-    def cancel_orders(self, refs: list[str]) -> None:
+    def cancel_orders(self, refs: list[tuple[str, str]]) -> None:
+        """Cancel each order (its client id, and its name for the trader: the exchange id the
+        confirmation named); a failure says which cancel failed, not only the exchange's words."""
         from engine.exchange.base import ExchangeError, OrderNotFound
         from engine.proposal import Source
         from engine.router import entry_of
 
         assert self.runtime is not None
         paired: set[str] = set()  # positions whose exit pair went with one of its legs
-        for ref in refs:
+        for ref, name in refs:
             entry = entry_of(ref)
             try:
                 done = self.runtime.cancel(ref, Source.COCKPIT)
             except OrderNotFound as exc:
                 if entry is None or entry not in paired:  # else: gone with its OCO sibling
-                    self.post_message(ActionDone(str(exc), error=True))
+                    self.post_message(ActionDone(f"Cancel {name} failed: {exc}", error=True))
                 continue
             except ExchangeError as exc:
-                self.post_message(ActionDone(str(exc), error=True))
+                self.post_message(ActionDone(f"Cancel {name} failed: {exc}", error=True))
                 continue
             if entry is not None:
                 paired.add(entry)

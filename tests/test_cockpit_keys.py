@@ -679,6 +679,27 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
         assert not any("binance: binance:" in a for a in alerts)
 
 
+async def test_a_cancel_the_exchange_refuses_says_which_cancel_failed(workdir: Path) -> None:
+    """Walked in tmux with the exchange down: a confirmed cancel ended, half a minute later,
+    in an alert reading only ``binance: network error (binance GET …/openOrders…)``, which
+    never said that the cancel had failed, nor which order it was. It names both now."""
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, _clock, sim):
+        await _fill_ticket(pilot, app, symbol="BTC/USDT", type="limit", price="90000", amount="12")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        [order] = app.query_one(OrdersPane).orders.values()
+        refused = {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        sim.inject(status=400, body=refused, method="DELETE", path="/api/v3/order", times=10)
+        await pilot.press("1", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        [alert] = [a[3] for a in app.query_one(AlertsPane).alerts if "Illegal" in a[3]]
+        assert alert.startswith(f"Cancel {order.exchange_id} failed: binance: "), alert
+        assert order.client_id in app.query_one(OrdersPane).orders  # still open
+
+
 async def test_the_ticket_says_at_once_that_sizing_waits_for_a_venue_that_is_down(
     workdir: Path,
 ) -> None:
