@@ -103,3 +103,11 @@ async def test_each_order_shows_its_owner_and_the_position_it_protects(
             for cell in rest:
                 assert f" {cell} " in text, (cell, "\n".join(lines))
             assert (label in text) == (row < 2), text
+
+
+def test_an_exit_names_its_positions_entry_as_the_positions_pane_shows_it() -> None:
+    """Walked in tmux: an exit protected ``long @ 95,000`` while the positions pane, beside
+    it, showed that position's entry as ``95,000.00`` (a moving price keeps its decimals):
+    the two now read the same, so the eye matches them."""
+    assert position_label(BTC) == f"long @ {px(BTC.entry_price, fixed=True)}" == "long @ 95,047.50"
+    assert position_label(MEME) == "long @ 0.0000614285"

@@ -96,10 +96,11 @@ class OrdersPane(TablePane):
 
 
 def position_label(p: Position) -> str:
-    """A position named short, the way a trader reads it: ``long @ 95,047.5`` (the symbol is
-    the order's own; the side and entry price tell two positions in one symbol apart)."""
+    """A position named short, the way a trader reads it: ``long @ 95,047.50`` (the symbol is
+    the order's own; the side and entry price tell two positions in one symbol apart). The
+    entry as the positions pane shows it (``fixed``), so the two read the same."""
     held = "long" if p.side.value == "buy" else "short"
-    return f"{held} @ {px(p.entry_price)}"
+    return f"{held} @ {px(p.entry_price, fixed=True)}"
 
 
 class PositionsPane(TablePane):
