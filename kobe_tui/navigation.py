@@ -215,11 +215,12 @@ class Navigation(EngineHost):
         listed: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if (binding.key.isdigit() and binding.key != "1") or binding.action in listed:
+            if binding.action in listed:
                 continue  # one entry an action (the kill switch: k and ctrl+t)
             listed.add(binding.action)
-            action = "show_pane(0)" if binding.key == "1" else binding.action
-            title = "Show a pane (1-9)" if binding.key == "1" else binding.description
+            # each pane by its number and name ("Pane 8: risk"): one entry for all showed
+            # pane 1 only, and "risk" or "stats" found nothing
+            title, action = binding.description, binding.action
             key = binding.key_display or binding.key
             yield SystemCommand(title, f"key {key}", partial(self._palette_run, action, title))
         for command in super().get_system_commands(screen):

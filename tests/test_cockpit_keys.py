@@ -212,6 +212,22 @@ async def test_the_palette_lists_every_action_and_quit_asks_like_q(workdir: Path
         assert isinstance(app.screen, ConfirmScreen)
 
 
+async def test_the_palette_shows_each_pane_by_its_name(workdir: Path) -> None:
+    """Walked in tmux: the palette's one pane entry, ``Show a pane (1-9)``, showed pane 1
+    only, and ``risk``, ``stats``, ``journal`` found nothing. Each pane is listed, by its
+    number and name, and shows that pane as its key does."""
+    app, _ = make_app(workdir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for number, name in enumerate(PANES, start=1):
+            await commands[f"Pane {number}: {name}"].callback()  # type: ignore[misc]
+            await pilot.pause()
+            assert app.query_one(f"#{name}").display, name  # at 80x24 one pane at a time
+            shown = [p for p in PANES if app.query_one(f"#{p}").display]
+            assert shown == [name], shown
+
+
 async def test_the_palette_runs_the_kill_switch_like_k(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
