@@ -603,6 +603,11 @@ async def test_the_mode_stays_in_sight_under_every_dialog(workdir: Path) -> None
         boxes = list(app.screen.query(".modal-box, #help-box"))
         assert boxes and min(box.region.y for box in boxes) >= 1  # row 0 is the header's
         assert app.query_one(KobeHeader).item("mode").strip() == mode
+        # centred as every dialog (the new exits sat against the left edge, over the pane's
+        # border, walked in tmux)
+        for box in boxes:
+            left, right = box.region.x, app.size.width - box.region.right
+            assert abs(left - right) <= 1, (dialog.__name__, left, right)
 
     app, _ = make_app(workdir)
     async with app.run_test(size=(80, 24)) as pilot:
