@@ -700,6 +700,19 @@ async def test_testnet_header_states_the_venue_and_wallets_show_the_account(
         assert not any("binance: binance:" in a for a in alerts)
 
 
+async def test_r_counts_the_warnings_it_shows(workdir: Path) -> None:
+    """Walked in tmux (live, locked): after ``r`` the pane showed ``warn  data dir private
+    ./data can be read by other users`` while its title and the note said ``all checks
+    pass``, and nothing more. They count the warnings now."""
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, clock, _sim):
+        (workdir / "data").chmod(0o755)  # readable by others: the check warns
+        await pilot.press("r")
+        await settle(app, pilot, engine=False)
+        said = [n.message for n in app._notifications if "Health" in n.message]
+        wanted = f"Health checked again at {clock():%H:%M:%S}: all checks pass, 1 warning"
+        assert said == [wanted], said
+
+
 async def test_a_cancel_the_exchange_refuses_says_which_cancel_failed(workdir: Path) -> None:
     """Walked in tmux with the exchange down: a confirmed cancel ended, half a minute later,
     in an alert reading only ``binance: network error (binance GET …/openOrders…)``, which

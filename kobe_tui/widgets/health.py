@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
-from kobe_tui.widgets.formatting import literal
+from kobe_tui.widgets.formatting import counted, literal
 from kobe_tui.widgets.pane import Pane
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ class HealthPane(DataTable[Text]):
         )
         self.border_title = "Health"
         self._failing: dict[str, bool] = {}
+        self._warning: dict[str, bool] = {}  # passes, but the operator should act
         self._cells: dict[str, tuple[Text, Text, Text]] = {}  # by check, to refit on resize
         self._widths = (0, 0)
 
@@ -82,16 +83,19 @@ class HealthPane(DataTable[Text]):
             self.remove_row("…")
         for check in checks:
             self._failing[check.name] = not check.ok
+            self._warning[check.name] = check.ok and check.warning
             state = Text("ok", style="bold green") if check.ok else Text("FAIL", style="bold red")
             if check.ok and check.warning:
                 state = Text("warn", style="bold yellow")
             self._put(check.name, (state, literal(check.name), literal(check.detail)))
         failing = sum(self._failing.values())  # every row, not only the ones just updated
+        warnings = sum(self._warning.values())  # a "warn" row under "all checks pass" alone
+        passing = "all checks pass" + (f", {counted(warnings, 'warning')}" if warnings else "")
         # on the pane's box: the table has no border of its own, and a check may be scrolled
         # out of sight (at 120x40 the fifth)
         for widget in (self, self.parent):
             if widget is not None:
-                widget.border_subtitle = "all checks pass" if not failing else f"{failing} failing"
+                widget.border_subtitle = passing if not failing else f"{failing} failing"
                 widget.set_class(bool(failing), "failing")
 
 
