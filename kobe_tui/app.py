@@ -28,12 +28,14 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.driver import Driver
 from textual.widgets import Static
 
 from kobe_tui.actions import Actions
 from kobe_tui.engine_host import log_to_file, pause_gc_for_startup, resume_gc
 from kobe_tui.navigation import Navigation
 from kobe_tui.state import PANES
+from kobe_tui.terminal_keys import use_back_to_back_keys
 from kobe_tui.widgets.footer import KobeFooter
 from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.health import HealthBox, HealthPane
@@ -102,6 +104,10 @@ class KobeApp(Actions, Navigation):
         ],
         Binding("r", "refresh_health", "Recheck", show=False, id="app.recheck"),
     ]
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, reading ``escape`` and a key typed right behind it as two keys."""
+        return use_back_to_back_keys(super().get_driver_class())
 
     # -- layout -------------------------------------------------------------------------------
 
