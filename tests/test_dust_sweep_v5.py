@@ -256,3 +256,55 @@ def test_the_shipped_bybit_wallet_is_refused_before_its_dust_reaches_the_minimum
         r = cli(*trade_args(bybit), env=env)
     assert r.code == 1
     assert "cex_bybit can spend" in r.err and "open 0.00 (+ dust 3.77)" in r.err, r.err
+
+
+def test_a_sweep_never_sells_what_another_position_of_kobes_holds_when_the_dust_is_gone(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The dust of cex_okx is no longer on the account (the operator sold it, or moved it),
+    while another wallet's position in the same coin, guarded by no exit on the exchange (none
+    locks its coins), holds what is free: the sweep sells nothing. It sold a step of that
+    position, whose exit would then find too little to sell."""
+    wallets = (
+        ("sniper_sol", "solana", "trading", 10),
+        ("copy_sol", "solana", "trading", 10),
+        ("cex_binance", "binance", "trading", 20),
+        ("cex_bybit", "bybit", "trading", 20),
+        ("cex_okx", "okx", "trading", 50),
+        ("cex_okx2", "okx", "trading", 20),
+        ("fees_sol", "solana", "fees", 10),
+        ("buffer", "offchain", "buffer", 10),
+        ("profits", "offchain", "profits", 10),
+        ("vault", "offchain", "vault", 10),
+        ("reserve", "offchain", "reserve", 10),
+    )
+    (workdir / "kobe.toml").write_text(
+        "[exchange]\ntimeout_ms = 400\n\n[finance]\ncapital_usd = 180\nwallets = [\n"
+        + "".join(
+            f'  {{ id = "{w}", chain = "{c}", role = "{r}", allocation_usd = {a} }},\n'
+            for w, c, r, a in wallets
+        )
+        + "]\n\n[finance.risk_wallets]\ncex_okx = { max_usd = 75 }\ncex_okx2 = { max_usd = 75 }\n"
+    )
+    okx = VENUES["okx"]
+    with okx.make() as server:
+        env = sim_env(okx, server)
+        dust_until_sellable(cli, okx, server, env)
+        r = cli(
+            "trade", "--symbol", BTC, "--side", "buy", "--type", "market", "--quote", "8",
+            "--wallet", "cex_okx2", "--yes", env=env,
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        [held] = [
+            Decimal(p["qty"])
+            for p in json.loads(cli("positions", "--json", env=env).out)
+            if p["wallet"] == "cex_okx2"
+        ]
+        server.book.balances["BTC"] = held  # cex_okx's dust gone: only the position's is left
+        r = cli(*RUN, env=env)
+        assert r.code == 0, r.err
+        assert sweeps(server) == []
+        assert server.book.free("BTC") == held
+        assert sweep_trades(workdir) == []
+        positions = json.loads(cli("positions", "--json", env=env).out)
+        assert sorted(p["protection"] for p in positions if p["wallet"] == "cex_okx") == ["dust"]

@@ -37,6 +37,7 @@ from engine.secrets import Secret
 from engine.wallets.runtime import Alert, load_view
 from tests.conftest import CANARY, ROOT, CliRunner
 from tests.notify_sim import CHAT, HOOK_KEY, TOKEN, NotifySim, notify_sim
+from tests.test_book_faults import ev
 
 FAST = RetryPolicy(max_attempts=3, max_total_s=5.0, base_delay_s=0.01, max_delay_s=0.05)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -827,6 +828,17 @@ def test_kill_switch_changes_are_said_once_each(workdir: Path) -> None:
     reset = RiskSnapshot(KillState.ARMED, "", T0 + timedelta(minutes=9))
     (back,) = m.notes_for(_event("risk", reset))
     assert (back.title, back.severity) == ("Kill switch ARMED", "info")
+
+
+def test_a_dust_sweeps_fill_is_no_entry_filled(workdir: Path) -> None:
+    """A dust sweep (``<id>ds``) sells: its fill was sent as 'Entry filled ... SELL', which reads
+    as a short Kobe opened; it is told once booked, as a closed trade (reason 'dust sweep')."""
+    m = _mapper(workdir)
+    entry = ev("fill", "kobe1n1", filled="0.001", avg="95000", status="filled")
+    (filled,) = m.notes_for(_event("order", entry))
+    assert filled.kind == "entry_filled"
+    sweep = replace(entry, client_id="kobe1n2ds", side="sell", reason="dust sweep")
+    assert m.notes_for(_event("order", sweep)) == []
 
 
 def test_finance_alerts_once_daily_summary_and_heartbeat_on_the_engine_clock(

@@ -43,7 +43,7 @@ from engine.notify.repeats import WINDOW as REPEAT_WINDOW
 from engine.notify.repeats import Repeats
 from engine.notify.sender import NOTIFY_RETRY, ChannelStatus, ChannelWorker
 from engine.risk import KillState, RiskSnapshot
-from engine.router import entry_of
+from engine.router import entry_of, sweep_of
 
 if TYPE_CHECKING:
     from engine.modes import Settings
@@ -223,7 +223,12 @@ class Notifier:
 
     def notes_for(self, event: EngineEvent) -> list[Note]:
         kind, p, t = event.kind, event.payload, event.time
-        if kind == "order" and p.event == "fill" and entry_of(p.client_id) is None:
+        if (
+            kind == "order"
+            and p.event == "fill"
+            and entry_of(p.client_id) is None
+            and sweep_of(p.client_id) is None  # a dust sweep: told once booked, as a trade
+        ):
             return [
                 self._note(
                     "entry_filled",

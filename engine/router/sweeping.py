@@ -22,6 +22,7 @@ from engine.router.orders import (
     REFUSALS,
     SWEEP,
     SWEEP_SUFFIX,
+    ZERO,
     fmt_qty,
     log,
 )
@@ -43,9 +44,10 @@ class Sweeping(Watching):
         """Sell ``qty`` of ``wallet``'s dust in ``symbol`` when the venue takes it on its own:
         rounded down to the step by the exchange's precision (the rest stays dust), at least the
         market's minimum quantity and value (at ``price``, the tick's mark, else the ticker),
-        and never more than the account has free. ``working``: a sweep of that dust whose end
-        is not journaled yet: it is looked up by client id when its send was not answered
-        (never a second sweep beside it), else left to the sync. A refusal is said once (a
+        and never more than the account has free beyond what Kobe's other positions and dust in
+        that coin hold (dust the operator moved away is never taken from theirs). ``working``: a
+        sweep of that dust whose end is not journaled yet: it is looked up by client id when its
+        send was not answered (never a second sweep beside it), else left to the sync. A refusal is said once (a
         warning) and tried again with backoff, doubling up to 5 minutes; never once a tick."""
         if working is not None:
             last = self.journal_state().get(working)
@@ -65,8 +67,10 @@ class Sweeping(Watching):
         if sell * price < market.min_notional:  # looked at again when it grows, or in 5 min
             waits[key] = (qty, tries, now + timedelta(seconds=MAX_BACKOFF_S))
             return None
-        free = self.exchange.get_balance(market.base)
-        sell = self.exchange.amount_to_precision(symbol, min(sell, free))
+        # what is free and no other of Kobe's positions or dust holds (no exit locks theirs)
+        held, dust = self.held_by_positions(market.base)
+        free = self.exchange.get_balance(market.base) - held - max(ZERO, dust - qty)
+        sell = self.exchange.amount_to_precision(symbol, max(ZERO, min(sell, free)))
         if sell < market.min_qty or sell <= 0:  # moved away by the operator: not Kobe's to chase
             log.warning("%s: dust %s of %s is not free on the account", symbol, qty, wallet)
             waits[key] = (qty, tries, now + timedelta(seconds=MAX_BACKOFF_S))
