@@ -106,7 +106,8 @@ class Runtime(RuntimeParts):
             self._emit("wallets", marked)
             shown = {s: price for s, (_, price) in self._strip.items() if price is not None}
             self._emit("prices", {**shown, **prices})
-            self._emit("unprotected", len(self.execution.unprotected()))
+            unprotected = self.execution.unprotected()  # their entries' client ids
+            self._emit("unprotected", tuple(p.entry_client_id for p in unprotected))
 
     def _read_marks(self, venue: VenueParts, now: datetime) -> dict[str, Decimal]:
         """Testnet, live: one ticker per symbol Kobe holds a position in on ``venue`` (the

@@ -109,8 +109,9 @@ class EventDrain(CockpitState):
             self._show_prices(inbox["prices"])
         if "venue" in inbox:
             self._show_venue(inbox["venue"])
-        if "unprotected" in inbox:  # the position book's count (fed through the Runtime)
-            self.query_one(KobeHeader).set_unprotected(inbox["unprotected"])
+        if "unprotected" in inbox:  # the position book's, by entry (fed through the Runtime)
+            self.query_one(KobeHeader).set_unprotected(len(inbox["unprotected"]))
+            self.query_one(PositionsPane).set_unprotected(inbox["unprotected"])
         if "risk" in inbox:
             self._show_risk(inbox["risk"])
         if "notify" in inbox:

@@ -580,6 +580,45 @@ async def test_what_a_close_leaves_below_one_step_is_shown_as_dust(
         assert app.query_one(KobeHeader).item("unprotected") == ""
 
 
+async def test_a_position_whose_exits_were_cancelled_shows_them_lost(
+    workdir: Path, cli: object
+) -> None:
+    """Walked in tmux: after `C` cancelled a position's TP/SL, the header said UNPROTECTED 1
+    while the positions pane still showed TP 99,000 and SL 93,000, as if they held it. Its TP
+    and SL read "lost" while nothing covers it; new exits (`kobe exits`) bring the prices back."""
+    from kobe_tui.widgets.orders import PositionsPane
+
+    _buy_with_exits(cli)
+    app, clock = make_app(workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        pane = app.query_one(PositionsPane)
+        [key] = pane.positions
+        cols = [c.key for c in PositionsPane.COLUMNS]
+        tp, sl = cols.index("tp"), cols.index("sl")
+
+        def exits_shown() -> tuple[str, str]:
+            cells = pane.row_cells(key)
+            return str(cells[tp]), str(cells[sl])
+
+        assert exits_shown() == ("99,000", "93,000")
+        await pilot.press("C")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        assert "UNPROTECTED 1" in app.query_one(KobeHeader).item("unprotected")
+        assert exits_shown() == ("lost", "lost")
+        await pilot.press("2", "e")  # new exits for it
+        await pilot.pause()
+        await pilot.press(*"99500", "tab", *"92500", "enter")
+        await settle(app, pilot)
+        await ticks(app, pilot, clock, 1)
+        assert exits_shown() == ("99,500", "92,500")
+        assert app.query_one(KobeHeader).item("unprotected") == ""
+
+
 async def test_x_on_a_dust_row_says_it_is_dust(workdir: Path, cli: object) -> None:
     """With a position and dust in the pane, `x` on the dust row named no target ("select a
     position first"): it says the row is dust, too small to sell, and asks nothing."""

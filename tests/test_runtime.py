@@ -200,7 +200,7 @@ def test_ctrl_c_while_the_exchange_is_down_stops_at_once_without_a_traceback(
         interrupt(proc)
 
 
-def test_equity_is_marked_to_market_and_the_unprotected_count_is_emitted(workdir: Path) -> None:
+def test_equity_is_marked_to_market_and_the_unprotected_entries_are_emitted(workdir: Path) -> None:
     runtime, clock, events = _runtime(workdir)
     try:
         for _ in range(60):
@@ -215,8 +215,9 @@ def test_equity_is_marked_to_market_and_the_unprotected_count_is_emitted(workdir
         assert wallets.equity_total_usd == ledger.equity_total_usd + unrealized
         w = held[0].wallet
         assert wallets.wallet(w).balance == ledger.wallet(w).balance + by_wallet[w]
-        counts = [e.payload for e in events if e.kind == "unprotected"]
-        assert counts and counts[-1] == len(runtime.execution.unprotected())
+        emitted = [e.payload for e in events if e.kind == "unprotected"]  # by entry
+        unprotected = tuple(p.entry_client_id for p in runtime.execution.unprotected())
+        assert emitted and emitted[-1] == unprotected
     finally:
         runtime.stop()
 

@@ -129,6 +129,9 @@ class PositionsPane(TablePane):
         self.dust: dict[str, Position] = {}
         self.marks: dict[str, Decimal] = {}
         self._by_order: dict[str, Position] = {}  # entry's and exits' client ids -> position
+        # entries whose TP/SL nothing covers now (no live exit, no watchdog item): their TP and
+        # SL read "lost", never the prices as if something still held them
+        self.unprotected: frozenset[str] = frozenset()
 
     def show(self, positions: Iterable[Position], dust: Iterable[Position] = ()) -> None:
         fresh = {p.entry_client_id: p for p in positions}
@@ -160,12 +163,25 @@ class PositionsPane(TablePane):
         self.marks = dict(prices)
         self._draw()
 
+    def set_unprotected(self, entries: Iterable[str]) -> None:
+        entries = frozenset(entries)
+        if entries != self.unprotected:
+            self.unprotected = entries
+            self._draw()
+
     def _draw(self) -> None:
         for key, p in [*self.positions.items(), *self.dust.items()]:
             mark = self.marks.get(p.symbol)
             upnl: Text | str = "—"
             if mark is not None and p.entry_price is not None:
                 upnl = signed(p.unrealized(mark))
+            tp: Text | str = "dust" if p.dust else px(p.take_profit)  # (no exit: too small)
+            sl: Text | str = "" if p.dust else px(p.stop_loss)
+            if key in self.unprotected:
+                tp, sl = (
+                    (Text("lost", style="bold red") if p.take_profit else "—"),
+                    (Text("lost", style="bold red") if p.stop_loss else "—"),
+                )
             self.upsert(
                 key,
                 (
@@ -175,8 +191,8 @@ class PositionsPane(TablePane):
                     px(p.entry_price, fixed=True),  # as its mark beside it: 95,000.00, not 95,000
                     px(mark, fixed=True),
                     upnl,
-                    "dust" if p.dust else px(p.take_profit),  # (no exit: too small to sell)
-                    "" if p.dust else px(p.stop_loss),
+                    tp,
+                    sl,
                 ),
             )
 
