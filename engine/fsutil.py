@@ -110,6 +110,18 @@ def append_all(fh: BinaryIO, data: bytes) -> None:
         view = view[written:]
 
 
+def make_dirs(directory: Path) -> None:
+    """``directory`` and any parent missing, each made private (0700, as ``kobe health``
+    advises): the data dir holds the whole trading history. One that exists keeps its mode."""
+    missing: list[Path] = []
+    while not directory.exists() and not directory.is_symlink() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
+            path.mkdir(mode=0o700)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
@@ -117,7 +129,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path = Path(path)
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:

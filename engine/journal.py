@@ -25,7 +25,14 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine.fsutil import REPAIR_OR_RESTORE, append_all, damaged, keep_aside, writing
+from engine.fsutil import (
+    REPAIR_OR_RESTORE,
+    append_all,
+    damaged,
+    keep_aside,
+    make_dirs,
+    writing,
+)
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import csv_cell, operator_text, parse_decimal, parse_utc
 
@@ -43,7 +50,7 @@ class JsonlWriter:
         self.fsync = fsync
         self._lock = threading.Lock()
         with writing(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             self._fh: BinaryIO = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
             _end_torn_line(self.path, self._fh)
 
@@ -288,7 +295,7 @@ class OrderJournal:
         self.fsync_intents = fsync_intents
         self._jsonl = JsonlWriter(self.jsonl_path)
         with writing(self.csv_path):
-            logs.mkdir(parents=True, exist_ok=True)
+            make_dirs(logs)
             _retire_old_csv(self.csv_path)
             self._csv: BinaryIO = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 - held open
             _end_torn_line(self.csv_path, self._csv)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.config import ConfigError
-from engine.fsutil import writing
+from engine.fsutil import make_dirs, writing
 
 LOCK_NAME = "kobe.lock"
 
@@ -60,7 +60,7 @@ class DataDirLock:
                 ]
             )
         with writing(self.path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,6 +10,7 @@ from collections import deque
 from io import TextIOWrapper
 from pathlib import Path
 
+from engine.fsutil import make_dirs
 from engine.secrets import RedactingFilter, install_log_redaction
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,7 +95,7 @@ class LazyRotatingFile(logging.handlers.RotatingFileHandler):
         super().__init__(file, maxBytes=5_000_000, backupCount=3, encoding="utf-8", delay=True)
 
     def _open(self) -> TextIOWrapper:
-        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(self.baseFilename).parent)
         return super()._open()
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -117,7 +118,7 @@ def setup_logging(
     if file is not None and rotate:
         target = LazyRotatingFile(file)
     elif file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(file.parent)
         target = logging.FileHandler(file, encoding="utf-8")
     else:
         target = logging.StreamHandler(sys.stderr)

@@ -164,3 +164,37 @@ def test_warnings_when_dotenv_or_the_data_dir_can_be_read_by_others(
     assert "can be read by other users" not in result.out
     paper = cli("health", env={})
     assert "private" not in paper.out  # paper holds no keys: no such check
+
+
+def test_the_data_dir_kobe_creates_is_private_and_one_that_exists_keeps_its_mode(
+    cli: CliRunner, workdir: Path, tmp_path: Path
+) -> None:
+    """``kobe health`` warns in testnet and live when the data dir can be read by others; Kobe
+    made it so itself (0755 under the usual umask), with every journal of the trading history
+    inside. Each directory Kobe creates is 0700 now; one the operator made keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        buy = [
+            "trade",
+            "--symbol",
+            "BTC/USDT",
+            "--side",
+            "buy",
+            "--type",
+            "market",
+            "--quote",
+            "15",
+            "--yes",
+        ]
+        assert cli(*buy).code == 0
+        deep = tmp_path / "a" / "b" / "data"  # KOBE_DATA_DIR's missing parents too
+        assert cli(*buy, env={"KOBE_DATA_DIR": str(deep)}).code == 0
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o750)
+        assert cli(*buy, env={"KOBE_DATA_DIR": str(theirs)}).code == 0
+    finally:
+        os.umask(old)
+    made = [workdir / "data", deep.parent.parent, deep.parent, deep]
+    made += [d for root in (workdir / "data", deep, theirs) for d in root.rglob("*") if d.is_dir()]
+    assert len(made) > 6 and {oct(d.stat().st_mode & 0o777) for d in made} == {"0o700"}
+    assert theirs.stat().st_mode & 0o777 == 0o750

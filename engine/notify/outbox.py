@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from engine.fsutil import atomic_write_text
+from engine.fsutil import atomic_write_text, make_dirs
 from engine.journal import iter_jsonl
 from engine.jsonutil import dumps
 from engine.notify.notes import Note
@@ -128,7 +128,7 @@ class Outbox:
             return False
         try:
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(self.path.parent)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             if self._torn:
                 data = b"\n" + data

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine.fsutil import append_all, writing
+from engine.fsutil import append_all, make_dirs, writing
 from engine.jsonutil import dumps, iso_utc
 from engine.untrusted import parse_decimal, parse_utc
 from engine.wallets.flows import Movement, Op
@@ -216,7 +216,7 @@ class FlowLog:
             return
         with writing(self.path):
             if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(self.path.parent)
                 self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
             append_all(self._fh, data)
 
