@@ -70,7 +70,8 @@ class CollapseRepeats(logging.Handler):
             summary = logging.makeLogRecord(last.__dict__)
             lines = len(self._cycle)
             what = "repeated" if lines == 1 else f"the last {lines} lines repeated"
-            summary.msg, summary.args = f"{last.getMessage()} ({what} {self._repeats} times)", ()
+            times = "once" if self._repeats == 1 else f"{self._repeats} times"
+            summary.msg, summary.args = f"{last.getMessage()} ({what} {times})", ()
             self.target.handle(summary)
         held, cycle = self._held, self._cycle
         self._cycle, self._held, self._repeats = [], [], 0

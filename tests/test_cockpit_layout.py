@@ -240,6 +240,11 @@ def test_the_cockpit_logs_to_a_rotating_file_and_repeats_collapse(tmp_path: Path
         lines = text.splitlines()
         assert len(lines) == 3, lines
         assert "(repeated 49 times)" in lines[1] and "back" in lines[2]
+        log.warning("binance: down again")
+        log.warning("binance: down again")  # a line said twice: "repeated once", not "1 times"
+        log.warning("binance: back")
+        lines = (tmp_path / "logs" / "cockpit.log").read_text().splitlines()
+        assert lines[-1].endswith("binance: down again (repeated once)"), lines
         [ours] = [h for h in logging.getLogger().handlers if hasattr(h, "target")]
         rotating = ours.target  # type: ignore[attr-defined]
         assert isinstance(rotating, logging.handlers.RotatingFileHandler)
