@@ -31,8 +31,10 @@ import pytest
 
 from engine.cli import main
 from engine.exchange.base import ExchangeError, OrderType, Side
+from engine.journal import OrderEvent
 from engine.modes import resolve_settings
 from engine.proposal import Proposal, Refused, Sizing, Source
+from engine.router.pending import pending_entries
 from engine.runtime import Runtime, SimClock
 from tests import test_exchange_codes as codes
 from tests import test_venue_faults as faults
@@ -128,10 +130,11 @@ def test_the_same_trade_sent_again_finds_and_books_the_first_and_places_no_secon
 
 
 def test_a_trade_while_the_exchange_cannot_tell_is_refused_and_another_symbol_is_not_held(
-    cli: CliRunner, workdir: Path
+    cli: CliRunner, workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """(b) The exchange still cannot be asked: the same trade is refused, naming the unanswered
-    entry, exit 1, nothing sent, the journal unchanged. (c) ETH/USDT is not held by BTC's."""
+    entry, exit 1, nothing sent, the journal unchanged; so is a sell entry on BTC/USDT. (c)
+    ETH/USDT is not held by BTC's: the start that cannot look BTC's up goes on, saying so."""
     (workdir / "kobe.toml").write_text(FAST)
     with BinanceSim() as sim:
         env = sim_env(sim)
@@ -143,8 +146,14 @@ def test_a_trade_while_the_exchange_cannot_tell_is_refused_and_another_symbol_is
         assert r.code == 1, r.err
         assert_refused_naming(r.err, before[-1])
         assert entries_sent(sim) == 1 and journal(workdir) == before
+        r = cli(*small(), "--side", "sell", env=env)  # the account holds 1 BTC of its own
+        assert r.code == 1, r.err
+        assert_refused_naming(r.err, before[-1])
+        caplog.clear()
         r = cli(*small("ETH/USDT"), env=env)
         assert r.code == 0, r.err
+        [alert] = [m for m in caplog.messages if "(outcome_unknown)" in m]
+        assert alert.startswith("error (outcome_unknown): BTC/USDT entry"), alert
         assert entries_sent(sim) == 2 and sim.orders_created == 2
         assert [e["event"] for e in journal(workdir) if e["symbol"] == BTC] == ["intent", "unknown"]
 
@@ -192,10 +201,11 @@ def test_an_entry_never_placed_is_journaled_so_once_its_request_can_no_longer_la
         code, err = kobe(workdir, *small(), env=env, at=now)
         assert code == 1 and "outcome unknown" in err, err
         assert sim.orders_created == 0
-        code, err = kobe(workdir, *small(), env=env, at=now + timedelta(seconds=5))
+        # 37 s: the send's retry budget (30 s), then the receive window and a margin (7 s)
+        code, err = kobe(workdir, *small(), env=env, at=now + timedelta(seconds=36))
         assert code == 1 and "the exchange has no such order yet" in err, err
         assert sim.orders_created == 0 and entries_sent(sim) == 1
-        code, err = kobe(workdir, *small(), env=env, at=now + timedelta(seconds=60))
+        code, err = kobe(workdir, *small(), env=env, at=now + timedelta(seconds=38))
         assert code == 0, err
         first = journal(workdir)[0]["client_id"]
         rows = [e for e in journal(workdir) if e["client_id"] == first]
@@ -341,3 +351,31 @@ def test_a_pending_entry_holds_entries_from_every_source_never_a_close_or_a_stop
     assert closed is not None and closed.filled > 0
     assert [p.entry_client_id for p in runtime.positions()] == []
     assert entries_sent(sim) == sent + 2  # the stop's sale and the close's, nothing else
+
+
+# ---------------------------------------------------------------------------------------------
+# What holds: this mode's entries on the symbol, never their exits
+
+
+def test_only_this_modes_unanswered_entries_on_the_symbol_hold_it() -> None:
+    def event(cid: str, kind: str, mode: str = "testnet", symbol: str = BTC) -> OrderEvent:
+        return OrderEvent(
+            ts=datetime(2026, 3, 2, 9, 30, tzinfo=UTC), mode=mode, exchange="binance",
+            event=kind, client_id=cid, exchange_id=None, symbol=symbol, side="buy",
+            type="market", qty=Decimal("0.0001"), price=None, filled=Decimal(0), avg_price=None,
+            fee=Decimal(0), fee_asset="", status=kind, wallet="cex_binance", source="cli",
+            reason="",
+        )  # fmt: skip
+
+    state = {
+        e.client_id: e
+        for e in (
+            event("kobe1", "unknown"),
+            event("kobe2", "intent"),  # a kill -9 before its answer
+            event("kobe3", "fill"),
+            event("kobe4", "unknown", mode="paper"),
+            event("kobe5", "unknown", symbol="ETH/USDT"),
+            event("kobe3sl", "unknown"),  # an exit's: never holds an entry
+        )
+    }
+    assert [cid for cid, _ in pending_entries(state, "testnet", BTC)] == ["kobe1", "kobe2"]

@@ -68,7 +68,7 @@ def unknown_entry(cid: str, event: OrderEvent, why: str, venue: ExchangeReader) 
     until = landed_by(event, venue).strftime("%H:%M:%SZ")
     return (
         f"{event.symbol} entry {cid} ({event.side} {fmt_qty(event.qty)}, sent {sent} by "
-        f"{event.source or 'unknown'}) has no known outcome: {why}. No new entry on "
+        f"{event.source or 'unknown'}) has no known outcome ({why}). No new entry on "
         f"{event.symbol} until it is found: `kobe orders` looks it up again (as does the next "
         f"entry) and books it if the exchange has it; if the exchange still has no such order "
         f"after {until}, it is journaled as never sent. Exits and closes are not held"
