@@ -376,6 +376,7 @@ def test_only_this_modes_unanswered_entries_on_the_symbol_hold_it() -> None:
             event("kobe4", "unknown", mode="paper"),
             event("kobe5", "unknown", symbol="ETH/USDT"),
             event("kobe3sl", "unknown"),  # an exit's: never holds an entry
+            event("kobe6ds", "unknown"),  # a dust sweep's: no entry either
         )
     }
     assert [cid for cid, _ in pending_entries(state, "testnet", BTC)] == ["kobe1", "kobe2"]
