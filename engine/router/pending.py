@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from engine.exchange.base import ExchangeReader, Order, OrderOutcomeUnknown
+from engine.exchange.base import AuthenticationError, ExchangeReader, Order, OrderOutcomeUnknown
 from engine.journal import OrderEvent
 from engine.router.orders import entry_of, fmt_qty, sweep_of
 from engine.watchdog import Watchdog
@@ -32,6 +32,12 @@ RECHECK_S = 15
 def is_entry(cid: str) -> bool:
     """An entry's client id: not one of its exits (``tp``, ``sl``, ``cx``), nor a dust sweep."""
     return entry_of(cid) is None and sweep_of(cid) is None
+
+
+def cannot_tell(cid: str, exc: Exception) -> bool:
+    """A start-up look-up that failed with ``exc`` leaves ``cid`` unknown and goes on: an
+    entry's, unless the exchange refuses the keys (no engine can trade or protect with them)."""
+    return is_entry(cid) and not isinstance(exc, AuthenticationError)
 
 
 def pending_entries(

@@ -30,7 +30,7 @@ from engine.router.orders import (
     is_open_status,
     log_alert,
 )
-from engine.router.pending import UNSETTLED, Undetermined, is_entry, not_found_yet
+from engine.router.pending import UNSETTLED, Undetermined, cannot_tell, not_found_yet
 from engine.watchdog import Watchdog, WatchItem, WatchState
 
 
@@ -199,8 +199,8 @@ class RouterView:
             try:
                 found = self._look_up(cid, event, "at start-up")
             except ExchangeError as exc:
-                if not is_entry(cid):
-                    raise  # an exit's: looked up again before anything is sent for it
+                if not cannot_tell(cid, exc):
+                    raise  # an exit's (looked up again before any send for it), or keys refused
                 said = self.undetermined.note(cid, event, self.clock(), exc, self.exchange)
                 self.on_alert("error", "outcome_unknown", said)
                 continue
