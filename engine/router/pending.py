@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from engine.exchange.base import AuthenticationError, ExchangeReader, Order, OrderOutcomeUnknown
-from engine.journal import OrderEvent
+from engine.journal import OrderEvent, in_mode
 from engine.router.orders import entry_of, fmt_qty, sweep_of
 from engine.watchdog import Watchdog
 
@@ -47,7 +47,7 @@ def pending_entries(
     return [
         (cid, e)
         for cid, e in state.items()
-        if e.event in UNSETTLED and e.mode == mode and e.symbol == symbol and is_entry(cid)
+        if e.event in UNSETTLED and in_mode(e, mode) and e.symbol == symbol and is_entry(cid)
     ]
 
 
