@@ -192,7 +192,12 @@ def cmd_trade(ctx: Context) -> int:
                 return refused(ctx, exc.reasons)
             except ExchangeError as exc:
                 print(f"order outcome unknown: {exc}", file=ctx.err)
-                print("it will be looked up by its client id at the next start", file=ctx.err)
+                print(
+                    "it is looked up by its client id at the next start (`kobe orders`) and "
+                    f"before any new entry on {proposal.symbol}; until it is found, new "
+                    f"entries on {proposal.symbol} are refused (exits and closes are not)",
+                    file=ctx.err,
+                )
                 return EXIT_REFUSED
             s.book.annotate(
                 placed.entry.client_id,

@@ -67,11 +67,12 @@ class MarketRules:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the venue can do for protective exits."""
+    """What the venue can do for protective exits, and how late an order's request may land."""
 
     native_oco: bool  # one order list: take-profit + stop-loss, one cancels the other
     attached_tp_sl: bool  # TP/SL attached to the entry order (Bybit, OKX through ccxt)
     attached_on_market: bool = True  # ... to a market entry too (not on Bybit spot: limit only)
+    landing_window_s: float = 0.0  # an unanswered order may still be placed this long (0: paper)
 
 
 @dataclass(frozen=True)

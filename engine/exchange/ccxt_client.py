@@ -54,13 +54,6 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = {
-    "binance": Capabilities(native_oco=True, attached_tp_sl=False),
-    # Bybit v5: "Spot Limit order supports take profit, stop loss" (ccxt refuses a market one)
-    "bybit": Capabilities(native_oco=False, attached_tp_sl=True, attached_on_market=False),
-    "okx": Capabilities(native_oco=False, attached_tp_sl=True),
-}
-
 # How long a signed request may take to reach the exchange and still be accepted: Binance's and
 # Bybit's receive window (sent with every signed request), OKX's ``expTime`` (sent with each
 # order request). An order whose outcome is unknown is sent again only once its first request
@@ -68,6 +61,25 @@ CAPABILITIES = {
 # never two orders from one late request.
 RECV_WINDOW_MS = 5_000
 RESEND_AFTER_S = RECV_WINDOW_MS / 1000 + 2  # 2 s: Binance takes a stamp 1 s ahead of its clock
+
+# How long after its last ``unknown`` line an entry's request may still be placed: its send
+# may go on (sent again under the same client id) for the retry budget, and the last request
+# lands within the receive window. Before then, "no such order" is not "never placed".
+LANDING_WINDOW_S = RetryPolicy.max_total_s + RESEND_AFTER_S
+
+CAPABILITIES = {
+    "binance": Capabilities(
+        native_oco=True, attached_tp_sl=False, landing_window_s=LANDING_WINDOW_S
+    ),
+    # Bybit v5: "Spot Limit order supports take profit, stop loss" (ccxt refuses a market one)
+    "bybit": Capabilities(
+        native_oco=False,
+        attached_tp_sl=True,
+        attached_on_market=False,
+        landing_window_s=LANDING_WINDOW_S,
+    ),
+    "okx": Capabilities(native_oco=False, attached_tp_sl=True, landing_window_s=LANDING_WINDOW_S),
+}
 
 ORDER_PATHS = ("/trade/order", "/trade/order-algo")  # OKX: the requests that place an order
 

@@ -35,6 +35,7 @@ from engine.router.orders import (
     log,
     sweep_of,
 )
+from engine.router.pending import follow
 from engine.router.sweeping import Sweeping
 from engine.router.view import RouterView
 from engine.watchdog import WatchState
@@ -65,11 +66,7 @@ class Router(Sweeping):
         watchdog advanced (this sends: only in a session that passed the gate)."""
         report = ReconcileReport()
         for cid, found in self._settle_unknown(report):
-            item = self.watchdog.get(cid)
-            if found is None:
-                self.watchdog.remove(cid)
-            elif item is not None and not item.entry_id:
-                self.watchdog.update(cid, entry_id=found.id)
+            follow(self.watchdog, cid, found)
         for item in self.watchdog.items():
             if (
                 item.state is not WatchState.PENDING_ENTRY

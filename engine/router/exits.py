@@ -45,9 +45,7 @@ class Exits(Planning):
 
     def execute(self, plan: OrderPlan) -> Placement:
         p = plan.proposal
-        ks = self.kill_switch()  # again: it may have tripped since the plan was shown
-        if ks.tripped:
-            raise Refused([f"kill switch is TRIPPED: {ks.reason or 'no reason given'}"])
+        self.recheck(p)  # since the plan was shown: the kill switch, entries gone unknown
         cid = self.ids.next()
         while cid in self.journal_state():  # e.g. a simulated clock started again
             cid = self.ids.next()

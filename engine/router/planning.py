@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from engine.exchange.base import (
+    ExchangeError,
     InvalidOrder,
     MarketRules,
     OrderType,
@@ -25,6 +26,7 @@ from engine.router.orders import (
     fmt_qty,
     is_open_status,
 )
+from engine.router.pending import follow, pending_entries, unknown_entry
 from engine.watchdog import ExitPlan
 
 
@@ -34,6 +36,7 @@ class Planning(RouterCore):
     def plan(self, proposal: Proposal) -> OrderPlan:
         """Validate and size ``proposal``; raises :class:`Refused` with every reason."""
         p = proposal
+        self.settle_entries(p.symbol)  # first: a position it finds counts in what follows
         try:
             market: MarketRules | None = self.exchange.market(p.symbol)
         except InvalidOrder:
@@ -74,6 +77,34 @@ class Planning(RouterCore):
             raise Refused(reasons)
         assert market is not None and reference is not None and base_held is not None
         return self._size(p, market, reference, wallet_balance, base_held)
+
+    def recheck(self, p: Proposal) -> None:
+        """Just before the send, what may have changed since the plan was shown: the kill
+        switch, and entries on its symbol gone unknown (:meth:`settle_entries`)."""
+        ks = self.kill_switch()
+        if ks.tripped:
+            raise Refused([f"kill switch is TRIPPED: {ks.reason or 'no reason given'}"])
+        self.settle_entries(p.symbol)
+
+    def settle_entries(self, symbol: str) -> None:
+        """Before a new entry on ``symbol``: this mode's entries on it whose outcome is unknown
+        are looked up by client id (found: journaled and booked, their exits placed by the next
+        poll; never placed: journaled so). One the look-up cannot tell refuses the new entry,
+        naming it (:mod:`engine.router.pending`). Exits and closes never come here."""
+        reasons = []
+        for cid, event in pending_entries(self.journal_state(), self.mode, symbol):
+            why = self.undetermined.recent(cid, self.clock())  # asked a moment ago (at start)
+            if why is not None:
+                reasons.append(unknown_entry(cid, event, why, self.exchange))
+                continue
+            try:
+                found = self._look_up(cid, event, "before a new entry")
+            except ExchangeError as exc:
+                reasons.append(self.undetermined.note(cid, event, self.clock(), exc, self.exchange))
+                continue
+            follow(self.watchdog, cid, found)
+        if reasons:
+            raise Refused(reasons)
 
     def _size(
         self,

@@ -30,6 +30,7 @@ from engine.router.orders import (
     is_open_status,
     log_alert,
 )
+from engine.router.pending import UNSETTLED, Undetermined, cannot_tell, not_found_yet
 from engine.watchdog import Watchdog, WatchItem, WatchState
 
 
@@ -72,6 +73,7 @@ class RouterView:
         self._fee_rates: dict[str, Decimal | None] = {}  # client id -> its third-asset fee's rate
         # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
         self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
+        self.undetermined = Undetermined()  # entries whose last look-up could not tell
         if self.watchdog.unmarked():  # items armed before they carried their mode
             self.watchdog.adopt(self.journal_state())
 
@@ -190,13 +192,18 @@ class RouterView:
     def _settle_unknown(self, report: ReconcileReport) -> list[tuple[str, Order | None]]:
         """Intents whose outcome is unknown: looked up by client id, their real state journaled.
 
-        Returns each settled client id with the order found (None: never reached the exchange).
-        """
+        Returns each settled client id with the order found (None: never reached the exchange);
+        an entry the look-up cannot tell stays unknown, holding new entries on its symbol."""
         settled: list[tuple[str, Order | None]] = []
-        for cid, event in list(self.journal_state().items()):
-            if event.event not in ("intent", "unknown"):
+        for cid, event in [(c, e) for c, e in self.journal_state().items() if e.event in UNSETTLED]:
+            try:
+                found = self._look_up(cid, event, "at start-up")
+            except ExchangeError as exc:
+                if not cannot_tell(cid, exc):
+                    raise  # an exit's (looked up again before any send for it), or keys refused
+                said = self.undetermined.note(cid, event, self.clock(), exc, self.exchange)
+                self.on_alert("error", "outcome_unknown", said)
                 continue
-            found = self._look_up(cid, event, "at start-up")
             settled.append((cid, found))
             report.resolved.append(cid)
         return settled
@@ -205,21 +212,14 @@ class RouterView:
         """An order whose send was not answered, looked up by client id: what is found is
         journaled (``ack`` and its fill), or ``reject`` when the exchange never had it."""
         found = self.exchange.fetch_order_by_client_id(cid, event.symbol)
+        if found is None and (early := not_found_yet(cid, event, self.exchange, self.clock())):
+            raise early  # an entry whose request may still be placed: not "never placed" yet
         if found is None:
             self._journal(
-                "reject",
-                cid,
-                None,
-                event.symbol,
-                Side(event.side),
-                OrderType(event.type),
-                event.qty,
-                event.price,
-                status="rejected",
-                wallet=event.wallet,
-                source=event.source,
-                reason=f"not on the exchange: never sent (looked up {when})",
-            )
+                "reject", cid, None, event.symbol, Side(event.side), OrderType(event.type),
+                event.qty, event.price, status="rejected", wallet=event.wallet,
+                source=event.source, reason=f"not on the exchange: never sent (looked up {when})",
+            )  # fmt: skip
         else:
             self._journal_order("ack", found, event.wallet, event.source, f"found {when}")
             self._journal_fill(found, event.wallet, event.source)
