@@ -237,6 +237,37 @@ def test_a_refused_sweep_is_said_once_and_backed_off_never_sent_each_tick(
     assert [p["protection"] for p in positions] == ["dust"]  # still Kobe's, at its cost
 
 
+# the ticker's path, and an answer that is no price and not worth a retry (no such market)
+TICKER = {
+    "bybit": ("/v5/market/tickers", {"retCode": 10001, "retMsg": "params error", "result": {}}),
+    "okx": ("/api/v5/market/ticker", {"code": "51001", "msg": "Instrument ID does not exist"}),
+}
+
+
+def test_a_sweep_that_cannot_price_its_dust_waits_never_tries_each_tick(
+    cli: CliRunner,
+    venue: Venue,
+    sim: Any,
+    workdir: Path,
+    room: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the reviewer: dust in a market the venue no longer prices (a delisted coin, a
+    ticker down) failed the sweep and logged a warning at every tick, for good. It waits 5
+    minutes, as a sweep the venue's minimum value holds back does."""
+    env = sim_env(venue, sim)
+    dust_until_sellable(cli, venue, sim, env)
+    path, body = TICKER[venue.name]
+    sim.inject(status=200, body=body, method="GET", path=path, times=1000)
+    caplog.clear()
+    r = cli("run", "--headless", "--duration", "3.2", "--tick", "0.4", env=env)
+    assert r.code == 0, r.err
+    tried = [m for m in caplog.messages if m.startswith("dust sweep cex_")]
+    ticks = int(r.out.split("done: ")[1].split(" ticks")[0])
+    assert len(tried) == 1 and ticks >= 4, (tried, r.out)  # a try at the first tick only
+    assert sweeps(sim) == []
+
+
 def test_the_shipped_bybit_wallet_is_refused_before_its_dust_reaches_the_minimum_value(
     cli: CliRunner, workdir: Path
 ) -> None:

@@ -59,17 +59,21 @@ class Sweeping(Watching):
         qty_before, tries, until = waits.get(key, (Decimal(-1), 0, now))
         if qty == qty_before and now < until <= now + timedelta(seconds=MAX_BACKOFF_S):
             return None
-        market = self.exchange.market(symbol)
-        sell = self.exchange.amount_to_precision(symbol, qty)
-        if sell <= 0 or sell < market.min_qty:
-            return None  # not sellable yet: it waits for more dust
-        price = price if price is not None else self.exchange.fetch_ticker(symbol).last
-        if sell * price < market.min_notional:  # looked at again when it grows, or in 5 min
+        try:
+            market = self.exchange.market(symbol)
+            sell = self.exchange.amount_to_precision(symbol, qty)
+            if sell <= 0 or sell < market.min_qty:
+                return None  # not sellable yet: it waits for more dust
+            price = price if price is not None else self.exchange.fetch_ticker(symbol).last
+            if sell * price < market.min_notional:  # looked at again when it grows, or in 5 min
+                waits[key] = (qty, tries, now + timedelta(seconds=MAX_BACKOFF_S))
+                return None
+            # what is free and no other of Kobe's positions or dust holds (no exit locks theirs)
+            held, dust = self.held_by_positions(market.base)
+            free = self.exchange.get_balance(market.base) - held - max(ZERO, dust - qty)
+        except ExchangeError:  # a market gone from the venue, a ticker down: not once a tick
             waits[key] = (qty, tries, now + timedelta(seconds=MAX_BACKOFF_S))
-            return None
-        # what is free and no other of Kobe's positions or dust holds (no exit locks theirs)
-        held, dust = self.held_by_positions(market.base)
-        free = self.exchange.get_balance(market.base) - held - max(ZERO, dust - qty)
+            raise
         sell = self.exchange.amount_to_precision(symbol, max(ZERO, min(sell, free)))
         if sell < market.min_qty or sell <= 0:  # moved away by the operator: not Kobe's to chase
             log.warning("%s: dust %s of %s is not free on the account", symbol, qty, wallet)
