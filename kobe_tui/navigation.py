@@ -37,6 +37,11 @@ ENGINE_ACTIONS = {
 }
 
 
+# the palette's titles where the footer's one word is not what a trader types: searching "trip"
+# or "kill switch" found nothing ("Kill", "Reset kill")
+PALETTE_TITLES = {"trip": "Kill switch: trip", "reset": "Kill switch: reset"}
+
+
 class Navigation(EngineHost):
     """Moving between panes, the journal's filter and pages, help, the palette."""
 
@@ -221,6 +226,7 @@ class Navigation(EngineHost):
             # each pane by its number and name ("Pane 8: risk"): one entry for all showed
             # pane 1 only, and "risk" or "stats" found nothing
             title, action = binding.description, binding.action
+            title = PALETTE_TITLES.get(action, title)  # the footer's word, or a fuller one
             key = binding.key_display or binding.key
             yield SystemCommand(title, f"key {key}", partial(self._palette_run, action, title))
         for command in super().get_system_commands(screen):

@@ -186,7 +186,8 @@ async def test_the_palette_lists_every_action_and_quit_asks_like_q(workdir: Path
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for wanted in ("Order", "Cancel", "Cancel all", "Close", "Kill", "Reset kill", "Pause"):
+        wanted_titles = ("Order", "Cancel", "Cancel all", "Close", "Kill switch: trip", "Pause")
+        for wanted in (*wanted_titles, "Kill switch: reset"):
             assert wanted in titles
         assert titles.count("Quit") == 1  # ours, not Textual's quit-at-once
         await _fill_ticket(pilot, app, symbol="ETH/USDT", type="limit", price="3000", amount="12")
@@ -232,11 +233,16 @@ async def test_the_palette_runs_the_kill_switch_like_k(workdir: Path) -> None:
     app, _ = make_app(workdir)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        [kill] = [c for c in app.get_system_commands(app.screen) if c.title == "Kill"]
+        # found as a trader types it: "trip", "kill", "switch"
+        commands = list(app.get_system_commands(app.screen))
+        for word in ("trip", "kill", "switch"):
+            assert "Kill switch: trip" in [c.title for c in commands if word in c.title.lower()]
+        [kill] = [c for c in commands if c.title == "Kill switch: trip"]
         await kill.callback()  # type: ignore[misc]
         await settle(app, pilot)
         assert app.risk_state == "TRIPPED"
-        [reset] = [c for c in app.get_system_commands(app.screen) if c.title == "Reset kill"]
+        commands = list(app.get_system_commands(app.screen))
+        [reset] = [c for c in commands if c.title == "Kill switch: reset"]
         await reset.callback()  # type: ignore[misc]
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)  # the same confirmation as K

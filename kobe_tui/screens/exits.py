@@ -39,7 +39,7 @@ class ExitsScreen(FormScreen[tuple[Decimal | None, Decimal | None] | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Back", id="back", variant="primary")
                 yield Button("Replace exits", id="save", variant="warning")
-            yield Static("empty: keep   escape: back", classes="hint")
+            yield Static("enter: replace   empty: keep   escape: back", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#tp", Input).focus()
