@@ -5,7 +5,7 @@ takes ESC and the next byte in one read for Alt+key, and for a control key it th
 ESC altogether: ``escape`` then ``ctrl+s`` typed fast over SSH (one packet, ``ESC ^S``) arrived
 as ``ctrl+s`` alone, and placed the order the trader had just cancelled; ``escape`` then ``q``
 typed the ``q`` into the ticket's field. Kobe binds no Alt key, so here ESC followed by a single
-key (not the ``[`` or ``O`` that start a terminal's sequences) is ``escape``, then that key.
+key (not one that starts a terminal's sequences, such as ``[``) is ``escape``, then that key.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from textual.driver import Driver
 from textual.drivers import linux_driver
 
 ESC = "\x1b"
-SEQUENCE_STARTS = "[O" + ESC  # ESC [ and ESC O begin a terminal's sequences; ESC ESC is two
+# what begins a terminal's sequences after ESC (CSI, SS3, OSC, DCS, APC, PM, SOS, ST): left to
+# Textual, which waits for the rest (typed, they still end as escape and the key, after its wait);
+# ESC ESC is two escapes
+SEQUENCE_STARTS = "[O]P_^X\\" + ESC
 
 
 class BackToBackParser(XTermParser):

@@ -43,6 +43,8 @@ def keys(data: str) -> list[str]:
         ("\x1b[A", ["up"]),
         ("\x1bOP", ["f1"]),
         ("\x1b[1;3D", ["alt+left"]),
+        ("\x1bP", ["escape", "P"]),  # a sequence's start: after the parser's wait, still two
+        ("\x1b]", ["escape", "right_square_bracket"]),
         ("6\t93000", ["6", "tab", "9", "3", "0", "0", "0"]),
     ],
     ids=repr,
