@@ -304,6 +304,16 @@ def test_paths_from_the_environment_with_control_characters_exit_2(
     assert not (workdir / "data").exists()
 
 
+def run_cockpit(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``kobe-tui`` in ``workdir`` with only ``env`` set (no terminal: it reads no keys)."""
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    return subprocess.run(
+        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
+        cwd=workdir, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
@@ -316,12 +326,7 @@ def test_kobe_tui_with_a_bad_config_exits_2_and_writes_nothing(
 ) -> None:
     """The cockpit paints before it validates, but a refused config leaves no trace on disk:
     its log file is created by the first line it logs, not at start."""
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
-        cwd=workdir, env={**base, **env}, capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = run_cockpit(workdir, env)
     assert proc.returncode == 2, proc.stderr[-500:]
     assert problem in proc.stderr and "Traceback" not in proc.stderr
     assert list(workdir.iterdir()) == []  # no data dir, no logs/cockpit.log
@@ -380,12 +385,7 @@ def test_a_dotenv_that_is_not_utf8_exits_2_naming_it(workdir: Path) -> None:
     r = run_kobe("health", cwd=workdir)
     assert r.code == 2, r.err
     assert r.err.startswith(".env: not UTF-8 text") and "Traceback" not in r.err
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
-        cwd=workdir, env=base, capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = run_cockpit(workdir, {})
     assert proc.returncode == 2 and ".env: not UTF-8 text" in proc.stderr, proc.stderr[-500:]
     assert sorted(p.name for p in workdir.iterdir()) == [".env"]
 
@@ -724,12 +724,7 @@ def test_kobe_tui_with_bad_config_on_a_used_data_dir_exits_2_and_changes_nothing
     was; no log file either."""
     shutil.copytree(used_data_dir, workdir, dirs_exist_ok=True)
     before = _tree(workdir)
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from kobe_tui.app import main; main()"],
-        cwd=workdir, env={**base, **env}, capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = run_cockpit(workdir, env)
     assert proc.returncode == 2, proc.stderr[-500:]
     assert said in proc.stderr and "Traceback" not in proc.stderr
     assert _tree(workdir) == before
