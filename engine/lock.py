@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -72,8 +73,10 @@ class DataDirLock:
                 # O_NOFOLLOW: a symlink swapped in meanwhile is refused, its target never truncated
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
                 try:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"pid {os.getpid()} ({self.what})\n".encode(), 0)
+                    # written, then cut to its length: a reader never finds it empty meanwhile
+                    said = f"pid {os.getpid()} ({self.what})\n".encode()
+                    os.pwrite(fd, said, 0)
+                    os.ftruncate(fd, len(said))
                 except BaseException:
                     os.close(fd)
                     raise
@@ -83,16 +86,26 @@ class DataDirLock:
         self._fd, self._dir_fd = fd, dir_fd
         return self
 
-    def _holder(self) -> str:
-        """Who holds the data dir, as its lock file says (never created or written here)."""
+    def _holder(self, wait_s: float = 0.5) -> str:
+        """Who holds the data dir, as its lock file says (never created or written here).
+
+        The holder names itself just after it takes the lock: a refusal in that instant waits
+        for the name (at most ``wait_s``) rather than say "another process" at once."""
+        deadline = time.monotonic() + wait_s
+        while (said := self._said()) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return said or "another process"
+
+    def _said(self) -> str | None:
+        """The lock file's text, or None when it is absent, empty or unreadable."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:  # deleted while the engine runs: it still holds the data dir
-            return "another process"
+            return None
         try:
-            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or None
         except OSError:
-            return "another process"
+            return None
         finally:
             os.close(fd)
 
