@@ -70,12 +70,16 @@ class ClosedTrade:
 
 
 class TradeStore:
-    def __init__(self, data_dir: Path) -> None:
+    """``trades.jsonl``'s writer; each line says the mode of the engine that booked it (live's
+    money is never mixed with play money: :mod:`engine.wallets.modes`)."""
+
+    def __init__(self, data_dir: Path, mode: str = "paper") -> None:
         self.path = Path(data_dir) / TRADES_FILE
+        self.mode = mode
         self._writer = JsonlWriter(self.path)
 
     def append(self, trade: ClosedTrade) -> None:
-        self._writer.append(trade.to_record())
+        self._writer.append({**trade.to_record(), "mode": self.mode})
 
     def tail(self, n: int) -> list[ClosedTrade]:
         return [ClosedTrade.from_record(r) for r in tail_jsonl(self.path, n)]

@@ -151,7 +151,11 @@ class EngineHost(EventDrain):
         self.post_message(RiskChanged(load_risk_state(settings.data_dir).snap))
 
         try:
-            self.post_message(WalletsChanged(load_view(settings.config, settings.data_dir)))
+            self.post_message(
+                WalletsChanged(
+                    load_view(settings.config, settings.data_dir, mode=settings.mode.value)
+                )
+            )
         except Exception as exc:
             self.post_message(AlertRaised(_alert("error", "wallets", f"wallets snapshot: {exc}")))
         last: dict[str, OrderEvent] = {}

@@ -26,7 +26,7 @@ from engine.router import ReconcileReport, Router, RouterView
 from engine.router.spend import overspent
 from engine.trades import TradeStore
 from engine.wallet_book import LedgerWallets
-from engine.wallets.runtime import WalletManager, load_view
+from engine.wallets.runtime import WalletManager, load_view, refuse_other_modes_money
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         raise GateClosed(settings.mode, problems)
     clock = ctx.clock
     with DataDirLock(settings.data_dir, command):
+        # live's money and another mode's never mix: refused before anything is opened
+        refuse_other_modes_money(settings.data_dir, settings.mode.value)
         holder: list[Router] = []
         exchange = build_exchange(
             settings,
@@ -73,7 +75,9 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
         # the one position book: what this command's orders (and their exits, wherever they
         # filled) do to positions and money is booked here as in the running engine
-        manager = WalletManager.from_config(cfg, settings.data_dir, clock=clock)
+        manager = WalletManager.from_config(
+            cfg, settings.data_dir, clock=clock, mode=settings.mode.value
+        )
         keeper = open_bookkeeper(settings, risk, manager)
         router = Router(
             exchange,
@@ -126,7 +130,10 @@ def open_bookkeeper(settings: Settings, risk: RiskEngine, wallets: WalletManager
     """The position book of ``settings``' mode, caught up with the journal, trades booked."""
     data = settings.data_dir
     keeper = Bookkeeper(
-        PositionBook(data, settings.mode.value), trades=TradeStore(data), risk=risk, wallets=wallets
+        PositionBook(data, settings.mode.value),
+        trades=TradeStore(data, settings.mode.value),
+        risk=risk,
+        wallets=wallets,
     )
     keeper.catch_up()
     return keeper
@@ -158,7 +165,8 @@ def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
             # as in a sending session (the book and the wallets read here write nothing)
             book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
             wallets = LedgerWallets(
-                load_view(settings.config, settings.data_dir), settings.config.finance
+                load_view(settings.config, settings.data_dir, mode=settings.mode.value),
+                settings.config.finance,
             )
 
             def check(event: OrderEvent) -> None:

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 def cmd_wallets(ctx: Context) -> int:
     s = ctx.settings
     try:
-        snap = load_view(s.config, s.data_dir, ctx.clock())
+        snap = load_view(s.config, s.data_dir, ctx.clock(), mode=s.mode.value)
     except WalletStateError as exc:
         print(f"kobe: wallets: {exc}", file=ctx.err)
         return EXIT_REFUSED

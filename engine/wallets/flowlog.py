@@ -4,9 +4,10 @@ A line::
 
     {"seq": 12, "id": "trade:T7#1", "op": "trade:T7", "leg": 1, "legs": 2,
      "time": "2026-01-01T00:05:00Z", "rule": "trade_pnl", "from": "market", "to": "sniper_sol",
-     "amount": "1.25", "reason": "trade T7 closed on sniper_sol: pnl +1.25"}
+     "amount": "1.25", "reason": "trade T7 closed on sniper_sol: pnl +1.25", "mode": "paper"}
 
-``seq`` numbers lines across the file; ``op`` is the event the movement belongs to (a closed trade
+``mode`` is the mode of the engine that moved the money (:mod:`engine.wallets.modes`; lines
+written before Kobe recorded it have none). ``seq`` numbers lines across the file; ``op`` is the event the movement belongs to (a closed trade
 or a tick) and ``leg``/``legs`` its place in it. All the lines of one op are written with a single
 ``write`` and flushed, so a killed process leaves whole ops; a power cut may still tear the end of
 the file. Readers read backwards from the end (never the whole file when a snapshot says where
@@ -37,8 +38,8 @@ FILENAME = "wallet_flows.jsonl"
 BLOCK = 64 * 1024
 
 
-def encode_op(op: Op, first_seq: int) -> bytes:
-    """The lines of ``op``, numbered from ``first_seq``."""
+def encode_op(op: Op, first_seq: int, mode: str = "paper") -> bytes:
+    """The lines of ``op``, numbered from ``first_seq``, moved by an engine in ``mode``."""
     legs = len(op.movements)
     out = []
     for i, m in enumerate(op.movements, start=1):
@@ -54,6 +55,7 @@ def encode_op(op: Op, first_seq: int) -> bytes:
             "to": m.destination,
             "amount": m.amount,
             "reason": m.reason,
+            "mode": mode,
         }
         out.append(dumps(line))
     return ("\n".join(out) + "\n").encode("utf-8") if out else b""
@@ -195,8 +197,9 @@ def read_tail(path: Path, after_seq: int) -> Tail:
 class FlowLog:
     """The writer: one ``write`` per op, flushed; opened lazily, cut back to whole ops first."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mode: str = "paper") -> None:
         self.path = path
+        self.mode = mode
         self._fh: BinaryIO | None = None
 
     def cut(self, offset: int) -> None:
@@ -211,7 +214,7 @@ class FlowLog:
             os.fsync(fh.fileno())
 
     def append(self, op: Op, first_seq: int) -> None:
-        data = encode_op(op, first_seq)
+        data = encode_op(op, first_seq, self.mode)
         if not data:
             return
         with writing(self.path):

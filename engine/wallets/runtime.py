@@ -33,10 +33,12 @@ from engine.fsutil import (
 )
 from engine.jsonutil import dumps, iso_utc
 from engine.money import ZERO
+from engine.trades import TRADES_FILE
 from engine.untrusted import parse_decimal, parse_utc
 from engine.wallets.flowlog import FILENAME as FLOWS_FILENAME
 from engine.wallets.flowlog import FlowLog, read_tail
 from engine.wallets.flows import Ledger, Movement, Op, TradeRefused
+from engine.wallets.modes import money_mode_problem
 from engine.wallets.snapshot import Alert, WalletsSnapshot, build_snapshot, finance_alerts
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,16 @@ class WalletStateError(StateError):
     """The files on disk cannot be restored for this config (exit 1 on the CLI)."""
 
 
+def refuse_other_modes_money(data_dir: Path, mode: str) -> None:
+    """Raise :class:`WalletStateError` when live's money and another mode's would mix: an
+    engine in ``mode`` on ``data_dir``'s money files (:mod:`engine.wallets.modes`). Reads only."""
+    journals = [data_dir / FLOWS_FILENAME, data_dir / TRADES_FILE]
+    with reading(data_dir, MONEY_REMEDY, WalletStateError):
+        problem = money_mode_problem(mode, data_dir / RUNTIME_FILENAME, journals)
+    if problem:
+        raise WalletStateError(problem)
+
+
 class WalletManager:
     """The sub-wallets of one data dir. Thread-safe; the clock is injected (aware UTC)."""
 
@@ -72,8 +84,10 @@ class WalletManager:
         clock: Clock = utc_now,
         remember_trades: int = 4096,
         read_only: bool = False,
+        mode: str = "paper",
     ) -> None:
         self.ledger = Ledger(finance, flows, remember_trades=remember_trades)
+        self.mode = mode
         self.data_dir = Path(data_dir)
         self.snapshot_path = self.data_dir / RUNTIME_FILENAME
         self.flows_path = self.data_dir / FLOWS_FILENAME
@@ -82,7 +96,7 @@ class WalletManager:
         self._clock = clock
         self._lock = threading.RLock()
         self._seq = 0
-        self._log = None if read_only else FlowLog(self.flows_path)
+        self._log = None if read_only else FlowLog(self.flows_path, mode)
         self.replayed_ops = 0  # ops restored from the journal on start (after the snapshot)
         self._restore()
 
@@ -197,6 +211,7 @@ class WalletManager:
         led = self.ledger
         return {
             "version": STATE_VERSION,
+            "mode": self.mode,
             "seq": self._seq,
             "day": led.day.isoformat() if led.day else None,
             "last_time": iso_utc(led.last_time) if led.last_time else None,
@@ -211,6 +226,7 @@ class WalletManager:
         }
 
     def _restore(self) -> None:
+        refuse_other_modes_money(self.data_dir, self.mode)
         after = 0
         if self.snapshot_path.exists():
             after = self._load_snapshot()
@@ -278,12 +294,15 @@ class WalletManager:
             raise damaged(path, exc, MONEY_REMEDY, WalletStateError) from None
 
 
-def load_view(cfg: KobeConfig, data_dir: Path, now: datetime | None = None) -> WalletsSnapshot:
+def load_view(
+    cfg: KobeConfig, data_dir: Path, now: datetime | None = None, *, mode: str = "paper"
+) -> WalletsSnapshot:
     """The wallets as the files in ``data_dir`` say (snapshot + journal tail), writing nothing.
 
-    With neither file, the config's allocation.
+    With neither file, the config's allocation. Live's money and another mode's are not shown
+    as ``mode``'s: :class:`WalletStateError`, as for a damaged file.
     """
-    manager = WalletManager.from_config(cfg, data_dir, read_only=True)
+    manager = WalletManager.from_config(cfg, data_dir, read_only=True, mode=mode)
     return manager.snapshot(now)
 
 
@@ -295,5 +314,6 @@ __all__ = [
     "WalletsSnapshot",
     "finance_alerts",
     "load_view",
+    "refuse_other_modes_money",
     "utc_now",
 ]
