@@ -275,19 +275,22 @@ class ExecutionEngine:
                 self._alert("error", f"flatten: close {pos.entry_client_id}: {exc}")
         return done
 
-    def poll(self, prices: dict[str, dict[str, Decimal]] | None = None) -> None:
+    def poll(
+        self, prices: dict[str, dict[str, Decimal]] | None = None, *, sweep: bool = True
+    ) -> None:
         """Each router: pending entries, local watchdog exits. Errors become alerts. Then the
-        protection of every position is checked."""
+        protection of every position is checked. ``sweep``: False while the engine is paused or
+        the kill switch is tripped: no new dust sweep is sent (one working is still followed)."""
         for venue, router in self.routers.items():
             try:
                 self._guard_lone_take_profits(venue, router)
                 router.poll((prices or {}).get(venue))
             except ExchangeError as exc:
                 self._alert("warning", f"{venue}: {exc}")
-        self._sweep_dust(prices or {})
+        self._sweep_dust(prices or {}, sweep)
         self.check_protection()
 
-    def _sweep_dust(self, prices: dict[str, dict[str, Decimal]]) -> None:
+    def _sweep_dust(self, prices: dict[str, dict[str, Decimal]], sweep: bool = True) -> None:
         """A wallet's dust that nothing else of the wallet in that symbol can sell now (no
         position, no working entry or exit: :meth:`PositionBook.foldable_dust`) goes to its
         router's dust sweep, which sells it once the venue takes it on its own; a sweep still
@@ -301,7 +304,7 @@ class ExecutionEngine:
         for line, working in lines:
             with self._lock:
                 qty = self.book.foldable_dust(line.venue, line.wallet, line.symbol, "")
-            if working is None and qty <= 0:
+            if working is None and (qty <= 0 or not sweep):
                 continue
             price = prices.get(line.venue, {}).get(line.symbol)
             try:

@@ -93,7 +93,10 @@ class Runtime(RuntimeParts):
                     continue
                 for ev in events:
                     venue.router.on_order_update(ev.kind, ev.order, ev.reason)
-            self.execution.poll(self._venue_marks)  # the watchdog reuses those tickers
+            # the watchdog reuses those tickers; paused or tripped, no dust is swept: a sale
+            # the trader did not ask for while trading is stopped (exits keep working)
+            sweep = not self._paused and not self.risk.kill_switch().tripped
+            self.execution.poll(self._venue_marks, sweep=sweep)
             if self.agent is not None:
                 self.agent.tick(now, self.execution, self._paused)
             snapshot = self.wallets.on_tick(now)

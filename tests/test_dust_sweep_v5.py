@@ -339,3 +339,50 @@ def test_a_sweep_never_sells_what_another_position_of_kobes_holds_when_the_dust_
         assert sweep_trades(workdir) == []
         positions = json.loads(cli("positions", "--json", env=env).out)
         assert sorted(p["protection"] for p in positions if p["wallet"] == "cex_okx") == ["dust"]
+
+
+def test_no_dust_is_swept_while_the_kill_switch_is_tripped(
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
+) -> None:
+    """A sweep is a sale the trader did not ask for: while trading is stopped (the kill switch
+    tripped, or the engine paused: the same flag) the engine sends none; once reset, it does."""
+    env = sim_env(venue, sim)
+    dust_until_sellable(cli, venue, sim, env)
+    assert cli("risk", "trip", "--reason", "hold everything", "--yes", env=env).code == 0
+    posts = sim.count("POST", venue.create)
+    r = cli(*RUN, env=env)
+    assert r.code == 0, r.err
+    assert sim.count("POST", venue.create) == posts and sweeps(sim) == []
+    assert not [e for e in journal(workdir) if e["client_id"].endswith("ds")]
+    assert cli("risk", "reset", "--yes", env=env).code == 0
+    assert cli(*RUN, env=env).code == 0
+    [order] = sweeps(sim)
+    assert order.executed == SWEPT[venue.name]
+
+
+def test_no_dust_is_swept_while_the_engine_is_paused(
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
+) -> None:
+    """The cockpit's `p`: no new entries, and no sweep either; exits keep working."""
+    from datetime import UTC, datetime
+
+    from engine.modes import resolve_settings
+    from engine.runtime import Runtime, SimClock
+
+    env = sim_env(venue, sim)
+    dust_until_sellable(cli, venue, sim, env)
+    clock = SimClock(datetime.now(UTC))
+    runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
+    runtime.build()
+    try:
+        runtime.pause()
+        for _ in range(3):
+            runtime.tick()
+            clock.advance(5)
+        assert sweeps(sim) == []
+        runtime.resume()
+        runtime.tick()
+        [order] = sweeps(sim)
+        assert order.executed == SWEPT[venue.name]
+    finally:
+        runtime.close()
