@@ -97,11 +97,11 @@ print(json.dumps({
 }))
 """
 
-# One line of trades.jsonl as ClosedTrade.to_record() + engine.jsonutil.dumps writes it.
+# One line of trades.jsonl as TradeStore writes it: ClosedTrade.to_record() and the mode.
 TEMPLATE = (
     '{"trade_id": "kobe%sn%d", "opened_at": "%s", "closed_at": "%s", "wallet": "%s", '
     '"strategy": "%s", "symbol": "%s", "side": "%s", "qty": "%s", "entry_price": "%s", '
-    '"exit_price": "%s", "fees": "%s", "pnl": "%s", "reason": "%s"}\n'
+    '"exit_price": "%s", "fees": "%s", "pnl": "%s", "reason": "%s", "mode": "paper"}\n'
 )
 VARIANTS = [  # wallet, strategy, symbol, side, qty, entry, exit, fees, pnl, reason
     (
@@ -195,7 +195,7 @@ def check_trades(path: Path) -> None:
 
     for record in tail_jsonl(path, len(VARIANTS)):
         trade = ClosedTrade.from_record(record)
-        assert set(record) == {f.name for f in fields(ClosedTrade)}, record
+        assert set(record) == {f.name for f in fields(ClosedTrade)} | {"mode"}, record
         assert ClosedTrade.from_record(json.loads(json.dumps(trade.to_record(), default=str)))
 
 
