@@ -341,11 +341,17 @@ def test_a_sweep_never_sells_what_another_position_of_kobes_holds_when_the_dust_
         assert sorted(p["protection"] for p in positions if p["wallet"] == "cex_okx") == ["dust"]
 
 
-def test_no_dust_is_swept_while_the_kill_switch_is_tripped(
+def test_no_dust_is_swept_while_the_kill_switch_is_tripped_or_the_engine_paused(
     cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
 ) -> None:
     """A sweep is a sale the trader did not ask for: while trading is stopped (the kill switch
-    tripped, or the engine paused: the same flag) the engine sends none; once reset, it does."""
+    tripped; the engine paused, the cockpit's `p`) the engine sends none; exits keep working.
+    Once reset and resumed, it sweeps."""
+    from datetime import UTC, datetime
+
+    from engine.modes import resolve_settings
+    from engine.runtime import Runtime, SimClock
+
     env = sim_env(venue, sim)
     dust_until_sellable(cli, venue, sim, env)
     assert cli("risk", "trip", "--reason", "hold everything", "--yes", env=env).code == 0
@@ -355,22 +361,6 @@ def test_no_dust_is_swept_while_the_kill_switch_is_tripped(
     assert sim.count("POST", venue.create) == posts and sweeps(sim) == []
     assert not [e for e in journal(workdir) if e["client_id"].endswith("ds")]
     assert cli("risk", "reset", "--yes", env=env).code == 0
-    assert cli(*RUN, env=env).code == 0
-    [order] = sweeps(sim)
-    assert order.executed == SWEPT[venue.name]
-
-
-def test_no_dust_is_swept_while_the_engine_is_paused(
-    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
-) -> None:
-    """The cockpit's `p`: no new entries, and no sweep either; exits keep working."""
-    from datetime import UTC, datetime
-
-    from engine.modes import resolve_settings
-    from engine.runtime import Runtime, SimClock
-
-    env = sim_env(venue, sim)
-    dust_until_sellable(cli, venue, sim, env)
     clock = SimClock(datetime.now(UTC))
     runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
     runtime.build()
