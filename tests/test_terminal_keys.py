@@ -6,7 +6,6 @@ feed the bytes a terminal sends: to the parser, and to the real cockpit in a pse
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pty
@@ -67,11 +66,13 @@ def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 60) ->
     while marker not in seen and time.monotonic() < end:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
-            with contextlib.suppress(OSError):  # EIO once the child has closed its end
+            try:
                 chunk = os.read(fd, 65536)
-                if not chunk:
-                    return marker in seen
-                seen += chunk
+            except OSError:  # EIO once the child has closed its end: nothing more will come
+                return marker in seen
+            if not chunk:
+                return marker in seen
+            seen += chunk
     return marker in seen
 
 
