@@ -290,8 +290,7 @@ class RuntimeParts:
         )
 
     def venue_of_wallet(self, wallet_id: str) -> str:
-        chain = self.settings.config.finance.wallet(wallet_id).chain
-        return "dex" if chain == "solana" else chain
+        return self.settings.config.finance.venue_of(wallet_id)
 
     @property
     def venue_health(self) -> VenueHealth | None:

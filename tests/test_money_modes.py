@@ -215,3 +215,47 @@ async def test_the_cockpit_in_paper_on_lives_money_says_so_and_books_nothing(
     after = files(workdir)
     after.pop("kobe.lock", None)
     assert after == before
+
+
+def moves(data: Path, rule: str) -> list[tuple[str, str, Decimal]]:
+    lines = [json.loads(line) for line in (data / FLOWS).read_text().splitlines()]
+    return [(x["from"], x["to"], D(x["amount"])) for x in lines if x["rule"] == rule]
+
+
+@pytest.mark.parametrize("mode", ["testnet", "live"])
+def test_simulated_dex_money_and_the_exchanges_never_flow_into_each_other(
+    tmp_path: Path, mode: str
+) -> None:
+    """The Solana wallets trade on the paper DEX venue in every mode. In testnet and live a
+    simulated profit of ``sniper_sol`` went to ``profits`` and the daily compounding gave part of
+    it to ``cex_binance``: an order on the exchange sized with money that exists only in the
+    simulation (and real profit compounded into the simulation). Each side keeps its own."""
+    from datetime import timedelta
+
+    clock = Clock()
+    with manager(tmp_path, clock, mode=mode) as m:
+        m.on_trade_closed("sniper_sol", D(40), D(0), trade_id="SIM")
+        m.on_trade_closed("cex_binance", D(12), D(0), trade_id="REAL")
+        m.on_tick(clock.step(hours=1))
+        swept = moves(tmp_path, "profits_sweep")
+        assert {src for src, _, _ in swept} == {"cex_binance"}, swept
+        assert m.balances()["sniper_sol"] == D(70)  # its 30 and its simulated 40: all its own
+        m.on_trade_closed("cex_bybit", D(60), D(0), trade_id="REAL2")
+        m.on_tick(clock.step(hours=1))
+        m.on_tick(clock.step(days=1) - timedelta(0))
+        compounded = moves(tmp_path, "compounding")
+        assert compounded and {dst for _, dst, _ in compounded} == {
+            "cex_binance",
+            "cex_bybit",
+            "cex_okx",
+        }, compounded
+
+
+def test_in_paper_every_wallet_is_simulated_alike_and_the_rules_are_as_before(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    with manager(tmp_path, clock) as m:
+        m.on_trade_closed("sniper_sol", D(40), D(0), trade_id="SIM")
+        m.on_tick(clock.step(hours=1))
+    assert {src for src, _, _ in moves(tmp_path, "profits_sweep")} == {"sniper_sol"}

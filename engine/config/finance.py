@@ -123,6 +123,12 @@ class FinanceConfig(Section):
                 return w
         raise KeyError(wallet_id)
 
+    def venue_of(self, wallet_id: str) -> str:
+        """Where ``wallet_id`` trades: ``dex`` (the paper DEX venue, simulated in every mode) for
+        a Solana wallet, else its chain (the exchange)."""
+        chain = self.wallet(wallet_id).chain
+        return "dex" if chain == "solana" else chain
+
     @property
     def wallet_ids(self) -> list[str]:
         return [w.id for w in self.wallets]

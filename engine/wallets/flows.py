@@ -112,9 +112,14 @@ class Ledger:
         flows: WalletFlowsConfig,
         *,
         remember_trades: int = 4096,
+        simulated: frozenset[str] = frozenset(),
     ) -> None:
         self.finance = finance
         self.flows = flows
+        # wallets whose trades are simulated while the others' are not (the DEX venue's, in
+        # testnet and live): no rule moves money between them and the rest, so a simulated
+        # profit never funds a real order, and real profit never vanishes into the simulation
+        self.simulated = simulated
         self.wallets = {w.id: w for w in finance.wallets}
         self.allocation = {w.id: w.allocation(finance.capital_usd) for w in finance.wallets}
         self.balances: dict[str, Decimal] = dict(self.allocation)
@@ -248,7 +253,10 @@ class Ledger:
 
     def _plan_profits_sweep(self, plan: _Plan) -> None:
         cfg = self.flows.profits_sweep
+        ends = (cfg.destination, cfg.vault)
         for wallet in cfg.source:
+            if any((w in self.simulated) != (wallet in self.simulated) for w in ends):
+                continue  # its profit stays on its side of the simulation (see ``simulated``)
             profit = self.unswept[wallet]
             swept = ZERO
             why = ""
@@ -279,14 +287,19 @@ class Ledger:
         have = plan.balances[cfg.source]
         if have <= cfg.threshold_usd:
             return
+        # money stays on its side of the simulation (see ``simulated``)
+        real = cfg.source not in self.simulated
+        destination = [w for w in cfg.destination if (w not in self.simulated) == real]
+        if not destination:
+            return
         total = _cents((have - cfg.threshold_usd) * cfg.share_pct / 100)
-        weights = {w: self.allocation[w] for w in cfg.destination}
+        weights = {w: self.allocation[w] for w in destination}
         weight_sum = sum(weights.values(), ZERO)
-        for wallet in cfg.destination:
+        for wallet in destination:
             if weight_sum > 0:
                 part = _cents(total * weights[wallet] / weight_sum)
             else:
-                part = _cents(total / len(cfg.destination))
+                part = _cents(total / len(destination))
             why = (
                 f"{cfg.source} at {_fmt(have)}: {cfg.share_pct} % of the excess over "
                 f"{cfg.threshold_usd} compounded by allocation, within caps"

@@ -86,7 +86,13 @@ class WalletManager:
         read_only: bool = False,
         mode: str = "paper",
     ) -> None:
-        self.ledger = Ledger(finance, flows, remember_trades=remember_trades)
+        # testnet, live: the DEX venue's wallets trade simulated beside the exchange's real ones
+        simulated = frozenset(
+            w.id
+            for w in finance.wallets
+            if mode != "paper" and w.role == "trading" and finance.venue_of(w.id) == "dex"
+        )
+        self.ledger = Ledger(finance, flows, remember_trades=remember_trades, simulated=simulated)
         self.mode = mode
         self.data_dir = Path(data_dir)
         self.snapshot_path = self.data_dir / RUNTIME_FILENAME
