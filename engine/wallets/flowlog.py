@@ -7,8 +7,8 @@ A line::
      "amount": "1.25", "reason": "trade T7 closed on sniper_sol: pnl +1.25", "mode": "paper"}
 
 ``mode`` is the mode of the engine that moved the money (:mod:`engine.wallets.modes`; lines
-written before Kobe recorded it have none). ``seq`` numbers lines across the file; ``op`` is the event the movement belongs to (a closed trade
-or a tick) and ``leg``/``legs`` its place in it. All the lines of one op are written with a single
+written before Kobe recorded it have none). ``seq`` numbers lines across the file; ``op`` is the
+event the movement belongs to (a closed trade or a tick) and ``leg``/``legs`` its place in it. All the lines of one op are written with a single
 ``write`` and flushed, so a killed process leaves whole ops; a power cut may still tear the end of
 the file. Readers read backwards from the end (never the whole file when a snapshot says where
 to stop), skip a torn last line and an op missing some of its legs, and say so in the log; the
