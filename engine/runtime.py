@@ -384,9 +384,11 @@ class Runtime(RuntimeParts):
 
     def exchange_balances(self) -> dict[str, Decimal]:
         """The CEX account's balances of the quote asset and the symbols' bases (a real
-        exchange: testnet or live); the cockpit shows them beside Kobe's ledger."""
+        exchange: testnet or live); the cockpit shows them beside Kobe's ledger. The quote
+        asset first (what funds an order), then the bases by name."""
         cfg = self.settings.config
-        assets = sorted({cfg.paper.quote_asset, *(s.split("/")[0] for s in cfg.symbols)})
+        quote = cfg.paper.quote_asset
+        assets = [quote, *sorted({s.split("/")[0] for s in cfg.symbols} - {quote})]
         with self._lock:
             exchange = self.venues[self.settings.exchange].exchange
             return exchange.get_balances(assets)

@@ -256,6 +256,12 @@ class EngineHost(EventDrain):
         self.read_exchange_balances()
         self.set_interval(EXCHANGE_BALANCES_EVERY, self.read_exchange_balances)
 
+    def _show_venue(self, health: Any) -> None:
+        super()._show_venue(health)
+        # the account's figures say they are old while it is down; back, they are read again
+        if self.query_one(WalletsPane).venue(health.state):
+            self.read_exchange_balances()
+
     @work(thread=True, exit_on_error=False, exclusive=True, group="exchange-balances")
     def read_exchange_balances(self) -> None:
         """Testnet and live: the exchange account's balances, for the wallets pane."""
@@ -266,6 +272,8 @@ class EngineHost(EventDrain):
             found: dict[str, Decimal] | str = runtime.exchange_balances()
         except Exception as exc:  # the venue's state says the rest (header)
             found = str(exc)
+        if get_current_worker().is_cancelled:
+            return  # a newer read replaced this one (the venue came back): it says what is
         self.call_from_thread(
             self.query_one(WalletsPane).show_exchange, self.exchange, self.clock(), found
         )

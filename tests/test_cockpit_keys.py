@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +32,7 @@ from kobe_tui.widgets.header import KobeHeader
 from kobe_tui.widgets.journal import AlertsPane, JournalPane
 from kobe_tui.widgets.money import EquityPane, WalletsPane
 from kobe_tui.widgets.orders import OrdersPane
-from tests.binance_sim import BinanceSim
+from tests.binance_sim import DEFAULT_SYMBOLS, BinanceSim, SymbolSpec
 from tests.cockpit_support import drain, make_app, plain, settle, ticks
 from tests.test_cockpit import _buy_with_oco, _fill_ticket
 
@@ -642,13 +643,19 @@ async def test_the_mode_stays_in_sight_under_every_dialog(workdir: Path) -> None
 
 @asynccontextmanager
 async def cockpit_on_testnet(
-    workdir: Path, size: tuple[int, int]
+    workdir: Path,
+    size: tuple[int, int],
+    symbols: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS,
+    balances: dict[str, Decimal] | None = None,
 ) -> AsyncIterator[tuple[KobeApp, Pilot[Any], SimClock, BinanceSim]]:
-    """The cockpit in testnet against the Binance simulator, settled, after one tick."""
+    """The cockpit in testnet against the Binance simulator, settled, after one tick; trading
+    ``symbols`` (the simulator's markets) when they are not the shipped ones."""
     from tests.test_ccxt_contract import sim_env
 
-    (workdir / "kobe.toml").write_text("[exchange]\ntimeout_ms = 400\n")
-    with BinanceSim() as sim:
+    traded = [f"{s.base}/{s.quote}" for s in symbols]
+    toml = "" if symbols == DEFAULT_SYMBOLS else f"symbols = {json.dumps(traded)}\n"
+    (workdir / "kobe.toml").write_text(toml + "[exchange]\ntimeout_ms = 400\n")
+    with BinanceSim(symbols=symbols, balances=balances) as sim:
         app, clock = make_app(workdir, sim_env(sim))
         async with app.run_test(size=size) as pilot:
             await settle(app, pilot)

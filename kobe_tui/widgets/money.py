@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from rich.columns import Columns
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
+from engine.untrusted import clean_text
 from kobe_tui.widgets.columns import Col
 from kobe_tui.widgets.formatting import counted, exact, num, signed, spark_points
+from kobe_tui.widgets.header import ALARM, CAUTION
 from kobe_tui.widgets.pane import Pane, TablePane
 
 if TYPE_CHECKING:
@@ -25,6 +27,42 @@ if TYPE_CHECKING:
     from engine.stats import TradeStats
     from engine.trades import ClosedTrade
     from engine.wallets.snapshot import WalletsSnapshot
+
+
+class AccountLine(Static):
+    """One line, never two (a second one pushed the tenth wallet out of sight): the head, then
+    whole items two spaces apart while they fit, then ``…``; never a figure cut. The whole
+    line in the tooltip."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="wallets-exchange")
+        self.head = Text()
+        self.items: list[str] = []
+
+    def show(self, head: Text, items: list[str]) -> None:
+        self.head, self.items = head, items
+        self.tooltip = one_line(head, items, 0).plain
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        self.update(one_line(self.head, self.items, self.content_region.width), layout=False)
+
+
+def one_line(head: Text, items: list[str], width: int) -> Text:
+    """``head`` and as many whole ``items`` as ``width`` cells hold (all at width 0: not laid
+    out yet), then ``…`` for the others; the head, free text, ends in … if even it is long."""
+    line = head.copy()
+    line.no_wrap, line.overflow = True, "ellipsis"
+    for i, item in enumerate(items):
+        more = "  …" if i < len(items) - 1 else ""
+        if width and line.cell_len + cell_len(f"  {item}{more}") > width:
+            line.append("  …")
+            break
+        line.append(f"  {item}")
+    return line
 
 
 class WalletsPane(TablePane):
@@ -39,30 +77,67 @@ class WalletsPane(TablePane):
         Col("pnl", "pnl day"),
     )
 
+    def __init__(self, pane_id: str, number: int) -> None:
+        super().__init__(pane_id, number)
+        self._read: tuple[datetime, list[str]] | None = None  # the last read that succeeded
+        self._trouble = ""  # why that read may no longer be current ("" when it is)
+        self._venue = ""  # the venue's state as the engine's calls last found it
+
     def compose(self) -> ComposeResult:
         yield from super().compose()
-        yield Static("", id="wallets-exchange")
+        yield AccountLine()
 
     def on_mount(self) -> None:
-        self.query_one("#wallets-exchange", Static).display = False
+        self.query_one(AccountLine).display = False
 
     def show_exchange(
         self, exchange: str, when: datetime, balances: dict[str, Decimal] | str
     ) -> None:
         """Testnet and live: the exchange account's own balances, beside Kobe's ledger (the
         table); a string says why they could not be read. Whose and when in the pane's bottom
-        border, the figures on the line under the table: at 120x40 the pane holds the ten
-        wallets and one line more."""
-        line = self.query_one("#wallets-exchange", Static)
-        self.border_subtitle = f"{exchange} account {when:%H:%M}"
+        border, the figures on the one line under the table: at 120x40 the pane holds the ten
+        wallets and one line more. A read that fails keeps the last one's figures, marked as
+        of their time; a read that succeeds clears the mark."""
+        line = self.query_one(AccountLine)
         if isinstance(balances, str):
-            line.update(Text(f"could not be read ({balances})", style="red"))
+            if self._read is None:  # nothing read yet: only why
+                self.border_subtitle = f"{exchange} account {when:%H:%M}"
+                why = Text(f"could not be read ({clean_text(balances, 120)})", style="red")
+                line.show(why, [])
+                line.display = True
+                return
+            self._trouble = self._trouble or "could not be read"
         else:
-            # whole items wrap, never an asset apart from its figure ("SOL" / "0  USDT …")
-            pairs = [Text(f"{a} {exact(v)}") for a, v in sorted(balances.items())]
-            items = [Text("free:", style="bold"), *(pairs or [Text("empty")])]
-            line.update(Columns(items, padding=(0, 2)))
+            # in the exchange's order (the quote first), what is held before the zeros, which
+            # say least: the first to go when the line is too short for all
+            held = sorted(balances.items(), key=lambda item: item[1] == 0)
+            self._read = (when, [f"{a} {exact(v)}" for a, v in held])
+            self._trouble = ""
+            self.border_subtitle = f"{exchange} account {when:%H:%M}"
+        self._draw_account()
         line.display = True
+
+    def venue(self, state: str) -> bool:
+        """The venue's state (the header's): while it is down or degraded the account's
+        figures are marked as of their read. True when it has just come back: read again."""
+        before, self._venue = self._venue, state
+        if state == before:
+            return False
+        if state in ("down", "degraded"):
+            self._trouble = f"exchange {state}"
+            self._draw_account()
+        return state == "ok" and before in ("down", "degraded")
+
+    def _draw_account(self) -> None:
+        if self._read is None:
+            return
+        when, pairs = self._read
+        if self._trouble:  # said first, in words: a trader never reads these as current
+            style = ALARM if self._trouble == "exchange down" else CAUTION
+            head = Text.assemble((f"as of {when:%H:%M}, {self._trouble}", style), ":")
+        else:
+            head = Text("free:", style="bold")
+        self.query_one(AccountLine).show(head, pairs or ["empty"])
 
     def show(self, snap: WalletsSnapshot) -> None:
         for w in snap.wallets:
