@@ -196,3 +196,24 @@ async def test_many_assets_stay_on_one_line_and_every_wallet_in_sight(
             assert shown == pairs[: len(shown)], line  # each whole, in order
             assert app.query_one("#wallets-exchange").tooltip == "  ".join([head, *pairs])
             assert_every_wallet_whole_in_sight(pane, drawn(app, pane))
+
+
+async def test_a_read_that_fails_keeps_the_figures_and_says_they_are_old(workdir: Path) -> None:
+    """The exchange answers the engine but not the account's read (an answer cut short): the
+    line said only ``could not be read (…)``, the figures gone, under the failed read's time.
+    It keeps the last figures and their time, says they could not be read again, and is
+    current once a read succeeds."""
+    async with cockpit_on_testnet(workdir, (120, 40)) as (app, pilot, clock, sim):
+        await pilot.press("3")
+        await account_line(app, pilot, "free:")
+        at = read_at(app)
+        await ticks(app, pilot, clock, 1)  # the engine's calls answer: the venue is ok
+        cut = {"method": "GET", "path": "/api/v3/account", "rewrite": lambda t: t[:40]}
+        sim.inject("rewrite", times=5, **cut)  # the read's every attempt
+        app.read_exchange_balances()
+        line = await account_line(app, pilot, "could not be read")
+        assert line == f"as of {at}, could not be read:  USDT 10,000  BTC 1  …", line
+        assert "venue ok" in app.query_one(KobeHeader).item("venue-state")
+        app.read_exchange_balances()
+        assert (await account_line(app, pilot, "free:")).startswith("free:  USDT 10,000")
+        assert read_at(app) == f"{clock():%H:%M}" != at
