@@ -40,7 +40,7 @@ from engine.secrets import redact
 from engine.trades import ClosedTrade, TradeStore
 from engine.untrusted import clean_message
 from engine.wallet_book import LedgerWallets
-from engine.wallets.runtime import WalletManager, refuse_other_modes_money
+from engine.wallets.runtime import WalletManager
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,9 @@ class RuntimeParts:
         s = self.settings
         cfg = s.config
         data = s.data_dir
-        # live's money and another mode's never mix: refused before anything is opened
-        refuse_other_modes_money(data, s.mode.value)
+        # the wallets first: damaged money, or live's money and another mode's, is refused
+        # before anything is opened or written (:mod:`engine.wallets.modes`)
+        self.wallets = WalletManager.from_config(cfg, data, clock=self.clock, mode=s.mode.value)
         # the venue first: a config it refuses (a symbol the exchange lacks: exit 2) leaves the
         # data dir as it was, before any journal or state file is opened
         holder: list[Router] = []
@@ -161,7 +162,6 @@ class RuntimeParts:
         self.risk = RiskEngine(
             data, cfg.risk, self.clock, audit=self.audit, on_change=self._on_risk
         )
-        self.wallets = WalletManager.from_config(cfg, data, clock=self.clock, mode=s.mode.value)
         self.trades = TradeStore(data, s.mode.value)
         ids = ClientIds(self.clock)
         book = _LiveWallets(self)

@@ -117,32 +117,56 @@ def test_a_lost_file_lets_no_mode_in(tmp_path: Path, lost: tuple[str, ...], name
     assert f"{tmp_path / named} holds money recorded in paper" in str(info.value)
 
 
-@pytest.mark.parametrize("said", [None, "LIVE", " live", 5, ["live"]], ids=str)
-def test_money_with_no_mode_or_a_damaged_one_is_not_live(tmp_path: Path, said: object) -> None:
-    """Records from before modes were recorded, or with a mode that is not one: their mode is
-    not known. Live refuses them; paper takes them and stamps its mode from then on."""
-    money_in(tmp_path, "paper")
+def restamp_all(data: Path, said: object = ...) -> None:
+    """Every money record's mode replaced by ``said`` (left out: the key removed)."""
 
     def restamp(record: dict[str, object]) -> dict[str, object]:
-        if said is None:
+        if said is ...:
             del record["mode"]
         else:
             record["mode"] = said
         return record
 
-    doc = json.loads((tmp_path / SNAP).read_text())
+    doc = json.loads((data / SNAP).read_text())
     restamp(doc["state"])
-    (tmp_path / SNAP).write_text(json.dumps(doc))
+    (data / SNAP).write_text(json.dumps(doc))
     for name in (FLOWS, "trades.jsonl"):
-        lines = (tmp_path / name).read_text().splitlines()
+        lines = (data / name).read_text().splitlines()
         text = "".join(json.dumps(restamp(json.loads(line))) + "\n" for line in lines)
-        (tmp_path / name).write_text(text)
+        (data / name).write_text(text)
+
+
+def test_money_with_no_mode_is_not_live(tmp_path: Path) -> None:
+    """Records from before modes were recorded: their mode is not known. Live refuses them;
+    paper takes them and stamps its mode from then on."""
+    money_in(tmp_path, "paper")
+    restamp_all(tmp_path)
     with pytest.raises(WalletStateError) as info:
         manager(tmp_path, Clock(), mode="live")
     assert "holds money records with no mode; this engine runs in live" in str(info.value)
     with manager(tmp_path, Clock(), mode="paper") as m:
         m.write_snapshot(T0)
     assert json.loads((tmp_path / SNAP).read_text())["state"]["mode"] == "paper"
+
+
+@pytest.mark.parametrize("said", ["LIVE", " live", "", 5, None, ["live"]], ids=repr)
+@pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
+def test_a_damaged_mode_is_refused_by_every_mode(tmp_path: Path, said: object, mode: str) -> None:
+    """A mode that is there but is not one of Kobe's is damage, not an old record: whose money
+    it is cannot be known. Before, paper took live's money whose modes read ``"LIVE"`` and
+    booked its play trades into it (``kobe run`` exit 0, the ledger rewritten as paper's)."""
+    money_in(tmp_path, "live")
+    restamp_all(tmp_path, said)
+    before = contents(tmp_path)
+    with pytest.raises(WalletStateError) as info:
+        manager(tmp_path, Clock(), mode=mode)
+    text = str(info.value)
+    assert f"{tmp_path / SNAP} holds money records with a damaged mode" in text
+    assert "Nothing was written" in text and "restore it from a backup" in text
+    assert contents(tmp_path) == before
+    (tmp_path / SNAP).unlink()  # the snapshot lost: the journals still say no
+    with pytest.raises(WalletStateError, match=r"wallet_flows\.jsonl holds money records with a"):
+        manager(tmp_path, Clock(), mode=mode)
 
 
 def test_kobe_wallets_in_live_does_not_show_papers_money_as_lives(
@@ -259,3 +283,67 @@ def test_in_paper_every_wallet_is_simulated_alike_and_the_rules_are_as_before(
         m.on_trade_closed("sniper_sol", D(40), D(0), trade_id="SIM")
         m.on_tick(clock.step(hours=1))
     assert {src for src, _, _ in moves(tmp_path, "profits_sweep")} == {"sniper_sol"}
+
+
+BUY = ("trade", "--symbol", "BTC/USDT", "--side", "buy", "--quote", "10", "--type", "market")
+BUY += ("--sl", "90000", "--tp", "99000", "--yes")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("run", "--headless", "--ticks", "1"), BUY, ("cancel", "--all", "--yes")],
+    ids=lambda a: a[0],
+)
+@pytest.mark.parametrize("damage", ["not json", "a directory", "a damaged mode"])
+def test_damaged_money_is_refused_before_any_file_is_written(
+    cli: CliRunner, workdir: Path, argv: tuple[str, ...], damage: str
+) -> None:
+    """Before, a damaged wallets snapshot was refused only after the risk engine, the audit log
+    and the order journal had written their files (``execution_runtime.json``,
+    ``risk_journal.jsonl``, ``audit.jsonl``, ``logs/orders.*``), while the refusal said that
+    nothing was written. The wallets are read first now, as the mode check is."""
+    data = workdir / "data"
+    money_in(data, "paper")
+    snap = data / SNAP
+    if damage == "not json":
+        snap.write_text("{not json")
+    elif damage == "a directory":
+        snap.unlink()
+        snap.mkdir()
+    else:
+        restamp_all(data, "PAPER")
+    before = files(workdir)
+    r = cli(*argv)
+    assert r.code == 1, r.out + r.err
+    assert f"{snap}" in r.err and ("is damaged" in r.err or "damaged mode" in r.err), r.err
+    after = files(workdir)
+    assert after.pop("kobe.lock") == b""
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("run", "--headless", "--ticks", "1"), BUY, ("cancel", "--all", "--yes")],
+    ids=lambda a: a[0],
+)
+def test_a_torn_flows_tail_is_cut_only_by_an_engine_that_starts(
+    cli: CliRunner, workdir: Path, argv: tuple[str, ...]
+) -> None:
+    """The wallets are read first, before the venue: a config the venue refuses later (exit 2)
+    still leaves the flows journal's torn tail as it was; it is cut at the first movement."""
+    from tests.binance_sim import BinanceSim
+    from tests.test_ccxt_contract import sim_env
+
+    data = workdir / "data"
+    money_in(data, "testnet")
+    with open(data / FLOWS, "ab") as fh:
+        fh.write(b'{"seq": 9, "id": "trade:B#1", "op": "tr')
+    before = files(workdir)
+    (workdir / "kobe.toml").write_text('symbols = ["BTC/USDT", "DOGE/USDT"]\n')
+    with BinanceSim() as sim:
+        r = cli(*argv, env=sim_env(sim))
+    assert r.code == 2, (r.out, r.err)
+    assert "DOGE/USDT has no spot market" in r.err
+    after = files(workdir)
+    after.pop("kobe.lock")
+    assert after == before

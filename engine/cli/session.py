@@ -26,7 +26,7 @@ from engine.router import ReconcileReport, Router, RouterView
 from engine.router.spend import overspent
 from engine.trades import TradeStore
 from engine.wallet_book import LedgerWallets
-from engine.wallets.runtime import WalletManager, load_view, refuse_other_modes_money
+from engine.wallets.runtime import WalletManager, load_view
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,12 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         raise GateClosed(settings.mode, problems)
     clock = ctx.clock
     with DataDirLock(settings.data_dir, command):
-        # live's money and another mode's never mix: refused before anything is opened
-        refuse_other_modes_money(settings.data_dir, settings.mode.value)
+        # the wallets first: damaged money, or live's money and another mode's, is refused
+        # before anything is opened or written (:mod:`engine.wallets.modes`)
+        cfg = settings.config
+        manager = WalletManager.from_config(
+            cfg, settings.data_dir, clock=clock, mode=settings.mode.value
+        )
         holder: list[Router] = []
         exchange = build_exchange(
             settings,
@@ -69,15 +73,11 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         )
         journal = OrderJournal(settings.data_dir)
         audit = AuditLog(settings.data_dir, clock)
-        cfg = settings.config
         # the risk engine applies kill-switch commands queued by `kobe risk` and gives the
         # cooldown and the WARNING size factor: the same guards as the running engine's
         risk = RiskEngine(settings.data_dir, cfg.risk, clock, audit=audit)
         # the one position book: what this command's orders (and their exits, wherever they
         # filled) do to positions and money is booked here as in the running engine
-        manager = WalletManager.from_config(
-            cfg, settings.data_dir, clock=clock, mode=settings.mode.value
-        )
         keeper = open_bookkeeper(settings, risk, manager)
         router = Router(
             exchange,

@@ -201,9 +201,14 @@ class FlowLog:
         self.path = path
         self.mode = mode
         self._fh: BinaryIO | None = None
+        self._cut_at: int | None = None  # a torn tail to cut before the first append
 
     def cut(self, offset: int) -> None:
-        """Drop a torn or partial tail (found by :func:`read_tail`) before appending again."""
+        """Drop a torn or partial tail (found by :func:`read_tail`) before appending again: at
+        the first append, so that an engine refused later in its start writes nothing."""
+        self._cut_at = offset
+
+    def _cut(self, offset: int) -> None:
         size = self.path.stat().st_size
         log.warning(
             "%s: cutting %d bytes of torn tail at offset %d", self.path, size - offset, offset
@@ -218,6 +223,9 @@ class FlowLog:
         if not data:
             return
         with writing(self.path):
+            if self._cut_at is not None:
+                self._cut(self._cut_at)
+                self._cut_at = None
             if self._fh is None:
                 make_dirs(self.path.parent)
                 self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open
