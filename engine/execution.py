@@ -276,18 +276,20 @@ class ExecutionEngine:
         return done
 
     def poll(
-        self, prices: dict[str, dict[str, Decimal]] | None = None, *, sweep: bool = True
+        self, prices: dict[str, dict[str, Decimal]] | None = None, *, paused: bool = False
     ) -> None:
         """Each router: pending entries, local watchdog exits. Errors become alerts. Then the
-        protection of every position is checked. ``sweep``: False while the engine is paused or
-        the kill switch is tripped: no new dust sweep is sent (one working is still followed)."""
+        protection of every position is checked. ``paused`` (the engine's), or the kill switch
+        tripped when the sweep comes (also by a close booked in this poll): no new dust sweep
+        is sent, a sale the trader did not ask for while trading is stopped (one working is
+        still followed)."""
         for venue, router in self.routers.items():
             try:
                 self._guard_lone_take_profits(venue, router)
                 router.poll((prices or {}).get(venue))
             except ExchangeError as exc:
                 self._alert("warning", f"{venue}: {exc}")
-        self._sweep_dust(prices or {}, sweep)
+        self._sweep_dust(prices or {}, not paused and not self.risk.kill_switch().tripped)
         self.check_protection()
 
     def _sweep_dust(self, prices: dict[str, dict[str, Decimal]], sweep: bool = True) -> None:

@@ -95,8 +95,7 @@ class Runtime(RuntimeParts):
                     venue.router.on_order_update(ev.kind, ev.order, ev.reason)
             # the watchdog reuses those tickers; paused or tripped, no dust is swept: a sale
             # the trader did not ask for while trading is stopped (exits keep working)
-            sweep = not self._paused and not self.risk.kill_switch().tripped
-            self.execution.poll(self._venue_marks, sweep=sweep)
+            self.execution.poll(self._venue_marks, paused=self._paused)
             if self.agent is not None:
                 self.agent.tick(now, self.execution, self._paused)
             snapshot = self.wallets.on_tick(now)

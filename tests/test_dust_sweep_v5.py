@@ -376,3 +376,40 @@ def test_no_dust_is_swept_while_the_kill_switch_is_tripped_or_the_engine_paused(
         assert order.executed == SWEPT[venue.name]
     finally:
         runtime.close()
+
+
+def test_no_dust_is_swept_in_the_tick_the_kill_switch_trips(
+    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
+) -> None:
+    """The kill switch can trip inside the tick, after it began: a local watchdog's stop sells
+    a position during the routers' poll, its loss is booked and reaches ``max_losing_streak``.
+    Before, the sweep was decided at the start of the poll and sold the dust anyway in that
+    tick. Here the risk engine trips inside the venue's poll (the moment that close would
+    trip it); no sweep leaves, in that tick or the next."""
+    from datetime import UTC, datetime
+
+    from engine.modes import resolve_settings
+    from engine.runtime import Runtime, SimClock
+
+    env = sim_env(venue, sim)
+    dust_until_sellable(cli, venue, sim, env)
+    clock = SimClock(datetime.now(UTC))
+    runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
+    runtime.build()
+    try:
+        router = runtime.venues[venue.name].router
+        poll = router.poll
+
+        def poll_then_trip(prices: Any = None) -> None:
+            poll(prices)
+            runtime.risk.trip("3 losing trades in a row (max_losing_streak 3)", "risk")
+
+        router.poll = poll_then_trip  # type: ignore[method-assign]
+        runtime.tick()
+        assert runtime.risk.kill_switch().tripped
+        router.poll = poll  # type: ignore[method-assign]
+        clock.advance(5)
+        runtime.tick()
+        assert sweeps(sim) == []
+    finally:
+        runtime.close()
