@@ -92,7 +92,7 @@ class EngineHost(EventDrain):
                 log_to_file(settings.data_dir)
             journal.path = settings.data_dir / "trades.jsonl"
             journal.load()
-        self.load_stats(settings.data_dir)
+        self.load_stats(settings.data_dir, settings.mode.value)
         if first:
             if self._locked():
                 self._set_engine("locked")
@@ -118,10 +118,17 @@ class EngineHost(EventDrain):
         self.query_one(AlertsPane).add(self.clock(), "warning", "reload", text)
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
-    def load_stats(self, data_dir: Path) -> None:
-        """The whole journal's statistics: the kept aggregate plus the lines appended since."""
+    def load_stats(self, data_dir: Path, mode: str) -> None:
+        """The whole journal's statistics: the kept aggregate plus the lines appended since;
+        none when the money is another mode's (the wallets pane's alert says whose)."""
+        from engine.fsutil import StateError
         from engine.stats import load_stats
+        from engine.wallets.runtime import refuse_other_modes_money
 
+        try:
+            refuse_other_modes_money(data_dir, mode)
+        except StateError:
+            return
         self.post_message(StatsReady(load_stats(data_dir)))
 
     def on_health_checked(self, message: HealthChecked) -> None:

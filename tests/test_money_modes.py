@@ -179,6 +179,19 @@ def test_kobe_wallets_in_live_does_not_show_papers_money_as_lives(
     assert cli("wallets").code == 0
 
 
+@pytest.mark.parametrize(("recorded", "mode"), [("paper", "live"), ("live", "testnet")])
+def test_kobe_stats_does_not_show_another_modes_trades_as_this_modes(
+    cli: CliRunner, workdir: Path, recorded: str, mode: str
+) -> None:
+    """Before, `kobe stats` in live summed paper's trades (PnL, win rate) as live's."""
+    money_in(workdir / "data", recorded)
+    r = cli("stats", "--json", env={"KOBE_MODE": mode})
+    assert r.code == 1 and r.out == "", r.out + r.err
+    assert f"holds money recorded in {recorded}; this engine runs in {mode}" in r.err
+    r = cli("stats", "--json", env={"KOBE_MODE": recorded})
+    assert r.code == 0 and json.loads(r.out)["total"]["trades"] == 1, r.out + r.err
+
+
 def test_kobe_run_in_paper_refuses_lives_money_and_changes_nothing(
     cli: CliRunner, workdir: Path
 ) -> None:
@@ -226,6 +239,7 @@ async def test_the_cockpit_in_paper_on_lives_money_says_so_and_books_nothing(
     """The cockpit's first paint and its engine read the same rule: neither shows live's money
     as paper's, the engine does not start, the alert says why, no file changes."""
     from kobe_tui.widgets.journal import AlertsPane
+    from kobe_tui.widgets.money import StatsPane
     from tests.cockpit_support import make_app, settle
 
     money_in(workdir / "data", "live")
@@ -236,6 +250,7 @@ async def test_the_cockpit_in_paper_on_lives_money_says_so_and_books_nothing(
         assert app.engine_state == "error" and app.runtime is None
         said = [a[3] for a in app.query_one(AlertsPane).alerts]
         assert any("money recorded in live; this engine runs in paper" in a for a in said), said
+        assert app.query_one(StatsPane).stats is None  # live's trades are not paper's stats
     after = files(workdir)
     after.pop("kobe.lock", None)
     assert after == before

@@ -1,12 +1,14 @@
 """``kobe stats [--json]``: trades, win rate, PnL after fees, fees, best and worst trade, over the
-whole ``trades.jsonl``, in total and per strategy, per wallet and per day (``engine.stats``)."""
+whole ``trades.jsonl``, in total and per strategy, per wallet and per day (``engine.stats``).
+Live's trades are not shown in paper or testnet, nor theirs in live (exit 1, as ``kobe wallets``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.cli.shared import EXIT_OK, Context
+from engine.cli.shared import EXIT_OK, EXIT_REFUSED, Context
 from engine.stats import Bucket, TradeStats, load_stats
+from engine.wallets.runtime import WalletStateError, refuse_other_modes_money
 
 
 def register(sub: Any) -> None:
@@ -16,7 +18,13 @@ def register(sub: Any) -> None:
 
 
 def cmd_stats(ctx: Context) -> int:
-    stats = load_stats(ctx.settings.data_dir)
+    s = ctx.settings
+    try:  # another mode's trades are not shown as this mode's (as ``kobe wallets``)
+        refuse_other_modes_money(s.data_dir, s.mode.value)
+    except WalletStateError as exc:
+        print(f"kobe: stats: {exc}", file=ctx.err)
+        return EXIT_REFUSED
+    stats = load_stats(s.data_dir)
     if ctx.args.json:
         ctx.json(stats.to_json())
         return EXIT_OK
