@@ -58,6 +58,7 @@ from engine.position import (
     with_fee,
 )
 from engine.router import SWEEP, entry_of, sweep_of
+from engine.router.pending import UNSETTLED
 from engine.trades import ClosedTrade
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,13 @@ class PositionBook:
                 ref=e.ref,
                 ordered=e.qty,
                 limit=e.price,
+                unsettled=True,
             )
             return
         if pos is None:
             return
+        if pos.unsettled != (e.event in UNSETTLED):  # answered (or unknown again)
+            pos = replace(pos, unsettled=not pos.unsettled)
         step = self._increment(e)
         if step is not None:
             d_qty, d_fee, d_value = step
@@ -446,6 +450,11 @@ class PositionBook:
     def pending(self) -> list[Position]:
         """Entries still working with nothing filled yet."""
         return [p for p in self.state.positions.values() if p.pending and p.filled <= 0]
+
+    def unsettled(self) -> list[Position]:
+        """Entries sent with no answer (their last event ``intent`` or ``unknown``), however
+        old: the routers read only the journal's tail (:meth:`RouterView.journal_state`)."""
+        return [p for p in self.state.positions.values() if p.unsettled]
 
     def get(self, entry_cid: str) -> Position | None:
         return self.state.positions.get(entry_cid)

@@ -22,7 +22,7 @@ from engine.untrusted import parse_decimal
 POSITIONS_FILE = "positions.json"
 
 
-CACHE_VERSION = 3  # 3: the dust a closed trade left is kept (2 dropped it: rebuilt)
+CACHE_VERSION = 4  # 4: entries sent with no answer are kept (3 knew none: rebuilt)
 MARK_BYTES = 4096  # of the journal before the cache's offset (several records: their times and ids)
 
 

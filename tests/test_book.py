@@ -98,7 +98,7 @@ def test_what_is_left_can_still_be_spent_and_no_more(cli: CliRunner) -> None:
 def test_a_lost_positions_cache_is_rebuilt_from_the_journal(cli: CliRunner, workdir: Path) -> None:
     assert cli(*BUY, "--sl", "80000", "--tp", "110000", "--yes").code == 0
     before = json.loads(cli("positions", "--json").out)
-    for damage in (None, "{}", "[1, 2", '{"version": 3, "mode": "paper", "offset": 99999999}'):
+    for damage in (None, "{}", "[1, 2", '{"version": 4, "mode": "paper", "offset": 99999999}'):
         path = workdir / "data" / "positions.json"
         if damage is None:
             path.unlink()

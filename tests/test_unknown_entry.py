@@ -260,6 +260,114 @@ def test_a_kill_between_the_two_trades_and_lost_snapshots_still_hold_the_next(
 
 
 # ---------------------------------------------------------------------------------------------
+# `kobe cancel` and `kobe exits` while an entry's outcome is unknown
+
+
+def assert_said_unknown(err: str, entry: dict[str, Any]) -> None:
+    said = f"entry {entry['client_id']} ({entry['symbol']} buy"
+    assert said in err and "has no known outcome" in err, err
+    assert "it may have filled" in err and "`kobe orders` looks it up again" in err, err
+
+
+def test_cancel_and_exits_on_an_entry_whose_outcome_is_unknown_send_nothing_and_say_so(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The exchange still cannot be asked about the entry (it filled there: a market buy). Before,
+    `kobe cancel ID` said "not open (last known state: unknown)", `kobe cancel --all` "No open
+    orders" and `kobe exits ID` "not open": as if nothing could be held. Each now names the
+    entry, says that it may have filled and how it is found; none sends an order or a cancel.
+    Once the exchange answers, the next start books the entry and `kobe exits` covers it."""
+    (workdir / "kobe.toml").write_text(FAST)
+    with BinanceSim() as sim:
+        env = sim_env(sim)
+        answer_lost(sim, lookups=400)
+        assert cli(*small(), env=env).code == 1
+        before = journal(workdir)
+        entry = before[-1]
+        cid = entry["client_id"]
+        r = cli("cancel", cid, "--yes", env=env)
+        assert r.code == 1, r.out + r.err
+        assert_said_unknown(r.err, entry)
+        assert "nothing was cancelled" in r.err, r.err
+        r = cli("cancel", "--all", "--yes", env=env)
+        assert r.code == 0 and "No open orders of Kobe's" in r.out, r.out + r.err
+        assert_said_unknown(r.err, entry)
+        r = cli("exits", cid, "--sl", "90000", "--yes", env=env)
+        assert r.code == 1, r.out + r.err
+        assert_said_unknown(r.err, entry)
+        assert "no exits were placed" in r.err, r.err
+        assert entries_sent(sim) == 1 and sim.count("DELETE", ENTRY) == 0
+        assert journal(workdir) == before
+        sim.faults.clear()  # the exchange answers again: found at the start, then covered
+        r = cli("exits", cid, "--sl", "90000", "--yes", env=env)
+        assert r.code == 0, r.out + r.err
+        events = [e["event"] for e in journal(workdir) if e["client_id"] == cid]
+        assert events == ["intent", "unknown", "ack", "fill"], events
+        [position] = held(json.loads(cli("positions", "--json", env=env).out))
+        assert position["entry_client_id"] == cid  # its stop (too small to rest) watched
+        assert position["protection"].startswith("watchdog") and entries_sent(sim) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# An entry older than the journal's tail the routers read
+
+
+def pad_journal(workdir: Path, events: int) -> None:
+    """``events`` order events of a paper engine sharing the data dir (paper and testnet may):
+    market buys on ETH/USDT, each an intent, an ack and a fill."""
+    from engine.journal import OrderJournal
+
+    j = OrderJournal(workdir / "data", fsync_intents=False)
+    at = datetime.now(UTC)
+    try:
+        for n in range(0, events, 3):
+            for kind in ("intent", "ack", "fill"):
+                filled = Decimal("0.01") if kind == "fill" else Decimal(0)
+                event = OrderEvent(
+                    ts=at, mode="paper", exchange="binance", event=kind, client_id=f"kobepad{n}",
+                    exchange_id=None if kind == "intent" else str(n), symbol="ETH/USDT",
+                    side="buy", type="market", qty=Decimal("0.01"), price=None, filled=filled,
+                    avg_price=Decimal(3000) if filled else None, fee=Decimal(0), fee_asset="",
+                    status="filled" if filled else "new", wallet="cex_binance", source="strategy",
+                    reason="",
+                )  # fmt: skip
+                j.append(event)
+    finally:
+        j.close()
+
+
+def test_an_unknown_entry_older_than_the_journal_tail_still_holds_and_is_found(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """The routers read the last 5,000 order events at start (``RECONCILE_TAIL``). An entry
+    left unknown before them (here a paper engine on the same data dir journaled 5,000 events
+    since) was forgotten: the next BTC entry went out beside it, and no start looked it up.
+    The position book reads the whole journal (incrementally): what it has as sent with no
+    answer holds the symbol and is looked up as if it were in the tail."""
+    from engine.router.orders import RECONCILE_TAIL
+
+    (workdir / "kobe.toml").write_text(FAST)
+    with BinanceSim() as sim:
+        env = sim_env(sim)
+        answer_lost(sim, lookups=400)
+        assert cli(*small(), env=env).code == 1
+        intent, unknown = journal(workdir)
+        assert (intent["event"], unknown["event"]) == ("intent", "unknown")
+        pad_journal(workdir, RECONCILE_TAIL + 3)
+        r = cli(*small(), env=env)
+        assert r.code == 1, r.err
+        assert_refused_naming(r.err, intent)  # sent when its intent was journaled
+        assert entries_sent(sim) == 1
+        sim.faults.clear()  # the exchange answers again: the next start finds and books it
+        assert cli("orders", env=env).code == 0
+        cid = intent["client_id"]
+        events = [e["event"] for e in journal(workdir) if e["client_id"] == cid]
+        assert events == ["intent", "unknown", "ack", "fill"], events
+        [position] = held(json.loads(cli("positions", "--json", env=env).out))
+        assert position["entry_client_id"] == cid and entries_sent(sim) == 1
+
+
+# ---------------------------------------------------------------------------------------------
 # Paper
 
 

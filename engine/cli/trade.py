@@ -29,6 +29,7 @@ from engine.modes import Settings
 from engine.position import Position
 from engine.proposal import Proposal, Refused, Sizing, Source
 from engine.router import Placement, entry_of
+from engine.router.pending import outcome_unknown, unsettled_entries
 from engine.untrusted import BadNumber, as_typed, clean_text, parse_decimal
 from engine.watchdog import WatchState
 
@@ -277,6 +278,10 @@ def cmd_cancel(ctx: Context) -> int:
                             continue
                         lists.add(o.list_id)
                     targets.append(o)
+                listed = {o.client_id for o, _, _ in open_orders}
+                for cid, event in unsettled_entries(s.router.journal_state()):
+                    if cid not in listed:  # not open now; it may have filled: not cancelled
+                        print(f"note: {outcome_unknown(cid, event)}", file=ctx.err)
                 if not targets:
                     ctx.print(
                         "No open orders of Kobe's"
@@ -386,6 +391,11 @@ def cmd_exits(ctx: Context) -> int:
         with trading_session(ctx, "kobe exits") as s:
             position = clean_text(ctx.args.position, 200)  # echoed when not found
             held = s.book.get(position)
+            event = s.router.journal_state().get(position)
+            if held is not None and event is not None and unsettled_entries({position: event}):
+                # sent with no answer: it may have filled; found and booked at the next start
+                print(f"{outcome_unknown(position, event)}; no exits were placed", file=ctx.err)
+                return EXIT_REFUSED
             if held is None or held.qty <= 0 or held.dust:
                 print(f"position {position}: not open (see kobe positions)", file=ctx.err)
                 return EXIT_REFUSED

@@ -31,6 +31,7 @@ from engine.router.orders import (
     is_open_status,
     log,
 )
+from engine.router.pending import UNSETTLED, is_entry, outcome_unknown
 from engine.router.spend import overspent
 from engine.router.view import RouterView
 from engine.watchdog import WatchItem
@@ -131,6 +132,11 @@ class RouterCore(RouterView):
             event = last.get(ref) or next((e for e in last.values() if e.exchange_id == ref), None)
             if event is None:
                 raise OrderNotFound(f"order {ref}: unknown (not open on {self.exchange_name})")
+            if event.event in UNSETTLED and is_entry(event.client_id):
+                raise OrderNotFound(
+                    f"{outcome_unknown(event.client_id, event)}; it is not open on "
+                    f"{self.exchange_name} now: nothing was cancelled"
+                )
             raise OrderNotFound(
                 f"order {ref}: not open (last known state: {event.status or event.event})"
             )

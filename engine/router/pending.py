@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from engine.exchange.base import AuthenticationError, ExchangeReader, Order, OrderOutcomeUnknown
 from engine.journal import OrderEvent, in_mode
+from engine.position import ZERO, Position
 from engine.router.orders import entry_of, fmt_qty, sweep_of
 from engine.watchdog import Watchdog
 
@@ -40,15 +41,42 @@ def cannot_tell(cid: str, exc: Exception) -> bool:
     return is_entry(cid) and not isinstance(exc, AuthenticationError)
 
 
+def unsettled_entries(state: Mapping[str, OrderEvent]) -> list[tuple[str, OrderEvent]]:
+    """The entries in ``state`` whose outcome is not known (never an exit or a sweep)."""
+    return [(cid, e) for cid, e in state.items() if e.event in UNSETTLED and is_entry(cid)]
+
+
 def pending_entries(
     state: Mapping[str, OrderEvent], mode: str, symbol: str
 ) -> list[tuple[str, OrderEvent]]:
     """This mode's entries on ``symbol`` whose outcome is not known (never its exits)."""
     return [
-        (cid, e)
-        for cid, e in state.items()
-        if e.event in UNSETTLED and in_mode(e, mode) and e.symbol == symbol and is_entry(cid)
+        (cid, e) for cid, e in unsettled_entries(state) if in_mode(e, mode) and e.symbol == symbol
     ]
+
+
+def outcome_unknown(cid: str, event: OrderEvent) -> str:
+    """What a command that cannot act on an entry sent with no answer (``kobe cancel``,
+    ``kobe exits``) tells the operator of it."""
+    sent = event.ts.strftime("%Y-%m-%d %H:%M:%SZ")
+    return (
+        f"entry {cid} ({event.symbol} {event.side} {fmt_qty(event.qty)}, sent {sent}) has no "
+        "known outcome: it may have filled on the exchange; `kobe orders` looks it up again (as "
+        "does every start) and books it if the exchange has it"
+    )
+
+
+def beyond_the_tail(pos: Position, mode: str) -> OrderEvent:
+    """An entry the position book has as sent with no answer whose events are older than the
+    journal's tail a router reads: its last event, as far as the book keeps it."""
+    return OrderEvent(
+        ts=pos.opened_at, mode=mode, exchange=pos.venue, event="unknown",
+        client_id=pos.entry_client_id, exchange_id=None, symbol=pos.symbol,
+        side=pos.side.value, type="market" if pos.limit is None else "limit", qty=pos.ordered,
+        price=pos.limit, filled=ZERO, avg_price=None, fee=ZERO, fee_asset="", status="unknown",
+        wallet=pos.wallet, source=pos.source, reason="sent with no answer (before the tail)",
+        strategy=pos.strategy, ref=pos.ref,
+    )  # fmt: skip
 
 
 def landed_by(event: OrderEvent, venue: ExchangeReader) -> datetime:
