@@ -448,13 +448,8 @@ class PositionBook:
         return [p for p in self.state.positions.values() if p.dust and p.qty > 0]
 
     def pending(self) -> list[Position]:
-        """Entries still working with nothing filled yet."""
+        """Entries still working with nothing filled yet (sent with no answer among them)."""
         return [p for p in self.state.positions.values() if p.pending and p.filled <= 0]
-
-    def unsettled(self) -> list[Position]:
-        """Entries sent with no answer (their last event ``intent`` or ``unknown``), however
-        old: the routers read only the journal's tail (:meth:`RouterView.journal_state`)."""
-        return [p for p in self.state.positions.values() if p.unsettled]
 
     def get(self, entry_cid: str) -> Position | None:
         return self.state.positions.get(entry_cid)

@@ -15,12 +15,15 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.modes import resolve_settings
+from engine.runtime import Runtime, SimClock
 from tests import test_ccxt_contract_v5 as contract
 from tests.conftest import CliRunner
 from tests.crash_harness import child_env
@@ -346,12 +349,12 @@ def test_no_dust_is_swept_while_the_kill_switch_is_tripped_or_the_engine_paused(
 ) -> None:
     """A sweep is a sale the trader did not ask for: while trading is stopped (the kill switch
     tripped; the engine paused, the cockpit's `p`) the engine sends none; exits keep working.
-    Once reset and resumed, it sweeps."""
-    from datetime import UTC, datetime
+    Once reset and resumed, it sweeps.
 
-    from engine.modes import resolve_settings
-    from engine.runtime import Runtime, SimClock
-
+    The kill switch can also trip inside a tick, after it began: a local watchdog's stop sells
+    a position during the routers' poll, its loss is booked and reaches ``max_losing_streak``.
+    Before, the sweep was decided at the start of the poll and sold the dust in that same tick.
+    Here the risk engine trips inside the venue's poll (the moment that close would trip it)."""
     env = sim_env(venue, sim)
     dust_until_sellable(cli, venue, sim, env)
     assert cli("risk", "trip", "--reason", "hold everything", "--yes", env=env).code == 0
@@ -365,38 +368,6 @@ def test_no_dust_is_swept_while_the_kill_switch_is_tripped_or_the_engine_paused(
     runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
     runtime.build()
     try:
-        runtime.pause()
-        for _ in range(3):
-            runtime.tick()
-            clock.advance(5)
-        assert sweeps(sim) == []
-        runtime.resume()
-        runtime.tick()
-        [order] = sweeps(sim)
-        assert order.executed == SWEPT[venue.name]
-    finally:
-        runtime.close()
-
-
-def test_no_dust_is_swept_in_the_tick_the_kill_switch_trips(
-    cli: CliRunner, venue: Venue, sim: Any, workdir: Path, room: None
-) -> None:
-    """The kill switch can trip inside the tick, after it began: a local watchdog's stop sells
-    a position during the routers' poll, its loss is booked and reaches ``max_losing_streak``.
-    Before, the sweep was decided at the start of the poll and sold the dust anyway in that
-    tick. Here the risk engine trips inside the venue's poll (the moment that close would
-    trip it); no sweep leaves, in that tick or the next."""
-    from datetime import UTC, datetime
-
-    from engine.modes import resolve_settings
-    from engine.runtime import Runtime, SimClock
-
-    env = sim_env(venue, sim)
-    dust_until_sellable(cli, venue, sim, env)
-    clock = SimClock(datetime.now(UTC))
-    runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
-    runtime.build()
-    try:
         router = runtime.venues[venue.name].router
         poll = router.poll
 
@@ -406,10 +377,17 @@ def test_no_dust_is_swept_in_the_tick_the_kill_switch_trips(
 
         router.poll = poll_then_trip  # type: ignore[method-assign]
         runtime.tick()
-        assert runtime.risk.kill_switch().tripped
         router.poll = poll  # type: ignore[method-assign]
-        clock.advance(5)
-        runtime.tick()
+        assert runtime.risk.kill_switch().tripped and sweeps(sim) == []
+        runtime.reset_kill_switch("operator")
+        runtime.pause()
+        for _ in range(3):
+            clock.advance(5)
+            runtime.tick()
         assert sweeps(sim) == []
+        runtime.resume()
+        runtime.tick()
+        [order] = sweeps(sim)
+        assert order.executed == SWEPT[venue.name]
     finally:
         runtime.close()

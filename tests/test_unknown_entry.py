@@ -90,6 +90,14 @@ def kobe(workdir: Path, *argv: str, env: dict[str, str], at: datetime) -> tuple[
     return code, err.getvalue()
 
 
+def unknown_entry_left(cli: CliRunner, workdir: Path, sim: BinanceSim) -> list[dict[str, Any]]:
+    """A small BTC/USDT entry placed whose answer is lost, and the exchange asked about it in
+    vain from then on: the journal's events (``intent``, ``unknown``)."""
+    answer_lost(sim, lookups=400)
+    assert cli(*small(), env=sim_env(sim)).code == 1
+    return journal(workdir)
+
+
 def assert_refused_naming(err: str, entry: dict[str, Any]) -> None:
     """The refusal names the unanswered entry's client id, symbol and when it was sent, and what
     the operator can do."""
@@ -138,9 +146,7 @@ def test_a_trade_while_the_exchange_cannot_tell_is_refused_and_another_symbol_is
     (workdir / "kobe.toml").write_text(FAST)
     with BinanceSim() as sim:
         env = sim_env(sim)
-        answer_lost(sim, lookups=400)
-        assert cli(*small(), env=env).code == 1
-        before = journal(workdir)
+        before = unknown_entry_left(cli, workdir, sim)
         assert [e["event"] for e in before] == ["intent", "unknown"]
         r = cli(*small(), env=env)
         assert r.code == 1, r.err
@@ -280,9 +286,7 @@ def test_cancel_and_exits_on_an_entry_whose_outcome_is_unknown_send_nothing_and_
     (workdir / "kobe.toml").write_text(FAST)
     with BinanceSim() as sim:
         env = sim_env(sim)
-        answer_lost(sim, lookups=400)
-        assert cli(*small(), env=env).code == 1
-        before = journal(workdir)
+        before = unknown_entry_left(cli, workdir, sim)
         entry = before[-1]
         cid = entry["client_id"]
         r = cli("cancel", cid, "--yes", env=env)
@@ -349,9 +353,7 @@ def test_an_unknown_entry_older_than_the_journal_tail_still_holds_and_is_found(
     (workdir / "kobe.toml").write_text(FAST)
     with BinanceSim() as sim:
         env = sim_env(sim)
-        answer_lost(sim, lookups=400)
-        assert cli(*small(), env=env).code == 1
-        intent, unknown = journal(workdir)
+        intent, unknown = unknown_entry_left(cli, workdir, sim)
         assert (intent["event"], unknown["event"]) == ("intent", "unknown")
         pad_journal(workdir, RECONCILE_TAIL + 3)
         r = cli(*small(), env=env)

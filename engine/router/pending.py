@@ -15,7 +15,7 @@ What holds an entry is the journal alone: a restart, a kill -9 or a lost snapsho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from engine.exchange.base import AuthenticationError, ExchangeReader, Order, OrderOutcomeUnknown
@@ -66,17 +66,23 @@ def outcome_unknown(cid: str, event: OrderEvent) -> str:
     )
 
 
-def beyond_the_tail(pos: Position, mode: str) -> OrderEvent:
-    """An entry the position book has as sent with no answer whose events are older than the
-    journal's tail a router reads: its last event, as far as the book keeps it."""
-    return OrderEvent(
-        ts=pos.opened_at, mode=mode, exchange=pos.venue, event="unknown",
-        client_id=pos.entry_client_id, exchange_id=None, symbol=pos.symbol,
-        side=pos.side.value, type="market" if pos.limit is None else "limit", qty=pos.ordered,
-        price=pos.limit, filled=ZERO, avg_price=None, fee=ZERO, fee_asset="", status="unknown",
-        wallet=pos.wallet, source=pos.source, reason="sent with no answer (before the tail)",
-        strategy=pos.strategy, ref=pos.ref,
-    )  # fmt: skip
+def beyond_the_tail(
+    state: dict[str, OrderEvent], pending: Iterable[Position], venue: str, mode: str
+) -> None:
+    """Into ``state`` (a router's last event per client id, read from the journal's tail): the
+    entries the position book (it reads the whole journal) has as sent with no answer that the
+    tail lacks, each with its last event as far as the book keeps it."""
+    for pos in pending:
+        if pos.unsettled and pos.venue == venue and pos.entry_client_id not in state:
+            state[pos.entry_client_id] = OrderEvent(
+                ts=pos.opened_at, mode=mode, exchange=pos.venue, event="unknown",
+                client_id=pos.entry_client_id, exchange_id=None, symbol=pos.symbol,
+                side=pos.side.value, type="market" if pos.limit is None else "limit",
+                qty=pos.ordered, price=pos.limit, filled=ZERO, avg_price=None, fee=ZERO,
+                fee_asset="", status="unknown", wallet=pos.wallet, source=pos.source,
+                reason="sent with no answer (before the tail)", strategy=pos.strategy,
+                ref=pos.ref,
+            )  # fmt: skip
 
 
 def landed_by(event: OrderEvent, venue: ExchangeReader) -> datetime:

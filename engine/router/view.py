@@ -81,9 +81,9 @@ class RouterView:
         # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
         self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
         self.undetermined = Undetermined()  # entries whose last look-up could not tell
-        # the position book's entries sent with no answer (it reads the whole journal): those
-        # older than the tail read here still hold their symbol and are looked up at start
-        self.unsettled_in_book: Callable[[], list[Position]] = list
+        # the position book's pending entries (it reads the whole journal): those sent with no
+        # answer before the tail read here still hold their symbol and are looked up at start
+        self.book_pending: Callable[[], list[Position]] = list
         if self.watchdog.unmarked():  # items armed before they carried their mode
             self.watchdog.adopt(self.journal_state())
 
@@ -99,18 +99,15 @@ class RouterView:
                         self._filled[event.client_id] = event.filled
                     elif event.event == "intent":  # a re-sent exit: its fills start over
                         self._filled.pop(event.client_id, None)
-            self.follow_book(self.unsettled_in_book)
+            self.follow_book(self.book_pending)
         return self._last
 
-    def follow_book(self, unsettled: Callable[[], list[Position]]) -> None:
-        """Take the book's entries sent with no answer (:meth:`PositionBook.unsettled`) into
-        :meth:`journal_state` where its tail lacks them."""
-        self.unsettled_in_book = unsettled
-        if self._last is None:
-            return
-        for pos in unsettled():
-            if pos.venue == self.exchange_name and pos.entry_client_id not in self._last:
-                self._last[pos.entry_client_id] = beyond_the_tail(pos, self.mode)
+    def follow_book(self, pending: Callable[[], list[Position]]) -> None:
+        """The book's entries sent with no answer, in :meth:`journal_state` where its tail
+        lacks them (:func:`~engine.router.pending.beyond_the_tail`)."""
+        self.book_pending = pending
+        if self._last is not None:
+            beyond_the_tail(self._last, pending(), self.exchange_name, self.mode)
 
     def sync(self) -> int:
         """Journal what happened on the exchange to orders the journal has as open.
