@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import Mode
-from engine.fsutil import dir_writable, free_space_check
+from engine.fsutil import StateError, dir_writable, free_space_check
 from engine.modes import LIVE_URL_REFUSED, GateClosed, Settings, gate_problems
 from engine.untrusted import clean_text
 
@@ -109,6 +109,18 @@ def withdraw_check(settings: Settings) -> Check:
     return Check("key withdrawals", True, "this API key cannot withdraw")
 
 
+def money_checks(settings: Settings) -> list[Check]:
+    """A failed check when the data dir's money is another mode's (or damaged), as the engine
+    would refuse it at start (:mod:`engine.wallets.modes`); no row when it is this mode's."""
+    from engine.wallets.runtime import refuse_other_modes_money
+
+    try:
+        refuse_other_modes_money(settings.data_dir, settings.mode.value)
+    except StateError as exc:
+        return [Check("data dir money", False, clean_text(str(exc), 600))]
+    return []
+
+
 def key_checks(settings: Settings) -> list[Check]:
     """``kobe keys --ping``: the warnings about where the keys are and what they may do."""
     if settings.mode is Mode.PAPER:
@@ -187,6 +199,7 @@ def health_checks(settings: Settings) -> list[Check]:
     checks.append(Check("data dir writable", ok, detail))
     ok, detail = free_space_check(settings.data_dir, settings.config.paths.min_free_mb)
     checks.append(Check("data dir free space", ok, detail))
+    checks += money_checks(settings)
     if mode is not Mode.PAPER:
         checks += permission_checks(settings)
     checks += notify_checks(settings)  # one per channel of [notify] channels (none: no row)

@@ -119,8 +119,9 @@ class EngineHost(EventDrain):
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
     def load_stats(self, data_dir: Path, mode: str) -> None:
-        """The whole journal's statistics: the kept aggregate plus the lines appended since;
-        none when the money is another mode's (the wallets pane's alert says whose)."""
+        """The whole journal's statistics: the kept aggregate plus the lines appended since.
+        When the money is another mode's, neither they nor the trades are shown as this mode's
+        (the wallets pane's alert says whose)."""
         from engine.fsutil import StateError
         from engine.stats import load_stats
         from engine.wallets.runtime import refuse_other_modes_money
@@ -128,6 +129,7 @@ class EngineHost(EventDrain):
         try:
             refuse_other_modes_money(data_dir, mode)
         except StateError:
+            self.call_from_thread(lambda: self.query_one(JournalPane).withhold())
             return
         self.post_message(StatsReady(load_stats(data_dir)))
 

@@ -191,6 +191,21 @@ def test_kobe_stats_does_not_show_another_modes_trades_as_this_modes(
     assert r.code == 0 and json.loads(r.out)["total"]["trades"] == 1, r.out + r.err
 
 
+def test_kobe_health_says_the_money_is_another_modes(cli: CliRunner, workdir: Path) -> None:
+    """Before, `kobe health` in live said "healthy" (exit 0) on paper's data dir, where every
+    live engine refuses to start."""
+    from tests.test_gate import live_env
+
+    money_in(workdir / "data", "paper")
+    before = files(workdir)
+    r = cli("health", env=live_env(True, True, "live"))
+    assert r.code == 1, r.out + r.err
+    assert "FAIL  data dir money:" in r.out and "money recorded in paper" in r.out, r.out
+    assert files(workdir) == before
+    r = cli("health")
+    assert r.code == 0 and "data dir money" not in r.out, r.out
+
+
 def test_kobe_run_in_paper_refuses_lives_money_and_changes_nothing(
     cli: CliRunner, workdir: Path
 ) -> None:
@@ -237,7 +252,7 @@ async def test_the_cockpit_in_paper_on_lives_money_says_so_and_books_nothing(
 ) -> None:
     """The cockpit's first paint and its engine read the same rule: neither shows live's money
     as paper's, the engine does not start, the alert says why, no file changes."""
-    from kobe_tui.widgets.journal import AlertsPane
+    from kobe_tui.widgets.journal import AlertsPane, JournalPane
     from kobe_tui.widgets.money import StatsPane
     from tests.cockpit_support import make_app, settle
 
@@ -249,7 +264,8 @@ async def test_the_cockpit_in_paper_on_lives_money_says_so_and_books_nothing(
         assert app.engine_state == "error" and app.runtime is None
         said = [a[3] for a in app.query_one(AlertsPane).alerts]
         assert any("money recorded in live; this engine runs in paper" in a for a in said), said
-        assert app.query_one(StatsPane).stats is None  # live's trades are not paper's stats
+        assert app.query_one(StatsPane).stats is None  # live's trades are not paper's
+        assert app.query_one(JournalPane).table.row_count == 0
     after = files(workdir)
     after.pop("kobe.lock", None)
     assert after == before

@@ -56,6 +56,7 @@ class JournalPane(TablePane):
         self.filter_text = ""
         self.searching = False
         self.trades: list[ClosedTrade] = []  # the window, oldest first
+        self.withheld = False  # the data dir's trades are another mode's: none shown
 
     BINDINGS = [
         Binding("escape", "close_filter", "Close the filter", show=False, id="journal.close")
@@ -83,8 +84,17 @@ class JournalPane(TablePane):
         box.display = False
         box.cursor_blink = False
 
+    def withhold(self) -> None:
+        """The data dir's money is another mode's: its trades are not shown as this mode's."""
+        self.withheld = True
+        self.trades = []
+        self._draw()
+        self.show_empty(True, "Not shown: the trades here are another mode's (see the alerts)")
+
     def load(self) -> None:
         """The window for the current page: the file's tail, or the filter's matches."""
+        if self.withheld:
+            return
         if self.filter_text:
             self.searching = True
             self._subtitle()
