@@ -208,5 +208,6 @@ def test_trades_file_lines(tmp_path: Path) -> None:
         "fees",
         "pnl",
         "reason",
+        "mode",  # the booking engine's (live's money is never mixed with play money)
     }
     assert line["closed_at"].endswith("Z") and line["strategy"] == "test"
