@@ -359,6 +359,14 @@ def test_an_unknown_entry_older_than_the_journal_tail_still_holds_and_is_found(
         r = cli(*small(), env=env)
         assert r.code == 1, r.err
         assert_refused_naming(r.err, intent)  # sent when its intent was journaled
+        clock = SimClock(datetime.now(UTC))  # the running engine holds it too
+        runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
+        runtime.build()
+        try:
+            with pytest.raises(Refused, match=f"entry {intent['client_id']} .* no known outcome"):
+                runtime.submit(ticket("6"))
+        finally:
+            runtime.close()
         assert entries_sent(sim) == 1
         sim.faults.clear()  # the exchange answers again: the next start finds and books it
         assert cli("orders", env=env).code == 0
