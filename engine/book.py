@@ -58,7 +58,6 @@ from engine.position import (
     with_fee,
 )
 from engine.router import SWEEP, entry_of, sweep_of
-from engine.router.pending import UNSETTLED
 from engine.trades import ClosedTrade
 
 log = logging.getLogger(__name__)
@@ -154,6 +153,7 @@ class PositionBook:
         changed = False
         for event, end in self._new_events():
             trade = self.apply(event)
+            self.state.follow(event, self.mode)
             self.state.offset = end
             changed = True
             if trade is not None:
@@ -222,13 +222,10 @@ class PositionBook:
                 ref=e.ref,
                 ordered=e.qty,
                 limit=e.price,
-                unsettled=True,
             )
             return
         if pos is None:
             return
-        if pos.unsettled != (e.event in UNSETTLED):  # answered (or unknown again)
-            pos = replace(pos, unsettled=not pos.unsettled)
         step = self._increment(e)
         if step is not None:
             d_qty, d_fee, d_value = step

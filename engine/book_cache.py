@@ -1,7 +1,7 @@
 """The position book's state and its cache, ``positions.json``.
 
-The cache holds the book (positions, what it counted of each order, the caller's notes) and the
-byte offset of ``logs/orders.jsonl`` it reached, with a digest of the journal's bytes before that
+The cache holds the book (positions, what it counted of each order, the last event of each order
+of a position it holds, the caller's notes) and the byte offset of ``logs/orders.jsonl`` it reached, with a digest of the journal's bytes before that
 offset (``mark``): a journal cut, or replaced, then written again does not match. It is only a
 cache: :class:`engine.book.PositionBook` rebuilds the book from the journal when it cannot be
 used.
@@ -15,14 +15,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.journal import open_journal
+from engine.journal import OrderEvent, in_mode, open_journal
 from engine.position import ZERO, Position
+from engine.router.orders import entry_of
 from engine.untrusted import parse_decimal
 
 POSITIONS_FILE = "positions.json"
 
 
-CACHE_VERSION = 4  # 4: entries sent with no answer are kept (3 knew none: rebuilt)
+CACHE_VERSION = 5  # 5: the last event of each order of a position held (4 had none: rebuilt)
 MARK_BYTES = 4096  # of the journal before the cache's offset (several records: their times and ids)
 
 
@@ -43,6 +44,21 @@ class BookState:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, OrderSeen] = field(default_factory=dict)
     offset: int = 0  # bytes of orders.jsonl applied
+    # the last event of each order of a position the book holds (its entry, its exits): the
+    # routers read only the journal's tail, and follow the older ones from here
+    working: dict[str, OrderEvent] = field(default_factory=dict)
+
+    def follow(self, e: OrderEvent, mode: str) -> None:
+        """After ``e`` is applied: kept as its order's last event while the position it belongs
+        to is held; every order of a position no longer held is forgotten."""
+        if not in_mode(e, mode):
+            return
+        root = entry_of(e.client_id) or e.client_id
+        if root in self.positions:
+            self.working[e.client_id] = e
+        else:
+            for cid in [c for c in self.working if (entry_of(c) or c) == root]:
+                del self.working[cid]
 
 
 def journal_mark(journal_path: Path, offset: int) -> str:
@@ -72,7 +88,8 @@ def parse_cache(raw: Any, mode: str) -> tuple[BookState, dict[str, dict[str, Any
         for cid, v in dict(raw.get("orders", {})).items()
     }
     notes = {str(k): dict(v) for k, v in dict(raw.get("notes", {})).items()}
-    return BookState(positions, orders, offset), notes
+    working = {e.client_id: e for e in map(OrderEvent.from_record, raw["working"])}
+    return BookState(positions, orders, offset, working), notes
 
 
 def cache_record(
@@ -88,5 +105,6 @@ def cache_record(
         "orders": {
             cid: [str(o.filled), str(o.fee), str(o.value)] for cid, o in state.orders.items()
         },
+        "working": [e.to_record() for e in state.working.values()],
         "notes": notes,
     }

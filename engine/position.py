@@ -72,9 +72,6 @@ class Position:
     # what is in hand plus that dust, so the dust of one trade goes with the next), at its cost
     dust_sold: Decimal = ZERO
     dust_cost: Decimal = ZERO
-    # the entry's last journal event is ``intent`` or ``unknown``: sent with no answer, its
-    # outcome not known (it holds new entries on its symbol: :mod:`engine.router.pending`)
-    unsettled: bool = False
 
     @property
     def cost(self) -> Decimal:
@@ -148,7 +145,6 @@ class Position:
             cost_basis=dec(r.get("cost_basis"), "cost_basis"),
             dust_sold=d0(r.get("dust_sold"), "dust_sold"),
             dust_cost=d0(r.get("dust_cost"), "dust_cost"),
-            unsettled=bool(r.get("unsettled")),
             exits=tuple(
                 ExitOrder(
                     client_id=str(x["client_id"]),

@@ -358,7 +358,7 @@ def test_an_unknown_entry_older_than_the_journal_tail_still_holds_and_is_found(
         pad_journal(workdir, RECONCILE_TAIL + 3)
         r = cli(*small(), env=env)
         assert r.code == 1, r.err
-        assert_refused_naming(r.err, intent)  # sent when its intent was journaled
+        assert_refused_naming(r.err, unknown)  # its last word, as when it is in the tail
         clock = SimClock(datetime.now(UTC))  # the running engine holds it too
         runtime = Runtime(resolve_settings(env, workdir), clock=clock, tick_seconds=5)
         runtime.build()
@@ -375,6 +375,37 @@ def test_an_unknown_entry_older_than_the_journal_tail_still_holds_and_is_found(
         assert events == ["intent", "unknown", "ack", "fill"], events
         [position] = held(json.loads(cli("positions", "--json", env=env).out))
         assert position["entry_client_id"] == cid and entries_sent(sim) == 1
+
+
+def test_exits_older_than_the_journal_tail_are_still_kobes_and_their_fill_closes_the_trade(
+    cli: CliRunner, workdir: Path
+) -> None:
+    """Found by the attack helper: a position's TP/SL placed before the last 5,000 order events
+    were, after a restart, "external order ... not Kobe's: left alone": no start followed them,
+    so their fill was never journaled and the book never closed the position (and `kobe cancel
+    --all` left them). The book keeps the last event of each order of a position it holds; the
+    routers follow those the tail lacks."""
+    from engine.router.orders import RECONCILE_TAIL
+
+    with BinanceSim() as sim:
+        env = sim_env(sim)
+        r = cli(*TRADE, env=env)
+        assert r.code == 0, r.err
+        entry = json.loads(r.out)["entry"]["client_id"]
+        pad_journal(workdir, RECONCILE_TAIL + 3)
+        r = cli("orders", env=env)
+        assert r.code == 0, r.err
+        assert "external order" not in r.err, r.err
+        assert f"{entry}tp" in r.out and f"{entry}sl" in r.out, r.out
+        [tp] = [e for e in journal(workdir) if e["client_id"] == f"{entry}tp" and e["exchange_id"]]
+        sim.fill(int(tp["exchange_id"]))  # the take-profit fills on the exchange
+        assert cli("orders", env=env).code == 0
+        ends = [e["event"] for e in journal(workdir) if e["client_id"] == f"{entry}tp"]
+        assert ends[-1] == "fill", ends
+        assert cli("run", "--headless", "--ticks", "1", env=env).code == 0  # books it
+        trades = (workdir / "data" / "trades.jsonl").read_text().splitlines()
+        assert [json.loads(t)["trade_id"] for t in trades] == [entry]
+        assert held(json.loads(cli("positions", "--json", env=env).out)) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from engine.exchange.base import AuthenticationError, ExchangeReader, Order, OrderOutcomeUnknown
 from engine.journal import OrderEvent, in_mode
-from engine.position import ZERO, Position
 from engine.router.orders import entry_of, fmt_qty, sweep_of
 from engine.watchdog import Watchdog
 
@@ -67,22 +67,22 @@ def outcome_unknown(cid: str, event: OrderEvent) -> str:
 
 
 def beyond_the_tail(
-    state: dict[str, OrderEvent], pending: Iterable[Position], venue: str, mode: str
+    state: dict[str, OrderEvent],
+    filled: dict[str, Decimal],
+    working: Iterable[OrderEvent],
+    venue: str,
+    mode: str,
 ) -> None:
-    """Into ``state`` (a router's last event per client id, read from the journal's tail): the
-    entries the position book (it reads the whole journal) has as sent with no answer that the
-    tail lacks, each with its last event as far as the book keeps it."""
-    for pos in pending:
-        if pos.unsettled and pos.venue == venue and pos.entry_client_id not in state:
-            state[pos.entry_client_id] = OrderEvent(
-                ts=pos.opened_at, mode=mode, exchange=pos.venue, event="unknown",
-                client_id=pos.entry_client_id, exchange_id=None, symbol=pos.symbol,
-                side=pos.side.value, type="market" if pos.limit is None else "limit",
-                qty=pos.ordered, price=pos.limit, filled=ZERO, avg_price=None, fee=ZERO,
-                fee_asset="", status="unknown", wallet=pos.wallet, source=pos.source,
-                reason="sent with no answer (before the tail)", strategy=pos.strategy,
-                ref=pos.ref,
-            )  # fmt: skip
+    """Into ``state`` (a router's last event per client id, read from the journal's tail) and
+    ``filled`` (its orders' cumulative fills): the last event of each order of a position the
+    book holds (it reads the whole journal) that the tail lacks. An entry sent with no answer
+    long ago still holds its symbol and is looked up at start; its exits resting on the
+    exchange are still followed, never taken for external orders."""
+    for e in working:
+        if e.exchange == venue and in_mode(e, mode) and e.client_id not in state:
+            state[e.client_id] = e
+            if e.event in ("fill", "partial_fill"):
+                filled[e.client_id] = e.filled
 
 
 def landed_by(event: OrderEvent, venue: ExchangeReader) -> datetime:

@@ -18,7 +18,6 @@ from engine.exchange.base import (
     Side,
 )
 from engine.journal import OrderEvent, OrderJournal, in_mode
-from engine.position import Position
 from engine.router.fee_rate import fee_rate, third_asset
 from engine.router.orders import (
     EXIT_SUFFIXES,
@@ -81,9 +80,9 @@ class RouterView:
         # told of each buy entry's fill journaled: its wallet is checked (engine.router.spend)
         self.on_buy_fill: Callable[[OrderEvent], None] = lambda event: None
         self.undetermined = Undetermined()  # entries whose last look-up could not tell
-        # the position book's pending entries (it reads the whole journal): those sent with no
-        # answer before the tail read here still hold their symbol and are looked up at start
-        self.book_pending: Callable[[], list[Position]] = list
+        # the last event of each order of a position the book holds (it reads the whole
+        # journal): those older than the tail read here are followed all the same
+        self.book_working: Callable[[], Iterable[OrderEvent]] = list
         if self.watchdog.unmarked():  # items armed before they carried their mode
             self.watchdog.adopt(self.journal_state())
 
@@ -99,15 +98,15 @@ class RouterView:
                         self._filled[event.client_id] = event.filled
                     elif event.event == "intent":  # a re-sent exit: its fills start over
                         self._filled.pop(event.client_id, None)
-            self.follow_book(self.book_pending)
+            self.follow_book(self.book_working)
         return self._last
 
-    def follow_book(self, pending: Callable[[], list[Position]]) -> None:
-        """The book's entries sent with no answer, in :meth:`journal_state` where its tail
-        lacks them (:func:`~engine.router.pending.beyond_the_tail`)."""
-        self.book_pending = pending
+    def follow_book(self, working: Callable[[], Iterable[OrderEvent]]) -> None:
+        """The orders of the book's positions, in :meth:`journal_state` where its tail lacks
+        them (:func:`~engine.router.pending.beyond_the_tail`)."""
+        self.book_working = working
         if self._last is not None:
-            beyond_the_tail(self._last, pending(), self.exchange_name, self.mode)
+            beyond_the_tail(self._last, self._filled, working(), self.exchange_name, self.mode)
 
     def sync(self) -> int:
         """Journal what happened on the exchange to orders the journal has as open.
