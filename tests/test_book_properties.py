@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.book import PositionBook
@@ -131,20 +131,38 @@ def _check(rig: Rig, tmp: Path) -> None:
         Decimal(0),
     )
     usdt = rig.exchange.balance("USDT")
-    assert usdt.free + usdt.locked == Decimal(1000) + realized - open_cost  # dust at its cost
+    # to 1e-18 USDT: an entry's cost is its average price (the quote spent over levels of the
+    # book / the quantity, kept to 28 significant digits) times its quantity, so a trade's PnL
+    # and what is still open may each carry a rounding in their 27th decimal (hypothesis found
+    # 1e-26 after a thin book's fills at 90 and 94); any real leak is cents, or satoshis
+    assert _same_money(usdt.free + usdt.locked, Decimal(1000) + realized - open_cost)
     equity = rig.wallets.snapshot().equity_total_usd
     assert equity == Decimal(150) + realized
     # marked to market: what the account is worth at the price is the capital, what was booked
     # and what the open positions would book if sold at that price (their fees paid included)
     mark = rig.prices.price("SOL/USDT")
     unrealized = sum((p.unrealized(mark) for p in live.state.positions.values()), Decimal(0))
-    assert usdt.free + usdt.locked + held * mark == Decimal(1000) + realized + unrealized
+    assert _same_money(usdt.free + usdt.locked + held * mark, Decimal(1000) + realized + unrealized)
     # what the wallet has in open positions and working entries never exceeds what the router
     # let it spend (100 in the rig's wallet book)
     assert live.committed("cex_binance") <= rig.router.wallets.balance("cex_binance")
 
 
+def _same_money(a: Decimal, b: Decimal) -> bool:
+    return abs(a - b) <= Decimal("1e-18")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # found by hypothesis: a 1e-26 rounding of two averages (see _check)
+    steps=[
+        ("move", "90"),
+        ("thin", True),
+        ("buy", "9", "market", False),
+        ("move", "94"),
+        ("buy", "6", "market", False),
+        ("close",),
+    ]
+)
 @given(st.lists(step, min_size=3, max_size=18))
 def test_the_book_is_the_journal_and_the_exchange_agrees(steps: list[tuple[object, ...]]) -> None:
     tmp = Path(tempfile.mkdtemp())
