@@ -445,8 +445,12 @@ class PositionBook:
         return [p for p in self.state.positions.values() if p.dust and p.qty > 0]
 
     def pending(self) -> list[Position]:
-        """Entries still working with nothing filled yet (sent with no answer among them)."""
+        """Entries still working with nothing filled yet."""
         return [p for p in self.state.positions.values() if p.pending and p.filled <= 0]
+
+    def working(self) -> list[OrderEvent]:
+        """The last event of each order of a position held (see ``BookState.working``)."""
+        return list(self.state.working.values())
 
     def get(self, entry_cid: str) -> Position | None:
         return self.state.positions.get(entry_cid)

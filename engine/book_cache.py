@@ -1,8 +1,9 @@
 """The position book's state and its cache, ``positions.json``.
 
 The cache holds the book (positions, what it counted of each order, the last event of each order
-of a position it holds, the caller's notes) and the byte offset of ``logs/orders.jsonl`` it reached, with a digest of the journal's bytes before that
-offset (``mark``): a journal cut, or replaced, then written again does not match. It is only a
+of a position it holds, the caller's notes) and the byte offset of ``logs/orders.jsonl`` it
+reached, with a digest of the journal's bytes before that offset (``mark``): a journal cut, or
+replaced, then written again does not match. It is only a
 cache: :class:`engine.book.PositionBook` rebuilds the book from the journal when it cannot be
 used.
 """

@@ -85,7 +85,7 @@ class ExecutionEngine:
             router.dust_committed = self.book.dust_committed
             router.held_by_positions = functools.partial(self.book.unlocked, router.exchange_name)
             router.foldable_dust = functools.partial(self.book.foldable_dust, router.exchange_name)
-            router.follow_book(lambda: self.book.state.working.values())
+            router.follow_book(self.book.working)
             router.on_alert = lambda severity, _code, message: self._alert(severity, message)
             router.on_dust = self._on_dust
         self._unprotected: set[str] = set()

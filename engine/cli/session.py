@@ -102,7 +102,7 @@ def trading_session(ctx: Context, command: str) -> Iterator[Session]:
         router.dust_committed = keeper.book.dust_committed
         router.held_by_positions = functools.partial(keeper.book.unlocked, router.exchange_name)
         router.foldable_dust = functools.partial(keeper.book.foldable_dust, router.exchange_name)
-        router.follow_book(lambda: keeper.book.state.working.values())
+        router.follow_book(keeper.book.working)
         router.listeners.append(keeper.on_event)
         disk_full = False
         try:
@@ -166,7 +166,7 @@ def reading_session(ctx: Context, command: str) -> Iterator[RouterView]:
             # as in a sending session (the book and the wallets read here write nothing)
             book = PositionBook(settings.data_dir, settings.mode.value, read_only=True)
             book.catch_up()
-            view.follow_book(lambda: book.state.working.values())
+            view.follow_book(book.working)
             wallets = LedgerWallets(
                 load_view(settings.config, settings.data_dir, mode=settings.mode.value),
                 settings.config.finance,
